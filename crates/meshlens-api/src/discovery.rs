@@ -1,0 +1,162 @@
+//! The discovery snapshot: what a proxy knows about the mesh's services and their endpoints.
+//!
+//! The same type is read from a static discovery file (`meshlens proxy --discovery FILE`) and streamed by
+//! the control plane, so a file written by hand and a control-plane update mean exactly the same thing.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a proxy needs to route: the services it may resolve and their endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Snapshot {
+    /// Monotonic version; the control plane bumps it on every change. Files may leave it at 0.
+    #[serde(default)]
+    pub version: u64,
+    /// The cluster domain used to make authorities canonical (`svc.cluster.local` by default).
+    #[serde(default = "default_cluster_domain")]
+    pub cluster_domain: String,
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+pub fn default_cluster_domain() -> String {
+    "cluster.local".to_string()
+}
+
+/// A mesh service: a name in a namespace, the ports it declares and the endpoints behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Declared ports. A request to an undeclared port of the service does not match it.
+    pub ports: Vec<ServicePort>,
+    /// Virtual IPs (ClusterIP-like) that also name this service, for transparent mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+pub fn default_namespace() -> String {
+    "default".to_string()
+}
+
+/// One declared port of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePort {
+    pub port: u16,
+    /// The port on the endpoints that this service port maps to; the endpoint's own port when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+    /// Opaque ports are forwarded as TCP without protocol detection.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub opaque: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One endpoint (a workload instance's inbound address) with its metadata labels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoint {
+    /// Where peers connect: the instance's proxy inbound address, or the app itself when unmeshed.
+    pub address: SocketAddr,
+    /// Metadata such as `namespace`, `deployment`, `pod`, `service`; exported as `dst_<key>` metric labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// Checks what serde cannot: names, ports and duplicates. Returns `field: message` errors.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, svc) in self.services.iter().enumerate() {
+            let at = format!("services[{i}]");
+            if !is_dns_label(&svc.name) {
+                errors.push(format!(
+                    "{at}.name: '{}' is not a valid service name (lowercase letters, digits and '-', at most 63)",
+                    svc.name
+                ));
+            }
+            if !is_dns_label(&svc.namespace) {
+                errors.push(format!("{at}.namespace: '{}' is not a valid namespace name", svc.namespace));
+            }
+            if !seen.insert((svc.namespace.clone(), svc.name.clone())) {
+                errors.push(format!("{at}: service {}.{} is declared twice", svc.name, svc.namespace));
+            }
+            if svc.ports.is_empty() {
+                errors.push(format!("{at}.ports: a service must declare at least one port"));
+            }
+            let mut ports = std::collections::BTreeSet::new();
+            for (j, p) in svc.ports.iter().enumerate() {
+                if p.port == 0 {
+                    errors.push(format!("{at}.ports[{j}].port: 0 is not a valid port"));
+                }
+                if p.target_port == Some(0) {
+                    errors.push(format!("{at}.ports[{j}].targetPort: 0 is not a valid port"));
+                }
+                if !ports.insert(p.port) {
+                    errors.push(format!("{at}.ports[{j}].port: port {} is declared twice", p.port));
+                }
+            }
+            for (j, ep) in svc.endpoints.iter().enumerate() {
+                if ep.address.port() == 0 {
+                    errors.push(format!("{at}.endpoints[{j}].address: port 0 is not a valid endpoint port"));
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
+/// RFC 1123 label: what Kubernetes accepts as a service or namespace name.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_minimal_json_and_fills_defaults() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"services":[{"name":"users","ports":[{"port":80}],"endpoints":[{"address":"127.0.0.1:9000"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(snap.cluster_domain, "cluster.local");
+        assert_eq!(snap.services[0].namespace, "default");
+        assert!(snap.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let err = serde_json::from_str::<Snapshot>(r#"{"servces":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("servces"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"services":[{"name":"Users","ports":[{"port":80},{"port":80}]}]}"#,
+        )
+        .unwrap();
+        let errs = snap.validate().unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("services[0].name:")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("services[0].ports[1].port:")), "{errs:?}");
+    }
+}

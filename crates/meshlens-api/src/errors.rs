@@ -1,0 +1,109 @@
+//! The one vocabulary of proxy-made responses: reason token, HTTP status and gRPC status (DESIGN.md §5).
+//!
+//! The same token appears in the `l5d-proxy-error` header, the `error` metric label, tap's `proxyError`
+//! and the log line's `reason`.
+
+use serde::{Deserialize, Serialize};
+
+/// Why the proxy, not the application, produced a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyErrorReason {
+    ConnectError,
+    ConnectTimeout,
+    Failfast,
+    LoadShed,
+    Timeout,
+    InvalidResponse,
+    NoRoute,
+    Loop,
+    Forbidden,
+    BadRequest,
+    HeadersTooLarge,
+}
+
+impl ProxyErrorReason {
+    pub const ALL: [ProxyErrorReason; 11] = [
+        Self::ConnectError,
+        Self::ConnectTimeout,
+        Self::Failfast,
+        Self::LoadShed,
+        Self::Timeout,
+        Self::InvalidResponse,
+        Self::NoRoute,
+        Self::Loop,
+        Self::Forbidden,
+        Self::BadRequest,
+        Self::HeadersTooLarge,
+    ];
+
+    /// The token used in headers, metric labels, tap and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectError => "connect_error",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::Failfast => "failfast",
+            Self::LoadShed => "load_shed",
+            Self::Timeout => "timeout",
+            Self::InvalidResponse => "invalid_response",
+            Self::NoRoute => "no_route",
+            Self::Loop => "loop",
+            Self::Forbidden => "forbidden",
+            Self::BadRequest => "bad_request",
+            Self::HeadersTooLarge => "headers_too_large",
+        }
+    }
+
+    pub fn from_token(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The HTTP status of a plain HTTP response.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Self::ConnectError | Self::InvalidResponse => 502,
+            Self::ConnectTimeout | Self::Failfast | Self::Timeout => 504,
+            Self::LoadShed => 503,
+            Self::NoRoute => 404,
+            Self::Loop => 508,
+            Self::Forbidden => 403,
+            Self::BadRequest => 400,
+            Self::HeadersTooLarge => 431,
+        }
+    }
+
+    /// The gRPC status code sent (with HTTP 200) to gRPC callers.
+    pub const fn grpc_status(self) -> u32 {
+        match self {
+            Self::ConnectError | Self::ConnectTimeout | Self::Failfast | Self::LoadShed => 14,
+            Self::Timeout => 4,
+            Self::InvalidResponse => 13,
+            Self::NoRoute => 12,
+            Self::Loop => 10,
+            Self::Forbidden => 7,
+            Self::BadRequest | Self::HeadersTooLarge => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for ProxyErrorReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_match_the_table() {
+        for r in ProxyErrorReason::ALL {
+            assert_eq!(ProxyErrorReason::from_token(r.as_str()), Some(r));
+        }
+        assert_eq!(ProxyErrorReason::Timeout.http_status(), 504);
+        assert_eq!(ProxyErrorReason::Timeout.grpc_status(), 4);
+        assert_eq!(ProxyErrorReason::Loop.http_status(), 508);
+        assert_eq!(ProxyErrorReason::LoadShed.http_status(), 503);
+    }
+}

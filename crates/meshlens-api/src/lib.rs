@@ -1,0 +1,12 @@
+//! Shared vocabulary of meshlens: the serde types that the proxy, the control plane and the CLI exchange.
+//!
+//! This crate depends on serde only. Nothing here does I/O.
+
+pub mod authority;
+pub mod discovery;
+pub mod errors;
+pub mod labels;
+
+pub use authority::Authority;
+pub use discovery::{Endpoint, Service, ServicePort, Snapshot};
+pub use errors::ProxyErrorReason;

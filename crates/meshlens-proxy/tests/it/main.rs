@@ -1,0 +1,1 @@
+//! Integration tests of the proxy: real backends and the real proxy on 127.0.0.1:0.

@@ -1,0 +1,1 @@
+//! Test helpers for meshlens (dev-dependency only).

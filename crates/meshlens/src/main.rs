@@ -1,0 +1,3 @@
+//! The `meshlens` binary.
+
+fn main() {}

@@ -88,13 +88,21 @@ impl Snapshot {
                 ));
             }
             if !is_dns_label(&svc.namespace) {
-                errors.push(format!("{at}.namespace: '{}' is not a valid namespace name", svc.namespace));
+                errors.push(format!(
+                    "{at}.namespace: '{}' is not a valid namespace name",
+                    svc.namespace
+                ));
             }
             if !seen.insert((svc.namespace.clone(), svc.name.clone())) {
-                errors.push(format!("{at}: service {}.{} is declared twice", svc.name, svc.namespace));
+                errors.push(format!(
+                    "{at}: service {}.{} is declared twice",
+                    svc.name, svc.namespace
+                ));
             }
             if svc.ports.is_empty() {
-                errors.push(format!("{at}.ports: a service must declare at least one port"));
+                errors.push(format!(
+                    "{at}.ports: a service must declare at least one port"
+                ));
             }
             let mut ports = std::collections::BTreeSet::new();
             for (j, p) in svc.ports.iter().enumerate() {
@@ -105,16 +113,25 @@ impl Snapshot {
                     errors.push(format!("{at}.ports[{j}].targetPort: 0 is not a valid port"));
                 }
                 if !ports.insert(p.port) {
-                    errors.push(format!("{at}.ports[{j}].port: port {} is declared twice", p.port));
+                    errors.push(format!(
+                        "{at}.ports[{j}].port: port {} is declared twice",
+                        p.port
+                    ));
                 }
             }
             for (j, ep) in svc.endpoints.iter().enumerate() {
                 if ep.address.port() == 0 {
-                    errors.push(format!("{at}.endpoints[{j}].address: port 0 is not a valid endpoint port"));
+                    errors.push(format!(
+                        "{at}.endpoints[{j}].address: port 0 is not a valid endpoint port"
+                    ));
                 }
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -122,11 +139,11 @@ impl Snapshot {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -156,7 +173,14 @@ mod tests {
         )
         .unwrap();
         let errs = snap.validate().unwrap_err();
-        assert!(errs.iter().any(|e| e.starts_with("services[0].name:")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("services[0].ports[1].port:")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with("services[0].name:")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("services[0].ports[1].port:")),
+            "{errs:?}"
+        );
     }
 }

@@ -1,3 +1,16 @@
-//! The `meshlens` binary.
+//! The `meshlens` binary: one executable for the proxy, the control plane, the local runtime and the CLI.
 
-fn main() {}
+mod cmd;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cmd::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("meshlens: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

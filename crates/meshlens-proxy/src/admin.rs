@@ -1,0 +1,178 @@
+//! The admin listener: `/metrics`, `/live`, `/ready`, `/config`, `/log-level`, `/endpoints`.
+//! Changes (`PUT /log-level`) are accepted only from loopback peers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use crate::app::Listen;
+use crate::ctx::Ctx;
+use crate::detect::Protocol;
+use crate::http::body::ProxyBody;
+use crate::http::server::serve;
+use crate::io::Counted;
+use crate::log::LogLevel;
+use crate::shutdown::Drain;
+
+pub struct Admin {
+    pub ctx: Arc<Ctx>,
+    pub listen: Listen,
+    pub log: Arc<dyn LogLevel>,
+}
+
+pub async fn serve_conn(admin: Arc<Admin>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
+    let settings = admin.ctx.server.clone();
+    let svc = move |req| handle(admin.clone(), peer, req);
+    serve(
+        io,
+        Protocol::Http1,
+        svc,
+        &settings,
+        drain,
+        &peer.to_string(),
+    )
+    .await;
+}
+
+async fn handle(
+    admin: Arc<Admin>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let path = req.uri().path().to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/metrics") => {
+            let mut out = String::with_capacity(16 * 1024);
+            admin.ctx.registry.encode(&mut out);
+            text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                out,
+            )
+        }
+        (Method::GET, "/live") => text(StatusCode::OK, "text/plain", "live\n".into()),
+        (Method::GET, "/ready") => text(StatusCode::OK, "text/plain", "ready\n".into()),
+        (Method::GET, "/config") => json(&ConfigView {
+            config: &admin.ctx.config,
+            listen: &admin.listen,
+        }),
+        (Method::GET, "/endpoints") => json(&endpoints(&admin.ctx)),
+        (Method::GET, "/log-level") => text(
+            StatusCode::OK,
+            "text/plain",
+            format!("{}\n", admin.log.get()),
+        ),
+        (Method::PUT, "/log-level") => {
+            if !peer.ip().is_loopback() {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "text/plain",
+                    "log level changes are accepted from loopback only\n".into(),
+                );
+            }
+            let body = match Limited::new(req.into_body(), 4096).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "text/plain",
+                        "log level too long\n".into(),
+                    );
+                }
+            };
+            let filter = String::from_utf8_lossy(&body).trim().to_string();
+            match admin.log.set(&filter) {
+                Ok(()) => {
+                    tracing::info!(filter, "log level changed");
+                    text(StatusCode::OK, "text/plain", format!("{filter}\n"))
+                }
+                Err(e) => text(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n")),
+            }
+        }
+        (_, "/metrics" | "/live" | "/ready" | "/config" | "/endpoints" | "/log-level") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".into(),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found; try /metrics /live /ready /config /endpoints /log-level\n".into(),
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct ConfigView<'a> {
+    #[serde(flatten)]
+    config: &'a crate::config::Config,
+    listen: &'a Listen,
+}
+
+#[derive(Serialize)]
+struct DestinationView {
+    authority: String,
+    meshed: bool,
+    opaque: bool,
+    failfast: bool,
+    queued: usize,
+    endpoints: Vec<crate::balance::EndpointView>,
+}
+
+#[derive(Serialize)]
+struct EndpointsView {
+    /// The discovery snapshot as received (file or control plane).
+    discovery: meshlens_api::Snapshot,
+    /// Destinations this proxy has routed to, with live balancer state.
+    destinations: Vec<DestinationView>,
+}
+
+fn endpoints(ctx: &Ctx) -> EndpointsView {
+    let destinations = ctx
+        .targets
+        .all()
+        .into_iter()
+        .map(|t| DestinationView {
+            authority: t.authority.clone(),
+            meshed: t.meshed,
+            opaque: t.opaque,
+            failfast: t.balancer.in_failfast(),
+            queued: t.balancer.queued(),
+            endpoints: t.balancer.view(),
+        })
+        .collect();
+    EndpointsView {
+        discovery: ctx.discovery.load().snapshot.clone(),
+        destinations,
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ProxyBody> {
+    let mut rsp = Response::new(ProxyBody::full(Bytes::from(body)));
+    *rsp.status_mut() = status;
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    rsp
+}
+
+fn json<T: Serialize>(value: &T) -> Response<ProxyBody> {
+    match serde_json::to_string_pretty(value) {
+        Ok(mut s) => {
+            s.push('\n');
+            text(StatusCode::OK, "application/json", s)
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("{e}\n"),
+        ),
+    }
+}

@@ -1,0 +1,99 @@
+//! The state every listener of one proxy shares: configuration, discovery, metric families, targets.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use crate::client::ClientSettings;
+use crate::config::Config;
+use crate::discovery::Discovery;
+use crate::http::server::ServerSettings;
+use crate::metrics::{HttpMetrics, LabelSet, Registry, TcpMetrics};
+use crate::targets::Targets;
+
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub discovery: Discovery,
+    pub registry: Registry,
+    pub http_metrics: HttpMetrics,
+    pub tcp_metrics: TcpMetrics,
+    pub targets: Targets,
+    pub client: Arc<ClientSettings>,
+    pub server: ServerSettings,
+    /// Addresses of the listeners that accept the app's outbound traffic; a request to one of them loops.
+    local: OnceLock<Vec<SocketAddr>>,
+}
+
+impl Ctx {
+    pub fn new(config: Arc<Config>, discovery: Discovery, registry: Registry) -> Ctx {
+        let http_metrics = HttpMetrics::register(&registry);
+        let tcp_metrics = TcpMetrics::register(&registry);
+        let client = Arc::new(ClientSettings {
+            connect_timeout: config.timeouts.connect,
+            max_header_bytes: config.limits.max_header_bytes,
+            max_idle_per_endpoint: 64,
+        });
+        let server = ServerSettings {
+            max_header_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
+            header_read_timeout: config.timeouts.header_read,
+            h2_max_concurrent_streams: config.limits.h2_max_concurrent_streams,
+        };
+        Ctx {
+            config,
+            discovery,
+            registry,
+            http_metrics,
+            tcp_metrics,
+            targets: Targets::default(),
+            client,
+            server,
+            local: OnceLock::new(),
+        }
+    }
+
+    pub fn set_local_addrs(&self, addrs: Vec<SocketAddr>) {
+        let _ = self.local.set(addrs);
+    }
+
+    /// Would connecting to `addr` reach one of this proxy's own outbound listeners?
+    pub fn is_local_listener(&self, addr: SocketAddr) -> bool {
+        self.local.get().is_some_and(|local| {
+            local.iter().any(|l| {
+                l.port() == addr.port()
+                    && (l.ip() == addr.ip() || (l.ip().is_unspecified() && is_own_ip(addr.ip())))
+            })
+        })
+    }
+}
+
+fn is_own_ip(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified()
+}
+
+/// Turns an endpoint metadata key into a Prometheus label name with the `dst_` prefix.
+pub fn dst_label_name(key: &str) -> String {
+    let mut name = String::with_capacity(key.len() + 4);
+    name.push_str(meshlens_api::labels::DST_PREFIX);
+    name.extend(key.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    name
+}
+
+/// `target_addr`, `target_ip` and `target_port` labels of an address.
+pub fn with_target(labels: LabelSet, addr: Option<SocketAddr>) -> LabelSet {
+    match addr {
+        Some(a) => labels
+            .with("target_addr", &a.to_string())
+            .with("target_ip", &a.ip().to_string())
+            .with("target_port", &a.port().to_string()),
+        None => labels
+            .with("target_addr", "")
+            .with("target_ip", "")
+            .with("target_port", ""),
+    }
+}

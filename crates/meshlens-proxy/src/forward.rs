@@ -1,0 +1,236 @@
+//! Forwarding one HTTP request to a balancer's endpoint and streaming the response back, with the
+//! endpoint's metrics, load estimate and pooled connection settled when the response ends.
+//!
+//! This is the endpoint tier of the request path (logical → concrete → endpoint); routes, retries and tap
+//! will sit above [`forward`], identity in the endpoint client below it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use meshlens_api::ProxyErrorReason;
+
+use crate::balance::{Balancer, Endpoint, InFlight};
+use crate::client::ConnectError;
+use crate::errors::{L5D_PROXY_ERROR, peer_label, rescue};
+use crate::http::body::{OnEnd, ProxyBody, grpc_status};
+use crate::http::headers::{is_upgrade, strip_hop_by_hop};
+use crate::metrics::HttpTargetMetrics;
+use crate::shutdown::Drain;
+
+/// A connection that failed before any byte of the request was written is tried on another endpoint,
+/// at most this many times in all.
+const CONNECT_ATTEMPTS: usize = 3;
+
+enum Conn {
+    H1(http1::SendRequest<Incoming>),
+    H2(hyper::client::conn::http2::SendRequest<Incoming>),
+}
+
+/// Sends `req` to an endpoint of `balancer` and returns the response (or the proxy's error response).
+pub async fn forward(
+    balancer: &Arc<Balancer>,
+    mut req: Request<Incoming>,
+    grpc: bool,
+    drain: &Drain,
+) -> Response<ProxyBody> {
+    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
+    prepare_request(&mut req, upgrade);
+    let mut skip = None;
+    let mut attempt = 0;
+    let (ep, conn) = loop {
+        attempt += 1;
+        let ep = match balancer.ready_endpoint(skip).await {
+            Ok(ep) => ep,
+            Err(reason) => {
+                let m = &balancer.service_metrics;
+                m.request();
+                m.response(
+                    status_of(reason, grpc),
+                    None,
+                    true,
+                    Some(reason.as_str()),
+                    None,
+                );
+                return rescue(reason, grpc, balancer.name());
+            }
+        };
+        let conn = if req.version() == Version::HTTP_2 {
+            ep.client.h2().await.map(Conn::H2)
+        } else {
+            ep.client.h1().await.map(Conn::H1)
+        };
+        match conn {
+            Ok(c) => break (ep, c),
+            Err(e) => {
+                balancer.mark_down(&ep);
+                if attempt < CONNECT_ATTEMPTS && balancer.pick(Some(ep.addr)).is_some() {
+                    tracing::info!(endpoint = %ep.addr, error = %e, "connect failed; trying another endpoint");
+                    skip = Some(ep.addr);
+                    continue;
+                }
+                let reason = match e {
+                    ConnectError::Timeout(..) => ProxyErrorReason::ConnectTimeout,
+                    _ => ProxyErrorReason::ConnectError,
+                };
+                ep.http_metrics.request();
+                ep.http_metrics.response(
+                    status_of(reason, grpc),
+                    None,
+                    true,
+                    Some(reason.as_str()),
+                    None,
+                );
+                return rescue(reason, grpc, &e.to_string());
+            }
+        }
+    };
+
+    let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    ep.http_metrics.request();
+    let in_flight = ep.start();
+    let started = Instant::now();
+    let (result, pooled) = match conn {
+        Conn::H1(mut s) => {
+            let r = s.send_request(req).await;
+            (r, if upgrade { None } else { Some(s) })
+        }
+        Conn::H2(mut s) => (s.send_request(req).await, None),
+    };
+    let mut rsp = match result {
+        Ok(rsp) => rsp,
+        Err(e) => {
+            let reason = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+                ProxyErrorReason::InvalidResponse
+            } else {
+                ProxyErrorReason::ConnectError
+            };
+            ep.http_metrics.response(
+                status_of(reason, grpc),
+                None,
+                true,
+                Some(reason.as_str()),
+                None,
+            );
+            let detail = format!("endpoint {}: {e}", ep.addr);
+            return rescue(reason, grpc, &detail);
+        }
+    };
+    let ttfb = started.elapsed();
+    ep.observe(ttfb, balancer.settings().decay);
+
+    let headers = rsp.headers_mut();
+    let peer_error = headers
+        .remove(L5D_PROXY_ERROR)
+        .and_then(|v| v.to_str().ok().and_then(ProxyErrorReason::from_token))
+        .map(peer_label);
+    let switching = rsp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let upgrade_to = if switching {
+        rsp.headers().get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(rsp.headers_mut());
+    if let (Some(proto), Some(down)) = (upgrade_to, downstream_upgrade) {
+        rsp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        rsp.headers_mut().insert(header::UPGRADE, proto);
+        let up = hyper::upgrade::on(&mut rsp);
+        tokio::spawn(tunnel_upgrade(down, up, drain.clone()));
+    }
+    let end = ResponseEnd {
+        metrics: ep.http_metrics.clone(),
+        status: rsp.status().as_u16(),
+        grpc_status: grpc_status(rsp.headers()),
+        error: peer_error,
+        ttfb,
+        _in_flight: in_flight,
+        pooled: pooled.map(|s| (s, ep.clone())),
+    };
+    rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end))))
+}
+
+fn status_of(reason: ProxyErrorReason, grpc: bool) -> u16 {
+    if grpc { 200 } else { reason.http_status() }
+}
+
+/// Makes the request fit for the endpoint: origin-form URI and a Host header for HTTP/1, no hop-by-hop
+/// headers (but `Connection: upgrade` kept for an upgrade).
+fn prepare_request(req: &mut Request<Incoming>, upgrade: bool) {
+    let upgrade_to = if upgrade {
+        req.headers().get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(req.headers_mut());
+    if let Some(proto) = upgrade_to {
+        req.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        req.headers_mut().insert(header::UPGRADE, proto);
+    }
+    if req.version() != Version::HTTP_2
+        && let Some(authority) = req.uri().authority().cloned()
+    {
+        if !req.headers().contains_key(header::HOST)
+            && let Ok(v) = HeaderValue::from_str(authority.as_str())
+        {
+            req.headers_mut().insert(header::HOST, v);
+        }
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        if let Ok(uri) = pq.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+/// Joins the client's and the endpoint's upgraded connections (WebSocket and other HTTP/1 upgrades).
+async fn tunnel_upgrade(
+    down: hyper::upgrade::OnUpgrade,
+    up: hyper::upgrade::OnUpgrade,
+    drain: Drain,
+) {
+    let (down, up) = match tokio::try_join!(down, up) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade did not complete");
+            return;
+        }
+    };
+    let mut down = hyper_util::rt::TokioIo::new(down);
+    let mut up = hyper_util::rt::TokioIo::new(up);
+    // Holding `drain` keeps shutdown waiting (up to its grace period) for the tunnel to end.
+    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+        tracing::debug!(error = %e, "upgraded connection ended with an error");
+    }
+    drop(drain);
+}
+
+/// Settles a forwarded response when its body ends: response metrics, in-flight count, connection reuse.
+struct ResponseEnd {
+    metrics: Arc<HttpTargetMetrics>,
+    status: u16,
+    grpc_status: Option<u32>,
+    error: Option<&'static str>,
+    ttfb: Duration,
+    _in_flight: InFlight,
+    pooled: Option<(http1::SendRequest<Incoming>, Arc<Endpoint>)>,
+}
+
+impl OnEnd for ResponseEnd {
+    fn on_end(self: Box<Self>, trailer_status: Option<u32>, complete: bool) {
+        let grpc = trailer_status.or(self.grpc_status);
+        let failure =
+            self.status >= 500 || grpc.is_some_and(|c| c != 0) || !complete || self.error.is_some();
+        self.metrics
+            .response(self.status, grpc, failure, self.error, Some(self.ttfb));
+        if complete && let Some((sender, ep)) = self.pooled {
+            ep.client.put_back_h1(sender);
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! HTTP plumbing shared by the inbound and outbound sides: bodies, header hygiene, server settings.
+
+pub mod body;
+pub mod headers;
+pub mod server;

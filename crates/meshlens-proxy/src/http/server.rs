@@ -1,0 +1,95 @@
+//! Serving one detected HTTP connection with hyper, with the proxy's limits, until it ends or drains.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::detect::Protocol;
+use crate::http::body::ProxyBody;
+use crate::shutdown::Drain;
+
+/// Server-side limits, the same on every listener (DESIGN.md §7: one header limit everywhere).
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_read_timeout: Duration,
+    pub h2_max_concurrent_streams: u32,
+}
+
+/// Serves HTTP/1 or HTTP/2 on `io` with `svc` until the client is done or the proxy drains.
+pub async fn serve<IO, S, F>(
+    io: IO,
+    protocol: Protocol,
+    svc: S,
+    settings: &ServerSettings,
+    drain: Drain,
+    peer: &str,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let fut = svc(req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let io = TokioIo::new(io);
+    let result = match protocol {
+        Protocol::Http2 => {
+            let conn = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(settings.max_header_bytes as u32)
+                .max_concurrent_streams(settings.h2_max_concurrent_streams)
+                .max_pending_accept_reset_streams(20)
+                .max_local_error_reset_streams(1024)
+                .serve_connection(io, svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => res,
+                _ = drain.signaled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
+        }
+        _ => {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(settings.header_read_timeout)
+                .max_buf_size(settings.max_header_bytes.max(8192))
+                .max_headers(settings.max_headers)
+                .serve_connection(io, svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => res,
+                _ = drain.signaled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        let reason = if e.is_parse_too_large() {
+            "headers_too_large"
+        } else if e.is_parse() {
+            "bad_request"
+        } else if e.is_timeout() {
+            "header_read_timeout"
+        } else {
+            "connection_error"
+        };
+        if reason == "connection_error" {
+            tracing::debug!(peer, error = %e, "client connection ended with an error");
+        } else {
+            tracing::warn!(peer, reason, error = %e, "refused a malformed request from the client");
+        }
+    }
+}

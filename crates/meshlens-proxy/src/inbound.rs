@@ -1,0 +1,59 @@
+//! The inbound side: peers' requests to this workload, forwarded to the local app (`--app`).
+//! HTTP/1 and HTTP/2 are served as HTTP; anything else, or a silent client, is forwarded as opaque TCP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use crate::ctx::Ctx;
+use crate::detect::{Protocol, detect};
+use crate::errors::{is_grpc, rescue};
+use crate::forward::forward;
+use crate::http::server::serve;
+use crate::io::Counted;
+use crate::outbound::reject_ambiguous_framing;
+use crate::shutdown::Drain;
+use crate::targets::Target;
+
+pub async fn serve_conn(
+    ctx: Arc<Ctx>,
+    app: Arc<Target>,
+    io: Counted<TcpStream>,
+    peer: SocketAddr,
+    drain: Drain,
+) {
+    let detected = match detect(io, ctx.config.timeouts.detect).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "connection failed during protocol detection");
+            return;
+        }
+    };
+    match detected.protocol {
+        Some(p @ (Protocol::Http1 | Protocol::Http2)) => {
+            let drain2 = drain.clone();
+            let svc = move |req: http::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                let drain = drain2.clone();
+                async move {
+                    let grpc = is_grpc(req.headers());
+                    if let Some(rsp) = reject_ambiguous_framing(&req) {
+                        return rsp;
+                    }
+                    if req.method() == http::Method::CONNECT {
+                        return rescue(
+                            meshlens_api::ProxyErrorReason::BadRequest,
+                            grpc,
+                            "CONNECT on the inbound listener",
+                        );
+                    }
+                    forward(&app.balancer, req, grpc, &drain).await
+                }
+            };
+            serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;
+        }
+        // Not HTTP, or a server-speaks-first protocol (the client sent nothing): opaque TCP to the app.
+        Some(Protocol::Tcp) | None => crate::tcp::forward(detected.io, &app.balancer, peer).await,
+    }
+}

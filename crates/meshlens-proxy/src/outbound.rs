@@ -1,0 +1,210 @@
+//! The outbound side: the app's calls to other services, arriving at the outbound listener (as an HTTP
+//! proxy, by Host/`:authority`, or via CONNECT) or at a local upstream listener bound to one service.
+//!
+//! Only loopback peers are served: the outbound listener must never become an open proxy.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use meshlens_api::ProxyErrorReason;
+use tokio::net::TcpStream;
+
+use crate::ctx::Ctx;
+use crate::detect::{Protocol, detect};
+use crate::errors::{is_grpc, rescue};
+use crate::forward::forward;
+use crate::http::body::ProxyBody;
+use crate::http::server::serve;
+use crate::io::Counted;
+use crate::shutdown::Drain;
+use crate::targets::Target;
+
+/// Per-connection state: where the connection goes (for upstream listeners) and the last target used,
+/// so a keep-alive connection does not resolve its authority again on every request.
+struct ConnState {
+    fixed: Option<String>,
+    last: Mutex<Option<(String, u64, Arc<Target>)>>,
+    drain: Drain,
+}
+
+/// Serves one connection accepted on the outbound listener (`fixed = None`) or an upstream listener.
+pub async fn serve_conn(
+    ctx: Arc<Ctx>,
+    io: Counted<TcpStream>,
+    peer: SocketAddr,
+    fixed: Option<String>,
+    drain: Drain,
+) {
+    if !peer.ip().is_loopback() {
+        tracing::warn!(%peer, "refused a connection to the outbound listener from a non-loopback peer");
+        return;
+    }
+    // A fixed destination that is opaque skips detection altogether.
+    if let Some(authority) = &fixed
+        && let Ok(target) = ctx.targets.resolve(&ctx, authority).await
+        && target.opaque
+    {
+        crate::tcp::forward(io, &target.balancer, peer).await;
+        return;
+    }
+    let detected = match detect(io, ctx.config.timeouts.detect).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "connection failed during protocol detection");
+            return;
+        }
+    };
+    match (detected.protocol, &fixed) {
+        (Some(p @ (Protocol::Http1 | Protocol::Http2)), _) => {
+            let state = Arc::new(ConnState {
+                fixed,
+                last: Mutex::new(None),
+                drain: drain.clone(),
+            });
+            let ctx2 = ctx.clone();
+            let svc = move |req| handle(ctx2.clone(), state.clone(), req);
+            serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;
+        }
+        (_, Some(authority)) => match ctx.targets.resolve(&ctx, authority).await {
+            Ok(target) => crate::tcp::forward(detected.io, &target.balancer, peer).await,
+            Err(reason) => {
+                tracing::warn!(%peer, authority, reason = reason.as_str(), "no destination for TCP")
+            }
+        },
+        (_, None) => {
+            tracing::warn!(%peer, "outbound connection is not HTTP and has no known destination; closing it");
+        }
+    }
+}
+
+async fn handle(
+    ctx: Arc<Ctx>,
+    state: Arc<ConnState>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let grpc = is_grpc(req.headers());
+    if let Some(rsp) = reject_ambiguous_framing(&req) {
+        return rsp;
+    }
+    let authority = match &state.fixed {
+        Some(a) => a.clone(),
+        None => match request_authority(&req) {
+            Some(a) => a.to_string(),
+            None => {
+                return rescue(
+                    ProxyErrorReason::BadRequest,
+                    grpc,
+                    "request has no authority (Host)",
+                );
+            }
+        },
+    };
+    let target = match target_for(&ctx, &state, authority).await {
+        Ok(t) => t,
+        Err((reason, authority)) => return rescue(reason, grpc, &authority),
+    };
+    if target.loops {
+        return rescue(ProxyErrorReason::Loop, grpc, &target.authority);
+    }
+    if req.method() == Method::CONNECT {
+        return connect_tunnel(target, req, state.drain.clone()).await;
+    }
+    forward(&target.balancer, req, grpc, &state.drain).await
+}
+
+/// The authority a request names: absolute-form URI or `:authority`, else the Host header.
+fn request_authority(req: &Request<Incoming>) -> Option<&str> {
+    if let Some(a) = req.uri().authority() {
+        return Some(a.as_str());
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty())
+}
+
+async fn target_for(
+    ctx: &Ctx,
+    state: &ConnState,
+    authority: String,
+) -> Result<Arc<Target>, (ProxyErrorReason, String)> {
+    let version = ctx.discovery.version();
+    if let Some((a, v, t)) = state
+        .last
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        && *a == authority
+        && *v == version
+        && t.is_current()
+    {
+        return Ok(t.clone());
+    }
+    let target = ctx
+        .targets
+        .resolve(ctx, &authority)
+        .await
+        .map_err(|r| (r, authority.clone()))?;
+    *state.last.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((authority, version, target.clone()));
+    Ok(target)
+}
+
+/// HTTP/1 requests with both Content-Length and Transfer-Encoding are ambiguous (request smuggling):
+/// refused with 400 and the connection closed (RFC 9112 §6.1).
+pub fn reject_ambiguous_framing(req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+    let h = req.headers();
+    let both = h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING);
+    let lengths: Vec<_> = h.get_all(header::CONTENT_LENGTH).iter().collect();
+    let conflicting = lengths.windows(2).any(|w| w[0] != w[1]);
+    (both || conflicting).then(|| {
+        rescue(
+            ProxyErrorReason::BadRequest,
+            false,
+            "ambiguous message framing",
+        )
+    })
+}
+
+/// `CONNECT host:port`: answers 200 once the destination accepts, then joins the two connections.
+async fn connect_tunnel(
+    target: Arc<Target>,
+    mut req: Request<Incoming>,
+    drain: Drain,
+) -> Response<ProxyBody> {
+    let balancer = target.balancer.clone();
+    let ep = match balancer.ready_endpoint(None).await {
+        Ok(ep) => ep,
+        Err(reason) => return rescue(reason, false, &target.authority),
+    };
+    let mut server = match ep.client.connect().await {
+        Ok(s) => s,
+        Err(e) => {
+            balancer.mark_down(&ep);
+            let reason = match e {
+                crate::client::ConnectError::Timeout(..) => ProxyErrorReason::ConnectTimeout,
+                _ => ProxyErrorReason::ConnectError,
+            };
+            return rescue(reason, false, &e.to_string());
+        }
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let _in_flight = ep.start();
+        match upgrade.await {
+            Ok(upgraded) => {
+                let mut client = hyper_util::rt::TokioIo::new(upgraded);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                    tracing::debug!(error = %e, "CONNECT tunnel ended with an error");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+        drop(drain);
+    });
+    let mut rsp = Response::new(ProxyBody::empty());
+    *rsp.status_mut() = StatusCode::OK;
+    rsp
+}

@@ -1,0 +1,310 @@
+//! Targets: what a request's authority resolves to (a mesh service port or an unmeshed passthrough
+//! address) and the balancer that serves it. Built once per destination and cached, so the per-request
+//! path only looks up a ready balancer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use meshlens_api::{Authority, ProxyErrorReason};
+
+use crate::balance::{Balancer, BalancerSettings, Endpoint};
+use crate::client::EndpointClient;
+use crate::ctx::{Ctx, dst_label_name, with_target};
+use crate::discovery::ServicePortRef;
+use crate::metrics::LabelSet;
+
+/// A resolved destination.
+pub struct Target {
+    /// The authority as shown in metrics: canonical for mesh services, as written for passthrough.
+    pub authority: String,
+    pub balancer: Arc<Balancer>,
+    pub opaque: bool,
+    pub meshed: bool,
+    /// Some endpoint is one of this proxy's own outbound listeners: requests would loop.
+    pub loops: bool,
+    /// Discovery version this target was built from (mesh services are rebuilt when it changes).
+    version: u64,
+    expires: Option<Instant>,
+}
+
+#[derive(Default)]
+pub struct Targets {
+    services: Mutex<HashMap<String, Arc<Target>>>,
+    passthrough: Mutex<HashMap<String, Arc<Target>>>,
+}
+
+impl Targets {
+    /// Resolves `authority` as the app wrote it (`users`, `users.prod:8080`, `10.0.0.1:80`, `example.com`).
+    pub async fn resolve(
+        &self,
+        ctx: &Ctx,
+        authority: &str,
+    ) -> Result<Arc<Target>, ProxyErrorReason> {
+        let auth = Authority::parse(authority, 80).map_err(|_| ProxyErrorReason::BadRequest)?;
+        let index = ctx.discovery.load();
+        if let Some(sp) = index.resolve(&auth, &ctx.config.namespace) {
+            return Ok(self.service(ctx, sp, index.snapshot.version));
+        }
+        drop(index);
+        self.passthrough(ctx, &auth).await
+    }
+
+    fn service(&self, ctx: &Ctx, sp: ServicePortRef, version: u64) -> Arc<Target> {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = services.get(&sp.canonical)
+            && t.version == version
+        {
+            return t.clone();
+        }
+        let svc_labels = base_labels(ctx, "outbound", &sp.canonical)
+            .with("dst_namespace", &sp.namespace)
+            .with("dst_service", &sp.name);
+        let endpoints = sp
+            .endpoints
+            .iter()
+            .map(|e| {
+                let mut meta = e.labels.clone();
+                meta.entry("namespace".into())
+                    .or_insert_with(|| sp.namespace.clone());
+                meta.entry("service".into())
+                    .or_insert_with(|| sp.name.clone());
+                endpoint(ctx, "outbound", &sp.canonical, e.address, meta)
+            })
+            .collect::<Vec<_>>();
+        let target = build(
+            ctx,
+            sp.canonical.clone(),
+            endpoints,
+            svc_labels,
+            sp.opaque,
+            true,
+            version,
+            None,
+        );
+        services.insert(sp.canonical, target.clone());
+        target
+    }
+
+    async fn passthrough(
+        &self,
+        ctx: &Ctx,
+        auth: &Authority,
+    ) -> Result<Arc<Target>, ProxyErrorReason> {
+        let key = auth.to_string();
+        let now = Instant::now();
+        if let Some(t) = self
+            .passthrough
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && t.expires.is_none_or(|e| e > now)
+        {
+            return Ok(t.clone());
+        }
+        let (addrs, expires) = match auth.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => (vec![SocketAddr::new(ip, auth.port)], None),
+            Err(_) => {
+                // Resolution runs on tokio's blocking pool: it never blocks a runtime thread.
+                let found = tokio::net::lookup_host((auth.host.as_str(), auth.port)).await.map_err(|e| {
+                    tracing::info!(authority = %key, error = %e, "passthrough host does not resolve");
+                    ProxyErrorReason::NoRoute
+                })?;
+                let mut addrs: Vec<SocketAddr> = found.collect();
+                addrs.sort();
+                addrs.dedup();
+                (addrs, Some(now + ctx.config.timeouts.dns_ttl))
+            }
+        };
+        if addrs.is_empty() {
+            return Err(ProxyErrorReason::NoRoute);
+        }
+        let mut cache = self.passthrough.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, t| t.expires.is_none_or(|e| e > now));
+        // Unmeshed destinations are unbounded; past the cap they share one metric series.
+        let capped = cache.len() >= ctx.config.limits.max_passthrough_series;
+        let label_authority = if capped { "_other" } else { key.as_str() };
+        let endpoints = addrs
+            .iter()
+            .map(|a| {
+                let ep_addr = if capped { None } else { Some(*a) };
+                endpoint_with(
+                    ctx,
+                    "outbound",
+                    label_authority,
+                    *a,
+                    ep_addr,
+                    BTreeMap::new(),
+                )
+            })
+            .collect();
+        let labels = with_target(
+            LabelSet::new()
+                .with("direction", "outbound")
+                .with("authority", label_authority),
+            None,
+        )
+        .with("tls", "disabled");
+        let target = build(
+            ctx,
+            key.clone(),
+            endpoints,
+            labels,
+            false,
+            false,
+            0,
+            expires,
+        );
+        if !capped {
+            cache.insert(key, target.clone());
+        }
+        Ok(target)
+    }
+}
+
+fn base_labels(_ctx: &Ctx, direction: &str, authority: &str) -> LabelSet {
+    with_target(
+        LabelSet::new()
+            .with("direction", direction)
+            .with("authority", authority),
+        None,
+    )
+    .with("tls", "disabled")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    ctx: &Ctx,
+    authority: String,
+    endpoints: Vec<Arc<Endpoint>>,
+    service_labels: LabelSet,
+    opaque: bool,
+    meshed: bool,
+    version: u64,
+    expires: Option<Instant>,
+) -> Arc<Target> {
+    let loops = endpoints.iter().any(|e| ctx.is_local_listener(e.addr));
+    let balancer = Balancer::new(
+        authority.clone(),
+        endpoints,
+        balancer_settings(ctx, ctx.config.timeouts.failfast),
+        ctx.http_metrics.target(service_labels),
+    );
+    Arc::new(Target {
+        authority,
+        balancer,
+        opaque,
+        meshed,
+        loops,
+        version,
+        expires,
+    })
+}
+
+pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
+    BalancerSettings {
+        decay: ctx.config.balancer.decay,
+        failfast,
+        queue_capacity: ctx.config.limits.queue_capacity,
+        connect_timeout: ctx.config.timeouts.connect,
+    }
+}
+
+/// An endpoint with its metric handles: `direction`, `authority`, `target_*`, `tls`, then `dst_*` labels.
+pub fn endpoint(
+    ctx: &Ctx,
+    direction: &str,
+    authority: &str,
+    addr: SocketAddr,
+    meta: BTreeMap<String, String>,
+) -> Arc<Endpoint> {
+    endpoint_with(ctx, direction, authority, addr, Some(addr), meta)
+}
+
+fn endpoint_with(
+    ctx: &Ctx,
+    direction: &str,
+    authority: &str,
+    addr: SocketAddr,
+    label_addr: Option<SocketAddr>,
+    meta: BTreeMap<String, String>,
+) -> Arc<Endpoint> {
+    let mut labels = LabelSet::new().with("direction", direction);
+    if !authority.is_empty() {
+        labels = labels.with("authority", authority);
+    }
+    let mut labels = with_target(labels, label_addr).with("tls", "disabled");
+    for (k, v) in &meta {
+        labels = labels.with(&dst_label_name(k), v);
+    }
+    let tcp = with_target(
+        LabelSet::new()
+            .with("direction", direction)
+            .with("peer", "dst"),
+        label_addr,
+    )
+    .with("tls", "disabled");
+    let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp));
+    Arc::new(Endpoint::new(
+        addr,
+        meta,
+        ctx.http_metrics.target(labels),
+        client,
+        ctx.config.balancer.default_rtt,
+    ))
+}
+
+impl Targets {
+    /// Every balancer built so far, for the admin `/endpoints` view.
+    pub fn all(&self) -> Vec<Arc<Target>> {
+        let mut all: Vec<Arc<Target>> = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.extend(
+            self.passthrough
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
+        all.sort_by(|a, b| a.authority.cmp(&b.authority));
+        all
+    }
+}
+
+impl Target {
+    /// Passthrough targets expire with their DNS answer; mesh service targets with the discovery version.
+    pub fn is_current(&self) -> bool {
+        self.expires.is_none_or(|e| e > Instant::now())
+    }
+}
+
+/// The inbound destination: the local app, with Linkerd's shorter inbound failfast (1 s).
+pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
+    let ep = endpoint(ctx, "inbound", "", app, BTreeMap::new());
+    let labels =
+        with_target(LabelSet::new().with("direction", "inbound"), None).with("tls", "disabled");
+    let balancer = Balancer::new(
+        format!("app {app}"),
+        vec![ep],
+        balancer_settings(
+            ctx,
+            std::time::Duration::from_secs(1).min(ctx.config.timeouts.failfast),
+        ),
+        ctx.http_metrics.target(labels),
+    );
+    Arc::new(Target {
+        authority: app.to_string(),
+        balancer,
+        opaque: false,
+        meshed: true,
+        loops: false,
+        version: 0,
+        expires: None,
+    })
+}

@@ -1,0 +1,25 @@
+//! The command line: one module per subcommand.
+
+pub mod proxy;
+
+use clap::{Parser, Subcommand};
+
+/// meshlens: a service mesh that makes traffic between services debuggable.
+#[derive(Parser, Debug)]
+#[command(name = "meshlens", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the sidecar proxy in front of one workload instance.
+    Proxy(proxy::ProxyArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Proxy(args) => proxy::run(args),
+    }
+}

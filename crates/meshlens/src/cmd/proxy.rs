@@ -1,0 +1,130 @@
+//! `meshlens proxy`: flags and env vars (DESIGN.md §10) → config → logger → runtime → the proxy.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use meshlens_proxy::config::{Config, UpstreamConfig};
+
+/// Run the sidecar proxy. Every flag can also be set with the env var shown.
+///
+/// The proxy prints one JSON line `{"message":"listening",…}` with its bound addresses on stdout once it
+/// serves, and logs JSON lines on stderr. SIGTERM or SIGINT stop it gracefully.
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Where the app's outbound calls arrive (HTTP proxy, Host routing, CONNECT). Loopback peers only.
+    #[arg(
+        long,
+        env = "MESHLENS_PROXY_OUTBOUND",
+        default_value = "127.0.0.1:4140"
+    )]
+    outbound: SocketAddr,
+    /// Where peer proxies connect; traffic is forwarded to --app. Bound only when --app is given.
+    #[arg(long, env = "MESHLENS_PROXY_INBOUND", default_value = "0.0.0.0:4143")]
+    inbound: SocketAddr,
+    /// Admin listener: /metrics /ready /live /config /endpoints /log-level.
+    #[arg(long, env = "MESHLENS_PROXY_ADMIN", default_value = "127.0.0.1:4191")]
+    admin: SocketAddr,
+    /// Tap listener (for the control plane only).
+    #[arg(long, env = "MESHLENS_PROXY_TAP", default_value = "127.0.0.1:4190")]
+    tap: SocketAddr,
+    /// The local application that inbound traffic goes to, e.g. 127.0.0.1:8080.
+    #[arg(long, env = "MESHLENS_PROXY_APP")]
+    app: Option<SocketAddr>,
+    /// A static discovery file (YAML or JSON): services, ports and endpoints.
+    #[arg(long, env = "MESHLENS_PROXY_DISCOVERY")]
+    discovery: Option<PathBuf>,
+    /// Control plane URL (discovery from the control plane is not served yet; use --discovery).
+    #[arg(long, env = "MESHLENS_PROXY_CONTROL")]
+    control: Option<String>,
+    /// Name of the workload this proxy serves.
+    #[arg(long, env = "MESHLENS_PROXY_WORKLOAD")]
+    workload: Option<String>,
+    /// Namespace of the workload; short service names resolve in it.
+    #[arg(long, env = "MESHLENS_PROXY_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// Instance name (default <workload>-0).
+    #[arg(long, env = "MESHLENS_PROXY_INSTANCE")]
+    instance: Option<String>,
+    /// A local listener for one service: SERVICE[:PORT]=HOST:PORT, for clients that ignore HTTP_PROXY
+    /// (gRPC, raw TCP). Repeatable; port 0 picks a free port (see the start-up line).
+    #[arg(
+        long = "upstream",
+        env = "MESHLENS_PROXY_UPSTREAMS",
+        value_delimiter = ','
+    )]
+    upstreams: Vec<UpstreamConfig>,
+    /// Log filter, e.g. `info` or `info,meshlens_proxy=debug`; changeable at runtime via PUT /log-level.
+    #[arg(long, env = "MESHLENS_PROXY_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// How long in-flight requests may take to finish after SIGTERM, in seconds.
+    #[arg(long, env = "MESHLENS_PROXY_SHUTDOWN_GRACE", default_value_t = 30)]
+    shutdown_grace_secs: u64,
+    /// Seconds to wait for a ready endpoint before failing fast (504, then 503).
+    #[arg(long, env = "MESHLENS_PROXY_FAILFAST_TIMEOUT", default_value_t = 3.0)]
+    failfast_timeout_secs: f64,
+}
+
+pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::default();
+    config.outbound = args.outbound;
+    config.inbound = args.app.map(|_| args.inbound);
+    config.admin = args.admin;
+    config.tap = args.tap;
+    config.app = args.app;
+    config.discovery = args.discovery;
+    config.control = args.control;
+    config.instance = args
+        .instance
+        .or_else(|| args.workload.as_ref().map(|w| format!("{w}-0")));
+    config.workload = args.workload;
+    config.namespace = args.namespace;
+    config.upstreams = args.upstreams;
+    config.timeouts.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    anyhow::ensure!(
+        args.failfast_timeout_secs.is_finite() && args.failfast_timeout_secs > 0.0,
+        "--failfast-timeout-secs must be a positive number of seconds"
+    );
+    config.timeouts.failfast = Duration::from_secs_f64(args.failfast_timeout_secs);
+
+    let log = meshlens_proxy::log::init_json(&args.log_level).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let proxy = match meshlens_proxy::start(config, log, &meshlens_proxy::TcpBind).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "proxy failed to start");
+                eprintln!("meshlens proxy: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        println!("{}", proxy.listening_message());
+        tracing::info!(listen = ?proxy.listen(), "proxy started");
+        wait_for_signal().await?;
+        tracing::info!("shutting down: draining in-flight requests");
+        let finished = proxy.shutdown().await;
+        if finished {
+            tracing::info!("shutdown complete");
+        } else {
+            tracing::warn!("grace period over: closing the connections that are left");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

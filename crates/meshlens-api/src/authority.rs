@@ -47,9 +47,7 @@ impl Authority {
         };
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty()
-            || !host.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_' || b == b':'
-            })
+            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_' || b == b':')
         {
             return Err(bad());
         }
@@ -58,11 +56,7 @@ impl Authority {
 
     /// The candidate `(service, namespace)` this authority names, if it has a mesh service shape:
     /// `svc`, `svc.ns`, `svc.ns.svc` or `svc.ns.svc.<cluster_domain>`. A bare name resolves in `caller_ns`.
-    pub fn service_name<'a>(
-        &'a self,
-        caller_ns: &'a str,
-        cluster_domain: &str,
-    ) -> Option<(&'a str, &'a str)> {
+    pub fn service_name<'a>(&'a self, caller_ns: &'a str, cluster_domain: &str) -> Option<(&'a str, &'a str)> {
         if self.host.parse::<std::net::IpAddr>().is_ok() {
             return None;
         }
@@ -98,21 +92,9 @@ mod tests {
 
     #[test]
     fn parses_forms() {
-        assert_eq!(
-            Authority::parse("Users", 80).unwrap(),
-            Authority {
-                host: "users".into(),
-                port: 80
-            }
-        );
+        assert_eq!(Authority::parse("Users", 80).unwrap(), Authority { host: "users".into(), port: 80 });
         assert_eq!(Authority::parse("users:8080", 80).unwrap().port, 8080);
-        assert_eq!(
-            Authority::parse("[::1]:9", 80).unwrap(),
-            Authority {
-                host: "::1".into(),
-                port: 9
-            }
-        );
+        assert_eq!(Authority::parse("[::1]:9", 80).unwrap(), Authority { host: "::1".into(), port: 9 });
         assert_eq!(Authority::parse("[::1]", 80).unwrap().port, 80);
         assert!(Authority::parse("users:http", 80).is_err());
         assert!(Authority::parse("us ers", 80).is_err());
@@ -123,30 +105,12 @@ mod tests {
     #[test]
     fn service_shapes() {
         let a = |s| Authority::parse(s, 80).unwrap();
-        assert_eq!(
-            a("users").service_name("prod", "cluster.local"),
-            Some(("users", "prod"))
-        );
-        assert_eq!(
-            a("users.dev").service_name("prod", "cluster.local"),
-            Some(("users", "dev"))
-        );
-        assert_eq!(
-            a("users.dev.svc").service_name("prod", "cluster.local"),
-            Some(("users", "dev"))
-        );
-        assert_eq!(
-            a("users.dev.svc.cluster.local").service_name("prod", "cluster.local"),
-            Some(("users", "dev"))
-        );
-        assert_eq!(
-            a("example.com.au.x").service_name("prod", "cluster.local"),
-            None
-        );
+        assert_eq!(a("users").service_name("prod", "cluster.local"), Some(("users", "prod")));
+        assert_eq!(a("users.dev").service_name("prod", "cluster.local"), Some(("users", "dev")));
+        assert_eq!(a("users.dev.svc").service_name("prod", "cluster.local"), Some(("users", "dev")));
+        assert_eq!(a("users.dev.svc.cluster.local").service_name("prod", "cluster.local"), Some(("users", "dev")));
+        assert_eq!(a("example.com.au.x").service_name("prod", "cluster.local"), None);
         assert_eq!(a("127.0.0.1").service_name("prod", "cluster.local"), None);
-        assert_eq!(
-            canonical("users", "dev", "cluster.local", 80),
-            "users.dev.svc.cluster.local:80"
-        );
+        assert_eq!(canonical("users", "dev", "cluster.local", 80), "users.dev.svc.cluster.local:80");
     }
 }

@@ -88,21 +88,13 @@ impl Snapshot {
                 ));
             }
             if !is_dns_label(&svc.namespace) {
-                errors.push(format!(
-                    "{at}.namespace: '{}' is not a valid namespace name",
-                    svc.namespace
-                ));
+                errors.push(format!("{at}.namespace: '{}' is not a valid namespace name", svc.namespace));
             }
             if !seen.insert((svc.namespace.clone(), svc.name.clone())) {
-                errors.push(format!(
-                    "{at}: service {}.{} is declared twice",
-                    svc.name, svc.namespace
-                ));
+                errors.push(format!("{at}: service {}.{} is declared twice", svc.name, svc.namespace));
             }
             if svc.ports.is_empty() {
-                errors.push(format!(
-                    "{at}.ports: a service must declare at least one port"
-                ));
+                errors.push(format!("{at}.ports: a service must declare at least one port"));
             }
             let mut ports = std::collections::BTreeSet::new();
             for (j, p) in svc.ports.iter().enumerate() {
@@ -113,25 +105,16 @@ impl Snapshot {
                     errors.push(format!("{at}.ports[{j}].targetPort: 0 is not a valid port"));
                 }
                 if !ports.insert(p.port) {
-                    errors.push(format!(
-                        "{at}.ports[{j}].port: port {} is declared twice",
-                        p.port
-                    ));
+                    errors.push(format!("{at}.ports[{j}].port: port {} is declared twice", p.port));
                 }
             }
             for (j, ep) in svc.endpoints.iter().enumerate() {
                 if ep.address.port() == 0 {
-                    errors.push(format!(
-                        "{at}.endpoints[{j}].address: port 0 is not a valid endpoint port"
-                    ));
+                    errors.push(format!("{at}.endpoints[{j}].address: port 0 is not a valid endpoint port"));
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }
 
@@ -139,8 +122,7 @@ impl Snapshot {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -168,19 +150,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let snap: Snapshot = serde_json::from_str(
-            r#"{"services":[{"name":"Users","ports":[{"port":80},{"port":80}]}]}"#,
-        )
-        .unwrap();
+        let snap: Snapshot =
+            serde_json::from_str(r#"{"services":[{"name":"Users","ports":[{"port":80},{"port":80}]}]}"#).unwrap();
         let errs = snap.validate().unwrap_err();
-        assert!(
-            errs.iter().any(|e| e.starts_with("services[0].name:")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.starts_with("services[0].ports[1].port:")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.starts_with("services[0].name:")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("services[0].ports[1].port:")), "{errs:?}");
     }
 }

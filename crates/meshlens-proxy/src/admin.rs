@@ -29,45 +29,22 @@ pub struct Admin {
 pub async fn serve_conn(admin: Arc<Admin>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
     let settings = admin.ctx.server.clone();
     let svc = move |req| handle(admin.clone(), peer, req);
-    serve(
-        io,
-        Protocol::Http1,
-        svc,
-        &settings,
-        drain,
-        &peer.to_string(),
-    )
-    .await;
+    serve(io, Protocol::Http1, svc, &settings, drain, &peer.to_string()).await;
 }
 
-async fn handle(
-    admin: Arc<Admin>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
+async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
     let path = req.uri().path().to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/metrics") => {
             let mut out = String::with_capacity(16 * 1024);
             admin.ctx.registry.encode(&mut out);
-            text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                out,
-            )
+            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", out)
         }
         (Method::GET, "/live") => text(StatusCode::OK, "text/plain", "live\n".into()),
         (Method::GET, "/ready") => text(StatusCode::OK, "text/plain", "ready\n".into()),
-        (Method::GET, "/config") => json(&ConfigView {
-            config: &admin.ctx.config,
-            listen: &admin.listen,
-        }),
+        (Method::GET, "/config") => json(&ConfigView { config: &admin.ctx.config, listen: &admin.listen }),
         (Method::GET, "/endpoints") => json(&endpoints(&admin.ctx)),
-        (Method::GET, "/log-level") => text(
-            StatusCode::OK,
-            "text/plain",
-            format!("{}\n", admin.log.get()),
-        ),
+        (Method::GET, "/log-level") => text(StatusCode::OK, "text/plain", format!("{}\n", admin.log.get())),
         (Method::PUT, "/log-level") => {
             if !peer.ip().is_loopback() {
                 return text(
@@ -79,11 +56,7 @@ async fn handle(
             let body = match Limited::new(req.into_body(), 4096).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => {
-                    return text(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "text/plain",
-                        "log level too long\n".into(),
-                    );
+                    return text(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "log level too long\n".into());
                 }
             };
             let filter = String::from_utf8_lossy(&body).trim().to_string();
@@ -95,11 +68,9 @@ async fn handle(
                 Err(e) => text(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n")),
             }
         }
-        (_, "/metrics" | "/live" | "/ready" | "/config" | "/endpoints" | "/log-level") => text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "method not allowed\n".into(),
-        ),
+        (_, "/metrics" | "/live" | "/ready" | "/config" | "/endpoints" | "/log-level") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into())
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -147,19 +118,13 @@ fn endpoints(ctx: &Ctx) -> EndpointsView {
             endpoints: t.balancer.view(),
         })
         .collect();
-    EndpointsView {
-        discovery: ctx.discovery.load().snapshot.clone(),
-        destinations,
-    }
+    EndpointsView { discovery: ctx.discovery.load().snapshot.clone(), destinations }
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ProxyBody> {
     let mut rsp = Response::new(ProxyBody::full(Bytes::from(body)));
     *rsp.status_mut() = status;
-    rsp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
+    rsp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     rsp
 }
 
@@ -169,10 +134,6 @@ fn json<T: Serialize>(value: &T) -> Response<ProxyBody> {
             s.push('\n');
             text(StatusCode::OK, "application/json", s)
         }
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain",
-            format!("{e}\n"),
-        ),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
     }
 }

@@ -36,11 +36,7 @@ pub enum StartError {
     #[error("{0}")]
     Discovery(#[from] discovery::FileError),
     #[error("cannot listen on {flag} {addr}: {source}")]
-    Bind {
-        flag: String,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { flag: String, addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Config(String),
 }
@@ -109,24 +105,16 @@ impl Drop for Proxy {
 }
 
 /// Starts a proxy with `config`, binding its listeners through `bind`.
-pub async fn start(
-    config: Config,
-    log: Arc<dyn LogLevel>,
-    bind: &dyn Bind,
-) -> Result<Proxy, StartError> {
+pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> Result<Proxy, StartError> {
     if config.inbound.is_some() && config.app.is_none() {
-        return Err(StartError::Config(
-            "--inbound needs --app: the address of the local application".into(),
-        ));
+        return Err(StartError::Config("--inbound needs --app: the address of the local application".into()));
     }
     let snapshot = match &config.discovery {
         Some(path) => discovery::read_file(path)?,
         None => meshlens_api::Snapshot::default(),
     };
     if config.control.is_some() {
-        tracing::warn!(
-            "--control is accepted but not used yet: discovery comes from --discovery only"
-        );
+        tracing::warn!("--control is accepted but not used yet: discovery comes from --discovery only");
     }
     let config = Arc::new(config);
     let registry = Registry::new();
@@ -134,11 +122,7 @@ pub async fn start(
     let (controller, drain) = DrainController::new();
 
     let bind_one = |flag: &str, addr: SocketAddr| {
-        bind.bind(addr).map_err(|source| StartError::Bind {
-            flag: flag.to_string(),
-            addr,
-            source,
-        })
+        bind.bind(addr).map_err(|source| StartError::Bind { flag: flag.to_string(), addr, source })
     };
     let outbound_l = bind_one("--outbound", config.outbound)?;
     let inbound_l = match config.inbound {
@@ -149,22 +133,15 @@ pub async fn start(
     let tap_l = bind_one("--tap", config.tap)?;
     let mut upstream_ls = Vec::new();
     for u in &config.upstreams {
-        upstream_ls.push((
-            u.service.clone(),
-            bind_one(&format!("--upstream {}", u.service), u.listen)?,
-        ));
+        upstream_ls.push((u.service.clone(), bind_one(&format!("--upstream {}", u.service), u.listen)?));
     }
-    let local =
-        |l: &tokio::net::TcpListener| l.local_addr().expect("bound listener has an address");
+    let local = |l: &tokio::net::TcpListener| l.local_addr().expect("bound listener has an address");
     let listen = Listen {
         outbound: local(&outbound_l),
         inbound: inbound_l.as_ref().map(local),
         admin: local(&admin_l),
         tap: local(&tap_l),
-        upstreams: upstream_ls
-            .iter()
-            .map(|(s, l)| (s.clone(), local(l)))
-            .collect(),
+        upstreams: upstream_ls.iter().map(|(s, l)| (s.clone(), local(l))).collect(),
     };
     let mut loop_addrs = vec![listen.outbound];
     loop_addrs.extend(listen.upstreams.values().copied());
@@ -172,76 +149,45 @@ pub async fn start(
 
     let accepted = |direction: &str, addr: SocketAddr| {
         ctx.tcp_metrics.target(
-            with_target(
-                LabelSet::new()
-                    .with("direction", direction)
-                    .with("peer", "src"),
-                Some(addr),
-            )
-            .with("tls", "disabled"),
+            with_target(LabelSet::new().with("direction", direction).with("peer", "src"), Some(addr))
+                .with("tls", "disabled"),
         )
     };
     let mut tasks = Vec::new();
     {
         let ctx2 = ctx.clone();
         let m = accepted("outbound", listen.outbound);
-        tasks.push(tokio::spawn(accept_loop(
-            outbound_l,
-            drain.clone(),
-            m,
-            move |io, peer, d| outbound::serve_conn(ctx2.clone(), io, peer, None, d),
-        )));
+        tasks.push(tokio::spawn(accept_loop(outbound_l, drain.clone(), m, move |io, peer, d| {
+            outbound::serve_conn(ctx2.clone(), io, peer, None, d)
+        })));
     }
     for (service, l) in upstream_ls {
         let ctx2 = ctx.clone();
         let m = accepted("outbound", local(&l));
-        tasks.push(tokio::spawn(accept_loop(
-            l,
-            drain.clone(),
-            m,
-            move |io, peer, d| {
-                outbound::serve_conn(ctx2.clone(), io, peer, Some(service.clone()), d)
-            },
-        )));
+        tasks.push(tokio::spawn(accept_loop(l, drain.clone(), m, move |io, peer, d| {
+            outbound::serve_conn(ctx2.clone(), io, peer, Some(service.clone()), d)
+        })));
     }
     if let (Some(l), Some(app)) = (inbound_l, config.app) {
         let ctx2 = ctx.clone();
         let app = targets::app_target(&ctx, app);
         let m = accepted("inbound", local(&l));
-        tasks.push(tokio::spawn(accept_loop(
-            l,
-            drain.clone(),
-            m,
-            move |io, peer, d| inbound::serve_conn(ctx2.clone(), app.clone(), io, peer, d),
-        )));
+        tasks.push(tokio::spawn(accept_loop(l, drain.clone(), m, move |io, peer, d| {
+            inbound::serve_conn(ctx2.clone(), app.clone(), io, peer, d)
+        })));
     }
-    let admin = Arc::new(Admin {
-        ctx: ctx.clone(),
-        listen: listen.clone(),
-        log,
-    });
+    let admin = Arc::new(Admin { ctx: ctx.clone(), listen: listen.clone(), log });
     let m = accepted("admin", listen.admin);
-    tasks.push(tokio::spawn(accept_loop(
-        admin_l,
-        drain.clone(),
-        m,
-        move |io, peer, d| admin::serve_conn(admin.clone(), io, peer, d),
-    )));
+    tasks.push(tokio::spawn(accept_loop(admin_l, drain.clone(), m, move |io, peer, d| {
+        admin::serve_conn(admin.clone(), io, peer, d)
+    })));
     let m = accepted("tap", listen.tap);
     let settings = ctx.server.clone();
-    tasks.push(tokio::spawn(accept_loop(
-        tap_l,
-        drain.clone(),
-        m,
-        move |io, peer, d| serve_tap_unavailable(settings.clone(), io, peer, d),
-    )));
+    tasks.push(tokio::spawn(accept_loop(tap_l, drain.clone(), m, move |io, peer, d| {
+        serve_tap_unavailable(settings.clone(), io, peer, d)
+    })));
     drop(drain);
-    Ok(Proxy {
-        listen,
-        ctx,
-        controller: Some(controller),
-        tasks,
-    })
+    Ok(Proxy { listen, ctx, controller: Some(controller), tasks })
 }
 
 /// The tap listener is bound (its address is part of the proxy's interface) but tap is not served yet.
@@ -258,13 +204,5 @@ async fn serve_tap_unavailable(
         *rsp.status_mut() = http::StatusCode::NOT_IMPLEMENTED;
         rsp
     };
-    crate::http::server::serve(
-        io,
-        crate::detect::Protocol::Http1,
-        svc,
-        &settings,
-        drain,
-        &peer.to_string(),
-    )
-    .await;
+    crate::http::server::serve(io, crate::detect::Protocol::Http1, svc, &settings, drain, &peer.to_string()).await;
 }

@@ -44,18 +44,8 @@ pub struct EndpointClient {
 }
 
 impl EndpointClient {
-    pub fn new(
-        addr: SocketAddr,
-        settings: Arc<ClientSettings>,
-        tcp_metrics: Arc<TcpTargetMetrics>,
-    ) -> Self {
-        EndpointClient {
-            addr,
-            settings,
-            tcp_metrics,
-            h1_idle: Mutex::new(Vec::new()),
-            h2: Mutex::new(None),
-        }
+    pub fn new(addr: SocketAddr, settings: Arc<ClientSettings>, tcp_metrics: Arc<TcpTargetMetrics>) -> Self {
+        EndpointClient { addr, settings, tcp_metrics, h1_idle: Mutex::new(Vec::new()), h2: Mutex::new(None) }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -139,12 +129,7 @@ impl EndpointClient {
     /// Idle pooled HTTP/1 connections and whether an HTTP/2 connection is open (for `/endpoints`).
     pub fn pool_state(&self) -> (usize, bool) {
         let idle = self.h1_idle.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let h2 = self
-            .h2
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|s| !s.is_closed());
+        let h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| !s.is_closed());
         (idle, h2)
     }
 }

@@ -21,18 +21,11 @@ impl std::str::FromStr for UpstreamConfig {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (service, listen) = s
-            .split_once('=')
-            .ok_or_else(|| format!("'{s}' is not SERVICE[:PORT]=HOST:PORT"))?;
+        let (service, listen) = s.split_once('=').ok_or_else(|| format!("'{s}' is not SERVICE[:PORT]=HOST:PORT"))?;
         meshlens_api::Authority::parse(service, 80)
             .map_err(|e| format!("'{s}': {e} (expected SERVICE[:PORT]=HOST:PORT)"))?;
-        let listen = listen
-            .parse()
-            .map_err(|_| format!("'{s}': '{listen}' is not an IP:PORT listen address"))?;
-        Ok(UpstreamConfig {
-            service: service.to_string(),
-            listen,
-        })
+        let listen = listen.parse().map_err(|_| format!("'{s}': '{listen}' is not an IP:PORT listen address"))?;
+        Ok(UpstreamConfig { service: service.to_string(), listen })
     }
 }
 
@@ -108,10 +101,7 @@ pub struct Balancer {
 
 impl Default for Balancer {
     fn default() -> Self {
-        Balancer {
-            default_rtt: Duration::from_millis(30),
-            decay: Duration::from_secs(10),
-        }
+        Balancer { default_rtt: Duration::from_millis(30), decay: Duration::from_secs(10) }
     }
 }
 
@@ -168,10 +158,7 @@ impl Config {
             tap: any,
             workload: Some("test".into()),
             instance: Some("test-0".into()),
-            timeouts: Timeouts {
-                shutdown_grace: Duration::from_secs(5),
-                ..Timeouts::default()
-            },
+            timeouts: Timeouts { shutdown_grace: Duration::from_secs(5), ..Timeouts::default() },
             ..Config::default()
         }
     }
@@ -196,11 +183,6 @@ mod tests {
         assert_eq!(u.service, "users.prod:8080");
         assert_eq!(u.listen.port(), 0);
         assert!("users.prod".parse::<UpstreamConfig>().is_err());
-        assert!(
-            "users=localhost:80"
-                .parse::<UpstreamConfig>()
-                .unwrap_err()
-                .contains("not an IP:PORT")
-        );
+        assert!("users=localhost:80".parse::<UpstreamConfig>().unwrap_err().contains("not an IP:PORT"));
     }
 }

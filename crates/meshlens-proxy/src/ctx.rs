@@ -59,8 +59,7 @@ impl Ctx {
     pub fn is_local_listener(&self, addr: SocketAddr) -> bool {
         self.local.get().is_some_and(|local| {
             local.iter().any(|l| {
-                l.port() == addr.port()
-                    && (l.ip() == addr.ip() || (l.ip().is_unspecified() && is_own_ip(addr.ip())))
+                l.port() == addr.port() && (l.ip() == addr.ip() || (l.ip().is_unspecified() && is_own_ip(addr.ip())))
             })
         })
     }
@@ -74,13 +73,7 @@ fn is_own_ip(ip: std::net::IpAddr) -> bool {
 pub fn dst_label_name(key: &str) -> String {
     let mut name = String::with_capacity(key.len() + 4);
     name.push_str(meshlens_api::labels::DST_PREFIX);
-    name.extend(key.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            c
-        } else {
-            '_'
-        }
-    }));
+    name.extend(key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }));
     name
 }
 
@@ -91,9 +84,6 @@ pub fn with_target(labels: LabelSet, addr: Option<SocketAddr>) -> LabelSet {
             .with("target_addr", &a.to_string())
             .with("target_ip", &a.ip().to_string())
             .with("target_port", &a.port().to_string()),
-        None => labels
-            .with("target_addr", "")
-            .with("target_ip", "")
-            .with("target_port", ""),
+        None => labels.with("target_addr", "").with("target_ip", "").with("target_port", ""),
     }
 }

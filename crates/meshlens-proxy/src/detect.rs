@@ -50,9 +50,7 @@ fn decide(buf: &[u8], eof: bool) -> Decision {
         }
         return Decision::Is(Protocol::Tcp);
     }
-    let printable = buf
-        .iter()
-        .all(|b| (0x20..0x7f).contains(b) || *b == b'\r' || *b == 0);
+    let printable = buf.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\r' || *b == 0);
     if !eof && printable && buf.len() < MAX_DETECT_BYTES {
         return Decision::NeedMore;
     }
@@ -70,10 +68,7 @@ pub struct Detected<IO> {
 }
 
 /// Reads from `io` until the protocol is known, the peer closes, or `timeout` passes.
-pub async fn detect<IO: AsyncRead + Unpin>(
-    mut io: IO,
-    timeout: Duration,
-) -> io::Result<Detected<IO>> {
+pub async fn detect<IO: AsyncRead + Unpin>(mut io: IO, timeout: Duration) -> io::Result<Detected<IO>> {
     let mut buf = BytesMut::with_capacity(1024);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -85,23 +80,14 @@ pub async fn detect<IO: AsyncRead + Unpin>(
             Err(_) => (false, true),
         };
         if buf.is_empty() && (eof || timed_out) {
-            return Ok(Detected {
-                protocol: None,
-                io: PrefixedIo::new(buf, io),
-            });
+            return Ok(Detected { protocol: None, io: PrefixedIo::new(buf, io) });
         }
         match decide(&buf, eof || timed_out) {
             Decision::Is(p) => {
-                return Ok(Detected {
-                    protocol: Some(p),
-                    io: PrefixedIo::new(buf, io),
-                });
+                return Ok(Detected { protocol: Some(p), io: PrefixedIo::new(buf, io) });
             }
             Decision::NeedMore if timed_out => {
-                return Ok(Detected {
-                    protocol: Some(Protocol::Tcp),
-                    io: PrefixedIo::new(buf, io),
-                });
+                return Ok(Detected { protocol: Some(Protocol::Tcp), io: PrefixedIo::new(buf, io) });
             }
             Decision::NeedMore => {}
         }
@@ -129,11 +115,7 @@ impl<IO> PrefixedIo<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for PrefixedIo<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(out.remaining());
             out.put_slice(&self.prefix[..n]);
@@ -145,11 +127,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for PrefixedIo<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for PrefixedIo<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -198,9 +176,7 @@ mod tests {
     #[tokio::test]
     async fn replays_the_prefix() {
         let (mut client, server) = tokio::io::duplex(64);
-        tokio::io::AsyncWriteExt::write_all(&mut client, b"GET / HTTP/1.1\r\n")
-            .await
-            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"GET / HTTP/1.1\r\n").await.unwrap();
         let d = detect(server, Duration::from_secs(5)).await.unwrap();
         assert_eq!(d.protocol, Some(Protocol::Http1));
         let mut io = d.io;

@@ -44,11 +44,7 @@ impl Index {
                 }
             }
         }
-        Index {
-            snapshot,
-            by_name,
-            by_vip,
-        }
+        Index { snapshot, by_name, by_vip }
     }
 
     /// Resolves an authority (in the caller's namespace) to a declared service port, if it names one.
@@ -80,12 +76,7 @@ impl Index {
             name: svc.name.clone(),
             namespace: svc.namespace.clone(),
             port,
-            canonical: canonical(
-                &svc.name,
-                &svc.namespace,
-                &self.snapshot.cluster_domain,
-                port,
-            ),
+            canonical: canonical(&svc.name, &svc.namespace, &self.snapshot.cluster_domain, port),
             opaque: sp.opaque,
             endpoints,
         })
@@ -99,9 +90,7 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(snapshot: Snapshot) -> Discovery {
-        Discovery {
-            current: ArcSwap::from_pointee(Index::new(snapshot)),
-        }
+        Discovery { current: ArcSwap::from_pointee(Index::new(snapshot)) }
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<Index>> {
@@ -125,12 +114,8 @@ pub struct FileError(pub String);
 
 /// Reads and validates a discovery file (YAML or JSON): the serialized [`Snapshot`].
 pub fn read_file(path: &Path) -> Result<Snapshot, FileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        FileError(format!(
-            "{}: cannot read discovery file: {e}",
-            path.display()
-        ))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| FileError(format!("{}: cannot read discovery file: {e}", path.display())))?;
     parse(&text, &path.display().to_string())
 }
 
@@ -140,23 +125,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Snapshot, FileError> {
         Snapshot::default()
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
-            let line = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
-                .unwrap_or_default();
+            let line = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             let msg = e.to_string();
             let msg = msg.lines().next().unwrap_or_default();
             FileError(format!("{origin}{line}: {msg}"))
         })?
     };
-    snapshot.validate().map_err(|errs| {
-        FileError(
-            errs.iter()
-                .map(|e| format!("{origin}: {e}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    snapshot
+        .validate()
+        .map_err(|errs| FileError(errs.iter().map(|e| format!("{origin}: {e}")).collect::<Vec<_>>().join("\n")))?;
     Ok(snapshot)
 }
 
@@ -180,42 +157,21 @@ mod tests {
         let a = |s: &str| Authority::parse(s, 80).unwrap();
         let r = idx.resolve(&a("users"), "prod").unwrap();
         assert_eq!(r.canonical, "users.prod.svc.cluster.local:80");
-        assert!(
-            idx.resolve(&a("users"), "dev").is_none(),
-            "short names resolve in the caller's namespace"
-        );
-        assert!(
-            idx.resolve(&a("users.prod.svc.cluster.local:80"), "dev")
-                .is_some()
-        );
-        assert!(
-            idx.resolve(&a("users.prod:8080"), "dev").is_none(),
-            "undeclared port"
-        );
+        assert!(idx.resolve(&a("users"), "dev").is_none(), "short names resolve in the caller's namespace");
+        assert!(idx.resolve(&a("users.prod.svc.cluster.local:80"), "dev").is_some());
+        assert!(idx.resolve(&a("users.prod:8080"), "dev").is_none(), "undeclared port");
         assert!(idx.resolve(&a("users.prod:9090"), "dev").unwrap().opaque);
         assert_eq!(idx.resolve(&a("10.96.0.10:80"), "x").unwrap().name, "users");
     }
 
     #[test]
     fn errors_name_file_and_line() {
-        let err = parse("services:\n  - name: users\n    prts: []\n", "d.yaml")
-            .unwrap_err()
-            .0;
+        let err = parse("services:\n  - name: users\n    prts: []\n", "d.yaml").unwrap_err().0;
         assert!(err.starts_with("d.yaml:3:"), "{err}");
         assert!(err.contains("prts"), "{err}");
-        let err = parse(
-            "services:\n  - name: Users\n    ports: [{port: 80}]\n",
-            "d.yaml",
-        )
-        .unwrap_err()
-        .0;
+        let err = parse("services:\n  - name: Users\n    ports: [{port: 80}]\n", "d.yaml").unwrap_err().0;
         assert!(err.contains("d.yaml: services[0].name"), "{err}");
-        let err = parse(
-            "services:\n  - name: users\n    ports: [{port: eighty}]\n",
-            "d.yaml",
-        )
-        .unwrap_err()
-        .0;
+        let err = parse("services:\n  - name: users\n    ports: [{port: eighty}]\n", "d.yaml").unwrap_err().0;
         assert!(err.starts_with("d.yaml:3:"), "{err}");
     }
 }

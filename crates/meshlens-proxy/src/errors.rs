@@ -11,42 +11,25 @@ pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
 
 /// Is this a gRPC request (`content-type: application/grpc…`)? gRPC callers get errors as `grpc-status`.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Builds the proxy's response for `reason`, logging it once with the context that led to it.
 pub fn rescue(reason: ProxyErrorReason, grpc: bool, context: &str) -> Response<ProxyBody> {
     let status = if grpc { 200 } else { reason.http_status() };
-    tracing::warn!(
-        reason = reason.as_str(),
-        status,
-        grpc,
-        context,
-        "proxy error response"
-    );
+    tracing::warn!(reason = reason.as_str(), status, grpc, context, "proxy error response");
     let mut rsp = Response::new(ProxyBody::empty());
     *rsp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let h = rsp.headers_mut();
     h.insert(L5D_PROXY_ERROR, HeaderValue::from_static(reason.as_str()));
     if grpc {
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         h.insert("grpc-status", HeaderValue::from(reason.grpc_status()));
-        h.insert(
-            "grpc-message",
-            HeaderValue::from_static(grpc_message(reason)),
-        );
+        h.insert("grpc-message", HeaderValue::from_static(grpc_message(reason)));
     } else {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
-    if matches!(
-        reason,
-        ProxyErrorReason::BadRequest | ProxyErrorReason::HeadersTooLarge
-    ) {
+    if matches!(reason, ProxyErrorReason::BadRequest | ProxyErrorReason::HeadersTooLarge) {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     rsp

@@ -47,13 +47,7 @@ pub async fn forward(
             Err(reason) => {
                 let m = &balancer.service_metrics;
                 m.request();
-                m.response(
-                    status_of(reason, grpc),
-                    None,
-                    true,
-                    Some(reason.as_str()),
-                    None,
-                );
+                m.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
                 return rescue(reason, grpc, balancer.name());
             }
         };
@@ -76,13 +70,7 @@ pub async fn forward(
                     _ => ProxyErrorReason::ConnectError,
                 };
                 ep.http_metrics.request();
-                ep.http_metrics.response(
-                    status_of(reason, grpc),
-                    None,
-                    true,
-                    Some(reason.as_str()),
-                    None,
-                );
+                ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
                 return rescue(reason, grpc, &e.to_string());
             }
         }
@@ -107,13 +95,7 @@ pub async fn forward(
             } else {
                 ProxyErrorReason::ConnectError
             };
-            ep.http_metrics.response(
-                status_of(reason, grpc),
-                None,
-                true,
-                Some(reason.as_str()),
-                None,
-            );
+            ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
             let detail = format!("endpoint {}: {e}", ep.addr);
             return rescue(reason, grpc, &detail);
         }
@@ -127,15 +109,10 @@ pub async fn forward(
         .and_then(|v| v.to_str().ok().and_then(ProxyErrorReason::from_token))
         .map(peer_label);
     let switching = rsp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let upgrade_to = if switching {
-        rsp.headers().get(header::UPGRADE).cloned()
-    } else {
-        None
-    };
+    let upgrade_to = if switching { rsp.headers().get(header::UPGRADE).cloned() } else { None };
     strip_hop_by_hop(rsp.headers_mut());
     if let (Some(proto), Some(down)) = (upgrade_to, downstream_upgrade) {
-        rsp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        rsp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         rsp.headers_mut().insert(header::UPGRADE, proto);
         let up = hyper::upgrade::on(&mut rsp);
         tokio::spawn(tunnel_upgrade(down, up, drain.clone()));
@@ -159,15 +136,10 @@ fn status_of(reason: ProxyErrorReason, grpc: bool) -> u16 {
 /// Makes the request fit for the endpoint: origin-form URI and a Host header for HTTP/1, no hop-by-hop
 /// headers (but `Connection: upgrade` kept for an upgrade).
 fn prepare_request(req: &mut Request<Incoming>, upgrade: bool) {
-    let upgrade_to = if upgrade {
-        req.headers().get(header::UPGRADE).cloned()
-    } else {
-        None
-    };
+    let upgrade_to = if upgrade { req.headers().get(header::UPGRADE).cloned() } else { None };
     strip_hop_by_hop(req.headers_mut());
     if let Some(proto) = upgrade_to {
-        req.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         req.headers_mut().insert(header::UPGRADE, proto);
     }
     if req.version() != Version::HTTP_2
@@ -178,11 +150,7 @@ fn prepare_request(req: &mut Request<Incoming>, upgrade: bool) {
         {
             req.headers_mut().insert(header::HOST, v);
         }
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
         if let Ok(uri) = pq.parse() {
             *req.uri_mut() = uri;
         }
@@ -190,11 +158,7 @@ fn prepare_request(req: &mut Request<Incoming>, upgrade: bool) {
 }
 
 /// Joins the client's and the endpoint's upgraded connections (WebSocket and other HTTP/1 upgrades).
-async fn tunnel_upgrade(
-    down: hyper::upgrade::OnUpgrade,
-    up: hyper::upgrade::OnUpgrade,
-    drain: Drain,
-) {
+async fn tunnel_upgrade(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade, drain: Drain) {
     let (down, up) = match tokio::try_join!(down, up) {
         Ok(pair) => pair,
         Err(e) => {
@@ -225,10 +189,8 @@ struct ResponseEnd {
 impl OnEnd for ResponseEnd {
     fn on_end(self: Box<Self>, trailer_status: Option<u32>, complete: bool) {
         let grpc = trailer_status.or(self.grpc_status);
-        let failure =
-            self.status >= 500 || grpc.is_some_and(|c| c != 0) || !complete || self.error.is_some();
-        self.metrics
-            .response(self.status, grpc, failure, self.error, Some(self.ttfb));
+        let failure = self.status >= 500 || grpc.is_some_and(|c| c != 0) || !complete || self.error.is_some();
+        self.metrics.response(self.status, grpc, failure, self.error, Some(self.ttfb));
         if complete && let Some((sender, ep)) = self.pooled {
             ep.client.put_back_h1(sender);
         }

@@ -16,13 +16,7 @@ use crate::outbound::reject_ambiguous_framing;
 use crate::shutdown::Drain;
 use crate::targets::Target;
 
-pub async fn serve_conn(
-    ctx: Arc<Ctx>,
-    app: Arc<Target>,
-    io: Counted<TcpStream>,
-    peer: SocketAddr,
-    drain: Drain,
-) {
+pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
     let detected = match detect(io, ctx.config.timeouts.detect).await {
         Ok(d) => d,
         Err(e) => {

@@ -27,11 +27,7 @@ pub struct TcpBind;
 
 impl Bind for TcpBind {
     fn bind(&self, addr: SocketAddr) -> io::Result<TcpListener> {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
         socket.set_nodelay(true)?;
         socket.bind(addr)?;
@@ -40,12 +36,8 @@ impl Bind for TcpBind {
 }
 
 /// Accepts connections until `drain` is signalled, spawning `handle` for each one.
-pub async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    drain: Drain,
-    metrics: Arc<TcpTargetMetrics>,
-    handle: F,
-) where
+pub async fn accept_loop<F, Fut>(listener: TcpListener, drain: Drain, metrics: Arc<TcpTargetMetrics>, handle: F)
+where
     F: Fn(Counted<TcpStream>, SocketAddr, Drain) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {

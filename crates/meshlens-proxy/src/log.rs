@@ -2,9 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tracing_subscriber::{
-    EnvFilter, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt,
-};
+use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt};
 
 /// Reads and changes the log filter of a running proxy.
 pub trait LogLevel: Send + Sync {
@@ -15,8 +13,7 @@ pub trait LogLevel: Send + Sync {
 
 /// Installs the process-wide JSON logger on stderr. Call once, from `main`.
 pub fn init_json(filter: &str) -> Result<Arc<dyn LogLevel>, String> {
-    let env_filter =
-        EnvFilter::try_new(filter).map_err(|e| format!("invalid log level '{filter}': {e}"))?;
+    let env_filter = EnvFilter::try_new(filter).map_err(|e| format!("invalid log level '{filter}': {e}"))?;
     let (layer, handle) = reload::Layer::new(env_filter);
     let fmt = tracing_subscriber::fmt::layer()
         .json()
@@ -30,10 +27,7 @@ pub fn init_json(filter: &str) -> Result<Arc<dyn LogLevel>, String> {
         .with(fmt)
         .try_init()
         .map_err(|e| format!("cannot install logger: {e}"))?;
-    Ok(Arc::new(Reloadable {
-        handle,
-        current: Mutex::new(filter.to_string()),
-    }))
+    Ok(Arc::new(Reloadable { handle, current: Mutex::new(filter.to_string()) }))
 }
 
 struct Reloadable {
@@ -43,15 +37,11 @@ struct Reloadable {
 
 impl LogLevel for Reloadable {
     fn get(&self) -> String {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set(&self, filter: &str) -> Result<(), String> {
-        let new =
-            EnvFilter::try_new(filter).map_err(|e| format!("invalid log level '{filter}': {e}"))?;
+        let new = EnvFilter::try_new(filter).map_err(|e| format!("invalid log level '{filter}': {e}"))?;
         self.handle.reload(new).map_err(|e| e.to_string())?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = filter.to_string();
         Ok(())

@@ -30,13 +30,7 @@ struct ConnState {
 }
 
 /// Serves one connection accepted on the outbound listener (`fixed = None`) or an upstream listener.
-pub async fn serve_conn(
-    ctx: Arc<Ctx>,
-    io: Counted<TcpStream>,
-    peer: SocketAddr,
-    fixed: Option<String>,
-    drain: Drain,
-) {
+pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr, fixed: Option<String>, drain: Drain) {
     if !peer.ip().is_loopback() {
         tracing::warn!(%peer, "refused a connection to the outbound listener from a non-loopback peer");
         return;
@@ -58,11 +52,7 @@ pub async fn serve_conn(
     };
     match (detected.protocol, &fixed) {
         (Some(p @ (Protocol::Http1 | Protocol::Http2)), _) => {
-            let state = Arc::new(ConnState {
-                fixed,
-                last: Mutex::new(None),
-                drain: drain.clone(),
-            });
+            let state = Arc::new(ConnState { fixed, last: Mutex::new(None), drain: drain.clone() });
             let ctx2 = ctx.clone();
             let svc = move |req| handle(ctx2.clone(), state.clone(), req);
             serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;
@@ -79,31 +69,21 @@ pub async fn serve_conn(
     }
 }
 
-async fn handle(
-    ctx: Arc<Ctx>,
-    state: Arc<ConnState>,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
+async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, req: Request<Incoming>) -> Response<ProxyBody> {
     let grpc = is_grpc(req.headers());
     if let Some(rsp) = reject_ambiguous_framing(&req) {
         return rsp;
     }
     let authority = match &state.fixed {
-        Some(a) => a.clone(),
+        Some(a) => a.as_str(),
         None => match request_authority(&req) {
-            Some(a) => a.to_string(),
-            None => {
-                return rescue(
-                    ProxyErrorReason::BadRequest,
-                    grpc,
-                    "request has no authority (Host)",
-                );
-            }
+            Some(a) => a,
+            None => return rescue(ProxyErrorReason::BadRequest, grpc, "request has no authority (Host)"),
         },
     };
     let target = match target_for(&ctx, &state, authority).await {
         Ok(t) => t,
-        Err((reason, authority)) => return rescue(reason, grpc, &authority),
+        Err(reason) => return rescue(reason, grpc, authority),
     };
     if target.loops {
         return rescue(ProxyErrorReason::Loop, grpc, &target.authority);
@@ -119,36 +99,18 @@ fn request_authority(req: &Request<Incoming>) -> Option<&str> {
     if let Some(a) = req.uri().authority() {
         return Some(a.as_str());
     }
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty())
+    req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty())
 }
 
-async fn target_for(
-    ctx: &Ctx,
-    state: &ConnState,
-    authority: String,
-) -> Result<Arc<Target>, (ProxyErrorReason, String)> {
+async fn target_for(ctx: &Ctx, state: &ConnState, authority: &str) -> Result<Arc<Target>, ProxyErrorReason> {
     let version = ctx.discovery.version();
-    if let Some((a, v, t)) = state
-        .last
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        && *a == authority
-        && *v == version
-        && t.is_current()
-    {
-        return Ok(t.clone());
+    if let Some((a, v, t)) = state.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if a == authority && *v == version && t.is_current() {
+            return Ok(t.clone());
+        }
     }
-    let target = ctx
-        .targets
-        .resolve(ctx, &authority)
-        .await
-        .map_err(|r| (r, authority.clone()))?;
-    *state.last.lock().unwrap_or_else(|e| e.into_inner()) =
-        Some((authority, version, target.clone()));
+    let target = ctx.targets.resolve(ctx, authority).await?;
+    *state.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((authority.to_string(), version, target.clone()));
     Ok(target)
 }
 
@@ -159,21 +121,11 @@ pub fn reject_ambiguous_framing(req: &Request<Incoming>) -> Option<Response<Prox
     let both = h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING);
     let lengths: Vec<_> = h.get_all(header::CONTENT_LENGTH).iter().collect();
     let conflicting = lengths.windows(2).any(|w| w[0] != w[1]);
-    (both || conflicting).then(|| {
-        rescue(
-            ProxyErrorReason::BadRequest,
-            false,
-            "ambiguous message framing",
-        )
-    })
+    (both || conflicting).then(|| rescue(ProxyErrorReason::BadRequest, false, "ambiguous message framing"))
 }
 
 /// `CONNECT host:port`: answers 200 once the destination accepts, then joins the two connections.
-async fn connect_tunnel(
-    target: Arc<Target>,
-    mut req: Request<Incoming>,
-    drain: Drain,
-) -> Response<ProxyBody> {
+async fn connect_tunnel(target: Arc<Target>, mut req: Request<Incoming>, drain: Drain) -> Response<ProxyBody> {
     let balancer = target.balancer.clone();
     let ep = match balancer.ready_endpoint(None).await {
         Ok(ep) => ep,

@@ -35,13 +35,7 @@ impl DrainController {
     pub fn new() -> (DrainController, Drain) {
         let (signal, rx) = watch::channel(false);
         let (alive, done) = mpsc::channel(1);
-        (
-            DrainController { signal, done },
-            Drain {
-                signal: rx,
-                _alive: alive,
-            },
-        )
+        (DrainController { signal, done }, Drain { signal: rx, _alive: alive })
     }
 
     /// Signals every holder, then waits up to `grace` for all of them to finish. Returns whether they did.
@@ -65,17 +59,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             drop(held);
         });
-        assert!(
-            ctl.drain(Duration::from_secs(5)).await,
-            "finished within grace"
-        );
+        assert!(ctl.drain(Duration::from_secs(5)).await, "finished within grace");
         task.await.unwrap();
 
         let (ctl, drain) = DrainController::new();
         let _stuck = drain;
-        assert!(
-            !ctl.drain(Duration::from_secs(5)).await,
-            "gave up after grace"
-        );
+        assert!(!ctl.drain(Duration::from_secs(5)).await, "gave up after grace");
     }
 }

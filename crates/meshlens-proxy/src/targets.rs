@@ -37,11 +37,7 @@ pub struct Targets {
 
 impl Targets {
     /// Resolves `authority` as the app wrote it (`users`, `users.prod:8080`, `10.0.0.1:80`, `example.com`).
-    pub async fn resolve(
-        &self,
-        ctx: &Ctx,
-        authority: &str,
-    ) -> Result<Arc<Target>, ProxyErrorReason> {
+    pub async fn resolve(&self, ctx: &Ctx, authority: &str) -> Result<Arc<Target>, ProxyErrorReason> {
         let auth = Authority::parse(authority, 80).map_err(|_| ProxyErrorReason::BadRequest)?;
         let index = ctx.discovery.load();
         if let Some(sp) = index.resolve(&auth, &ctx.config.namespace) {
@@ -66,39 +62,20 @@ impl Targets {
             .iter()
             .map(|e| {
                 let mut meta = e.labels.clone();
-                meta.entry("namespace".into())
-                    .or_insert_with(|| sp.namespace.clone());
-                meta.entry("service".into())
-                    .or_insert_with(|| sp.name.clone());
+                meta.entry("namespace".into()).or_insert_with(|| sp.namespace.clone());
+                meta.entry("service".into()).or_insert_with(|| sp.name.clone());
                 endpoint(ctx, "outbound", &sp.canonical, e.address, meta)
             })
             .collect::<Vec<_>>();
-        let target = build(
-            ctx,
-            sp.canonical.clone(),
-            endpoints,
-            svc_labels,
-            sp.opaque,
-            true,
-            version,
-            None,
-        );
+        let target = build(ctx, sp.canonical.clone(), endpoints, svc_labels, sp.opaque, true, version, None);
         services.insert(sp.canonical, target.clone());
         target
     }
 
-    async fn passthrough(
-        &self,
-        ctx: &Ctx,
-        auth: &Authority,
-    ) -> Result<Arc<Target>, ProxyErrorReason> {
+    async fn passthrough(&self, ctx: &Ctx, auth: &Authority) -> Result<Arc<Target>, ProxyErrorReason> {
         let key = auth.to_string();
         let now = Instant::now();
-        if let Some(t) = self
-            .passthrough
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+        if let Some(t) = self.passthrough.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
             && t.expires.is_none_or(|e| e > now)
         {
             return Ok(t.clone());
@@ -129,33 +106,13 @@ impl Targets {
             .iter()
             .map(|a| {
                 let ep_addr = if capped { None } else { Some(*a) };
-                endpoint_with(
-                    ctx,
-                    "outbound",
-                    label_authority,
-                    *a,
-                    ep_addr,
-                    BTreeMap::new(),
-                )
+                endpoint_with(ctx, "outbound", label_authority, *a, ep_addr, BTreeMap::new())
             })
             .collect();
-        let labels = with_target(
-            LabelSet::new()
-                .with("direction", "outbound")
-                .with("authority", label_authority),
-            None,
-        )
-        .with("tls", "disabled");
-        let target = build(
-            ctx,
-            key.clone(),
-            endpoints,
-            labels,
-            false,
-            false,
-            0,
-            expires,
-        );
+        let labels =
+            with_target(LabelSet::new().with("direction", "outbound").with("authority", label_authority), None)
+                .with("tls", "disabled");
+        let target = build(ctx, key.clone(), endpoints, labels, false, false, 0, expires);
         if !capped {
             cache.insert(key, target.clone());
         }
@@ -164,13 +121,7 @@ impl Targets {
 }
 
 fn base_labels(_ctx: &Ctx, direction: &str, authority: &str) -> LabelSet {
-    with_target(
-        LabelSet::new()
-            .with("direction", direction)
-            .with("authority", authority),
-        None,
-    )
-    .with("tls", "disabled")
+    with_target(LabelSet::new().with("direction", direction).with("authority", authority), None).with("tls", "disabled")
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -191,15 +142,7 @@ fn build(
         balancer_settings(ctx, ctx.config.timeouts.failfast),
         ctx.http_metrics.target(service_labels),
     );
-    Arc::new(Target {
-        authority,
-        balancer,
-        opaque,
-        meshed,
-        loops,
-        version,
-        expires,
-    })
+    Arc::new(Target { authority, balancer, opaque, meshed, loops, version, expires })
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
@@ -238,40 +181,18 @@ fn endpoint_with(
     for (k, v) in &meta {
         labels = labels.with(&dst_label_name(k), v);
     }
-    let tcp = with_target(
-        LabelSet::new()
-            .with("direction", direction)
-            .with("peer", "dst"),
-        label_addr,
-    )
-    .with("tls", "disabled");
+    let tcp = with_target(LabelSet::new().with("direction", direction).with("peer", "dst"), label_addr)
+        .with("tls", "disabled");
     let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp));
-    Arc::new(Endpoint::new(
-        addr,
-        meta,
-        ctx.http_metrics.target(labels),
-        client,
-        ctx.config.balancer.default_rtt,
-    ))
+    Arc::new(Endpoint::new(addr, meta, ctx.http_metrics.target(labels), client, ctx.config.balancer.default_rtt))
 }
 
 impl Targets {
     /// Every balancer built so far, for the admin `/endpoints` view.
     pub fn all(&self) -> Vec<Arc<Target>> {
-        let mut all: Vec<Arc<Target>> = self
-            .services
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        all.extend(
-            self.passthrough
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned(),
-        );
+        let mut all: Vec<Arc<Target>> =
+            self.services.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        all.extend(self.passthrough.lock().unwrap_or_else(|e| e.into_inner()).values().cloned());
         all.sort_by(|a, b| a.authority.cmp(&b.authority));
         all
     }
@@ -287,15 +208,11 @@ impl Target {
 /// The inbound destination: the local app, with Linkerd's shorter inbound failfast (1 s).
 pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
     let ep = endpoint(ctx, "inbound", "", app, BTreeMap::new());
-    let labels =
-        with_target(LabelSet::new().with("direction", "inbound"), None).with("tls", "disabled");
+    let labels = with_target(LabelSet::new().with("direction", "inbound"), None).with("tls", "disabled");
     let balancer = Balancer::new(
         format!("app {app}"),
         vec![ep],
-        balancer_settings(
-            ctx,
-            std::time::Duration::from_secs(1).min(ctx.config.timeouts.failfast),
-        ),
+        balancer_settings(ctx, std::time::Duration::from_secs(1).min(ctx.config.timeouts.failfast)),
         ctx.http_metrics.target(labels),
     );
     Arc::new(Target {

@@ -25,28 +25,16 @@ pub struct ProxyBody {
 
 impl ProxyBody {
     pub fn empty() -> ProxyBody {
-        ProxyBody {
-            inner: None,
-            full: None,
-            on_end: None,
-        }
+        ProxyBody { inner: None, full: None, on_end: None }
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         let bytes = bytes.into();
-        ProxyBody {
-            inner: None,
-            full: (!bytes.is_empty()).then_some(bytes),
-            on_end: None,
-        }
+        ProxyBody { inner: None, full: (!bytes.is_empty()).then_some(bytes), on_end: None }
     }
 
     pub fn upstream(inner: Incoming, on_end: Option<Box<dyn OnEnd>>) -> ProxyBody {
-        ProxyBody {
-            inner: Some(inner),
-            full: None,
-            on_end,
-        }
+        ProxyBody { inner: Some(inner), full: None, on_end }
     }
 
     fn finish(&mut self, grpc_status: Option<u32>, complete: bool) {
@@ -58,23 +46,14 @@ impl ProxyBody {
 
 /// Reads `grpc-status` from trailers or trailers-only headers.
 pub fn grpc_status(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    headers.get("grpc-status")?.to_str().ok()?.trim().parse().ok()
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
         let Some(inner) = this.inner.as_mut() else {
             if let Some(bytes) = this.full.take() {

@@ -23,14 +23,8 @@ pub struct ServerSettings {
 }
 
 /// Serves HTTP/1 or HTTP/2 on `io` with `svc` until the client is done or the proxy drains.
-pub async fn serve<IO, S, F>(
-    io: IO,
-    protocol: Protocol,
-    svc: S,
-    settings: &ServerSettings,
-    drain: Drain,
-    peer: &str,
-) where
+pub async fn serve<IO, S, F>(io: IO, protocol: Protocol, svc: S, settings: &ServerSettings, drain: Drain, peer: &str)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ProxyBody>> + Send + 'static,

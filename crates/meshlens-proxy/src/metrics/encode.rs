@@ -36,13 +36,7 @@ pub(crate) fn write_sample_start(out: &mut String, name: &str, suffix: &str, lab
 }
 
 /// Writes one full sample line with an integer value.
-pub(crate) fn write_sample(
-    out: &mut String,
-    name: &str,
-    suffix: &str,
-    labels: &[&str],
-    value: impl Into<i128>,
-) {
+pub(crate) fn write_sample(out: &mut String, name: &str, suffix: &str, labels: &[&str], value: impl Into<i128>) {
     write_sample_start(out, name, suffix, labels);
     let _ = writeln!(out, "{}", value.into());
 }

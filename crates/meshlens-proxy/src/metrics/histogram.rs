@@ -11,17 +11,17 @@ use super::encode::{write_micros_as_ms, write_sample, write_sample_start};
 /// A superset of Linkerd's bounds (`meshlens_api::labels::LINKERD_LATENCY_BOUNDS_MS`), so Linkerd's
 /// queries keep working, with finer steps in between so percentiles are accurate.
 pub const LATENCY_BOUNDS_MS: [f64; 40] = [
-    0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 75.0,
-    100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0,
-    4000.0, 5000.0, 7500.0, 10000.0, 15000.0, 20000.0, 25000.0, 30000.0, 40000.0, 50000.0,
+    0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 75.0, 100.0, 150.0, 200.0,
+    250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0, 4000.0, 5000.0, 7500.0, 10000.0,
+    15000.0, 20000.0, 25000.0, 30000.0, 40000.0, 50000.0,
 ];
 
 /// [`LATENCY_BOUNDS_MS`] in microseconds: what bucketing and rendering use.
 pub(crate) const BOUNDS_US: [u64; 40] = [
-    500, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 7_500, 10_000, 15_000, 20_000, 25_000,
-    30_000, 40_000, 50_000, 75_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000,
-    750_000, 1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000, 4_000_000, 5_000_000,
-    7_500_000, 10_000_000, 15_000_000, 20_000_000, 25_000_000, 30_000_000, 40_000_000, 50_000_000,
+    500, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 7_500, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000,
+    50_000, 75_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000, 750_000, 1_000_000, 1_500_000,
+    2_000_000, 2_500_000, 3_000_000, 4_000_000, 5_000_000, 7_500_000, 10_000_000, 15_000_000, 20_000_000, 25_000_000,
+    30_000_000, 40_000_000, 50_000_000,
 ];
 
 const BUCKETS: usize = BOUNDS_US.len() + 1;
@@ -45,10 +45,7 @@ impl Default for Histogram {
 
 impl Histogram {
     pub const fn new() -> Histogram {
-        Histogram {
-            buckets: [const { AtomicU64::new(0) }; BUCKETS],
-            sum_us: AtomicU64::new(0),
-        }
+        Histogram { buckets: [const { AtomicU64::new(0) }; BUCKETS], sum_us: AtomicU64::new(0) }
     }
 
     /// Records `d` in milliseconds. Bounds are inclusive: exactly 1 ms lands in `le="1"`.
@@ -56,8 +53,7 @@ impl Histogram {
     pub fn observe(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.buckets[bucket_index(ns)].fetch_add(1, Relaxed);
-        self.sum_us
-            .fetch_add(ns.saturating_add(500) / 1000, Relaxed);
+        self.sum_us.fetch_add(ns.saturating_add(500) / 1000, Relaxed);
     }
 
     /// Number of observations.

@@ -19,8 +19,7 @@ use super::{Counter, Histogram, LabelSet};
 
 const REQUEST_HELP: &str = "Total count of HTTP requests.";
 const RESPONSE_HELP: &str = "Total count of HTTP responses.";
-const LATENCY_HELP: &str =
-    "Elapsed times between a request's headers being received and its response beginning.";
+const LATENCY_HELP: &str = "Elapsed times between a request's headers being received and its response beginning.";
 
 /// gRPC status codes 0 (OK) ..= 16 (UNAUTHENTICATED) have a slot each.
 const GRPC_CODES: usize = 17;
@@ -70,18 +69,11 @@ impl HttpMetrics {
 
     /// The handle for one target, created on first use. Locks and hashes: call once per target.
     pub fn target(&self, labels: LabelSet) -> Arc<HttpTargetMetrics> {
-        let mut targets = self
-            .inner
-            .targets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut targets = self.inner.targets.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(t) = targets.get(&labels) {
             return t.clone();
         }
-        let t = Arc::new(HttpTargetMetrics::new(
-            labels.clone(),
-            self.inner.latency.is_some(),
-        ));
+        let t = Arc::new(HttpTargetMetrics::new(labels.clone(), self.inner.latency.is_some()));
         targets.insert(labels, t.clone());
         self.inner.order.push(t.clone());
         t
@@ -94,12 +86,7 @@ impl HttpMetrics {
 
     /// Number of `response_total` series over all targets.
     pub fn series_count(&self) -> usize {
-        self.inner
-            .order
-            .snapshot()
-            .iter()
-            .map(|t| t.responses.len())
-            .sum()
+        self.inner.order.snapshot().iter().map(|t| t.responses.len()).sum()
     }
 }
 
@@ -108,33 +95,20 @@ impl Collect for HttpFamilies {
         let targets = self.order.snapshot();
         write_header(out, &self.request_total, REQUEST_HELP, "counter");
         for t in targets.iter() {
-            write_sample(
-                out,
-                &self.request_total,
-                "",
-                &[t.labels.as_str()],
-                t.requests.get(),
-            );
+            write_sample(out, &self.request_total, "", &[t.labels.as_str()], t.requests.get());
         }
         if let Some(name) = &self.latency {
             write_header(out, name, LATENCY_HELP, "histogram");
             for t in targets.iter() {
                 for s in t.latencies.snapshot().iter() {
-                    s.hist
-                        .encode_series(out, name, t.labels.as_str(), &s.labels);
+                    s.hist.encode_series(out, name, t.labels.as_str(), &s.labels);
                 }
             }
         }
         write_header(out, &self.response_total, RESPONSE_HELP, "counter");
         for t in targets.iter() {
             for s in t.responses.snapshot().iter() {
-                write_sample(
-                    out,
-                    &self.response_total,
-                    "",
-                    &[t.labels.as_str(), &s.labels],
-                    s.count.get(),
-                );
+                write_sample(out, &self.response_total, "", &[t.labels.as_str(), &s.labels], s.count.get());
             }
         }
     }
@@ -163,10 +137,7 @@ struct StatusSlot {
 
 impl StatusSlot {
     const fn new() -> StatusSlot {
-        StatusSlot {
-            latency: OnceLock::new(),
-            plain: [const { OnceLock::new() }; 2],
-        }
+        StatusSlot { latency: OnceLock::new(), plain: [const { OnceLock::new() }; 2] }
     }
 }
 
@@ -229,9 +200,7 @@ impl HttpTargetMetrics {
         let class = usize::from(failure);
         let new = || self.new_response(status, grpc_status, failure, error);
         let counted = match (grpc_status, error) {
-            (None, None) => self
-                .status_slot(status)
-                .map(|slot| slot.plain[class].get_or_init(new).count.inc()),
+            (None, None) => self.status_slot(status).map(|slot| slot.plain[class].get_or_init(new).count.inc()),
             (Some(code), None) if status == 200 && (code as usize) < GRPC_CODES => {
                 self.grpc[code as usize][class].get_or_init(new).count.inc();
                 Some(())
@@ -245,16 +214,10 @@ impl HttpTargetMetrics {
         }
         if let Some(d) = latency.filter(|_| self.record_latency) {
             match self.status_slot(status) {
-                Some(slot) => slot
-                    .latency
-                    .get_or_init(|| self.new_latency(status))
-                    .hist
-                    .observe(d),
-                None => self
-                    .latencies
-                    .find_or_push(|s| s.status == status, || LatencySeries::new(status))
-                    .hist
-                    .observe(d),
+                Some(slot) => slot.latency.get_or_init(|| self.new_latency(status)).hist.observe(d),
+                None => {
+                    self.latencies.find_or_push(|s| s.status == status, || LatencySeries::new(status)).hist.observe(d)
+                }
             }
         }
     }
@@ -267,13 +230,7 @@ impl HttpTargetMetrics {
     }
 
     /// Creates a series whose key is guarded by a `OnceLock` and appends it to the ordered list.
-    fn new_response(
-        &self,
-        status: u16,
-        grpc: Option<u32>,
-        failure: bool,
-        error: Option<&str>,
-    ) -> Arc<ResponseSeries> {
+    fn new_response(&self, status: u16, grpc: Option<u32>, failure: bool, error: Option<&str>) -> Arc<ResponseSeries> {
         let s = Arc::new(ResponseSeries::new(status, grpc, failure, error));
         self.responses.push(s.clone());
         s
@@ -303,31 +260,17 @@ impl ResponseSeries {
         let _ = write!(l, "\",{}=\"", labels::ERROR);
         escape_label_value_into(&mut l, error.unwrap_or(""));
         l.push('"');
-        ResponseSeries {
-            status,
-            grpc,
-            failure,
-            error: error.map(Into::into),
-            labels: l.into(),
-            count: Counter::new(),
-        }
+        ResponseSeries { status, grpc, failure, error: error.map(Into::into), labels: l.into(), count: Counter::new() }
     }
 
     #[inline]
     fn is(&self, status: u16, grpc: Option<u32>, failure: bool, error: Option<&str>) -> bool {
-        self.status == status
-            && self.grpc == grpc
-            && self.failure == failure
-            && self.error.as_deref() == error
+        self.status == status && self.grpc == grpc && self.failure == failure && self.error.as_deref() == error
     }
 }
 
 impl LatencySeries {
     fn new(status: u16) -> LatencySeries {
-        LatencySeries {
-            status,
-            labels: format!("{}=\"{status}\"", labels::STATUS_CODE).into(),
-            hist: Histogram::new(),
-        }
+        LatencySeries { status, labels: format!("{}=\"{status}\"", labels::STATUS_CODE).into(), hist: Histogram::new() }
     }
 }

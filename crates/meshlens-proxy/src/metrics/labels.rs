@@ -42,9 +42,7 @@ impl LabelSet {
         match (self.is_empty(), other.is_empty()) {
             (_, true) => self,
             (true, false) => other.clone(),
-            (false, false) => {
-                LabelSet(Some(format!("{},{}", self.as_str(), other.as_str()).into()))
-            }
+            (false, false) => LabelSet(Some(format!("{},{}", self.as_str(), other.as_str()).into())),
         }
     }
 

@@ -39,9 +39,7 @@ struct Inner {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        f.debug_struct("Registry")
-            .field("families", &inner.names)
-            .finish()
+        f.debug_struct("Registry").field("families", &inner.names).finish()
     }
 }
 
@@ -52,12 +50,7 @@ impl Registry {
 
     /// Appends the text format 0.0.4 of every family to `out`.
     pub fn encode(&self, out: &mut String) {
-        let collectors = self
-            .inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .collectors
-            .clone();
+        let collectors = self.inner.lock().unwrap_or_else(PoisonError::into_inner).collectors.clone();
         for c in collectors {
             c.encode(out);
         }
@@ -78,10 +71,7 @@ impl Registry {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         for name in names {
             assert!(is_valid_metric_name(name), "invalid metric name {name:?}");
-            assert!(
-                !inner.names.iter().any(|n| n == name),
-                "metric family {name:?} registered twice"
-            );
+            assert!(!inner.names.iter().any(|n| n == name), "metric family {name:?} registered twice");
         }
         inner.names.extend(names.iter().map(|n| n.to_string()));
         inner.collectors.push(collector);
@@ -96,10 +86,7 @@ impl Registry {
         let inner = Arc::new(FamilyInner {
             name: name.to_owned(),
             help: help.to_owned(),
-            series: Mutex::new(FamilySeries {
-                index: HashMap::new(),
-                order: Vec::new(),
-            }),
+            series: Mutex::new(FamilySeries { index: HashMap::new(), order: Vec::new() }),
         });
         self.register(&[name], inner.clone());
         Family { inner }
@@ -119,14 +106,12 @@ impl Registry {
 
     /// An unlabelled counter: a family with its single, empty-labelled series.
     pub fn counter(&self, name: &str, help: &str) -> Arc<Counter> {
-        self.counter_family(name, help)
-            .get_or_create(&LabelSet::new())
+        self.counter_family(name, help).get_or_create(&LabelSet::new())
     }
 
     /// An unlabelled gauge: a family with its single, empty-labelled series.
     pub fn gauge(&self, name: &str, help: &str) -> Arc<Gauge> {
-        self.gauge_family(name, help)
-            .get_or_create(&LabelSet::new())
+        self.gauge_family(name, help).get_or_create(&LabelSet::new())
     }
 }
 
@@ -141,17 +126,13 @@ pub struct Family<M> {
 
 impl<M> Clone for Family<M> {
     fn clone(&self) -> Self {
-        Family {
-            inner: self.inner.clone(),
-        }
+        Family { inner: self.inner.clone() }
     }
 }
 
 impl<M> fmt::Debug for Family<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Family")
-            .field("name", &self.inner.name)
-            .finish_non_exhaustive()
+        f.debug_struct("Family").field("name", &self.inner.name).finish_non_exhaustive()
     }
 }
 
@@ -169,11 +150,7 @@ struct FamilySeries<M> {
 impl<M: Metric> Family<M> {
     /// The series for `labels`, created on first use. Locks and hashes: resolve once, keep the `Arc`.
     pub fn get_or_create(&self, labels: &LabelSet) -> Arc<M> {
-        let mut series = self
-            .inner
-            .series
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut series = self.inner.series.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(m) = series.index.get(labels) {
             return m.clone();
         }
@@ -185,12 +162,7 @@ impl<M: Metric> Family<M> {
 
     /// Number of series so far, so callers can cap label cardinality themselves.
     pub fn series_count(&self) -> usize {
-        self.inner
-            .series
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .order
-            .len()
+        self.inner.series.lock().unwrap_or_else(PoisonError::into_inner).order.len()
     }
 
     pub fn name(&self) -> &str {

@@ -14,10 +14,7 @@ pub(crate) struct SeriesList<T> {
 
 impl<T> Default for SeriesList<T> {
     fn default() -> Self {
-        SeriesList {
-            items: ArcSwap::from_pointee(Vec::new()),
-            write: Mutex::new(()),
-        }
+        SeriesList { items: ArcSwap::from_pointee(Vec::new()), write: Mutex::new(()) }
     }
 }
 
@@ -44,11 +41,7 @@ impl<T> SeriesList<T> {
     }
 
     /// The first entry matching `pred`, or a new one from `make` (created at most once per key).
-    pub(crate) fn find_or_push(
-        &self,
-        pred: impl Fn(&T) -> bool,
-        make: impl FnOnce() -> T,
-    ) -> Arc<T> {
+    pub(crate) fn find_or_push(&self, pred: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> Arc<T> {
         if let Some(found) = self.find(&pred) {
             return found;
         }

@@ -29,10 +29,7 @@ impl TcpMetrics {
     /// # Panics
     /// When one of the names is already registered.
     pub fn register(reg: &Registry) -> TcpMetrics {
-        let inner = Arc::new(TcpFamilies {
-            targets: Mutex::new(HashMap::new()),
-            order: SeriesList::default(),
-        });
+        let inner = Arc::new(TcpFamilies { targets: Mutex::new(HashMap::new()), order: SeriesList::default() });
         let names = [
             labels::TCP_OPEN_TOTAL,
             labels::TCP_OPEN_CONNECTIONS,
@@ -47,11 +44,7 @@ impl TcpMetrics {
     /// The handle for one target (`direction`, `peer`, `target_addr`, `tls`, …), created on first
     /// use. Locks and hashes: call once per target, not per connection.
     pub fn target(&self, labels: LabelSet) -> Arc<TcpTargetMetrics> {
-        let mut targets = self
-            .inner
-            .targets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut targets = self.inner.targets.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(t) = targets.get(&labels) {
             return t.clone();
         }
@@ -76,39 +69,16 @@ impl TcpMetrics {
 }
 
 /// A single-valued family: name, HELP, TYPE and the value of one target.
-type Simple = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&TcpTargetMetrics) -> i128,
-);
+type Simple = (&'static str, &'static str, &'static str, fn(&TcpTargetMetrics) -> i128);
 
 /// The single-valued families, in output order (`tcp_close_total` follows them).
 const SIMPLE: [Simple; 4] = [
-    (
-        labels::TCP_OPEN_TOTAL,
-        "Total count of opened connections.",
-        "counter",
-        |t| t.open_total.get().into(),
-    ),
-    (
-        labels::TCP_OPEN_CONNECTIONS,
-        "Number of currently-open connections.",
-        "gauge",
-        |t| t.open.get().into(),
-    ),
-    (
-        labels::TCP_READ_BYTES_TOTAL,
-        "Total count of bytes read from peers.",
-        "counter",
-        |t| t.read_bytes.get().into(),
-    ),
-    (
-        labels::TCP_WRITE_BYTES_TOTAL,
-        "Total count of bytes written to peers.",
-        "counter",
-        |t| t.write_bytes.get().into(),
-    ),
+    (labels::TCP_OPEN_TOTAL, "Total count of opened connections.", "counter", |t| t.open_total.get().into()),
+    (labels::TCP_OPEN_CONNECTIONS, "Number of currently-open connections.", "gauge", |t| t.open.get().into()),
+    (labels::TCP_READ_BYTES_TOTAL, "Total count of bytes read from peers.", "counter", |t| t.read_bytes.get().into()),
+    (labels::TCP_WRITE_BYTES_TOTAL, "Total count of bytes written to peers.", "counter", |t| {
+        t.write_bytes.get().into()
+    }),
 ];
 
 impl Collect for TcpFamilies {
@@ -123,13 +93,7 @@ impl Collect for TcpFamilies {
         let name = labels::TCP_CLOSE_TOTAL;
         write_header(out, name, "Total count of closed connections.", "counter");
         for t in targets.iter() {
-            write_sample(
-                out,
-                name,
-                "",
-                &[t.labels.as_str(), "errno=\"\""],
-                t.closed.get(),
-            );
+            write_sample(out, name, "", &[t.labels.as_str(), "errno=\"\""], t.closed.get());
             for s in t.closed_errno.snapshot().iter() {
                 write_sample(out, name, "", &[t.labels.as_str(), &s.label], s.count.get());
             }
@@ -168,10 +132,7 @@ impl TcpTargetMetrics {
     pub fn open(self: &Arc<Self>) -> TcpConnGuard {
         self.open_total.inc();
         self.open.inc();
-        TcpConnGuard {
-            target: self.clone(),
-            errno: AtomicI32::new(0),
-        }
+        TcpConnGuard { target: self.clone(), errno: AtomicI32::new(0) }
     }
 
     fn close(&self, errno: i32) {
@@ -184,10 +145,7 @@ impl TcpTargetMetrics {
                 label: format!("errno=\"{}\"", errno_name(errno)).into(),
                 count: Counter::new(),
             };
-            self.closed_errno
-                .find_or_push(|s| s.errno == errno, make)
-                .count
-                .inc();
+            self.closed_errno.find_or_push(|s| s.errno == errno, make).count.inc();
         }
     }
 }
@@ -261,9 +219,5 @@ fn errno_name(errno: i32) -> String {
     } else {
         ""
     };
-    if name.is_empty() {
-        errno.to_string()
-    } else {
-        name.to_owned()
-    }
+    if name.is_empty() { errno.to_string() } else { name.to_owned() }
 }

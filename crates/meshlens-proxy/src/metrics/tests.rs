@@ -35,16 +35,11 @@ fn assert_golden(name: &str, actual: &str) {
 }
 
 fn assert_line(text: &str, line: &str) {
-    assert!(
-        text.lines().any(|l| l == line),
-        "missing line {line:?} in:\n{text}"
-    );
+    assert!(text.lines().any(|l| l == line), "missing line {line:?} in:\n{text}");
 }
 
 fn position(text: &str, line: &str) -> usize {
-    text.lines()
-        .position(|l| l == line)
-        .unwrap_or_else(|| panic!("missing line {line:?} in:\n{text}"))
+    text.lines().position(|l| l == line).unwrap_or_else(|| panic!("missing line {line:?} in:\n{text}"))
 }
 
 #[test]
@@ -65,53 +60,19 @@ fn http_text_after_known_observations() {
     assert_line(&text, "# TYPE request_total counter");
     assert_line(&text, &format!("request_total{{{t}}} 3"));
     assert_line(&text, "# TYPE response_latency_ms histogram");
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="0.5"}} 0"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="1"}} 1"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="5"}} 1"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="7.5"}} 2"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="+Inf"}} 2"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_sum{{{t},status_code="200"}} 8.5"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_count{{{t},status_code="200"}} 2"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{{t},status_code="503",le="100"}} 0"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{{t},status_code="503",le="150"}} 1"#),
-    );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_sum{{{t},status_code="503"}} 120"#),
-    );
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="0.5"}} 0"#));
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="1"}} 1"#));
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="5"}} 1"#));
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="7.5"}} 2"#));
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{{t},status_code="200",le="+Inf"}} 2"#));
+    assert_line(&text, &format!(r#"response_latency_ms_sum{{{t},status_code="200"}} 8.5"#));
+    assert_line(&text, &format!(r#"response_latency_ms_count{{{t},status_code="200"}} 2"#));
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{{t},status_code="503",le="100"}} 0"#));
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{{t},status_code="503",le="150"}} 1"#));
+    assert_line(&text, &format!(r#"response_latency_ms_sum{{{t},status_code="503"}} 120"#));
     assert_line(&text, "# TYPE response_total counter");
-    let ok = format!(
-        r#"response_total{{{t},status_code="200",classification="success",grpc_status="",error=""}} 2"#
-    );
-    let bad = format!(
-        r#"response_total{{{t},status_code="503",classification="failure",grpc_status="",error=""}} 1"#
-    );
+    let ok = format!(r#"response_total{{{t},status_code="200",classification="success",grpc_status="",error=""}} 2"#);
+    let bad = format!(r#"response_total{{{t},status_code="503",classification="failure",grpc_status="",error=""}} 1"#);
     assert!(position(&text, &ok) < position(&text, &bad));
     assert_golden("http.txt", &text);
 }
@@ -126,22 +87,10 @@ fn grpc_and_error_responses_get_their_own_series() {
     t.response(200, Some(0), false, None, None);
     t.response(200, Some(14), true, None, None);
     t.response(200, Some(99), true, None, None); // unknown gRPC code: slow path
-    t.response(
-        timeout.http_status(),
-        None,
-        true,
-        Some(timeout.as_str()),
-        None,
-    );
+    t.response(timeout.http_status(), None, true, Some(timeout.as_str()), None);
     t.response(504, None, true, Some("peer:timeout"), None);
     t.response(504, None, true, Some("peer:timeout"), None);
-    t.response(
-        200,
-        Some(timeout.grpc_status()),
-        true,
-        Some(timeout.as_str()),
-        None,
-    );
+    t.response(200, Some(timeout.grpc_status()), true, Some(timeout.as_str()), None);
     t.response(999, None, false, None, Some(ms(3))); // outside 100..=599: slow path
     let text = reg.render();
     for line in [
@@ -158,12 +107,7 @@ fn grpc_and_error_responses_get_their_own_series() {
         assert_line(&text, line);
     }
     // Latency is per status code only, and only for statuses that had one.
-    assert_eq!(
-        text.lines()
-            .filter(|l| l.starts_with("response_latency_ms_count"))
-            .count(),
-        2
-    );
+    assert_eq!(text.lines().filter(|l| l.starts_with("response_latency_ms_count")).count(), 2);
     assert_eq!(http.series_count(), 7);
     assert_eq!(http.target_count(), 1);
 }
@@ -173,9 +117,7 @@ fn label_values_are_escaped() {
     let l = LabelSet::new().with("a", "x\"y\\z\nw").with("b", "plain");
     assert_eq!(l.as_str(), r#"a="x\"y\\z\nw",b="plain""#);
     let reg = Registry::new();
-    reg.counter_family("odd_total", "Help with \\ and\nnewline.")
-        .get_or_create(&l)
-        .inc();
+    reg.counter_family("odd_total", "Help with \\ and\nnewline.").get_or_create(&l).inc();
     assert_eq!(
         reg.render(),
         "# HELP odd_total Help with \\\\ and\\nnewline.\n# TYPE odd_total counter\n\
@@ -195,9 +137,7 @@ fn label_sets_compose_and_compare() {
     assert_eq!(a, LabelSet::new().with("x", "1"));
     // No labels: no braces.
     let reg = Registry::new();
-    HttpMetrics::register(&reg)
-        .target(LabelSet::new())
-        .request();
+    HttpMetrics::register(&reg).target(LabelSet::new()).request();
     assert_line(&reg.render(), "request_total 1");
 }
 
@@ -207,18 +147,12 @@ fn output_order_is_creation_order_and_stable() {
     let http = HttpMetrics::register(&reg);
     let b = http.target(LabelSet::new().with("t", "b"));
     let a = http.target(LabelSet::new().with("t", "a"));
-    assert!(Arc::ptr_eq(
-        &a,
-        &http.target(LabelSet::new().with("t", "a"))
-    ));
+    assert!(Arc::ptr_eq(&a, &http.target(LabelSet::new().with("t", "a"))));
     a.response(503, None, true, None, None);
     a.response(200, None, false, None, None);
     b.response(404, None, false, None, None);
     let first = reg.render();
-    let responses: Vec<&str> = first
-        .lines()
-        .filter(|l| l.starts_with("response_total{"))
-        .collect();
+    let responses: Vec<&str> = first.lines().filter(|l| l.starts_with("response_total{")).collect();
     assert_eq!(
         responses,
         [
@@ -229,10 +163,7 @@ fn output_order_is_creation_order_and_stable() {
     );
     a.response(200, None, false, None, None);
     let second = reg.render();
-    assert_eq!(
-        first.replace("} 1\n", "} N\n"),
-        second.replace("} 1\n", "} N\n").replace("} 2\n", "} N\n")
-    );
+    assert_eq!(first.replace("} 1\n", "} N\n"), second.replace("} 1\n", "} N\n").replace("} 2\n", "} N\n"));
 }
 
 #[test]
@@ -288,15 +219,8 @@ fn bounds_are_linkerds_plus_finer_and_render_without_trailing_zeros() {
         write_micros_as_ms(&mut s, us);
         s
     };
-    let rendered: Vec<String> = [0, 1, 10, 500, 1_000, 1_234, 1_500, 7_500, 50_000_000]
-        .map(render)
-        .into();
-    assert_eq!(
-        rendered,
-        [
-            "0", "0.001", "0.01", "0.5", "1", "1.234", "1.5", "7.5", "50000"
-        ]
-    );
+    let rendered: Vec<String> = [0, 1, 10, 500, 1_000, 1_234, 1_500, 7_500, 50_000_000].map(render).into();
+    assert_eq!(rendered, ["0", "0.001", "0.01", "0.5", "1", "1.234", "1.5", "7.5", "50000"]);
 }
 
 #[test]
@@ -352,29 +276,16 @@ fn concurrent_updates_sum_correctly() {
             r#"response_total{{t="x",status_code="502",classification="failure",grpc_status="",error="connect_error"}} {total}"#
         ),
     );
-    assert_line(
-        &text,
-        &format!(r#"response_latency_ms_bucket{{t="x",status_code="200",le="1"}} {total}"#),
-    );
+    assert_line(&text, &format!(r#"response_latency_ms_bucket{{t="x",status_code="200",le="1"}} {total}"#));
     assert_eq!(http.series_count(), 3 + THREADS as usize);
-    assert_eq!(
-        text.lines()
-            .filter(|l| l.starts_with("response_latency_ms_count"))
-            .count(),
-        1 + THREADS as usize
-    );
+    assert_eq!(text.lines().filter(|l| l.starts_with("response_latency_ms_count")).count(), 1 + THREADS as usize);
 }
 
 #[test]
 fn tcp_connections_open_flow_and_close() {
     let reg = Registry::new();
     let tcp = TcpMetrics::register(&reg);
-    let t = tcp.target(
-        LabelSet::new()
-            .with("direction", "inbound")
-            .with("peer", "src")
-            .with("tls", "disabled"),
-    );
+    let t = tcp.target(LabelSet::new().with("direction", "inbound").with("peer", "src").with("tls", "disabled"));
     let c1 = t.open();
     let c2 = t.open();
     c1.read(100);
@@ -393,37 +304,22 @@ fn tcp_connections_open_flow_and_close() {
     let closed = reg.render();
     assert_line(&closed, &format!("tcp_open_connections{{{l}}} 0"));
     assert_line(&closed, &format!(r#"tcp_close_total{{{l},errno=""}} 1"#));
-    let reset = if cfg!(target_os = "linux") {
-        "ECONNRESET"
-    } else {
-        "104"
-    };
-    assert_line(
-        &closed,
-        &format!(r#"tcp_close_total{{{l},errno="{reset}"}} 1"#),
-    );
+    let reset = if cfg!(target_os = "linux") { "ECONNRESET" } else { "104" };
+    assert_line(&closed, &format!(r#"tcp_close_total{{{l},errno="{reset}"}} 1"#));
     assert_golden("tcp.txt", &closed);
 }
 
 #[test]
 fn generic_families_share_series_and_count_them() {
     let reg = Registry::new();
-    let queue = reg.gauge_family(
-        "outbound_http_balancer_queue_length",
-        "Requests waiting for an endpoint.",
-    );
-    let reloads = reg.counter_family(
-        "config_reload_failures_total",
-        "Configuration reloads that failed.",
-    );
+    let queue = reg.gauge_family("outbound_http_balancer_queue_length", "Requests waiting for an endpoint.");
+    let reloads = reg.counter_family("config_reload_failures_total", "Configuration reloads that failed.");
     let waits = reg.histogram_family("queue_wait_ms", "Time requests waited in the queue.");
     let svc = LabelSet::new().with("service", "web");
     let q = queue.get_or_create(&svc);
     assert!(Arc::ptr_eq(&q, &queue.get_or_create(&svc)));
     q.add(3);
-    queue
-        .get_or_create(&LabelSet::new().with("service", "api"))
-        .set(-1);
+    queue.get_or_create(&LabelSet::new().with("service", "api")).set(-1);
     assert_eq!(queue.series_count(), 2);
     assert_eq!(reloads.series_count(), 0);
     waits.get_or_create(&svc).observe(ms(2));
@@ -455,16 +351,9 @@ fn prefixed_http_families_for_routes() {
     let reg = Registry::new();
     let route = HttpMetrics::register_prefixed(&reg, "route_", true);
     let actual = HttpMetrics::register_prefixed(&reg, "route_actual_", false);
-    let labels = LabelSet::new()
-        .with("direction", "outbound")
-        .with("dst", "web:80")
-        .with("rt_route", "GET /");
-    route
-        .target(labels.clone())
-        .response(200, None, false, None, Some(ms(1)));
-    actual
-        .target(labels)
-        .response(200, None, false, None, Some(ms(1)));
+    let labels = LabelSet::new().with("direction", "outbound").with("dst", "web:80").with("rt_route", "GET /");
+    route.target(labels.clone()).response(200, None, false, None, Some(ms(1)));
+    actual.target(labels).response(200, None, false, None, Some(ms(1)));
     let text = reg.render();
     assert_line(&text, "# TYPE route_response_latency_ms histogram");
     assert_line(&text, "# TYPE route_actual_request_total counter");
@@ -486,29 +375,13 @@ fn everything() -> String {
     t.response(200, None, false, None, Some(ms(3)));
     t.response(200, Some(0), false, None, Some(ms(3)));
     t.response(504, None, true, Some("timeout"), None);
-    let conn = tcp
-        .target(
-            LabelSet::new()
-                .with("direction", "outbound")
-                .with("peer", "dst"),
-        )
-        .open();
+    let conn = tcp.target(LabelSet::new().with("direction", "outbound").with("peer", "dst")).open();
     conn.wrote(10);
     conn.set_errno(111);
     drop(conn);
-    reg.counter(
-        "config_reload_failures_total",
-        "Configuration reloads that failed.",
-    )
-    .inc();
-    reg.gauge(
-        "outbound_http_balancer_queue_length",
-        "Requests waiting for an endpoint.",
-    )
-    .set(2);
-    reg.histogram_family("queue_wait_ms", "Time requests waited.")
-        .get_or_create(&LabelSet::new())
-        .observe(ms(1));
+    reg.counter("config_reload_failures_total", "Configuration reloads that failed.").inc();
+    reg.gauge("outbound_http_balancer_queue_length", "Requests waiting for an endpoint.").set(2);
+    reg.histogram_family("queue_wait_ms", "Time requests waited.").get_or_create(&LabelSet::new()).observe(ms(1));
     reg.counter_family("tap_dropped_events_total", "Tap events dropped.");
     reg.render()
 }
@@ -518,9 +391,7 @@ fn find_promtool() -> Option<std::path::PathBuf> {
         return Some(p.into());
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("promtool"))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join("promtool")).find(|p| p.is_file())
 }
 
 #[test]
@@ -541,41 +412,19 @@ fn promtool_reports_only_unit_notes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("running {}: {e}", promtool.display()));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // Exit 3 means lint findings only; 1 would be a parse error.
-    assert!(
-        matches!(out.status.code(), Some(0 | 3)),
-        "promtool failed ({}):\n{report}\ninput:\n{text}",
-        out.status
-    );
+    assert!(matches!(out.status.code(), Some(0 | 3)), "promtool failed ({}):\n{report}\ninput:\n{text}", out.status);
     let findings: Vec<&str> = report.lines().filter(|l| !l.trim().is_empty()).collect();
     let unexpected: Vec<&&str> = findings
         .iter()
         .filter(|l| {
             let name = l.split_whitespace().next().unwrap_or("");
-            !(name.ends_with("_ms")
-                && l.ends_with("metric names should not contain abbreviated units"))
+            !(name.ends_with("_ms") && l.ends_with("metric names should not contain abbreviated units"))
         })
         .collect();
-    assert!(
-        unexpected.is_empty(),
-        "unexpected promtool findings: {unexpected:#?}\ninput:\n{text}"
-    );
-    assert!(
-        findings
-            .iter()
-            .any(|l| l.starts_with("response_latency_ms ")),
-        "expected the unit note: {report}"
-    );
+    assert!(unexpected.is_empty(), "unexpected promtool findings: {unexpected:#?}\ninput:\n{text}");
+    assert!(findings.iter().any(|l| l.starts_with("response_latency_ms ")), "expected the unit note: {report}");
 }

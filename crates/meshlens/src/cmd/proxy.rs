@@ -16,11 +16,7 @@ use meshlens_proxy::config::{Config, UpstreamConfig};
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
     /// Where the app's outbound calls arrive (HTTP proxy, Host routing, CONNECT). Loopback peers only.
-    #[arg(
-        long,
-        env = "MESHLENS_PROXY_OUTBOUND",
-        default_value = "127.0.0.1:4140"
-    )]
+    #[arg(long, env = "MESHLENS_PROXY_OUTBOUND", default_value = "127.0.0.1:4140")]
     outbound: SocketAddr,
     /// Where peer proxies connect; traffic is forwarded to --app. Bound only when --app is given.
     #[arg(long, env = "MESHLENS_PROXY_INBOUND", default_value = "0.0.0.0:4143")]
@@ -51,11 +47,7 @@ pub struct ProxyArgs {
     instance: Option<String>,
     /// A local listener for one service: SERVICE[:PORT]=HOST:PORT, for clients that ignore HTTP_PROXY
     /// (gRPC, raw TCP). Repeatable; port 0 picks a free port (see the start-up line).
-    #[arg(
-        long = "upstream",
-        env = "MESHLENS_PROXY_UPSTREAMS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "upstream", env = "MESHLENS_PROXY_UPSTREAMS", value_delimiter = ',')]
     upstreams: Vec<UpstreamConfig>,
     /// Log filter, e.g. `info` or `info,meshlens_proxy=debug`; changeable at runtime via PUT /log-level.
     #[arg(long, env = "MESHLENS_PROXY_LOG_LEVEL", default_value = "info")]
@@ -77,9 +69,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     config.app = args.app;
     config.discovery = args.discovery;
     config.control = args.control;
-    config.instance = args
-        .instance
-        .or_else(|| args.workload.as_ref().map(|w| format!("{w}-0")));
+    config.instance = args.instance.or_else(|| args.workload.as_ref().map(|w| format!("{w}-0")));
     config.workload = args.workload;
     config.namespace = args.namespace;
     config.upstreams = args.upstreams;
@@ -91,10 +81,8 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     config.timeouts.failfast = Duration::from_secs_f64(args.failfast_timeout_secs);
 
     let log = meshlens_proxy::log::init_json(&args.log_level).map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let proxy = match meshlens_proxy::start(config, log, &meshlens_proxy::TcpBind).await {
             Ok(p) => p,

@@ -36,7 +36,8 @@ pub async fn forward(
     grpc: bool,
     drain: &Drain,
 ) -> Response<ProxyBody> {
-    let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
+    let version = req.version();
+    let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
     prepare_request(&mut req, upgrade);
     let mut skip = None;
     let mut attempt = 0;
@@ -102,6 +103,8 @@ pub async fn forward(
     };
     let ttfb = started.elapsed();
     ep.observe(ttfb, balancer.settings().decay);
+    // The client gets the response in its own protocol version, whatever the endpoint spoke.
+    *rsp.version_mut() = version;
 
     let headers = rsp.headers_mut();
     let peer_error = headers

@@ -12,7 +12,6 @@ use crate::errors::{is_grpc, rescue};
 use crate::forward::forward;
 use crate::http::server::serve;
 use crate::io::Counted;
-use crate::outbound::reject_ambiguous_framing;
 use crate::shutdown::Drain;
 use crate::targets::Target;
 
@@ -32,9 +31,6 @@ pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>,
                 let drain = drain2.clone();
                 async move {
                     let grpc = is_grpc(req.headers());
-                    if let Some(rsp) = reject_ambiguous_framing(&req) {
-                        return rsp;
-                    }
                     if req.method() == http::Method::CONNECT {
                         return rescue(
                             meshlens_api::ProxyErrorReason::BadRequest,

@@ -71,8 +71,9 @@ pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr,
 
 async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, req: Request<Incoming>) -> Response<ProxyBody> {
     let grpc = is_grpc(req.headers());
-    if let Some(rsp) = reject_ambiguous_framing(&req) {
-        return rsp;
+    // CONNECT must name its destination in authority form (`CONNECT host:port`), nothing else.
+    if req.method() == Method::CONNECT && (req.uri().authority().is_none() || req.uri().scheme().is_some()) {
+        return rescue(ProxyErrorReason::BadRequest, grpc, "CONNECT needs an authority-form target (host:port)");
     }
     let authority = match &state.fixed {
         Some(a) => a.as_str(),
@@ -112,16 +113,6 @@ async fn target_for(ctx: &Ctx, state: &ConnState, authority: &str) -> Result<Arc
     let target = ctx.targets.resolve(ctx, authority).await?;
     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((authority.to_string(), version, target.clone()));
     Ok(target)
-}
-
-/// HTTP/1 requests with both Content-Length and Transfer-Encoding are ambiguous (request smuggling):
-/// refused with 400 and the connection closed (RFC 9112 §6.1).
-pub fn reject_ambiguous_framing(req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
-    let h = req.headers();
-    let both = h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING);
-    let lengths: Vec<_> = h.get_all(header::CONTENT_LENGTH).iter().collect();
-    let conflicting = lengths.windows(2).any(|w| w[0] != w[1]);
-    (both || conflicting).then(|| rescue(ProxyErrorReason::BadRequest, false, "ambiguous message framing"))
 }
 
 /// `CONNECT host:port`: answers 200 once the destination accepts, then joins the two connections.

@@ -1,5 +1,6 @@
 //! HTTP plumbing shared by the inbound and outbound sides: bodies, header hygiene, server settings.
 
 pub mod body;
+pub mod framing;
 pub mod headers;
 pub mod server;

@@ -10,8 +10,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::detect::Protocol;
+use crate::errors::rescue;
 use crate::http::body::ProxyBody;
+use crate::http::framing::FramingWatch;
 use crate::shutdown::Drain;
+use meshlens_api::ProxyErrorReason;
 
 /// Server-side limits, the same on every listener (DESIGN.md §7: one header limit everywhere).
 #[derive(Clone, Debug)]
@@ -29,13 +32,13 @@ where
     S: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| {
-        let fut = svc(req);
-        async move { Ok::<_, Infallible>(fut.await) }
-    });
-    let io = TokioIo::new(io);
     let result = match protocol {
         Protocol::Http2 => {
+            let svc = hyper::service::service_fn(move |req| {
+                let fut = svc(req);
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let io = TokioIo::new(io);
             let conn = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_header_list_size(settings.max_header_bytes as u32)
@@ -53,6 +56,17 @@ where
             }
         }
         _ => {
+            let (io, verdicts) = FramingWatch::new(io);
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let fut = (!verdicts.next_is_ambiguous()).then(|| svc(req));
+                async move {
+                    Ok::<_, Infallible>(match fut {
+                        Some(fut) => fut.await,
+                        None => rescue(ProxyErrorReason::BadRequest, false, "ambiguous message framing"),
+                    })
+                }
+            });
+            let io = TokioIo::new(io);
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(settings.header_read_timeout)

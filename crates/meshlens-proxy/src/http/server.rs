@@ -34,14 +34,20 @@ where
 {
     let result = match protocol {
         Protocol::Http2 => {
-            let svc = hyper::service::service_fn(move |req| {
-                let fut = svc(req);
-                async move { Ok::<_, Infallible>(fut.await) }
+            let limits = (settings.max_header_bytes, settings.max_headers);
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let fut = (!headers_too_large(&req, limits)).then(|| svc(req));
+                async move {
+                    Ok::<_, Infallible>(match fut {
+                        Some(fut) => fut.await,
+                        None => rescue(ProxyErrorReason::HeadersTooLarge, false, "request headers over the limit"),
+                    })
+                }
             });
             let io = TokioIo::new(io);
             let conn = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
-                .max_header_list_size(settings.max_header_bytes as u32)
+                .max_header_list_size(hard_header_limit(settings.max_header_bytes) as u32)
                 .max_concurrent_streams(settings.h2_max_concurrent_streams)
                 .max_pending_accept_reset_streams(20)
                 .max_local_error_reset_streams(1024)
@@ -57,12 +63,21 @@ where
         }
         _ => {
             let (io, verdicts) = FramingWatch::new(io);
+            let limits = (settings.max_header_bytes, settings.max_headers);
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let fut = (!verdicts.next_is_ambiguous()).then(|| svc(req));
+                let refusal = if verdicts.next_is_ambiguous() {
+                    Some((ProxyErrorReason::BadRequest, "ambiguous message framing"))
+                } else if headers_too_large(&req, limits) {
+                    Some((ProxyErrorReason::HeadersTooLarge, "request headers over the limit"))
+                } else {
+                    None
+                };
+                let fut = refusal.is_none().then(|| svc(req));
                 async move {
-                    Ok::<_, Infallible>(match fut {
-                        Some(fut) => fut.await,
-                        None => rescue(ProxyErrorReason::BadRequest, false, "ambiguous message framing"),
+                    Ok::<_, Infallible>(match (fut, refusal) {
+                        (Some(fut), _) => fut.await,
+                        (None, Some((reason, why))) => rescue(reason, false, why),
+                        (None, None) => unreachable!("a request is either served or refused"),
                     })
                 }
             });
@@ -70,8 +85,8 @@ where
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(settings.header_read_timeout)
-                .max_buf_size(settings.max_header_bytes.max(8192))
-                .max_headers(settings.max_headers)
+                .max_buf_size(hard_header_limit(settings.max_header_bytes))
+                .max_headers(settings.max_headers * 2)
                 .serve_connection(io, svc)
                 .with_upgrades();
             tokio::pin!(conn);
@@ -100,4 +115,23 @@ where
             tracing::warn!(peer, reason, error = %e, "refused a malformed request from the client");
         }
     }
+}
+
+/// hyper's own parser limit, above ours: requests between the two get our 431 with `l5d-proxy-error`;
+/// only grossly oversized ones meet hyper's bare 431.
+fn hard_header_limit(limit: usize) -> usize {
+    (limit * 2).max(16 * 1024)
+}
+
+/// Is this request over the proxy's header limits (total bytes, as HTTP/2 counts them, or count)?
+fn headers_too_large(req: &Request<Incoming>, (max_bytes, max_count): (usize, usize)) -> bool {
+    let headers = req.headers();
+    if headers.len() > max_count {
+        return true;
+    }
+    let mut size = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    for (name, value) in headers {
+        size += name.as_str().len() + value.len() + 32;
+    }
+    size > max_bytes
 }

@@ -1,1 +1,34 @@
-//! Test helpers for meshlens (dev-dependency only).
+//! Test helpers for meshlens (dev-dependency only): backends on 127.0.0.1:0, polling asserts, process guards.
+//!
+//! Everything here binds `127.0.0.1:0` and stops when its handle is dropped: servers abort their tasks,
+//! child processes are killed. Nothing sleeps to wait for a condition; use [`assert_eventually!`] or
+//! [`eventually()`] to poll with a deadline instead.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`eventually`] | `assert_eventually!`, `eventually()`, the patience deadline |
+//! | [`backend`] | `HttpBackend` (HTTP/1.1 + h2c) and ready-made handlers (`echo`, `fixed`, …) |
+//! | [`grpc`] | a real gRPC `test.Echo` server and client (tonic + prost, no codegen) |
+//! | [`tcp`] | `TcpEchoBackend`, `TcpSinkBackend`, `RawTcpBackend` |
+//! | [`raw`] | `raw_http1`: send arbitrary bytes, read one HTTP/1 response, see if the peer closed |
+//! | [`process`] | `ChildGuard`, `spawn_and_read_json_line` |
+//! | [`prom`] | Prometheus text parsing and lookups |
+
+pub mod backend;
+pub mod eventually;
+pub mod grpc;
+pub mod process;
+pub mod prom;
+pub mod raw;
+pub mod tcp;
+
+pub use backend::{BoxBody, HttpBackend, SeenRequest};
+pub use eventually::{eventually, eventually_blocking, patience};
+pub use grpc::{GrpcBackend, GrpcClient};
+pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};
+pub use prom::{Sample, find, parse_prometheus};
+pub use raw::{RawResponse, raw_http1};
+pub use tcp::{RawTcpBackend, TcpEchoBackend, TcpSinkBackend};
+
+/// The error type of bodies and handlers in this crate.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

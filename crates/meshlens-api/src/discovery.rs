@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 /// Everything a proxy needs to route: the services it may resolve and their endpoints.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Snapshot {
     /// Monotonic version; the control plane bumps it on every change. Files may leave it at 0.
@@ -20,6 +20,12 @@ pub struct Snapshot {
     pub cluster_domain: String,
     #[serde(default)]
     pub services: Vec<Service>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot { version: 0, cluster_domain: default_cluster_domain(), services: Vec::new() }
+    }
 }
 
 pub fn default_cluster_domain() -> String {
@@ -78,6 +84,9 @@ impl Snapshot {
     /// Checks what serde cannot: names, ports and duplicates. Returns `field: message` errors.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
+        if self.cluster_domain.is_empty() || self.cluster_domain.split('.').any(|l| !is_dns_label(l)) {
+            errors.push(format!("clusterDomain: '{}' is not a valid DNS domain", self.cluster_domain));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, svc) in self.services.iter().enumerate() {
             let at = format!("services[{i}]");

@@ -34,9 +34,7 @@ const MAX_HEADER_BYTES: u32 = 1 << 20;
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> BoxBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// An empty body.
@@ -81,10 +79,7 @@ impl SeenRequest {
 
     /// The `:authority` (HTTP/2) or else the `Host` header.
     pub fn authority(&self) -> Option<&str> {
-        self.uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| self.header("host"))
+        self.uri.authority().map(|a| a.as_str()).or_else(|| self.header("host"))
     }
 }
 
@@ -114,34 +109,23 @@ impl Ledger {
     }
 
     pub(crate) fn seen(&self) -> Vec<SeenRequest> {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect()
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
     }
 }
 
 /// Serves one connection with hyper's HTTP/1.1 + HTTP/2 (prior knowledge) auto-detection.
 pub(crate) async fn serve_http<S, B>(stream: tokio::net::TcpStream, tasks: Tasks, service: S)
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Send
-        + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
     let mut builder = auto::Builder::new(tasks);
-    builder
-        .http1()
-        .max_buf_size(MAX_HEADER_BYTES as usize + 8192);
+    builder.http1().max_buf_size(MAX_HEADER_BYTES as usize + 8192);
     builder.http2().max_header_list_size(MAX_HEADER_BYTES);
-    let _ = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .await;
+    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
 }
 
 // === HttpBackend ===
@@ -244,9 +228,7 @@ impl HttpBackend {
 
 /// Responds 200, streaming the request body back; copies `x-req-id` and `content-type`, and adds
 /// `x-backend: <name>`.
-pub fn echo(
-    name: &str,
-) -> impl Fn(Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
+pub fn echo(name: &str) -> impl Fn(Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
     let name = HeaderValue::from_str(name).expect("backend name must be a valid header value");
     move |req: Request<Incoming>| {
         let name = name.clone();
@@ -346,9 +328,7 @@ pub fn big_stream_byte(i: u64) -> u8 {
 
 /// Streams `n_bytes` of deterministic content ([`big_stream_byte`]) in 16 KiB chunks, never
 /// holding the whole body. No `content-length`: HTTP/1 responses are chunked.
-pub fn big_stream(
-    n_bytes: u64,
-) -> impl Fn(Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
+pub fn big_stream(n_bytes: u64) -> impl Fn(Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
     move |_req: Request<Incoming>| {
         Box::pin(async move {
             let chunks = stream::unfold(0u64, move |offset| async move {
@@ -380,10 +360,7 @@ pub struct Checksum {
 
 impl Default for Checksum {
     fn default() -> Self {
-        Self {
-            hash: 0xcbf2_9ce4_8422_2325,
-            len: 0,
-        }
+        Self { hash: 0xcbf2_9ce4_8422_2325, len: 0 }
     }
 }
 
@@ -429,8 +406,7 @@ impl Checksum {
 
 /// Accepts an HTTP/1.1 `Upgrade: websocket` request with 101 Switching Protocols, then echoes raw
 /// bytes on the upgraded connection (no WebSocket framing). Other requests get 400.
-pub fn websocket_echo()
--> impl Fn(Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
+pub fn websocket_echo() -> impl Fn(Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
     move |mut req: Request<Incoming>| {
         Box::pin(async move {
             let wants_ws = req
@@ -458,10 +434,8 @@ pub fn websocket_echo()
             }
             let mut resp = Response::new(empty());
             *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            resp.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-            resp.headers_mut()
-                .insert(UPGRADE, HeaderValue::from_static("websocket"));
+            resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            resp.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
             resp
         })
     }

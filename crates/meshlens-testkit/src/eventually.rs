@@ -43,11 +43,7 @@ impl Poller {
 
     /// A poller with an explicit deadline.
     pub fn with_patience(patience: Duration) -> Self {
-        Self {
-            started: Instant::now(),
-            patience,
-            backoff: FIRST_BACKOFF,
-        }
+        Self { started: Instant::now(), patience, backoff: FIRST_BACKOFF }
     }
 
     /// The deadline this poller was given.
@@ -171,9 +167,7 @@ mod tests {
     #[test]
     fn backoff_grows_to_100ms_and_stops_at_deadline() {
         let mut p = Poller::with_patience(Duration::from_secs(3600));
-        let pauses: Vec<_> = (0..6)
-            .map(|_| p.next_pause().unwrap().as_millis())
-            .collect();
+        let pauses: Vec<_> = (0..6).map(|_| p.next_pause().unwrap().as_millis()).collect();
         assert_eq!(pauses, [10, 20, 40, 80, 100, 100]);
         let mut p = Poller::with_patience(Duration::ZERO);
         assert_eq!(p.next_pause(), None);
@@ -190,11 +184,7 @@ mod tests {
             }
         });
         assert_eventually!(n.load(Ordering::SeqCst) == 3);
-        assert_eventually!(
-            n.load(Ordering::SeqCst) == 3,
-            "n = {}",
-            n.load(Ordering::SeqCst)
-        );
+        assert_eventually!(n.load(Ordering::SeqCst) == 3, "n = {}", n.load(Ordering::SeqCst));
         eventually(async || n.load(Ordering::SeqCst) == 3, "n reaches 3").await;
         eventually(|| async { n.load(Ordering::SeqCst) == 3 }, "n reaches 3").await;
         bump.await.unwrap();

@@ -87,11 +87,7 @@ pub struct EchoService {
 
 fn failure(req: &EchoRequest) -> Option<Status> {
     (req.fail_code != 0).then(|| {
-        let message = if req.fail_message.is_empty() {
-            "requested failure"
-        } else {
-            &req.fail_message
-        };
+        let message = if req.fail_message.is_empty() { "requested failure" } else { &req.fail_message };
         Status::new(Code::from_i32(req.fail_code), message)
     })
 }
@@ -117,10 +113,7 @@ impl UnaryService<EchoRequest> for Unary {
             delay(&req).await;
             match failure(&req) {
                 Some(status) => Err(status),
-                None => Ok(Response::new(EchoReply {
-                    message: req.message,
-                    authority,
-                })),
+                None => Ok(Response::new(EchoReply { message: req.message, authority })),
             }
         })
     }
@@ -141,12 +134,7 @@ impl ServerStreamingService<EchoRequest> for ServerStream {
             let req = request.into_inner();
             delay(&req).await;
             let mut items: Vec<_> = (0..req.count)
-                .map(|i| {
-                    Ok(EchoReply {
-                        message: format!("{} {i}", req.message),
-                        authority: authority.clone(),
-                    })
-                })
+                .map(|i| Ok(EchoReply { message: format!("{} {i}", req.message), authority: authority.clone() }))
                 .collect();
             items.extend(failure(&req).map(Err));
             Ok(Response::new(stream::iter(items)))
@@ -172,12 +160,7 @@ where
             .uri()
             .authority()
             .map(|a| a.to_string())
-            .or_else(|| {
-                req.headers()
-                    .get("host")
-                    .and_then(|h| h.to_str().ok())
-                    .map(String::from)
-            })
+            .or_else(|| req.headers().get("host").and_then(|h| h.to_str().ok()).map(String::from))
             .unwrap_or_default();
         match req.uri().path() {
             UNARY_PATH => Box::pin(async move {
@@ -277,23 +260,16 @@ impl GrpcClient {
     pub fn endpoint(addr: SocketAddr, authority: Option<&str>) -> Endpoint {
         let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("valid address URI");
         match authority {
-            Some(authority) => endpoint.origin(
-                format!("http://{authority}")
-                    .parse()
-                    .expect("authority must be host[:port]"),
-            ),
+            Some(authority) => {
+                endpoint.origin(format!("http://{authority}").parse().expect("authority must be host[:port]"))
+            }
             None => endpoint,
         }
     }
 
     /// Connects now; fails if nothing accepts at `addr`.
-    pub async fn connect(
-        addr: SocketAddr,
-        authority: Option<&str>,
-    ) -> Result<Self, tonic::transport::Error> {
-        Ok(Self::from_channel(
-            Self::endpoint(addr, authority).connect().await?,
-        ))
+    pub async fn connect(addr: SocketAddr, authority: Option<&str>) -> Result<Self, tonic::transport::Error> {
+        Ok(Self::from_channel(Self::endpoint(addr, authority).connect().await?))
     }
 
     /// Connects on first use (errors then surface as `UNAVAILABLE` statuses of the calls).
@@ -303,49 +279,32 @@ impl GrpcClient {
 
     /// Wraps an existing channel.
     pub fn from_channel(channel: Channel) -> Self {
-        Self {
-            grpc: tonic::client::Grpc::new(channel),
-        }
+        Self { grpc: tonic::client::Grpc::new(channel) }
     }
 
     async fn ready(&self) -> Result<tonic::client::Grpc<Channel>, Status> {
         let mut grpc = self.grpc.clone();
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        grpc.ready().await.map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
         Ok(grpc)
     }
 
     /// `Unary` with `message`; returns the echoed message.
     pub async fn unary(&self, message: &str) -> Result<String, Status> {
-        let req = EchoRequest {
-            message: message.to_owned(),
-            ..EchoRequest::default()
-        };
+        let req = EchoRequest { message: message.to_owned(), ..EchoRequest::default() };
         Ok(self.call_unary(req).await?.into_inner().message)
     }
 
     /// `Unary` with a full request (failure code, delay) and optional metadata or timeout, e.g.
     /// `let mut r = tonic::Request::new(req); r.set_timeout(d);`.
-    pub async fn call_unary(
-        &self,
-        request: impl IntoRequest<EchoRequest>,
-    ) -> Result<Response<EchoReply>, Status> {
+    pub async fn call_unary(&self, request: impl IntoRequest<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         let codec = ProstCodec::<EchoRequest, EchoReply>::default();
         let path = PathAndQuery::from_static(UNARY_PATH);
-        self.ready()
-            .await?
-            .unary(request.into_request(), path, codec)
-            .await
+        self.ready().await?.unary(request.into_request(), path, codec).await
     }
 
     /// `ServerStream` of `n` messages (`"item 0"` … `"item {n-1}"`), collected.
     pub async fn server_stream(&self, n: u32) -> Result<Vec<String>, Status> {
-        let req = EchoRequest {
-            message: "item".into(),
-            count: n,
-            ..EchoRequest::default()
-        };
+        let req = EchoRequest { message: "item".into(), count: n, ..EchoRequest::default() };
         let (items, end) = self.server_stream_collect(req).await;
         end.map(|()| items)
     }
@@ -377,9 +336,6 @@ impl GrpcClient {
     ) -> Result<Response<Streaming<EchoReply>>, Status> {
         let codec = ProstCodec::<EchoRequest, EchoReply>::default();
         let path = PathAndQuery::from_static(SERVER_STREAM_PATH);
-        self.ready()
-            .await?
-            .server_streaming(request.into_request(), path, codec)
-            .await
+        self.ready().await?.server_streaming(request.into_request(), path, codec).await
     }
 }

@@ -113,12 +113,7 @@ impl ChildGuard {
         if let Some(stderr) = child.stderr.take() {
             output.drain(Stream::Stderr, stderr);
         }
-        Self {
-            name: format!("pid {}", child.id()),
-            child,
-            output,
-            group: false,
-        }
+        Self { name: format!("pid {}", child.id()), child, output, group: false }
     }
 
     /// Spawns `cmd` with stdin null and stdout/stderr piped and captured, in a process group of its
@@ -126,12 +121,7 @@ impl ChildGuard {
     /// apps and proxies of `meshlens up`).
     pub fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
         use std::os::unix::process::CommandExt;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()?;
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn()?;
         let mut guard = Self::new(child);
         guard.name = format!("{:?} (pid {})", cmd.get_program(), guard.id());
         guard.group = true;
@@ -165,15 +155,8 @@ impl ChildGuard {
 
     /// Sends SIGTERM (via `kill -TERM`), e.g. to test graceful shutdown.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(
-            status.success(),
-            "kill -TERM {} failed: {status}",
-            self.id()
-        );
+        let status = Command::new("kill").args(["-TERM", &self.id().to_string()]).status().expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {} failed: {status}", self.id());
     }
 
     /// Kills (SIGKILL) and reaps the child now.
@@ -190,12 +173,7 @@ impl ChildGuard {
                 return status;
             }
             if !poller.wait_blocking() {
-                panic!(
-                    "{} did not exit within {:?}{}",
-                    self.name,
-                    poller.patience(),
-                    self.dump()
-                );
+                panic!("{} did not exit within {:?}{}", self.name, poller.patience(), self.dump());
             }
         }
     }
@@ -212,61 +190,32 @@ impl ChildGuard {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if !captured.open(stream) || left.is_zero() {
-                let why = if captured.open(stream) {
-                    "timed out"
-                } else {
-                    "stream closed"
-                };
+                let why = if captured.open(stream) { "timed out" } else { "stream closed" };
                 drop(captured);
-                panic!(
-                    "{}: no matching {stream:?} line ({why}){}",
-                    self.name,
-                    self.dump()
-                );
+                panic!("{}: no matching {stream:?} line ({why}){}", self.name, self.dump());
             }
-            captured = self
-                .output
-                .changed
-                .wait_timeout(captured, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            captured = self.output.changed.wait_timeout(captured, left).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
 
     /// [`wait_for_line`](Self::wait_for_line) for async tests: polls without blocking the runtime,
     /// so the child may talk to servers running on the test's own runtime meanwhile.
-    pub async fn wait_for_line_async(
-        &self,
-        stream: Stream,
-        mut pred: impl FnMut(&str) -> bool,
-    ) -> String {
+    pub async fn wait_for_line_async(&self, stream: Stream, mut pred: impl FnMut(&str) -> bool) -> String {
         let mut poller = Poller::new();
         loop {
             let (found, open) = {
                 let captured = self.output.lock();
-                let found = captured
-                    .text(stream)
-                    .lines()
-                    .find(|l| pred(l))
-                    .map(str::to_owned);
+                let found = captured.text(stream).lines().find(|l| pred(l)).map(str::to_owned);
                 (found, captured.open(stream))
             };
             if let Some(line) = found {
                 return line;
             }
             if !open {
-                panic!(
-                    "{}: no matching {stream:?} line (stream closed){}",
-                    self.name,
-                    self.dump()
-                );
+                panic!("{}: no matching {stream:?} line (stream closed){}", self.name, self.dump());
             }
             if !poller.wait().await {
-                panic!(
-                    "{}: no matching {stream:?} line (timed out){}",
-                    self.name,
-                    self.dump()
-                );
+                panic!("{}: no matching {stream:?} line (timed out){}", self.name, self.dump());
             }
         }
     }
@@ -308,12 +257,10 @@ impl Drop for ChildGuard {
         if std::thread::panicking() {
             // Give the drain threads a moment to pick up the last lines.
             let captured = self.output.lock();
-            let _ =
-                self.output
-                    .changed
-                    .wait_timeout_while(captured, Duration::from_millis(200), |c| {
-                        c.stdout_open || c.stderr_open
-                    });
+            let _ = self
+                .output
+                .changed
+                .wait_timeout_while(captured, Duration::from_millis(200), |c| c.stdout_open || c.stderr_open);
             eprintln!("{}", self.dump());
         }
     }
@@ -349,9 +296,7 @@ pub fn spawn_and_read_json_line(cmd: &mut Command) -> (ChildGuard, serde_json::V
 /// [`spawn_and_read_json_line`] that polls without blocking the async runtime.
 pub async fn spawn_and_read_json_line_async(cmd: &mut Command) -> (ChildGuard, serde_json::Value) {
     let guard = ChildGuard::spawn(cmd).unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let line = guard
-        .wait_for_line_async(Stream::Stdout, |l| is_listening_line(l).is_some())
-        .await;
+    let line = guard.wait_for_line_async(Stream::Stdout, |l| is_listening_line(l).is_some()).await;
     let value = is_listening_line(&line).expect("matched line parses");
     (guard, value)
 }
@@ -369,10 +314,7 @@ mod tests {
         assert!(std::path::Path::new(&proc_path).exists());
         drop(guard);
         // Killed and reaped: no zombie left under our pid.
-        assert!(
-            !std::path::Path::new(&proc_path).exists(),
-            "{proc_path} still exists"
-        );
+        assert!(!std::path::Path::new(&proc_path).exists(), "{proc_path} still exists");
     }
 
     #[test]
@@ -389,9 +331,7 @@ mod tests {
     #[test]
     fn drop_kills_descendants_too() {
         // `sh` forks a `sleep` that would outlive a plain kill of `sh`.
-        let guard =
-            ChildGuard::spawn(Command::new("sh").args(["-c", "sleep 1000 & echo $!; wait"]))
-                .unwrap();
+        let guard = ChildGuard::spawn(Command::new("sh").args(["-c", "sleep 1000 & echo $!; wait"])).unwrap();
         let pid = guard.wait_for_line(Stream::Stdout, |l| !l.is_empty());
         let proc_path = format!("/proc/{pid}");
         assert!(alive(&proc_path));
@@ -404,10 +344,7 @@ mod tests {
     fn alive(proc_path: &str) -> bool {
         std::fs::read_to_string(format!("{proc_path}/stat"))
             .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().to_owned())
-            })
+            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_owned()))
             .is_some_and(|rest| !rest.starts_with('Z'))
     }
 
@@ -420,12 +357,9 @@ mod tests {
     #[tokio::test]
     async fn async_variant_and_terminate() {
         let script = r#"trap 'echo bye; exit 0' TERM; echo '{"message":"listening"}'; while :; do sleep 0.05; done"#;
-        let (mut guard, _) =
-            spawn_and_read_json_line_async(Command::new("sh").args(["-c", script])).await;
+        let (mut guard, _) = spawn_and_read_json_line_async(Command::new("sh").args(["-c", script])).await;
         guard.terminate();
         assert!(guard.wait_for_exit().success());
-        guard
-            .wait_for_line_async(Stream::Stdout, |l| l == "bye")
-            .await;
+        guard.wait_for_line_async(Stream::Stdout, |l| l == "bye").await;
     }
 }

@@ -45,37 +45,27 @@ pub fn try_parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
             let line = line.trim_start();
             !line.is_empty() && !line.starts_with('#')
         })
-        .map(|(i, line)| {
-            parse_line(line.trim()).map_err(|e| format!("metrics line {}: {e}: {line:?}", i + 1))
-        })
+        .map(|(i, line)| parse_line(line.trim()).map_err(|e| format!("metrics line {}: {e}: {line:?}", i + 1)))
         .collect()
 }
 
 /// The value of the first sample named `name` whose labels include all of `labels`.
 pub fn find(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|s| s.name == name && s.matches(labels))
-        .map(|s| s.value)
+    samples.iter().find(|s| s.name == name && s.matches(labels)).map(|s| s.value)
 }
 
 /// The sum over all samples named `name` whose labels include all of `labels` (`None` if none match).
 pub fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .filter(|s| s.name == name && s.matches(labels))
-        .map(|s| s.value)
-        .reduce(|a, b| a + b)
+    samples.iter().filter(|s| s.name == name && s.matches(labels)).map(|s| s.value).reduce(|a, b| a + b)
 }
 
 fn parse_line(line: &str) -> Result<Sample, String> {
-    let name_end = line
-        .find(|c: char| c == '{' || c.is_whitespace())
-        .ok_or("no value")?;
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace()).ok_or("no value")?;
     let name = &line[..name_end];
-    let valid_name = name.chars().enumerate().all(|(i, c)| {
-        c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
-    });
+    let valid_name = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
     if name.is_empty() || !valid_name {
         return Err(format!("invalid metric name {name:?}"));
     }
@@ -86,18 +76,11 @@ fn parse_line(line: &str) -> Result<Sample, String> {
     }
     let value = rest.split_whitespace().next().ok_or("no value")?;
     let value = parse_value(value).ok_or_else(|| format!("invalid value {value:?}"))?;
-    Ok(Sample {
-        name: name.to_owned(),
-        labels,
-        value,
-    })
+    Ok(Sample { name: name.to_owned(), labels, value })
 }
 
 /// Parses `k="v",…}` into `labels`, returning what follows the closing brace.
-fn parse_labels<'a>(
-    mut s: &'a str,
-    labels: &mut BTreeMap<String, String>,
-) -> Result<&'a str, String> {
+fn parse_labels<'a>(mut s: &'a str, labels: &mut BTreeMap<String, String>) -> Result<&'a str, String> {
     loop {
         s = s.trim_start();
         if let Some(rest) = s.strip_prefix('}') {
@@ -108,10 +91,7 @@ fn parse_labels<'a>(
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid label name {key:?}"));
         }
-        s = s[eq + 1..]
-            .trim_start()
-            .strip_prefix('"')
-            .ok_or("label value not quoted")?;
+        s = s[eq + 1..].trim_start().strip_prefix('"').ok_or("label value not quoted")?;
         let mut value = String::new();
         let mut chars = s.char_indices();
         let end = loop {
@@ -163,10 +143,7 @@ trailing_comma{a="1",} 0
 "#;
         let samples = parse_prometheus(text);
         assert_eq!(samples.len(), 5);
-        assert_eq!(
-            find(&samples, "response_latency_ms_bucket", &[("le", "+Inf")]),
-            Some(7.0)
-        );
+        assert_eq!(find(&samples, "response_latency_ms_bucket", &[("le", "+Inf")]), Some(7.0));
         assert_eq!(find(&samples, "response_latency_ms_count", &[]), Some(7.0));
         assert_eq!(samples[2].label("path"), Some("/a\"b\\c\nd"));
         assert_eq!(samples[2].label("x"), Some("}{,"));

@@ -33,10 +33,7 @@ pub struct RawResponse {
 impl RawResponse {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as (lossy) UTF-8.
@@ -67,16 +64,10 @@ pub async fn raw_http1(addr: SocketAddr, request: impl AsRef<[u8]>) -> RawRespon
 }
 
 /// [`raw_http1`] with an explicit close wait (use a short one when the connection should stay open).
-pub async fn raw_http1_with(
-    addr: SocketAddr,
-    request: impl AsRef<[u8]>,
-    close_wait: Duration,
-) -> RawResponse {
+pub async fn raw_http1_with(addr: SocketAddr, request: impl AsRef<[u8]>, close_wait: Duration) -> RawResponse {
     let request = request.as_ref();
     let head_only = request.starts_with(b"HEAD ");
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    let mut stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     let (mut rd, mut wr) = stream.split();
     // Write while reading: the server may answer (and stop reading) before taking all the bytes.
     // The write side stays open afterwards, so the server never sees our EOF.
@@ -91,10 +82,7 @@ pub async fn raw_http1_with(
     let mut eof = false;
     loop {
         if let Some(parsed) = parse(&resp.raw, eof, head_only) {
-            resp = RawResponse {
-                raw: std::mem::take(&mut resp.raw),
-                ..parsed
-            };
+            resp = RawResponse { raw: std::mem::take(&mut resp.raw), ..parsed };
             break;
         }
         if eof {
@@ -119,10 +107,7 @@ pub async fn raw_http1_with(
     }
     resp.closed = eof || {
         let mut probe = [0u8; 1];
-        matches!(
-            tokio::time::timeout(close_wait, rd.read(&mut probe)).await,
-            Ok(Ok(0) | Err(_))
-        )
+        matches!(tokio::time::timeout(close_wait, rd.read(&mut probe)).await, Ok(Ok(0) | Err(_)))
     };
     resp
 }
@@ -136,9 +121,7 @@ struct Head {
 
 /// Parses a status line and headers ending in an empty line (CRLF, or bare LF, tolerated).
 fn parse_head(buf: &[u8]) -> Option<Head> {
-    let end = find(buf, b"\r\n\r\n")
-        .map(|i| i + 4)
-        .or_else(|| find(buf, b"\n\n").map(|i| i + 2))?;
+    let end = find(buf, b"\r\n\r\n").map(|i| i + 4).or_else(|| find(buf, b"\n\n").map(|i| i + 2))?;
     let text = String::from_utf8_lossy(&buf[..end]);
     let mut lines = text.lines();
     let status_line = lines.next()?;
@@ -155,12 +138,7 @@ fn parse_head(buf: &[u8]) -> Option<Head> {
             None => (l.trim().to_ascii_lowercase(), String::new()),
         })
         .collect();
-    Some(Head {
-        status,
-        reason,
-        headers,
-        len: end,
-    })
+    Some(Head { status, reason, headers, len: end })
 }
 
 /// Parses one complete response (skipping interim 1xx), or `None` if more bytes are needed.
@@ -169,12 +147,7 @@ fn parse(buf: &[u8], eof: bool, head_only: bool) -> Option<RawResponse> {
     loop {
         let head = parse_head(&buf[start..])?;
         let rest = &buf[start + head.len..];
-        let header = |name: &'static str| {
-            head.headers
-                .iter()
-                .filter(move |(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let header = |name: &'static str| head.headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str());
         let mut resp = RawResponse {
             status: Some(head.status),
             reason: head.reason.clone(),
@@ -269,34 +242,18 @@ mod tests {
 
     #[test]
     fn parses_content_length_chunked_and_interim() {
-        let r = parse(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
-            false,
-            false,
-        )
-        .unwrap();
+        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", false, false).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (Some(200), &b"hi"[..]));
-        assert!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi",
-                false,
-                false
-            )
-            .is_none()
-        );
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi", false, false).is_none());
 
-        let chunked =
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+        let chunked = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                         2\r\nhi\r\n3;ext=1\r\n!!!\r\n0\r\ngrpc-status: 0\r\n\r\n";
         let r = parse(chunked, false, false).unwrap();
         assert_eq!(r.body, b"hi!!!");
         assert_eq!(r.trailers, [("grpc-status".to_owned(), "0".to_owned())]);
 
         let r = parse(b"HTTP/1.0 502 Bad Gateway\r\n\r\nbad", true, false).unwrap();
-        assert_eq!(
-            (r.status, r.reason.as_str(), r.body_text().as_str()),
-            (Some(502), "Bad Gateway", "bad")
-        );
+        assert_eq!((r.status, r.reason.as_str(), r.body_text().as_str()), (Some(502), "Bad Gateway", "bad"));
         assert!(parse(b"garbage\r\n\r\n", true, false).is_none());
     }
 }

@@ -27,10 +27,7 @@ impl Tasks {
     }
 
     fn abort_all(&self) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .abort_all();
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).abort_all();
     }
 
     fn take(&self) -> JoinSet<()> {
@@ -90,12 +87,7 @@ impl Server {
                 }
             }
         });
-        Self {
-            addr,
-            connections,
-            tasks,
-            accept: Some(accept),
-        }
+        Self { addr, connections, tasks, accept: Some(accept) }
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -289,9 +281,7 @@ impl RawTcpBackend {
         F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        Self {
-            server: Server::start(loopback_any(), move |stream, _, _| script(stream)),
-        }
+        Self { server: Server::start(loopback_any(), move |stream, _, _| script(stream)) }
     }
 
     /// The bound address.

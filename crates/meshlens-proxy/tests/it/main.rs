@@ -1,1 +1,4 @@
-//! Integration tests of the proxy: real backends and the real proxy on 127.0.0.1:0.
+//! Integration tests of the proxy: real backends and the real proxy on 127.0.0.1:0, one binary.
+
+mod support;
+mod transparency;

@@ -8,9 +8,7 @@ use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use meshlens_testkit::backend::{
-    Checksum, big_stream, delayed, echo, fixed, websocket_echo, with_trailers,
-};
+use meshlens_testkit::backend::{Checksum, big_stream, delayed, echo, fixed, websocket_echo, with_trailers};
 use meshlens_testkit::raw::raw_http1_with;
 use meshlens_testkit::{HttpBackend, RawTcpBackend, assert_eventually, raw_http1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,9 +17,7 @@ use tokio::net::TcpStream;
 async fn send(addr: SocketAddr, version: Version, req: Request<Full<Bytes>>) -> Response<Incoming> {
     let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
     if version == Version::HTTP_2 {
-        let (mut tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
+        let (mut tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.unwrap();
         tokio::spawn(conn);
         tx.send_request(req).await.unwrap()
     } else {
@@ -39,10 +35,7 @@ fn post(version: Version, body: &'static str) -> Request<Full<Bytes>> {
     } else {
         Request::post("/echo?q=1").header("host", "web.prod.svc.cluster.local")
     };
-    req.version(version)
-        .header("x-req-id", "r-1")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .unwrap()
+    req.version(version).header("x-req-id", "r-1").body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()
 }
 
 #[tokio::test]
@@ -54,39 +47,22 @@ async fn echo_over_http1_and_h2c_on_one_port() {
         assert_eq!(resp.version(), version);
         assert_eq!(resp.headers()["x-backend"], "a");
         assert_eq!(resp.headers()["x-req-id"], "r-1");
-        assert_eq!(
-            resp.into_body().collect().await.unwrap().to_bytes(),
-            "hello"
-        );
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "hello");
     }
     assert_eq!(backend.requests(), 2);
     assert_eq!(backend.connections(), 2);
     let seen = backend.seen();
-    assert_eq!(
-        seen.iter().map(|s| s.version).collect::<Vec<_>>(),
-        [Version::HTTP_11, Version::HTTP_2]
-    );
-    assert!(
-        seen.iter().all(|s| s.method == "POST"
-            && s.path() == "/echo"
-            && s.header("x-req-id") == Some("r-1"))
-    );
-    assert!(
-        seen.iter()
-            .all(|s| s.authority() == Some("web.prod.svc.cluster.local"))
-    );
+    assert_eq!(seen.iter().map(|s| s.version).collect::<Vec<_>>(), [Version::HTTP_11, Version::HTTP_2]);
+    assert!(seen.iter().all(|s| s.method == "POST" && s.path() == "/echo" && s.header("x-req-id") == Some("r-1")));
+    assert!(seen.iter().all(|s| s.authority() == Some("web.prod.svc.cluster.local")));
 }
 
 #[tokio::test]
 async fn big_stream_arrives_whole_and_in_order() {
     let n = 3 * 1024 * 1024 + 7;
     let backend = HttpBackend::start(big_stream(n));
-    let req = Request::get(backend.url("/big"))
-        .body(Full::default())
-        .unwrap();
-    let mut body = send(backend.addr(), Version::HTTP_11, req)
-        .await
-        .into_body();
+    let req = Request::get(backend.url("/big")).body(Full::default()).unwrap();
+    let mut body = send(backend.addr(), Version::HTTP_11, req).await.into_body();
     let mut sum = Checksum::default();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame.unwrap().into_data() {
@@ -105,10 +81,7 @@ async fn trailers_reach_an_h2_client() {
         "payload",
         &[("grpc-status", "13"), ("grpc-message", "boom")],
     ));
-    let req = Request::get(backend.url("/"))
-        .version(Version::HTTP_2)
-        .body(Full::default())
-        .unwrap();
+    let req = Request::get(backend.url("/")).version(Version::HTTP_2).body(Full::default()).unwrap();
     let resp = send(backend.addr(), Version::HTTP_2, req).await;
     assert_eq!(resp.headers()["content-type"], "application/grpc");
     let collected = resp.into_body().collect().await.unwrap();
@@ -122,12 +95,7 @@ async fn trailers_reach_an_h2_client() {
 async fn delayed_waits_before_answering() {
     let backend = HttpBackend::start(delayed(Duration::from_millis(50), fixed(204, "")));
     let start = Instant::now();
-    let resp = raw_http1_with(
-        backend.addr(),
-        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-        Duration::ZERO,
-    )
-    .await;
+    let resp = raw_http1_with(backend.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", Duration::ZERO).await;
     assert_eq!(resp.status, Some(204));
     assert!(start.elapsed() >= Duration::from_millis(50));
 }
@@ -135,31 +103,15 @@ async fn delayed_waits_before_answering() {
 #[tokio::test]
 async fn raw_http1_reports_status_body_and_close() {
     let backend = HttpBackend::start(fixed(503, "nope"));
-    let resp = raw_http1_with(
-        backend.addr(),
-        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-        Duration::from_millis(100),
-    )
-    .await;
-    assert_eq!(
-        (resp.status, resp.body_text().as_str(), resp.closed),
-        (Some(503), "nope", false)
-    );
+    let resp = raw_http1_with(backend.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", Duration::from_millis(100)).await;
+    assert_eq!((resp.status, resp.body_text().as_str(), resp.closed), (Some(503), "nope", false));
     assert_eq!(resp.header("content-length"), Some("4"));
 
-    let resp = raw_http1(
-        backend.addr(),
-        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let resp = raw_http1(backend.addr(), "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
     assert!(resp.complete && resp.closed, "{resp:?}");
 
     // A malformed request: hyper answers 400 and closes.
-    let resp = raw_http1(
-        backend.addr(),
-        "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
-    )
-    .await;
+    let resp = raw_http1(backend.addr(), "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n").await;
     assert_eq!(resp.status, Some(400));
     assert!(resp.closed);
 }
@@ -169,9 +121,8 @@ async fn raw_tcp_backend_scripts_invalid_responses() {
     let bad = RawTcpBackend::start(|mut s| async move {
         let mut buf = [0u8; 1024];
         let _ = s.read(&mut buf).await;
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\nX-Bad: a\rb\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
-            .await;
+        let _ =
+            s.write_all(b"HTTP/1.1 200 OK\r\nX-Bad: a\rb\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab").await;
     });
     let resp = raw_http1(bad.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert_eq!(resp.status, Some(200));
@@ -196,22 +147,13 @@ async fn websocket_upgrade_then_raw_echo() {
         s.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     s.write_all(b"ping").await.unwrap();
     let mut echoed = [0u8; 4];
     s.read_exact(&mut echoed).await.unwrap();
     assert_eq!(&echoed, b"ping");
 
-    let plain = raw_http1_with(
-        backend.addr(),
-        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-        Duration::ZERO,
-    )
-    .await;
+    let plain = raw_http1_with(backend.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", Duration::ZERO).await;
     assert_eq!(plain.status, Some(400));
 }
 
@@ -220,10 +162,7 @@ async fn stop_closes_the_port_and_it_can_be_reused() {
     let backend = HttpBackend::start(fixed(200, "one"));
     let addr = backend.addr();
     backend.stop().await;
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "port still open after stop"
-    );
+    assert!(TcpStream::connect(addr).await.is_err(), "port still open after stop");
 
     let again = HttpBackend::start_on(addr, fixed(200, "two"));
     let resp = raw_http1_with(addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", Duration::ZERO).await;

@@ -1,0 +1,132 @@
+//! Shared test plumbing: start a real proxy on 127.0.0.1:0 from a discovery snapshot, HTTP clients, metrics.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use meshlens_api::{Endpoint, Service, ServicePort, Snapshot};
+use meshlens_proxy::{Config, Proxy};
+use meshlens_testkit::{Sample, parse_prometheus};
+
+/// A service `name.ns` on port 80 whose endpoints are `addrs` (labelled deployment=name, pod=name-i).
+pub fn service(name: &str, ns: &str, addrs: &[SocketAddr]) -> Service {
+    Service {
+        name: name.into(),
+        namespace: ns.into(),
+        ports: vec![ServicePort { port: 80, target_port: None, opaque: false }],
+        virtual_ips: vec![],
+        endpoints: addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Endpoint {
+                address: *a,
+                labels: BTreeMap::from([("deployment".into(), name.into()), ("pod".into(), format!("{name}-{i}"))]),
+            })
+            .collect(),
+    }
+}
+
+pub fn snapshot(services: Vec<Service>) -> Snapshot {
+    Snapshot { services, ..Snapshot::default() }
+}
+
+/// Writes `snapshot` to a discovery file in a temp dir (kept alive by the returned guard).
+pub fn discovery_file(snapshot: &Snapshot) -> (tempdir::TempDir, std::path::PathBuf) {
+    let dir = tempdir::TempDir::new();
+    let path = dir.path().join("discovery.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(snapshot).unwrap()).unwrap();
+    (dir, path)
+}
+
+/// A test configuration: every listener on 127.0.0.1:0, namespace `default`.
+pub fn config() -> Config {
+    Config::for_test()
+}
+
+/// Starts a proxy with `config` serving `snapshot`.
+pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, tempdir::TempDir) {
+    let (dir, path) = discovery_file(snapshot);
+    config.discovery = Some(path);
+    let proxy = meshlens_proxy::start(config, meshlens_proxy::log::Fixed::new("info"), &meshlens_proxy::TcpBind)
+        .await
+        .expect("proxy starts");
+    (proxy, dir)
+}
+
+/// An HTTP/1.1 connection to `addr`.
+pub async fn h1(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    sender
+}
+
+/// An HTTP/2 (prior knowledge) connection to `addr`.
+pub async fn h2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+pub fn get(uri: &str, host: &str) -> Request<Full<Bytes>> {
+    Request::get(uri).header("host", host).body(Full::new(Bytes::new())).unwrap()
+}
+
+/// Sends one request on a fresh HTTP/1 connection and returns status, headers and the whole body.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> (Response<()>, Bytes) {
+    let mut c = h1(addr).await;
+    let rsp = c.send_request(req).await.unwrap();
+    collect(rsp).await
+}
+
+pub async fn collect(rsp: Response<Incoming>) -> (Response<()>, Bytes) {
+    let (parts, body) = rsp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (Response::from_parts(parts, ()), body)
+}
+
+/// The proxy's `/metrics`, parsed.
+pub async fn metrics(proxy: &Proxy) -> Vec<Sample> {
+    parse_prometheus(&metrics_text(proxy).await)
+}
+
+pub async fn metrics_text(proxy: &Proxy) -> String {
+    let (rsp, body) = send(proxy.listen().admin, get("/metrics", "admin")).await;
+    assert_eq!(rsp.status(), 200);
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// Minimal temp dir (removed on drop), to avoid a dependency for one helper.
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> TempDir {
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("meshlens-it-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -52,7 +52,7 @@ impl LogLevel for Reloadable {
 pub struct Fixed(Mutex<String>);
 
 impl Fixed {
-    pub fn new(filter: &str) -> Arc<dyn LogLevel> {
+    pub fn shared(filter: &str) -> Arc<dyn LogLevel> {
         Arc::new(Fixed(Mutex::new(filter.to_string())))
     }
 }

@@ -105,10 +105,12 @@ fn request_authority(req: &Request<Incoming>) -> Option<&str> {
 
 async fn target_for(ctx: &Ctx, state: &ConnState, authority: &str) -> Result<Arc<Target>, ProxyErrorReason> {
     let version = ctx.discovery.version();
-    if let Some((a, v, t)) = state.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        if a == authority && *v == version && t.is_current() {
-            return Ok(t.clone());
-        }
+    if let Some((a, v, t)) = state.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        && a == authority
+        && *v == version
+        && t.is_current()
+    {
+        return Ok(t.clone());
     }
     let target = ctx.targets.resolve(ctx, authority).await?;
     *state.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((authority.to_string(), version, target.clone()));

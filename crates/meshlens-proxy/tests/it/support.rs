@@ -51,7 +51,7 @@ pub fn config() -> Config {
 pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, tempdir::TempDir) {
     let (dir, path) = discovery_file(snapshot);
     config.discovery = Some(path);
-    let proxy = meshlens_proxy::start(config, meshlens_proxy::log::Fixed::new("info"), &meshlens_proxy::TcpBind)
+    let proxy = meshlens_proxy::start(config, meshlens_proxy::log::Fixed::shared("info"), &meshlens_proxy::TcpBind)
         .await
         .expect("proxy starts");
     (proxy, dir)
@@ -93,6 +93,7 @@ pub async fn collect(rsp: Response<Incoming>) -> (Response<()>, Bytes) {
 }
 
 /// The proxy's `/metrics`, parsed.
+#[allow(dead_code)]
 pub async fn metrics(proxy: &Proxy) -> Vec<Sample> {
     parse_prometheus(&metrics_text(proxy).await)
 }

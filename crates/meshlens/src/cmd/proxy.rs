@@ -18,9 +18,9 @@ pub struct ProxyArgs {
     /// Where the app's outbound calls arrive (HTTP proxy, Host routing, CONNECT). Loopback peers only.
     #[arg(long, env = "MESHLENS_PROXY_OUTBOUND", default_value = "127.0.0.1:4140")]
     outbound: SocketAddr,
-    /// Where peer proxies connect; traffic is forwarded to --app. Bound only when --app is given.
-    #[arg(long, env = "MESHLENS_PROXY_INBOUND", default_value = "0.0.0.0:4143")]
-    inbound: SocketAddr,
+    /// Where peer proxies connect; traffic is forwarded to --app [default with --app: 0.0.0.0:4143].
+    #[arg(long, env = "MESHLENS_PROXY_INBOUND", requires = "app")]
+    inbound: Option<SocketAddr>,
     /// Admin listener: /metrics /ready /live /config /endpoints /log-level.
     #[arg(long, env = "MESHLENS_PROXY_ADMIN", default_value = "127.0.0.1:4191")]
     admin: SocketAddr,
@@ -61,18 +61,21 @@ pub struct ProxyArgs {
 }
 
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
-    let mut config = Config::default();
-    config.outbound = args.outbound;
-    config.inbound = args.app.map(|_| args.inbound);
-    config.admin = args.admin;
-    config.tap = args.tap;
-    config.app = args.app;
-    config.discovery = args.discovery;
-    config.control = args.control;
-    config.instance = args.instance.or_else(|| args.workload.as_ref().map(|w| format!("{w}-0")));
-    config.workload = args.workload;
-    config.namespace = args.namespace;
-    config.upstreams = args.upstreams;
+    let defaults = Config::default();
+    let mut config = Config {
+        outbound: args.outbound,
+        inbound: args.app.map(|_| args.inbound.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 4143)))),
+        admin: args.admin,
+        tap: args.tap,
+        app: args.app,
+        discovery: args.discovery,
+        control: args.control,
+        instance: args.instance.or_else(|| args.workload.as_ref().map(|w| format!("{w}-0"))),
+        workload: args.workload,
+        namespace: args.namespace,
+        upstreams: args.upstreams,
+        ..defaults
+    };
     config.timeouts.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     anyhow::ensure!(
         args.failfast_timeout_secs.is_finite() && args.failfast_timeout_secs > 0.0,

@@ -1,0 +1,3 @@
+//! Whole-binary tests: `meshlens` processes started the way a user starts them.
+
+mod proxy;

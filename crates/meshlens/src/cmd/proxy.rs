@@ -55,6 +55,10 @@ pub struct ProxyArgs {
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "MESHLENS_PROXY_SHUTDOWN_GRACE", default_value_t = 30)]
     shutdown_grace_secs: u64,
+    /// Worker threads. 1 (the default) runs everything on one thread, as a sidecar on one core should;
+    /// more spreads connections over several cores.
+    #[arg(long, env = "MESHLENS_PROXY_CORES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    cores: u16,
     /// Seconds to wait for a ready endpoint before failing fast (504, then 503).
     #[arg(long, env = "MESHLENS_PROXY_FAILFAST_TIMEOUT", default_value_t = 3.0)]
     failfast_timeout_secs: f64,

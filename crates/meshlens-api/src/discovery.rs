@@ -8,8 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::profile::{ServiceProfile, TrafficSplit};
+
 /// Everything a proxy needs to route: the services it may resolve and their endpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Snapshot {
     /// Monotonic version; the control plane bumps it on every change. Files may leave it at 0.
@@ -20,11 +22,23 @@ pub struct Snapshot {
     pub cluster_domain: String,
     #[serde(default)]
     pub services: Vec<Service>,
+    /// ServiceProfiles (routes, timeouts, retries, dstOverrides), validated by the control plane.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<ServiceProfile>,
+    /// TrafficSplits, validated by the control plane.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic_splits: Vec<TrafficSplit>,
 }
 
 impl Default for Snapshot {
     fn default() -> Self {
-        Snapshot { version: 0, cluster_domain: default_cluster_domain(), services: Vec::new() }
+        Snapshot {
+            version: 0,
+            cluster_domain: default_cluster_domain(),
+            services: Vec::new(),
+            profiles: Vec::new(),
+            traffic_splits: Vec::new(),
+        }
     }
 }
 

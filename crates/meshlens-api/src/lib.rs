@@ -3,9 +3,13 @@
 //! This crate depends on serde only. Nothing here does I/O.
 
 pub mod authority;
+pub mod control;
 pub mod discovery;
 pub mod errors;
 pub mod labels;
+pub mod mesh;
+pub mod meta;
+pub mod profile;
 
 pub use authority::Authority;
 pub use discovery::{Endpoint, Service, ServicePort, Snapshot};

@@ -1,0 +1,189 @@
+//! Linkerd's ServiceProfile (`linkerd.io/v1alpha2`) and SMI TrafficSplit (`split.smi-spec.io/v1alpha1`,
+//! `v1alpha2`) documents, accepted as written for Linkerd (reference: Linkerd's CRD schemas).
+//!
+//! Durations stay strings here (`"300ms"`, `"5s"`): the control plane validates them with file and line.
+
+use serde::{Deserialize, Serialize};
+
+use crate::meta::ObjectMeta;
+
+pub const SERVICE_PROFILE_API_VERSION: &str = "linkerd.io/v1alpha2";
+pub const TRAFFIC_SPLIT_API_VERSIONS: [&str; 2] = ["split.smi-spec.io/v1alpha1", "split.smi-spec.io/v1alpha2"];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceProfile {
+    pub api_version: String,
+    pub kind: String,
+    /// `name` is the service's FQDN: `svc.ns.svc.cluster.local`.
+    pub metadata: ObjectMeta,
+    pub spec: ServiceProfileSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceProfileSpec {
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<RetryBudget>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dst_overrides: Vec<WeightedDst>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opaque_ports: Vec<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: String,
+    pub condition: RequestMatch,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_classes: Vec<ResponseClass>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_retryable: bool,
+    /// A Go-style duration (`300ms`, `5s`, `1m30s`) covering the request including retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Several fields set at once all must match (AND).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<Vec<RequestMatch>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any: Option<Vec<RequestMatch>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<RequestMatch>>,
+    /// Matched against the whole path (anchored `^…$`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponseClass {
+    pub condition: ResponseMatch,
+    #[serde(default)]
+    pub is_failure: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponseMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<Vec<ResponseMatch>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any: Option<Vec<ResponseMatch>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<ResponseMatch>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusRange>,
+}
+
+/// A status range; only `min` or only `max` matches that single code (as Linkerd's docs say).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBudget {
+    pub retry_ratio: f64,
+    pub min_retries_per_second: u32,
+    /// A duration string, 1s..60s.
+    pub ttl: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeightedDst {
+    pub authority: String,
+    pub weight: Quantity,
+}
+
+/// A Kubernetes quantity as TrafficSplit and dstOverrides weights use it: `500`, `"500m"`, `"1"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Quantity {
+    Int(i64),
+    Str(String),
+}
+
+impl Quantity {
+    /// The value in thousandths (`"500m"` → 500, `1` → 1000), or `None` when it is not a quantity.
+    pub fn milli_value(&self) -> Option<i64> {
+        match self {
+            Quantity::Int(i) => i.checked_mul(1000),
+            Quantity::Str(s) => {
+                let s = s.trim();
+                if let Some(m) = s.strip_suffix('m') {
+                    m.parse::<i64>().ok()
+                } else if let Some(k) = s.strip_suffix('k') {
+                    k.parse::<i64>().ok().and_then(|v| v.checked_mul(1_000_000))
+                } else if let Ok(i) = s.parse::<i64>() {
+                    i.checked_mul(1000)
+                } else {
+                    let f = s.parse::<f64>().ok()?;
+                    (f.is_finite() && f >= 0.0).then(|| (f * 1000.0).round() as i64)
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Quantity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quantity::Int(i) => write!(f, "{i}"),
+            Quantity::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficSplit {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: TrafficSplitSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficSplitSpec {
+    /// The apex service clients call.
+    pub service: String,
+    pub backends: Vec<TrafficSplitBackend>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficSplitBackend {
+    pub service: String,
+    pub weight: Quantity,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(Quantity::Str("500m".into()).milli_value(), Some(500));
+        assert_eq!(Quantity::Int(60).milli_value(), Some(60_000));
+        assert_eq!(Quantity::Str("1".into()).milli_value(), Some(1000));
+        assert_eq!(Quantity::Str("0.5".into()).milli_value(), Some(500));
+        assert_eq!(Quantity::Str("lots".into()).milli_value(), None);
+    }
+}

@@ -24,6 +24,8 @@ pub struct Admin {
     pub ctx: Arc<Ctx>,
     pub listen: Listen,
     pub log: Arc<dyn LogLevel>,
+    /// False until the proxy has discovery to route with (the first control-plane snapshot).
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn serve_conn(admin: Arc<Admin>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
@@ -41,8 +43,17 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
             text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", out)
         }
         (Method::GET, "/live") => text(StatusCode::OK, "text/plain", "live\n".into()),
-        (Method::GET, "/ready") => text(StatusCode::OK, "text/plain", "ready\n".into()),
-        (Method::GET, "/config") => json(&ConfigView { config: &admin.ctx.config, listen: &admin.listen }),
+        (Method::GET, "/ready") => {
+            if admin.ready.load(std::sync::atomic::Ordering::Relaxed) {
+                text(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready: no discovery from the control plane yet\n".into())
+            }
+        }
+        (Method::GET, "/config") => {
+            let discovery = admin.ctx.discovery.load();
+            json(&ConfigView { config: &admin.ctx.config, listen: &admin.listen, discovery: &discovery.snapshot })
+        }
         (Method::GET, "/endpoints") => json(&endpoints(&admin.ctx)),
         (Method::GET, "/log-level") => text(StatusCode::OK, "text/plain", format!("{}\n", admin.log.get())),
         (Method::PUT, "/log-level") => {
@@ -84,6 +95,8 @@ struct ConfigView<'a> {
     #[serde(flatten)]
     config: &'a crate::config::Config,
     listen: &'a Listen,
+    /// The discovery state in force: services, endpoints, profiles and splits, with its version.
+    discovery: &'a meshlens_api::Snapshot,
 }
 
 #[derive(Serialize)]

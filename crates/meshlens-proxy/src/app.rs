@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, Admin};
 use crate::config::Config;
+use crate::control::ControlClient;
 use crate::ctx::{Ctx, with_target};
 use crate::discovery::{self, Discovery};
 use crate::listen::{Bind, accept_loop};
@@ -113,12 +114,13 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
         Some(path) => discovery::read_file(path)?,
         None => meshlens_api::Snapshot::default(),
     };
-    if config.control.is_some() {
-        tracing::warn!("--control is accepted but not used yet: discovery comes from --discovery only");
+    if config.control.is_some() && config.workload.is_none() {
+        return Err(StartError::Config("--control needs --workload: the workload this proxy serves".into()));
     }
     let config = Arc::new(config);
     let registry = Registry::new();
-    let ctx = Arc::new(Ctx::new(config.clone(), Discovery::new(snapshot), registry));
+    let discovery = Arc::new(Discovery::new(snapshot));
+    let ctx = Arc::new(Ctx::new(config.clone(), discovery.clone(), registry));
     let (controller, drain) = DrainController::new();
 
     let bind_one = |flag: &str, addr: SocketAddr| {
@@ -176,7 +178,32 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
             inbound::serve_conn(ctx2.clone(), app.clone(), io, peer, d)
         })));
     }
-    let admin = Arc::new(Admin { ctx: ctx.clone(), listen: listen.clone(), log });
+    // Discovery updates reach the balancers already in use at once.
+    let mut changed = discovery.subscribe();
+    let refresh_ctx = ctx.clone();
+    tasks.push(tokio::spawn(async move {
+        while changed.changed().await.is_ok() {
+            refresh_ctx.targets.refresh(&refresh_ctx);
+        }
+    }));
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    if let Some(url) = &config.control {
+        let client = ControlClient::new(url, registration(&config, &listen), discovery.clone())
+            .map_err(|e| StartError::Config(format!("--control: {e}")))?;
+        let client = Arc::new(client);
+        // Not ready until the first snapshot arrived: before it, the proxy knows no service.
+        ready.store(false, std::sync::atomic::Ordering::Relaxed);
+        let synced = client.synced.clone();
+        let ready2 = ready.clone();
+        tasks.push(tokio::spawn(async move {
+            while !synced.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            ready2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }));
+        tokio::spawn(client.run(drain.clone()));
+    }
+    let admin = Arc::new(Admin { ctx: ctx.clone(), listen: listen.clone(), log, ready });
     let m = accepted("admin", listen.admin);
     tasks.push(tokio::spawn(accept_loop(admin_l, drain.clone(), m, move |io, peer, d| {
         admin::serve_conn(admin.clone(), io, peer, d)
@@ -188,6 +215,21 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
     })));
     drop(drain);
     Ok(Proxy { listen, ctx, controller: Some(controller), tasks })
+}
+
+/// What this proxy tells the control plane about itself.
+fn registration(config: &Config, listen: &Listen) -> meshlens_api::control::Registration {
+    let workload = config.workload.clone().unwrap_or_default();
+    meshlens_api::control::Registration {
+        instance: config.instance.clone().unwrap_or_else(|| format!("{workload}-0")),
+        workload,
+        namespace: config.namespace.clone(),
+        inbound: listen.inbound,
+        admin: listen.admin,
+        tap: listen.tap,
+        app: config.app,
+        labels: Default::default(),
+    }
 }
 
 /// The tap listener is bound (its address is part of the proxy's interface) but tap is not served yet.

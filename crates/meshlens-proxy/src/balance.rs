@@ -169,6 +169,16 @@ impl Balancer {
         self.endpoints.load_full()
     }
 
+    /// Replaces the endpoint set (a discovery update); waiting requests are woken when any is ready.
+    pub fn set_endpoints(&self, endpoints: Vec<Arc<Endpoint>>) {
+        let any_ready = endpoints.iter().any(|e| e.is_ready());
+        self.endpoints.store(Arc::new(endpoints));
+        if any_ready {
+            self.failfast.store(false, Ordering::Relaxed);
+            self.became_ready.notify_waiters();
+        }
+    }
+
     pub fn settings(&self) -> &BalancerSettings {
         &self.settings
     }

@@ -12,7 +12,7 @@ use crate::targets::Targets;
 
 pub struct Ctx {
     pub config: Arc<Config>,
-    pub discovery: Discovery,
+    pub discovery: Arc<Discovery>,
     pub registry: Registry,
     pub http_metrics: HttpMetrics,
     pub tcp_metrics: TcpMetrics,
@@ -24,7 +24,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(config: Arc<Config>, discovery: Discovery, registry: Registry) -> Ctx {
+    pub fn new(config: Arc<Config>, discovery: Arc<Discovery>, registry: Registry) -> Ctx {
         let http_metrics = HttpMetrics::register(&registry);
         let tcp_metrics = TcpMetrics::register(&registry);
         let client = Arc::new(ClientSettings {

@@ -86,11 +86,18 @@ impl Index {
 /// The proxy's view of the mesh, swapped atomically as a whole.
 pub struct Discovery {
     current: ArcSwap<Index>,
+    /// Bumped on every replacement, so targets can follow new endpoint sets.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Discovery {
     pub fn new(snapshot: Snapshot) -> Discovery {
-        Discovery { current: ArcSwap::from_pointee(Index::new(snapshot)) }
+        Discovery { current: ArcSwap::from_pointee(Index::new(snapshot)), changed: tokio::sync::watch::channel(0).0 }
+    }
+
+    /// Notified after every replacement.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<Index>> {
@@ -104,6 +111,7 @@ impl Discovery {
     /// Replaces the snapshot; callers validate first (an invalid snapshot never replaces a valid one).
     pub fn replace(&self, snapshot: Snapshot) {
         self.current.store(Arc::new(Index::new(snapshot)));
+        self.changed.send_modify(|n| *n += 1);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod app;
 pub mod balance;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod ctx;
 pub mod detect;
 pub mod discovery;

@@ -49,27 +49,51 @@ impl Targets {
 
     fn service(&self, ctx: &Ctx, sp: ServicePortRef, version: u64) -> Arc<Target> {
         let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = services.get(&sp.canonical)
-            && t.version == version
-        {
-            return t.clone();
+        if let Some(t) = services.get(&sp.canonical) {
+            if t.version == version {
+                return t.clone();
+            }
+            // A new snapshot: keep the balancer (its queue) and every endpoint that stayed (EWMA, pool).
+            let old = t.balancer.endpoints();
+            t.balancer.set_endpoints(service_endpoints(ctx, &sp, &old));
+            let target = Arc::new(Target {
+                authority: t.authority.clone(),
+                balancer: t.balancer.clone(),
+                opaque: sp.opaque,
+                meshed: true,
+                loops: t.balancer.endpoints().iter().any(|e| ctx.is_local_listener(e.addr)),
+                version,
+                expires: None,
+            });
+            services.insert(sp.canonical, target.clone());
+            return target;
         }
         let svc_labels = base_labels(ctx, "outbound", &sp.canonical)
             .with("dst_namespace", &sp.namespace)
             .with("dst_service", &sp.name);
-        let endpoints = sp
-            .endpoints
-            .iter()
-            .map(|e| {
-                let mut meta = e.labels.clone();
-                meta.entry("namespace".into()).or_insert_with(|| sp.namespace.clone());
-                meta.entry("service".into()).or_insert_with(|| sp.name.clone());
-                endpoint(ctx, "outbound", &sp.canonical, e.address, meta)
-            })
-            .collect::<Vec<_>>();
+        let endpoints = service_endpoints(ctx, &sp, &[]);
         let target = build(ctx, sp.canonical.clone(), endpoints, svc_labels, sp.opaque, true, version, None);
         services.insert(sp.canonical, target.clone());
         target
+    }
+
+    /// Follows a new discovery snapshot: every service target already in use gets its new endpoint set
+    /// now (so requests queued for a service without endpoints are served as soon as one appears).
+    pub fn refresh(&self, ctx: &Ctx) {
+        let index = ctx.discovery.load();
+        let version = index.snapshot.version;
+        let known: Vec<String> = self.services.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for canonical in known {
+            let Ok(auth) = Authority::parse(&canonical, 80) else { continue };
+            match index.resolve(&auth, &ctx.config.namespace) {
+                Some(sp) => {
+                    self.service(ctx, sp, version);
+                }
+                None => {
+                    self.services.lock().unwrap_or_else(|e| e.into_inner()).remove(&canonical);
+                }
+            }
+        }
     }
 
     async fn passthrough(&self, ctx: &Ctx, auth: &Authority) -> Result<Arc<Target>, ProxyErrorReason> {
@@ -118,6 +142,22 @@ impl Targets {
         }
         Ok(target)
     }
+}
+
+/// The endpoints of a service port, reusing those of `old` that did not change.
+fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
+    sp.endpoints
+        .iter()
+        .map(|e| {
+            let mut meta = e.labels.clone();
+            meta.entry("namespace".into()).or_insert_with(|| sp.namespace.clone());
+            meta.entry("service".into()).or_insert_with(|| sp.name.clone());
+            match old.iter().find(|o| o.addr == e.address && o.labels == meta) {
+                Some(kept) => kept.clone(),
+                None => endpoint(ctx, "outbound", &sp.canonical, e.address, meta),
+            }
+        })
+        .collect()
 }
 
 fn base_labels(_ctx: &Ctx, direction: &str, authority: &str) -> LabelSet {

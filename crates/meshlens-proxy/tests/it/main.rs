@@ -1,4 +1,7 @@
 //! Integration tests of the proxy: real backends and the real proxy on 127.0.0.1:0, one binary.
 
+mod bad_input;
+mod grpc;
 mod support;
+mod tcp;
 mod transparency;

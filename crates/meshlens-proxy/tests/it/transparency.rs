@@ -37,7 +37,7 @@ async fn chunked_and_large_bodies_stream_both_ways() {
     let (proxy, _d) = start(config(), &snapshot(vec![service("users", "default", &[backend.addr()])])).await;
 
     // 8 MiB up (chunked, in pieces) and the same back.
-    let (mut tx, body) = futures_channel_body();
+    let (tx, body) = futures_channel_body();
     let req = Request::post("/upload").header("host", "users").body(body).unwrap();
     let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(proxy.listen().outbound).await.unwrap());
     let (mut c, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();

@@ -1,7 +1,10 @@
 //! Integration tests of the proxy: real backends and the real proxy on 127.0.0.1:0, one binary.
 
+mod bad_input;
 mod balance;
+mod grpc;
 mod mesh;
 mod metrics;
 mod support;
+mod tcp;
 mod transparency;

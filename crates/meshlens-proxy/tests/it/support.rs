@@ -47,6 +47,14 @@ pub fn config() -> Config {
     Config::for_test()
 }
 
+/// [`config`] plus the inbound listener (127.0.0.1:0), which forwards to the local app at `app`.
+pub fn config_with_app(app: SocketAddr) -> Config {
+    let mut config = config();
+    config.inbound = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.app = Some(app);
+    config
+}
+
 /// Starts a proxy with `config` serving `snapshot`.
 pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, tempdir::TempDir) {
     let (dir, path) = discovery_file(snapshot);

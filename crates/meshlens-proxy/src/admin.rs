@@ -47,7 +47,11 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
             if admin.ready.load(std::sync::atomic::Ordering::Relaxed) {
                 text(StatusCode::OK, "text/plain", "ready\n".into())
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready: no discovery from the control plane yet\n".into())
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready: no discovery from the control plane yet\n".into(),
+                )
             }
         }
         (Method::GET, "/config") => {

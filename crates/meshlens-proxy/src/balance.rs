@@ -200,7 +200,15 @@ impl Balancer {
                 let chosen = match (usable(&ea), usable(&eb)) {
                     (true, true) => {
                         let now = Instant::now();
-                        if ea.cost(now, self.settings.decay) <= eb.cost(now, self.settings.decay) { ea } else { eb }
+                        let (ca, cb) = (ea.cost(now, self.settings.decay), eb.cost(now, self.settings.decay));
+                        // Costs within 1% are a tie (e.g. endpoints nobody measured yet): pick at random.
+                        if (ca - cb).abs() <= ca.max(cb) * 0.01 {
+                            if fastrand::bool() { ea } else { eb }
+                        } else if ca < cb {
+                            ea
+                        } else {
+                            eb
+                        }
                     }
                     (true, false) => ea,
                     (false, true) => eb,

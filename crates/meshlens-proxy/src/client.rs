@@ -41,11 +41,20 @@ pub struct EndpointClient {
     tcp_metrics: Arc<TcpTargetMetrics>,
     h1_idle: Mutex<Vec<http1::SendRequest<Incoming>>>,
     h2: Mutex<Option<http2::SendRequest<Incoming>>>,
+    /// One HTTP/2 connect at a time: concurrent requests wait for it and share the connection.
+    h2_connecting: tokio::sync::Mutex<()>,
 }
 
 impl EndpointClient {
     pub fn new(addr: SocketAddr, settings: Arc<ClientSettings>, tcp_metrics: Arc<TcpTargetMetrics>) -> Self {
-        EndpointClient { addr, settings, tcp_metrics, h1_idle: Mutex::new(Vec::new()), h2: Mutex::new(None) }
+        EndpointClient {
+            addr,
+            settings,
+            tcp_metrics,
+            h1_idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
+            h2_connecting: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -102,10 +111,12 @@ impl EndpointClient {
 
     /// The endpoint's shared HTTP/2 connection, (re)connecting when there is none or it closed.
     pub async fn h2(&self) -> Result<http2::SendRequest<Incoming>, ConnectError> {
-        if let Some(s) = self.h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && !s.is_closed()
-        {
-            return Ok(s.clone());
+        if let Some(s) = self.shared_h2() {
+            return Ok(s);
+        }
+        let _connecting = self.h2_connecting.lock().await;
+        if let Some(s) = self.shared_h2() {
+            return Ok(s);
         }
         let io = self.connect().await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -124,6 +135,10 @@ impl EndpointClient {
         });
         *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
         Ok(sender)
+    }
+
+    fn shared_h2(&self) -> Option<http2::SendRequest<Incoming>> {
+        self.h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
     /// Idle pooled HTTP/1 connections and whether an HTTP/2 connection is open (for `/endpoints`).

@@ -99,10 +99,11 @@ impl ControlClient {
         loop {
             // Re-register before re-watching, so the control plane knows us when it streams endpoints.
             match self.register().await {
-                Ok(_) => match self.watch().await {
-                    Err(e) => tracing::warn!(error = %e, "discovery stream ended; keeping the last state and reconnecting"),
-                    Ok(()) => {}
-                },
+                Ok(_) => {
+                    if let Err(e) = self.watch().await {
+                        tracing::warn!(error = %e, "discovery stream ended; keeping the last state and reconnecting");
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot register with the control plane; retrying"),
             }
             tokio::time::sleep(backoff + Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2)))

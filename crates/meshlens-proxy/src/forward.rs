@@ -41,7 +41,7 @@ pub async fn forward(
     prepare_request(&mut req, upgrade);
     let mut skip = None;
     let mut attempt = 0;
-    let (ep, conn) = loop {
+    let (ep, conn, in_flight) = loop {
         attempt += 1;
         let ep = match balancer.ready_endpoint(skip).await {
             Ok(ep) => ep,
@@ -52,13 +52,15 @@ pub async fn forward(
                 return rescue(reason, grpc, balancer.name());
             }
         };
+        // In flight from the moment it is picked: concurrent picks see it while its connection opens.
+        let in_flight = ep.start();
         let conn = if req.version() == Version::HTTP_2 {
             ep.client.h2().await.map(Conn::H2)
         } else {
             ep.client.h1().await.map(Conn::H1)
         };
         match conn {
-            Ok(c) => break (ep, c),
+            Ok(c) => break (ep, c, in_flight),
             Err(e) => {
                 balancer.mark_down(&ep);
                 if attempt < CONNECT_ATTEMPTS && balancer.pick(Some(ep.addr)).is_some() {
@@ -79,7 +81,6 @@ pub async fn forward(
 
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     ep.http_metrics.request();
-    let in_flight = ep.start();
     let started = Instant::now();
     let (result, pooled) = match conn {
         Conn::H1(mut s) => {

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod balance;
+mod control;
 mod grpc;
 mod mesh;
 mod metrics;

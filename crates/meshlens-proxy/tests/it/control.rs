@@ -1,0 +1,205 @@
+//! The proxy against a fake control plane: registration, discovery updates, the control plane going away,
+//! incomplete snapshots after a control-plane restart, and deregistration on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use meshlens_api::Snapshot;
+use meshlens_api::control::{Registration, WatchEvent};
+use meshlens_proxy::Proxy;
+use meshlens_testkit::backend::echo;
+use meshlens_testkit::{HttpBackend, assert_eventually};
+use tokio::sync::mpsc;
+
+use crate::support::*;
+
+type WatchBody = StreamBody<futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, std::convert::Infallible>>>;
+
+/// A scripted control plane: records registrations and streams the watch lines the test sends.
+struct FakeControl {
+    addr: SocketAddr,
+    registrations: Arc<Mutex<Vec<Registration>>>,
+    deletions: Arc<Mutex<Vec<String>>>,
+    watchers: Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeControl {
+    async fn start_on(addr: SocketAddr) -> FakeControl {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let registrations = Arc::new(Mutex::new(Vec::new()));
+        let deletions = Arc::new(Mutex::new(Vec::new()));
+        let watchers = Arc::new(Mutex::new(Vec::new()));
+        let (r, d, w) = (registrations.clone(), deletions.clone(), watchers.clone());
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (r, d, w) = (r.clone(), d.clone(), w.clone());
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (r, d, w) = (r.clone(), d.clone(), w.clone());
+                        async move { Ok::<_, std::convert::Infallible>(handle(req, r, d, w).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        FakeControl { addr, registrations, deletions, watchers, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn send(&self, event: &WatchEvent) {
+        let mut line = serde_json::to_vec(event).unwrap();
+        line.push(b'\n');
+        let line = Bytes::from(line);
+        self.watchers.lock().unwrap().retain(|w| w.send(line.clone()).is_ok());
+    }
+
+    fn watchers(&self) -> usize {
+        self.watchers.lock().unwrap().iter().filter(|w| !w.is_closed()).count()
+    }
+
+    fn registrations(&self) -> usize {
+        self.registrations.lock().unwrap().len()
+    }
+
+    /// Stops serving: the listener closes and every watch stream ends.
+    fn kill(self) -> SocketAddr {
+        self.task.abort();
+        self.watchers.lock().unwrap().clear();
+        self.addr
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    registrations: Arc<Mutex<Vec<Registration>>>,
+    deletions: Arc<Mutex<Vec<String>>>,
+    watchers: Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>,
+) -> Response<http_body_util::Either<http_body_util::Full<Bytes>, WatchBody>> {
+    use futures_util::StreamExt;
+    use http_body_util::Either;
+    let full = |s: &str| Either::Left(http_body_util::Full::new(Bytes::from(s.to_string())));
+    match (req.method().clone(), req.uri().path().to_string()) {
+        (Method::POST, p) if p == "/v1/proxies" => {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            registrations.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            Response::new(full(r#"{"ttlMs":10000,"renewMs":200}"#))
+        }
+        (Method::DELETE, p) => {
+            deletions.lock().unwrap().push(p);
+            Response::new(full("{}"))
+        }
+        (Method::GET, p) if p == "/v1/watch" => {
+            let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+            watchers.lock().unwrap().push(tx);
+            let stream =
+                futures_util::stream::unfold(
+                    rx,
+                    |mut rx| async move { rx.recv().await.map(|b| (Ok(Frame::data(b)), rx)) },
+                )
+                .boxed();
+            Response::new(Either::Right(StreamBody::new(stream)))
+        }
+        _ => {
+            let mut rsp = Response::new(full("not found"));
+            *rsp.status_mut() = http::StatusCode::NOT_FOUND;
+            rsp
+        }
+    }
+}
+
+fn snapshot_event(version: u64, complete: bool, endpoints: &[SocketAddr]) -> WatchEvent {
+    let snapshot = Snapshot { version, services: vec![service("users", "prod", endpoints)], ..Snapshot::default() };
+    WatchEvent::Snapshot { complete, snapshot }
+}
+
+async fn client_proxy(control: &FakeControl) -> Proxy {
+    let mut cfg = config();
+    cfg.control = Some(control.url());
+    cfg.workload = Some("web".into());
+    cfg.namespace = "prod".into();
+    cfg.instance = Some("web-0".into());
+    meshlens_proxy::start(cfg, meshlens_proxy::log::Fixed::shared("info"), &meshlens_proxy::TcpBind).await.unwrap()
+}
+
+async fn ready(proxy: &Proxy) -> u16 {
+    send(proxy.listen().admin, get("/ready", "admin")).await.0.status().as_u16()
+}
+
+#[tokio::test]
+async fn registers_follows_snapshots_and_survives_the_control_plane_going_away() {
+    let a = HttpBackend::start(echo("a"));
+    let b = HttpBackend::start(echo("b"));
+    let control = FakeControl::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let proxy = client_proxy(&control).await;
+    let out = proxy.listen().outbound;
+
+    assert_eventually!(control.watchers() == 1, "the proxy watches discovery");
+    let reg = control.registrations.lock().unwrap()[0].clone();
+    assert_eq!((reg.workload.as_str(), reg.namespace.as_str(), reg.instance.as_str()), ("web", "prod", "web-0"));
+    assert_eq!(reg.admin, proxy.listen().admin);
+    assert_eq!(ready(&proxy).await, 503, "not ready before the first snapshot");
+
+    control.send(&snapshot_event(1, true, &[a.addr()]));
+    assert_eventually!(ready(&proxy).await == 200, "ready after the first snapshot");
+    let (rsp, _) = send(out, get("/", "users")).await;
+    assert_eq!(rsp.headers()["x-backend"], "a");
+
+    // A new endpoint set moves traffic, on the same client connection too.
+    control.send(&snapshot_event(2, true, &[b.addr()]));
+    assert_eventually!(send(out, get("/", "users")).await.0.headers()["x-backend"] == "b", "traffic moves to b");
+    assert_eventually!(control.registrations() >= 3, "the lease is renewed");
+
+    // The control plane goes away: the proxy keeps serving what it knows.
+    let addr = control.kill();
+    for _ in 0..20 {
+        let (rsp, _) = send(out, get("/", "users")).await;
+        assert_eq!(rsp.status(), 200, "served from the last snapshot while the control plane is down");
+    }
+    // It comes back (restarted, knows nobody yet): the proxy re-registers, then re-watches; an incomplete
+    // snapshot without endpoints does not take b away.
+    let control = FakeControl::start_on(addr).await;
+    assert_eventually!(control.watchers() == 1, "the proxy watches again after the restart");
+    assert!(control.registrations() >= 1, "re-registered before re-watching");
+    control.send(&snapshot_event(1, false, &[]));
+    for _ in 0..10 {
+        let (rsp, _) = send(out, get("/", "users")).await;
+        assert_eq!(rsp.headers()["x-backend"], "b", "an incomplete snapshot does not remove endpoints");
+    }
+    control.send(&snapshot_event(2, true, &[a.addr()]));
+    assert_eventually!(send(out, get("/", "users")).await.0.headers()["x-backend"] == "a", "complete again");
+
+    let deletions = control.deletions.clone();
+    assert!(proxy.shutdown().await);
+    assert_eq!(deletions.lock().unwrap().as_slice(), ["/v1/proxies/prod/web-0"], "deregistered on shutdown");
+}
+
+#[tokio::test]
+async fn requests_queued_for_a_service_without_endpoints_are_served_when_one_appears() {
+    let a = HttpBackend::start(echo("a"));
+    let control = FakeControl::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let proxy = client_proxy(&control).await;
+    assert_eventually!(control.watchers() == 1, "watching");
+    control.send(&snapshot_event(1, true, &[]));
+    assert_eventually!(ready(&proxy).await == 200, "ready");
+
+    let out = proxy.listen().outbound;
+    let pending = tokio::spawn(async move { send(out, get("/", "users")).await });
+    // The request waits in the balancer's queue (failfast is 3 s); the endpoint appears meanwhile.
+    control.send(&snapshot_event(2, true, &[a.addr()]));
+    let (rsp, _) = pending.await.unwrap();
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(rsp.headers()["x-backend"], "a");
+}

@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
+use crate::http::request_body::RequestBody;
 use crate::io::Counted;
 use crate::metrics::TcpTargetMetrics;
 
@@ -39,8 +39,8 @@ pub struct EndpointClient {
     addr: SocketAddr,
     settings: Arc<ClientSettings>,
     tcp_metrics: Arc<TcpTargetMetrics>,
-    h1_idle: Mutex<Vec<http1::SendRequest<Incoming>>>,
-    h2: Mutex<Option<http2::SendRequest<Incoming>>>,
+    h1_idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
+    h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
     /// One HTTP/2 connect at a time: concurrent requests wait for it and share the connection.
     h2_connecting: tokio::sync::Mutex<()>,
 }
@@ -74,7 +74,7 @@ impl EndpointClient {
     }
 
     /// An HTTP/1 connection ready to send: an idle pooled one, or a new one.
-    pub async fn h1(&self) -> Result<http1::SendRequest<Incoming>, ConnectError> {
+    pub async fn h1(&self) -> Result<http1::SendRequest<RequestBody>, ConnectError> {
         loop {
             let idle = self.h1_idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match idle {
@@ -99,7 +99,7 @@ impl EndpointClient {
     }
 
     /// Returns an HTTP/1 connection whose response ended cleanly to the pool.
-    pub fn put_back_h1(&self, sender: http1::SendRequest<Incoming>) {
+    pub fn put_back_h1(&self, sender: http1::SendRequest<RequestBody>) {
         if sender.is_closed() {
             return;
         }
@@ -110,7 +110,7 @@ impl EndpointClient {
     }
 
     /// The endpoint's shared HTTP/2 connection, (re)connecting when there is none or it closed.
-    pub async fn h2(&self) -> Result<http2::SendRequest<Incoming>, ConnectError> {
+    pub async fn h2(&self) -> Result<http2::SendRequest<RequestBody>, ConnectError> {
         if let Some(s) = self.shared_h2() {
             return Ok(s);
         }
@@ -137,7 +137,7 @@ impl EndpointClient {
         Ok(sender)
     }
 
-    fn shared_h2(&self) -> Option<http2::SendRequest<Incoming>> {
+    fn shared_h2(&self) -> Option<http2::SendRequest<RequestBody>> {
         self.h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|s| !s.is_closed()).cloned()
     }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
-use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use meshlens_api::ProxyErrorReason;
 
@@ -17,6 +16,7 @@ use crate::client::ConnectError;
 use crate::errors::{L5D_PROXY_ERROR, peer_label, rescue};
 use crate::http::body::{OnEnd, ProxyBody, grpc_status};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop};
+use crate::http::request_body::RequestBody;
 use crate::metrics::HttpTargetMetrics;
 use crate::shutdown::Drain;
 
@@ -25,14 +25,14 @@ use crate::shutdown::Drain;
 const CONNECT_ATTEMPTS: usize = 3;
 
 enum Conn {
-    H1(http1::SendRequest<Incoming>),
-    H2(hyper::client::conn::http2::SendRequest<Incoming>),
+    H1(http1::SendRequest<RequestBody>),
+    H2(hyper::client::conn::http2::SendRequest<RequestBody>),
 }
 
 /// Sends `req` to an endpoint of `balancer` and returns the response (or the proxy's error response).
 pub async fn forward(
     balancer: &Arc<Balancer>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     grpc: bool,
     drain: &Drain,
 ) -> Response<ProxyBody> {
@@ -139,7 +139,7 @@ fn status_of(reason: ProxyErrorReason, grpc: bool) -> u16 {
 
 /// Makes the request fit for the endpoint: origin-form URI and a Host header for HTTP/1, no hop-by-hop
 /// headers (but `Connection: upgrade` kept for an upgrade).
-fn prepare_request(req: &mut Request<Incoming>, upgrade: bool) {
+fn prepare_request<B>(req: &mut Request<B>, upgrade: bool) {
     let upgrade_to = if upgrade { req.headers().get(header::UPGRADE).cloned() } else { None };
     strip_hop_by_hop(req.headers_mut());
     if let Some(proto) = upgrade_to {
@@ -187,7 +187,7 @@ struct ResponseEnd {
     error: Option<&'static str>,
     ttfb: Duration,
     _in_flight: InFlight,
-    pooled: Option<(http1::SendRequest<Incoming>, Arc<Endpoint>)>,
+    pooled: Option<(http1::SendRequest<RequestBody>, Arc<Endpoint>)>,
 }
 
 impl OnEnd for ResponseEnd {

@@ -10,6 +10,7 @@ use crate::ctx::Ctx;
 use crate::detect::{Protocol, detect};
 use crate::errors::{is_grpc, rescue};
 use crate::forward::forward;
+use crate::http::request_body::RequestBody;
 use crate::http::server::serve;
 use crate::io::Counted;
 use crate::shutdown::Drain;
@@ -38,7 +39,7 @@ pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>,
                             "CONNECT on the inbound listener",
                         );
                     }
-                    forward(&app.balancer, req, grpc, &drain).await
+                    forward(&app.balancer, req.map(RequestBody::Stream), grpc, &drain).await
                 }
             };
             serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;

@@ -21,6 +21,7 @@ pub mod inbound;
 pub mod io;
 pub mod listen;
 pub mod log;
+pub mod logical;
 pub mod metrics;
 pub mod outbound;
 pub mod shutdown;

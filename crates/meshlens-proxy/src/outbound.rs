@@ -14,7 +14,6 @@ use tokio::net::TcpStream;
 use crate::ctx::Ctx;
 use crate::detect::{Protocol, detect};
 use crate::errors::{is_grpc, rescue};
-use crate::forward::forward;
 use crate::http::body::ProxyBody;
 use crate::http::server::serve;
 use crate::io::Counted;
@@ -92,7 +91,7 @@ async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, req: Request<Incoming>) ->
     if req.method() == Method::CONNECT {
         return connect_tunnel(target, req, state.drain.clone()).await;
     }
-    forward(&target.balancer, req, grpc, &state.drain).await
+    crate::logical::serve(&target, req, grpc, &state.drain).await
 }
 
 /// The authority a request names: absolute-form URI or `:authority`, else the Host header.

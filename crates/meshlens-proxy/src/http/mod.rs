@@ -3,4 +3,5 @@
 pub mod body;
 pub mod framing;
 pub mod headers;
+pub mod request_body;
 pub mod server;

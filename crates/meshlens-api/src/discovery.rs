@@ -47,7 +47,7 @@ pub fn default_cluster_domain() -> String {
 }
 
 /// A mesh service: a name in a namespace, the ports it declares and the endpoints behind it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Service {
     pub name: String,
@@ -60,6 +60,50 @@ pub struct Service {
     pub virtual_ips: Vec<IpAddr>,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// Per-endpoint circuit breaking; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+/// Consecutive-failures circuit breaking for a service's endpoints (Linkerd's defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// Consecutive failures (5xx, or gRPC failures) that trip an endpoint's breaker.
+    #[serde(default = "seven")]
+    pub consecutive_failures: u32,
+    /// First penalty (a duration string, e.g. `1s`); doubles up to `maxPenalty`.
+    #[serde(default = "one_second")]
+    pub min_penalty: String,
+    #[serde(default = "one_minute")]
+    pub max_penalty: String,
+    /// Random spread of each penalty, 0..=100 (0.5 = ±50%).
+    #[serde(default = "half")]
+    pub jitter_ratio: f64,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            consecutive_failures: seven(),
+            min_penalty: one_second(),
+            max_penalty: one_minute(),
+            jitter_ratio: half(),
+        }
+    }
+}
+
+fn seven() -> u32 {
+    7
+}
+fn one_second() -> String {
+    "1s".into()
+}
+fn one_minute() -> String {
+    "1m".into()
+}
+fn half() -> f64 {
+    0.5
 }
 
 pub fn default_namespace() -> String {

@@ -85,7 +85,7 @@ pub enum Command {
     Shell(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshService {
     pub name: String,
@@ -97,6 +97,9 @@ pub struct MeshService {
     pub port: u16,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub opaque_ports: Vec<u16>,
+    /// Per-endpoint circuit breaking for this service (off when absent; `{}` takes the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<crate::discovery::CircuitBreaker>,
 }
 
 fn eighty() -> u16 {

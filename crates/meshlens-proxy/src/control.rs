@@ -245,6 +245,7 @@ mod tests {
             namespace: "prod".into(),
             ports: vec![ServicePort { port: 80, target_port: None, opaque: false }],
             virtual_ips: vec![],
+            circuit_breaker: None,
             endpoints: addrs
                 .iter()
                 .map(|a| Endpoint { address: a.parse().unwrap(), labels: Default::default() })

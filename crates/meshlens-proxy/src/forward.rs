@@ -5,6 +5,7 @@
 //! will sit above [`forward`], identity in the endpoint client below it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
@@ -32,9 +33,21 @@ enum Conn {
 /// Sends `req` to an endpoint of `balancer` and returns the response (or the proxy's error response).
 pub async fn forward(
     balancer: &Arc<Balancer>,
+    req: Request<RequestBody>,
+    grpc: bool,
+    drain: &Drain,
+) -> Response<ProxyBody> {
+    forward_attempt(balancer, req, grpc, drain, None).await
+}
+
+/// [`forward`] for one attempt of a route with a timeout: when the route tier drops this future after
+/// setting `timed_out`, the endpoint's metrics count the cut attempt as `504`/`error="timeout"`.
+pub async fn forward_attempt(
+    balancer: &Arc<Balancer>,
     mut req: Request<RequestBody>,
     grpc: bool,
     drain: &Drain,
+    timed_out: Option<&Arc<AtomicBool>>,
 ) -> Response<ProxyBody> {
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
@@ -81,6 +94,7 @@ pub async fn forward(
 
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     ep.http_metrics.request();
+    let mut cut = CutAttempt { metrics: ep.http_metrics.clone(), timed_out: timed_out.cloned(), grpc, armed: true };
     let started = Instant::now();
     let (result, pooled) = match conn {
         Conn::H1(mut s) => {
@@ -89,6 +103,7 @@ pub async fn forward(
         }
         Conn::H2(mut s) => (s.send_request(req).await, None),
     };
+    cut.armed = false;
     let mut rsp = match result {
         Ok(rsp) => rsp,
         Err(e) => {
@@ -177,6 +192,24 @@ async fn tunnel_upgrade(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnU
         tracing::debug!(error = %e, "upgraded connection ended with an error");
     }
     drop(drain);
+}
+
+/// Counts an attempt that the route's timeout cut before its response arrived.
+struct CutAttempt {
+    metrics: Arc<HttpTargetMetrics>,
+    timed_out: Option<Arc<AtomicBool>>,
+    grpc: bool,
+    armed: bool,
+}
+
+impl Drop for CutAttempt {
+    fn drop(&mut self) {
+        if self.armed && self.timed_out.as_ref().is_some_and(|t| t.load(Ordering::Relaxed)) {
+            let reason = ProxyErrorReason::Timeout;
+            let grpc_status = self.grpc.then_some(reason.grpc_status());
+            self.metrics.response(status_of(reason, self.grpc), grpc_status, true, Some(reason.as_str()), None);
+        }
+    }
 }
 
 /// Settles a forwarded response when its body ends: response metrics, in-flight count, connection reuse.

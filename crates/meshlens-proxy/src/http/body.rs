@@ -20,25 +20,37 @@ pub struct ProxyBody {
     inner: Option<Incoming>,
     /// A body the proxy made itself (admin pages, error details).
     full: Option<Bytes>,
+    /// The endpoint tier's bookkeeping (metrics, pool), then the route tier's (effective metrics).
     on_end: Option<Box<dyn OnEnd>>,
+    on_end_outer: Option<Box<dyn OnEnd>>,
 }
 
 impl ProxyBody {
     pub fn empty() -> ProxyBody {
-        ProxyBody { inner: None, full: None, on_end: None }
+        ProxyBody { inner: None, full: None, on_end: None, on_end_outer: None }
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         let bytes = bytes.into();
-        ProxyBody { inner: None, full: (!bytes.is_empty()).then_some(bytes), on_end: None }
+        ProxyBody { inner: None, full: (!bytes.is_empty()).then_some(bytes), on_end: None, on_end_outer: None }
     }
 
     pub fn upstream(inner: Incoming, on_end: Option<Box<dyn OnEnd>>) -> ProxyBody {
-        ProxyBody { inner: Some(inner), full: None, on_end }
+        ProxyBody { inner: Some(inner), full: None, on_end, on_end_outer: None }
+    }
+
+    /// Adds bookkeeping to run after the existing one when the response ends (one outer hook).
+    pub fn on_end(mut self, hook: Box<dyn OnEnd>) -> ProxyBody {
+        debug_assert!(self.on_end_outer.is_none(), "one outer end hook per response");
+        self.on_end_outer = Some(hook);
+        self
     }
 
     fn finish(&mut self, grpc_status: Option<u32>, complete: bool) {
         if let Some(f) = self.on_end.take() {
+            f.on_end(grpc_status, complete);
+        }
+        if let Some(f) = self.on_end_outer.take() {
             f.on_end(grpc_status, complete);
         }
     }

@@ -19,6 +19,7 @@ pub fn service(name: &str, ns: &str, addrs: &[SocketAddr]) -> Service {
         namespace: ns.into(),
         ports: vec![ServicePort { port: 80, target_port: None, opaque: false }],
         virtual_ips: vec![],
+        circuit_breaker: None,
         endpoints: addrs
             .iter()
             .enumerate()

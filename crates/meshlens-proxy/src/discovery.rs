@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use meshlens_api::{Authority, Endpoint, Snapshot, authority::canonical};
 
 /// A service port that a request resolved to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServicePortRef {
     pub name: String,
     pub namespace: String,
@@ -22,6 +22,11 @@ pub struct ServicePortRef {
     pub canonical: String,
     pub opaque: bool,
     pub endpoints: Vec<Endpoint>,
+    /// The service's ServiceProfile (named by its FQDN), if any.
+    pub profile: Option<meshlens_api::profile::ServiceProfile>,
+    /// The TrafficSplit whose apex this service is, if any.
+    pub split: Option<meshlens_api::profile::TrafficSplit>,
+    pub circuit_breaker: Option<meshlens_api::discovery::CircuitBreaker>,
 }
 
 /// The current snapshot, indexed for lookups.
@@ -72,6 +77,17 @@ impl Index {
                 e
             })
             .collect();
+        let fqdn = format!("{}.{}.svc.{}", svc.name, svc.namespace, self.snapshot.cluster_domain);
+        let profile = self.snapshot.profiles.iter().find(|p| p.metadata.name == fqdn).cloned();
+        let split = self
+            .snapshot
+            .traffic_splits
+            .iter()
+            .find(|t| {
+                t.metadata.namespace.as_deref().unwrap_or("default") == svc.namespace
+                    && apex_name(&t.spec.service) == svc.name
+            })
+            .cloned();
         Some(ServicePortRef {
             name: svc.name.clone(),
             namespace: svc.namespace.clone(),
@@ -79,8 +95,16 @@ impl Index {
             canonical: canonical(&svc.name, &svc.namespace, &self.snapshot.cluster_domain, port),
             opaque: sp.opaque,
             endpoints,
+            profile,
+            split,
+            circuit_breaker: svc.circuit_breaker.clone(),
         })
     }
+}
+
+/// A TrafficSplit names its apex and backends by service name (`users`, or `users.prod.svc.cluster.local`).
+pub fn apex_name(service: &str) -> &str {
+    service.split('.').next().unwrap_or(service)
 }
 
 /// The proxy's view of the mesh, swapped atomically as a whole.

@@ -1,36 +1,28 @@
-//! Request-smuggling guard for HTTP/1 servers: watches the bytes hyper reads and records, for each
-//! request head in order, whether its framing is ambiguous (Content-Length together with
-//! Transfer-Encoding, or conflicting Content-Length values). hyper itself would accept such a request
-//! (dropping Content-Length); the proxy refuses it with 400 and closes (RFC 9112 §6.1).
+//! The HTTP/1 request guard: every request head is checked before hyper sees it. Malformed heads (bad
+//! request line, bad header syntax, missing or repeated Host), ambiguous framing (Content-Length with
+//! Transfer-Encoding, conflicting lengths: request smuggling) and oversize heads are refused by the proxy
+//! itself with 400 or 431 and `l5d-proxy-error`, after the responses to earlier requests, and the connection
+//! is closed. hyper only ever parses heads that passed, so every refusal speaks the proxy's vocabulary.
 //!
-//! The scanner follows message boundaries (Content-Length bodies, chunked bodies with trailers) so it
-//! finds every pipelined or keep-alive head; on anything it does not understand it stops judging, and
-//! hyper's own parser stays the authority.
+//! The guard follows message boundaries (Content-Length bodies, chunked bodies with trailers) to find every
+//! pipelined or keep-alive head. Head bytes are held back until the head is complete; body bytes pass at once.
 
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker, ready};
 
+use bytes::{Buf, BytesMut};
+use meshlens_api::ProxyErrorReason;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Verdicts for the request heads seen so far, in order: `true` = ambiguous framing.
-#[derive(Clone, Default)]
-pub struct Verdicts(Arc<Mutex<VecDeque<bool>>>);
-
-impl Verdicts {
-    /// The verdict for the next request hyper hands to the service (`false` when unknown).
-    pub fn next_is_ambiguous(&self) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front().unwrap_or(false)
-    }
-
-    fn push(&self, ambiguous: bool) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(ambiguous);
-    }
+/// Limits the guard enforces on request heads.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLimits {
+    pub max_bytes: usize,
+    pub max_headers: usize,
 }
-
-const MAX_HEAD: usize = 128 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
@@ -48,64 +40,84 @@ enum State {
     Trailers {
         line_len: usize,
     },
-    /// Upgraded, tunneled or not understood: stop judging.
-    Done,
+    /// Upgraded or tunneled: bytes pass untouched from here on.
+    Passthrough,
 }
 
+/// Why a head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: ProxyErrorReason,
+    pub why: &'static str,
+}
+
+fn bad(why: &'static str) -> Refusal {
+    Refusal { reason: ProxyErrorReason::BadRequest, why }
+}
+
+fn too_large(why: &'static str) -> Refusal {
+    Refusal { reason: ProxyErrorReason::HeadersTooLarge, why }
+}
+
+/// The byte-level state machine; `advance` moves through `buf[from..]` and says how far bytes may pass.
 struct Scanner {
     state: State,
-    head: Vec<u8>,
-    verdicts: Verdicts,
+    limits: HeadLimits,
+    /// Heads that passed.
+    heads: usize,
+}
+
+enum Step {
+    /// Bytes up to this offset may go to hyper; more input is needed to go further.
+    Ready(usize),
+    /// Bytes up to this offset may go to hyper; the head that starts there is refused.
+    Refuse(usize, Refusal),
 }
 
 impl Scanner {
-    fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
+    fn advance(&mut self, buf: &[u8], mut at: usize) -> Step {
+        while at < buf.len() {
             match &mut self.state {
-                State::Done => return,
+                State::Passthrough => return Step::Ready(buf.len()),
                 State::Head => {
-                    // Skip the empty lines that may precede a request (RFC 9112 §2.2).
-                    if self.head.is_empty() {
-                        let skip = data.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
-                        data = &data[skip..];
-                        if data.is_empty() {
-                            return;
-                        }
+                    // Empty lines before a request are allowed (RFC 9112 §2.2).
+                    while at < buf.len() && (buf[at] == b'\r' || buf[at] == b'\n') {
+                        at += 1;
                     }
-                    let start = self.head.len();
-                    self.head.extend_from_slice(data);
-                    let from = start.saturating_sub(3);
-                    match find_head_end(&self.head[from..]) {
-                        Some(end) => {
-                            let end = from + end;
-                            let rest_at = end - start;
-                            let head = std::mem::take(&mut self.head);
-                            self.state = self.judge(&head[..end]);
-                            data = &data[rest_at..];
-                        }
-                        None => {
-                            if self.head.len() > MAX_HEAD {
-                                self.state = State::Done;
+                    if at == buf.len() {
+                        break;
+                    }
+                    match find_head_end(&buf[at..]) {
+                        Some(len) => match self.judge(&buf[at..at + len]) {
+                            Ok(next) => {
+                                self.state = next;
+                                self.heads += 1;
+                                at += len;
                             }
-                            return;
+                            Err(refusal) => return Step::Refuse(at, refusal),
+                        },
+                        None if buf.len() - at > self.limits.max_bytes => {
+                            return Step::Refuse(at, too_large("request head over the size limit"));
                         }
+                        None => return Step::Ready(at),
                     }
                 }
                 State::Body(left) => {
-                    let n = (*left).min(data.len() as u64);
+                    let n = (*left).min((buf.len() - at) as u64);
                     *left -= n;
-                    data = &data[n as usize..];
+                    at += n as usize;
                     if *left == 0 {
                         self.state = State::Head;
                     }
                 }
                 State::ChunkSize { size, digits, in_ext } => {
-                    let b = data[0];
-                    data = &data[1..];
+                    let b = buf[at];
+                    at += 1;
                     match b {
                         b'\n' => {
                             self.state = if *digits == 0 {
-                                State::Done
+                                // Not chunked framing we understand: hyper will refuse it mid-body.
+                                State::Passthrough
                             } else if *size == 0 {
                                 State::Trailers { line_len: 0 }
                             } else {
@@ -113,37 +125,36 @@ impl Scanner {
                             };
                         }
                         _ if *in_ext || b == b'\r' => {}
-                        b';' => *in_ext = true,
+                        b';' | b' ' | b'\t' => *in_ext = true,
                         _ => match (b as char).to_digit(16) {
                             Some(d) if *digits < 16 => {
                                 *size = *size * 16 + d as u64;
                                 *digits += 1;
                             }
-                            _ if b == b' ' || b == b'\t' => *in_ext = true,
-                            _ => self.state = State::Done,
+                            _ => self.state = State::Passthrough,
                         },
                     }
                 }
                 State::ChunkData(left) => {
-                    let n = (*left).min(data.len() as u64);
+                    let n = (*left).min((buf.len() - at) as u64);
                     *left -= n;
-                    data = &data[n as usize..];
+                    at += n as usize;
                     if *left == 0 {
                         self.state = State::ChunkDataEnd { seen_cr: false };
                     }
                 }
                 State::ChunkDataEnd { seen_cr } => {
-                    let b = data[0];
-                    data = &data[1..];
+                    let b = buf[at];
+                    at += 1;
                     match (b, *seen_cr) {
                         (b'\r', false) => *seen_cr = true,
                         (b'\n', _) => self.state = State::ChunkSize { size: 0, digits: 0, in_ext: false },
-                        _ => self.state = State::Done,
+                        _ => self.state = State::Passthrough,
                     }
                 }
                 State::Trailers { line_len } => {
-                    let b = data[0];
-                    data = &data[1..];
+                    let b = buf[at];
+                    at += 1;
                     match b {
                         b'\n' if *line_len == 0 => self.state = State::Head,
                         b'\n' => *line_len = 0,
@@ -153,99 +164,286 @@ impl Scanner {
                 }
             }
         }
+        Step::Ready(at.min(buf.len()))
     }
 
-    /// Records the verdict for one head and returns the state that follows it.
-    fn judge(&mut self, head: &[u8]) -> State {
+    /// Checks one complete head; returns the state that follows it.
+    fn judge(&self, head: &[u8]) -> Result<State, Refusal> {
+        if head.len() > self.limits.max_bytes {
+            return Err(too_large("request head over the size limit"));
+        }
         let mut lines = head.split(|b| *b == b'\n');
         let request_line = lines.next().unwrap_or_default();
-        let upgrade_like = request_line.starts_with(b"CONNECT ");
+        let request_line = request_line.strip_suffix(b"\r").ok_or(bad("request line must end with CRLF"))?;
+        let (method, version) = parse_request_line(request_line)?;
+        let http11 = version == b"HTTP/1.1";
         let mut lengths: Vec<&[u8]> = Vec::new();
         let mut te: Option<&[u8]> = None;
-        let mut upgrade = false;
+        let (mut hosts, mut count, mut upgrade) = (0, 0, false);
         for line in lines {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+            if line.is_empty() || line == b"\r" {
+                continue; // the blank line ending the head
+            }
+            let line = line.strip_suffix(b"\r").ok_or(bad("header line must end with CRLF"))?;
+            count += 1;
+            if count > self.limits.max_headers {
+                return Err(too_large("too many request headers"));
+            }
+            if line[0] == b' ' || line[0] == b'\t' {
+                return Err(bad("obsolete header line folding"));
+            }
+            let colon = line.iter().position(|b| *b == b':').ok_or(bad("header line without a colon"))?;
             let name = &line[..colon];
+            if name.is_empty() || !name.iter().all(|b| is_tchar(*b)) {
+                return Err(bad("invalid header name"));
+            }
             let value = trim(&line[colon + 1..]);
+            if value.iter().any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f) {
+                return Err(bad("control character in a header value"));
+            }
             if name.eq_ignore_ascii_case(b"content-length") {
+                if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+                    return Err(bad("invalid Content-Length"));
+                }
                 lengths.push(value);
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                if te.is_some() {
+                    return Err(bad("repeated Transfer-Encoding"));
+                }
                 te = Some(value);
+            } else if name.eq_ignore_ascii_case(b"host") {
+                hosts += 1;
             } else if name.eq_ignore_ascii_case(b"upgrade") {
                 upgrade = true;
             }
         }
-        let conflicting = lengths.windows(2).any(|w| w[0] != w[1]);
-        let ambiguous = (te.is_some() && !lengths.is_empty()) || conflicting;
-        self.verdicts.push(ambiguous);
-        if ambiguous || upgrade || upgrade_like {
-            // The connection closes (400) or becomes a tunnel: nothing more to judge.
-            return State::Done;
+        if hosts > 1 {
+            return Err(bad("more than one Host header"));
+        }
+        if http11 && hosts == 0 {
+            return Err(bad("HTTP/1.1 request without a Host header"));
+        }
+        if lengths.windows(2).any(|w| w[0] != w[1]) {
+            return Err(bad("conflicting Content-Length values"));
+        }
+        if te.is_some() && !lengths.is_empty() {
+            return Err(bad("ambiguous message framing: Content-Length with Transfer-Encoding"));
+        }
+        if method == b"CONNECT" || upgrade {
+            // Answered, then tunneled (or refused by the handler): nothing more to parse as HTTP.
+            return Ok(State::Passthrough);
         }
         if let Some(te) = te {
+            if !http11 {
+                return Err(bad("Transfer-Encoding on an HTTP/1.0 request"));
+            }
             let last = te.rsplit(|b| *b == b',').next().map(trim).unwrap_or_default();
-            return if last.eq_ignore_ascii_case(b"chunked") {
-                State::ChunkSize { size: 0, digits: 0, in_ext: false }
-            } else {
-                State::Done
-            };
+            if !last.eq_ignore_ascii_case(b"chunked") {
+                return Err(bad("Transfer-Encoding must end in chunked"));
+            }
+            return Ok(State::ChunkSize { size: 0, digits: 0, in_ext: false });
         }
         match lengths.first().map(|v| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok())) {
-            None => State::Head,
-            Some(Some(0)) => State::Head,
-            Some(Some(n)) => State::Body(n),
-            Some(None) => State::Done,
+            None | Some(Some(0)) => Ok(State::Head),
+            Some(Some(n)) => Ok(State::Body(n)),
+            Some(None) => Err(bad("invalid Content-Length")),
         }
     }
 }
 
+/// `METHOD SP request-target SP HTTP/1.x`, exactly one space each; returns the method and version.
+fn parse_request_line(line: &[u8]) -> Result<(&[u8], &[u8]), Refusal> {
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("malformed request line"));
+    };
+    if method.is_empty() || !method.iter().all(|b| is_tchar(*b)) {
+        return Err(bad("invalid method"));
+    }
+    if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return Err(bad("invalid request target"));
+    }
+    if version != b"HTTP/1.1" && version != b"HTTP/1.0" {
+        return Err(bad("unsupported HTTP version"));
+    }
+    Ok((method, version))
+}
+
+/// RFC 9110 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = v.iter().position(|b| *b != b' ' && *b != b'\t').unwrap_or(v.len());
+    let end = v.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(start, |e| e + 1);
     &v[start..end]
 }
 
-/// The end of a head (index just past the blank line), accepting `\r\n\r\n` and bare `\n\n`.
+/// The length of a head ending in a blank line (`\r\n\r\n`; a bare `\n\n` is found too and then refused).
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            if buf.get(i + 1) == Some(&b'\n') {
-                return Some(i + 2);
-            }
-            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
-                return Some(i + 3);
-            }
+    while let Some(nl) = buf[i..].iter().position(|b| *b == b'\n') {
+        let at = i + nl;
+        match buf.get(at + 1) {
+            Some(b'\n') => return Some(at + 2),
+            Some(b'\r') if buf.get(at + 2) == Some(&b'\n') => return Some(at + 3),
+            _ => i = at + 1,
         }
-        i += 1;
     }
     None
 }
 
-/// An HTTP/1 server connection's I/O, scanned for ambiguous framing as hyper reads it.
-pub struct FramingWatch<IO> {
-    inner: IO,
-    scanner: Scanner,
-}
+/// Counts the responses hyper has finished (their bodies dropped), so a refusal is written only after
+/// the responses to every request that came before it.
+#[derive(Clone, Default)]
+pub struct Responded(Arc<AtomicUsize>);
 
-impl<IO> FramingWatch<IO> {
-    pub fn new(inner: IO) -> (Self, Verdicts) {
-        let verdicts = Verdicts::default();
-        let scanner = Scanner { state: State::Head, head: Vec::new(), verdicts: verdicts.clone() };
-        (FramingWatch { inner, scanner }, verdicts)
+impl Responded {
+    pub fn done(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for FramingWatch<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if self.scanner.state != State::Done && buf.filled().len() > before {
-            let this = &mut *self;
-            this.scanner.feed(&buf.filled()[before..]);
+/// An HTTP/1 server connection's I/O with the request guard in front of hyper.
+pub struct FramingWatch<IO> {
+    inner: IO,
+    scanner: Scanner,
+    /// Bytes read from the client: the front `ready` bytes may go to hyper, the rest wait for their head.
+    held: BytesMut,
+    ready: usize,
+    scanned: usize,
+    eof: bool,
+    /// Request heads passed to hyper, and responses it finished.
+    heads: usize,
+    responded: Responded,
+    /// `responded` as it was when hyper last completed a flush.
+    flushed_after: usize,
+    refusal: Option<Refusal>,
+    /// The refusal response still to write; `None` with a refusal means it was written.
+    reply: Option<BytesMut>,
+    read_waker: Option<Waker>,
+}
+
+impl<IO> FramingWatch<IO> {
+    pub fn new(inner: IO, limits: HeadLimits, responded: Responded) -> Self {
+        FramingWatch {
+            inner,
+            scanner: Scanner { state: State::Head, limits, heads: 0 },
+            held: BytesMut::new(),
+            ready: 0,
+            scanned: 0,
+            eof: false,
+            heads: 0,
+            responded,
+            flushed_after: 0,
+            refusal: None,
+            reply: None,
+            read_waker: None,
         }
-        res
+    }
+
+    /// Every earlier request has its response on the wire: the refusal can follow.
+    fn may_reply(&self) -> bool {
+        self.heads == 0 || (self.responded.count() >= self.heads && self.flushed_after >= self.heads)
+    }
+
+    fn refuse(&mut self, refusal: Refusal) {
+        tracing::warn!(
+            reason = refusal.reason.as_str(),
+            why = refusal.why,
+            "refused a malformed request from the client"
+        );
+        let status = refusal.reason.http_status();
+        let text = match status {
+            431 => "Request Header Fields Too Large",
+            _ => "Bad Request",
+        };
+        let reply = format!(
+            "HTTP/1.1 {status} {text}\r\nl5d-proxy-error: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            refusal.reason.as_str()
+        );
+        self.refusal = Some(refusal);
+        self.reply = Some(BytesMut::from(reply.as_bytes()));
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> FramingWatch<IO> {
+    /// Writes the pending refusal response; Ready once it is all written.
+    fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(reply) = self.reply.as_mut() {
+            if reply.is_empty() {
+                self.reply = None;
+                break;
+            }
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, reply))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            reply.advance(n);
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for FramingWatch<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.ready > 0 {
+                let n = this.ready.min(out.remaining());
+                out.put_slice(&this.held[..n]);
+                this.held.advance(n);
+                this.ready -= n;
+                this.scanned -= n;
+                return Poll::Ready(Ok(()));
+            }
+            if this.refusal.is_some() {
+                if this.reply.is_some() {
+                    if !this.may_reply() {
+                        // Responses to earlier requests are still being written: poll_flush wakes us.
+                        this.read_waker = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                    ready!(this.poll_reply(cx))?;
+                }
+                // Refusal written: hyper sees the end of input and closes the connection.
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                // Whatever is left is an incomplete head: let hyper see it and end the connection its way.
+                let n = this.held.len().min(out.remaining());
+                out.put_slice(&this.held[..n]);
+                this.held.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            // Reads land in `held` (no zeroing: spare capacity is filled in place), at most 16 KiB at a time.
+            this.held.reserve(16 * 1024);
+            let got = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.held))?;
+            if got == 0 {
+                this.eof = true;
+                continue;
+            }
+            let heads_before = this.scanner.heads;
+            match this.scanner.advance(&this.held, this.scanned) {
+                Step::Ready(at) => {
+                    this.ready = at;
+                    this.scanned = at;
+                }
+                Step::Refuse(at, refusal) => {
+                    this.ready = at;
+                    this.scanned = at;
+                    this.held.truncate(at);
+                    this.refuse(refusal);
+                }
+            }
+            this.heads += this.scanner.heads - heads_before;
+        }
     }
 }
 
@@ -267,53 +465,26 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FramingWatch<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        let responded = this.responded.count();
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        this.flushed_after = this.flushed_after.max(responded);
+        if this.refusal.is_some() && this.may_reply() {
+            if let Some(w) = this.read_waker.take() {
+                w.wake();
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.refusal.is_some() && this.reply.is_some() {
+            ready!(this.poll_reply(cx))?;
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn verdicts(input: &[u8], split: usize) -> Vec<bool> {
-        let v = Verdicts::default();
-        let mut s = Scanner { state: State::Head, head: Vec::new(), verdicts: v.clone() };
-        for chunk in input.chunks(split) {
-            s.feed(chunk);
-        }
-        let q = v.0.lock().unwrap();
-        q.iter().copied().collect()
-    }
-
-    #[test]
-    fn judges_each_head_across_bodies_in_any_split() {
-        let input: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\
-POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello\
-POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\n\
-GET /c HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
-GET /never HTTP/1.1\r\n\r\n";
-        for split in [1, 2, 3, 7, 64, 4096] {
-            assert_eq!(verdicts(input, split), vec![false, false, false, true], "split {split}");
-        }
-    }
-
-    #[test]
-    fn conflicting_lengths_are_ambiguous_and_equal_duplicates_are_not() {
-        assert_eq!(verdicts(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 5), vec![true]);
-        assert_eq!(verdicts(b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab", 5), vec![false]);
-        assert_eq!(
-            verdicts(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\ncontent-length: 2\r\n\r\n", 5),
-            vec![true]
-        );
-    }
-
-    #[test]
-    fn stops_judging_after_an_upgrade() {
-        let input = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(verdicts(input, 9), vec![false]);
-    }
-}
+mod tests;

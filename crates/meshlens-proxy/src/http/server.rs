@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::detect::Protocol;
 use crate::errors::rescue;
 use crate::http::body::ProxyBody;
-use crate::http::framing::FramingWatch;
+use crate::http::framing::{FramingWatch, HeadLimits, Responded};
 use crate::shutdown::Drain;
 use meshlens_api::ProxyErrorReason;
 
@@ -62,24 +62,14 @@ where
             }
         }
         _ => {
-            let (io, verdicts) = FramingWatch::new(io);
-            let limits = (settings.max_header_bytes, settings.max_headers);
+            // The guard refuses malformed, ambiguous and oversize heads before hyper parses them.
+            let limits = HeadLimits { max_bytes: settings.max_header_bytes, max_headers: settings.max_headers };
+            let responded = Responded::default();
+            let io = FramingWatch::new(io, limits, responded.clone());
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let refusal = if verdicts.next_is_ambiguous() {
-                    Some((ProxyErrorReason::BadRequest, "ambiguous message framing"))
-                } else if headers_too_large(&req, limits) {
-                    Some((ProxyErrorReason::HeadersTooLarge, "request headers over the limit"))
-                } else {
-                    None
-                };
-                let fut = refusal.is_none().then(|| svc(req));
-                async move {
-                    Ok::<_, Infallible>(match (fut, refusal) {
-                        (Some(fut), _) => fut.await,
-                        (None, Some((reason, why))) => rescue(reason, false, why),
-                        (None, None) => unreachable!("a request is either served or refused"),
-                    })
-                }
+                let fut = svc(req);
+                let responded = responded.clone();
+                async move { Ok::<_, Infallible>(fut.await.map(|body| CountEnd { body, responded })) }
             });
             let io = TokioIo::new(io);
             let conn = http1::Builder::new()
@@ -134,4 +124,36 @@ fn headers_too_large(req: &Request<Incoming>, (max_bytes, max_count): (usize, us
         size += name.as_str().len() + value.len() + 32;
     }
     size > max_bytes
+}
+
+/// A response body that tells the request guard when hyper is done with it (dropped after the last frame).
+struct CountEnd {
+    body: ProxyBody,
+    responded: Responded,
+}
+
+impl http_body::Body for CountEnd {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for CountEnd {
+    fn drop(&mut self) {
+        self.responded.done();
+    }
 }

@@ -91,7 +91,7 @@ async fn conflicting_content_lengths_are_refused() {
             3 + smuggled.len()
         );
         let rsp = raw_http1(addr, req).await;
-        assert_refused(&rsp, 400, None, &format!("{way}, conflicting Content-Length"));
+        assert_refused(&rsp, 400, Some("bad_request"), &format!("{way}, conflicting Content-Length"));
         assert_eq!(backend.requests(), 0, "{way}: reached the app: {:?}", backend.seen());
     }
     assert_only_good_requests_arrived(&proxy, &backend).await;
@@ -102,10 +102,22 @@ async fn malformed_request_lines_are_refused() {
     let backend = HttpBackend::start(echo("app"));
     let (proxy, _d) = proxy_to(backend.addr()).await;
     for (way, addr, host) in ways_in(&proxy) {
-        for line in ["GET  / HTTP/1.1", "G\0T / HTTP/1.1", "GET / HTTP/1.2"] {
+        for line in ["GET  / HTTP/1.1", "G\0T / HTTP/1.1", "GET / HTTP/1.2", "GET /\x7f HTTP/1.1", "GET /"] {
             let rsp = raw_http1(addr, format!("{line}\r\nHost: {host}\r\n\r\n")).await;
-            assert_refused(&rsp, 400, None, &format!("{way}, {line:?}"));
+            assert_refused(&rsp, 400, Some("bad_request"), &format!("{way}, {line:?}"));
             assert_eq!(backend.requests(), 0, "{way}, {line:?}: reached the app");
+        }
+        for (case, head) in [
+            ("no Host", "GET / HTTP/1.1\r\n\r\n".to_string()),
+            ("two Hosts", format!("GET / HTTP/1.1\r\nHost: {host}\r\nHost: other\r\n\r\n")),
+            ("bare CR in a value", format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-A: a\rb\r\n\r\n")),
+            ("space before the colon", format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-A : b\r\n\r\n")),
+            ("obsolete line folding", format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-A: b\r\n c\r\n\r\n")),
+            ("bare LF line ends", format!("GET / HTTP/1.1\nHost: {host}\n\n")),
+        ] {
+            let rsp = raw_http1(addr, head).await;
+            assert_refused(&rsp, 400, Some("bad_request"), &format!("{way}, {case}"));
+            assert_eq!(backend.requests(), 0, "{way}, {case}: reached the app");
         }
     }
     assert_only_good_requests_arrived(&proxy, &backend).await;
@@ -118,7 +130,7 @@ async fn oversize_http1_headers_get_431() {
     let many = |n: usize| (0..n).map(|i| format!("X-H-{i}: {i}\r\n")).collect::<String>();
     // Over the proxy's 64 KiB / 100 headers: refused by the proxy itself, which says why.
     let moderate = [("one 70 KiB header", format!("X-Big: {}\r\n", "a".repeat(70 * KIB))), ("101 headers", many(101))];
-    // Far over: the HTTP parser gives up first; only the status is promised.
+    // Far over: refused the same way, without waiting for the end of the head.
     let huge = [("one 200 KiB header", format!("X-Big: {}\r\n", "a".repeat(200 * KIB))), ("300 headers", many(300))];
     for (way, addr, host) in ways_in(&proxy) {
         for (case, headers) in &moderate {
@@ -127,7 +139,7 @@ async fn oversize_http1_headers_get_431() {
         }
         for (case, headers) in &huge {
             let rsp = raw_http1(addr, format!("GET /big HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n")).await;
-            assert_refused(&rsp, 431, None, &format!("{way}, {case}"));
+            assert_refused(&rsp, 431, Some("headers_too_large"), &format!("{way}, {case}"));
         }
         assert_eq!(backend.requests(), 0, "{way}: reached the app");
     }
@@ -277,4 +289,28 @@ async fn unknown_name_gets_404_no_route() {
         assert_eq!(rsp.headers().get("l5d-proxy-error").unwrap(), "no_route", "Host: {host}");
     }
     assert_only_good_requests_arrived(&proxy, &backend).await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_stop_at_the_first_malformed_one() {
+    let backend = HttpBackend::start(echo("app"));
+    let (proxy, _d) = proxy_to(backend.addr()).await;
+    for (way, addr, host) in ways_in(&proxy) {
+        let before = backend.requests();
+        let ok = |p: &str| format!("GET /{p} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let pipeline = format!("{}{}GET  /bad HTTP/1.1\r\nHost: {host}\r\n\r\n{}", ok("one"), ok("two"), ok("never"));
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(pipeline.as_bytes()).await.unwrap();
+        let mut all = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut all))
+            .await
+            .expect("the proxy closes the connection after refusing")
+            .unwrap();
+        let text = String::from_utf8_lossy(&all);
+        let statuses: Vec<&str> = text.lines().filter(|l| l.starts_with("HTTP/1.1 ")).collect();
+        assert_eq!(statuses, ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"], "{way}: {text}");
+        assert!(text.contains("l5d-proxy-error: bad_request"), "{way}: {text}");
+        assert_eq!(backend.requests() - before, 2, "{way}: the request after the malformed one never runs");
+        assert!(backend.seen().iter().all(|r| r.path() != "/never"), "{way}");
+    }
 }

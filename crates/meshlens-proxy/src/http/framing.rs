@@ -469,10 +469,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FramingWatch<IO> {
         let responded = this.responded.count();
         ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
         this.flushed_after = this.flushed_after.max(responded);
-        if this.refusal.is_some() && this.may_reply() {
-            if let Some(w) = this.read_waker.take() {
-                w.wake();
-            }
+        if this.refusal.is_some()
+            && this.may_reply()
+            && let Some(w) = this.read_waker.take()
+        {
+            w.wake();
         }
         Poll::Ready(Ok(()))
     }

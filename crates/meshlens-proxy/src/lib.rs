@@ -23,6 +23,7 @@ pub mod listen;
 pub mod log;
 pub mod metrics;
 pub mod outbound;
+pub mod policy;
 pub mod shutdown;
 pub mod targets;
 pub mod tcp;

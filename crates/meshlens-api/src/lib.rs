@@ -5,6 +5,7 @@
 pub mod authority;
 pub mod control;
 pub mod discovery;
+pub mod duration;
 pub mod errors;
 pub mod labels;
 pub mod mesh;

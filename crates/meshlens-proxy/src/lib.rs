@@ -24,6 +24,7 @@ pub mod log;
 pub mod logical;
 pub mod metrics;
 pub mod outbound;
+pub mod policy;
 pub mod shutdown;
 pub mod targets;
 pub mod tcp;

@@ -16,6 +16,7 @@ pub struct Ctx {
     pub registry: Registry,
     pub http_metrics: HttpMetrics,
     pub tcp_metrics: TcpMetrics,
+    pub routes: crate::logical::metrics::RouteFamilies,
     pub targets: Targets,
     pub client: Arc<ClientSettings>,
     pub server: ServerSettings,
@@ -27,6 +28,7 @@ impl Ctx {
     pub fn new(config: Arc<Config>, discovery: Arc<Discovery>, registry: Registry) -> Ctx {
         let http_metrics = HttpMetrics::register(&registry);
         let tcp_metrics = TcpMetrics::register(&registry);
+        let routes = crate::logical::metrics::RouteFamilies::register(&registry);
         let client = Arc::new(ClientSettings {
             connect_timeout: config.timeouts.connect,
             max_header_bytes: config.limits.max_header_bytes,
@@ -44,6 +46,7 @@ impl Ctx {
             registry,
             http_metrics,
             tcp_metrics,
+            routes,
             targets: Targets::default(),
             client,
             server,

@@ -91,7 +91,7 @@ async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, req: Request<Incoming>) ->
     if req.method() == Method::CONNECT {
         return connect_tunnel(target, req, state.drain.clone()).await;
     }
-    crate::logical::serve(&target, req, grpc, &state.drain).await
+    crate::logical::serve(&ctx, &target, req, grpc, &state.drain).await
 }
 
 /// The authority a request names: absolute-form URI or `:authority`, else the Host header.

@@ -24,6 +24,8 @@ pub struct Target {
     pub meshed: bool,
     /// Some endpoint is one of this proxy's own outbound listeners: requests would loop.
     pub loops: bool,
+    /// The service's profile and split, compiled; `None` when it has neither.
+    pub policy: Option<Arc<crate::logical::service::ServicePolicy>>,
     /// Discovery version this target was built from (mesh services are rebuilt when it changes).
     version: u64,
     expires: Option<Instant>,
@@ -56,9 +58,11 @@ impl Targets {
             // A new snapshot: keep the balancer (its queue) and every endpoint that stayed (EWMA, pool).
             let old = t.balancer.endpoints();
             t.balancer.set_endpoints(service_endpoints(ctx, &sp, &old));
+            let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, t.policy.as_ref());
             let target = Arc::new(Target {
                 authority: t.authority.clone(),
                 balancer: t.balancer.clone(),
+                policy,
                 opaque: sp.opaque,
                 meshed: true,
                 loops: t.balancer.endpoints().iter().any(|e| ctx.is_local_listener(e.addr)),
@@ -72,7 +76,10 @@ impl Targets {
             .with("dst_namespace", &sp.namespace)
             .with("dst_service", &sp.name);
         let endpoints = service_endpoints(ctx, &sp, &[]);
-        let target = build(ctx, sp.canonical.clone(), endpoints, svc_labels, sp.opaque, true, version, None);
+        let mut target = build(ctx, sp.canonical.clone(), endpoints, svc_labels, sp.opaque, true, version, None);
+        if let Some(t) = Arc::get_mut(&mut target) {
+            t.policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
+        }
         services.insert(sp.canonical, target.clone());
         target
     }
@@ -182,7 +189,7 @@ fn build(
         balancer_settings(ctx, ctx.config.timeouts.failfast),
         ctx.http_metrics.target(service_labels),
     );
-    Arc::new(Target { authority, balancer, opaque, meshed, loops, version, expires })
+    Arc::new(Target { authority, balancer, policy: None, opaque, meshed, loops, version, expires })
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
@@ -258,6 +265,7 @@ pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
     Arc::new(Target {
         authority: app.to_string(),
         balancer,
+        policy: None,
         opaque: false,
         meshed: true,
         loops: false,

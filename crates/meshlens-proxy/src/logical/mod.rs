@@ -1,19 +1,241 @@
 //! The logical tier of the outbound path: a request to a service, before a backend and an endpoint are
-//! chosen. ServiceProfile routes (classification, timeouts, retries within a budget) and traffic splits
-//! apply here; without a profile or split the request goes straight to the service's balancer.
+//! chosen. ServiceProfile routes apply here (classification, a timeout covering every attempt, retries
+//! within the profile's budget), and traffic splits choose the backend service of each attempt. Without a
+//! profile or split the request goes straight to the service's balancer, paying nothing for policy.
+
+pub mod metrics;
+pub mod service;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
+use meshlens_api::ProxyErrorReason;
+use tokio::time::Instant;
 
-use crate::forward::forward;
-use crate::http::body::ProxyBody;
-use crate::http::request_body::RequestBody;
+use crate::ctx::Ctx;
+use crate::errors::{L5D_PROXY_ERROR, rescue};
+use crate::forward::{forward, forward_attempt};
+use crate::http::body::{OnEnd, ProxyBody, grpc_status};
+use crate::http::request_body::{Buffered, RequestBody};
 use crate::shutdown::Drain;
 use crate::targets::Target;
+use metrics::{Fate, RouteMetrics};
+use service::{CompiledRoute, ServicePolicy};
 
 /// Serves one request to `target`.
-pub async fn serve(target: &Arc<Target>, req: Request<Incoming>, grpc: bool, drain: &Drain) -> Response<ProxyBody> {
-    forward(&target.balancer, req.map(RequestBody::Stream), grpc, drain).await
+pub async fn serve(
+    ctx: &Ctx,
+    target: &Arc<Target>,
+    req: Request<Incoming>,
+    grpc: bool,
+    drain: &Drain,
+) -> Response<ProxyBody> {
+    let Some(policy) = target.policy.as_ref() else {
+        return forward(&target.balancer, req.map(RequestBody::Stream), grpc, drain).await;
+    };
+    let Some(route) = policy.route(req.method(), req.uri().path()) else {
+        // A split without a profile: pick the backend, no route metrics.
+        let balancer = policy.backend(ctx, target).await;
+        return forward(&balancer, req.map(RequestBody::Stream), grpc, drain).await;
+    };
+    route.metrics.effective.request();
+    let started = Instant::now();
+    let timeout = match (route.timeout, grpc_timeout(req.headers())) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let (rsp, fate, error) = match timeout {
+        None => attempts(ctx, target, policy, route, req, grpc, drain, &timed_out).await,
+        Some(limit) => {
+            let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, grpc, drain, &timed_out));
+            let outcome = tokio::select! {
+                r = &mut attempts => Some(r),
+                _ = tokio::time::sleep(limit) => None,
+            };
+            match outcome {
+                Some(r) => r,
+                None => {
+                    // Cancel the attempt in flight (its endpoint counts it as cut by the timeout).
+                    timed_out.store(true, Ordering::Relaxed);
+                    drop(attempts);
+                    let context = format!("route '{}' of {} timed out after {limit:?}", route.name, target.authority);
+                    (
+                        rescue(ProxyErrorReason::Timeout, grpc, &context),
+                        Fate::FailedTimeout,
+                        Some(ProxyErrorReason::Timeout),
+                    )
+                }
+            }
+        }
+    };
+    route.metrics.fate(fate);
+    let end = RouteEnd {
+        route: route.clone(),
+        status: rsp.status().as_u16(),
+        grpc_status: grpc_status(rsp.headers()),
+        error,
+        ttfb: started.elapsed(),
+    };
+    rsp.map(|b| b.on_end(Box::new(end)))
+}
+
+/// Attempts a request until it succeeds or may not be retried: returns the response the caller gets,
+/// the request's fate, and the proxy's error reason when the proxy made the response.
+#[allow(clippy::too_many_arguments)]
+async fn attempts(
+    ctx: &Ctx,
+    target: &Arc<Target>,
+    policy: &ServicePolicy,
+    route: &CompiledRoute,
+    req: Request<Incoming>,
+    grpc: bool,
+    drain: &Drain,
+    timed_out: &Arc<AtomicBool>,
+) -> (Response<ProxyBody>, Fate, Option<ProxyErrorReason>) {
+    let (parts, body) = req.into_parts();
+    let budget = route.budget.as_ref();
+    let (mut first, replay) = match budget {
+        None => (Some(RequestBody::Stream(body)), None),
+        Some(_) => match RequestBody::buffer(body).await {
+            Ok(Buffered::Complete(r)) => (None, Some(r)),
+            Ok(Buffered::TooLarge(b)) => (Some(b), None),
+            Err(e) => {
+                let context = format!("reading the request body failed: {e}");
+                return (rescue(ProxyErrorReason::BadRequest, grpc, &context), Fate::FailedNotRetryable, None);
+            }
+        },
+    };
+    let idempotent = is_idempotent(&parts.method);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let body = match (&replay, first.take()) {
+            (Some(r), _) => r.body(),
+            (None, Some(b)) => b,
+            (None, None) => unreachable!("a streamed body is only sent once"),
+        };
+        let mut req = Request::new(body);
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = parts.uri.clone();
+        *req.version_mut() = parts.version;
+        *req.headers_mut() = parts.headers.clone();
+        let balancer = policy.backend(ctx, target).await;
+        route.metrics.actual.request();
+        let rsp = forward_attempt(&balancer, req, grpc, drain, Some(timed_out)).await;
+        let status = rsp.status().as_u16();
+        let grpc_code = grpc_status(rsp.headers());
+        let failure = route.is_failure(status, grpc_code);
+        let proxy_error = own_error(&rsp);
+        route.metrics.actual.response(status, grpc_code, failure, proxy_error.map(|r| r.as_str()), None);
+        let retried = attempt > 1;
+        let fate = if !failure {
+            Some(if retried { Fate::SucceededAfterRetry } else { Fate::SucceededFirst })
+        } else if budget.is_none() {
+            Some(if route.retryable { Fate::FailedNoBudget } else { Fate::FailedNotRetryable })
+        } else if replay.is_none() {
+            Some(Fate::FailedBodyTooLarge)
+        } else if !idempotent && !proxy_error.is_some_and(not_written) {
+            // The request reached the app: only idempotent methods are sent again.
+            Some(Fate::FailedNotRetryable)
+        } else {
+            None
+        };
+        if let Some(fate) = fate {
+            // On a retryable route, every response that is not a retryable failure deposits into the budget.
+            if let Some(b) = budget {
+                b.deposit();
+            }
+            return (rsp, fate, proxy_error);
+        }
+        route.metrics.retryable.inc();
+        if attempt > policy.max_retries {
+            return (rsp, Fate::FailedRetriesExhausted, proxy_error);
+        }
+        if !budget.is_some_and(|b| b.withdraw()) {
+            route.metrics.skipped_no_budget.inc();
+            return (rsp, Fate::FailedNoBudget, proxy_error);
+        }
+        drop(rsp);
+        tracing::debug!(route = %route.name, attempt, status, "retrying");
+    }
+}
+
+/// The reason of a response this proxy made itself (not a peer's: those were renamed `peer:…`).
+fn own_error(rsp: &Response<ProxyBody>) -> Option<ProxyErrorReason> {
+    rsp.headers().get(L5D_PROXY_ERROR).and_then(|v| v.to_str().ok()).and_then(ProxyErrorReason::from_token)
+}
+
+/// Failures that happen before any byte of the request was written: safe to retry whatever the method.
+fn not_written(reason: ProxyErrorReason) -> bool {
+    matches!(
+        reason,
+        ProxyErrorReason::ConnectError
+            | ProxyErrorReason::ConnectTimeout
+            | ProxyErrorReason::Failfast
+            | ProxyErrorReason::LoadShed
+    )
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+}
+
+/// The deadline a gRPC client set (`grpc-timeout: 100m` = 100 ms), honoured like a route timeout.
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (n, unit) = v.split_at(v.len() - 1);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Counts the effective response of a route when the caller's response ends.
+struct RouteEnd {
+    route: Arc<CompiledRoute>,
+    status: u16,
+    grpc_status: Option<u32>,
+    error: Option<ProxyErrorReason>,
+    ttfb: Duration,
+}
+
+impl OnEnd for RouteEnd {
+    fn on_end(self: Box<Self>, trailer_status: Option<u32>, complete: bool) {
+        let grpc = trailer_status.or(self.grpc_status);
+        let failure = !complete || self.error.is_some() || self.route.is_failure(self.status, grpc);
+        let m: &RouteMetrics = &self.route.metrics;
+        m.effective.response(self.status, grpc, failure, self.error.map(|e| e.as_str()), Some(self.ttfb));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        let h = |v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&m)
+        };
+        assert_eq!(h("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(h("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(h("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(h("5x"), None);
+        assert_eq!(h("m"), None);
+    }
 }

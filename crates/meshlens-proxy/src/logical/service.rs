@@ -1,0 +1,151 @@
+//! A service's compiled policy: its profile's routes (each with its metric handles), retry budget and
+//! retry cap, and the backends of its traffic split. Built once per discovery change, and reused as is when
+//! the profile and split did not change (so the retry budget's state carries over).
+
+use std::sync::{Arc, Mutex};
+
+use http::Method;
+use meshlens_api::profile::{ServiceProfile, TrafficSplit};
+
+use crate::balance::Balancer;
+use crate::ctx::Ctx;
+use crate::discovery::ServicePortRef;
+use crate::logical::metrics::RouteMetrics;
+use crate::policy::budget::RetryBudget;
+use crate::policy::profile::{Policy, RouteConfig};
+use crate::policy::split::{WeightedPicker, split_backends};
+use crate::targets::Target;
+
+/// One route of a service, ready for requests.
+pub struct CompiledRoute {
+    pub name: String,
+    config: RouteConfig,
+    /// `isRetryable` as written.
+    pub retryable: bool,
+    /// The profile's budget when this route may retry (`isRetryable` and a budget in force).
+    pub budget: Option<Arc<RetryBudget>>,
+    pub timeout: Option<std::time::Duration>,
+    pub metrics: RouteMetrics,
+}
+
+impl CompiledRoute {
+    /// The route's response classes, else the default classification (5xx, non-OK gRPC status).
+    pub fn is_failure(&self, status: u16, grpc_status: Option<u32>) -> bool {
+        self.config.classifier.classify(status, grpc_status).is_failure()
+    }
+}
+
+/// A backend service of a split, with the target it resolved to (per discovery version).
+struct Backend {
+    authority: String,
+    resolved: Mutex<Option<(u64, Arc<Target>)>>,
+}
+
+pub struct ServicePolicy {
+    /// `None` without a ServiceProfile: no routes, no route metrics, no retries.
+    routes: Option<(Vec<Arc<CompiledRoute>>, Arc<CompiledRoute>)>,
+    pub max_retries: u32,
+    backends: Option<WeightedPicker<Backend>>,
+    /// What it was built from, to reuse it when nothing changed.
+    source: (Option<ServiceProfile>, Option<TrafficSplit>),
+}
+
+impl ServicePolicy {
+    /// The policy of a service port, reusing `previous` when its profile and split are unchanged.
+    pub fn build(ctx: &Ctx, sp: &ServicePortRef, previous: Option<&Arc<ServicePolicy>>) -> Option<Arc<ServicePolicy>> {
+        if sp.profile.is_none() && sp.split.is_none() {
+            return None;
+        }
+        if let Some(prev) = previous
+            && prev.source.0 == sp.profile
+            && prev.source.1 == sp.split
+        {
+            return Some(prev.clone());
+        }
+        let policy = match sp.profile.as_ref().map(|p| Policy::compile_for_port(p, sp.port)) {
+            None => None,
+            Some(Ok(p)) => {
+                for w in &p.warnings {
+                    tracing::warn!(service = %sp.canonical, warning = %w, "service profile");
+                }
+                Some(p)
+            }
+            Some(Err(e)) => {
+                // The control plane validates profiles; one that still fails here is ignored, loudly.
+                tracing::error!(service = %sp.canonical, error = %e, "ignoring a service profile that does not compile");
+                None
+            }
+        };
+        let route = |config: &RouteConfig| {
+            Arc::new(CompiledRoute {
+                name: config.name.clone(),
+                retryable: config.retryable,
+                budget: config.retry_budget.clone(),
+                timeout: config.timeout,
+                metrics: ctx.routes.route(&sp.canonical, &config.name),
+                config: config.clone(),
+            })
+        };
+        let routes = policy.as_ref().map(|p| (p.routes.iter().map(route).collect(), route(&p.default_route)));
+        let suffix = format!(".{}.svc.{}:{}", sp.namespace, ctx.discovery.load().snapshot.cluster_domain, sp.port);
+        let weighted: Vec<(String, u32)> = match (&sp.split, &policy) {
+            (Some(split), _) => match split_backends(split) {
+                Ok(b) => b.into_iter().map(|(name, w)| (format!("{name}{suffix}"), w)).collect(),
+                Err(e) => {
+                    tracing::error!(service = %sp.canonical, error = %e, "ignoring a traffic split");
+                    Vec::new()
+                }
+            },
+            (None, Some(p)) => p.dst_overrides.clone(),
+            (None, None) => Vec::new(),
+        };
+        let backends = (!weighted.is_empty()).then(|| {
+            WeightedPicker::new(
+                weighted.into_iter().map(|(authority, w)| (Backend { authority, resolved: Mutex::new(None) }, w)),
+            )
+        });
+        Some(Arc::new(ServicePolicy {
+            routes,
+            max_retries: policy.as_ref().map_or(0, |p| p.max_retries_per_request),
+            backends,
+            source: (sp.profile.clone(), sp.split.clone()),
+        }))
+    }
+
+    /// The route a request takes (first match, else `[DEFAULT]`); `None` when the service has no profile.
+    pub fn route(&self, method: &Method, path: &str) -> Option<&Arc<CompiledRoute>> {
+        let (routes, default) = self.routes.as_ref()?;
+        Some(
+            routes
+                .iter()
+                .find(|r| r.config.matcher.as_ref().is_some_and(|m| m.matches(method, path)))
+                .unwrap_or(default),
+        )
+    }
+
+    /// The balancer of this attempt's backend: a split's weighted pick, else the service itself.
+    pub async fn backend(&self, ctx: &Ctx, target: &Arc<Target>) -> Arc<Balancer> {
+        let Some(backend) = self.backends.as_ref().and_then(|b| b.pick()) else {
+            return target.balancer.clone();
+        };
+        if backend.authority == target.authority {
+            return target.balancer.clone();
+        }
+        let version = ctx.discovery.version();
+        if let Some((v, t)) = backend.resolved.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && *v == version
+        {
+            return t.balancer.clone();
+        }
+        match ctx.targets.resolve(ctx, &backend.authority).await {
+            Ok(t) => {
+                *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, t.clone()));
+                t.balancer.clone()
+            }
+            Err(reason) => {
+                tracing::warn!(backend = %backend.authority, reason = reason.as_str(), "split backend does not resolve; using the apex service");
+                target.balancer.clone()
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,14 +15,16 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::client::EndpointClient;
-use crate::metrics::HttpTargetMetrics;
+use crate::metrics::{Counter, HttpTargetMetrics};
+use crate::policy::breaker::{BreakerParams, BreakerState, ConsecutiveFailures};
 
-/// One endpoint of a balancer, with its load estimate and connection pool.
+/// One endpoint of a balancer, with its load estimate, connection pool and (optional) circuit breaker.
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub labels: BTreeMap<String, String>,
     pub http_metrics: Arc<HttpTargetMetrics>,
     pub client: EndpointClient,
+    pub breaker: Option<Breaker>,
     ewma: Mutex<PeakEwma>,
     in_flight: AtomicU32,
     ready: AtomicBool,
@@ -36,12 +38,14 @@ impl Endpoint {
         http_metrics: Arc<HttpTargetMetrics>,
         client: EndpointClient,
         default_rtt: Duration,
+        breaker: Option<Breaker>,
     ) -> Endpoint {
         Endpoint {
             addr,
             labels,
             http_metrics,
             client,
+            breaker,
             ewma: Mutex::new(PeakEwma::new(default_rtt)),
             in_flight: AtomicU32::new(0),
             ready: AtomicBool::new(true),
@@ -69,12 +73,71 @@ impl Endpoint {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// Connected, and not ejected by its breaker (probation counts: it may take its probe).
+    fn usable(&self) -> bool {
+        self.is_ready() && self.breaker.as_ref().is_none_or(|b| !matches!(b.state(), BreakerState::Open { .. }))
+    }
+
+    /// Takes the breaker's permission for one request (the single probe, in probation).
+    fn admits(&self) -> bool {
+        self.breaker.as_ref().is_none_or(|b| b.admits())
+    }
+
+    /// Feeds a response's outcome to the breaker (Linkerd's failure test: 5xx, gRPC 4/7/13/14/15).
+    pub fn record_outcome(&self, status: u16, grpc_status: Option<u32>) {
+        if let Some(b) = &self.breaker {
+            b.record(!crate::policy::breaker::is_failure(status, grpc_status));
+        }
+    }
+
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
     }
 
     pub fn ewma_ms(&self, decay: Duration) -> f64 {
         self.ewma.lock().unwrap_or_else(|e| e.into_inner()).estimate(Instant::now(), decay) / 1e6
+    }
+}
+
+/// An endpoint's circuit breaker, with its transitions exported as metrics.
+pub struct Breaker {
+    inner: ConsecutiveFailures,
+    /// `opened`, `probation`, `closed` transition counters, and how many of each were already counted.
+    counters: [Arc<Counter>; 3],
+    seen: [AtomicU64; 3],
+}
+
+impl Breaker {
+    pub fn new(params: BreakerParams, counters: [Arc<Counter>; 3]) -> Breaker {
+        Breaker { inner: ConsecutiveFailures::new(params), counters, seen: Default::default() }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        self.inner.state()
+    }
+
+    fn admits(&self) -> bool {
+        let admitted = self.inner.admits();
+        self.sync();
+        admitted
+    }
+
+    fn record(&self, success: bool) {
+        if let Some(t) = self.inner.record(success) {
+            tracing::info!(transition = t.as_str(), "endpoint circuit breaker");
+        }
+        self.sync();
+    }
+
+    fn sync(&self) {
+        let t = &self.inner.transitions;
+        for (i, now) in [&t.opened, &t.probation, &t.closed].into_iter().enumerate() {
+            let now = now.load(Ordering::Relaxed);
+            let before = self.seen[i].swap(now, Ordering::Relaxed);
+            if now > before {
+                self.counters[i].add(now - before);
+            }
+        }
     }
 }
 
@@ -186,10 +249,19 @@ impl Balancer {
     /// Power of two choices among ready endpoints, excluding `skip` (an endpoint that just failed).
     pub fn pick(&self, skip: Option<SocketAddr>) -> Option<Arc<Endpoint>> {
         let eps = self.endpoints.load();
-        let usable = |e: &&Arc<Endpoint>| e.is_ready() && Some(e.addr) != skip;
+        let usable = |e: &&Arc<Endpoint>| e.usable() && Some(e.addr) != skip;
+        let chosen = self.pick_among(&eps, &usable)?;
+        if chosen.admits() {
+            return Some(chosen);
+        }
+        // Its breaker's single probe is taken: any other endpoint whose breaker admits a request.
+        eps.iter().filter(|e| usable(e)).find(|e| e.addr != chosen.addr && e.admits()).cloned()
+    }
+
+    fn pick_among(&self, eps: &[Arc<Endpoint>], usable: &dyn Fn(&&Arc<Endpoint>) -> bool) -> Option<Arc<Endpoint>> {
         match eps.len() {
             0 => None,
-            1 => eps.iter().find(usable).cloned(),
+            1 => eps.iter().find(|e| usable(e)).cloned(),
             n => {
                 let a = fastrand::usize(..n);
                 let mut b = fastrand::usize(..n - 1);
@@ -212,7 +284,7 @@ impl Balancer {
                     }
                     (true, false) => ea,
                     (false, true) => eb,
-                    (false, false) => return eps.iter().find(usable).cloned(),
+                    (false, false) => return eps.iter().find(|e| usable(e)).cloned(),
                 };
                 Some(chosen.clone())
             }
@@ -317,6 +389,9 @@ pub struct EndpointView {
     pub in_flight: u32,
     pub idle_http1_connections: usize,
     pub http2_connected: bool,
+    /// The circuit breaker's state, when the service has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerState>,
 }
 
 impl Balancer {
@@ -334,6 +409,7 @@ impl Balancer {
                     in_flight: e.in_flight(),
                     idle_http1_connections: idle,
                     http2_connected: h2,
+                    breaker: e.breaker.as_ref().map(Breaker::state),
                 }
             })
             .collect()

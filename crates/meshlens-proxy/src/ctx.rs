@@ -17,6 +17,8 @@ pub struct Ctx {
     pub http_metrics: HttpMetrics,
     pub tcp_metrics: TcpMetrics,
     pub routes: crate::logical::metrics::RouteFamilies,
+    /// Circuit-breaker transitions by endpoint and state entered.
+    pub breaker_transitions: crate::metrics::CounterFamily,
     pub targets: Targets,
     pub client: Arc<ClientSettings>,
     pub server: ServerSettings,
@@ -29,6 +31,10 @@ impl Ctx {
         let http_metrics = HttpMetrics::register(&registry);
         let tcp_metrics = TcpMetrics::register(&registry);
         let routes = crate::logical::metrics::RouteFamilies::register(&registry);
+        let breaker_transitions = registry.counter_family(
+            "endpoint_breaker_transitions_total",
+            "Circuit-breaker transitions of an endpoint, by the state entered (open, probation, closed).",
+        );
         let client = Arc::new(ClientSettings {
             connect_timeout: config.timeouts.connect,
             max_header_bytes: config.limits.max_header_bytes,
@@ -47,6 +53,7 @@ impl Ctx {
             http_metrics,
             tcp_metrics,
             routes,
+            breaker_transitions,
             targets: Targets::default(),
             client,
             server,

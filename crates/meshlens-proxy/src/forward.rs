@@ -113,6 +113,7 @@ pub async fn forward_attempt(
                 ProxyErrorReason::ConnectError
             };
             ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
+            ep.record_outcome(502, None);
             let detail = format!("endpoint {}: {e}", ep.addr);
             return rescue(reason, grpc, &detail);
         }
@@ -137,6 +138,7 @@ pub async fn forward_attempt(
         tokio::spawn(tunnel_upgrade(down, up, drain.clone()));
     }
     let end = ResponseEnd {
+        endpoint: ep.clone(),
         metrics: ep.http_metrics.clone(),
         status: rsp.status().as_u16(),
         grpc_status: grpc_status(rsp.headers()),
@@ -214,6 +216,7 @@ impl Drop for CutAttempt {
 
 /// Settles a forwarded response when its body ends: response metrics, in-flight count, connection reuse.
 struct ResponseEnd {
+    endpoint: Arc<Endpoint>,
     metrics: Arc<HttpTargetMetrics>,
     status: u16,
     grpc_status: Option<u32>,
@@ -228,6 +231,7 @@ impl OnEnd for ResponseEnd {
         let grpc = trailer_status.or(self.grpc_status);
         let failure = self.status >= 500 || grpc.is_some_and(|c| c != 0) || !complete || self.error.is_some();
         self.metrics.response(self.status, grpc, failure, self.error, Some(self.ttfb));
+        self.endpoint.record_outcome(if complete { self.status } else { 502 }, grpc);
         if complete && let Some((sender, ep)) = self.pooled {
             ep.client.put_back_h1(sender);
         }

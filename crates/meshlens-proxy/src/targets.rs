@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use meshlens_api::{Authority, ProxyErrorReason};
 
-use crate::balance::{Balancer, BalancerSettings, Endpoint};
+use crate::balance::{Balancer, BalancerSettings, Breaker, Endpoint};
 use crate::client::EndpointClient;
 use crate::ctx::{Ctx, dst_label_name, with_target};
 use crate::discovery::ServicePortRef;
 use crate::metrics::LabelSet;
+use crate::policy::breaker::BreakerParams;
 
 /// A resolved destination.
 pub struct Target {
@@ -137,7 +138,7 @@ impl Targets {
             .iter()
             .map(|a| {
                 let ep_addr = if capped { None } else { Some(*a) };
-                endpoint_with(ctx, "outbound", label_authority, *a, ep_addr, BTreeMap::new())
+                endpoint_with(ctx, "outbound", label_authority, *a, ep_addr, BTreeMap::new(), None)
             })
             .collect();
         let labels =
@@ -153,15 +154,19 @@ impl Targets {
 
 /// The endpoints of a service port, reusing those of `old` that did not change.
 fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
+    let breaker = sp.circuit_breaker.as_ref().map(|cb| breaker_params(&sp.canonical, cb));
     sp.endpoints
         .iter()
         .map(|e| {
             let mut meta = e.labels.clone();
             meta.entry("namespace".into()).or_insert_with(|| sp.namespace.clone());
             meta.entry("service".into()).or_insert_with(|| sp.name.clone());
-            match old.iter().find(|o| o.addr == e.address && o.labels == meta) {
+            match old
+                .iter()
+                .find(|o| o.addr == e.address && o.labels == meta && o.breaker.is_some() == breaker.is_some())
+            {
                 Some(kept) => kept.clone(),
-                None => endpoint(ctx, "outbound", &sp.canonical, e.address, meta),
+                None => endpoint_with(ctx, "outbound", &sp.canonical, e.address, Some(e.address), meta, breaker),
             }
         })
         .collect()
@@ -209,7 +214,32 @@ pub fn endpoint(
     addr: SocketAddr,
     meta: BTreeMap<String, String>,
 ) -> Arc<Endpoint> {
-    endpoint_with(ctx, direction, authority, addr, Some(addr), meta)
+    endpoint_with(ctx, direction, authority, addr, Some(addr), meta, None)
+}
+
+/// The breaker settings of a service; invalid values fall back to the defaults, loudly.
+fn breaker_params(service: &str, cb: &meshlens_api::discovery::CircuitBreaker) -> BreakerParams {
+    let duration = |s: &str, default| {
+        meshlens_api::duration::parse(s).unwrap_or_else(|e| {
+            tracing::warn!(service, error = %e, "circuit breaker: invalid penalty; using the default");
+            default
+        })
+    };
+    let defaults = BreakerParams::default();
+    let params = BreakerParams {
+        max_failures: cb.consecutive_failures,
+        min_penalty: duration(&cb.min_penalty, defaults.min_penalty),
+        max_penalty: duration(&cb.max_penalty, defaults.max_penalty),
+        jitter: cb.jitter_ratio,
+        ..defaults
+    };
+    match params.validate() {
+        Ok(()) => params,
+        Err(e) => {
+            tracing::warn!(service, error = %e, "circuit breaker: invalid settings; using the defaults");
+            defaults
+        }
+    }
 }
 
 fn endpoint_with(
@@ -219,6 +249,7 @@ fn endpoint_with(
     addr: SocketAddr,
     label_addr: Option<SocketAddr>,
     meta: BTreeMap<String, String>,
+    breaker: Option<BreakerParams>,
 ) -> Arc<Endpoint> {
     let mut labels = LabelSet::new().with("direction", direction);
     if !authority.is_empty() {
@@ -231,7 +262,12 @@ fn endpoint_with(
     let tcp = with_target(LabelSet::new().with("direction", direction).with("peer", "dst"), label_addr)
         .with("tls", "disabled");
     let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp));
-    Arc::new(Endpoint::new(addr, meta, ctx.http_metrics.target(labels), client, ctx.config.balancer.default_rtt))
+    let breaker = breaker.map(|params| {
+        let counter = |state| ctx.breaker_transitions.get_or_create(&labels.clone().with("state", state));
+        Breaker::new(params, [counter("open"), counter("probation"), counter("closed")])
+    });
+    let http = ctx.http_metrics.target(labels);
+    Arc::new(Endpoint::new(addr, meta, http, client, ctx.config.balancer.default_rtt, breaker))
 }
 
 impl Targets {

@@ -167,21 +167,24 @@ impl fmt::Debug for RetryBudget {
 }
 
 impl Bucket {
-    /// Rolls the windows forward to `now`, exactly as tower's `TpsBucket::expire` does.
+    /// Rolls the windows forward to `now`: the current window's amount is committed to its slot, and every
+    /// slot the clock moved into is cleared (it held amounts from one ttl ago).
+    ///
+    /// Unlike tower's `TpsBudget::expire` (which moves one slot too far each time the clock passes a window
+    /// boundary, so amounts expire after about half the ttl and the budget allows about twice the retries),
+    /// an amount here counts for the whole ttl, as Linkerd documents the budget.
     fn expire(&mut self, now: Instant) {
-        let mut elapsed = now.saturating_duration_since(self.since);
+        let elapsed = now.saturating_duration_since(self.since);
         if elapsed < self.window {
             return;
         }
+        let windows = (elapsed.as_nanos() / self.window.as_nanos().max(1)) as usize;
         self.slots[self.index] = std::mem::take(&mut self.writer);
-        let mut idx = (self.index + 1) % WINDOWS;
-        while elapsed > self.window {
-            self.slots[idx] = 0;
-            elapsed -= self.window;
-            idx = (idx + 1) % WINDOWS;
+        for i in 1..=windows.min(WINDOWS) {
+            self.slots[(self.index + i) % WINDOWS] = 0;
         }
-        self.index = idx;
-        self.since = now;
+        self.index = (self.index + windows) % WINDOWS;
+        self.since += self.window * windows as u32;
     }
 
     fn balance(&self) -> isize {

@@ -6,6 +6,7 @@ mod control;
 mod grpc;
 mod mesh;
 mod metrics;
+mod policy;
 mod support;
 mod tcp;
 mod transparency;

@@ -174,3 +174,18 @@ fn usable_outside_a_runtime_and_across_threads() {
     assert_eq!(withdraw_all(&b), 4000);
     assert!(format!("{b:?}").contains("balance: 0"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_deposits_retries_are_the_reserve_then_min_per_second() {
+    // A backend failing everything: no response deposits. 50 retry attempts per second for 30 s may take
+    // the reserve (10/s × 10 s) at once, then 10 per second as withdrawals expire after the ttl.
+    let budget = RetryBudget::new(0.2, 10, Duration::from_secs(10));
+    let mut allowed = 0;
+    for _ in 0..1500 {
+        if budget.withdraw() {
+            allowed += 1;
+        }
+        tokio::time::advance(Duration::from_millis(20)).await;
+    }
+    assert!((290..=320).contains(&allowed), "{allowed} retries in 30 s");
+}

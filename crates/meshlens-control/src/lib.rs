@@ -1,2 +1,42 @@
-//! The meshlens control plane. It will hold the mesh's desired state, serve proxies a discovery watch
-//! stream, gather what they saw and answer the CLI and dashboard (DESIGN.md §2); nothing is built yet.
+//! The meshlens control plane: holds the mesh's desired state, serves proxies a discovery watch stream and
+//! answers the CLI and dashboard (DESIGN.md §2).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), meshlens_control::StartError> {
+//! let config = meshlens_control::Config::new("examples/shop", "127.0.0.1:8086".parse().unwrap());
+//! let running = meshlens_control::start(config).await?;
+//! println!("{}", running.listening_message());
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! | module | what |
+//! |---|---|
+//! | [`meshdir`] | the mesh directory source: files → documents → [`MeshConfig`], or every error with file:line |
+//! | `validate` | semantic checks (names, references, durations, regexes, budgets, weights) |
+//! | `yaml` | YAML documents with the line of every field |
+//! | [`duration`] | Go-style durations |
+//! | `store` | config + registrations → versioned snapshots shared by all watchers; leases, restart rule |
+//! | `reload` | polls the directory, reloads on change |
+//! | `api` | the HTTP API (axum) |
+//! | `metrics` | the control plane's own `/metrics` |
+//! | [`api_types`] | JSON shapes of `/api/v1/status` and `/api/v1/resources` |
+
+mod api;
+pub mod api_types;
+mod app;
+mod clock;
+pub mod duration;
+pub mod meshdir;
+mod metrics;
+mod reload;
+mod store;
+mod validate;
+mod yaml;
+
+#[cfg(test)]
+mod testutil;
+
+pub use app::{Config, Running, StartError, start};
+pub use meshdir::{ConfigError, ConfigErrors, MeshConfig, load};
+pub use store::Published;

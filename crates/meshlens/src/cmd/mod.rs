@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand.
 
+pub mod control;
 pub mod proxy;
 
 use clap::{Parser, Subcommand};
@@ -13,13 +14,17 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: the size does not matter
 pub enum Command {
     /// Run the sidecar proxy in front of one workload instance.
     Proxy(proxy::ProxyArgs),
+    /// Run the control plane on a mesh directory.
+    Control(control::ControlArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Proxy(args) => proxy::run(args),
+        Command::Control(args) => control::run(args),
     }
 }

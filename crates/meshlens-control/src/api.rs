@@ -1,0 +1,263 @@
+//! The HTTP API (axum): proxy registration and the discovery watch stream (`/v1/…`, DESIGN.md §4), the
+//! CLI/dashboard API (`/api/v1/status`, `/api/v1/resources`) and the control plane's own `/metrics`.
+//! Every error is JSON `{"error": "…"}` with a fitting status code.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use meshlens_api::control::{Registration, WatchEvent};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::api_types::ErrorBody;
+use crate::metrics::Metrics;
+use crate::store::{Published, Store};
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub heartbeat: Duration,
+    /// Turns true when the server stops; open watch streams end then.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/proxies", post(register))
+        .route("/v1/proxies/{namespace}/{instance}", delete(deregister))
+        .route("/v1/watch", get(watch_stream))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/resources", get(resources))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(shared)
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the response: {e}")),
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = serde_json::to_vec(&ErrorBody { error: message.into() }).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed on {}", uri.path()))
+}
+
+/// `POST /v1/proxies`: register or renew; answers the lease.
+async fn register(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let reg: Registration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            Metrics::inc(&s.metrics.registrations_rejected);
+            return error(StatusCode::BAD_REQUEST, format!("invalid registration: {e}"));
+        }
+    };
+    match s.store.register(reg) {
+        Ok(lease) => json(StatusCode::OK, &lease),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid registration: {e}")),
+    }
+}
+
+/// `DELETE /v1/proxies/{namespace}/{instance}`: the instance leaves its services at once.
+async fn deregister(State(s): State<Arc<Shared>>, Path((namespace, instance)): Path<(String, String)>) -> Response {
+    if s.store.deregister(&namespace, &instance) {
+        json(StatusCode::OK, &serde_json::json!({ "removed": true }))
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no proxy '{instance}' is registered in namespace '{namespace}'"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WatchQuery {
+    namespace: Option<String>,
+    instance: Option<String>,
+}
+
+/// `GET /v1/watch?namespace=NS&instance=NAME`: NDJSON, the current snapshot at once, then every new
+/// version, and a heartbeat line every `heartbeat`.
+async fn watch_stream(State(s): State<Arc<Shared>>, query: Result<Query<WatchQuery>, QueryRejection>) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid watch query: {e}")),
+    };
+    let who = format!("{}/{}", q.namespace.as_deref().unwrap_or("-"), q.instance.as_deref().unwrap_or("-"));
+    tracing::debug!(watcher = %who, "watch stream opened");
+    let watcher = Watcher::new(&s, who);
+    let stream = futures_util::stream::unfold(watcher, |mut w| async move {
+        let line = w.next_line().await?;
+        Some((Ok::<_, Infallible>(line), w))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// One open watch stream.
+struct Watcher {
+    rx: watch::Receiver<Arc<Published>>,
+    heartbeat: tokio::time::Interval,
+    shutdown: watch::Receiver<bool>,
+    first: bool,
+    _guard: WatcherGuard,
+}
+
+impl Watcher {
+    fn new(s: &Shared, who: String) -> Self {
+        Metrics::inc(&s.metrics.watch_streams);
+        s.metrics.watchers.fetch_add(1, Ordering::Relaxed);
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + s.heartbeat, s.heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Watcher {
+            rx: s.store.subscribe(),
+            heartbeat,
+            shutdown: s.shutdown.clone(),
+            first: true,
+            _guard: WatcherGuard { metrics: s.metrics.clone(), who },
+        }
+    }
+
+    /// The next line to send: the latest version when there is a new one (older ones are skipped, so a
+    /// slow reader never builds a queue), else a heartbeat when it is due; `None` ends the stream.
+    async fn next_line(&mut self) -> Option<Bytes> {
+        if *self.shutdown.borrow() {
+            return None;
+        }
+        if self.first {
+            self.first = false;
+            return Some(self.rx.borrow_and_update().line.clone());
+        }
+        tokio::select! {
+            biased;
+            _ = self.shutdown.wait_for(|stop| *stop) => None,
+            changed = self.rx.changed() => {
+                changed.ok()?;
+                Some(self.rx.borrow_and_update().line.clone())
+            }
+            _ = self.heartbeat.tick() => {
+                let version = self.rx.borrow().version;
+                Some(heartbeat_line(version))
+            }
+        }
+    }
+}
+
+fn heartbeat_line(version: u64) -> Bytes {
+    let mut line = serde_json::to_vec(&WatchEvent::Heartbeat { version }).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// Counts open streams; logs when one ends.
+struct WatcherGuard {
+    metrics: Arc<Metrics>,
+    who: String,
+}
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.metrics.watchers.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(watcher = %self.who, "watch stream closed");
+    }
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &s.store.status())
+}
+
+async fn resources(State(s): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &s.store.resources())
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let text = s.metrics.encode(&s.store.gauges());
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    use meshlens_api::control::Registration;
+
+    use super::*;
+    use crate::meshdir::tests::MESH;
+    use crate::store::LeaseTiming;
+    use crate::testutil::TempDir;
+
+    fn shared() -> (Arc<Shared>, watch::Sender<bool>) {
+        let dir = TempDir::new("api");
+        dir.write("mesh.yaml", MESH);
+        let metrics = Arc::new(Metrics::new());
+        let timing = LeaseTiming { ttl: Duration::from_secs(10), renew: Duration::from_secs(3), grace: Duration::ZERO };
+        let store = Arc::new(Store::new(crate::meshdir::load(dir.path()).unwrap(), timing, metrics.clone()));
+        let (tx, rx) = watch::channel(false);
+        (Arc::new(Shared { store, metrics, heartbeat: Duration::from_secs(5), shutdown: rx }), tx)
+    }
+
+    fn parse(line: &Bytes) -> WatchEvent {
+        assert!(line.ends_with(b"\n"));
+        serde_json::from_slice(line).unwrap()
+    }
+
+    fn reg(i: usize) -> Registration {
+        Registration {
+            workload: "orders".into(),
+            namespace: "prod".into(),
+            instance: format!("orders-{i}"),
+            inbound: Some(SocketAddr::from(([127, 0, 0, 1], 5000 + i as u16))),
+            admin: "127.0.0.1:4191".parse().unwrap(),
+            tap: "127.0.0.1:4190".parse().unwrap(),
+            app: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_gets_the_latest_version_then_heartbeats() {
+        let (s, stop) = shared();
+        let mut w = Watcher::new(&s, "test".into());
+        let first = parse(&w.next_line().await.unwrap());
+        let WatchEvent::Snapshot { snapshot: first, .. } = first else { panic!("{first:?}") };
+        for i in 0..5 {
+            s.store.register(reg(i)).unwrap();
+        }
+        // Five versions were published while the reader was away: it gets only the last one.
+        let WatchEvent::Snapshot { snapshot, .. } = parse(&w.next_line().await.unwrap()) else { panic!() };
+        assert_eq!(snapshot.version, first.version + 5);
+        assert_eq!(snapshot.services[1].endpoints.len(), 5);
+        // Nothing new: the next line is a heartbeat, 5 s later.
+        let before = Instant::now();
+        assert_eq!(parse(&w.next_line().await.unwrap()), WatchEvent::Heartbeat { version: first.version + 5 });
+        assert_eq!(before.elapsed(), Duration::from_secs(5));
+        assert_eq!(s.metrics.watchers.load(Ordering::Relaxed), 1);
+        stop.send_replace(true);
+        assert!(w.next_line().await.is_none(), "shutdown ends the stream");
+        drop(w);
+        assert_eq!(s.metrics.watchers.load(Ordering::Relaxed), 0);
+    }
+}

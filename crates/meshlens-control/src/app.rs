@@ -1,0 +1,215 @@
+//! Starting and stopping the control plane: load the mesh directory, bind, spawn the API server, the
+//! lease sweeper and the reloader; one shutdown signal ends them all.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, Shared};
+use crate::api_types::Status;
+use crate::meshdir::{self, ConfigErrors, MeshConfig};
+use crate::metrics::Metrics;
+use crate::reload;
+use crate::store::{LeaseTiming, Published, Store};
+
+/// Where the control plane listens and reads, and its timing (defaults as DESIGN.md §4 says).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The mesh directory (`mesh.yaml` + profiles and splits).
+    pub mesh_dir: PathBuf,
+    /// The API listener; port 0 picks a free port ([`Running::addr`] tells which).
+    pub listen: SocketAddr,
+    /// A registration lapses this long after its last renewal (10 s).
+    pub lease_ttl: Duration,
+    /// Proxies renew this often (3 s).
+    pub lease_renew: Duration,
+    /// After start, removals are withheld and snapshots say `complete: false` this long (2 × ttl = 20 s).
+    pub restart_grace: Duration,
+    /// How often lapsed leases are removed (1 s).
+    pub sweep_interval: Duration,
+    /// Heartbeat line interval of watch streams (5 s).
+    pub heartbeat: Duration,
+    /// How often the mesh directory is polled for changes (200 ms).
+    pub reload_interval: Duration,
+    /// How long [`Running::shutdown`] waits for open requests before closing them (5 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    pub fn new(mesh_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        let lease_ttl = Duration::from_secs(10);
+        Config {
+            mesh_dir: mesh_dir.into(),
+            listen,
+            lease_ttl,
+            lease_renew: Duration::from_secs(3),
+            restart_grace: 2 * lease_ttl,
+            sweep_interval: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(5),
+            reload_interval: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the control plane did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The mesh directory is invalid; every problem is listed (`file:line: field: message`).
+    #[error("the mesh directory is invalid:\n{0}")]
+    InvalidConfig(ConfigErrors),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+/// A running control plane. Dropping it stops its tasks at once; [`Running::shutdown`] stops gracefully.
+pub struct Running {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    shutdown: watch::Sender<bool>,
+    shutdown_grace: Duration,
+    server: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Loads and validates the mesh directory, binds the API listener and starts serving.
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
+    // Absolute, so that status and logs say which directory even when started with a relative path.
+    if let Ok(abs) = std::path::absolute(&config.mesh_dir) {
+        config.mesh_dir = abs;
+    }
+    let dir = config.mesh_dir.clone();
+    let (seen, loaded) = tokio::task::spawn_blocking(move || {
+        // Fingerprint first: a change made while loading is picked up by the first poll.
+        let seen = reload::fingerprint(&dir);
+        (seen, meshdir::load(&dir))
+    })
+    .await
+    .map_err(|e| StartError::Bind { addr: config.listen, source: io::Error::other(e) })?;
+    let mesh = loaded.map_err(StartError::InvalidConfig)?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+
+    let metrics = Arc::new(Metrics::new());
+    let timing = LeaseTiming { ttl: config.lease_ttl, renew: config.lease_renew, grace: config.restart_grace };
+    let store = Arc::new(Store::new(mesh, timing, metrics.clone()));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let tasks = vec![
+        tokio::spawn(sweep(store.clone(), config.sweep_interval, shutdown_rx.clone())),
+        tokio::spawn(reload::run(
+            store.clone(),
+            config.mesh_dir.clone(),
+            config.reload_interval,
+            seen,
+            shutdown_rx.clone(),
+        )),
+    ];
+
+    let shared =
+        Arc::new(Shared { store: store.clone(), metrics, heartbeat: config.heartbeat, shutdown: shutdown_rx.clone() });
+    let app = api::router(shared);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "control plane API server failed");
+        }
+    });
+    tracing::info!(
+        api = %addr,
+        mesh_dir = %config.mesh_dir.display(),
+        version = store.current().version,
+        "control plane started"
+    );
+    Ok(Running { addr, store, shutdown, shutdown_grace: config.shutdown_grace, server: Some(server), tasks })
+}
+
+async fn sweep(store: Arc<Store>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => store.sweep(),
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+impl Running {
+    /// The bound API address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The start-up line: `{"message":"listening","api":"127.0.0.1:PORT"}`.
+    pub fn listening_message(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Listening {
+            message: &'static str,
+            api: SocketAddr,
+        }
+        serde_json::to_string(&Listening { message: "listening", api: self.addr }).unwrap_or_default()
+    }
+
+    /// The mesh configuration serving now; changes on every accepted reload (e.g. for `up` to scale).
+    pub fn configs(&self) -> watch::Receiver<Arc<MeshConfig>> {
+        self.store.configs()
+    }
+
+    /// The discovery versions served to proxies.
+    pub fn snapshots(&self) -> watch::Receiver<Arc<Published>> {
+        self.store.subscribe()
+    }
+
+    /// What `GET /api/v1/status` answers.
+    pub fn status(&self) -> Status {
+        self.store.status()
+    }
+
+    /// Stops accepting, ends watch streams, waits up to the shutdown grace for open requests.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(self.shutdown_grace, &mut server).await.is_err()
+        {
+            tracing::warn!("shutdown grace over: closing the connections that are left");
+            server.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        tracing::info!("control plane stopped");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}

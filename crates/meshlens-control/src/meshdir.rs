@@ -1,0 +1,364 @@
+//! The mesh directory source: `mesh.yaml` (kind `Mesh`) plus every other `*.yaml`/`*.yml` file (top level
+//! and subdirectories) holding `ServiceProfile` and `TrafficSplit` documents, loaded and validated as a whole.
+//!
+//! Entries whose name starts with `.` are skipped: editors' swap files, and the `..data` / `..2024_…`
+//! directories of a mounted Kubernetes ConfigMap (its top-level symlinks are followed instead).
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use meshlens_api::mesh::{MESH_API_VERSION, Mesh, MeshService};
+use meshlens_api::profile::{SERVICE_PROFILE_API_VERSION, ServiceProfile, TRAFFIC_SPLIT_API_VERSIONS, TrafficSplit};
+
+use crate::validate;
+use crate::yaml::{self, Document};
+
+/// The file that holds the `Mesh` document.
+pub const MESH_FILE: &str = "mesh.yaml";
+
+/// How deep subdirectories are followed (symlinks included, so loops end here).
+const MAX_DEPTH: usize = 8;
+
+/// A valid mesh directory: the mesh, and the profiles and splits in file order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshConfig {
+    /// The directory it was read from.
+    pub dir: PathBuf,
+    pub mesh: Mesh,
+    pub profiles: Vec<Sourced<ServiceProfile>>,
+    pub traffic_splits: Vec<Sourced<TrafficSplit>>,
+}
+
+impl MeshConfig {
+    /// The service a workload's `calls` entry names (`name`, `name.namespace` or an FQDN, optional
+    /// `:port`), resolved from the caller's namespace. Always `Some` for the entries of a loaded config.
+    pub fn service_for_call(&self, caller_namespace: &str, call: &str) -> Option<&MeshService> {
+        let auth = meshlens_api::Authority::parse(call, 80).ok()?;
+        let (name, ns) = auth.service_name(caller_namespace, &self.mesh.spec.cluster_domain)?;
+        self.mesh.spec.services.iter().find(|s| s.name == name && s.namespace == ns)
+    }
+}
+
+/// A document and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sourced<T> {
+    /// Path relative to the mesh directory, `/`-separated.
+    pub file: String,
+    /// 1-based line where the document starts.
+    pub line: u32,
+    pub value: T,
+}
+
+impl<T> Sourced<T> {
+    /// `file:line`, for messages.
+    pub fn origin(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+/// One problem in a mesh directory: `file:line: field.path: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path relative to the mesh directory (or the directory itself when it cannot be read).
+    pub file: String,
+    /// 1-based line; `None` when the problem is the file itself (missing, unreadable).
+    pub line: Option<u32>,
+    /// `field.path: message`, or just a message for file-level problems.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every problem found in a mesh directory (never empty), in file and line order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// One line per error.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors while a directory is checked.
+#[derive(Default)]
+pub(crate) struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    pub fn at(&mut self, file: &str, line: u32, message: impl Into<String>) {
+        self.0.push(ConfigError { file: file.to_string(), line: Some(line), message: message.into() });
+    }
+
+    pub fn file(&mut self, file: &str, message: impl Into<String>) {
+        self.0.push(ConfigError { file: file.to_string(), line: None, message: message.into() });
+    }
+
+    /// An error at a field of a document: `file:LINE: path: message`, the line being the field's.
+    pub fn field(&mut self, file: &str, doc: &Document, path: &str, message: impl fmt::Display) {
+        self.at(file, doc.line_of(path), format!("{path}: {message}"));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn into_sorted(mut self) -> ConfigErrors {
+        // Stable: errors of the same line keep the order they were found in.
+        self.0.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.unwrap_or(0).cmp(&b.line.unwrap_or(0))));
+        ConfigErrors(self.0)
+    }
+}
+
+/// A YAML file of the mesh directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MeshFile {
+    /// Relative to the directory, `/`-separated.
+    pub rel: String,
+    pub path: PathBuf,
+}
+
+/// Every `*.yaml`/`*.yml` file under `dir` (following symlinks, skipping `.`-names), sorted by path.
+pub(crate) fn list_files(dir: &Path) -> io::Result<Vec<MeshFile>> {
+    let mut out = Vec::new();
+    walk(dir, "", 0, &mut out)?;
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<MeshFile>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symlinks; a dangling one is skipped (a ConfigMap swap in progress, or an editor's).
+        let Ok(meta) = fs::metadata(&path) else { continue };
+        let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+        if meta.is_dir() {
+            if depth < MAX_DEPTH {
+                walk(&path, &rel, depth + 1, out)?;
+            }
+        } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            out.push(MeshFile { rel, path });
+        }
+    }
+    Ok(())
+}
+
+/// A document of a known kind, typed, with its source.
+pub(crate) struct Parsed<T> {
+    pub file: String,
+    pub doc: Document,
+    pub value: T,
+}
+
+/// Reads and validates a mesh directory. Either everything is valid, or every problem is reported.
+pub fn load(dir: &Path) -> Result<MeshConfig, ConfigErrors> {
+    let mut errors = Errors::default();
+    let shown = dir.display().to_string();
+    if !dir.is_dir() {
+        errors.file(&shown, "not a directory (the mesh directory must hold mesh.yaml)");
+        return Err(errors.into_sorted());
+    }
+    let files = match list_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.file(&shown, format!("cannot read the directory: {e}"));
+            return Err(errors.into_sorted());
+        }
+    };
+
+    let mut mesh: Option<Parsed<Mesh>> = None;
+    let mut profiles = Vec::new();
+    let mut splits = Vec::new();
+    let mut mesh_file_seen = false;
+    let mut mesh_file_failed = false;
+    for f in &files {
+        let is_mesh_file = f.rel == MESH_FILE;
+        mesh_file_seen |= is_mesh_file;
+        let text = match fs::read(&f.path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(_) => {
+                    errors.file(&f.rel, "not UTF-8 text");
+                    mesh_file_failed |= is_mesh_file;
+                    continue;
+                }
+            },
+            Err(e) => {
+                errors.file(&f.rel, format!("cannot read: {e}"));
+                mesh_file_failed |= is_mesh_file;
+                continue;
+            }
+        };
+        let docs = match yaml::parse_documents(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.at(&f.rel, e.line, e.message);
+                mesh_file_failed |= is_mesh_file;
+                continue;
+            }
+        };
+        if is_mesh_file && docs.is_empty() {
+            errors.at(
+                &f.rel,
+                1,
+                format!("the file is empty: it must hold a Mesh document (apiVersion: {MESH_API_VERSION}, kind: Mesh)"),
+            );
+            mesh_file_failed = true;
+        }
+        for doc in docs {
+            classify(&f.rel, doc, &mut mesh, &mut profiles, &mut splits, &mut mesh_file_failed, &mut errors);
+        }
+    }
+    if !mesh_file_seen {
+        errors.file(MESH_FILE, format!("not found: a mesh directory needs {MESH_FILE} with a Mesh document"));
+    } else if mesh.is_none() && !mesh_file_failed {
+        errors.at(MESH_FILE, 1, format!("no Mesh document (apiVersion: {MESH_API_VERSION}, kind: Mesh)"));
+    }
+
+    validate::all(mesh.as_ref(), &profiles, &splits, &mut errors);
+    match mesh {
+        Some(mesh) if errors.is_empty() => Ok(MeshConfig {
+            dir: dir.to_path_buf(),
+            mesh: mesh.value,
+            profiles: profiles.into_iter().map(sourced).collect(),
+            traffic_splits: splits.into_iter().map(sourced).collect(),
+        }),
+        _ => Err(errors.into_sorted()),
+    }
+}
+
+fn sourced<T>(p: Parsed<T>) -> Sourced<T> {
+    Sourced { file: p.file, line: p.doc.line, value: p.value }
+}
+
+/// Sorts one document by kind and apiVersion into its typed form.
+fn classify(
+    file: &str,
+    doc: Document,
+    mesh: &mut Option<Parsed<Mesh>>,
+    profiles: &mut Vec<Parsed<ServiceProfile>>,
+    splits: &mut Vec<Parsed<TrafficSplit>>,
+    mesh_file_failed: &mut bool,
+    errors: &mut Errors,
+) {
+    let is_mesh_file = file == MESH_FILE;
+    if !doc.value.is_object() {
+        errors.at(file, doc.line, "a document must be a mapping with apiVersion, kind, metadata and spec");
+        *mesh_file_failed |= is_mesh_file;
+        return;
+    }
+    let kind = match doc.value.get("kind") {
+        None => {
+            errors.at(file, doc.line, "kind: missing (every document needs apiVersion and kind)");
+            *mesh_file_failed |= is_mesh_file;
+            return;
+        }
+        Some(k) => match k.as_str() {
+            Some(k) => k.to_string(),
+            None => {
+                errors.field(file, &doc, "kind", format!("{k} is not a kind (a string such as ServiceProfile)"));
+                *mesh_file_failed |= is_mesh_file;
+                return;
+            }
+        },
+    };
+    let api_version = doc.str_field("apiVersion").map(str::to_string);
+    let expected: &[&str] = match kind.as_str() {
+        "Mesh" => &[MESH_API_VERSION],
+        "ServiceProfile" => &[SERVICE_PROFILE_API_VERSION],
+        "TrafficSplit" => &TRAFFIC_SPLIT_API_VERSIONS,
+        other => {
+            let mesh_hint = if is_mesh_file { "Mesh, " } else { "" };
+            errors.field(
+                file,
+                &doc,
+                "kind",
+                format!("unknown kind '{other}' (expected {mesh_hint}ServiceProfile or TrafficSplit)"),
+            );
+            *mesh_file_failed |= is_mesh_file;
+            return;
+        }
+    };
+    match api_version.as_deref() {
+        Some(v) if expected.contains(&v) => {}
+        Some(v) => {
+            errors.field(
+                file,
+                &doc,
+                "apiVersion",
+                format!("'{v}' is not a supported apiVersion for {kind} (expected {})", expected.join(" or ")),
+            );
+            *mesh_file_failed |= is_mesh_file;
+            return;
+        }
+        None => {
+            errors.field(file, &doc, "apiVersion", format!("missing (expected {})", expected.join(" or ")));
+            *mesh_file_failed |= is_mesh_file;
+            return;
+        }
+    }
+    match kind.as_str() {
+        "Mesh" => {
+            if !is_mesh_file {
+                errors.field(file, &doc, "kind", format!("a Mesh document belongs in {MESH_FILE}"));
+                return;
+            }
+            if let Some(first) = mesh {
+                errors.field(
+                    file,
+                    &doc,
+                    "kind",
+                    format!("a second Mesh document (the first is at line {})", first.doc.line),
+                );
+                return;
+            }
+            match doc.parse::<Mesh>() {
+                Ok(value) => *mesh = Some(Parsed { file: file.to_string(), doc, value }),
+                Err(e) => {
+                    errors.at(file, e.line, e.message);
+                    *mesh_file_failed = true;
+                }
+            }
+        }
+        "ServiceProfile" => match doc.parse::<ServiceProfile>() {
+            Ok(value) => profiles.push(Parsed { file: file.to_string(), doc, value }),
+            Err(e) => errors.at(file, e.line, e.message),
+        },
+        _ => match doc.parse::<TrafficSplit>() {
+            Ok(value) => splits.push(Parsed { file: file.to_string(), doc, value }),
+            Err(e) => errors.at(file, e.line, e.message),
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "meshdir_tests.rs"]
+pub(crate) mod tests;

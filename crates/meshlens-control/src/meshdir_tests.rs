@@ -1,0 +1,542 @@
+//! Loading and validating mesh directories: every error kind, with its exact `file:line: field: message`.
+
+use super::*;
+use crate::testutil::TempDir;
+
+pub(crate) const MESH: &str = "\
+apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata:
+  name: shop
+spec:
+  namespaces: [prod]
+  workloads:
+    - name: web
+      namespace: prod
+      calls: [orders]
+    - name: orders
+      namespace: prod
+      replicas: 2
+    - name: orders-v2
+      namespace: prod
+  services:
+    - name: web
+      namespace: prod
+      workload: web
+    - name: orders
+      namespace: prod
+      workload: orders
+    - name: orders-v2
+      namespace: prod
+      workload: orders-v2
+";
+
+const PROFILE: &str = "\
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata:
+  name: orders.prod.svc.cluster.local
+  namespace: prod
+spec:
+  routes:
+  - name: GET /api/orders
+    condition: {method: GET, pathRegex: /api/orders}
+  - name: POST /api/orders
+    condition: {method: POST, pathRegex: /api/orders}
+  - name: GET /api/orders/{id}
+    condition: {method: GET, pathRegex: '/api/orders/[^/]+'}
+    timeout: 5 seconds
+";
+
+const SPLIT: &str = "\
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata:
+  name: orders-split
+  namespace: prod
+spec:
+  service: orders
+  backends:
+  - service: orders
+    weight: 900
+  - service: orders-v2
+    weight: 100
+";
+
+fn dir_with(files: &[(&str, &str)]) -> TempDir {
+    let dir = TempDir::new("meshdir");
+    for (name, text) in files {
+        dir.write(name, text);
+    }
+    dir
+}
+
+fn load_ok(files: &[(&str, &str)]) -> MeshConfig {
+    let dir = dir_with(files);
+    load(dir.path()).unwrap_or_else(|e| panic!("expected valid, got:\n{e}"))
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<String> {
+    let dir = dir_with(files);
+    match load(dir.path()) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.lines(),
+    }
+}
+
+/// The mesh with one profile document (a ServiceProfile of `orders` whose spec is `spec`).
+fn profile(spec: &str) -> String {
+    format!(
+        "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata:\n  name: orders.prod.svc.cluster.local\n  namespace: prod\nspec:\n{spec}"
+    )
+}
+
+fn profile_errors(spec: &str) -> Vec<String> {
+    errors(&[("mesh.yaml", MESH), ("sp.yaml", &profile(spec))])
+}
+
+fn split(spec: &str) -> String {
+    format!(
+        "apiVersion: split.smi-spec.io/v1alpha1\nkind: TrafficSplit\nmetadata:\n  name: s\n  namespace: prod\nspec:\n{spec}"
+    )
+}
+
+fn split_errors(spec: &str) -> Vec<String> {
+    errors(&[("mesh.yaml", MESH), ("ts.yaml", &split(spec))])
+}
+
+fn mesh_with(replace: &str, with: &str) -> String {
+    assert!(MESH.contains(replace), "{replace}");
+    MESH.replacen(replace, with, 1)
+}
+
+#[test]
+fn a_valid_directory_loads_in_file_order() {
+    let good_profile = PROFILE.replace("    timeout: 5 seconds\n", "    timeout: 5s\n");
+    let cfg = load_ok(&[
+        ("mesh.yaml", MESH),
+        ("profiles/orders.yaml", &good_profile),
+        ("splits.yml", SPLIT),
+        ("notes.txt", "not yaml, ignored"),
+        (".hidden/x.yaml", "kind: Whatever"),
+        (".mesh.yaml.swp", "garbage"),
+    ]);
+    assert_eq!(cfg.mesh.metadata.name, "shop");
+    assert_eq!(cfg.mesh.spec.services.len(), 3);
+    assert_eq!(cfg.profiles.len(), 1);
+    assert_eq!(cfg.profiles[0].origin(), "profiles/orders.yaml:1");
+    assert_eq!(cfg.profiles[0].value.spec.routes[2].timeout.as_deref(), Some("5s"));
+    assert_eq!(cfg.traffic_splits.len(), 1);
+    assert_eq!(cfg.traffic_splits[0].value.spec.backends[0].weight.milli_value(), Some(900_000));
+}
+
+#[test]
+fn calls_resolve_to_services() {
+    let cfg = load_ok(&[("mesh.yaml", MESH)]);
+    let name =
+        |call: &str| cfg.service_for_call("prod", call).map(|s| format!("{}.{}:{}", s.name, s.namespace, s.port));
+    assert_eq!(name("orders").as_deref(), Some("orders.prod:80"));
+    assert_eq!(name("orders.prod:80").as_deref(), Some("orders.prod:80"));
+    assert_eq!(name("orders.prod.svc.cluster.local").as_deref(), Some("orders.prod:80"));
+    assert_eq!(name("payments"), None);
+    assert_eq!(cfg.service_for_call("default", "orders"), None);
+}
+
+#[test]
+fn many_documents_per_file_and_both_split_versions() {
+    let text = format!(
+        "# profiles and splits\n{}---\n{}---\n{}",
+        PROFILE.replace("5 seconds", "5s"),
+        SPLIT,
+        split("  service: web\n  backends:\n  - service: web\n    weight: 500m\n")
+    );
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("all.yaml", &text)]);
+    assert_eq!(cfg.profiles.len(), 1);
+    assert_eq!(cfg.profiles[0].line, 2);
+    assert_eq!(cfg.traffic_splits.len(), 2);
+    assert_eq!(cfg.traffic_splits[0].line, 17);
+    assert_eq!(cfg.traffic_splits[1].value.api_version, "split.smi-spec.io/v1alpha1");
+}
+
+#[test]
+fn the_example_from_the_issue() {
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("profiles/orders.yaml", PROFILE)]),
+        ["profiles/orders.yaml:14: spec.routes[2].timeout: '5 seconds' is not a duration (e.g. 5s, 300ms)"]
+    );
+}
+
+#[test]
+fn errors_are_all_reported_in_file_and_line_order() {
+    let bad = profile(
+        "  routes:\n  - name: a\n    condition: {pathRegex: '/x/('}\n    timeout: soon\n  - name: a\n    condition: {method: GET}\n",
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("b.yaml", &bad), ("a.yaml", "kind: Gadget\napiVersion: v1\n")]),
+        [
+            "a.yaml:1: kind: unknown kind 'Gadget' (expected ServiceProfile or TrafficSplit)",
+            "b.yaml:9: spec.routes[0].condition.pathRegex: '/x/(' is not a valid regular expression: unclosed group",
+            "b.yaml:10: spec.routes[0].timeout: 'soon' is not a duration (e.g. 5s, 300ms)",
+            "b.yaml:11: spec.routes[1].name: duplicate route name 'a' (first at line 8)",
+        ]
+    );
+}
+
+#[test]
+fn missing_empty_and_broken_mesh_files() {
+    assert_eq!(
+        errors(&[("sp.yaml", &PROFILE.replace("5 seconds", "5s"))]),
+        ["mesh.yaml: not found: a mesh directory needs mesh.yaml with a Mesh document"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", "")]),
+        ["mesh.yaml:1: the file is empty: it must hold a Mesh document (apiVersion: meshlens.io/v1alpha1, kind: Mesh)"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", "# just a comment\n")]),
+        ["mesh.yaml:1: the file is empty: it must hold a Mesh document (apiVersion: meshlens.io/v1alpha1, kind: Mesh)"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", &PROFILE.replace("5 seconds", "5s"))]),
+        [
+            "mesh.yaml:1: no Mesh document (apiVersion: meshlens.io/v1alpha1, kind: Mesh)",
+            // Without a mesh, the profile's references cannot be checked, but its own fields are.
+        ]
+    );
+    let dir = TempDir::new("meshdir-missing");
+    let gone = dir.path().join("nope");
+    let errs = load(&gone).unwrap_err().lines();
+    assert_eq!(errs, [format!("{}: not a directory (the mesh directory must hold mesh.yaml)", gone.display())]);
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_line() {
+    let truncated = &MESH[..MESH.find("    - name: orders\n").unwrap() + 12];
+    let errs = errors(&[("mesh.yaml", &format!("{truncated}\n  bad: [\n"))]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("mesh.yaml:") && errs[0].contains(": invalid YAML: "), "{errs:?}");
+    let errs = errors(&[("mesh.yaml", MESH), ("x.yaml", "a: 1\n b: 2\n")]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("x.yaml:2: invalid YAML: "), "{errs:?}");
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "kind: TrafficSplit\nkind: TrafficSplit\n")]),
+        ["x.yaml:2: invalid YAML: duplicate key 'kind'"]
+    );
+}
+
+#[test]
+fn kinds_and_api_versions() {
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "apiVersion: linkerd.io/v1alpha1\nkind: ServiceProfile\n")]),
+        [
+            "x.yaml:1: apiVersion: 'linkerd.io/v1alpha1' is not a supported apiVersion for ServiceProfile (expected linkerd.io/v1alpha2)"
+        ]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "metadata: {}\n---\nkind: TrafficSplit\n")]),
+        [
+            "x.yaml:1: kind: missing (every document needs apiVersion and kind)",
+            "x.yaml:3: apiVersion: missing (expected split.smi-spec.io/v1alpha1 or split.smi-spec.io/v1alpha2)",
+        ]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "- a\n- b\n")]),
+        ["x.yaml:1: a document must be a mapping with apiVersion, kind, metadata and spec"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("sub/x.yaml", MESH)]),
+        ["sub/x.yaml:2: kind: a Mesh document belongs in mesh.yaml"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", &format!("{MESH}---\n{MESH}"))]),
+        ["mesh.yaml:28: kind: a second Mesh document (the first is at line 1)"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", &MESH.replace("meshlens.io/v1alpha1", "meshlens.io/v2"))]),
+        [
+            "mesh.yaml:1: apiVersion: 'meshlens.io/v2' is not a supported apiVersion for Mesh (expected meshlens.io/v1alpha1)"
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_and_wrong_types() {
+    assert_eq!(
+        errors(&[("mesh.yaml", &mesh_with("      replicas: 2\n", "      replica: 2\n"))]),
+        [
+            "mesh.yaml:13: spec.workloads[1].replica: unknown field `replica`, expected one of `name`, `namespace`, `replicas`, `command`, `port`, `env`, `calls`"
+        ]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", &mesh_with("      replicas: 2\n", "      replicas: two\n"))]),
+        ["mesh.yaml:13: spec.workloads[1].replicas: invalid type: string \"two\", expected u32"]
+    );
+    assert_eq!(
+        profile_errors("  routes:\n  - name: a\n    condition: {pathregex: /x}\n"),
+        [
+            "sp.yaml:9: spec.routes[0].condition.pathregex: unknown field `pathregex`, expected one of `all`, `any`, `not`, `pathRegex`, `method`"
+        ]
+    );
+    assert_eq!(
+        profile_errors("  routes:\n  - condition: {method: GET}\n"),
+        ["sp.yaml:8: spec.routes[0]: missing field `name`"]
+    );
+}
+
+#[test]
+fn mesh_names_and_references() {
+    let m = |a: &str, b: &str| errors(&[("mesh.yaml", &mesh_with(a, b))]);
+    assert_eq!(
+        m(
+            "    - name: orders-v2\n      namespace: prod\n  services",
+            "    - name: Orders_V2\n      namespace: prod\n  services"
+        ),
+        [
+            "mesh.yaml:14: spec.workloads[2].name: 'Orders_V2' is not a valid workload name (lowercase letters, digits and '-', at most 63 characters)",
+            "mesh.yaml:25: spec.services[2].workload: no workload 'orders-v2' is declared in namespace 'prod'",
+        ]
+    );
+    assert_eq!(
+        m(
+            "    - name: orders-v2\n      namespace: prod\n  services",
+            "    - name: orders\n      namespace: prod\n  services"
+        ),
+        [
+            "mesh.yaml:14: spec.workloads[2].name: workload 'orders' is declared twice in namespace 'prod'",
+            "mesh.yaml:25: spec.services[2].workload: no workload 'orders-v2' is declared in namespace 'prod'",
+        ]
+    );
+    assert_eq!(
+        m(
+            "    - name: orders-v2\n      namespace: prod\n      workload",
+            "    - name: orders\n      namespace: prod\n      workload"
+        ),
+        ["mesh.yaml:23: spec.services[2].name: service 'orders' is declared twice in namespace 'prod'"]
+    );
+    assert_eq!(
+        m(
+            "    - name: web\n      namespace: prod\n      workload",
+            "    - name: web\n      namespace: staging\n      workload"
+        ),
+        [
+            "mesh.yaml:18: spec.services[0].namespace: namespace 'staging' is not declared in spec.namespaces",
+            "mesh.yaml:19: spec.services[0].workload: no workload 'web' is declared in namespace 'staging'",
+        ]
+    );
+    assert_eq!(
+        m(
+            "      calls: [orders]\n",
+            "      calls: [orders, payments.prod, 'orders:8080', orders.prod.svc.cluster.local:80]\n"
+        ),
+        [
+            "mesh.yaml:10: spec.workloads[0].calls[1]: 'payments.prod' names no declared service (no payments.prod)",
+            "mesh.yaml:10: spec.workloads[0].calls[2]: 'orders:8080': service orders.prod has port 80, not 8080",
+        ]
+    );
+    assert_eq!(
+        m("  namespaces: [prod]\n", "  namespaces: [prod, prod, Dev]\n"),
+        [
+            "mesh.yaml:6: spec.namespaces[1]: namespace 'prod' is declared twice",
+            "mesh.yaml:6: spec.namespaces[2]: 'Dev' is not a valid namespace name (lowercase letters, digits and '-', at most 63 characters)",
+        ]
+    );
+    assert_eq!(
+        m("      workload: web\n", "      workload: web\n      port: 0\n      opaquePorts: [5432]\n"),
+        [
+            "mesh.yaml:20: spec.services[0].port: 0 is not a valid port",
+            "mesh.yaml:21: spec.services[0].opaquePorts[0]: 5432 is not a port of this service (port: 0)",
+        ]
+    );
+    assert_eq!(
+        m("      replicas: 2\n", "      replicas: 2\n      command: []\n      env: {GOOD: x, bad-name: y}\n"),
+        [
+            "mesh.yaml:14: spec.workloads[1].command: must name a program to run",
+            "mesh.yaml:15: spec.workloads[1].env.bad-name: 'bad-name' is not a valid environment variable name",
+        ]
+    );
+    assert_eq!(
+        m("  namespaces: [prod]\n", "  namespaces: [prod]\n  clusterDomain: cluster..local\n"),
+        ["mesh.yaml:7: spec.clusterDomain: 'cluster..local' is not a valid DNS domain"]
+    );
+}
+
+#[test]
+fn workloads_in_the_default_namespace_need_no_declaration() {
+    let text = "apiVersion: meshlens.io/v1alpha1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  workloads: [{name: a, command: 'sleep 1'}]\n  services: [{name: a, workload: a, port: 8080, opaquePorts: [8080]}]\n";
+    let cfg = load_ok(&[("mesh.yaml", text)]);
+    assert_eq!(cfg.mesh.spec.services[0].namespace, "default");
+}
+
+#[test]
+fn profile_names_must_be_declared_service_fqdns() {
+    let with_name = |name: &str| {
+        errors(&[
+            ("mesh.yaml", MESH),
+            ("sp.yaml", &PROFILE.replace("orders.prod.svc.cluster.local", name).replace("5 seconds", "5s")),
+        ])
+    };
+    assert_eq!(
+        with_name("orders"),
+        ["sp.yaml:4: metadata.name: 'orders' is not a service FQDN (expected <service>.<namespace>.svc.cluster.local)"]
+    );
+    assert_eq!(
+        with_name("payments.prod.svc.cluster.local"),
+        ["sp.yaml:4: metadata.name: no service 'payments' in namespace 'prod' is declared in mesh.yaml"]
+    );
+    let twice = format!("{}---\n{}", PROFILE.replace("5 seconds", "5s"), PROFILE.replace("5 seconds", "5s"));
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("sp.yaml", &twice)]),
+        [
+            "sp.yaml:19: metadata.name: a ServiceProfile for orders.prod.svc.cluster.local in namespace 'prod' is already defined at sp.yaml:1"
+        ]
+    );
+    assert_eq!(
+        errors(&[
+            ("mesh.yaml", MESH),
+            ("sp.yaml", &PROFILE.replace("namespace: prod", "namespace: qa").replace("5 seconds", "5s"))
+        ]),
+        ["sp.yaml:5: metadata.namespace: namespace 'qa' is not declared in mesh.yaml"]
+    );
+}
+
+#[test]
+fn route_conditions() {
+    assert_eq!(
+        profile_errors("  routes:\n  - name: a\n    condition: {}\n"),
+        ["sp.yaml:9: spec.routes[0].condition: a condition needs at least one of pathRegex, method, all, any, not"]
+    );
+    assert_eq!(
+        profile_errors(
+            "  routes:\n  - name: a\n    condition:\n      any:\n      - method: 'G ET'\n      - not:\n          pathRegex: '[z-a]'\n"
+        ),
+        [
+            "sp.yaml:11: spec.routes[0].condition.any[0].method: 'G ET' is not an HTTP method",
+            "sp.yaml:13: spec.routes[0].condition.any[1].not.pathRegex: '[z-a]' is not a valid regular expression: invalid character class range, the start must be <= the end",
+        ]
+    );
+    assert_eq!(
+        profile_errors("  routes:\n  - name: ''\n    condition: {method: GET}\n"),
+        ["sp.yaml:8: spec.routes[0].name: a route needs a name"]
+    );
+}
+
+#[test]
+fn response_classes() {
+    let classes = |cond: &str| {
+        profile_errors(&format!(
+            "  routes:\n  - name: a\n    condition: {{method: GET}}\n    responseClasses:\n    - condition:\n{cond}\n      isFailure: true\n"
+        ))
+    };
+    assert_eq!(
+        classes("        status: {min: 500, max: 600}"),
+        ["sp.yaml:12: spec.routes[0].responseClasses[0].condition.status.max: 600 is not an HTTP status (100..599)"]
+    );
+    assert_eq!(
+        classes("        status: {min: 99}"),
+        ["sp.yaml:12: spec.routes[0].responseClasses[0].condition.status.min: 99 is not an HTTP status (100..599)"]
+    );
+    assert_eq!(
+        classes("        status:\n          min: 504\n          max: 500"),
+        ["sp.yaml:14: spec.routes[0].responseClasses[0].condition.status.max: 500 is less than min 504"]
+    );
+    assert_eq!(
+        classes("        status: {}"),
+        ["sp.yaml:12: spec.routes[0].responseClasses[0].condition.status: set min, max or both"]
+    );
+    assert_eq!(
+        classes("        not: {}"),
+        [
+            "sp.yaml:12: spec.routes[0].responseClasses[0].condition.not: a condition needs at least one of status, all, any, not"
+        ]
+    );
+}
+
+#[test]
+fn timeouts_budgets_overrides() {
+    assert_eq!(
+        profile_errors("  routes:\n  - name: a\n    condition: {method: GET}\n    timeout: 0s\n"),
+        ["sp.yaml:10: spec.routes[0].timeout: '0s' must be greater than 0"]
+    );
+    assert_eq!(
+        profile_errors("  retryBudget:\n    retryRatio: 1001\n    minRetriesPerSecond: 10\n    ttl: 90s\n"),
+        [
+            "sp.yaml:8: spec.retryBudget.retryRatio: 1001 is not in [0, 1000]",
+            "sp.yaml:10: spec.retryBudget.ttl: '90s' is not between 1s and 60s",
+        ]
+    );
+    assert_eq!(
+        profile_errors("  retryBudget:\n    retryRatio: 0.2\n    minRetriesPerSecond: 10\n    ttl: ten\n"),
+        ["sp.yaml:10: spec.retryBudget.ttl: 'ten' is not a duration (e.g. 5s, 300ms)"]
+    );
+    assert_eq!(
+        profile_errors(
+            "  dstOverrides:\n  - authority: orders.prod.svc.cluster.local:80\n    weight: 900m\n  - authority: 'a b'\n    weight: -5\n"
+        ),
+        [
+            "sp.yaml:10: spec.dstOverrides[1].authority: 'a b' is not a valid authority (host[:port])",
+            "sp.yaml:11: spec.dstOverrides[1].weight: '-5' is not a valid weight (a quantity ≥ 0 such as 500, 500m, 1)",
+        ]
+    );
+}
+
+#[test]
+fn traffic_splits() {
+    assert_eq!(
+        split_errors(
+            "  service: orders\n  backends:\n  - service: payments\n    weight: 1\n  - service: orders-v2\n    weight: lots\n"
+        ),
+        [
+            "ts.yaml:9: spec.backends[0].service: no service 'payments' in namespace 'prod' is declared in mesh.yaml",
+            "ts.yaml:12: spec.backends[1].weight: 'lots' is not a valid weight (a quantity ≥ 0 such as 500, 500m, 1)",
+        ]
+    );
+    assert_eq!(
+        split_errors("  service: payments\n  backends:\n  - service: orders\n    weight: 1\n"),
+        ["ts.yaml:7: spec.service: no service 'payments' in namespace 'prod' is declared in mesh.yaml"]
+    );
+    assert_eq!(
+        split_errors(
+            "  service: orders.default\n  backends:\n  - service: orders.prod.svc.cluster.local\n    weight: 1\n"
+        ),
+        ["ts.yaml:7: spec.service: 'orders.default' is not in the split's namespace 'prod'"]
+    );
+    assert_eq!(
+        split_errors("  service: orders\n  backends: []\n"),
+        ["ts.yaml:8: spec.backends: a TrafficSplit needs at least one backend"]
+    );
+    assert_eq!(
+        split_errors(
+            "  service: orders\n  backends:\n  - service: orders\n    weight: 0\n  - service: orders\n    weight: 0m\n"
+        ),
+        [
+            "ts.yaml:8: spec.backends: every weight is 0, so the split sends traffic nowhere",
+            "ts.yaml:11: spec.backends[1].service: backend 'orders' is listed twice",
+        ]
+    );
+    let two = format!("{SPLIT}---\n{}", SPLIT.replace("name: orders-split", "name: other"));
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("ts.yaml", &two)]),
+        ["ts.yaml:20: spec.service: service 'orders' already has a TrafficSplit at ts.yaml:1"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("ts.yaml", &SPLIT.replace("namespace: prod", "namespace: qa"))]),
+        [
+            "ts.yaml:5: metadata.namespace: namespace 'qa' is not declared in mesh.yaml",
+            "ts.yaml:7: spec.service: no service 'orders' in namespace 'qa' is declared in mesh.yaml",
+            "ts.yaml:9: spec.backends[0].service: no service 'orders' in namespace 'qa' is declared in mesh.yaml",
+            "ts.yaml:11: spec.backends[1].service: no service 'orders-v2' in namespace 'qa' is declared in mesh.yaml",
+        ]
+    );
+}
+
+#[test]
+fn listing_follows_symlinks_like_a_configmap() {
+    let dir = TempDir::new("configmap");
+    dir.write("..2026_01_01/mesh.yaml", MESH);
+    std::os::unix::fs::symlink("..2026_01_01", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/mesh.yaml", dir.path().join("mesh.yaml")).unwrap();
+    std::os::unix::fs::symlink("..data/gone.yaml", dir.path().join("gone.yaml")).unwrap();
+    let files = list_files(dir.path()).unwrap();
+    assert_eq!(files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(), ["mesh.yaml"]);
+    assert_eq!(load(dir.path()).unwrap().mesh.spec.workloads.len(), 3);
+}

@@ -1,0 +1,247 @@
+//! Shared plumbing: temporary mesh directories, starting the control plane, an HTTP/1 client and a
+//! background watch-stream reader.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use meshlens_api::control::{Registration, WatchEvent};
+use meshlens_api::discovery::Snapshot;
+use meshlens_control::{Config, Running};
+use serde_json::Value;
+
+pub const MESH: &str = "\
+apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata:
+  name: shop
+spec:
+  namespaces: [prod]
+  workloads:
+    - name: web
+      namespace: prod
+      calls: [orders]
+    - name: orders
+      namespace: prod
+      replicas: 2
+  services:
+    - name: web
+      namespace: prod
+      workload: web
+    - name: orders
+      namespace: prod
+      workload: orders
+";
+
+pub const PROFILE: &str = "\
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata:
+  name: orders.prod.svc.cluster.local
+  namespace: prod
+spec:
+  routes:
+  - name: GET /api/orders
+    condition:
+      method: GET
+      pathRegex: /api/orders
+    timeout: 300ms
+";
+
+/// A temporary mesh directory, removed on drop.
+pub struct MeshDir(PathBuf);
+
+impl MeshDir {
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("meshlens-control-it-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        let dir = MeshDir(path);
+        for (name, text) in files {
+            dir.replace(name, text);
+        }
+        dir
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `rel` the way editors and ConfigMaps do: to a temporary file, then renamed over it.
+    pub fn replace(&self, rel: &str, text: &str) {
+        let path = self.0.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let tmp = self.0.join(format!(".tmp-{}", rel.replace('/', "_")));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.0.join(rel)).unwrap();
+    }
+}
+
+impl Drop for MeshDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A test configuration: 127.0.0.1:0, no restart grace, real reload polling (200 ms).
+pub fn config(dir: &MeshDir) -> Config {
+    let mut c = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    c.restart_grace = Duration::ZERO;
+    c
+}
+
+pub async fn start(config: Config) -> Running {
+    meshlens_control::start(config).await.expect("control plane starts")
+}
+
+pub fn registration(workload: &str, instance: &str, inbound: &str) -> Registration {
+    Registration {
+        workload: workload.into(),
+        namespace: "prod".into(),
+        instance: instance.into(),
+        inbound: Some(inbound.parse().unwrap()),
+        admin: "127.0.0.1:4191".parse().unwrap(),
+        tap: "127.0.0.1:4190".parse().unwrap(),
+        app: Some("127.0.0.1:8080".parse().unwrap()),
+        labels: BTreeMap::new(),
+    }
+}
+
+/// One HTTP/1 request; the status and the whole body.
+pub async fn request(addr: SocketAddr, method: Method, path: &str, body: &[u8]) -> (StatusCode, Bytes) {
+    let resp = send(addr, method, path, body).await;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, body)
+}
+
+async fn send(addr: SocketAddr, method: Method, path: &str, body: &[u8]) -> hyper::Response<hyper::body::Incoming> {
+    let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .unwrap();
+    sender.send_request(req).await.unwrap()
+}
+
+pub async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
+    let (status, body) = request(addr, Method::GET, path, b"").await;
+    (status, serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}")))
+}
+
+pub async fn status(addr: SocketAddr) -> Value {
+    let (code, v) = get_json(addr, "/api/v1/status").await;
+    assert_eq!(code, StatusCode::OK);
+    v
+}
+
+pub async fn register(addr: SocketAddr, reg: &Registration) -> (StatusCode, Value) {
+    let (status, body) = request(addr, Method::POST, "/v1/proxies", &serde_json::to_vec(reg).unwrap()).await;
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+pub async fn metrics(addr: SocketAddr) -> String {
+    let (status, body) = request(addr, Method::GET, "/metrics", b"").await;
+    assert_eq!(status, StatusCode::OK);
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// A watch stream read in the background: every line, parsed, with the time it arrived.
+pub struct Watcher {
+    lines: Arc<Mutex<Vec<(Instant, WatchEvent)>>>,
+    ended: Arc<Mutex<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    pub async fn start(addr: SocketAddr) -> Self {
+        let resp = send(addr, Method::GET, "/v1/watch?namespace=prod&instance=web-0", b"").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let ended = Arc::new(Mutex::new(false));
+        let (l, e) = (lines.clone(), ended.clone());
+        let task = tokio::spawn(async move {
+            let mut body = resp.into_body();
+            let mut buf = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { break };
+                let Ok(data) = frame.into_data() else { continue };
+                buf.extend_from_slice(&data);
+                while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=end).collect();
+                    let ev: WatchEvent = serde_json::from_slice(&line)
+                        .unwrap_or_else(|e| panic!("bad watch line ({e}): {}", String::from_utf8_lossy(&line)));
+                    l.lock().unwrap().push((Instant::now(), ev));
+                }
+            }
+            *e.lock().unwrap() = true;
+        });
+        Watcher { lines, ended, task }
+    }
+
+    pub fn events(&self) -> Vec<(Instant, WatchEvent)> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Snapshot lines only: (arrival, complete, snapshot).
+    pub fn snapshots(&self) -> Vec<(Instant, bool, Snapshot)> {
+        self.events()
+            .into_iter()
+            .filter_map(|(t, ev)| match ev {
+                WatchEvent::Snapshot { complete, snapshot } => Some((t, complete, snapshot)),
+                WatchEvent::Heartbeat { .. } => None,
+            })
+            .collect()
+    }
+
+    pub fn latest(&self) -> Option<Snapshot> {
+        self.snapshots().pop().map(|(_, _, s)| s)
+    }
+
+    pub fn heartbeats(&self) -> Vec<u64> {
+        self.events()
+            .into_iter()
+            .filter_map(|(_, ev)| match ev {
+                WatchEvent::Heartbeat { version } => Some(version),
+                WatchEvent::Snapshot { .. } => None,
+            })
+            .collect()
+    }
+
+    pub fn ended(&self) -> bool {
+        *self.ended.lock().unwrap()
+    }
+
+    /// Addresses of the endpoints of `service` in the latest snapshot.
+    pub fn endpoints(&self, service: &str) -> Vec<String> {
+        self.latest()
+            .and_then(|s| s.services.into_iter().find(|x| x.name == service))
+            .map(|s| s.endpoints.into_iter().map(|e| e.address.to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

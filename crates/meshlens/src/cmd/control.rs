@@ -1,0 +1,70 @@
+//! `meshlens control`: flags and env vars → logger → runtime → the control plane (`meshlens_control::start`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+/// Run the control plane on a mesh directory (mesh.yaml + ServiceProfile/TrafficSplit YAML, hot-reloaded).
+///
+/// It prints one JSON line `{"message":"listening","api":"HOST:PORT"}` on stdout once it serves, and logs
+/// JSON lines on stderr. An invalid mesh directory at start exits with status 2 and every error on
+/// stderr. SIGTERM or SIGINT stop it gracefully.
+#[derive(Args, Debug)]
+pub struct ControlArgs {
+    /// The mesh directory: mesh.yaml plus ServiceProfile and TrafficSplit files.
+    #[arg(long, env = "MESHLENS_CONTROL_MESH_DIR")]
+    mesh_dir: PathBuf,
+    /// Where the API listens (proxies, CLI, dashboard). Port 0 picks a free port.
+    #[arg(long, env = "MESHLENS_CONTROL_LISTEN", default_value = "127.0.0.1:8086")]
+    listen: SocketAddr,
+    /// Log filter, e.g. `info` or `info,meshlens_control=debug`.
+    #[arg(long, env = "MESHLENS_CONTROL_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
+    meshlens_proxy::log::init_json(&args.log_level).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let config = meshlens_control::Config::new(args.mesh_dir, args.listen);
+        let control = match meshlens_control::start(config).await {
+            Ok(c) => c,
+            Err(meshlens_control::StartError::InvalidConfig(errors)) => {
+                tracing::error!(errors = %errors, count = errors.0.len(), "the mesh directory is invalid");
+                eprintln!("meshlens control: the mesh directory is invalid:");
+                for line in errors.lines() {
+                    eprintln!("  {line}");
+                }
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "control plane failed to start");
+                eprintln!("meshlens control: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        println!("{}", control.listening_message());
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        control.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -26,7 +26,6 @@ mod api;
 pub mod api_types;
 mod app;
 mod clock;
-pub mod duration;
 pub mod meshdir;
 mod metrics;
 mod reload;

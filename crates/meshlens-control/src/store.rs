@@ -449,6 +449,7 @@ fn build_snapshot(config: &MeshConfig, proxies: &BTreeMap<(String, String), Prox
                     Some(Endpoint { address, labels })
                 })
                 .collect(),
+            circuit_breaker: s.circuit_breaker.clone(),
         })
         .collect();
     Snapshot {

@@ -9,9 +9,9 @@ use meshlens_api::discovery::is_dns_label;
 use meshlens_api::mesh::{Command, Mesh, MeshService};
 use meshlens_api::profile::{Quantity, RequestMatch, ResponseMatch, ServiceProfile, TrafficSplit};
 
-use crate::duration::{self, DURATION_HINT};
 use crate::meshdir::{Errors, Parsed};
 use crate::yaml::Document;
+use meshlens_api::duration;
 
 /// The namespace every mesh has without declaring it.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -141,6 +141,22 @@ fn check_mesh(m: &Parsed<Mesh>, errors: &mut Errors) -> Index {
                 );
             }
         }
+        if let Some(cb) = &s.circuit_breaker {
+            let cb_path = format!("{path}.circuitBreaker");
+            if cb.consecutive_failures == 0 {
+                at.err(&format!("{cb_path}.consecutiveFailures"), "must be at least 1");
+            }
+            let min = duration::parse(&cb.min_penalty).map_err(|e| at.err(&format!("{cb_path}.minPenalty"), e)).ok();
+            let max = duration::parse(&cb.max_penalty).map_err(|e| at.err(&format!("{cb_path}.maxPenalty"), e)).ok();
+            if let (Some(min), Some(max)) = (min, max)
+                && (max.is_zero() || max < min)
+            {
+                at.err(&format!("{cb_path}.maxPenalty"), "must be greater than 0 and at least minPenalty");
+            }
+            if !(cb.jitter_ratio.is_finite() && (0.0..=100.0).contains(&cb.jitter_ratio)) {
+                at.err(&format!("{cb_path}.jitterRatio"), format!("{} is not in [0, 100]", cb.jitter_ratio));
+            }
+        }
         let key = (s.namespace.clone(), s.name.clone());
         match services.entry(key) {
             Entry::Occupied(_) => at.err(
@@ -240,9 +256,9 @@ fn check_profile(
         }
         if let Some(t) = &route.timeout {
             match duration::parse(t) {
-                None => at.err(&format!("{path}.timeout"), format!("'{t}' {DURATION_HINT}")),
-                Some(d) if d.is_zero() => at.err(&format!("{path}.timeout"), format!("'{t}' must be greater than 0")),
-                Some(_) => {}
+                Err(e) => at.err(&format!("{path}.timeout"), e),
+                Ok(d) if d.is_zero() => at.err(&format!("{path}.timeout"), format!("'{t}' must be greater than 0")),
+                Ok(_) => {}
             }
         }
     }
@@ -253,11 +269,11 @@ fn check_profile(
             at.err("spec.retryBudget.retryRatio", format!("{ratio} is not in [0, 1000]"));
         }
         match duration::parse(&budget.ttl) {
-            None => at.err("spec.retryBudget.ttl", format!("'{}' {DURATION_HINT}", budget.ttl)),
-            Some(d) if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(60) => {
+            Err(e) => at.err("spec.retryBudget.ttl", e),
+            Ok(d) if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(60) => {
                 at.err("spec.retryBudget.ttl", format!("'{}' is not between 1s and 60s", budget.ttl))
             }
-            Some(_) => {}
+            Ok(_) => {}
         }
     }
 

@@ -270,7 +270,10 @@ async fn a_tripped_breaker_keeps_traffic_off_a_failing_endpoint() {
     let (bad, bad_count) = programmable(|_| 500);
     let mut svc = service("items", "prod", &[good1.addr(), good2.addr(), bad.addr()]);
     svc.circuit_breaker = Some(Default::default());
-    let (proxy, _d) = start(config(), &snapshot(vec![svc])).await;
+    // Latency estimates forget fast here, so load spreads evenly and only the breaker keeps traffic away.
+    let mut cfg = config();
+    cfg.balancer.decay = Duration::from_millis(20);
+    let (proxy, _d) = start(cfg, &snapshot(vec![svc])).await;
     let mut c = h1(proxy.listen().outbound).await;
     // Until it trips (7 consecutive failures), the bad endpoint gets its share.
     assert_eventually!(

@@ -76,14 +76,8 @@ type H2 = http2::SendRequest<Empty<Bytes>>;
 /// Connections to the target. HTTP/1.1 connections are lent out one request at a time, in FIFO
 /// order of the waiting requests; HTTP/2 connections are shared round-robin.
 enum Pool {
-    H1 {
-        idle: Mutex<Vec<H1>>,
-        permits: Semaphore,
-    },
-    H2 {
-        conns: Vec<H2>,
-        next: AtomicUsize,
-    },
+    H1 { idle: Mutex<Vec<H1>>, permits: Semaphore },
+    H2 { conns: Vec<H2>, next: AtomicUsize },
 }
 
 /// What every request task needs.
@@ -120,10 +114,7 @@ fn main() -> anyhow::Result<()> {
         bail!("--duration must be positive and --warmup not negative");
     }
     if Duration::from_secs_f64(args.duration + args.warmup) > MAX_RUN {
-        bail!(
-            "--warmup + --duration must not exceed {} s",
-            MAX_RUN.as_secs()
-        );
+        bail!("--warmup + --duration must not exceed {} s", MAX_RUN.as_secs());
     }
     if args.connections == 0 || args.connections > 1024 {
         bail!("--connections must be between 1 and 1024");
@@ -131,9 +122,7 @@ fn main() -> anyhow::Result<()> {
     // Sleep precision matters at 10k req/s (100 µs apart); the default 50 µs timer slack would
     // make sends late and bunched. Set before any thread starts so all of them inherit it.
     let slack = set_timer_slack();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut report = rt.block_on(run(&args, target))?;
     report["timer_slack_ns"] = slack.map_or(Value::Null, Value::from);
     println!("{report}");
@@ -153,19 +142,13 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Value> {
         for _ in 0..args.connections {
             conns.push(connect_h2(&target).await?);
         }
-        Pool::H2 {
-            conns,
-            next: AtomicUsize::new(0),
-        }
+        Pool::H2 { conns, next: AtomicUsize::new(0) }
     } else {
         let mut idle = Vec::with_capacity(args.connections);
         for _ in 0..args.connections {
             idle.push(connect_h1(&target).await?);
         }
-        Pool::H1 {
-            idle: Mutex::new(idle),
-            permits: Semaphore::new(args.connections),
-        }
+        Pool::H1 { idle: Mutex::new(idle), permits: Semaphore::new(args.connections) }
     };
     let uri: Uri = if args.http2 {
         format!("http://{}{}", target.authority, target.path).parse()?
@@ -205,8 +188,7 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Value> {
     if args.spin {
         // Dispatch from this thread: due sends go out at once; between them, yield so the runtime
         // keeps polling sockets without ever blocking in epoll.
-        for due in (0..total).map(|i| start + Duration::from_nanos((i as f64 * interval_ns) as u64))
-        {
+        for due in (0..total).map(|i| start + Duration::from_nanos((i as f64 * interval_ns) as u64)) {
             if due >= end {
                 break;
             }
@@ -251,14 +233,8 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Value> {
     }
 
     let s = shared.stats.lock().expect("stats lock");
-    let window = s.last_done.map_or(0.0, |t| {
-        t.saturating_duration_since(measure_from).as_secs_f64()
-    });
-    let achieved = if window > 0.0 {
-        s.ok as f64 / window
-    } else {
-        0.0
-    };
+    let window = s.last_done.map_or(0.0, |t| t.saturating_duration_since(measure_from).as_secs_f64());
+    let achieved = if window > 0.0 { s.ok as f64 / window } else { 0.0 };
     Ok(json!({
         "url": args.url,
         "authority": shared.target.authority,
@@ -281,13 +257,7 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Value> {
 }
 
 /// Emits the scheduled send times, sleeping between them; never waits for answers.
-fn schedule(
-    tx: &mpsc::UnboundedSender<Instant>,
-    start: Instant,
-    interval_ns: f64,
-    total: u64,
-    end: Instant,
-) {
+fn schedule(tx: &mpsc::UnboundedSender<Instant>, start: Instant, interval_ns: f64, total: u64, end: Instant) {
     for i in 0..total {
         let due = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
         if due >= end {
@@ -313,8 +283,7 @@ async fn one_request(shared: Arc<Shared>, due: Instant) {
     }
     let mut s = shared.stats.lock().expect("stats lock");
     s.scheduled += 1;
-    s.lag_ns
-        .saturating_record(nanos(started.saturating_duration_since(due)));
+    s.lag_ns.saturating_record(nanos(started.saturating_duration_since(due)));
     match result {
         Ok(Ok(status)) if (200..300).contains(&status) => {
             s.ok += 1;
@@ -332,9 +301,7 @@ async fn one_request(shared: Arc<Shared>, due: Instant) {
 
 /// Sends one GET and reads the whole response; returns the status code.
 async fn send(shared: &Shared) -> anyhow::Result<u16> {
-    let mut req = Request::get(shared.uri.clone())
-        .header(USER_AGENT, "meshlens-loadgen")
-        .body(Empty::new())?;
+    let mut req = Request::get(shared.uri.clone()).header(USER_AGENT, "meshlens-loadgen").body(Empty::new())?;
     if let Pool::H1 { .. } = shared.pool {
         // HTTP/2 carries the authority in the URI (`:authority`); a Host header as well is refused.
         req.headers_mut().insert(HOST, shared.host.clone());
@@ -368,9 +335,7 @@ async fn send(shared: &Shared) -> anyhow::Result<u16> {
 }
 
 async fn connect_h1(target: &Target) -> anyhow::Result<H1> {
-    let stream = TcpStream::connect(target.addr)
-        .await
-        .with_context(|| format!("connect {}", target.addr))?;
+    let stream = TcpStream::connect(target.addr).await.with_context(|| format!("connect {}", target.addr))?;
     stream.set_nodelay(true)?;
     let (send, conn) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
@@ -380,9 +345,7 @@ async fn connect_h1(target: &Target) -> anyhow::Result<H1> {
 }
 
 async fn connect_h2(target: &Target) -> anyhow::Result<H2> {
-    let stream = TcpStream::connect(target.addr)
-        .await
-        .with_context(|| format!("connect {}", target.addr))?;
+    let stream = TcpStream::connect(target.addr).await.with_context(|| format!("connect {}", target.addr))?;
     stream.set_nodelay(true)?;
     let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
     tokio::spawn(async move {

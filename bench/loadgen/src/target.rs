@@ -20,9 +20,7 @@ impl Target {
     /// Parses `url` (`http://127.x.y.z[:port]/path`), refusing anything that is not loopback IPv4.
     /// `host` overrides the authority sent in requests (the connection still goes to the URL's address).
     pub fn parse(url: &str, host: Option<&str>) -> anyhow::Result<Self> {
-        let uri: Uri = url
-            .parse()
-            .with_context(|| format!("invalid URL {url:?}"))?;
+        let uri: Uri = url.parse().with_context(|| format!("invalid URL {url:?}"))?;
         if uri.scheme_str() != Some("http") {
             bail!("only http:// URLs are supported, got {url:?}");
         }
@@ -42,14 +40,8 @@ impl Target {
             Some(h) if !h.is_empty() => h.to_owned(),
             _ => auth.as_str().to_owned(),
         };
-        let path = uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
-        Ok(Self {
-            addr: SocketAddr::new(ip, port),
-            authority,
-            path,
-        })
+        let path = uri.path_and_query().map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        Ok(Self { addr: SocketAddr::new(ip, port), authority, path })
     }
 }
 
@@ -63,11 +55,7 @@ mod tests {
         assert_eq!(t.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(t.authority, "127.0.0.1:8080");
         assert_eq!(t.path, "/a?b=1");
-        let t = Target::parse(
-            "http://127.9.9.9",
-            Some("backend.default.svc.cluster.local"),
-        )
-        .unwrap();
+        let t = Target::parse("http://127.9.9.9", Some("backend.default.svc.cluster.local")).unwrap();
         assert_eq!(t.addr.to_string(), "127.9.9.9:80");
         assert_eq!(t.authority, "backend.default.svc.cluster.local");
         assert_eq!(t.path, "/");

@@ -87,6 +87,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     );
     config.timeouts.failfast = Duration::from_secs_f64(args.failfast_timeout_secs);
 
+    let cores = args.cores;
     let log = meshlens_proxy::log::init_json(&args.log_level).map_err(anyhow::Error::msg)?;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -99,7 +100,11 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         };
-        println!("{}", proxy.listening_message());
+        // The start-up line (DESIGN.md §10), plus the runtime it runs on.
+        let line = proxy.listening_message();
+        let kind = if cores == 1 { "current_thread" } else { "multi_thread" };
+        let line = format!("{},\"runtime\":\"{kind}\",\"cores\":{cores}}}", line.strip_suffix('}').unwrap_or(&line));
+        println!("{line}");
         tracing::info!(listen = ?proxy.listen(), "proxy started");
         wait_for_signal().await?;
         tracing::info!("shutting down: draining in-flight requests");

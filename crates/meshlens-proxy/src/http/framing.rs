@@ -422,7 +422,36 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for FramingWatch<IO> {
                 this.held.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            // Reads land in `held` (no zeroing: spare capacity is filled in place), at most 16 KiB at a time.
+            if this.held.is_empty() {
+                // Fast path: read straight into hyper's buffer and take back only what may not pass yet
+                // (the start of an incomplete head): no copy for the usual whole-head-in-one-read request.
+                let before = out.filled().len();
+                ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
+                let got = out.filled().len() - before;
+                if got == 0 {
+                    this.eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                let heads_before = this.scanner.heads;
+                let step = this.scanner.advance(&out.filled()[before..], 0);
+                this.heads += this.scanner.heads - heads_before;
+                let at = match step {
+                    Step::Ready(at) => {
+                        this.held.extend_from_slice(&out.filled()[before + at..]);
+                        at
+                    }
+                    Step::Refuse(at, refusal) => {
+                        this.refuse(refusal);
+                        at
+                    }
+                };
+                out.set_filled(before + at);
+                if at > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            // Slow path, after an incomplete head: reads land in `held` until the head is complete.
             this.held.reserve(16 * 1024);
             let got = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.held))?;
             if got == 0 {

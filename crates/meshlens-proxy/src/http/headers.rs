@@ -14,6 +14,13 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// Removes hop-by-hop headers, the headers named in `Connection`, `Proxy-Connection`, and `TE` unless it
 /// is exactly `trailers` (which gRPC needs end to end on HTTP/2).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names, instead of a lookup per hop-by-hop name.
+    let any = headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name == header::TE || name.as_str() == "proxy-connection");
+    if !any {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)

@@ -1,6 +1,10 @@
 //! The command line: one module per subcommand.
 
+pub mod demo;
+pub mod demo_app;
+pub mod demo_load;
 pub mod proxy;
+pub mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -13,13 +17,26 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once, at start
 pub enum Command {
     /// Run the sidecar proxy in front of one workload instance.
     Proxy(proxy::ProxyArgs),
+    /// Run a mesh directory on this machine: control plane, apps and their sidecar proxies.
+    Up(up::UpArgs),
+    /// Run the demo shop (optionally with an incident scenario), or export it as a mesh directory.
+    Demo(demo::DemoArgs),
+    /// A configurable demo HTTP service (latencies, failures, faults, calls), as the demo runs it.
+    DemoApp(demo_app::DemoAppArgs),
+    /// The demo's traffic generator: a steady request rate over a mix of paths.
+    DemoLoad(demo_load::DemoLoadArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Proxy(args) => proxy::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::DemoApp(args) => demo_app::run(args),
+        Command::DemoLoad(args) => demo_load::run(args),
     }
 }

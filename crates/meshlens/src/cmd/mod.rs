@@ -29,6 +29,9 @@ pub enum Command {
     DemoApp(demo_app::DemoAppArgs),
     /// The demo's traffic generator: a steady request rate over a mix of paths.
     DemoLoad(demo_load::DemoLoadArgs),
+    /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
+    #[command(name = "__reap", hide = true)]
+    Reap,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -38,5 +41,6 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::DemoApp(args) => demo_app::run(args),
         Command::DemoLoad(args) => demo_load::run(args),
+        Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

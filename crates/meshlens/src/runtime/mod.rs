@@ -9,6 +9,7 @@
 //! | [`plan`] | the processes to run: argv, env, ports — pure, unit-tested |
 //! | [`supervisor`] | spawning in process groups, prefixed output, restarts with backoff, graceful stop |
 //! | [`output`] | prefixed (and, on a terminal, coloured) output lines, or one log file per process |
+//! | [`reaper`] | a watchdog process that stops the mesh's process groups if `up` itself is killed |
 //! | [`session`] | the session file the CLI uses to find the control plane |
 //! | [`up`] | the whole `up` sequence: plan → control plane → proxies → apps → table → wait → stop |
 
@@ -16,6 +17,7 @@ pub mod mesh;
 pub mod output;
 pub mod plan;
 pub mod ports;
+pub mod reaper;
 pub mod session;
 pub mod supervisor;
 pub mod up;

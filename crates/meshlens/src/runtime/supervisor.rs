@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::output::{Output, Tag};
 use super::plan::{ProcSpec, Role};
+use super::reaper::Reaper;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -44,6 +45,7 @@ pub struct Started {
 
 pub struct Supervisor {
     out: Output,
+    reaper: Option<Arc<Reaper>>,
     stopping: watch::Sender<bool>,
     procs: Mutex<Vec<Arc<Managed>>>,
 }
@@ -60,8 +62,15 @@ struct Managed {
 }
 
 impl Supervisor {
-    pub fn new(out: Output) -> Arc<Self> {
-        Arc::new(Supervisor { out, stopping: watch::channel(false).0, procs: Mutex::new(Vec::new()) })
+    /// `reaper`: told about every process group, so they are stopped even if this process is killed.
+    pub fn new(out: Output, reaper: Option<Arc<Reaper>>) -> Arc<Self> {
+        Arc::new(Supervisor { out, reaper, stopping: watch::channel(false).0, procs: Mutex::new(Vec::new()) })
+    }
+
+    fn watch_group(&self, pid: Option<u32>) {
+        if let (Some(r), Some(pid)) = (&self.reaper, pid) {
+            r.watch(pid);
+        }
     }
 
     pub fn output(&self) -> &Output {
@@ -100,6 +109,7 @@ impl Supervisor {
             }
             let child = spawn(&managed.spec, &managed.tag, &self.out, wait.then_some(listening_tx))?;
             *pid = child.id();
+            self.watch_group(child.id());
             child
         };
         let pid = child.id().unwrap_or_default();
@@ -218,6 +228,9 @@ async fn supervise(sup: Arc<Supervisor>, m: Arc<Managed>, first: Running, exit_t
             // Whatever the crashed leader left in its group would hold its port: kill it.
             if let Some(pgid) = pgid {
                 signal_group(pgid, Signal::SIGKILL);
+                if let Some(r) = &sup.reaper {
+                    r.forget(pgid);
+                }
             }
             if started.elapsed() >= STABLE_AFTER {
                 backoff = FIRST_BACKOFF;
@@ -244,6 +257,7 @@ async fn supervise(sup: Arc<Supervisor>, m: Arc<Managed>, first: Running, exit_t
         match spawn(&m.spec, &m.tag, &sup.out, None) {
             Ok(c) => {
                 *pid = c.id();
+                sup.watch_group(c.id());
                 drop(pid);
                 sup.out.say(&format!("{} restarted (pid {})", m.spec.name, c.id().unwrap_or_default()));
                 child = Some(c);
@@ -396,7 +410,7 @@ mod tests {
 
     #[tokio::test]
     async fn waits_for_the_listening_line_and_stops_the_whole_group() {
-        let sup = Supervisor::new(Output::new(false, None, vec![]));
+        let sup = Supervisor::new(Output::new(false, None, vec![]), None);
         let script = r#"sleep 1000 & echo "{\"message\":\"listening\",\"greeting\":\"$GREETING\"}"; wait"#;
         let started = sup.start(spec("t", script, true), Duration::from_secs(20)).await.unwrap();
         assert_eq!(started.listening.unwrap()["greeting"], "hi");
@@ -408,7 +422,7 @@ mod tests {
 
     #[tokio::test]
     async fn exiting_before_listening_fails_the_start_without_restart() {
-        let sup = Supervisor::new(Output::new(false, None, vec![]));
+        let sup = Supervisor::new(Output::new(false, None, vec![]), None);
         let e = sup.start(spec("bad", "echo nope; exit 3", true), Duration::from_secs(20)).await.unwrap_err();
         assert!(e.to_string().contains("exit status 3"), "{e}");
         sup.stop_all(Duration::from_secs(1)).await;
@@ -416,7 +430,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crashed_process_is_restarted() {
-        let sup = Supervisor::new(Output::new(false, None, vec![]));
+        let sup = Supervisor::new(Output::new(false, None, vec![]), None);
         let first = sup.start(spec("app", "exec sleep 1000", false), Duration::from_secs(20)).await.unwrap();
         signal_group(first.pid, Signal::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -434,7 +448,7 @@ mod tests {
 
     #[tokio::test]
     async fn sigkill_after_the_grace_period() {
-        let sup = Supervisor::new(Output::new(false, None, vec![]));
+        let sup = Supervisor::new(Output::new(false, None, vec![]), None);
         let s = sup
             .start(spec("stubborn", "trap '' TERM; echo ready; while :; do sleep 0.05; done", false), Duration::ZERO);
         let pid = s.await.unwrap().pid;

@@ -13,6 +13,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::output::Output;
 use super::plan::{self, ControlChoice, Plan, PlanInput};
+use super::reaper::Reaper;
 use super::session::{self, Session, SessionFile};
 use super::supervisor::Supervisor;
 
@@ -60,7 +61,19 @@ async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOption
     let log_dir = opts.log_dir.as_ref().map(std::path::absolute).transpose()?;
     let out = Output::new(Output::auto_color(), log_dir, opts.echo.clone());
     out.set_width(plan.specs().map(|s| s.name.len()).max().unwrap_or(2).max(2));
-    let sup = Supervisor::new(out.clone());
+    let reaper = match std::env::current_exe().and_then(|exe| Reaper::start(&exe)) {
+        Ok(r) => Some(std::sync::Arc::new(r)),
+        Err(e) => {
+            out.say(&format!("warning: no watchdog ({e}): if up is killed, its processes stay"));
+            None
+        }
+    };
+    let sup = Supervisor::new(out.clone(), reaper.clone());
+    let finish = || {
+        if let Some(r) = &reaper {
+            r.finish();
+        }
+    };
     let mut signals = Signals::new()?;
     let grace = opts.stop_grace;
     let t0 = Instant::now();
@@ -77,6 +90,7 @@ async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOption
             out.say(&format!("{e:#}"));
             out.say("stopping what was started");
             sup.stop_all(grace).await;
+            finish();
             return Ok(ExitCode::from(2));
         }
     };
@@ -96,6 +110,7 @@ async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOption
             sup.stop_all(Duration::from_secs(1)).await;
         }
     }
+    finish();
     if let Some(s) = &session {
         s.remove();
     }

@@ -113,3 +113,63 @@ fn demo_starts_serves_through_a_proxy_and_stops_cleanly() {
     groups.insert(pid);
     eventually_blocking(|| in_groups(&groups).is_empty(), "no process left");
 }
+
+/// The shop's call graph itself, without the mesh: every demo app started directly, each call wired to
+/// the called service's first instance through MESHLENS_UPSTREAM_<SERVICE>, and the traffic generator's
+/// whole mix answered with 200 (so a failure in the demo is the mesh's, or a scenario's, never the
+/// shop's own).
+#[test]
+fn the_healthy_shop_answers_every_page_without_the_mesh() {
+    let dir = TempDir::new("shop-direct");
+    let shop = dir.path().join("shop");
+    assert!(meshlens().args(["demo", "--export"]).arg(&shop).output().unwrap().status.success());
+    // Leaves first, so every app's callees are listening when it starts.
+    let order: [(&str, &str, &[&str]); 9] = [
+        ("ml-inference", "ml-inference-a", &[]),
+        ("user-service", "user-service", &[]),
+        ("auth-service", "auth-service", &[]),
+        ("order-service", "order-service", &[]),
+        ("payment-service", "payment-service", &["order-service"]),
+        ("checkout-service", "checkout-service", &["payment-service"]),
+        ("api-gateway", "api-gateway", &["user-service", "auth-service"]),
+        ("recommendation-service", "recommendation-service", &["ml-inference"]),
+        ("frontend", "frontend", &["api-gateway", "checkout-service", "recommendation-service"]),
+    ];
+    let mut addrs = std::collections::BTreeMap::new();
+    let mut guards = Vec::new();
+    for (service, config, calls) in order {
+        let mut cmd = meshlens();
+        cmd.current_dir(&shop)
+            .args(["demo-app", "--listen", "127.0.0.1:0", "--config"])
+            .arg(format!("apps/{config}.yaml"));
+        for k in ["HTTP_PROXY", "http_proxy", "MESHLENS_SUPERVISOR_PID"] {
+            cmd.env_remove(k);
+        }
+        for c in calls {
+            let var = format!("MESHLENS_UPSTREAM_{}", c.to_uppercase().replace('-', "_"));
+            cmd.env(var, addrs.get(*c).map(ToString::to_string).unwrap());
+        }
+        let (guard, line) = meshlens_testkit::spawn_and_read_json_line(&mut cmd);
+        addrs.insert(service, addr(line["addr"].as_str().unwrap()));
+        guards.push(guard);
+    }
+    let frontend = addrs["frontend"];
+    for path in ["/", "/products/42", "/account/7"] {
+        let (status, body) = http_get(frontend, "frontend", path, false).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let mut load = meshlens();
+    load.args(["demo-load", "--target", "http://frontend", "--rps", "50", "--requests", "40", "--report-every", "1s"]);
+    load.env_remove("HTTP_PROXY").env_remove("http_proxy").env_remove("PORT");
+    load.env("MESHLENS_UPSTREAM_FRONTEND", frontend.to_string());
+    let out = load.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let totals: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "load totals")
+        .unwrap_or_else(|| panic!("no totals line: {stdout}"));
+    assert_eq!(totals["total"], 40, "{totals}");
+    assert_eq!(totals["total_failed"], 0, "{totals}");
+}

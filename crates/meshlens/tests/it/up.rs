@@ -183,3 +183,28 @@ fn a_proxy_that_cannot_start_stops_up_and_everything_it_started() {
     assert!(stdout.contains("w-0/proxy exited (exit status 2) before it was ready"), "{stdout}");
     assert!(!state.path().join("meshlens/session.json").exists(), "session file removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_up_with_sigkill_leaves_no_orphans() {
+    let control = HttpBackend::start(fixed(200, "{}"));
+    let control_url = format!("http://{}", control.addr());
+    tokio::task::spawn_blocking(move || {
+        let dir = mesh_dir();
+        let state = TempDir::new("up-killed-state");
+        let mut cmd = meshlens();
+        cmd.args(["up", "-f"]).arg(dir.path()).args(["--control", &control_url]);
+        cmd.env("XDG_STATE_HOME", state.path());
+        let up = ChildGuard::spawn(&mut cmd).unwrap();
+        up.wait_for_line(Stream::Stdout, |l| l.contains("all 3 apps accept connections"));
+        let children = descendants(up.id());
+        let groups: BTreeSet<u32> = children.iter().map(|p| p.pgid).collect();
+        let _reaper = GroupReaper(groups.clone());
+        assert!(children.iter().any(|p| p.cmdline.contains("__reap")), "the watchdog runs: {children:#?}");
+        // SIGKILL to up alone (not its group): it can't stop anything itself.
+        let killed = std::process::Command::new("kill").args(["-KILL", &up.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        eventually_blocking(|| in_groups(&groups).is_empty(), "the watchdog stopped every process up started");
+    })
+    .await
+    .unwrap();
+}

@@ -6,7 +6,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use meshlens_testkit::backend::{delayed, echo, fixed};
-use meshlens_testkit::{ChildGuard, HttpBackend, raw_http1, spawn_and_read_json_line_async};
+use meshlens_testkit::raw::raw_http1_with;
+use meshlens_testkit::{ChildGuard, HttpBackend, RawResponse, spawn_and_read_json_line_async};
+
+/// One request; waits only briefly for the peer to close (keep-alive connections stay open).
+async fn raw_http1(addr: SocketAddr, request: String) -> RawResponse {
+    raw_http1_with(addr, request, Duration::from_millis(300)).await
+}
 
 async fn demo_app(config: &str, env: &[(&str, String)]) -> (ChildGuard, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshlens"));
@@ -116,4 +122,37 @@ fn check_reports_config_errors_with_the_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("routes[0].faults[0]: rate: 2 is not between 0 and 1"), "{err}");
+}
+
+/// The bad-headers scenario's premise: the sidecar refuses each kind of invalid response with 502
+/// `invalid_response`, while valid ones pass.
+#[tokio::test]
+async fn a_proxy_refuses_the_invalid_responses() {
+    let config = r#"{"routes": [
+        {"path": "/cr", "faults": [{"rate": 1, "invalid": "bare-cr"}]},
+        {"path": "/cl", "faults": [{"rate": 1, "invalid": "conflicting-content-length"}]},
+        {"path": "/name", "faults": [{"rate": 1, "invalid": "bad-header-name"}]},
+        {"path": "/ok"}
+    ]}"#;
+    let (_app, app) = demo_app(config, &[]).await;
+    let dir = crate::support::TempDir::new("invalid-proxy");
+    dir.write(
+        "discovery.yaml",
+        &format!(
+            "services:\n  - name: auth-service\n    namespace: prod\n    ports: [{{port: 80}}]\n    endpoints:\n      - address: {app}\n"
+        ),
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshlens"));
+    cmd.args(["proxy", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--tap", "127.0.0.1:0"])
+        .args(["--namespace", "prod", "--discovery"])
+        .arg(dir.path().join("discovery.yaml"));
+    let (_proxy, line) = spawn_and_read_json_line_async(&mut cmd).await;
+    let outbound: SocketAddr = line["outbound"].as_str().unwrap().parse().unwrap();
+    let via = |path: &str| format!("GET http://auth-service{path} HTTP/1.1\r\nHost: auth-service\r\n\r\n");
+    for path in ["/cr", "/cl", "/name"] {
+        let rsp = raw_http1(outbound, via(path)).await;
+        assert_eq!(rsp.status, Some(502), "{path}: {:?}", String::from_utf8_lossy(&rsp.raw));
+        assert_eq!(rsp.header("l5d-proxy-error"), Some("invalid_response"), "{path}");
+    }
+    assert_eq!(raw_http1(outbound, via("/ok")).await.status, Some(200));
 }

@@ -77,7 +77,7 @@ fn ephemeral_range() -> (u16, u16) {
 
 /// At least 2000 ports below the ephemeral range (from 15000 up), else above it; empty if neither fits.
 fn outside_ephemeral((lo, hi): (u16, u16)) -> std::ops::Range<u16> {
-    let below = 15000u16.max(1024)..lo;
+    let below = 15000u16..lo;
     let above = hi.saturating_add(1)..u16::MAX;
     if below.len() >= 2000 {
         below

@@ -105,36 +105,36 @@ const BASE: &[(&str, &str)] = &[
     ("recommendation-service.profile.yaml", include_str!("../../demo/recommendation-service.profile.yaml")),
     ("ml-inference.profile.yaml", include_str!("../../demo/ml-inference.profile.yaml")),
     ("ml-inference.split.yaml", include_str!("../../demo/ml-inference.split.yaml")),
-    ("apps/frontend.yaml", include_str!("../../demo/apps/frontend.yaml")),
-    ("apps/api-gateway.yaml", include_str!("../../demo/apps/api-gateway.yaml")),
-    ("apps/user-service.yaml", include_str!("../../demo/apps/user-service.yaml")),
-    ("apps/auth-service.yaml", include_str!("../../demo/apps/auth-service.yaml")),
-    ("apps/checkout-service.yaml", include_str!("../../demo/apps/checkout-service.yaml")),
-    ("apps/payment-service.yaml", include_str!("../../demo/apps/payment-service.yaml")),
-    ("apps/order-service.yaml", include_str!("../../demo/apps/order-service.yaml")),
-    ("apps/recommendation-service.yaml", include_str!("../../demo/apps/recommendation-service.yaml")),
-    ("apps/ml-inference-a.yaml", include_str!("../../demo/apps/ml-inference-a.yaml")),
-    ("apps/ml-inference-b.yaml", include_str!("../../demo/apps/ml-inference-b.yaml")),
-    ("apps/ml-inference-c.yaml", include_str!("../../demo/apps/ml-inference-c.yaml")),
+    ("apps/frontend.conf", include_str!("../../demo/apps/frontend.conf")),
+    ("apps/api-gateway.conf", include_str!("../../demo/apps/api-gateway.conf")),
+    ("apps/user-service.conf", include_str!("../../demo/apps/user-service.conf")),
+    ("apps/auth-service.conf", include_str!("../../demo/apps/auth-service.conf")),
+    ("apps/checkout-service.conf", include_str!("../../demo/apps/checkout-service.conf")),
+    ("apps/payment-service.conf", include_str!("../../demo/apps/payment-service.conf")),
+    ("apps/order-service.conf", include_str!("../../demo/apps/order-service.conf")),
+    ("apps/recommendation-service.conf", include_str!("../../demo/apps/recommendation-service.conf")),
+    ("apps/ml-inference-a.conf", include_str!("../../demo/apps/ml-inference-a.conf")),
+    ("apps/ml-inference-b.conf", include_str!("../../demo/apps/ml-inference-b.conf")),
+    ("apps/ml-inference-c.conf", include_str!("../../demo/apps/ml-inference-c.conf")),
 ];
 
 /// Files a scenario replaces or adds.
 fn overlay(s: Scenario) -> &'static [(&'static str, &'static str)] {
     match s {
         Scenario::RetryStorm => &[
-            ("apps/order-service.yaml", include_str!("../../demo/scenarios/retry-storm/apps/order-service.yaml")),
+            ("apps/order-service.conf", include_str!("../../demo/scenarios/retry-storm/apps/order-service.conf")),
             ("order-service.profile.yaml", include_str!("../../demo/scenarios/retry-storm/order-service.profile.yaml")),
         ],
         Scenario::Timeout504 => &[
-            ("apps/user-service.yaml", include_str!("../../demo/scenarios/timeout-504/apps/user-service.yaml")),
+            ("apps/user-service.conf", include_str!("../../demo/scenarios/timeout-504/apps/user-service.conf")),
             ("user-service.profile.yaml", include_str!("../../demo/scenarios/timeout-504/user-service.profile.yaml")),
         ],
         Scenario::StaleSplit => &[
             ("ml-inference.split.yaml", include_str!("../../demo/scenarios/stale-split/ml-inference.split.yaml")),
-            ("apps/ml-inference-b.yaml", include_str!("../../demo/scenarios/stale-split/apps/ml-inference-b.yaml")),
+            ("apps/ml-inference-b.conf", include_str!("../../demo/scenarios/stale-split/apps/ml-inference-b.conf")),
         ],
         Scenario::BadHeaders => {
-            &[("apps/auth-service.yaml", include_str!("../../demo/scenarios/bad-headers/apps/auth-service.yaml"))]
+            &[("apps/auth-service.conf", include_str!("../../demo/scenarios/bad-headers/apps/auth-service.conf"))]
         }
         Scenario::SplitMath => &[(
             "checkout-service.split.yaml",
@@ -145,8 +145,8 @@ fn overlay(s: Scenario) -> &'static [(&'static str, &'static str)] {
             include_str!("../../demo/scenarios/regex-miss/order-service.profile.yaml"),
         )],
         Scenario::SlowSuccess => &[(
-            "apps/payment-service.yaml",
-            include_str!("../../demo/scenarios/slow-success/apps/payment-service.yaml"),
+            "apps/payment-service.conf",
+            include_str!("../../demo/scenarios/slow-success/apps/payment-service.conf"),
         )],
     }
 }
@@ -154,7 +154,7 @@ fn overlay(s: Scenario) -> &'static [(&'static str, &'static str)] {
 /// split-math's canary: one more workload and service, running checkout-service's config.
 const CANARY_WORKLOAD: &str = "    - name: checkout-service-canary
       namespace: prod
-      command: [meshlens, demo-app, --config, apps/checkout-service.yaml]
+      command: [meshlens, demo-app, --config, apps/checkout-service.conf]
       calls: [payment-service]
 ";
 const CANARY_SERVICE: &str =
@@ -195,7 +195,8 @@ fn readme(scenario: Option<Scenario>) -> String {
          `meshlens demo-load`) and services, namespace `prod`.\n\
          - `*.profile.yaml`, `*.split.yaml`: ServiceProfiles and TrafficSplits (the control plane loads every\n  \
          `*.yaml` here).\n\
-         - `apps/`: the demo apps' configurations (routes, latencies, calls, faults).\n\n",
+         - `apps/*.conf`: the demo apps' configurations (YAML: routes, latencies, calls, faults). They are\n  \
+         not named `*.yaml` because the control plane reads every `*.yaml` file here as a mesh resource.\n\n",
     );
     match scenario {
         None => s.push_str("Scenario: none (the healthy shop).\n"),
@@ -350,6 +351,10 @@ mod tests {
     fn every_scenario_is_a_valid_mesh_directory() {
         for sc in all() {
             let files = files(sc, 20.0);
+            for (path, _) in &files {
+                let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+                assert!(!yaml || !path.contains('/'), "{path}: the control plane reads every YAML file as a resource");
+            }
             let (mesh, profiles, splits) = parse(&files);
             let services: Vec<&str> = mesh.spec.services.iter().map(|s| s.name.as_str()).collect();
             let workloads: Vec<&str> = mesh.spec.workloads.iter().map(|w| w.name.as_str()).collect();
@@ -400,17 +405,17 @@ mod tests {
         let orders = profiles.iter().find(|p| p.metadata.name.starts_with("order-service.")).unwrap();
         assert!(orders.spec.routes.iter().any(|r| r.is_retryable));
         assert!(orders.spec.retry_budget.as_ref().unwrap().retry_ratio >= 0.2);
-        assert!(get(Scenario::RetryStorm, "apps/order-service.yaml").contains("rate: 0.15, status: 503"));
+        assert!(get(Scenario::RetryStorm, "apps/order-service.conf").contains("rate: 0.15, status: 503"));
 
         assert!(get(Scenario::Timeout504, "user-service.profile.yaml").contains("timeout: 5s"));
-        assert!(get(Scenario::Timeout504, "apps/user-service.yaml").contains("rate: 0.05"));
+        assert!(get(Scenario::Timeout504, "apps/user-service.conf").contains("rate: 0.05"));
 
         let (_, _, splits) = parse(&files(Some(Scenario::StaleSplit), 20.0));
         let backends: Vec<_> = splits[0].spec.backends.iter().map(|b| b.service.as_str()).collect();
         assert_eq!(backends, ["ml-inference-a", "ml-inference-b"]);
-        assert!(get(Scenario::StaleSplit, "apps/ml-inference-b.yaml").contains("every: 50, status: 503"));
+        assert!(get(Scenario::StaleSplit, "apps/ml-inference-b.conf").contains("every: 50, status: 503"));
 
-        assert!(get(Scenario::BadHeaders, "apps/auth-service.yaml").contains("invalid: bare-cr"));
+        assert!(get(Scenario::BadHeaders, "apps/auth-service.conf").contains("invalid: bare-cr"));
 
         let (mesh, _, splits) = parse(&files(Some(Scenario::SplitMath), 20.0));
         assert!(mesh.spec.workloads.iter().any(|w| w.name == "checkout-service-canary"));
@@ -419,7 +424,7 @@ mod tests {
         assert_eq!(weights, [60, 50]);
 
         assert!(get(Scenario::RegexMiss, "order-service.profile.yaml").contains("/orders/[0-9]+"));
-        assert!(get(Scenario::SlowSuccess, "apps/payment-service.yaml").contains("charged\":false"));
+        assert!(get(Scenario::SlowSuccess, "apps/payment-service.conf").contains("charged\":false"));
         assert!(get(Scenario::SlowSuccess, "README.md").contains("slow-success"));
     }
 }

@@ -86,7 +86,7 @@ spec:
     - name: web
       namespace: prod
       replicas: 2
-      command: [meshlens, demo-app, --config, apps/web.yaml]
+      command: [meshlens, demo-app, --config, apps/web.conf]
       calls: [api]
     - name: api
       namespace: prod

@@ -299,7 +299,7 @@ spec:
     - name: web
       namespace: prod
       replicas: 2
-      command: [meshlens, demo-app, --config, apps/web.yaml]
+      command: [meshlens, demo-app, --config, apps/web.conf]
       env: {EXTRA: '1', PORT: ignored-by-nobody}
       calls: [api, users.prod:8080]
     - name: api
@@ -339,7 +339,7 @@ spec:
         let web1 = &plan.instances[1];
         let app = web1.app_spec.as_ref().unwrap();
         assert_eq!(app.program, Path::new("/bin/dir/meshlens"), "argv[0] meshlens is this executable");
-        assert_eq!(app.args, ["demo-app", "--config", "apps/web.yaml"]);
+        assert_eq!(app.args, ["demo-app", "--config", "apps/web.conf"]);
         assert_eq!(app.cwd, Path::new("/m"));
         assert_eq!(env(app, "HTTP_PROXY"), Some(format!("http://{}", web1.outbound).as_str()));
         assert_eq!(env(app, "MESHLENS_INSTANCE"), Some("web-1"));

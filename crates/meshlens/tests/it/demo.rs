@@ -141,7 +141,7 @@ fn the_healthy_shop_answers_every_page_without_the_mesh() {
         let mut cmd = meshlens();
         cmd.current_dir(&shop)
             .args(["demo-app", "--listen", "127.0.0.1:0", "--config"])
-            .arg(format!("apps/{config}.yaml"));
+            .arg(format!("apps/{config}.conf"));
         for k in ["HTTP_PROXY", "http_proxy", "MESHLENS_SUPERVISOR_PID"] {
             cmd.env_remove(k);
         }

@@ -24,13 +24,13 @@ spec:
         sleep 1000 &
         echo "ENV PORT=$PORT HTTP_PROXY=$HTTP_PROXY UP=$MESHLENS_UPSTREAM_API INSTANCE=$MESHLENS_INSTANCE
         NS=$MESHLENS_NAMESPACE WL=$MESHLENS_WORKLOAD CONTROL=$MESHLENS_CONTROL GREETING=$GREETING";
-        exec meshlens demo-app --config apps/web.yaml
+        exec meshlens demo-app --config apps/web.conf
       env: {GREETING: hello}
       calls: [api]
     - name: api
       namespace: prod
       replicas: 2
-      command: [meshlens, demo-app, --config, apps/api.yaml]
+      command: [meshlens, demo-app, --config, apps/api.conf]
     - name: legacy
       namespace: prod
   services:
@@ -42,8 +42,8 @@ spec:
 fn mesh_dir() -> TempDir {
     let dir = TempDir::new("up-mesh");
     dir.write("mesh.yaml", MESH);
-    dir.write("apps/web.yaml", "routes:\n  - {path: /hello, body: web says hi}\n");
-    dir.write("apps/api.yaml", "routes:\n  - {path: '/*'}\n");
+    dir.write("apps/web.conf", "routes:\n  - {path: /hello, body: web says hi}\n");
+    dir.write("apps/api.conf", "routes:\n  - {path: '/*'}\n");
     dir
 }
 
@@ -112,12 +112,12 @@ fn run_and_stop(control_url: String) {
     reaper.0.extend(&groups);
     let count = |what: &str| children.iter().filter(|p| p.cmdline.contains(what)).count();
     assert_eq!(count(" proxy --control"), 3, "{children:#?}");
-    assert_eq!(count("demo-app --config apps/api.yaml"), 2, "{children:#?}");
+    assert_eq!(count("demo-app --config apps/api.conf"), 2, "{children:#?}");
     assert_eq!(count("sleep 1000"), 1, "{children:#?}");
     assert!(!groups.contains(&up_pid), "children are not in up's own group: {children:#?}");
 
     // A killed app is restarted (with the same port), and up says so.
-    let api = children.iter().find(|p| p.cmdline.contains("apps/api.yaml")).unwrap();
+    let api = children.iter().find(|p| p.cmdline.contains("apps/api.conf")).unwrap();
     let environ = std::fs::read(format!("/proc/{}/environ", api.pid)).unwrap();
     let environ = String::from_utf8_lossy(&environ).into_owned();
     let instance = environ.split('\0').find_map(|kv| kv.strip_prefix("MESHLENS_INSTANCE=")).unwrap().to_owned();

@@ -1,5 +1,8 @@
 //! The demo app's configuration file (YAML, or JSON with `--config-json`) and its validation.
 //!
+//! In a mesh directory, name it anything but `*.yaml`/`*.yml` (the demo uses `apps/NAME.conf`): the
+//! control plane reads every YAML file of the directory as a mesh resource.
+//!
 //! ```yaml
 //! latency: {p50: 5ms, p99: 20ms}     # default for routes without their own
 //! clientTimeout: 10s                 # for calls to other services (per call: timeout)

@@ -102,9 +102,20 @@ async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOption
         "{sig}: stopping apps, then proxies, then the control plane (SIGKILL after {} s; again to kill now)",
         grace.as_secs()
     ));
+    // A second signal kills at once; one arriving together with the first (a signal sent both to the
+    // process and to its group, as `timeout` and some supervisors do) is the same request, not a second.
+    let first = tokio::time::Instant::now();
+    let again = async {
+        loop {
+            let sig = signals.recv().await;
+            if first.elapsed() >= Duration::from_millis(200) {
+                return sig;
+            }
+        }
+    };
     tokio::select! {
         _ = sup.stop_all(grace) => {}
-        sig = signals.recv() => {
+        sig = again => {
             out.say(&format!("{sig} again: killing everything"));
             sup.kill_all();
             sup.stop_all(Duration::from_secs(1)).await;

@@ -80,9 +80,10 @@ fn demo_starts_serves_through_a_proxy_and_stops_cleanly() {
     let state = TempDir::new("demo-state");
     let mut cmd = meshlens();
     cmd.args(["demo", "--control-port", "0", "--rps", "5", "--stop-grace", "5"]).env("XDG_STATE_HOME", state.path());
+    // Declared before the guard of demo: dropped after it, it kills whatever a failed test left.
+    let mut reaper = GroupReaper(BTreeSet::new());
     let mut demo = ChildGuard::spawn(&mut cmd).unwrap();
     let pid = demo.id();
-    let mut reaper = GroupReaper(BTreeSet::new());
     demo.wait_for_line(Stream::Stdout, |l| l.contains("apps accept connections"));
     let out = demo.stdout_text();
     reaper.0.extend(descendants(pid).iter().map(|p| p.pgid));

@@ -60,9 +60,10 @@ fn run_and_stop(control_url: String) {
     let mut cmd = meshlens();
     cmd.args(["up", "-f"]).arg(dir.path()).args(["--control", &control_url, "--stop-grace", "5"]);
     cmd.env("XDG_STATE_HOME", state.path()).env_remove("NO_COLOR");
+    // Declared before the guard of up: dropped after it, it kills whatever a failed test left.
+    let mut reaper = GroupReaper(BTreeSet::new());
     let mut up = ChildGuard::spawn(&mut cmd).unwrap();
     let up_pid = up.id();
-    let mut reaper = GroupReaper(BTreeSet::new());
 
     up.wait_for_line(Stream::Stdout, |l| l.contains("all 3 apps accept connections"));
     let out = up.stdout_text();

@@ -10,6 +10,7 @@
 //! | [`supervisor`] | spawning in process groups, prefixed output, restarts with backoff, graceful stop |
 //! | [`output`] | prefixed (and, on a terminal, coloured) output lines, or one log file per process |
 //! | [`reaper`] | a watchdog process that stops the mesh's process groups if `up` itself is killed |
+//! | [`reconcile`] | following `mesh.yaml` while running: instances started/stopped as workloads change |
 //! | [`session`] | the session file the CLI uses to find the control plane |
 //! | [`up`] | the whole `up` sequence: plan → control plane → proxies → apps → table → wait → stop |
 
@@ -18,6 +19,7 @@ pub mod output;
 pub mod plan;
 pub mod ports;
 pub mod reaper;
+pub mod reconcile;
 pub mod session;
 pub mod supervisor;
 pub mod up;

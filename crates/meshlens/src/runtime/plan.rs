@@ -82,6 +82,8 @@ pub enum ControlChoice {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub control_url: String,
+    /// For instances added later (a workload scaled up while `up` runs).
+    pub context: InstanceContext,
     /// The control plane process (absent with an external control plane).
     pub control: Option<ProcSpec>,
     pub instances: Vec<Instance>,
@@ -138,115 +140,141 @@ pub fn build(input: PlanInput<'_>) -> anyhow::Result<Plan> {
         }
     };
 
-    let path_env = path_with(input.exe);
+    let ctx = InstanceContext {
+        control_url: control_url.clone(),
+        mesh_dir: input.mesh_dir.to_owned(),
+        exe: input.exe.to_owned(),
+        supervisor_pid: input.supervisor_pid,
+    };
     let mut instances = Vec::new();
     for w in &input.mesh.spec.workloads {
-        let upstream_envs = upstream_env_names(&w.calls);
         for index in 0..w.replicas {
-            let name = format!("{}-{index}", w.name);
-            let app = match w.port {
-                Some(p) if p != 0 => ports.reserve(p).with_context(|| {
-                    format!("workload {}: port {p} is in use (remove `port` to let up choose one)", w.name)
-                })?,
-                _ => ports.pick()?,
-            };
-            let (inbound, outbound, admin, tap) = (ports.pick()?, ports.pick()?, ports.pick()?, ports.pick()?);
-            let mut upstreams = Vec::new();
-            for (call, env) in w.calls.iter().zip(&upstream_envs) {
-                upstreams.push(Upstream { call: call.clone(), env: env.clone(), addr: ports.pick()? });
-            }
-            let mut args = vec![
-                "proxy".to_owned(),
-                "--control".into(),
-                control_url.clone(),
-                "--workload".into(),
-                w.name.clone(),
-                "--namespace".into(),
-                w.namespace.clone(),
-                "--instance".into(),
-                name.clone(),
-                "--inbound".into(),
-                inbound.to_string(),
-                "--app".into(),
-                app.to_string(),
-                "--outbound".into(),
-                outbound.to_string(),
-                "--admin".into(),
-                admin.to_string(),
-                "--tap".into(),
-                tap.to_string(),
-            ];
-            for u in &upstreams {
-                args.push("--upstream".into());
-                args.push(format!("{}={}", u.call, u.addr));
-            }
-            let proxy_spec = ProcSpec {
-                name: format!("{name}/proxy"),
-                role: Role::Proxy,
-                program: input.exe.to_owned(),
-                args,
-                env: vec![],
-                cwd: input.mesh_dir.to_owned(),
-                wait_listening: true,
-            };
-            let app_spec = w.command.as_ref().map(|command| {
-                let mut env = vec![
-                    ("PORT".to_owned(), app.port().to_string()),
-                    ("HTTP_PROXY".into(), format!("http://{outbound}")),
-                    ("http_proxy".into(), format!("http://{outbound}")),
-                    ("NO_PROXY".into(), "localhost,127.0.0.1".into()),
-                    ("no_proxy".into(), "localhost,127.0.0.1".into()),
-                    ("MESHLENS_WORKLOAD".into(), w.name.clone()),
-                    ("MESHLENS_NAMESPACE".into(), w.namespace.clone()),
-                    ("MESHLENS_INSTANCE".into(), name.clone()),
-                    ("MESHLENS_INSTANCE_INDEX".into(), index.to_string()),
-                    ("MESHLENS_CONTROL".into(), control_url.clone()),
-                    ("MESHLENS_SUPERVISOR_PID".into(), input.supervisor_pid.to_string()),
-                ];
-                if let Some(p) = &path_env {
-                    env.push(("PATH".into(), p.clone()));
-                }
-                env.extend(upstreams.iter().map(|u| (u.env.clone(), u.addr.to_string())));
-                env.extend(w.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let (program, args) = match command {
-                    Command::Argv(argv) => {
-                        let program = if argv[0] == "meshlens" {
-                            input.exe.to_owned()
-                        } else if argv[0].contains('/') {
-                            input.mesh_dir.join(&argv[0])
-                        } else {
-                            PathBuf::from(&argv[0])
-                        };
-                        (program, argv[1..].to_vec())
-                    }
-                    Command::Shell(s) => (PathBuf::from("sh"), vec!["-c".to_owned(), s.clone()]),
-                };
-                ProcSpec {
-                    name: name.clone(),
-                    role: Role::App,
-                    program,
-                    args,
-                    env,
-                    cwd: input.mesh_dir.to_owned(),
-                    wait_listening: false,
-                }
-            });
-            instances.push(Instance {
-                workload: w.name.clone(),
-                namespace: w.namespace.clone(),
-                name,
-                app,
-                inbound,
-                outbound,
-                admin,
-                upstreams,
-                app_spec,
-                proxy_spec,
-            });
+            instances.push(instance(w, index, &ctx, &mut ports)?);
         }
     }
     ports.release();
-    Ok(Plan { control_url, control, instances })
+    Ok(Plan { control_url, context: ctx, control, instances })
+}
+
+/// What every instance of a mesh shares.
+#[derive(Clone, Debug)]
+pub struct InstanceContext {
+    pub control_url: String,
+    pub mesh_dir: PathBuf,
+    pub exe: PathBuf,
+    pub supervisor_pid: u32,
+}
+
+/// One instance of a workload: its ports (from `ports`) and its processes.
+pub fn instance(
+    w: &meshlens_api::mesh::Workload,
+    index: u32,
+    ctx: &InstanceContext,
+    ports: &mut PortPicker,
+) -> anyhow::Result<Instance> {
+    let upstream_envs = upstream_env_names(&w.calls);
+    let path_env = path_with(&ctx.exe);
+    let control_url = &ctx.control_url;
+    let name = format!("{}-{index}", w.name);
+    let app = match w.port {
+        Some(p) if p != 0 => ports
+            .reserve(p)
+            .with_context(|| format!("workload {}: port {p} is in use (remove `port` to let up choose one)", w.name))?,
+        _ => ports.pick()?,
+    };
+    let (inbound, outbound, admin, tap) = (ports.pick()?, ports.pick()?, ports.pick()?, ports.pick()?);
+    let mut upstreams = Vec::new();
+    for (call, env) in w.calls.iter().zip(&upstream_envs) {
+        upstreams.push(Upstream { call: call.clone(), env: env.clone(), addr: ports.pick()? });
+    }
+    let mut args = vec![
+        "proxy".to_owned(),
+        "--control".into(),
+        control_url.to_owned(),
+        "--workload".into(),
+        w.name.clone(),
+        "--namespace".into(),
+        w.namespace.clone(),
+        "--instance".into(),
+        name.clone(),
+        "--inbound".into(),
+        inbound.to_string(),
+        "--app".into(),
+        app.to_string(),
+        "--outbound".into(),
+        outbound.to_string(),
+        "--admin".into(),
+        admin.to_string(),
+        "--tap".into(),
+        tap.to_string(),
+    ];
+    for u in &upstreams {
+        args.push("--upstream".into());
+        args.push(format!("{}={}", u.call, u.addr));
+    }
+    let proxy_spec = ProcSpec {
+        name: format!("{name}/proxy"),
+        role: Role::Proxy,
+        program: ctx.exe.clone(),
+        args,
+        env: vec![],
+        cwd: ctx.mesh_dir.clone(),
+        wait_listening: true,
+    };
+    let app_spec = w.command.as_ref().map(|command| {
+        let mut env = vec![
+            ("PORT".to_owned(), app.port().to_string()),
+            ("HTTP_PROXY".into(), format!("http://{outbound}")),
+            ("http_proxy".into(), format!("http://{outbound}")),
+            ("NO_PROXY".into(), "localhost,127.0.0.1".into()),
+            ("no_proxy".into(), "localhost,127.0.0.1".into()),
+            ("MESHLENS_WORKLOAD".into(), w.name.clone()),
+            ("MESHLENS_NAMESPACE".into(), w.namespace.clone()),
+            ("MESHLENS_INSTANCE".into(), name.clone()),
+            ("MESHLENS_INSTANCE_INDEX".into(), index.to_string()),
+            ("MESHLENS_CONTROL".into(), control_url.to_owned()),
+            ("MESHLENS_SUPERVISOR_PID".into(), ctx.supervisor_pid.to_string()),
+        ];
+        if let Some(p) = &path_env {
+            env.push(("PATH".into(), p.clone()));
+        }
+        env.extend(upstreams.iter().map(|u| (u.env.clone(), u.addr.to_string())));
+        env.extend(w.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let (program, args) = match command {
+            Command::Argv(argv) => {
+                let program = if argv[0] == "meshlens" {
+                    ctx.exe.clone()
+                } else if argv[0].contains('/') {
+                    ctx.mesh_dir.join(&argv[0])
+                } else {
+                    PathBuf::from(&argv[0])
+                };
+                (program, argv[1..].to_vec())
+            }
+            Command::Shell(s) => (PathBuf::from("sh"), vec!["-c".to_owned(), s.clone()]),
+        };
+        ProcSpec {
+            name: name.clone(),
+            role: Role::App,
+            program,
+            args,
+            env,
+            cwd: ctx.mesh_dir.clone(),
+            wait_listening: false,
+        }
+    });
+    Ok(Instance {
+        workload: w.name.clone(),
+        namespace: w.namespace.clone(),
+        name,
+        app,
+        inbound,
+        outbound,
+        admin,
+        upstreams,
+        app_spec,
+        proxy_spec,
+    })
 }
 
 /// `MESHLENS_UPSTREAM_<SERVICE>` for each call: the service's name (before any `.namespace` or `:port`)

@@ -59,6 +59,14 @@ struct Managed {
     restart: AtomicBool,
     restarts: AtomicU32,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Set when this process is stopped for good (by stop_all, or because its instance was removed).
+    retired: watch::Sender<bool>,
+}
+
+impl Managed {
+    fn retired(&self) -> bool {
+        *self.retired.borrow()
+    }
 }
 
 impl Supervisor {
@@ -98,6 +106,7 @@ impl Supervisor {
             restart: AtomicBool::new(!wait),
             restarts: AtomicU32::new(0),
             task: Mutex::new(None),
+            retired: watch::channel(false).0,
             spec,
         });
         let (listening_tx, listening_rx) = oneshot::channel();
@@ -147,12 +156,31 @@ impl Supervisor {
     pub async fn stop_all(&self, grace: Duration) {
         self.stopping.send_replace(true);
         let procs = lock(&self.procs).clone();
+        self.stop_stages(procs, grace).await;
+    }
+
+    /// Stops the named processes for good (an instance removed from the mesh), apps before proxies.
+    pub async fn stop_named(&self, names: &[String], grace: Duration) {
+        let procs: Vec<_> = lock(&self.procs).iter().filter(|m| names.contains(&m.spec.name)).cloned().collect();
+        self.stop_stages(procs, grace).await;
+        lock(&self.procs).retain(|m| !names.contains(&m.spec.name));
+    }
+
+    async fn stop_stages(&self, procs: Vec<Arc<Managed>>, grace: Duration) {
         for role in [Role::App, Role::Proxy, Role::Control] {
             let stage: Vec<_> = procs.iter().filter(|m| m.spec.role == role).cloned().collect();
             if stage.is_empty() {
                 continue;
             }
-            let groups: Vec<(Arc<Managed>, Option<u32>)> = stage.iter().map(|m| (m.clone(), *lock(&m.pid))).collect();
+            let groups: Vec<(Arc<Managed>, Option<u32>)> = stage
+                .iter()
+                .map(|m| {
+                    // Under the pid lock: a restart either happened (we signal it) or won't (retired).
+                    let pid = lock(&m.pid);
+                    m.retired.send_replace(true);
+                    (m.clone(), *pid)
+                })
+                .collect();
             for (_, pid) in &groups {
                 if let Some(pid) = pid {
                     signal_group(*pid, Signal::SIGTERM);
@@ -178,6 +206,9 @@ impl Supervisor {
                     if group_alive(*pgid) {
                         signal_group(*pgid, Signal::SIGKILL);
                     }
+                    if let Some(r) = &self.reaper {
+                        r.forget(*pgid);
+                    }
                 }
             }
         }
@@ -200,6 +231,7 @@ async fn supervise(sup: Arc<Supervisor>, m: Arc<Managed>, first: Running, exit_t
     let mut child = Some(first);
     let mut backoff = FIRST_BACKOFF;
     let mut stopping = sup.stopping.subscribe();
+    let mut retired = m.retired.subscribe();
     loop {
         let started = Instant::now();
         if let Some(mut c) = child.take() {
@@ -215,7 +247,7 @@ async fn supervise(sup: Arc<Supervisor>, m: Arc<Managed>, first: Running, exit_t
             if let Some(tx) = exit_tx.take() {
                 let _ = tx.send(status);
             }
-            if sup.stopping() {
+            if sup.stopping() || m.retired() {
                 return;
             }
             if !m.restart.load(Ordering::SeqCst) {
@@ -247,11 +279,12 @@ async fn supervise(sup: Arc<Supervisor>, m: Arc<Managed>, first: Running, exit_t
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = stopping.wait_for(|s| *s) => return,
+            _ = retired.wait_for(|r| *r) => return,
         }
         let delay = backoff;
         backoff = (backoff * 2).min(MAX_BACKOFF);
         let mut pid = lock(&m.pid);
-        if sup.stopping() {
+        if sup.stopping() || m.retired() {
             return;
         }
         match spawn(&m.spec, &m.tag, &sup.out, None) {

@@ -14,6 +14,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use super::output::Output;
 use super::plan::{self, ControlChoice, Plan, PlanInput};
 use super::reaper::Reaper;
+use super::reconcile::Reconciler;
 use super::session::{self, Session, SessionFile};
 use super::supervisor::Supervisor;
 
@@ -79,12 +80,20 @@ async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOption
     let t0 = Instant::now();
     let guide = opts.guide.take();
 
+    let mut watcher = None;
     let startup = start(&sup, &mesh, &mesh_dir, &plan, &opts, t0, guide);
     let outcome = tokio::select! {
         r = startup => r.map(|session| (session, None)),
         sig = signals.recv() => Ok((None, Some(sig))),
     };
     let (session, early) = match outcome {
+        Ok((session, None)) => {
+            // Follow mesh.yaml: scaled, added, removed or changed workloads.
+            let r =
+                Reconciler::new(sup.clone(), &mesh, &plan.instances, plan.context.clone(), grace, opts.ready_timeout);
+            watcher = Some(tokio::spawn(r.watch()));
+            (session, None)
+        }
         Ok(v) => v,
         Err(e) => {
             out.say(&format!("{e:#}"));
@@ -98,6 +107,9 @@ async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOption
         Some(sig) => sig,
         None => signals.recv().await,
     };
+    if let Some(w) = watcher.take() {
+        w.abort();
+    }
     out.say(&format!(
         "{sig}: stopping apps, then proxies, then the control plane (SIGKILL after {} s; again to kill now)",
         grace.as_secs()

@@ -209,3 +209,51 @@ async fn killing_up_with_sigkill_leaves_no_orphans() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_workload_in_mesh_yaml_starts_and_stops_instances() {
+    let control = HttpBackend::start(fixed(200, "{}"));
+    let control_url = format!("http://{}", control.addr());
+    tokio::task::spawn_blocking(move || {
+        let dir = mesh_dir();
+        let state = TempDir::new("up-scale-state");
+        let mut reaper = GroupReaper(BTreeSet::new());
+        let mut cmd = meshlens();
+        cmd.args(["up", "-f"]).arg(dir.path()).args(["--control", &control_url, "--stop-grace", "5"]);
+        cmd.env("XDG_STATE_HOME", state.path());
+        let mut up = ChildGuard::spawn(&mut cmd).unwrap();
+        up.wait_for_line(Stream::Stdout, |l| l.contains("all 3 apps accept connections"));
+        reaper.0.extend(descendants(up.id()).iter().map(|p| p.pgid));
+
+        // api: 2 → 3 replicas. The new instance starts with its proxy, and serves.
+        dir.write("mesh.yaml", &MESH.replace("      replicas: 2\n", "      replicas: 3\n"));
+        let line = up.wait_for_line(Stream::Stdout, |l| l.contains("mesh.yaml changed: started prod/api-2"));
+        let app = line.split("app ").nth(1).and_then(|s| s.split(',').next()).unwrap();
+        let app = addr(app);
+        eventually_blocking(|| http_get(app, "api", "/x", false).is_ok_and(|(s, _)| s == 200), "api-2 serves");
+        reaper.0.extend(descendants(up.id()).iter().map(|p| p.pgid));
+        let api_procs = || descendants(up.id()).iter().filter(|p| p.cmdline.contains("--workload api ")).count();
+        assert_eq!(api_procs(), 3, "three api proxies");
+
+        // 3 → 1: api-1 and api-2 stop (apps and proxies), api-0 keeps running untouched.
+        let api0 = descendants(up.id()).into_iter().find(|p| p.cmdline.contains("--instance api-0")).unwrap();
+        dir.write("mesh.yaml", &MESH.replace("      replicas: 2\n", "      replicas: 1\n"));
+        up.wait_for_line(Stream::Stdout, |l| l.contains("mesh.yaml changed: stopping prod/api-1, prod/api-2"));
+        eventually_blocking(|| api_procs() == 1, "api-1 and api-2 stopped");
+        assert!(descendants(up.id()).iter().any(|p| p.pid == api0.pid), "api-0's proxy was not restarted");
+        assert!(!up.stdout_text().contains("api-1 exited"), "a stopped instance is not restarted");
+
+        // An invalid mesh.yaml changes nothing, and says why.
+        dir.write("mesh.yaml", "kind: Mesh\nspec: [\n");
+        up.wait_for_line(Stream::Stdout, |l| l.contains("the running instances stay as they are"));
+        assert_eq!(api_procs(), 1);
+
+        up.terminate();
+        assert_eq!(up.wait_for_exit().code(), Some(0), "{}", up.stdout_text());
+        let mut groups = reaper.0.clone();
+        groups.insert(up.id());
+        eventually_blocking(|| in_groups(&groups).is_empty(), "no process left");
+    })
+    .await
+    .unwrap();
+}

@@ -1,7 +1,11 @@
 //! The command line: one module per subcommand.
 
 pub mod control;
+pub mod demo;
+pub mod demo_app;
+pub mod demo_load;
 pub mod proxy;
+pub mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -14,17 +18,33 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-#[allow(clippy::large_enum_variant)] // parsed once per process: the size does not matter
+#[allow(clippy::large_enum_variant)] // parsed once, at start
 pub enum Command {
     /// Run the sidecar proxy in front of one workload instance.
     Proxy(proxy::ProxyArgs),
     /// Run the control plane on a mesh directory.
     Control(control::ControlArgs),
+    /// Run a mesh directory on this machine: control plane, apps and their sidecar proxies.
+    Up(up::UpArgs),
+    /// Run the demo shop (optionally with an incident scenario), or export it as a mesh directory.
+    Demo(demo::DemoArgs),
+    /// A configurable demo HTTP service (latencies, failures, faults, calls), as the demo runs it.
+    DemoApp(demo_app::DemoAppArgs),
+    /// The demo's traffic generator: a steady request rate over a mix of paths.
+    DemoLoad(demo_load::DemoLoadArgs),
+    /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
+    #[command(name = "__reap", hide = true)]
+    Reap,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Proxy(args) => proxy::run(args),
         Command::Control(args) => control::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::DemoApp(args) => demo_app::run(args),
+        Command::DemoLoad(args) => demo_load::run(args),
+        Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

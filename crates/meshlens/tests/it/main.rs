@@ -1,3 +1,7 @@
 //! Whole-binary tests: `meshlens` processes started the way a user starts them.
 
+mod demo;
+mod demo_app;
 mod proxy;
+mod support;
+mod up;

@@ -1,0 +1,144 @@
+//! The session file (DESIGN.md §10): where `meshlens up`/`demo` tell the CLI how to reach the control plane.
+//!
+//! `$XDG_STATE_HOME/meshlens/session.json`, falling back to `~/.local/state/meshlens/session.json`:
+//! `{"control":"http://127.0.0.1:8086","pid":1234,"meshDir":"/abs/dir","startedAt":"2025-01-01T12:00:00Z"}`.
+//! Written once the control plane listens; removed when `up` exits, unless another session replaced it.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// The control plane's base URL.
+    pub control: String,
+    /// The `meshlens up` process.
+    pub pid: u32,
+    pub mesh_dir: PathBuf,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+}
+
+/// `$XDG_STATE_HOME/meshlens`, else `$HOME/.local/state/meshlens` (None when neither is set).
+pub fn state_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = xdg.or_else(|| {
+        std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/state"))
+    })?;
+    Some(base.join("meshlens"))
+}
+
+/// Where the session file is.
+pub fn session_path() -> Option<PathBuf> {
+    state_dir().map(|d| d.join("session.json"))
+}
+
+/// Reads a session file (None when missing or unreadable).
+pub fn read(path: &Path) -> Option<Session> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The session file this process wrote; [`remove`](Self::remove) (or drop) deletes it if it is still ours.
+#[derive(Debug)]
+pub struct SessionFile {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl SessionFile {
+    /// Writes `session` to `path` atomically (temp file + rename). Returns the session it replaced, if
+    /// that one's process is still running (two `up`s at once: the newer one owns the file).
+    pub fn write(path: &Path, session: &Session) -> anyhow::Result<(Self, Option<Session>)> {
+        let dir = path.parent().context("session file path has no directory")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let previous = read(path).filter(|s| s.pid != session.pid && process_alive(s.pid));
+        let tmp = dir.join(format!(".session.json.{}", session.pid));
+        let mut text = serde_json::to_string_pretty(session)?;
+        text.push('\n');
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok((SessionFile { path: path.to_owned(), pid: session.pid }, previous))
+    }
+
+    /// Deletes the file unless another session has taken it over since.
+    pub fn remove(&self) {
+        if read(&self.path).is_some_and(|s| s.pid == self.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Drop for SessionFile {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `SystemTime` as RFC 3339 in UTC with second precision: `2025-03-01T09:30:00Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_735_689_599)), "2024-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn writes_camel_case_and_removes_only_its_own() {
+        let dir = std::env::temp_dir().join(format!("meshlens-session-{}", std::process::id()));
+        let path = dir.join("meshlens/session.json");
+        let s = Session {
+            control: "http://127.0.0.1:8086".into(),
+            pid: std::process::id(),
+            mesh_dir: "/m".into(),
+            started_at: rfc3339(SystemTime::now()),
+        };
+        let (file, previous) = SessionFile::write(&path, &s).unwrap();
+        assert!(previous.is_none());
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["control"], "http://127.0.0.1:8086");
+        assert_eq!(v["meshDir"], "/m");
+        assert!(v["startedAt"].as_str().unwrap().ends_with('Z'));
+        // Another session took the file over: ours must not delete it.
+        let other = Session { pid: 1, ..s.clone() };
+        std::fs::write(&path, serde_json::to_string(&other).unwrap()).unwrap();
+        file.remove();
+        assert!(path.exists());
+        std::fs::write(&path, serde_json::to_string(&s).unwrap()).unwrap();
+        drop(file);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,145 @@
+//! Helpers for whole-binary tests of the local runtime: temp dirs, the process table, tiny HTTP GETs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub fn meshlens() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_meshlens"))
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("meshlens-it-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One process from /proc: (ppid, pgid, state, cmdline).
+#[derive(Clone, Debug)]
+pub struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgid: u32,
+    pub state: char,
+    pub cmdline: String,
+}
+
+pub fn processes() -> Vec<Proc> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() < 4 {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned())
+            .unwrap_or_default();
+        out.push(Proc {
+            pid,
+            ppid: f[1].parse().unwrap_or(0),
+            pgid: f[2].parse().unwrap_or(0),
+            state: f[0].chars().next().unwrap_or('?'),
+            cmdline,
+        });
+    }
+    out
+}
+
+/// Every live (non-zombie) descendant of `root`.
+pub fn descendants(root: u32) -> Vec<Proc> {
+    let all = processes();
+    let mut found: Vec<Proc> = Vec::new();
+    let mut frontier = BTreeSet::from([root]);
+    while !frontier.is_empty() {
+        let next: BTreeSet<u32> = all.iter().filter(|p| frontier.contains(&p.ppid)).map(|p| p.pid).collect();
+        found.extend(all.iter().filter(|p| next.contains(&p.pid) && p.state != 'Z').cloned());
+        frontier = next;
+    }
+    found
+}
+
+/// Live processes in any of these process groups.
+pub fn in_groups(pgids: &BTreeSet<u32>) -> Vec<Proc> {
+    processes().into_iter().filter(|p| pgids.contains(&p.pgid) && p.state != 'Z').collect()
+}
+
+/// Kills every process group in `pgids` on drop (a failed test leaves nothing behind).
+pub struct GroupReaper(pub BTreeSet<u32>);
+
+impl Drop for GroupReaper {
+    fn drop(&mut self) {
+        for g in &self.0 {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{g}")]).output();
+        }
+    }
+}
+
+/// A blocking HTTP/1.1 GET (Connection: close): (status, body). `proxy`: send it in absolute form there.
+pub fn http_get(addr: SocketAddr, host: &str, path: &str, proxy: bool) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let target = if proxy { format!("http://{host}{path}") } else { path.to_owned() };
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The rows of `up`'s table: instance (`ns/name`) → [APP, INBOUND, OUTBOUND, ADMIN, UPSTREAMS].
+pub fn table(stdout: &str) -> BTreeMap<String, Vec<String>> {
+    let mut rows = BTreeMap::new();
+    let mut in_table = false;
+    for line in stdout.lines() {
+        if line.starts_with("INSTANCE ") {
+            in_table = true;
+            continue;
+        }
+        if in_table {
+            if line.trim().is_empty() {
+                break;
+            }
+            let cols: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            rows.insert(cols[0].clone(), cols[1..].to_vec());
+        }
+    }
+    rows
+}
+
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or_else(|_| panic!("{s:?} is not an address"))
+}

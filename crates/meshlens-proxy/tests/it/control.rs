@@ -203,3 +203,44 @@ async fn requests_queued_for_a_service_without_endpoints_are_served_when_one_app
     assert_eq!(rsp.status(), 200);
     assert_eq!(rsp.headers()["x-backend"], "a");
 }
+
+#[tokio::test]
+async fn profile_changes_apply_to_new_requests_without_dropping_in_flight_ones() {
+    // The app answers /slow after 600 ms.
+    let app = HttpBackend::start(meshlens_testkit::backend::delayed(std::time::Duration::from_millis(600), echo("a")));
+    let control = FakeControl::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let proxy = client_proxy(&control).await;
+    assert_eventually!(control.watchers() == 1, "watching");
+    control.send(&snapshot_event(1, true, &[app.addr()]));
+    assert_eventually!(ready(&proxy).await == 200, "ready");
+    let out = proxy.listen().outbound;
+
+    // A request in flight under the old policy (no timeout)…
+    let in_flight = tokio::spawn(async move { send(out, get("/slow", "users")).await });
+    assert_eventually!(app.requests() == 1, "in flight");
+    // …while a profile with a 100 ms route timeout arrives.
+    let profile: meshlens_api::profile::ServiceProfile = serde_saphyr::from_str(
+        "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: users.prod.svc.cluster.local, namespace: prod}
+spec:
+  routes:
+    - name: slow
+      condition: {pathRegex: /slow}
+      timeout: 100ms
+",
+    )
+    .unwrap();
+    let mut event = snapshot_event(2, true, &[app.addr()]);
+    if let WatchEvent::Snapshot { snapshot, .. } = &mut event {
+        snapshot.profiles = vec![profile];
+    }
+    control.send(&event);
+    assert_eventually!(send(out, get("/slow", "users")).await.0.status() == 504, "new requests get the route timeout");
+    let (rsp, _) = in_flight.await.unwrap();
+    assert_eq!(rsp.status(), 200, "the request in flight during the change completed");
+
+    // The profile goes away again: new requests wait for the app.
+    control.send(&snapshot_event(3, true, &[app.addr()]));
+    assert_eventually!(send(out, get("/slow", "users")).await.0.status() == 200, "timeout removed");
+}

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::client::EndpointClient;
-use crate::metrics::{Counter, HttpTargetMetrics};
+use crate::metrics::{Counter, HttpMetrics, HttpTargetMetrics, LabelSet};
 use crate::policy::breaker::{BreakerParams, BreakerState, ConsecutiveFailures};
 
 /// One endpoint of a balancer, with its load estimate, connection pool and (optional) circuit breaker.
@@ -141,6 +141,24 @@ impl Breaker {
     }
 }
 
+/// A metrics target created on first use, so a series appears only once something was counted on it
+/// (the service-level series of failfast and load-shed responses, which most services never need).
+pub struct LazyTarget {
+    family: HttpMetrics,
+    labels: LabelSet,
+    cell: std::sync::OnceLock<Arc<HttpTargetMetrics>>,
+}
+
+impl LazyTarget {
+    pub fn new(family: HttpMetrics, labels: LabelSet) -> LazyTarget {
+        LazyTarget { family, labels, cell: std::sync::OnceLock::new() }
+    }
+
+    pub fn get(&self) -> &Arc<HttpTargetMetrics> {
+        self.cell.get_or_init(|| self.family.target(self.labels.clone()))
+    }
+}
+
 /// Decrements an endpoint's in-flight count on drop.
 pub struct InFlight(Arc<Endpoint>);
 
@@ -203,7 +221,7 @@ pub struct Balancer {
     failfast: AtomicBool,
     became_ready: Notify,
     /// Metrics for responses that reached no endpoint (failfast, load shed): `target_addr=""`.
-    pub service_metrics: Arc<HttpTargetMetrics>,
+    pub service_metrics: LazyTarget,
 }
 
 impl Balancer {
@@ -211,7 +229,7 @@ impl Balancer {
         name: String,
         endpoints: Vec<Arc<Endpoint>>,
         settings: BalancerSettings,
-        service_metrics: Arc<HttpTargetMetrics>,
+        service_metrics: LazyTarget,
     ) -> Arc<Balancer> {
         Arc::new(Balancer {
             name,

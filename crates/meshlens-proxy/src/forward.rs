@@ -59,7 +59,7 @@ pub async fn forward_attempt(
         let ep = match balancer.ready_endpoint(skip).await {
             Ok(ep) => ep,
             Err(reason) => {
-                let m = &balancer.service_metrics;
+                let m = balancer.service_metrics.get();
                 m.request();
                 m.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
                 return rescue(reason, grpc, balancer.name());

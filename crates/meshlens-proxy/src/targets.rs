@@ -192,7 +192,7 @@ fn build(
         authority.clone(),
         endpoints,
         balancer_settings(ctx, ctx.config.timeouts.failfast),
-        ctx.http_metrics.target(service_labels),
+        crate::balance::LazyTarget::new(ctx.http_metrics.clone(), service_labels),
     );
     Arc::new(Target { authority, balancer, policy: None, opaque, meshed, loops, version, expires })
 }
@@ -296,7 +296,7 @@ pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
         format!("app {app}"),
         vec![ep],
         balancer_settings(ctx, std::time::Duration::from_secs(1).min(ctx.config.timeouts.failfast)),
-        ctx.http_metrics.target(labels),
+        crate::balance::LazyTarget::new(ctx.http_metrics.clone(), labels),
     );
     Arc::new(Target {
         authority: app.to_string(),

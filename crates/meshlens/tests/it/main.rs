@@ -2,6 +2,7 @@
 
 mod demo;
 mod demo_app;
+mod mesh_e2e;
 mod proxy;
 mod support;
 mod up;

@@ -63,6 +63,10 @@ pub struct Service {
     /// Per-endpoint circuit breaking; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// The workload whose instances back the service (their endpoints carry it as the `deployment` label).
+    /// Lets a proxy tell a peer that has not re-registered yet from an endpoint the configuration removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
 }
 
 /// Consecutive-failures circuit breaking for a service's endpoints (Linkerd's defaults).

@@ -450,6 +450,7 @@ fn build_snapshot(config: &MeshConfig, proxies: &BTreeMap<(String, String), Prox
                 })
                 .collect(),
             circuit_breaker: s.circuit_breaker.clone(),
+            workload: Some(s.workload.clone()),
         })
         .collect();
     Snapshot {

@@ -220,14 +220,17 @@ async fn resolve(authority: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| Error::Connect(authority.into(), std::io::ErrorKind::NotFound.into()))
 }
 
-/// While the control plane is incomplete, an endpoint we know stays until it is really gone.
+/// While the control plane is incomplete (restarted, peers not re-registered yet), an endpoint we know
+/// stays, unless the configuration itself moved the service to another workload.
 fn keep_known_endpoints(new: &mut Snapshot, old: &Snapshot) {
     for svc in &mut new.services {
         let Some(prev) = old.services.iter().find(|s| s.name == svc.name && s.namespace == svc.namespace) else {
             continue;
         };
         for ep in &prev.endpoints {
-            if !svc.endpoints.iter().any(|e| e.address == ep.address) {
+            let same_workload =
+                svc.workload.as_ref().is_none_or(|w| ep.labels.get("deployment").is_some_and(|d| d == w));
+            if same_workload && !svc.endpoints.iter().any(|e| e.address == ep.address) {
                 svc.endpoints.push(ep.clone());
             }
         }
@@ -246,6 +249,7 @@ mod tests {
             ports: vec![ServicePort { port: 80, target_port: None, opaque: false }],
             virtual_ips: vec![],
             circuit_breaker: None,
+            workload: None,
             endpoints: addrs
                 .iter()
                 .map(|a| Endpoint { address: a.parse().unwrap(), labels: Default::default() })
@@ -260,6 +264,23 @@ mod tests {
         keep_known_endpoints(&mut new, &old);
         let addrs: Vec<String> = new.services[0].endpoints.iter().map(|e| e.address.to_string()).collect();
         assert_eq!(addrs, ["127.0.0.1:3", "127.0.0.1:1", "127.0.0.1:2"]);
+    }
+
+    #[test]
+    fn incomplete_snapshots_drop_endpoints_of_a_workload_the_service_no_longer_selects() {
+        let labelled = |addr: &str, workload: &str| meshlens_api::Endpoint {
+            address: addr.parse().unwrap(),
+            labels: [("deployment".to_string(), workload.to_string())].into(),
+        };
+        let mut old_svc = svc(&[]);
+        old_svc.endpoints = vec![labelled("127.0.0.1:1", "web"), labelled("127.0.0.1:2", "web")];
+        let old = Snapshot { services: vec![old_svc], ..Snapshot::default() };
+        let mut new_svc = svc(&[]);
+        new_svc.workload = Some("api".into());
+        new_svc.endpoints = vec![labelled("127.0.0.1:3", "api")];
+        let mut new = Snapshot { services: vec![new_svc], ..Snapshot::default() };
+        keep_known_endpoints(&mut new, &old);
+        assert_eq!(new.services[0].endpoints.len(), 1, "web's endpoints are not kept for a service now on api");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub fn service(name: &str, ns: &str, addrs: &[SocketAddr]) -> Service {
         ports: vec![ServicePort { port: 80, target_port: None, opaque: false }],
         virtual_ips: vec![],
         circuit_breaker: None,
+        workload: None,
         endpoints: addrs
             .iter()
             .enumerate()

@@ -79,9 +79,14 @@ impl Reconciler {
             // Let a writer finish (editors write in several steps).
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.stamp = self.stamp_now();
-            match mesh::load(&self.mesh_dir) {
-                Ok(mesh) => self.reconcile(&mesh).await,
-                Err(e) => self.sup.output().say(&format!("{e:#}\n(the running instances stay as they are)")),
+            // Act only on a directory the control plane accepts as a whole: an edit it rejects leaves the
+            // running instances as they are, like the last good state it keeps serving.
+            match (mesh::load(&self.mesh_dir), meshlens_control::load(&self.mesh_dir)) {
+                (Ok(mesh), Ok(_)) => self.reconcile(&mesh).await,
+                (Err(e), _) => self.sup.output().say(&format!("{e:#}\n(the running instances stay as they are)")),
+                (Ok(_), Err(errors)) => self.sup.output().say(&format!(
+                    "the mesh directory is invalid:\n{errors}\n(the running instances stay as they are)"
+                )),
             }
         }
     }

@@ -122,8 +122,9 @@ async fn retries_hide_a_20_percent_failure_within_the_budget() {
     let statuses = open_loop(mesh.client.listen().outbound, 50, n).await;
 
     let effective = success_rate(&statuses);
-    assert!(effective >= 0.99, "effective success {effective}");
     let actual = served.load(Ordering::SeqCst) as f64 / n as f64;
+    eprintln!("50 req/s, 20% failing: effective success {effective:.4}, actual/effective {actual:.3}");
+    assert!(effective >= 0.99, "effective success {effective}");
     assert!((actual - 1.25).abs() <= 0.05, "actual/effective requests {actual}");
 
     let route = [("rt_route", "GET /items/{id}")];
@@ -146,6 +147,10 @@ async fn at_1000_rps_the_budget_binds() {
     let n = 15_000;
     let statuses = open_loop(mesh.client.listen().outbound, 1000, n).await;
     let effective = success_rate(&statuses);
+    eprintln!(
+        "1000 req/s, 20% failing: effective success {effective:.4}, actual/effective {:.3}",
+        served.load(Ordering::SeqCst) as f64 / n as f64
+    );
     assert!((0.94..=0.975).contains(&effective), "effective success {effective} (budget 20% + 10/s)");
     let route = ("rt_route", "GET /items/{id}");
     let proxy = &mesh.client;
@@ -165,6 +170,7 @@ async fn a_failing_backend_cannot_cause_a_retry_storm() {
     assert!(statuses.iter().all(|s| *s == 503), "callers get the failure");
     let bound = 50.0 * elapsed + 10.0 * elapsed + 100.0;
     let got = served.load(Ordering::SeqCst) as f64;
+    eprintln!("100% failing, 50 req/s: backend saw {got} requests in {elapsed:.1} s (bound {bound:.0})");
     assert!(got <= bound, "backend saw {got} requests in {elapsed:.1} s (bound {bound:.0})");
 }
 
@@ -196,6 +202,7 @@ spec:
     let took = started.elapsed();
     assert_eq!(rsp.status(), 504);
     assert_eq!(rsp.headers()["l5d-proxy-error"], "timeout");
+    eprintln!("route timeout 1 s over a 3 s backend: 504 after {took:?}");
     assert!(took >= Duration::from_millis(900) && took <= Duration::from_secs(2), "504 after {took:?}");
     assert_eventually!(cancelled.load(Ordering::SeqCst) == 1, "the backend sees the request cancelled");
     let text = metrics_text(&mesh.client).await;
@@ -258,6 +265,7 @@ spec:
         assert_eq!(rsp.status(), 200);
     }
     let share_a = a.requests() as f64 / n as f64;
+    eprintln!("split 900/100/0 over {n} requests: a {}, b {}, z {}", a.requests(), b.requests(), z.requests());
     assert!((share_a - 0.9).abs() <= 0.03, "a got {share_a}");
     assert_eq!(a.requests() + b.requests(), n);
     assert_eq!(z.requests(), 0, "weight 0 gets nothing");
@@ -289,6 +297,7 @@ async fn a_tripped_breaker_keeps_traffic_off_a_failing_endpoint() {
         let _ = collect(c.send_request(get("/", "items.prod")).await.unwrap()).await;
     }
     let after = bad_count.load(Ordering::SeqCst) - before;
+    eprintln!("breaker: {after} of {n} requests reached the tripped endpoint");
     assert!((after as f64) < 0.05 * n as f64, "{after} of {n} requests reached the tripped endpoint");
     let text = metrics_text(&proxy).await;
     assert!(text.contains("endpoint_breaker_transitions_total{") && text.contains("state=\"open\"} "), "{text}");

@@ -3,5 +3,6 @@
 mod demo;
 mod demo_app;
 mod proxy;
+mod stats;
 mod support;
 mod up;

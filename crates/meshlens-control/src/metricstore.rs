@@ -70,7 +70,7 @@ struct Agg {
     success: f64,
     failure: f64,
     /// (index into the bounds table, count in that bucket — not cumulative)
-    buckets: Vec<(u16, f64)>,
+    buckets: Vec<(u16, u32)>,
     read_bytes: f64,
     write_bytes: f64,
 }
@@ -86,9 +86,9 @@ impl Agg {
         }
     }
 
-    fn add_bucket(&mut self, i: u16, c: f64) {
+    fn add_bucket(&mut self, i: u16, c: u32) {
         match self.buckets.iter_mut().find(|(j, _)| *j == i) {
-            Some((_, v)) => *v += c,
+            Some((_, v)) => *v = v.saturating_add(c),
             None => self.buckets.push((i, c)),
         }
     }
@@ -98,6 +98,8 @@ struct Slot {
     start: u64,
     end: u64,
     data: HashMap<u32, Agg>,
+    /// Complete and shrunk to fit (compaction unseals a slot it merges into).
+    sealed: bool,
 }
 
 #[derive(Default)]
@@ -323,8 +325,8 @@ impl MetricStore {
                 let count = cum - prev;
                 prev = cum;
                 let idx = bound_index(&mut inner.bounds, le);
-                if count > 0.0 {
-                    aggs.entry(id).or_default().add_bucket(idx, count);
+                if count >= 0.5 {
+                    aggs.entry(id).or_default().add_bucket(idx, count.round().min(u32::MAX as f64) as u32);
                 }
             }
         }
@@ -343,7 +345,7 @@ impl MetricStore {
             Some(i) if inner.slots[i].end > start => &mut inner.slots[i],
             pos => {
                 let at = pos.map_or(0, |i| i + 1);
-                inner.slots.insert(at, Slot { start, end: start + interval, data: HashMap::new() });
+                inner.slots.insert(at, Slot { start, end: start + interval, data: HashMap::new(), sealed: false });
                 &mut inner.slots[at]
             }
         };
@@ -373,12 +375,22 @@ impl MetricStore {
                 && last.start / st.compact_span_ms == slot.start / st.compact_span_ms
             {
                 last.end = slot.end;
+                last.sealed = false;
                 for (k, a) in slot.data {
                     last.data.entry(k).or_default().add(&a);
                 }
                 continue;
             }
             merged.push_back(slot);
+        }
+        // Slots that are complete will not grow again: give back what their maps over-allocated.
+        let done = now.saturating_sub(2 * st.interval_ms);
+        for slot in merged.iter_mut().filter(|s| s.end <= done && !s.sealed) {
+            slot.sealed = true;
+            slot.data.shrink_to_fit();
+            for a in slot.data.values_mut() {
+                a.buckets.shrink_to_fit();
+            }
         }
         inner.slots = merged;
     }
@@ -424,7 +436,7 @@ impl MetricStore {
                     .map(|&(i, c)| {
                         let upper = inner.bounds[i as usize];
                         let lower = inner.bounds.iter().copied().filter(|b| *b < upper).fold(0.0, f64::max);
-                        (lower, upper, c)
+                        (lower, upper, f64::from(c))
                     })
                     .collect();
                 buckets.sort_by(|x, y| x.1.total_cmp(&y.1));
@@ -453,7 +465,7 @@ impl MetricStore {
             .map(|s| {
                 std::mem::size_of::<Slot>()
                     + s.data.capacity() * agg
-                    + s.data.values().map(|a| a.buckets.capacity() * 16).sum::<usize>()
+                    + s.data.values().map(|a| a.buckets.capacity() * 8).sum::<usize>()
             })
             .sum();
         let key_bytes: usize = inner
@@ -482,6 +494,9 @@ impl MetricStore {
             keys: inner.keys.len(),
             instances: inner.instances.len(),
             bytes: slot_bytes + key_bytes + instance_bytes,
+            slot_bytes,
+            key_bytes,
+            instance_bytes,
         }
     }
 }
@@ -490,9 +505,16 @@ impl MetricStore {
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct MemoryUse {
     pub slots: usize,
+    /// Rolled-up keys (source instance × direction × destination × route × family).
     pub keys: usize,
     pub instances: usize,
+    /// Everything below.
     pub bytes: usize,
+    /// The time slots (grows with keys × slots, bounded by the retention and compaction).
+    pub slot_bytes: usize,
+    pub key_bytes: usize,
+    /// The last value of every raw series of every live instance (for deltas; not kept over time).
+    pub instance_bytes: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -693,5 +715,98 @@ mod tests {
         assert_eq!(q(9000)["db"].open_connections, 0.0);
         store.retain_instances(&HashSet::new());
         assert_eq!(store.memory().instances, 0);
+    }
+
+    /// An hour of a demo-sized mesh (16 instances, each serving inbound, calling two services of two
+    /// instances each over three routes, 41 latency buckets) scraped every 5 s: memory stays bounded by
+    /// compaction, and a `stat all`-sized query is fast. Prints the numbers (`--nocapture`).
+    #[test]
+    #[ignore = "measurement; run with --ignored --nocapture"]
+    fn an_hour_of_demo_traffic() {
+        let bounds: Vec<String> = [
+            "0.5", "1", "1.5", "2", "2.5", "3", "4", "5", "7.5", "10", "15", "20", "25", "30", "40", "50", "75", "100",
+            "150", "200", "250", "300", "400", "500", "750", "1000", "1500", "2000", "2500", "3000", "4000", "5000",
+            "7500", "10000", "15000", "20000", "25000", "30000", "40000", "50000", "+Inf",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let page = |i: usize, n: u64| {
+            let mut t = String::new();
+            let hist = |t: &mut String, name: &str, labels: &str, n: u64| {
+                for (j, le) in bounds.iter().enumerate() {
+                    let c = if j >= 12 { n } else { n * j as u64 / 12 };
+                    t.push_str(&format!("{name}{{{labels},le=\"{le}\"}} {c}\n"));
+                }
+            };
+            let inbound =
+                format!("direction=\"inbound\",target_addr=\"127.0.0.1:{i}\",tls=\"disabled\",status_code=\"200\"");
+            t.push_str(&format!("response_total{{{inbound},classification=\"success\"}} {n}\n"));
+            hist(&mut t, "response_latency_ms_bucket", &inbound, n);
+            for d in 0..2 {
+                for e in 0..2 {
+                    let dst = format!(
+                        "direction=\"outbound\",authority=\"svc{d}.prod.svc.cluster.local:80\",target_addr=\"127.0.0.1:{e}\",dst_deployment=\"svc{d}\",dst_namespace=\"prod\",dst_pod=\"svc{d}-{e}\",dst_service=\"svc{d}\",status_code=\"200\""
+                    );
+                    t.push_str(&format!("response_total{{{dst},classification=\"success\"}} {n}\n"));
+                    hist(&mut t, "response_latency_ms_bucket", &dst, n);
+                }
+                for r in 0..3 {
+                    let route = format!(
+                        "direction=\"outbound\",dst=\"svc{d}.prod.svc.cluster.local:80\",rt_route=\"GET /r{r}\",status_code=\"200\""
+                    );
+                    t.push_str(&format!("route_response_total{{{route},classification=\"success\"}} {n}\n"));
+                    t.push_str(&format!("route_actual_response_total{{{route},classification=\"success\"}} {n}\n"));
+                    hist(&mut t, "route_response_latency_ms_bucket", &route, n);
+                }
+            }
+            t.push_str(&format!(
+                "tcp_read_bytes_total{{direction=\"inbound\",peer=\"src\",target_addr=\"x\"}} {}\n",
+                n * 100
+            ));
+            t.push_str("tcp_open_connections{direction=\"inbound\",peer=\"src\",target_addr=\"x\"} 2\n");
+            parse(&t).0
+        };
+        let store = MetricStore::new(Settings::new(5000, 3_600_000));
+        let sources: Vec<Source> = (0..16).map(|i| src(&format!("w{}", i / 2), i)).collect();
+        let started = std::time::Instant::now();
+        for round in 0..720u64 {
+            let at = round * 5000;
+            for (i, s) in sources.iter().enumerate() {
+                let mut p = page(i, round * 5);
+                // Make some buckets move differently per round.
+                for smp in p.iter_mut() {
+                    smp.value += (round * (i as u64 % 3)) as f64;
+                }
+                store.ingest(s, at, &p, true, &no_peer);
+            }
+            store.compact(at);
+        }
+        let ingest = started.elapsed();
+        let mem = store.memory();
+        let now = 719 * 5000;
+        let t = std::time::Instant::now();
+        for family in [Family::Http, Family::Tcp] {
+            for by in 0..3 {
+                let r = store.query(now, 3_600_000, |k| {
+                    (k.family == family && !k.outbound).then(|| match by {
+                        0 => k.workload.clone(),
+                        1 => k.instance.clone(),
+                        _ => k.namespace.clone(),
+                    })
+                });
+                assert!(!r.is_empty());
+            }
+        }
+        let query_1h = t.elapsed();
+        let t = std::time::Instant::now();
+        let r = store.query(now, 60_000, |k| (k.family == Family::Http && !k.outbound).then(|| k.workload.clone()));
+        let query_1m = t.elapsed();
+        println!(
+            "hour of demo traffic: {mem:?}; ingest of 720 rounds {ingest:?}; stat-all-sized query over 1h {query_1h:?}, one 1m query {query_1m:?}; p99 {:?}",
+            r["w0"].quantile(0.99)
+        );
+        assert!(mem.slots <= 130 + 60, "{mem:?}");
+        assert!(mem.slot_bytes < 8 << 20, "{mem:?}");
     }
 }

@@ -23,6 +23,13 @@ pub struct StatRow {
     pub tcp_open_connections: Option<u64>,
     pub tcp_read_bytes_rate: Option<f64>,
     pub tcp_write_bytes_rate: Option<f64>,
+    /// TrafficSplit rows (`kind: "trafficsplit"`): the apex service, one leaf and its weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
 }
 
 /// `routes`: rows per resource, keyed `"deploy/NAME"`.

@@ -209,7 +209,57 @@ fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, sec
         tcp_open_connections: tcp.map(|t| t.open_connections.max(0.0) as u64),
         tcp_read_bytes_rate: tcp.map(|t| rate(t.read_bytes, secs)),
         tcp_write_bytes_rate: tcp.map(|t| rate(t.write_bytes, secs)),
+        apex: None,
+        leaf: None,
+        weight: None,
     }
+}
+
+/// `ts`: one row per TrafficSplit leaf, from the clients' requests to the apex that went to that leaf.
+fn split_rows(
+    res: &Resources,
+    ms: &MetricStore,
+    scope: Option<&str>,
+    names: &[String],
+    from: Option<&Res>,
+    (now, window): (u64, u64),
+) -> Vec<StatRow> {
+    let secs = window as f64 / 1000.0;
+    let mut leaves = Vec::new();
+    for ts in &res.traffic_splits {
+        let split = &ts.traffic_split;
+        let ns = split.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        if scope.is_some_and(|s| s != ns) || (!names.is_empty() && !names.contains(&split.metadata.name)) {
+            continue;
+        }
+        let apex = split.spec.service.split('.').next().unwrap_or_default().to_string();
+        for b in &split.spec.backends {
+            let leaf = b.service.split('.').next().unwrap_or_default().to_string();
+            leaves.push((ns.clone(), split.metadata.name.clone(), apex.clone(), leaf, b.weight.to_string()));
+        }
+    }
+    let totals = ms.query(now, window, |k| {
+        if k.family != Family::Http || !k.outbound || from.is_some_and(|f| !f.is_source(k)) {
+            return None;
+        }
+        leaves.iter().position(|(ns, _, apex, leaf, _)| {
+            k.dst_namespace == *ns && k.dst_service == *leaf && k.authority.starts_with(&format!("{apex}.{ns}."))
+        })
+    });
+    leaves
+        .iter()
+        .enumerate()
+        .map(|(i, (ns, name, apex, leaf, weight))| {
+            let r = Res { kind: Kind::Service, namespace: ns.clone(), name: name.clone(), workload: String::new() };
+            let mut row = row(&r, "-".into(), totals.get(&i), None, secs);
+            row.kind = "trafficsplit".into();
+            row.tcp_open_connections = None;
+            row.apex = Some(apex.clone());
+            row.leaf = Some(leaf.clone());
+            row.weight = Some(weight.clone());
+            row
+        })
+        .collect()
 }
 
 /// `/api/v1/stat`.
@@ -228,11 +278,18 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
 
     let mut kinds = Vec::new();
     let mut wanted: Vec<(Kind, String)> = Vec::new();
+    let (mut splits, mut split_names) = (false, Vec::new());
     for spec in q.resource.split(',').filter(|s| !s.is_empty()) {
         let (kind, name) = match spec.split_once('/') {
             Some((k, n)) => (k, Some(n)),
             None => (spec, None),
         };
+        if matches!(kind, "ts" | "trafficsplit" | "trafficsplits") {
+            split_names.extend(name.map(str::to_string));
+            split_names.extend(names.iter().map(|n| n.to_string()));
+            splits = true;
+            continue;
+        }
         let ks: Vec<Kind> = if kind == "all" {
             vec![Kind::Deployment, Kind::Pod, Kind::Service]
         } else {
@@ -250,8 +307,11 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
             }
         }
     }
-    if kinds.is_empty() {
+    if kinds.is_empty() && !splits {
         return Err("no resource type given (e.g. resource=deploy)".into());
+    }
+    if splits && to.is_some() {
+        return Err("trafficsplits cannot be used with --to".into());
     }
 
     let mut rows = Vec::new();
@@ -281,6 +341,9 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
             }
             rows.push(row(r, meshed.clone(), http.get(&i), tcp.get(&i), secs));
         }
+    }
+    if splits {
+        rows.extend(split_rows(res, ms, scope, &split_names, from.as_ref(), (now, window)));
     }
     Ok(rows)
 }

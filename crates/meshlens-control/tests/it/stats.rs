@@ -83,7 +83,10 @@ fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn stat_routes_and_edges_from_scraped_proxies() {
-    let dir = MeshDir::new(&[("mesh.yaml", MESH), ("profiles/orders.yaml", PROFILE)]);
+    let split = "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata:\n  name: orders-split\n  \
+        namespace: prod\nspec:\n  service: orders\n  backends:\n    - service: orders\n      weight: 900m\n    \
+        - service: web\n      weight: 100m\n";
+    let dir = MeshDir::new(&[("mesh.yaml", MESH), ("profiles/orders.yaml", PROFILE), ("split.yaml", split)]);
     let mut c = config(&dir);
     c.scrape_interval = Duration::from_millis(200);
     let cp = start(c).await;
@@ -145,6 +148,17 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     let (_, svc) = get_json(addr, "/api/v1/stat?resource=svc/orders&namespace=prod&window=1m").await;
     assert_eq!(svc[0]["meshed"], "-");
     assert!((svc[0]["success"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{svc}");
+
+    // TrafficSplit leaves.
+    let (code, ts) = get_json(addr, "/api/v1/stat?resource=ts&namespace=prod&window=1m").await;
+    assert_eq!(code, 200, "{ts}");
+    assert_eq!(ts.as_array().unwrap().len(), 2, "{ts}");
+    assert_eq!(
+        (ts[0]["apex"].as_str(), ts[0]["leaf"].as_str(), ts[0]["weight"].as_str()),
+        (Some("orders"), Some("orders"), Some("900m"))
+    );
+    assert!((ts[0]["success"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{ts}");
+    assert_eq!(ts[1]["rps"], Value::Null);
 
     // Routes: effective vs actual with --to; every profiled route plus [DEFAULT].
     let (code, routes) =

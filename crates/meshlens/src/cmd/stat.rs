@@ -12,7 +12,8 @@ use super::output::{self, Format};
 
 /// Show traffic statistics of mesh resources.
 ///
-/// RESOURCES: `TYPE`, `TYPE/NAME`, or `TYPE NAME…`, where TYPE is `ns`, `deploy`, `po`, `svc` or `all`.
+/// RESOURCES: `TYPE`, `TYPE/NAME`, or `TYPE NAME…`, where TYPE is `ns`, `deploy`, `po`, `svc`, `ts`
+/// (TrafficSplit: one row per leaf) or `all`.
 /// Without --to/--from the numbers are what the resource served (inbound); `--to X` shows the resource's
 /// requests to X, `--from X` the requests X sent to the resource (both as the client saw them).
 #[derive(Args, Debug)]
@@ -96,12 +97,46 @@ pub fn run(args: StatArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// TrafficSplit rows: `NAME APEX LEAF WEIGHT SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99`.
+fn split_table(rows: &[StatRow], all_namespaces: bool, prefix: bool) -> String {
+    let mut header = Vec::new();
+    if all_namespaces {
+        header.push("NAMESPACE");
+    }
+    header.extend(["NAME", "APEX", "LEAF", "WEIGHT", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]);
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|r| r.kind == "trafficsplit")
+        .map(|r| {
+            let mut line = Vec::new();
+            if all_namespaces {
+                line.push(r.namespace.clone());
+            }
+            line.push(if prefix { format!("ts/{}", r.name) } else { r.name.clone() });
+            for v in [&r.apex, &r.leaf, &r.weight] {
+                line.push(v.clone().unwrap_or_else(|| "-".into()));
+            }
+            line.extend([
+                output::percent(r.success),
+                output::rps(r.rps),
+                output::ms(r.latency_ms_p50),
+                output::ms(r.latency_ms_p95),
+                output::ms(r.latency_ms_p99),
+            ]);
+            line
+        })
+        .collect();
+    let left = if all_namespaces { 4 } else { 3 };
+    output::table(&header, &lines, left)
+}
+
 fn short(kind: &str) -> &str {
     match kind {
         "deployment" => "deploy",
         "pod" => "po",
         "service" => "svc",
         "namespace" => "ns",
+        "trafficsplit" => "ts",
         k => k,
     }
 }
@@ -121,6 +156,10 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
     let mut out = Vec::new();
     for kind in kinds {
         let pod = kind == "pod";
+        if kind == "trafficsplit" {
+            out.push(split_table(rows, all_namespaces, prefix));
+            continue;
+        }
         let mut header = Vec::new();
         if all_namespaces {
             header.push("NAMESPACE");

@@ -84,7 +84,16 @@ fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
             }
             let path = line.split(' ').nth(1).unwrap_or("").to_string();
             log.lock().unwrap().push(path.clone());
-            let body = if path.starts_with("/api/v1/stat?resource=all") {
+            let body = if path.starts_with("/api/v1/stat?resource=ts") {
+                json!([{"namespace": "prod", "kind": "trafficsplit", "name": "ml", "meshed": "-", "success": 1.0,
+                    "rps": 3.0, "latency_ms_p50": 10, "latency_ms_p95": 20, "latency_ms_p99": 30,
+                    "tcp_open_connections": null, "tcp_read_bytes_rate": null, "tcp_write_bytes_rate": null,
+                    "apex": "ml", "leaf": "ml-a", "weight": "900m"},
+                    {"namespace": "prod", "kind": "trafficsplit", "name": "ml", "meshed": "-", "success": null,
+                    "rps": null, "latency_ms_p50": null, "latency_ms_p95": null, "latency_ms_p99": null,
+                    "tcp_open_connections": null, "tcp_read_bytes_rate": null, "tcp_write_bytes_rate": null,
+                    "apex": "ml", "leaf": "ml-b", "weight": "100m"}])
+            } else if path.starts_with("/api/v1/stat?resource=all") {
                 all_rows()
             } else if path.starts_with("/api/v1/stat?resource=ns") {
                 json!([])
@@ -130,7 +139,9 @@ fn run(control: &str, args: &[&str]) -> (String, String) {
 #[test]
 fn output_formats_match_golden_files() {
     let (url, seen) = fake_control();
-    let cases: [(&str, &[&str]); 12] = [
+    let cases: [(&str, &[&str]); 14] = [
+        ("stat_ts_table", &["stat", "ts", "-n", "prod"]),
+        ("stat_ts_json", &["stat", "ts/ml", "-n", "prod", "-o", "json"]),
         ("stat_table", &["stat", "deploy", "-n", "prod"]),
         ("stat_wide", &["stat", "deploy", "-n", "prod", "-o", "wide"]),
         ("stat_json", &["stat", "deploy", "-n", "prod", "-o", "json"]),

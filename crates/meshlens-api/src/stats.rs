@@ -45,6 +45,14 @@ pub struct RouteRow {
     pub latency_ms_p50: Option<u64>,
     pub latency_ms_p95: Option<u64>,
     pub latency_ms_p99: Option<u64>,
+    /// Added (with `--to`): responses the proxy made because the route timeout fired, in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<u64>,
+    /// Added (with `--to`): how original requests' retries ended in the window (`succeeded_first`,
+    /// `succeeded_after_retry`, `failed_no_budget`, `failed_not_retryable`, `failed_body_too_large`,
+    /// `failed_timeout`, `failed_retries_exhausted`); only fates seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_fates: Option<BTreeMap<String, u64>>,
 }
 
 /// With `--to`: effective (as the caller sees requests) and actual (every attempt); without: `success`, `rps`.
@@ -127,6 +135,8 @@ mod tests {
             latency_ms_p50: None,
             latency_ms_p95: None,
             latency_ms_p99: None,
+            timeouts: None,
+            retry_fates: None,
         };
         let text = serde_json::to_string(&row).unwrap();
         assert!(text.contains(r#""success":null,"rps":0.5"#), "{text}");

@@ -42,6 +42,8 @@ pub enum Family {
     Route,
     /// `route_actual_response_total` (per attempt).
     RouteActual,
+    /// `route_retry_fate_total` (per original request: how its retries ended; counted in `success`).
+    RetryFate,
     /// `tcp_*` (inbound `peer="src"`, outbound `peer="dst"`).
     Tcp,
 }
@@ -62,6 +64,8 @@ pub struct Key {
     pub authority: String,
     /// `rt_route` (routes).
     pub route: String,
+    /// `fate` (retry fates).
+    pub fate: String,
 }
 
 /// What one key accumulated in one slot.
@@ -73,6 +77,8 @@ struct Agg {
     buckets: Vec<(u16, u32)>,
     read_bytes: f64,
     write_bytes: f64,
+    /// Responses the proxy made because the route timeout fired (`error="timeout"`).
+    timeouts: f64,
 }
 
 impl Agg {
@@ -81,6 +87,7 @@ impl Agg {
         self.failure += o.failure;
         self.read_bytes += o.read_bytes;
         self.write_bytes += o.write_bytes;
+        self.timeouts += o.timeouts;
         for &(i, c) in &o.buckets {
             self.add_bucket(i, c);
         }
@@ -150,6 +157,8 @@ pub struct Totals {
     pub buckets: Vec<(f64, f64, f64)>,
     pub read_bytes: f64,
     pub write_bytes: f64,
+    /// Route-timeout responses (routes).
+    pub timeouts: f64,
     /// Currently open connections (gauge, at the last scrape of each live instance).
     pub open_connections: f64,
     /// HTTP data was seen.
@@ -272,6 +281,7 @@ impl MetricStore {
                 "route_response_total" => (Family::Route, Kind::Class),
                 "route_response_latency_ms_bucket" => (Family::Route, Kind::Bucket),
                 "route_actual_response_total" => (Family::RouteActual, Kind::Class),
+                "route_retry_fate_total" => (Family::RetryFate, Kind::Fate),
                 "tcp_read_bytes_total" => (Family::Tcp, Kind::Read),
                 "tcp_write_bytes_total" => (Family::Tcp, Kind::Write),
                 "tcp_open_connections" => (Family::Tcp, Kind::Open),
@@ -298,7 +308,11 @@ impl MetricStore {
                     } else {
                         a.failure += delta;
                     }
+                    if s.label("error") == "timeout" {
+                        a.timeouts += delta;
+                    }
                 }
+                Kind::Fate => aggs.entry(id).or_default().success += delta,
                 Kind::Bucket => {
                     let le = match s.label("le") {
                         "+Inf" => f64::INFINITY,
@@ -446,6 +460,7 @@ impl MetricStore {
                     buckets,
                     read_bytes: a.read_bytes,
                     write_bytes: a.write_bytes,
+                    timeouts: a.timeouts,
                     open_connections: open,
                     http,
                     tcp,
@@ -481,7 +496,8 @@ impl MetricStore {
                         + k.dst_instance.len()
                         + k.dst_service.len()
                         + k.authority.len()
-                        + k.route.len())
+                        + k.route.len()
+                        + k.fate.len())
             })
             .sum();
         let instance_bytes: usize = inner
@@ -520,6 +536,7 @@ pub struct MemoryUse {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Class,
+    Fate,
     Bucket,
     Read,
     Write,
@@ -564,6 +581,7 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
         dst_service: String::new(),
         authority: String::new(),
         route: String::new(),
+        fate: String::new(),
     };
     match family {
         Family::Http => {
@@ -575,7 +593,8 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
                 key.authority = s.label("authority").to_string();
             }
         }
-        Family::Route | Family::RouteActual => {
+        Family::Route | Family::RouteActual | Family::RetryFate => {
+            key.fate = s.label("fate").to_string();
             key.authority = s.label("dst").to_string();
             key.route = s.label("rt_route").to_string();
             let (svc, ns) = split_fqdn(&key.authority);

@@ -409,9 +409,13 @@ pub(crate) fn routes(
     let actual = ms.query(now, window, |k| {
         (k.family == Family::RouteActual && want(k)).then(|| (k.authority.clone(), k.route.clone()))
     });
+    let fates = ms.query(now, window, |k| {
+        (k.family == Family::RetryFate && to.is_some() && want(k))
+            .then(|| (k.authority.clone(), k.route.clone(), k.fate.clone()))
+    });
     let mut all: BTreeSet<(String, String)> = declared;
     all.extend(effective.keys().cloned());
-    let mut rows = Vec::new();
+    let mut rows: Vec<RouteRow> = Vec::new();
     for key in all {
         let e = effective.get(&key).filter(|t| t.http);
         let a = actual.get(&key).filter(|t| t.http);
@@ -426,12 +430,20 @@ pub(crate) fn routes(
             RouteNumbers::Plain { success: e.and_then(Totals::success_rate), rps: e.map(|t| rate(t.requests(), secs)) }
         };
         rows.push(RouteRow {
-            route: key.1,
-            authority: key.0,
+            route: key.1.clone(),
+            authority: key.0.clone(),
             numbers,
             latency_ms_p50: round(e.and_then(|t| t.quantile(0.5))),
             latency_ms_p95: round(e.and_then(|t| t.quantile(0.95))),
             latency_ms_p99: round(e.and_then(|t| t.quantile(0.99))),
+            timeouts: to.is_some().then(|| effective.get(&key).map_or(0, |t| t.timeouts.round() as u64)),
+            retry_fates: to.is_some().then(|| {
+                fates
+                    .iter()
+                    .filter(|((a, r, _), t)| (a, r) == (&key.0, &key.1) && t.success > 0.0)
+                    .map(|((_, _, f), t)| (f.clone(), t.success.round() as u64))
+                    .collect()
+            }),
         });
     }
     let mut out = BTreeMap::new();

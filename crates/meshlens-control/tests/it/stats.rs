@@ -59,7 +59,7 @@ fn orders_page(ok: u64, fail: u64) -> String {
     )
 }
 
-fn web_page(ok: u64, fail: u64, orders0: SocketAddr) -> String {
+fn web_page(ok: u64, fail: u64, timeouts: u64, orders0: SocketAddr) -> String {
     let dst = "dst_deployment=\"orders\",dst_namespace=\"prod\",dst_pod=\"orders-0\",dst_service=\"orders\"";
     let route = "direction=\"outbound\",dst=\"orders.prod.svc.cluster.local:80\",rt_route=\"GET /api/orders\"";
     format!(
@@ -68,6 +68,10 @@ fn web_page(ok: u64, fail: u64, orders0: SocketAddr) -> String {
          route_response_total{{{route},status_code=\"200\",classification=\"success\",grpc_status=\"\",error=\"\"}} {ok}\n\
          route_actual_response_total{{{route},status_code=\"200\",classification=\"success\",grpc_status=\"\",error=\"\"}} {ok}\n\
          route_actual_response_total{{{route},status_code=\"500\",classification=\"failure\",grpc_status=\"\",error=\"\"}} {fail}\n\
+         route_response_total{{{route},status_code=\"504\",classification=\"failure\",grpc_status=\"\",error=\"timeout\"}} {timeouts}\n\
+         route_retry_fate_total{{{route},fate=\"succeeded_first\"}} {ok}\n\
+         route_retry_fate_total{{{route},fate=\"failed_no_budget\"}} {timeouts}\n\
+         route_retry_fate_total{{{route},fate=\"failed_timeout\"}} 0\n\
          tcp_write_bytes_total{{direction=\"outbound\",peer=\"dst\",target_addr=\"{orders0}\"}} {ok}\n"
     )
 }
@@ -94,7 +98,7 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
 
     let (web, orders0, orders1) = (FakeAdmin::start().await, FakeAdmin::start().await, FakeAdmin::start().await);
     let orders0_inbound: SocketAddr = "127.0.0.1:24143".parse().unwrap();
-    web.set(web_page(0, 0, orders0_inbound));
+    web.set(web_page(0, 0, 0, orders0_inbound));
     orders0.set(orders_page(1000, 0));
     orders1.set(orders_page(0, 0));
     for (w, i, admin, inbound) in [
@@ -112,7 +116,7 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     // 80 (+ 20 failed attempts) to orders.
     orders0.set(orders_page(1090, 10));
     orders1.set(orders_page(50, 0));
-    web.set(web_page(80, 20, orders0_inbound));
+    web.set(web_page(80, 20, 4, orders0_inbound));
 
     let q = "/api/v1/stat?resource=deploy&namespace=prod&window=1m";
     assert_eventually!(
@@ -167,12 +171,15 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     let rows = routes["deploy/web"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["route"].as_str().unwrap()).collect();
     assert_eq!(names, ["GET /api/orders", "[DEFAULT]"]);
-    assert_eq!(rows[0]["effective_success"], 1.0);
+    assert!((rows[0]["effective_success"].as_f64().unwrap() - 80.0 / 84.0).abs() < 1e-9, "{routes}");
+    assert_eq!(rows[0]["timeouts"], 4);
+    assert_eq!(rows[0]["retry_fates"], serde_json::json!({"succeeded_first": 80, "failed_no_budget": 4}));
     assert!((rows[0]["actual_success"].as_f64().unwrap() - 0.8).abs() < 1e-9);
     assert_eq!(rows[0]["authority"], "orders.prod.svc.cluster.local:80");
     assert_eq!(rows[1]["effective_rps"], Value::Null);
     let (_, plain) = get_json(addr, "/api/v1/routes?resource=deploy/orders&namespace=prod&window=1m").await;
-    assert_eq!(plain["deploy/orders"][0]["success"], 1.0, "{plain}");
+    assert!((plain["deploy/orders"][0]["success"].as_f64().unwrap() - 80.0 / 84.0).abs() < 1e-9, "{plain}");
+    assert!(plain["deploy/orders"][0].get("retry_fates").is_none(), "{plain}");
 
     // Edges from the window.
     let (_, edges) = get_json(addr, "/api/v1/edges?resource=deploy&namespace=prod&window=1m").await;

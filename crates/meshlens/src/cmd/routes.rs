@@ -1,6 +1,7 @@
 //! `meshlens routes`: per-route numbers of the ServiceProfile routes behind a resource, `[DEFAULT]` for
 //! requests no route matched (reference/linkerd.md §1.3). With `--to`, `-o wide` shows EFFECTIVE (as the
-//! caller saw its requests, after retries) and ACTUAL (every attempt) success and RPS.
+//! caller saw its requests, after retries) and ACTUAL (every attempt) success and RPS, and — beyond
+//! Linkerd — TIMEOUTS (route-timeout responses) and RETRY_FATES (how retried requests ended) in the window.
 
 use std::process::ExitCode;
 
@@ -65,6 +66,20 @@ fn service(authority: &str) -> &str {
     authority.split(['.', ':']).next().unwrap_or(authority)
 }
 
+/// The retry fates other than `succeeded_first`, e.g. `after_retry:3,no_budget:1`, or `-`.
+fn fates(f: Option<&std::collections::BTreeMap<String, u64>>) -> String {
+    let parts: Vec<String> = f
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| k.as_str() != "succeeded_first" && **v > 0)
+        .map(|(k, v)| {
+            let k = k.strip_prefix("succeeded_").or_else(|| k.strip_prefix("failed_")).unwrap_or(k);
+            format!("{k}:{v}")
+        })
+        .collect();
+    if parts.is_empty() { "-".into() } else { parts.join(",") }
+}
+
 pub fn render(routes: &RoutesResponse, format: Format) -> anyhow::Result<String> {
     if format == Format::Json {
         return output::json(routes);
@@ -86,6 +101,9 @@ pub fn render(routes: &RoutesResponse, format: Format) -> anyhow::Result<String>
             header.extend(["SUCCESS", "RPS"]);
         }
         header.extend(["LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]);
+        if wide {
+            header.extend(["TIMEOUTS", "RETRY_FATES"]);
+        }
         let lines: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -107,6 +125,10 @@ pub fn render(routes: &RoutesResponse, format: Format) -> anyhow::Result<String>
                     }
                 }
                 line.extend([output::ms(r.latency_ms_p50), output::ms(r.latency_ms_p95), output::ms(r.latency_ms_p99)]);
+                if wide {
+                    line.push(output::count(r.timeouts));
+                    line.push(fates(r.retry_fates.as_ref()));
+                }
                 line
             })
             .collect();

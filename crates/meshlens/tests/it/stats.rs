@@ -47,6 +47,12 @@ fn routes(to: bool) -> Value {
             r["effective_rps"] = n(1.5);
             r["actual_success"] = n(0.85);
             r["actual_rps"] = n(1.75);
+            r["timeouts"] = json!(if data { 2 } else { 0 });
+            r["retry_fates"] = if data {
+                json!({"succeeded_first": 80, "succeeded_after_retry": 12, "failed_no_budget": 3})
+            } else {
+                json!({})
+            };
         } else {
             r["success"] = n(1.0);
             r["rps"] = n(1.5);

@@ -828,4 +828,100 @@ mod tests {
         assert!(mem.slots <= 130 + 60, "{mem:?}");
         assert!(mem.slot_bytes < 8 << 20, "{mem:?}");
     }
+
+    /// The issue's accuracy check, on the store alone: latencies from a known smooth distribution (90% in
+    /// 8–12 ms, 8% in 80–120 ms, 2% in 700–900 ms) bucketed with the proxy's bounds and scraped twelve
+    /// times → p50/p95/p99 over the whole window within max(5%, one bucket width) of the exact sample
+    /// quantiles, and the success rate exact.
+    #[test]
+    fn quantiles_match_a_known_distribution_within_a_bucket() {
+        let bounds = [
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            2.5,
+            3.0,
+            4.0,
+            5.0,
+            7.5,
+            10.0,
+            15.0,
+            20.0,
+            25.0,
+            30.0,
+            40.0,
+            50.0,
+            75.0,
+            100.0,
+            150.0,
+            200.0,
+            250.0,
+            300.0,
+            400.0,
+            500.0,
+            750.0,
+            1000.0,
+            1500.0,
+            2000.0,
+            2500.0,
+            3000.0,
+            4000.0,
+            5000.0,
+            7500.0,
+            10000.0,
+            f64::INFINITY,
+        ];
+        let mut seed: u64 = 42;
+        let mut uniform = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let store = MetricStore::new(Settings::new(1000, 3_600_000));
+        let s = src("web", 0);
+        let mut cumulative = vec![0u64; bounds.len()];
+        let mut all = Vec::new();
+        let (mut ok, mut failed) = (0u64, 0u64);
+        for round in 0..=12u64 {
+            if round > 0 {
+                for _ in 0..1000 {
+                    let p = uniform();
+                    let v = if p < 0.90 {
+                        8.0 + 4.0 * uniform()
+                    } else if p < 0.98 {
+                        80.0 + 40.0 * uniform()
+                    } else {
+                        700.0 + 200.0 * uniform()
+                    };
+                    all.push(v);
+                    for (i, b) in bounds.iter().enumerate() {
+                        if v <= *b {
+                            cumulative[i] += 1;
+                        }
+                    }
+                    if uniform() < 0.003 { failed += 1 } else { ok += 1 }
+                }
+            }
+            let mut text = format!(
+                "response_total{{direction=\"inbound\",classification=\"success\"}} {ok}\n\
+                 response_total{{direction=\"inbound\",classification=\"failure\"}} {failed}\n"
+            );
+            for (b, c) in bounds.iter().zip(&cumulative) {
+                let le = if b.is_infinite() { "+Inf".to_string() } else { b.to_string() };
+                text.push_str(&format!("response_latency_ms_bucket{{direction=\"inbound\",le=\"{le}\"}} {c}\n"));
+            }
+            store.ingest(&s, round * 1000, &parse(&text).0, round == 0, &no_peer);
+        }
+        all.sort_by(f64::total_cmp);
+        let t = &inbound(&store, 12_000, 12_000)["web"];
+        assert_eq!(t.success_rate(), Some(ok as f64 / (ok + failed) as f64));
+        for q in [0.5, 0.95, 0.99] {
+            let exact = all[(q * all.len() as f64) as usize - 1];
+            let got = t.quantile(q).unwrap();
+            let i = bounds.iter().position(|b| exact <= *b).unwrap();
+            let width = bounds[i] - if i == 0 { 0.0 } else { bounds[i - 1] };
+            let tolerance = (0.05 * exact).max(width);
+            assert!((got - exact).abs() <= tolerance, "p{}: {got} vs exact {exact} (tolerance {tolerance})", q * 100.0);
+        }
+    }
 }

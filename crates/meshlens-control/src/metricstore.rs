@@ -111,8 +111,8 @@ struct Slot {
 
 #[derive(Default)]
 struct InstanceState {
-    /// raw series (name + labels) → last value
-    last: HashMap<String, f64>,
+    /// raw series (hash of name + labels) → last value
+    last: HashMap<u64, f64>,
     /// key → gauge value (tcp_open_connections) at the last scrape
     gauges: HashMap<u32, f64>,
     last_scrape: Option<u64>,
@@ -216,16 +216,17 @@ pub struct MetricStore {
     inner: Mutex<Inner>,
 }
 
-fn series_id(s: &Sample) -> String {
-    let mut id = String::with_capacity(s.name.len() + 16 * s.labels.len());
-    id.push_str(&s.name);
+/// A 64-bit hash of name + labels: the identity of a raw series between two scrapes (kept instead of
+/// the label text, so per-instance state is 16 bytes a series).
+fn series_id(s: &Sample) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.name.hash(&mut h);
     for (k, v) in &s.labels {
-        id.push('\u{1}');
-        id.push_str(k);
-        id.push('=');
-        id.push_str(v);
+        k.hash(&mut h);
+        v.hash(&mut h);
     }
-    id
+    h.finish()
 }
 
 /// `svc.ns.svc.cluster.local:80` → (svc, ns).
@@ -500,11 +501,8 @@ impl MetricStore {
                         + k.fate.len())
             })
             .sum();
-        let instance_bytes: usize = inner
-            .instances
-            .values()
-            .map(|s| s.last.keys().map(|k| k.len() + 48).sum::<usize>() + s.gauges.len() * 24)
-            .sum();
+        let instance_bytes: usize =
+            inner.instances.values().map(|s| s.last.capacity() * 24 + s.gauges.capacity() * 24).sum();
         MemoryUse {
             slots: inner.slots.len(),
             keys: inner.keys.len(),

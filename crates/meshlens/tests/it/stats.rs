@@ -285,6 +285,43 @@ fn stat_on_the_running_demo() {
         assert!(pairs.contains(&(s.to_string(), d.to_string())), "{s} → {d}: {pairs:?}");
     }
 
+    // --from narrows to one client's requests: only frontend's callees have rows.
+    let json_of = |args: &[&str]| -> Value {
+        let out =
+            meshlens().args(args).env("XDG_STATE_HOME", state.path()).env_remove("MESHLENS_CONTROL").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let from = json_of(&["stat", "deploy", "-n", "prod", "-t", "10s", "--from", "deploy/frontend", "-o", "json"]);
+    let names: BTreeSet<&str> = from.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["api-gateway", "checkout-service", "recommendation-service"]), "{from}");
+    // The demo's profiled routes, as payment-service calls order-service.
+    let routes = || {
+        json_of(&[
+            "routes",
+            "deploy/payment-service",
+            "-n",
+            "prod",
+            "-t",
+            "10s",
+            "--to",
+            "svc/order-service",
+            "-o",
+            "json",
+        ])
+    };
+    eventually_blocking(
+        || {
+            routes()["deploy/payment-service"].as_array().is_some_and(|rows| {
+                rows.iter().any(|r| r["route"] == "[DEFAULT]")
+                    && rows.iter().any(|r| {
+                        r["route"] == "PUT /orders/{id}" && r["effective_rps"].as_f64().is_some_and(|v| v > 0.0)
+                    })
+            })
+        },
+        "payment-service's requests to order-service show on its profiled routes",
+    );
+
     let int = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
     assert!(int.success());
     demo.wait_for_exit();

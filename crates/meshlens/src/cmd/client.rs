@@ -61,10 +61,11 @@ pub fn get_json<T: serde::de::DeserializeOwned>(base: &str, path_and_query: &str
             .await
             .map_err(|_| unreachable(&"timed out"))?
             .map_err(|e| {
+                // The innermost cause says it best ("Connection refused (os error 111)").
                 let mut msg = e.to_string();
                 let mut src = std::error::Error::source(&e);
                 while let Some(s) = src {
-                    msg = format!("{msg}: {s}");
+                    msg = s.to_string();
                     src = s.source();
                 }
                 unreachable(&msg)

@@ -23,6 +23,10 @@ pub struct StatRow {
     pub tcp_open_connections: Option<u64>,
     pub tcp_read_bytes_rate: Option<f64>,
     pub tcp_write_bytes_rate: Option<f64>,
+    /// Added: responses the proxy made (not the app) in the window, by reason (`timeout`,
+    /// `connect_error`, `peer:…`); absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_errors: Option<BTreeMap<String, u64>>,
     /// TrafficSplit rows (`kind: "trafficsplit"`): the apex service, one leaf and its weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apex: Option<String>,

@@ -66,6 +66,11 @@ pub struct Key {
     pub route: String,
     /// `fate` (retry fates).
     pub fate: String,
+    /// `status_code` (HTTP and route families).
+    pub status_code: String,
+    /// `error`: the proxy-error reason of responses the proxy made (`timeout`, `connect_error`,
+    /// `peer:…`), empty for the app's own responses.
+    pub error: String,
 }
 
 /// What one key accumulated in one slot.
@@ -498,7 +503,9 @@ impl MetricStore {
                         + k.dst_service.len()
                         + k.authority.len()
                         + k.route.len()
-                        + k.fate.len())
+                        + k.fate.len()
+                        + k.status_code.len()
+                        + k.error.len())
             })
             .sum();
         let instance_bytes: usize =
@@ -580,6 +587,8 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
         authority: String::new(),
         route: String::new(),
         fate: String::new(),
+        status_code: s.label("status_code").to_string(),
+        error: s.label("error").to_string(),
     };
     match family {
         Family::Http => {

@@ -209,6 +209,7 @@ fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, sec
         tcp_open_connections: tcp.map(|t| t.open_connections.max(0.0) as u64),
         tcp_read_bytes_rate: tcp.map(|t| rate(t.read_bytes, secs)),
         tcp_write_bytes_rate: tcp.map(|t| rate(t.write_bytes, secs)),
+        proxy_errors: None,
         apex: None,
         leaf: None,
         weight: None,
@@ -335,11 +336,23 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         let tcp = ms.query(now, window, |k| {
             (k.family == Family::Tcp).then(|| list.iter().position(|r| matches(&r.0, k))).flatten()
         });
+        let errors = ms.query(now, window, |k| {
+            (k.family == Family::Http && !k.error.is_empty())
+                .then(|| list.iter().position(|r| matches(&r.0, k)).map(|i| (i, k.error.clone())))
+                .flatten()
+        });
         for (i, (r, meshed)) in list.iter().enumerate() {
             if from.is_some() && !http.contains_key(&i) && !tcp.contains_key(&i) {
                 continue;
             }
-            rows.push(row(r, meshed.clone(), http.get(&i), tcp.get(&i), secs));
+            let mut row = row(r, meshed.clone(), http.get(&i), tcp.get(&i), secs);
+            let errs: BTreeMap<String, u64> = errors
+                .iter()
+                .filter(|((j, _), t)| *j == i && t.failure + t.success > 0.0)
+                .map(|((_, e), t)| (e.clone(), (t.failure + t.success).round() as u64))
+                .collect();
+            row.proxy_errors = (!errs.is_empty()).then_some(errs);
+            rows.push(row);
         }
     }
     if splits {

@@ -52,6 +52,7 @@ fn orders_page(ok: u64, fail: u64) -> String {
         "# TYPE response_total counter\n\
          response_total{{direction=\"inbound\",target_addr=\"127.0.0.1:8080\",tls=\"disabled\",status_code=\"200\",classification=\"success\",grpc_status=\"\",error=\"\"}} {ok}\n\
          response_total{{direction=\"inbound\",target_addr=\"127.0.0.1:8080\",tls=\"disabled\",status_code=\"500\",classification=\"failure\",grpc_status=\"\",error=\"\"}} {fail}\n\
+         response_total{{direction=\"inbound\",target_addr=\"127.0.0.1:8080\",tls=\"disabled\",status_code=\"502\",classification=\"failure\",grpc_status=\"\",error=\"connect_error\"}} {fail}\n\
          response_latency_ms_bucket{{direction=\"inbound\",status_code=\"200\",le=\"10\"}} {ok}\n\
          response_latency_ms_bucket{{direction=\"inbound\",status_code=\"200\",le=\"20\"}} {ok}\n\
          response_latency_ms_bucket{{direction=\"inbound\",status_code=\"200\",le=\"+Inf\"}} {ok}\n\
@@ -122,15 +123,16 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     assert_eventually!(
         get_json(addr, q).await.1.as_array().is_some_and(|rows| rows
             .iter()
-            .any(|r| r["name"] == "orders" && r["rps"].as_f64().is_some_and(|rps| (rps * 60.0 - 150.0).abs() < 1e-3))),
-        "orders served 150 requests"
+            .any(|r| r["name"] == "orders" && r["rps"].as_f64().is_some_and(|rps| (rps * 60.0 - 160.0).abs() < 1e-3))),
+        "orders served 160 requests (10 of them proxy-made)"
     );
     let (_, rows) = get_json(addr, q).await;
     let orders = row(&rows, "orders");
     assert_eq!(orders["kind"], "deployment");
     assert_eq!(orders["namespace"], "prod");
     assert_eq!(orders["meshed"], "2/2");
-    assert!((orders["success"].as_f64().unwrap() - 140.0 / 150.0).abs() < 1e-9, "{orders}");
+    assert!((orders["success"].as_f64().unwrap() - 140.0 / 160.0).abs() < 1e-9, "{orders}");
+    assert_eq!(orders["proxy_errors"], serde_json::json!({"connect_error": 10}), "{orders}");
     assert_eq!(orders["latency_ms_p50"], 5);
     assert_eq!(orders["latency_ms_p99"], 10);
     assert_eq!(orders["tcp_open_connections"], 6);

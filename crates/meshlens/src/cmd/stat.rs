@@ -12,6 +12,9 @@ use super::output::{self, Format};
 
 /// Show traffic statistics of mesh resources.
 ///
+/// `-o wide` adds READ_BYTES/SEC, WRITE_BYTES/SEC and PROXY_ERRORS (responses the proxy made rather than
+/// the app, by reason, in the window).
+///
 /// RESOURCES: `TYPE`, `TYPE/NAME`, or `TYPE NAME…`, where TYPE is `ns`, `deploy`, `po`, `svc`, `ts`
 /// (TrafficSplit: one row per leaf) or `all`.
 /// Without --to/--from the numbers are what the resource served (inbound); `--to X` shows the resource's
@@ -170,7 +173,7 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
         }
         header.extend(["MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99", "TCP_CONN"]);
         if format == Format::Wide {
-            header.extend(["READ_BYTES/SEC", "WRITE_BYTES/SEC"]);
+            header.extend(["READ_BYTES/SEC", "WRITE_BYTES/SEC", "PROXY_ERRORS"]);
         }
         let mut lines = Vec::new();
         for r in rows.iter().filter(|r| r.kind == kind) {
@@ -193,6 +196,10 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
             ]);
             if format == Format::Wide {
                 line.extend([output::bytes_rate(r.tcp_read_bytes_rate), output::bytes_rate(r.tcp_write_bytes_rate)]);
+                line.push(match &r.proxy_errors {
+                    Some(e) if !e.is_empty() => e.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(","),
+                    _ => "-".into(),
+                });
             }
             lines.push(line);
         }

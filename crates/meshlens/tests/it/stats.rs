@@ -17,7 +17,8 @@ fn deploy_rows() -> Value {
     json!([
         {"namespace": "prod", "kind": "deployment", "name": "orders", "meshed": "2/2", "success": 0.9333333333,
          "rps": 2.5, "latency_ms_p50": 5, "latency_ms_p95": 123, "latency_ms_p99": 1234, "tcp_open_connections": 6,
-         "tcp_read_bytes_rate": 1024.25, "tcp_write_bytes_rate": 20.0},
+         "tcp_read_bytes_rate": 1024.25, "tcp_write_bytes_rate": 20.0,
+         "proxy_errors": {"connect_error": 2, "timeout": 5}},
         {"namespace": "prod", "kind": "deployment", "name": "web", "meshed": "1/1", "success": null, "rps": null,
          "latency_ms_p50": null, "latency_ms_p95": null, "latency_ms_p99": null, "tcp_open_connections": 0,
          "tcp_read_bytes_rate": 0.0, "tcp_write_bytes_rate": 0.0}

@@ -342,7 +342,8 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
                 .flatten()
         });
         for (i, (r, meshed)) in list.iter().enumerate() {
-            if from.is_some() && !http.contains_key(&i) && !tcp.contains_key(&i) {
+            let seen = http.get(&i).is_some_and(|t| t.http) || tcp.get(&i).is_some_and(|t| t.tcp);
+            if from.is_some() && !seen {
                 continue;
             }
             let mut row = row(r, meshed.clone(), http.get(&i), tcp.get(&i), secs);

@@ -11,6 +11,7 @@ pub mod labels;
 pub mod mesh;
 pub mod meta;
 pub mod profile;
+pub mod stats;
 
 pub use authority::Authority;
 pub use discovery::{Endpoint, Service, ServicePort, Snapshot};

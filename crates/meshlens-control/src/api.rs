@@ -21,12 +21,16 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::api_types::ErrorBody;
 use crate::metrics::Metrics;
+use crate::metricstore::MetricStore;
+use crate::statsapi;
 use crate::store::{Published, Store};
 
 /// What every handler shares.
 pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// The embedded metric store (what the scraper saw).
+    pub stats: Arc<MetricStore>,
     pub heartbeat: Duration,
     /// Turns true when the server stops; open watch streams end then.
     pub shutdown: watch::Receiver<bool>,
@@ -39,6 +43,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/watch", get(watch_stream))
         .route("/api/v1/status", get(status))
         .route("/api/v1/resources", get(resources))
+        .route("/api/v1/stat", get(stat))
+        .route("/api/v1/routes", get(routes))
+        .route("/api/v1/edges", get(edges))
+        .route("/api/v1/metricstore", get(metricstore))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -192,6 +200,42 @@ async fn resources(State(s): State<Arc<Shared>>) -> Response {
     json(StatusCode::OK, &s.store.resources())
 }
 
+fn answer<T: serde::Serialize>(result: Result<T, String>) -> Response {
+    match result {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// `GET /api/v1/stat?resource=deploy[/NAME][,…]&names=&namespace=&all_namespaces=&window=&to=&from=`.
+async fn stat(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQuery>, QueryRejection>) -> Response {
+    match query {
+        Ok(Query(q)) => answer(statsapi::stat(&s.store.resources(), &s.stats, &q, s.stats.now())),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid stat query: {e}")),
+    }
+}
+
+/// `GET /api/v1/routes?resource=deploy/NAME&namespace=&window=&to=&to_namespace=`.
+async fn routes(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::RoutesQuery>, QueryRejection>) -> Response {
+    match query {
+        Ok(Query(q)) => answer(statsapi::routes(&s.store.resources(), &s.stats, &q, s.stats.now())),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid routes query: {e}")),
+    }
+}
+
+/// `GET /api/v1/edges?resource=deploy|po&namespace=&all_namespaces=&window=`.
+async fn edges(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQuery>, QueryRejection>) -> Response {
+    match query {
+        Ok(Query(q)) => answer(statsapi::edges(&s.stats, &q, s.stats.now())),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid edges query: {e}")),
+    }
+}
+
+/// `GET /api/v1/metricstore`: the embedded metric store's size (slots, rolled-up keys, bytes).
+async fn metricstore(State(s): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &s.stats.memory())
+}
+
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let text = s.metrics.encode(&s.store.gauges());
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -216,7 +260,8 @@ mod tests {
         let timing = LeaseTiming { ttl: Duration::from_secs(10), renew: Duration::from_secs(3), grace: Duration::ZERO };
         let store = Arc::new(Store::new(crate::meshdir::load(dir.path()).unwrap(), timing, metrics.clone()));
         let (tx, rx) = watch::channel(false);
-        (Arc::new(Shared { store, metrics, heartbeat: Duration::from_secs(5), shutdown: rx }), tx)
+        let stats = Arc::new(MetricStore::new(crate::metricstore::Settings::new(5000, 3_600_000)));
+        (Arc::new(Shared { store, metrics, stats, heartbeat: Duration::from_secs(5), shutdown: rx }), tx)
     }
 
     fn parse(line: &Bytes) -> WatchEvent {

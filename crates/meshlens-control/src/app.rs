@@ -15,7 +15,9 @@ use crate::api::{self, Shared};
 use crate::api_types::Status;
 use crate::meshdir::{self, ConfigErrors, MeshConfig};
 use crate::metrics::Metrics;
+use crate::metricstore::{MetricStore, Settings};
 use crate::reload;
+use crate::scrape::{self, ScrapeTiming};
 use crate::store::{LeaseTiming, Published, Store};
 
 /// Where the control plane listens and reads, and its timing (defaults as DESIGN.md §4 says).
@@ -39,6 +41,10 @@ pub struct Config {
     pub reload_interval: Duration,
     /// How long [`Running::shutdown`] waits for open requests before closing them (5 s).
     pub shutdown_grace: Duration,
+    /// How often every registered proxy's `/metrics` is scraped into the metric store (5 s).
+    pub scrape_interval: Duration,
+    /// How long the metric store keeps what it scraped (1 h).
+    pub metrics_retention: Duration,
 }
 
 impl Config {
@@ -54,6 +60,8 @@ impl Config {
             heartbeat: Duration::from_secs(5),
             reload_interval: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
+            scrape_interval: Duration::from_secs(5),
+            metrics_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -103,8 +111,18 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let timing = LeaseTiming { ttl: config.lease_ttl, renew: config.lease_renew, grace: config.restart_grace };
     let store = Arc::new(Store::new(mesh, timing, metrics.clone()));
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let stats = Arc::new(MetricStore::new(Settings::new(
+        config.scrape_interval.as_millis() as u64,
+        config.metrics_retention.as_millis() as u64,
+    )));
+    let scrape_timing = ScrapeTiming {
+        interval: config.scrape_interval,
+        fresh: 2 * config.scrape_interval + Duration::from_secs(1),
+        warmup: config.lease_ttl,
+    };
 
     let tasks = vec![
+        tokio::spawn(scrape::run(store.clone(), stats.clone(), scrape_timing, shutdown_rx.clone())),
         tokio::spawn(sweep(store.clone(), config.sweep_interval, shutdown_rx.clone())),
         tokio::spawn(reload::run(
             store.clone(),
@@ -115,8 +133,13 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         )),
     ];
 
-    let shared =
-        Arc::new(Shared { store: store.clone(), metrics, heartbeat: config.heartbeat, shutdown: shutdown_rx.clone() });
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        metrics,
+        stats,
+        heartbeat: config.heartbeat,
+        shutdown: shutdown_rx.clone(),
+    });
     let app = api::router(shared);
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

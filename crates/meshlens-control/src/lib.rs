@@ -21,6 +21,10 @@
 //! | `api` | the HTTP API (axum) |
 //! | `metrics` | the control plane's own `/metrics` |
 //! | [`api_types`] | JSON shapes of `/api/v1/status` and `/api/v1/resources` |
+//! | `promtext` | the Prometheus text parser (what proxies serve on `/metrics`) |
+//! | `scrape` | scrapes every registered proxy into the metric store |
+//! | `metricstore` | per-scrape deltas rolled up at ingest, in time slots; window queries |
+//! | `statsapi` | `/api/v1/stat`, `/routes`, `/edges` from resources + the metric store |
 
 mod api;
 pub mod api_types;
@@ -28,7 +32,11 @@ mod app;
 mod clock;
 pub mod meshdir;
 mod metrics;
+mod metricstore;
+mod promtext;
 mod reload;
+mod scrape;
+mod statsapi;
 mod store;
 mod validate;
 mod yaml;

@@ -3,5 +3,6 @@
 
 mod api;
 mod reload;
+mod stats;
 mod support;
 mod watch;

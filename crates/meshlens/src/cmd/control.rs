@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -20,6 +21,12 @@ pub struct ControlArgs {
     /// Where the API listens (proxies, CLI, dashboard). Port 0 picks a free port.
     #[arg(long, env = "MESHLENS_CONTROL_LISTEN", default_value = "127.0.0.1:8086")]
     listen: SocketAddr,
+    /// How often every registered proxy's /metrics is scraped into the metric store (e.g. 5s, 500ms).
+    #[arg(long, env = "MESHLENS_CONTROL_SCRAPE_INTERVAL", default_value = "5s", value_parser = duration)]
+    scrape_interval: Duration,
+    /// How long the metric store keeps what it scraped.
+    #[arg(long, env = "MESHLENS_CONTROL_METRICS_RETENTION", default_value = "1h", value_parser = duration)]
+    metrics_retention: Duration,
     /// Log filter, e.g. `info` or `info,meshlens_control=debug`.
     #[arg(long, env = "MESHLENS_CONTROL_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -33,7 +40,9 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let config = meshlens_control::Config::new(args.mesh_dir, args.listen);
+        let mut config = meshlens_control::Config::new(args.mesh_dir, args.listen);
+        config.scrape_interval = args.scrape_interval;
+        config.metrics_retention = args.metrics_retention;
         let control = match meshlens_control::start(config).await {
             Ok(c) => c,
             Err(meshlens_control::StartError::InvalidConfig(errors)) => {
@@ -56,6 +65,14 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
         control.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = meshlens_api::duration::parse(s)?;
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(d)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

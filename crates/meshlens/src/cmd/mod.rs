@@ -1,10 +1,15 @@
 //! The command line: one module per subcommand.
 
+pub mod client;
 pub mod control;
 pub mod demo;
 pub mod demo_app;
 pub mod demo_load;
+pub mod edges;
+pub mod output;
 pub mod proxy;
+pub mod routes;
+pub mod stat;
 pub mod up;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +37,12 @@ pub enum Command {
     DemoApp(demo_app::DemoAppArgs),
     /// The demo's traffic generator: a steady request rate over a mix of paths.
     DemoLoad(demo_load::DemoLoadArgs),
+    /// Traffic statistics of namespaces, workloads, instances and services (Linkerd's `viz stat`).
+    Stat(stat::StatArgs),
+    /// Per-route statistics of a resource's ServiceProfile routes (Linkerd's `viz routes`).
+    Routes(routes::RoutesArgs),
+    /// Which workloads talked to which in the window (Linkerd's `viz edges`).
+    Edges(edges::EdgesArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -45,6 +56,9 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::DemoApp(args) => demo_app::run(args),
         Command::DemoLoad(args) => demo_load::run(args),
+        Command::Stat(args) => stat::run(args),
+        Command::Routes(args) => routes::run(args),
+        Command::Edges(args) => edges::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

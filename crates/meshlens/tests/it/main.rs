@@ -4,5 +4,6 @@ mod demo;
 mod demo_app;
 mod mesh_e2e;
 mod proxy;
+mod stats;
 mod support;
 mod up;

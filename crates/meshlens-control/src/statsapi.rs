@@ -1,0 +1,505 @@
+//! The queries behind `/api/v1/stat`, `/api/v1/routes` and `/api/v1/edges`: resources from the store,
+//! numbers from the metric store, rows in the CLI's `-o json` shapes (`meshlens_api::stats`).
+//!
+//! Views (reference/linkerd.md §1.1): without `to`/`from`, a resource's numbers are what its own proxies
+//! served (inbound). `to=X`: the resource's outbound traffic to X (per attempt). `from=X`: X's outbound
+//! traffic to the resource. Services are seen from their meshed clients (outbound).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use meshlens_api::stats::{EdgeRow, RouteNumbers, RouteRow, StatRow};
+use serde::Deserialize;
+
+use crate::api_types::Resources;
+use crate::metricstore::{Family, Key, MetricStore, Totals};
+
+/// Query parameters of `/api/v1/stat` (and the common ones of routes and edges).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct StatQuery {
+    /// `deploy`, `deploy/NAME`, `po`, `svc`, `ns`, `all`; several separated by commas.
+    pub resource: String,
+    /// Names, comma-separated (the `TYPE NAME…` form).
+    #[serde(default)]
+    pub names: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub all_namespaces: Option<bool>,
+    /// Go-style duration, default `1m`.
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub to_namespace: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub from_namespace: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    Namespace,
+    Deployment,
+    Pod,
+    Service,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "ns" | "namespace" | "namespaces" => Kind::Namespace,
+            "deploy" | "deployment" | "deployments" | "workload" | "workloads" => Kind::Deployment,
+            "po" | "pod" | "pods" | "instance" | "instances" => Kind::Pod,
+            "svc" | "service" | "services" => Kind::Service,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespace",
+            Kind::Deployment => "deployment",
+            Kind::Pod => "pod",
+            Kind::Service => "service",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Kind::Namespace => "ns",
+            Kind::Deployment => "deploy",
+            Kind::Pod => "po",
+            Kind::Service => "svc",
+        }
+    }
+}
+
+/// A resource: what rows are and what `to`/`from` select.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Res {
+    kind: Kind,
+    namespace: String,
+    name: String,
+    /// The workload behind a service.
+    workload: String,
+}
+
+impl Res {
+    /// Is the proxy that reported `k` this resource (the source side)?
+    fn is_source(&self, k: &Key) -> bool {
+        match self.kind {
+            Kind::Namespace => k.namespace == self.name,
+            Kind::Deployment => k.namespace == self.namespace && k.workload == self.name,
+            Kind::Pod => k.namespace == self.namespace && k.instance == self.name,
+            Kind::Service => k.namespace == self.namespace && k.workload == self.workload,
+        }
+    }
+
+    /// Is the destination of outbound `k` this resource?
+    fn is_destination(&self, k: &Key) -> bool {
+        match self.kind {
+            Kind::Namespace => k.dst_namespace == self.name,
+            Kind::Deployment => k.dst_namespace == self.namespace && k.dst_workload == self.name,
+            Kind::Pod => k.dst_namespace == self.namespace && k.dst_instance == self.name,
+            Kind::Service => {
+                k.dst_namespace == self.namespace
+                    && (k.dst_service == self.name || (k.family == Family::Tcp && k.dst_workload == self.workload))
+            }
+        }
+    }
+}
+
+pub(crate) fn window_ms(window: Option<&str>, interval_ms: u64) -> Result<u64, String> {
+    let text = window.unwrap_or("1m");
+    let d = meshlens_api::duration::parse(text).map_err(|e| format!("invalid time window '{text}': {e}"))?;
+    let ms = d.as_millis() as u64;
+    if ms < 2 * interval_ms {
+        return Err(format!(
+            "time window '{text}' is too short: it must be at least two scrape intervals ({}ms)",
+            2 * interval_ms
+        ));
+    }
+    Ok(ms)
+}
+
+/// Every resource of `kind` in scope (namespace `ns`, or all).
+fn resources_of(res: &Resources, kind: Kind, ns: Option<&str>) -> Vec<(Res, String)> {
+    let in_ns = |n: &str| ns.is_none_or(|ns| ns == n);
+    let mut out = Vec::new();
+    match kind {
+        Kind::Namespace => {
+            let mut names: BTreeSet<&str> = res.namespaces.iter().map(String::as_str).collect();
+            names.extend(res.workloads.iter().map(|w| w.namespace.as_str()));
+            for n in names.into_iter().filter(|n| in_ns(n)) {
+                let ws = res.workloads.iter().filter(|w| w.namespace == n);
+                let (meshed, want) = ws.fold((0, 0), |(m, t), w| {
+                    (m + w.instances.len(), t + w.replicas.map_or(w.instances.len(), |r| r as usize))
+                });
+                let r = Res { kind, namespace: n.to_string(), name: n.to_string(), workload: String::new() };
+                out.push((r, format!("{meshed}/{}", want.max(meshed))));
+            }
+        }
+        Kind::Deployment => {
+            for w in res.workloads.iter().filter(|w| in_ns(&w.namespace)) {
+                let meshed = w.instances.len();
+                let want = w.replicas.map_or(meshed, |r| r as usize);
+                let r = Res { kind, namespace: w.namespace.clone(), name: w.name.clone(), workload: w.name.clone() };
+                out.push((r, format!("{meshed}/{}", want.max(meshed))));
+            }
+        }
+        Kind::Pod => {
+            for w in res.workloads.iter().filter(|w| in_ns(&w.namespace)) {
+                for i in &w.instances {
+                    let r = Res {
+                        kind,
+                        namespace: w.namespace.clone(),
+                        name: i.instance.clone(),
+                        workload: w.name.clone(),
+                    };
+                    out.push((r, "1/1".into()));
+                }
+            }
+        }
+        Kind::Service => {
+            for s in res.services.iter().filter(|s| in_ns(&s.namespace)) {
+                let r =
+                    Res { kind, namespace: s.namespace.clone(), name: s.name.clone(), workload: s.workload.clone() };
+                out.push((r, "-".into()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `TYPE/NAME` (+ its namespace) → the one resource it names.
+fn target(res: &Resources, spec: &str, ns: &str) -> Result<Res, String> {
+    let (kind, name) = spec.split_once('/').ok_or_else(|| format!("'{spec}': expected TYPE/NAME, e.g. deploy/web"))?;
+    let kind = Kind::parse(kind).ok_or_else(|| format!("'{spec}': unknown resource type '{kind}'"))?;
+    resources_of(res, kind, Some(ns))
+        .into_iter()
+        .map(|r| r.0)
+        .find(|r| r.name == name)
+        .ok_or_else(|| format!("{} '{name}' not found in namespace '{ns}'", kind.name()))
+}
+
+fn round(v: Option<f64>) -> Option<u64> {
+    v.map(|v| v.round().max(0.0) as u64)
+}
+
+fn rate(v: f64, secs: f64) -> f64 {
+    (v / secs * 1e6).round() / 1e6
+}
+
+fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, secs: f64) -> StatRow {
+    let http = http.filter(|t| t.http);
+    let tcp = if r.kind == Kind::Service { None } else { tcp };
+    StatRow {
+        namespace: r.namespace.clone(),
+        kind: r.kind.name().to_string(),
+        name: r.name.clone(),
+        meshed,
+        success: http.and_then(Totals::success_rate),
+        rps: http.map(|t| rate(t.requests(), secs)),
+        latency_ms_p50: round(http.and_then(|t| t.quantile(0.5))),
+        latency_ms_p95: round(http.and_then(|t| t.quantile(0.95))),
+        latency_ms_p99: round(http.and_then(|t| t.quantile(0.99))),
+        tcp_open_connections: tcp.map(|t| t.open_connections.max(0.0) as u64),
+        tcp_read_bytes_rate: tcp.map(|t| rate(t.read_bytes, secs)),
+        tcp_write_bytes_rate: tcp.map(|t| rate(t.write_bytes, secs)),
+        proxy_errors: None,
+        apex: None,
+        leaf: None,
+        weight: None,
+    }
+}
+
+/// `ts`: one row per TrafficSplit leaf, from the clients' requests to the apex that went to that leaf.
+fn split_rows(
+    res: &Resources,
+    ms: &MetricStore,
+    scope: Option<&str>,
+    names: &[String],
+    from: Option<&Res>,
+    (now, window): (u64, u64),
+) -> Vec<StatRow> {
+    let secs = window as f64 / 1000.0;
+    let mut leaves = Vec::new();
+    for ts in &res.traffic_splits {
+        let split = &ts.traffic_split;
+        let ns = split.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        if scope.is_some_and(|s| s != ns) || (!names.is_empty() && !names.contains(&split.metadata.name)) {
+            continue;
+        }
+        let apex = split.spec.service.split('.').next().unwrap_or_default().to_string();
+        for b in &split.spec.backends {
+            let leaf = b.service.split('.').next().unwrap_or_default().to_string();
+            leaves.push((ns.clone(), split.metadata.name.clone(), apex.clone(), leaf, b.weight.to_string()));
+        }
+    }
+    let totals = ms.query(now, window, |k| {
+        if k.family != Family::Http || !k.outbound || from.is_some_and(|f| !f.is_source(k)) {
+            return None;
+        }
+        leaves.iter().position(|(ns, _, apex, leaf, _)| {
+            k.dst_namespace == *ns && k.dst_service == *leaf && k.authority.starts_with(&format!("{apex}.{ns}."))
+        })
+    });
+    leaves
+        .iter()
+        .enumerate()
+        .map(|(i, (ns, name, apex, leaf, weight))| {
+            let r = Res { kind: Kind::Service, namespace: ns.clone(), name: name.clone(), workload: String::new() };
+            let mut row = row(&r, "-".into(), totals.get(&i), None, secs);
+            row.kind = "trafficsplit".into();
+            row.tcp_open_connections = None;
+            row.apex = Some(apex.clone());
+            row.leaf = Some(leaf.clone());
+            row.weight = Some(weight.clone());
+            row
+        })
+        .collect()
+}
+
+/// `/api/v1/stat`.
+pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<StatRow>, String> {
+    let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
+    let secs = window as f64 / 1000.0;
+    if q.to.is_some() && q.from.is_some() {
+        return Err("--to and --from cannot be used together".into());
+    }
+    let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
+    let scope = if q.all_namespaces.unwrap_or(false) { None } else { Some(ns.as_str()) };
+    let to = q.to.as_deref().map(|t| target(res, t, q.to_namespace.as_deref().unwrap_or(&ns))).transpose()?;
+    let from = q.from.as_deref().map(|t| target(res, t, q.from_namespace.as_deref().unwrap_or(&ns))).transpose()?;
+    let names: Vec<&str> =
+        q.names.as_deref().map(|n| n.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+
+    let mut kinds = Vec::new();
+    let mut wanted: Vec<(Kind, String)> = Vec::new();
+    let (mut splits, mut split_names) = (false, Vec::new());
+    for spec in q.resource.split(',').filter(|s| !s.is_empty()) {
+        let (kind, name) = match spec.split_once('/') {
+            Some((k, n)) => (k, Some(n)),
+            None => (spec, None),
+        };
+        if matches!(kind, "ts" | "trafficsplit" | "trafficsplits") {
+            split_names.extend(name.map(str::to_string));
+            split_names.extend(names.iter().map(|n| n.to_string()));
+            splits = true;
+            continue;
+        }
+        let ks: Vec<Kind> = if kind == "all" {
+            vec![Kind::Deployment, Kind::Pod, Kind::Service]
+        } else {
+            vec![Kind::parse(kind).ok_or_else(|| format!("unknown resource type '{kind}'"))?]
+        };
+        for k in ks {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+            if let Some(n) = name {
+                wanted.push((k, n.to_string()));
+            }
+            for n in &names {
+                wanted.push((k, n.to_string()));
+            }
+        }
+    }
+    if kinds.is_empty() && !splits {
+        return Err("no resource type given (e.g. resource=deploy)".into());
+    }
+    if splits && to.is_some() {
+        return Err("trafficsplits cannot be used with --to".into());
+    }
+
+    let mut rows = Vec::new();
+    for kind in kinds {
+        let mut list = resources_of(res, kind, scope);
+        let named: Vec<&String> = wanted.iter().filter(|w| w.0 == kind).map(|w| &w.1).collect();
+        if !named.is_empty() {
+            list.retain(|r| named.contains(&&r.0.name));
+        }
+        let matches = |r: &Res, k: &Key| -> bool {
+            match (&to, &from) {
+                (Some(t), _) => k.outbound && r.is_source(k) && t.is_destination(k),
+                (_, Some(f)) => k.outbound && f.is_source(k) && r.is_destination(k),
+                _ if r.kind == Kind::Service => k.outbound && r.is_destination(k),
+                _ => !k.outbound && r.is_source(k),
+            }
+        };
+        let http = ms.query(now, window, |k| {
+            (k.family == Family::Http).then(|| list.iter().position(|r| matches(&r.0, k))).flatten()
+        });
+        let tcp = ms.query(now, window, |k| {
+            (k.family == Family::Tcp).then(|| list.iter().position(|r| matches(&r.0, k))).flatten()
+        });
+        let errors = ms.query(now, window, |k| {
+            (k.family == Family::Http && !k.error.is_empty())
+                .then(|| list.iter().position(|r| matches(&r.0, k)).map(|i| (i, k.error.clone())))
+                .flatten()
+        });
+        for (i, (r, meshed)) in list.iter().enumerate() {
+            let seen = http.get(&i).is_some_and(|t| t.http) || tcp.get(&i).is_some_and(|t| t.tcp);
+            if from.is_some() && !seen {
+                continue;
+            }
+            let mut row = row(r, meshed.clone(), http.get(&i), tcp.get(&i), secs);
+            let errs: BTreeMap<String, u64> = errors
+                .iter()
+                .filter(|((j, _), t)| *j == i && t.failure + t.success > 0.0)
+                .map(|((_, e), t)| (e.clone(), (t.failure + t.success).round() as u64))
+                .collect();
+            row.proxy_errors = (!errs.is_empty()).then_some(errs);
+            rows.push(row);
+        }
+    }
+    if splits {
+        rows.extend(split_rows(res, ms, scope, &split_names, from.as_ref(), (now, window)));
+    }
+    Ok(rows)
+}
+
+/// Query parameters of `/api/v1/routes`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct RoutesQuery {
+    /// `deploy/NAME` or `svc/NAME`.
+    pub resource: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub to_namespace: Option<String>,
+}
+
+/// `/api/v1/routes`: the profiled routes of the services behind the target (the resource itself, or
+/// `to`), every declared route plus `[DEFAULT]`, `-` when a route saw nothing.
+pub(crate) fn routes(
+    res: &Resources,
+    ms: &MetricStore,
+    q: &RoutesQuery,
+    now: u64,
+) -> Result<BTreeMap<String, Vec<RouteRow>>, String> {
+    let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
+    let secs = window as f64 / 1000.0;
+    let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
+    let source = target(res, &q.resource, &ns)?;
+    let to = q.to.as_deref().map(|t| target(res, t, q.to_namespace.as_deref().unwrap_or(&ns))).transpose()?;
+    let dst = to.as_ref().unwrap_or(&source);
+    // The services behind the destination, and their profiles' routes.
+    let services: Vec<_> = res
+        .services
+        .iter()
+        .filter(|s| {
+            s.namespace == dst.namespace
+                && match dst.kind {
+                    Kind::Service => s.name == dst.name,
+                    _ => s.workload == dst.workload,
+                }
+        })
+        .collect();
+    let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
+    for s in &services {
+        let Some(p) = res.profiles.iter().find(|p| p.profile.metadata.name == s.fqdn) else { continue };
+        let port = s.ports.first().map_or(80, |p| p.port);
+        let authority = format!("{}:{port}", s.fqdn);
+        for r in &p.profile.spec.routes {
+            declared.insert((authority.clone(), r.name.clone()));
+        }
+        declared.insert((authority, "[DEFAULT]".into()));
+    }
+    let want = |k: &Key| {
+        k.outbound
+            && services.iter().any(|s| s.name == k.dst_service && s.namespace == k.dst_namespace)
+            && (to.is_none() || source.is_source(k))
+    };
+    let effective = ms
+        .query(now, window, |k| (k.family == Family::Route && want(k)).then(|| (k.authority.clone(), k.route.clone())));
+    let actual = ms.query(now, window, |k| {
+        (k.family == Family::RouteActual && want(k)).then(|| (k.authority.clone(), k.route.clone()))
+    });
+    let fates = ms.query(now, window, |k| {
+        (k.family == Family::RetryFate && to.is_some() && want(k))
+            .then(|| (k.authority.clone(), k.route.clone(), k.fate.clone()))
+    });
+    let mut all: BTreeSet<(String, String)> = declared;
+    all.extend(effective.keys().cloned());
+    let mut rows: Vec<RouteRow> = Vec::new();
+    for key in all {
+        let e = effective.get(&key).filter(|t| t.http);
+        let a = actual.get(&key).filter(|t| t.http);
+        let numbers = if to.is_some() {
+            RouteNumbers::ToTarget {
+                effective_success: e.and_then(Totals::success_rate),
+                effective_rps: e.map(|t| rate(t.requests(), secs)),
+                actual_success: a.and_then(Totals::success_rate),
+                actual_rps: a.map(|t| rate(t.requests(), secs)),
+            }
+        } else {
+            RouteNumbers::Plain { success: e.and_then(Totals::success_rate), rps: e.map(|t| rate(t.requests(), secs)) }
+        };
+        rows.push(RouteRow {
+            route: key.1.clone(),
+            authority: key.0.clone(),
+            numbers,
+            latency_ms_p50: round(e.and_then(|t| t.quantile(0.5))),
+            latency_ms_p95: round(e.and_then(|t| t.quantile(0.95))),
+            latency_ms_p99: round(e.and_then(|t| t.quantile(0.99))),
+            timeouts: to.is_some().then(|| effective.get(&key).map_or(0, |t| t.timeouts.round() as u64)),
+            retry_fates: to.is_some().then(|| {
+                fates
+                    .iter()
+                    .filter(|((a, r, _), t)| (a, r) == (&key.0, &key.1) && t.success > 0.0)
+                    .map(|((_, _, f), t)| (f.clone(), t.success.round() as u64))
+                    .collect()
+            }),
+        });
+    }
+    let mut out = BTreeMap::new();
+    out.insert(format!("{}/{}", source.kind.short(), source.name), rows);
+    Ok(out)
+}
+
+/// `/api/v1/edges`: every source → destination pair with traffic (HTTP or TCP) in the window, or a
+/// connection open now. `resource` is `deploy` or `po`.
+pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<EdgeRow>, String> {
+    let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
+    let kind = Kind::parse(&q.resource).ok_or_else(|| format!("unknown resource type '{}'", q.resource))?;
+    if !matches!(kind, Kind::Deployment | Kind::Pod) {
+        return Err(format!("edges works on deploy or po, not '{}'", q.resource));
+    }
+    let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
+    let all = q.all_namespaces.unwrap_or(false);
+    let totals = ms.query(now, window, |k| {
+        if !k.outbound || !matches!(k.family, Family::Http | Family::Tcp) || k.dst_namespace.is_empty() {
+            return None;
+        }
+        if !all && k.namespace != ns && k.dst_namespace != ns {
+            return None;
+        }
+        let (src, dst) = match kind {
+            Kind::Pod => (k.instance.clone(), k.dst_instance.clone()),
+            _ => (k.workload.clone(), k.dst_workload.clone()),
+        };
+        (!dst.is_empty()).then(|| (k.namespace.clone(), src, k.dst_namespace.clone(), dst))
+    });
+    Ok(totals
+        .into_iter()
+        .filter(|(_, t)| t.http || t.tcp)
+        .map(|((src_ns, src, dst_ns, dst), t)| EdgeRow {
+            src,
+            src_namespace: src_ns,
+            dst,
+            dst_namespace: dst_ns,
+            client_id: String::new(),
+            server_id: String::new(),
+            no_tls_reason: "disabled".into(),
+            protocol: if t.http { "http" } else { "tcp" }.into(),
+        })
+        .collect())
+}

@@ -1,0 +1,85 @@
+//! Finding and calling the control plane's API (DESIGN.md §10): `--control URL`, else `MESHLENS_CONTROL`,
+//! else the session file that `meshlens up`/`demo` writes, else `http://127.0.0.1:8086`.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub const DEFAULT_CONTROL: &str = "http://127.0.0.1:8086";
+
+/// The `--control` flag every CLI command shares.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ControlArg {
+    /// The control plane's URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or
+    /// `meshlens demo`, else http://127.0.0.1:8086).
+    #[arg(long, value_name = "URL")]
+    pub control: Option<String>,
+}
+
+impl ControlArg {
+    /// The control plane's base URL, without a trailing slash.
+    pub fn url(&self) -> String {
+        let from_env = std::env::var("MESHLENS_CONTROL").ok().filter(|v| !v.trim().is_empty());
+        let from_session = || {
+            crate::runtime::session::session_path().and_then(|p| crate::runtime::session::read(&p)).map(|s| s.control)
+        };
+        let url = self.control.clone().or(from_env).or_else(from_session).unwrap_or_else(|| DEFAULT_CONTROL.into());
+        url.trim_end_matches('/').to_string()
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b',' => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `GET base + path_and_query`, decoded as JSON; API errors (`{"error": …}`) become the error message.
+pub fn get_json<T: serde::de::DeserializeOwned>(base: &str, path_and_query: &str) -> anyhow::Result<T> {
+    let url = format!("{base}{path_and_query}");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let (status, body) = runtime.block_on(async {
+        let uri: hyper::Uri = url.parse().map_err(|e| anyhow!("invalid control plane URL {base}: {e}"))?;
+        let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let unreachable = |e: &dyn std::fmt::Display| {
+            anyhow!("cannot reach the control plane at {base}: {e} — is `meshlens up` or `meshlens demo` running?")
+        };
+        let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+            .await
+            .map_err(|_| unreachable(&"timed out"))?
+            .map_err(|e| {
+                // The innermost cause says it best ("Connection refused (os error 111)").
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg = s.to_string();
+                    src = s.source();
+                }
+                unreachable(&msg)
+            })?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| unreachable(&e))?.to_bytes();
+        anyhow::Ok((status, body))
+    })?;
+    if !status.is_success() {
+        let msg = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        return Err(anyhow!("the control plane answered {status}: {msg}"));
+    }
+    serde_json::from_slice(&body).with_context(|| format!("unexpected answer from {url}"))
+}

@@ -1,0 +1,93 @@
+//! `meshlens edges`: which workloads (or instances) talked to which, over HTTP or TCP, in the window
+//! (reference/linkerd.md §1.6; Linkerd shows only connections open right now).
+
+use std::process::ExitCode;
+
+use clap::Args;
+use meshlens_api::stats::EdgeRow;
+
+use super::client::{self, ControlArg};
+use super::output::{self, Format};
+
+/// Show the edges between resources: sources, destinations and whether the traffic is secured.
+#[derive(Args, Debug)]
+pub struct EdgesArgs {
+    /// deploy or po.
+    #[arg(value_name = "RESOURCETYPE")]
+    resource: String,
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// The window in which traffic counts.
+    #[arg(short = 't', long = "time-window", default_value = "1m")]
+    time_window: String,
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: Format,
+    #[command(flatten)]
+    control: ControlArg,
+}
+
+pub fn run(args: EdgesArgs) -> anyhow::Result<ExitCode> {
+    let mut q = format!(
+        "/api/v1/edges?resource={}&namespace={}&window={}",
+        client::encode(&args.resource),
+        client::encode(&args.namespace),
+        client::encode(&args.time_window)
+    );
+    if args.all_namespaces {
+        q.push_str("&all_namespaces=true");
+    }
+    let rows: Vec<EdgeRow> = client::get_json(&args.control.url(), &q)?;
+    print!("{}", render(&rows, args.output)?);
+    if rows.is_empty() && args.output != Format::Json {
+        eprintln!("No edges found.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `disabled` → `Disabled`, `not_provided_by_remote` → `Not Provided By Remote`, none → `√`.
+fn secured(reason: &str) -> String {
+    if reason.is_empty() {
+        return "√".into();
+    }
+    reason
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn id(v: &str) -> String {
+    if v.is_empty() { "-".into() } else { v.split('.').take(2).collect::<Vec<_>>().join(".") }
+}
+
+pub fn render(rows: &[EdgeRow], format: Format) -> anyhow::Result<String> {
+    if format == Format::Json {
+        return output::json(&rows);
+    }
+    if rows.is_empty() {
+        return Ok(String::new());
+    }
+    let wide = format == Format::Wide;
+    let mut header = vec!["SRC", "DST", "SRC_NS", "DST_NS"];
+    if wide {
+        header.extend(["CLIENT_ID", "SERVER_ID"]);
+    }
+    header.push("SECURED");
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut line = vec![r.src.clone(), r.dst.clone(), r.src_namespace.clone(), r.dst_namespace.clone()];
+            if wide {
+                line.extend([id(&r.client_id), id(&r.server_id)]);
+            }
+            line.push(secured(&r.no_tls_reason));
+            line
+        })
+        .collect();
+    Ok(output::table(&header, &lines, header.len()))
+}

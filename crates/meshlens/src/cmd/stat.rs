@@ -1,0 +1,209 @@
+//! `meshlens stat`: success rate, RPS, latency percentiles and TCP numbers per namespace, workload
+//! (deployment), instance (pod) or service, from the control plane's metric store, with Linkerd's columns
+//! and formats (reference/linkerd.md §1.1).
+
+use std::process::ExitCode;
+
+use clap::Args;
+use meshlens_api::stats::StatRow;
+
+use super::client::{self, ControlArg};
+use super::output::{self, Format};
+
+/// Show traffic statistics of mesh resources.
+///
+/// `-o wide` adds READ_BYTES/SEC, WRITE_BYTES/SEC and PROXY_ERRORS (responses the proxy made rather than
+/// the app, by reason, in the window).
+///
+/// RESOURCES: `TYPE`, `TYPE/NAME`, or `TYPE NAME…`, where TYPE is `ns`, `deploy`, `po`, `svc`, `ts`
+/// (TrafficSplit: one row per leaf) or `all`.
+/// Without --to/--from the numbers are what the resource served (inbound); `--to X` shows the resource's
+/// requests to X, `--from X` the requests X sent to the resource (both as the client saw them).
+#[derive(Args, Debug)]
+pub struct StatArgs {
+    /// TYPE, TYPE/NAME, or TYPE NAME…
+    #[arg(required = true, value_name = "RESOURCES")]
+    resources: Vec<String>,
+    /// The namespace of the resources.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// The window the numbers cover (at least two scrape intervals).
+    #[arg(short = 't', long = "time-window", default_value = "1m")]
+    time_window: String,
+    /// Only requests to this resource (TYPE/NAME).
+    #[arg(long, conflicts_with = "from")]
+    to: Option<String>,
+    /// The namespace of --to (default: -n).
+    #[arg(long)]
+    to_namespace: Option<String>,
+    /// Only requests from this resource (TYPE/NAME).
+    #[arg(long)]
+    from: Option<String>,
+    /// The namespace of --from (default: -n).
+    #[arg(long)]
+    from_namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: Format,
+    #[command(flatten)]
+    control: ControlArg,
+}
+
+/// `resource=…&names=…` from the RESOURCES arguments.
+pub fn resource_query(args: &[String]) -> anyhow::Result<(String, Vec<String>)> {
+    let first = &args[0];
+    if !first.contains('/') {
+        let names: Vec<String> = args[1..].to_vec();
+        if let Some(bad) = names.iter().find(|n| n.contains('/')) {
+            anyhow::bail!("'{bad}': mix either TYPE NAME… or TYPE/NAME…, not both");
+        }
+        return Ok((first.clone(), names));
+    }
+    if let Some(bad) = args.iter().find(|a| !a.contains('/')) {
+        anyhow::bail!("'{bad}': expected TYPE/NAME");
+    }
+    Ok((args.join(","), Vec::new()))
+}
+
+pub fn run(args: StatArgs) -> anyhow::Result<ExitCode> {
+    let (resource, names) = resource_query(&args.resources)?;
+    let mut q = format!(
+        "/api/v1/stat?resource={}&namespace={}&window={}",
+        client::encode(&resource),
+        client::encode(&args.namespace),
+        client::encode(&args.time_window)
+    );
+    if !names.is_empty() {
+        q.push_str(&format!("&names={}", client::encode(&names.join(","))));
+    }
+    if args.all_namespaces {
+        q.push_str("&all_namespaces=true");
+    }
+    for (k, v) in [
+        ("to", &args.to),
+        ("to_namespace", &args.to_namespace),
+        ("from", &args.from),
+        ("from_namespace", &args.from_namespace),
+    ] {
+        if let Some(v) = v {
+            q.push_str(&format!("&{k}={}", client::encode(v)));
+        }
+    }
+    let rows: Vec<StatRow> = client::get_json(&args.control.url(), &q)?;
+    print!("{}", render(&rows, args.output, args.all_namespaces)?);
+    if rows.is_empty() && args.output != Format::Json {
+        eprintln!("No traffic found.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// TrafficSplit rows: `NAME APEX LEAF WEIGHT SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99`.
+fn split_table(rows: &[StatRow], all_namespaces: bool, prefix: bool) -> String {
+    let mut header = Vec::new();
+    if all_namespaces {
+        header.push("NAMESPACE");
+    }
+    header.extend(["NAME", "APEX", "LEAF", "WEIGHT", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]);
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|r| r.kind == "trafficsplit")
+        .map(|r| {
+            let mut line = Vec::new();
+            if all_namespaces {
+                line.push(r.namespace.clone());
+            }
+            line.push(if prefix { format!("ts/{}", r.name) } else { r.name.clone() });
+            for v in [&r.apex, &r.leaf, &r.weight] {
+                line.push(v.clone().unwrap_or_else(|| "-".into()));
+            }
+            line.extend([
+                output::percent(r.success),
+                output::rps(r.rps),
+                output::ms(r.latency_ms_p50),
+                output::ms(r.latency_ms_p95),
+                output::ms(r.latency_ms_p99),
+            ]);
+            line
+        })
+        .collect();
+    let left = if all_namespaces { 4 } else { 3 };
+    output::table(&header, &lines, left)
+}
+
+fn short(kind: &str) -> &str {
+    match kind {
+        "deployment" => "deploy",
+        "pod" => "po",
+        "service" => "svc",
+        "namespace" => "ns",
+        "trafficsplit" => "ts",
+        k => k,
+    }
+}
+
+/// The output of `stat` for these rows (tables per kind, separated by a blank line).
+pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow::Result<String> {
+    if format == Format::Json {
+        return output::json(&rows);
+    }
+    let mut kinds: Vec<&str> = Vec::new();
+    for r in rows {
+        if !kinds.contains(&r.kind.as_str()) {
+            kinds.push(&r.kind);
+        }
+    }
+    let prefix = kinds.len() > 1;
+    let mut out = Vec::new();
+    for kind in kinds {
+        let pod = kind == "pod";
+        if kind == "trafficsplit" {
+            out.push(split_table(rows, all_namespaces, prefix));
+            continue;
+        }
+        let mut header = Vec::new();
+        if all_namespaces {
+            header.push("NAMESPACE");
+        }
+        header.push("NAME");
+        if pod {
+            header.push("STATUS");
+        }
+        header.extend(["MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99", "TCP_CONN"]);
+        if format == Format::Wide {
+            header.extend(["READ_BYTES/SEC", "WRITE_BYTES/SEC", "PROXY_ERRORS"]);
+        }
+        let mut lines = Vec::new();
+        for r in rows.iter().filter(|r| r.kind == kind) {
+            let mut line = Vec::new();
+            if all_namespaces {
+                line.push(r.namespace.clone());
+            }
+            line.push(if prefix { format!("{}/{}", short(kind), r.name) } else { r.name.clone() });
+            if pod {
+                line.push("Running".into());
+            }
+            line.extend([
+                r.meshed.clone(),
+                output::percent(r.success),
+                output::rps(r.rps),
+                output::ms(r.latency_ms_p50),
+                output::ms(r.latency_ms_p95),
+                output::ms(r.latency_ms_p99),
+                output::count(r.tcp_open_connections),
+            ]);
+            if format == Format::Wide {
+                line.extend([output::bytes_rate(r.tcp_read_bytes_rate), output::bytes_rate(r.tcp_write_bytes_rate)]);
+                line.push(match &r.proxy_errors {
+                    Some(e) if !e.is_empty() => e.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(","),
+                    _ => "-".into(),
+                });
+            }
+            lines.push(line);
+        }
+        out.push(output::table(&header, &lines, if all_namespaces { 2 } else { 1 }));
+    }
+    Ok(out.join("\n"))
+}

@@ -1,0 +1,329 @@
+//! `meshlens stat`, `routes`, `edges`: every output format pinned by golden files (fixed API answers from
+//! a fake control plane, rendered by the real binary; `UPDATE_GOLDEN=1` rewrites them), how the CLI finds
+//! the control plane, and the whole chain on the running demo.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use meshlens_testkit::process::Stream;
+use meshlens_testkit::{ChildGuard, eventually_blocking};
+use serde_json::{Value, json};
+
+use crate::support::{GroupReaper, TempDir, descendants, meshlens};
+
+fn deploy_rows() -> Value {
+    json!([
+        {"namespace": "prod", "kind": "deployment", "name": "orders", "meshed": "2/2", "success": 0.9333333333,
+         "rps": 2.5, "latency_ms_p50": 5, "latency_ms_p95": 123, "latency_ms_p99": 1234, "tcp_open_connections": 6,
+         "tcp_read_bytes_rate": 1024.25, "tcp_write_bytes_rate": 20.0,
+         "proxy_errors": {"connect_error": 2, "timeout": 5}},
+        {"namespace": "prod", "kind": "deployment", "name": "web", "meshed": "1/1", "success": null, "rps": null,
+         "latency_ms_p50": null, "latency_ms_p95": null, "latency_ms_p99": null, "tcp_open_connections": 0,
+         "tcp_read_bytes_rate": 0.0, "tcp_write_bytes_rate": 0.0}
+    ])
+}
+
+fn all_rows() -> Value {
+    let mut rows = deploy_rows().as_array().unwrap().clone();
+    rows.push(json!({"namespace": "prod", "kind": "pod", "name": "orders-0", "meshed": "1/1", "success": 1.0,
+        "rps": 0.1, "latency_ms_p50": 1, "latency_ms_p95": 2, "latency_ms_p99": 3, "tcp_open_connections": 1,
+        "tcp_read_bytes_rate": 1.0, "tcp_write_bytes_rate": 2.0}));
+    rows.push(json!({"namespace": "prod", "kind": "service", "name": "orders", "meshed": "-", "success": 0.5,
+        "rps": 12.34, "latency_ms_p50": 10, "latency_ms_p95": 20, "latency_ms_p99": 30, "tcp_open_connections": null,
+        "tcp_read_bytes_rate": null, "tcp_write_bytes_rate": null}));
+    Value::Array(rows)
+}
+
+fn routes(to: bool) -> Value {
+    let row = |route: &str, data: bool| {
+        let mut r = json!({"route": route, "authority": "orders.prod.svc.cluster.local:80",
+            "latency_ms_p50": if data { json!(10) } else { Value::Null },
+            "latency_ms_p95": if data { json!(90) } else { Value::Null },
+            "latency_ms_p99": if data { json!(450) } else { Value::Null }});
+        let n = |v: f64| if data { json!(v) } else { Value::Null };
+        if to {
+            r["effective_success"] = n(1.0);
+            r["effective_rps"] = n(1.5);
+            r["actual_success"] = n(0.85);
+            r["actual_rps"] = n(1.75);
+            r["timeouts"] = json!(if data { 2 } else { 0 });
+            r["retry_fates"] = if data {
+                json!({"succeeded_first": 80, "succeeded_after_retry": 12, "failed_no_budget": 3})
+            } else {
+                json!({})
+            };
+        } else {
+            r["success"] = n(1.0);
+            r["rps"] = n(1.5);
+        }
+        r
+    };
+    json!({"deploy/web": [row("GET /api/orders", true), row("[DEFAULT]", false)]})
+}
+
+fn edges() -> Value {
+    json!([
+        {"src": "web", "src_namespace": "prod", "dst": "orders", "dst_namespace": "prod", "client_id": "",
+         "server_id": "", "no_tls_reason": "disabled", "protocol": "http"},
+        {"src": "orders", "src_namespace": "prod", "dst": "db", "dst_namespace": "data", "client_id": "",
+         "server_id": "", "no_tls_reason": "disabled", "protocol": "tcp"}
+    ])
+}
+
+/// A fake control plane answering fixed JSON; returns its URL and the paths it was asked for.
+fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(path.clone());
+            let body = if path.starts_with("/api/v1/stat?resource=ts") {
+                json!([{"namespace": "prod", "kind": "trafficsplit", "name": "ml", "meshed": "-", "success": 1.0,
+                    "rps": 3.0, "latency_ms_p50": 10, "latency_ms_p95": 20, "latency_ms_p99": 30,
+                    "tcp_open_connections": null, "tcp_read_bytes_rate": null, "tcp_write_bytes_rate": null,
+                    "apex": "ml", "leaf": "ml-a", "weight": "900m"},
+                    {"namespace": "prod", "kind": "trafficsplit", "name": "ml", "meshed": "-", "success": null,
+                    "rps": null, "latency_ms_p50": null, "latency_ms_p95": null, "latency_ms_p99": null,
+                    "tcp_open_connections": null, "tcp_read_bytes_rate": null, "tcp_write_bytes_rate": null,
+                    "apex": "ml", "leaf": "ml-b", "weight": "100m"}])
+            } else if path.starts_with("/api/v1/stat?resource=all") {
+                all_rows()
+            } else if path.starts_with("/api/v1/stat?resource=ns") {
+                json!([])
+            } else if path.starts_with("/api/v1/stat") {
+                deploy_rows()
+            } else if path.starts_with("/api/v1/routes") {
+                routes(path.contains("&to="))
+            } else if path.starts_with("/api/v1/edges") {
+                edges()
+            } else {
+                json!({"error": "no such endpoint"})
+            };
+            let body = body.to_string();
+            let mut conn = conn;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(format!("{name}.golden"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    assert_eq!(actual, expected, "{name}: output differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
+}
+
+fn run(control: &str, args: &[&str]) -> (String, String) {
+    let out = meshlens().args(args).args(["--control", control]).env_remove("MESHLENS_CONTROL").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+#[test]
+fn output_formats_match_golden_files() {
+    let (url, seen) = fake_control();
+    let cases: [(&str, &[&str]); 14] = [
+        ("stat_ts_table", &["stat", "ts", "-n", "prod"]),
+        ("stat_ts_json", &["stat", "ts/ml", "-n", "prod", "-o", "json"]),
+        ("stat_table", &["stat", "deploy", "-n", "prod"]),
+        ("stat_wide", &["stat", "deploy", "-n", "prod", "-o", "wide"]),
+        ("stat_json", &["stat", "deploy", "-n", "prod", "-o", "json"]),
+        ("stat_all_table", &["stat", "all", "-A"]),
+        ("stat_all_wide", &["stat", "all", "-A", "-o", "wide"]),
+        ("routes_table", &["routes", "deploy/web", "-n", "prod"]),
+        ("routes_json", &["routes", "deploy/web", "-n", "prod", "-o", "json"]),
+        ("routes_to_table", &["routes", "deploy/web", "-n", "prod", "--to", "svc/orders"]),
+        ("routes_to_wide", &["routes", "deploy/web", "-n", "prod", "--to", "svc/orders", "-o", "wide"]),
+        ("routes_to_json", &["routes", "deploy/web", "-n", "prod", "--to", "svc/orders", "-o", "json"]),
+        ("edges_table", &["edges", "deploy", "-n", "prod"]),
+        ("edges_wide", &["edges", "deploy", "-n", "prod", "-o", "wide"]),
+    ];
+    for (name, args) in cases {
+        golden(name, &run(&url, args).0);
+    }
+    golden("edges_json", &run(&url, &["edges", "deploy", "-n", "prod", "-o", "json"]).0);
+
+    // The query the CLI sends.
+    run(&url, &["stat", "deploy", "web", "orders", "-n", "prod", "-t", "30s", "--to", "svc/orders"]);
+    let last = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last, "/api/v1/stat?resource=deploy&namespace=prod&window=30s&names=web,orders&to=svc/orders");
+
+    // Nothing to show: stderr says so; JSON is an empty array.
+    let (out, err) = run(&url, &["stat", "ns"]);
+    assert_eq!((out.as_str(), err.as_str()), ("", "No traffic found.\n"));
+    assert_eq!(run(&url, &["stat", "ns", "-o", "json"]).0, "[]\n");
+
+    // Wide routes need --to.
+    let out = meshlens().args(["routes", "deploy/web", "-o", "wide", "--control", &url]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wide output is only available when --to is specified"));
+}
+
+#[test]
+fn finds_the_control_plane_or_says_how_to_start_one() {
+    let (url, seen) = fake_control();
+    let state = TempDir::new("stat-session");
+    // The session file of a running `up`/`demo`.
+    std::fs::create_dir_all(state.path().join("meshlens")).unwrap();
+    std::fs::write(
+        state.path().join("meshlens/session.json"),
+        json!({"control": url, "pid": 1, "meshDir": "/x", "startedAt": "2026-01-01T00:00:00Z"}).to_string(),
+    )
+    .unwrap();
+    let out = meshlens()
+        .args(["stat", "deploy"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // MESHLENS_CONTROL wins over the session; --control wins over both.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dead_url = format!("http://{dead}");
+    let out = meshlens()
+        .args(["stat", "deploy"])
+        .env("XDG_STATE_HOME", state.path())
+        .env("MESHLENS_CONTROL", &dead_url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot reach the control plane at {dead_url}")), "{err}");
+    assert!(err.contains("is `meshlens up` or `meshlens demo` running?"), "{err}");
+    let out = meshlens()
+        .args(["stat", "deploy", "--control", &url])
+        .env("XDG_STATE_HOME", state.path())
+        .env("MESHLENS_CONTROL", &dead_url)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+/// The running demo, scraped every 500 ms: `stat deploy -n prod -o json` lists every demo workload that
+/// serves traffic with a non-zero RPS, and `edges` lists the shop's call graph.
+#[test]
+fn stat_on_the_running_demo() {
+    let state = TempDir::new("stat-demo");
+    let mut cmd = meshlens();
+    cmd.args(["demo", "--control-port", "0", "--rps", "20", "--stop-grace", "5"])
+        .env("XDG_STATE_HOME", state.path())
+        .env("MESHLENS_CONTROL_SCRAPE_INTERVAL", "500ms")
+        .env_remove("MESHLENS_CONTROL");
+    let mut reaper = GroupReaper(BTreeSet::new());
+    let mut demo = ChildGuard::spawn(&mut cmd).unwrap();
+    let pid = demo.id();
+    demo.wait_for_line(Stream::Stdout, |l| l.contains("apps accept connections"));
+    reaper.0.extend(descendants(pid).iter().map(|p| p.pgid));
+
+    let stat = || -> Option<Vec<Value>> {
+        let out = meshlens()
+            .args(["stat", "deploy", "-n", "prod", "-t", "10s", "-o", "json"])
+            .env("XDG_STATE_HOME", state.path())
+            .env_remove("MESHLENS_CONTROL")
+            .output()
+            .ok()?;
+        serde_json::from_slice::<Value>(&out.stdout).ok()?.as_array().cloned()
+    };
+    let serving = ["frontend", "api-gateway", "user-service", "auth-service", "checkout-service", "payment-service"];
+    eventually_blocking(
+        || {
+            stat().is_some_and(|rows| {
+                serving
+                    .iter()
+                    .all(|w| rows.iter().any(|r| r["name"] == *w && r["rps"].as_f64().is_some_and(|v| v > 0.0)))
+            })
+        },
+        "every serving demo workload has a non-zero rps",
+    );
+    let rows = stat().unwrap();
+    let frontend = rows.iter().find(|r| r["name"] == "frontend").unwrap();
+    assert_eq!(frontend["kind"], "deployment");
+    assert_eq!(frontend["namespace"], "prod");
+    assert_eq!(frontend["meshed"], "2/2");
+    assert!(frontend["success"].as_f64().unwrap() > 0.9, "{frontend}");
+    assert!(frontend["latency_ms_p99"].as_u64().is_some(), "{frontend}");
+
+    let out = meshlens()
+        .args(["edges", "deploy", "-n", "prod", "-t", "10s", "-o", "json"])
+        .env("XDG_STATE_HOME", state.path())
+        .output()
+        .unwrap();
+    let edges: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let pairs: BTreeSet<(String, String)> = edges
+        .iter()
+        .map(|e| (e["src"].as_str().unwrap().to_string(), e["dst"].as_str().unwrap().to_string()))
+        .collect();
+    for (s, d) in [("traffic", "frontend"), ("frontend", "api-gateway"), ("checkout-service", "payment-service")] {
+        assert!(pairs.contains(&(s.to_string(), d.to_string())), "{s} → {d}: {pairs:?}");
+    }
+
+    // --from narrows to one client's requests: only frontend's callees have rows.
+    let json_of = |args: &[&str]| -> Value {
+        let out =
+            meshlens().args(args).env("XDG_STATE_HOME", state.path()).env_remove("MESHLENS_CONTROL").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let from = json_of(&["stat", "deploy", "-n", "prod", "-t", "10s", "--from", "deploy/frontend", "-o", "json"]);
+    let names: BTreeSet<&str> = from.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["api-gateway", "checkout-service", "recommendation-service"]), "{from}");
+    // The demo's profiled routes, as payment-service calls order-service.
+    let routes = || {
+        json_of(&[
+            "routes",
+            "deploy/payment-service",
+            "-n",
+            "prod",
+            "-t",
+            "10s",
+            "--to",
+            "svc/order-service",
+            "-o",
+            "json",
+        ])
+    };
+    eventually_blocking(
+        || {
+            routes()["deploy/payment-service"].as_array().is_some_and(|rows| {
+                rows.iter().any(|r| r["route"] == "[DEFAULT]")
+                    && rows.iter().any(|r| {
+                        r["route"] == "PUT /orders/{id}" && r["effective_rps"].as_f64().is_some_and(|v| v > 0.0)
+                    })
+            })
+        },
+        "payment-service's requests to order-service show on its profiled routes",
+    );
+
+    let int = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(int.success());
+    demo.wait_for_exit();
+}

@@ -291,16 +291,13 @@ fn guide(plan: &Plan, scenario: Option<Scenario>) -> String {
         ));
     }
     s.push_str(&format!("  control plane     {}   (the CLI finds it by itself)\n", plan.control_url));
-    s.push_str(&format!(
-        "  look              curl {}/api/v1/resources; every proxy's ADMIN /metrics and /endpoints\n",
-        plan.control_url
-    ));
+    s.push_str("  look              meshlens stat deploy -n prod; meshlens edges deploy -n prod; meshlens routes deploy/frontend -n prod\n");
     match scenario {
         None => s.push_str("  scenario          none: a healthy shop (pick one with --scenario, see --help)\n"),
         Some(sc) => {
             let (fault, see) = sc.story();
             s.push_str(&format!(
-                "  scenario          {}: {fault}\n  where to see it   {see}   (the stat/routes/tap/check commands are not built yet; the proxies' metrics show it now)\n",
+                "  scenario          {}: {fault}\n  where to see it   {see}   (tap and check are not built yet)\n",
                 sc.name()
             ));
         }

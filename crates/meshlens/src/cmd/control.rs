@@ -60,7 +60,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
             }
         };
         println!("{}", control.listening_message());
-        wait_for_signal().await?;
+        super::wait_for_signal().await?;
         tracing::info!("shutting down");
         control.shutdown().await;
         Ok(ExitCode::SUCCESS)
@@ -73,15 +73,4 @@ fn duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than 0".into());
     }
     Ok(d)
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

@@ -62,3 +62,16 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }
+
+/// Resolves on the first SIGTERM or SIGINT: the graceful stop of `proxy` and `control`.
+pub async fn wait_for_signal() -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

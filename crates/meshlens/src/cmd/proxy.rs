@@ -106,7 +106,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         let line = format!("{},\"runtime\":\"{kind}\",\"cores\":{cores}}}", line.strip_suffix('}').unwrap_or(&line));
         println!("{line}");
         tracing::info!(listen = ?proxy.listen(), "proxy started");
-        wait_for_signal().await?;
+        super::wait_for_signal().await?;
         tracing::info!("shutting down: draining in-flight requests");
         let finished = proxy.shutdown().await;
         if finished {
@@ -116,15 +116,4 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }

@@ -186,23 +186,19 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
             refresh_ctx.targets.refresh(&refresh_ctx);
         }
     }));
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    if let Some(url) = &config.control {
-        let client = ControlClient::new(url, registration(&config, &listen), discovery.clone())
-            .map_err(|e| StartError::Config(format!("--control: {e}")))?;
-        let client = Arc::new(client);
-        // Not ready until the first snapshot arrived: before it, the proxy knows no service.
-        ready.store(false, std::sync::atomic::Ordering::Relaxed);
-        let synced = client.synced.clone();
-        let ready2 = ready.clone();
-        tasks.push(tokio::spawn(async move {
-            while !synced.load(std::sync::atomic::Ordering::Relaxed) {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            ready2.store(true, std::sync::atomic::Ordering::Relaxed);
-        }));
-        tokio::spawn(client.run(drain.clone()));
-    }
+    // Ready at once with a discovery file; with a control plane, once its first snapshot arrived (before
+    // it, the proxy knows no service).
+    let ready = match &config.control {
+        None => Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        Some(url) => {
+            let client = ControlClient::new(url, registration(&config, &listen), discovery.clone())
+                .map_err(|e| StartError::Config(format!("--control: {e}")))?;
+            let client = Arc::new(client);
+            let synced = client.synced.clone();
+            tokio::spawn(client.run(drain.clone()));
+            synced
+        }
+    };
     let admin = Arc::new(Admin { ctx: ctx.clone(), listen: listen.clone(), log, ready });
     let m = accepted("admin", listen.admin);
     tasks.push(tokio::spawn(accept_loop(admin_l, drain.clone(), m, move |io, peer, d| {

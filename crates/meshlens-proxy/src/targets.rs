@@ -77,10 +77,8 @@ impl Targets {
             .with("dst_namespace", &sp.namespace)
             .with("dst_service", &sp.name);
         let endpoints = service_endpoints(ctx, &sp, &[]);
-        let mut target = build(ctx, sp.canonical.clone(), endpoints, svc_labels, sp.opaque, true, version, None);
-        if let Some(t) = Arc::get_mut(&mut target) {
-            t.policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
-        }
+        let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
+        let target = build(ctx, sp.canonical.clone(), endpoints, svc_labels, policy, sp.opaque, true, version, None);
         services.insert(sp.canonical, target.clone());
         target
     }
@@ -144,7 +142,7 @@ impl Targets {
         let labels =
             with_target(LabelSet::new().with("direction", "outbound").with("authority", label_authority), None)
                 .with("tls", "disabled");
-        let target = build(ctx, key.clone(), endpoints, labels, false, false, 0, expires);
+        let target = build(ctx, key.clone(), endpoints, labels, None, false, false, 0, expires);
         if !capped {
             cache.insert(key, target.clone());
         }
@@ -182,6 +180,7 @@ fn build(
     authority: String,
     endpoints: Vec<Arc<Endpoint>>,
     service_labels: LabelSet,
+    policy: Option<Arc<crate::logical::service::ServicePolicy>>,
     opaque: bool,
     meshed: bool,
     version: u64,
@@ -194,7 +193,7 @@ fn build(
         balancer_settings(ctx, ctx.config.timeouts.failfast),
         crate::balance::LazyTarget::new(ctx.http_metrics.clone(), service_labels),
     );
-    Arc::new(Target { authority, balancer, policy: None, opaque, meshed, loops, version, expires })
+    Arc::new(Target { authority, balancer, policy, opaque, meshed, loops, version, expires })
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {

@@ -111,6 +111,7 @@ pub fn run(args: DemoLoadArgs) -> anyhow::Result<ExitCode> {
         };
         println!("{}", json!({"message": "load", "target": args.target, "rps": args.rps, "mix": args.mix}));
         let downstream = Downstream::from_env();
+        wait_until_ready(&downstream, &authority, &base, args.timeout).await;
         let generate = generate(&args, &mix, &authority, &base, downstream, stats.clone());
         let stopped = super::demo_app::until_stopped();
         let why = tokio::select! {
@@ -124,6 +125,30 @@ pub fn run(args: DemoLoadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("demo-load: {why}: exiting");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Before the load starts, waits (at most 30 s) until the target answers `GET /` without a server error,
+/// so a mesh that is still starting (apps not listening yet) is not reported as failing requests.
+async fn wait_until_ready(downstream: &Downstream, authority: &str, base: &str, timeout: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let path = format!("{base}/");
+    loop {
+        let r = downstream.call(authority, http::Method::GET, &path, None, Via::Auto, timeout).await;
+        if let Outcome::Status(status) = r.outcome
+            && status < 500
+        {
+            println!("{}", json!({"message": "target ready", "target": authority}));
+            return;
+        }
+        if Instant::now() >= deadline {
+            println!(
+                "{}",
+                json!({"message": "target not ready after 30 s; starting the load anyway", "target": authority})
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn generate(

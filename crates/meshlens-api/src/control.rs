@@ -42,6 +42,10 @@ pub struct Lease {
     pub ttl_ms: u64,
     /// Renew this often (3 s).
     pub renew_ms: u64,
+    /// The bearer token the proxy's tap listener accepts (only the control plane may tap). Changes when the
+    /// control plane restarts; every renewal carries the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap_token: Option<String>,
 }
 
 /// One line of the watch stream.

@@ -12,6 +12,7 @@ pub mod mesh;
 pub mod meta;
 pub mod profile;
 pub mod stats;
+pub mod tap;
 
 pub use authority::Authority;
 pub use discovery::{Endpoint, Service, ServicePort, Snapshot};

@@ -141,7 +141,11 @@ impl Store {
     }
 
     pub fn lease(&self) -> Lease {
-        Lease { ttl_ms: self.timing.ttl.as_millis() as u64, renew_ms: self.timing.renew.as_millis() as u64 }
+        Lease {
+            ttl_ms: self.timing.ttl.as_millis() as u64,
+            renew_ms: self.timing.renew.as_millis() as u64,
+            tap_token: None,
+        }
     }
 
     fn complete(&self, now: Instant) -> bool {

@@ -1,5 +1,6 @@
 //! The HTTP API (axum): proxy registration and the discovery watch stream (`/v1/…`, DESIGN.md §4), the
-//! CLI/dashboard API (`/api/v1/status`, `/api/v1/resources`) and the control plane's own `/metrics`.
+//! CLI/dashboard API (`/api/v1/status`, `/api/v1/resources`, stats, the tap stream) and the control plane's
+//! own `/metrics`.
 //! Every error is JSON `{"error": "…"}` with a fitting status code.
 
 use std::convert::Infallible;
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::metricstore::MetricStore;
 use crate::statsapi;
 use crate::store::{Published, Store};
+use crate::tap::{self, TapError};
 
 /// What every handler shares.
 pub(crate) struct Shared {
@@ -47,6 +49,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/routes", get(routes))
         .route("/api/v1/edges", get(edges))
         .route("/api/v1/metricstore", get(metricstore))
+        .route("/api/v1/tap", get(tap))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -234,6 +237,27 @@ async fn edges(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQ
 /// `GET /api/v1/metricstore`: the embedded metric store's size (slots, rolled-up keys, bytes).
 async fn metricstore(State(s): State<Arc<Shared>>) -> Response {
     json(StatusCode::OK, &s.stats.memory())
+}
+
+/// `GET /api/v1/tap?resource=deploy/NAME&namespace=NS&to=…&toNamespace=…&<TapFilter keys>`: NDJSON tap
+/// events of every proxy of the resource, streamed as they arrive (docs/api.md).
+async fn tap(State(s): State<Arc<Shared>>, uri: Uri) -> Response {
+    let started =
+        tap::parse(uri.query().unwrap_or("")).and_then(|plan| tap::start(s.store.clone(), plan, s.shutdown.clone()));
+    let events = match started {
+        Ok(rx) => rx,
+        Err(TapError::BadRequest(m)) => return error(StatusCode::BAD_REQUEST, m),
+        Err(TapError::NotFound(m)) => return error(StatusCode::NOT_FOUND, m),
+    };
+    let stream = futures_util::stream::unfold(events, |mut rx| async move {
+        let line = rx.recv().await?;
+        Some((Ok::<_, Infallible>(line), rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

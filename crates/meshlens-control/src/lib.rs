@@ -25,6 +25,7 @@
 //! | `scrape` | scrapes every registered proxy into the metric store |
 //! | `metricstore` | per-scrape deltas rolled up at ingest, in time slots; window queries |
 //! | `statsapi` | `/api/v1/stat`, `/routes`, `/edges` from resources + the metric store |
+//! | `tap` | `/api/v1/tap`: the resource's proxies tapped with the control plane's token, events merged |
 
 mod api;
 pub mod api_types;
@@ -38,6 +39,7 @@ mod reload;
 mod scrape;
 mod statsapi;
 mod store;
+mod tap;
 mod validate;
 mod yaml;
 

@@ -83,6 +83,8 @@ pub(crate) struct Store {
     started: Instant,
     started_wall: SystemTime,
     metrics: Arc<Metrics>,
+    /// The bearer token proxies' tap listeners accept, new at every start; handed out in every lease.
+    tap_token: String,
 }
 
 impl Store {
@@ -118,6 +120,7 @@ impl Store {
             started,
             started_wall: now,
             metrics,
+            tap_token: crate::tap::new_token(),
         }
     }
 
@@ -140,12 +143,18 @@ impl Store {
         self.configs.subscribe()
     }
 
+    /// The lease a registration gets: its timing and the tap token.
     pub fn lease(&self) -> Lease {
         Lease {
             ttl_ms: self.timing.ttl.as_millis() as u64,
             renew_ms: self.timing.renew.as_millis() as u64,
-            tap_token: None,
+            tap_token: Some(self.tap_token.clone()),
         }
+    }
+
+    /// The token this control plane presents to proxies' tap listeners.
+    pub fn tap_token(&self) -> &str {
+        &self.tap_token
     }
 
     fn complete(&self, now: Instant) -> bool {
@@ -319,7 +328,8 @@ impl Store {
             services: st.last.snapshot.services.len(),
             profiles: st.config.profiles.len(),
             traffic_splits: st.config.traffic_splits.len(),
-            lease: self.lease(),
+            // The timing only: the tap token is for proxies, not for every reader of the status.
+            lease: Lease { tap_token: None, ..self.lease() },
         }
     }
 
@@ -467,7 +477,7 @@ fn build_snapshot(config: &MeshConfig, proxies: &BTreeMap<(String, String), Prox
 }
 
 /// A listener bound to the unspecified address is reached on loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
         IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),

@@ -50,7 +50,9 @@ async fn snapshot_lists_services_with_the_inbound_addresses_of_their_instances()
     let mut r = reg("orders", "orders-1", "0.0.0.0:4143");
     r.labels.insert("zone".into(), "a".into());
     r.labels.insert("pod".into(), "spoofed".into());
-    assert_eq!(s.register(r).unwrap(), Lease { ttl_ms: 10_000, renew_ms: 3_000, tap_token: None });
+    let lease = s.register(r).unwrap();
+    assert_eq!(lease, Lease { ttl_ms: 10_000, renew_ms: 3_000, tap_token: Some(s.tap_token().to_string()) });
+    assert_eq!(s.tap_token().len(), 32, "every lease carries the control plane's tap token");
     s.register(reg("orders", "orders-0", "127.0.0.2:4143")).unwrap();
     s.register(reg("web", "web-0", "127.0.0.3:4143")).unwrap();
     let mut outbound_only = reg("orders", "orders-9", "127.0.0.9:1");

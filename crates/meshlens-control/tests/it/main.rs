@@ -5,4 +5,5 @@ mod api;
 mod reload;
 mod stats;
 mod support;
+mod tap;
 mod watch;

@@ -128,7 +128,7 @@ pub async fn request(addr: SocketAddr, method: Method, path: &str, body: &[u8]) 
     (status, body)
 }
 
-async fn send(addr: SocketAddr, method: Method, path: &str, body: &[u8]) -> hyper::Response<hyper::body::Incoming> {
+pub async fn send(addr: SocketAddr, method: Method, path: &str, body: &[u8]) -> hyper::Response<hyper::body::Incoming> {
     let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
     tokio::spawn(conn);

@@ -53,33 +53,45 @@ pub fn get_json<T: serde::de::DeserializeOwned>(base: &str, path_and_query: &str
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let (status, body) = runtime.block_on(async {
         let uri: hyper::Uri = url.parse().map_err(|e| anyhow!("invalid control plane URL {base}: {e}"))?;
-        let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let unreachable = |e: &dyn std::fmt::Display| {
-            anyhow!("cannot reach the control plane at {base}: {e} — is `meshlens up` or `meshlens demo` running?")
-        };
-        let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
-            .await
-            .map_err(|_| unreachable(&"timed out"))?
-            .map_err(|e| {
-                // The innermost cause says it best ("Connection refused (os error 111)").
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg = s.to_string();
-                    src = s.source();
-                }
-                unreachable(&msg)
-            })?;
+        let resp = request(base, uri).await?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| unreachable(&e))?.to_bytes();
+        let body = resp.into_body().collect().await.map_err(|e| unreachable(base, &e))?.to_bytes();
         anyhow::Ok((status, body))
     })?;
     if !status.is_success() {
-        let msg = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        return Err(anyhow!("the control plane answered {status}: {msg}"));
+        return Err(api_error(status, &body));
     }
     serde_json::from_slice(&body).with_context(|| format!("unexpected answer from {url}"))
+}
+
+/// The error for a control plane that cannot be reached, with the hint how to start one.
+pub fn unreachable(base: &str, why: &dyn std::fmt::Display) -> anyhow::Error {
+    anyhow!("cannot reach the control plane at {base}: {why} — is `meshlens up` or `meshlens demo` running?")
+}
+
+/// The error for an API answer that is not a success: `{"error": …}` becomes the message.
+pub fn api_error(status: hyper::StatusCode, body: &[u8]) -> anyhow::Error {
+    let msg = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    anyhow!("the control plane answered {status}: {msg}")
+}
+
+/// `GET uri` on the control plane at `base`; the response head (within 10 s), its body still to read.
+pub async fn request(base: &str, uri: hyper::Uri) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+        .await
+        .map_err(|_| unreachable(base, &"timed out"))?
+        .map_err(|e| {
+            // The innermost cause says it best ("Connection refused (os error 111)").
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = s.to_string();
+                src = s.source();
+            }
+            unreachable(base, &msg)
+        })
 }

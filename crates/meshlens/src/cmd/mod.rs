@@ -10,6 +10,9 @@ pub mod output;
 pub mod proxy;
 pub mod routes;
 pub mod stat;
+pub mod tap;
+pub mod tap_stream;
+pub mod top;
 pub mod up;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +46,10 @@ pub enum Command {
     Routes(routes::RoutesArgs),
     /// Which workloads talked to which in the window (Linkerd's `viz edges`).
     Edges(edges::EdgesArgs),
+    /// Live requests of a resource, one line per request event (Linkerd's `viz tap`).
+    Tap(tap::TapArgs),
+    /// Live traffic of a resource, aggregated by path or route (Linkerd's `viz top`).
+    Top(top::TopArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -59,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Stat(args) => stat::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
+        Command::Tap(args) => tap::run(args),
+        Command::Top(args) => top::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

@@ -20,7 +20,7 @@ use table::{TopOptions, TopTable};
 
 /// What the stream reader hands the view.
 pub enum Feed {
-    Event(TapEvent),
+    Event(Box<TapEvent>),
     /// The stream is over: why, when it broke.
     Ended(Option<String>),
 }
@@ -56,7 +56,7 @@ pub fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             loop {
                 let feed = match stream.next().await {
-                    Some(Ok(event)) => Feed::Event(event),
+                    Some(Ok(event)) => Feed::Event(Box::new(event)),
                     Some(Err(e)) => Feed::Ended(Some(format!("{e:#}"))),
                     None => Feed::Ended(None),
                 };
@@ -92,7 +92,7 @@ fn print_periodically(mut table: TopTable, feed: mpsc::Receiver<Feed>, interval:
         };
         if ended.is_some() || Instant::now() >= next {
             // A closed pipe ends `top` quietly.
-            if write!(stdout, "{}\n", table.text()).and_then(|_| stdout.flush()).is_err() {
+            if writeln!(stdout, "{}", table.text()).and_then(|_| stdout.flush()).is_err() {
                 return Ok(ExitCode::SUCCESS);
             }
             next = Instant::now() + interval;

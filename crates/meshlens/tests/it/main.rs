@@ -6,4 +6,5 @@ mod mesh_e2e;
 mod proxy;
 mod stats;
 mod support;
+mod tap;
 mod up;

@@ -5,13 +5,12 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 
 use meshlens_testkit::process::Stream;
 use meshlens_testkit::{ChildGuard, eventually_blocking};
 use serde_json::{Value, json};
 
-use crate::support::{GroupReaper, TempDir, descendants, meshlens};
+use crate::support::{GroupReaper, TempDir, descendants, golden, meshlens};
 
 fn deploy_rows() -> Value {
     json!([
@@ -123,17 +122,6 @@ fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         }
     });
     (format!("http://{addr}"), seen)
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(format!("{name}.golden"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert_eq!(actual, expected, "{name}: output differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
 }
 
 fn run(control: &str, args: &[&str]) -> (String, String) {

@@ -132,7 +132,7 @@ impl TopTable {
         ));
 
         let mut rows: Vec<&Row> = self.rows.iter().collect();
-        rows.sort_by(|a, b| b.count.cmp(&a.count));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.count));
         let cells: Vec<Vec<String>> = rows.iter().map(|r| columns.iter().map(|c| (c.3)(r)).collect()).collect();
         let widths: Vec<usize> = columns
             .iter()

@@ -7,4 +7,5 @@ mod proxy;
 mod stats;
 mod support;
 mod tap;
+mod tap_demo;
 mod up;

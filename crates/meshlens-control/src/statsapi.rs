@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meshlens_api::selector::Selector;
 use meshlens_api::stats::{EdgeRow, RouteNumbers, RouteRow, StatRow};
 use serde::Deserialize;
 
@@ -36,6 +37,9 @@ pub(crate) struct StatQuery {
     pub from: Option<String>,
     #[serde(default)]
     pub from_namespace: Option<String>,
+    /// A Kubernetes label selector (`app=web,tier!=db`): only resources whose labels match.
+    #[serde(default)]
+    pub selector: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,7 +61,7 @@ impl Kind {
         })
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Namespace => "namespace",
             Kind::Deployment => "deployment",
@@ -185,6 +189,36 @@ fn target(res: &Resources, spec: &str, ns: &str) -> Result<Res, String> {
         .ok_or_else(|| format!("{} '{name}' not found in namespace '{ns}'", kind.name()))
 }
 
+/// The `selector` parameter, parsed once per query (none: everything matches).
+fn selector(text: Option<&str>) -> Result<Selector, String> {
+    text.map_or_else(|| Ok(Selector::default()), |t| Selector::parse(t).map_err(|e| e.to_string()))
+}
+
+/// The labels a resource has: a workload's declared labels (its instances have them too, plus what
+/// their proxies registered), a service's declared labels; namespaces have none.
+fn labels_of(res: &Resources, r: &Res) -> BTreeMap<String, String> {
+    let workload = || res.workloads.iter().find(|w| w.namespace == r.namespace && w.name == r.workload);
+    match r.kind {
+        Kind::Namespace => BTreeMap::new(),
+        Kind::Deployment => workload().map(|w| w.labels.clone()).unwrap_or_default(),
+        Kind::Pod => workload()
+            .map(|w| {
+                let mut labels = w.labels.clone();
+                if let Some(i) = w.instances.iter().find(|i| i.instance == r.name) {
+                    labels.extend(i.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                labels
+            })
+            .unwrap_or_default(),
+        Kind::Service => res
+            .services
+            .iter()
+            .find(|s| s.namespace == r.namespace && s.name == r.name)
+            .map(|s| s.labels.clone())
+            .unwrap_or_default(),
+    }
+}
+
 fn round(v: Option<f64>) -> Option<u64> {
     v.map(|v| v.round().max(0.0) as u64)
 }
@@ -222,6 +256,7 @@ fn split_rows(
     ms: &MetricStore,
     scope: Option<&str>,
     names: &[String],
+    selector: &Selector,
     from: Option<&Res>,
     (now, window): (u64, u64),
 ) -> Vec<StatRow> {
@@ -230,7 +265,10 @@ fn split_rows(
     for ts in &res.traffic_splits {
         let split = &ts.traffic_split;
         let ns = split.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        if scope.is_some_and(|s| s != ns) || (!names.is_empty() && !names.contains(&split.metadata.name)) {
+        if scope.is_some_and(|s| s != ns)
+            || (!names.is_empty() && !names.contains(&split.metadata.name))
+            || !selector.matches(&split.metadata.labels)
+        {
             continue;
         }
         let apex = split.spec.service.split('.').next().unwrap_or_default().to_string();
@@ -276,6 +314,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
     let from = q.from.as_deref().map(|t| target(res, t, q.from_namespace.as_deref().unwrap_or(&ns))).transpose()?;
     let names: Vec<&str> =
         q.names.as_deref().map(|n| n.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    let selector = selector(q.selector.as_deref())?;
 
     let mut kinds = Vec::new();
     let mut wanted: Vec<(Kind, String)> = Vec::new();
@@ -322,6 +361,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         if !named.is_empty() {
             list.retain(|r| named.contains(&&r.0.name));
         }
+        list.retain(|r| selector.matches(&labels_of(res, &r.0)));
         let matches = |r: &Res, k: &Key| -> bool {
             match (&to, &from) {
                 (Some(t), _) => k.outbound && r.is_source(k) && t.is_destination(k),
@@ -357,7 +397,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         }
     }
     if splits {
-        rows.extend(split_rows(res, ms, scope, &split_names, from.as_ref(), (now, window)));
+        rows.extend(split_rows(res, ms, scope, &split_names, &selector, from.as_ref(), (now, window)));
     }
     Ok(rows)
 }
@@ -375,6 +415,9 @@ pub(crate) struct RoutesQuery {
     pub to: Option<String>,
     #[serde(default)]
     pub to_namespace: Option<String>,
+    /// A label selector the resource must match (else there are no rows).
+    #[serde(default)]
+    pub selector: Option<String>,
 }
 
 /// `/api/v1/routes`: the profiled routes of the services behind the target (the resource itself, or
@@ -389,6 +432,9 @@ pub(crate) fn routes(
     let secs = window as f64 / 1000.0;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let source = target(res, &q.resource, &ns)?;
+    if !selector(q.selector.as_deref())?.matches(&labels_of(res, &source)) {
+        return Ok(BTreeMap::new());
+    }
     let to = q.to.as_deref().map(|t| target(res, t, q.to_namespace.as_deref().unwrap_or(&ns))).transpose()?;
     let dst = to.as_ref().unwrap_or(&source);
     // The services behind the destination, and their profiles' routes.

@@ -511,8 +511,22 @@ pub(crate) fn routes(
     Ok(out)
 }
 
+/// Requests a destination served beyond what meshed clients sent it count as an unmeshed source only
+/// above this share of what it served (and at least [`UNMESHED_MIN_REQUESTS`]): the two counts come from
+/// different proxies' scrapes, a few milliseconds apart, so a handful of requests can straddle a slot.
+const UNMESHED_MIN_SHARE: f64 = 0.01;
+const UNMESHED_MIN_REQUESTS: f64 = 2.0;
+
 /// `/api/v1/edges`: every source → destination pair with traffic (HTTP or TCP) in the window, or a
 /// connection open now. `resource` is `deploy` or `po`.
+///
+/// Unmeshed peers, as far as the metrics can tell:
+/// - an unmeshed destination is outbound traffic without `dst_*` labels whose address is no meshed
+///   instance (passthrough): named by its authority (HTTP) or address (TCP);
+/// - an unmeshed source is inferred, per destination, from HTTP requests it served (inbound) beyond the
+///   attempts meshed clients sent it (outbound, per attempt) in the same window. Inbound metrics carry
+///   no client identity, so unmeshed clients are one edge per destination, and opaque TCP from unmeshed
+///   clients is not shown.
 pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<EdgeRow>, String> {
     let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
     let kind = Kind::parse(&q.resource).ok_or_else(|| format!("unknown resource type '{}'", q.resource))?;
@@ -521,31 +535,61 @@ pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<Edg
     }
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let all = q.all_namespaces.unwrap_or(false);
-    let totals = ms.query(now, window, |k| {
-        if !k.outbound || !matches!(k.family, Family::Http | Family::Tcp) || k.dst_namespace.is_empty() {
+    let in_scope = |a: &str, b: &str| all || a == ns || b == ns;
+    let name = |workload: &str, instance: &str| if kind == Kind::Pod { instance } else { workload }.to_string();
+    let edge = |src_ns: String, src: String, dst_ns: String, dst: String, http: bool| EdgeRow {
+        src_meshed: !src_ns.is_empty(),
+        dst_meshed: !dst_ns.is_empty(),
+        no_tls_reason: match (src_ns.is_empty(), dst_ns.is_empty()) {
+            (true, _) => "not_provided_by_remote",
+            (_, true) => "not_provided_by_service_discovery",
+            _ => "disabled",
+        }
+        .into(),
+        src,
+        src_namespace: src_ns,
+        dst,
+        dst_namespace: dst_ns,
+        client_id: String::new(),
+        server_id: String::new(),
+        protocol: if http { "http" } else { "tcp" }.into(),
+    };
+
+    let outbound = ms.query(now, window, |k| {
+        if !k.outbound || !matches!(k.family, Family::Http | Family::Tcp) || !in_scope(&k.namespace, &k.dst_namespace) {
             return None;
         }
-        if !all && k.namespace != ns && k.dst_namespace != ns {
-            return None;
+        let src = name(&k.workload, &k.instance);
+        if k.dst_namespace.is_empty() {
+            let dst = if k.authority.is_empty() { "_other".to_string() } else { k.authority.clone() };
+            return Some((k.namespace.clone(), src, String::new(), dst));
         }
-        let (src, dst) = match kind {
-            Kind::Pod => (k.instance.clone(), k.dst_instance.clone()),
-            _ => (k.workload.clone(), k.dst_workload.clone()),
-        };
+        let dst = name(&k.dst_workload, &k.dst_instance);
         (!dst.is_empty()).then(|| (k.namespace.clone(), src, k.dst_namespace.clone(), dst))
     });
-    Ok(totals
+    let mut rows: Vec<EdgeRow> = outbound
         .into_iter()
         .filter(|(_, t)| t.http || t.tcp)
-        .map(|((src_ns, src, dst_ns, dst), t)| EdgeRow {
-            src,
-            src_namespace: src_ns,
-            dst,
-            dst_namespace: dst_ns,
-            client_id: String::new(),
-            server_id: String::new(),
-            no_tls_reason: "disabled".into(),
-            protocol: if t.http { "http" } else { "tcp" }.into(),
-        })
-        .collect())
+        .map(|((src_ns, src, dst_ns, dst), t)| edge(src_ns, src, dst_ns, dst, t.http))
+        .collect();
+
+    let served = ms.query(now, window, |k| {
+        (k.family == Family::Http && !k.outbound && (all || k.namespace == ns))
+            .then(|| (k.namespace.clone(), name(&k.workload, &k.instance)))
+    });
+    let sent_by_meshed = ms.query(now, window, |k| {
+        (k.family == Family::Http && k.outbound && !k.dst_namespace.is_empty())
+            .then(|| (k.dst_namespace.clone(), name(&k.dst_workload, &k.dst_instance)))
+    });
+    for ((dst_ns, dst), t) in served {
+        let meshed = sent_by_meshed.get(&(dst_ns.clone(), dst.clone())).map_or(0.0, Totals::requests);
+        let unmeshed = t.requests() - meshed;
+        if unmeshed >= UNMESHED_MIN_REQUESTS && unmeshed > UNMESHED_MIN_SHARE * t.requests() {
+            rows.push(edge(String::new(), String::new(), dst_ns, dst, true));
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.src_namespace, &a.src, &a.dst_namespace, &a.dst).cmp(&(&b.src_namespace, &b.src, &b.dst_namespace, &b.dst))
+    });
+    Ok(rows)
 }

@@ -5,6 +5,7 @@ pub mod control;
 pub mod demo;
 pub mod demo_app;
 pub mod demo_load;
+pub mod diagnostics;
 pub mod edges;
 pub mod output;
 pub mod proxy;
@@ -43,6 +44,8 @@ pub enum Command {
     Routes(routes::RoutesArgs),
     /// Which workloads talked to which in the window (Linkerd's `viz edges`).
     Edges(edges::EdgesArgs),
+    /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
+    Diagnostics(diagnostics::DiagnosticsArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Stat(args) => stat::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
+        Command::Diagnostics(args) => diagnostics::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod demo_app;
+mod diagnostics;
 mod mesh_e2e;
 mod proxy;
 mod stats;

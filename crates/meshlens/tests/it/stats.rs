@@ -340,6 +340,38 @@ fn stat_on_the_running_demo() {
         assert!(pairs.contains(&(s.to_string(), d.to_string())), "{s} → {d}: {pairs:?}");
     }
 
+    // diagnostics, through the control plane: each frontend proxy's raw metrics, and discovery as the
+    // traffic generator's proxy resolves `frontend`.
+    let out = meshlens()
+        .args(["diagnostics", "proxy-metrics", "deploy/frontend", "-n", "prod"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("#\n# POD frontend-0 (1 of 2)\n#\n"), "{}", &text[..text.len().min(300)]);
+    assert!(text.contains("\n#\n# POD frontend-1 (2 of 2)\n#\n"));
+    assert!(text.contains("response_total{direction=\"inbound\""));
+    let out = meshlens()
+        .args(["diagnostics", "endpoints", "frontend", "-n", "prod", "-o", "json"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    let eps: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pods: BTreeSet<&str> = eps["frontend"].as_array().unwrap().iter().map(|e| e["pod"].as_str().unwrap()).collect();
+    assert_eq!(pods, BTreeSet::from(["frontend-0", "frontend-1"]), "{eps}");
+    let out = meshlens()
+        .args(["diagnostics", "endpoints", "no-such-service", "-n", "prod"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'no-such-service' does not resolve to a mesh service"), "{err}");
+
     // --from narrows to one client's requests: only frontend's callees have rows.
     let json_of = |args: &[&str]| -> Value {
         let out =

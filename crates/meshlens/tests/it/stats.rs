@@ -326,6 +326,17 @@ fn stat_on_the_running_demo() {
     assert!(frontend["success"].as_f64().unwrap() > 0.9, "{frontend}");
     assert!(frontend["latency_ms_p99"].as_u64().is_some(), "{frontend}");
 
+    // The demo's workloads carry labels: a selector narrows stat to the ML tier.
+    let out = meshlens()
+        .args(["stat", "deploy", "-n", "prod", "-t", "10s", "-l", "tier=ml,version!=c", "-o", "json"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: BTreeSet<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["ml-inference-a", "ml-inference-b"]), "{rows:?}");
+
     let out = meshlens()
         .args(["edges", "deploy", "-n", "prod", "-t", "10s", "-o", "json"])
         .env("XDG_STATE_HOME", state.path())

@@ -7,9 +7,11 @@ pub mod demo_app;
 pub mod demo_load;
 pub mod edges;
 pub mod output;
+pub mod profile;
 pub mod proxy;
 pub mod routes;
 pub mod stat;
+pub mod tap_stream;
 pub mod up;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +45,8 @@ pub enum Command {
     Routes(routes::RoutesArgs),
     /// Which workloads talked to which in the window (Linkerd's `viz edges`).
     Edges(edges::EdgesArgs),
+    /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
+    Profile(profile::ProfileArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -59,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Stat(args) => stat::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
+        Command::Profile(args) => profile::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

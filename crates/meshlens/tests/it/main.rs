@@ -3,6 +3,7 @@
 mod demo;
 mod demo_app;
 mod mesh_e2e;
+mod profile;
 mod proxy;
 mod stats;
 mod support;

@@ -2,18 +2,22 @@
 //! example requests), a tap of a fake control plane, each checked by loading the output with the control
 //! plane's loader and routing requests with the proxy's compiled profile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use meshlens_api::profile::ServiceProfile;
 use meshlens_api::tap::{ProxyDirection, RequestInit, ResponseInit, StreamId, TapEndpoint, TapEvent};
 use meshlens_proxy::policy::profile::Policy;
+use meshlens_testkit::ChildGuard;
+use meshlens_testkit::eventually::Poller;
+use meshlens_testkit::process::Stream;
 
-use crate::support::{TempDir, meshlens};
+use crate::support::{GroupReaper, TempDir, descendants, meshlens};
 
 fn testdata(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/profile").join(name)
@@ -399,4 +403,100 @@ fn tap_reports_a_stream_that_ends_early_and_a_refused_resource() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot reach the control plane"), "{stderr}");
+}
+
+/// The whole loop on the demo shop without user-service's profile: `profile --tap` on user-service's
+/// inbound traffic yields `GET /users/{id}` (the ids api-gateway asks for, folded); written into the mesh
+/// directory, the control plane loads it and `meshlens routes` shows the traffic on that route.
+#[test]
+#[ignore = "needs tap"]
+fn a_tapped_profile_carries_the_demo_traffic() {
+    let _one = crate::mesh_e2e::one_mesh_at_a_time();
+    let dir = TempDir::new("profile-e2e");
+    let shop = dir.path().join("shop");
+    let out = run_bounded(meshlens().args(["demo", "--export"]).arg(&shop).args(["--rps", "20"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_file(shop.join("user-service.profile.yaml")).unwrap();
+
+    let state = TempDir::new("profile-e2e-state");
+    let mut cmd = meshlens();
+    cmd.args(["up", "-f"]).arg(&shop).args(["--control-port", "0", "--stop-grace", "5"]);
+    cmd.env("XDG_STATE_HOME", state.path()).env("NO_COLOR", "1");
+    let mut reaper = GroupReaper(BTreeSet::new());
+    let up = ChildGuard::spawn(&mut cmd).unwrap();
+    let ready = up.wait_for_line(Stream::Stdout, |l| l.contains("apps accept connections"));
+    reaper.0.extend(descendants(up.id()).iter().map(|p| p.pgid));
+    assert!(ready.contains("all 16 apps accept connections"), "{ready}");
+    let stdout = up.stdout_text();
+    let control = stdout
+        .lines()
+        .find_map(|l| l.split("control plane listening at ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no control plane address in\n{stdout}"))
+        .to_string();
+
+    // Tap until user-service has been called (the load starts with the shop).
+    let mut poller = Poller::with_patience(Duration::from_secs(90));
+    let yaml = loop {
+        let (yaml, stderr) = profile(&[
+            "--tap",
+            "deploy/user-service",
+            "user-service",
+            "-n",
+            "prod",
+            "--tap-duration",
+            "5s",
+            "--control",
+            &control,
+        ]);
+        if yaml.contains("name: GET /users/{id}") {
+            eprintln!("[e2e] profile --tap on the demo: {}", stderr.trim());
+            break yaml;
+        }
+        assert!(poller.wait_blocking(), "no GET /users/{{id}} route from the tap: {stderr}\n{yaml}");
+    };
+    let profile_doc: ServiceProfile = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(profile_doc.metadata.name, "user-service.prod.svc.cluster.local");
+    let names: Vec<&str> = profile_doc.spec.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["GET /users/{id}"], "{yaml}");
+
+    std::fs::write(shop.join("user-service.profile.yaml"), &yaml).unwrap();
+    // The control plane loads it, and api-gateway's requests to user-service then count on the route.
+    let routes = || -> serde_json::Value {
+        let out = run_bounded(meshlens().args([
+            "routes",
+            "deploy/user-service",
+            "-n",
+            "prod",
+            "-o",
+            "json",
+            "--control",
+            &control,
+        ]));
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let rps_of = |routes: &serde_json::Value, name: &str| -> f64 {
+        routes["deploy/user-service"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["route"] == name)
+            .and_then(|r| r["rps"].as_f64())
+            .unwrap_or(0.0)
+    };
+    let mut poller = Poller::with_patience(Duration::from_secs(90));
+    let last = loop {
+        let now = routes();
+        if rps_of(&now, "GET /users/{id}") > 0.0 {
+            break now;
+        }
+        assert!(poller.wait_blocking(), "the tapped route never carried traffic: {now}");
+    };
+    eprintln!(
+        "[e2e] routes deploy/user-service after the tapped profile: GET /users/{{id}} {:.2} rps, [DEFAULT] {:.2} rps",
+        rps_of(&last, "GET /users/{id}"),
+        rps_of(&last, "[DEFAULT]")
+    );
+    drop(up);
+    drop(reaper);
 }

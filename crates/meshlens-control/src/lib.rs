@@ -25,12 +25,14 @@
 //! | `scrape` | scrapes every registered proxy into the metric store |
 //! | `metricstore` | per-scrape deltas rolled up at ingest, in time slots; window queries |
 //! | `statsapi` | `/api/v1/stat`, `/routes`, `/edges` from resources + the metric store |
+//! | `diagnostics` | `/api/v1/proxy-metrics` (relays proxies' raw metrics), `/api/v1/endpoints` (discovery) |
 //! | `tap` | `/api/v1/tap`: the resource's proxies tapped with the control plane's token, events merged |
 
 mod api;
 pub mod api_types;
 mod app;
 mod clock;
+mod diagnostics;
 pub mod meshdir;
 mod metrics;
 mod metricstore;

@@ -5,8 +5,10 @@ pub mod control;
 pub mod demo;
 pub mod demo_app;
 pub mod demo_load;
+pub mod diagnostics;
 pub mod edges;
 pub mod output;
+pub mod profile;
 pub mod proxy;
 pub mod routes;
 pub mod stat;
@@ -46,6 +48,10 @@ pub enum Command {
     Routes(routes::RoutesArgs),
     /// Which workloads talked to which in the window (Linkerd's `viz edges`).
     Edges(edges::EdgesArgs),
+    /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
+    Diagnostics(diagnostics::DiagnosticsArgs),
+    /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
+    Profile(profile::ProfileArgs),
     /// Live requests of a resource, one line per request event (Linkerd's `viz tap`).
     Tap(tap::TapArgs),
     /// Live traffic of a resource, aggregated by path or route (Linkerd's `viz top`).
@@ -66,6 +72,8 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Stat(args) => stat::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
+        Command::Diagnostics(args) => diagnostics::run(args),
+        Command::Profile(args) => profile::run(args),
         Command::Tap(args) => tap::run(args),
         Command::Top(args) => top::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),

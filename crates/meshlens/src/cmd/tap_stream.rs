@@ -1,11 +1,15 @@
 //! The tap stream as the CLI reads it: the resource and filter flags `tap` and `top` share, and
-//! `GET /api/v1/tap` opened on the control plane and read as [`TapEvent`]s (also for `profile --tap`).
+//! `GET /api/v1/tap` opened on the control plane and read as [`TapEvent`]s ([`tap_for`]: for a while, as
+//! `profile --tap` reads it).
 
-use anyhow::{Context, anyhow};
+use std::time::Duration;
+
+use anyhow::anyhow;
 use clap::Args;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use meshlens_api::tap::{StatusFilter, TapEvent, TapFilter, TapRequest};
+use meshlens_api::tap::{ProxyDirection, StatusFilter, TapEvent, TapFilter, TapRequest};
+use tokio::time::Instant;
 
 use super::client;
 
@@ -83,15 +87,18 @@ impl TapTargetArgs {
     }
 }
 
-/// The query string of `/api/v1/tap`: the request keys, then the filter keys.
+/// The query string of `/api/v1/tap`: the request keys, then the filter keys (written as the CLI's other
+/// queries are: `/` and `,` kept, numbers without a needless `.0`).
 pub fn query(request: &TapRequest, filter: &TapFilter) -> anyhow::Result<String> {
-    let mut q = serde_urlencoded::to_string(request).context("cannot encode the tap request")?;
-    let f = serde_urlencoded::to_string(filter).context("cannot encode the tap filter")?;
-    if !f.is_empty() {
-        q.push('&');
-        q.push_str(&f);
+    let mut pairs = Vec::new();
+    for part in [serde_urlencoded::to_string(request)?, serde_urlencoded::to_string(filter)?] {
+        for (key, value) in serde_urlencoded::from_str::<Vec<(String, String)>>(&part)? {
+            // `100.0` → `100`: the float as Rust prints it.
+            let value = value.parse::<f64>().ok().filter(|_| key == "maxRps").map_or(value, |f| f.to_string());
+            pairs.push(format!("{key}={}", client::encode(&value)));
+        }
     }
-    Ok(q)
+    Ok(pairs.join("&"))
 }
 
 /// An open `/api/v1/tap` stream.
@@ -122,12 +129,22 @@ impl TapStream {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return Some(serde_json::from_slice(&line).map_err(|e| {
-                    anyhow!(
-                        "the control plane sent a line that is no tap event ({e}): {}",
-                        String::from_utf8_lossy(&line)
-                    )
-                }));
+                match serde_json::from_slice::<TapEvent>(&line) {
+                    Ok(event) => return Some(Ok(event)),
+                    // `{"error": …}`: a problem the control plane reports in the stream.
+                    Err(e) => match serde_json::from_slice::<serde_json::Value>(&line) {
+                        Ok(v) if v["error"].is_string() => {
+                            eprintln!("tap: {}", v["error"].as_str().unwrap_or_default())
+                        }
+                        _ => {
+                            let line = String::from_utf8_lossy(&line);
+                            return Some(Err(anyhow!(
+                                "the control plane sent a line that is no tap event ({e}): {line}"
+                            )));
+                        }
+                    },
+                }
+                continue;
             }
             match self.body.frame().await? {
                 Err(e) => return Some(Err(anyhow!("the tap stream broke: {e}"))),
@@ -138,5 +155,87 @@ impl TapStream {
                 }
             }
         }
+    }
+}
+
+/// A tap of one resource for [`tap_for`].
+#[derive(Clone, Debug)]
+pub struct TapQuery {
+    /// `deploy/NAME`, `po/NAME`, `ns/NAME`…
+    pub resource: String,
+    pub namespace: String,
+    pub direction: Option<ProxyDirection>,
+    pub max_rps: f64,
+}
+
+impl TapQuery {
+    fn request(&self) -> (TapRequest, TapFilter) {
+        let request =
+            TapRequest { resource: self.resource.clone(), namespace: self.namespace.clone(), ..TapRequest::default() };
+        let filter = TapFilter {
+            direction: self.direction.map(|d| d.as_str().to_string()),
+            max_rps: Some(self.max_rps),
+            ..TapFilter::default()
+        };
+        (request, filter)
+    }
+}
+
+/// How a timed tap ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TapEnd {
+    /// The whole duration passed.
+    Elapsed,
+    /// The control plane closed the stream first, after this long.
+    Closed(Duration),
+}
+
+/// Taps `query` on the control plane at `base` for `duration`, handing every event to `each`.
+pub async fn tap_for(
+    base: &str,
+    query: &TapQuery,
+    duration: Duration,
+    mut each: impl FnMut(TapEvent),
+) -> anyhow::Result<TapEnd> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let (request, filter) = query.request();
+    let mut stream = open(base, &request, &filter).await?;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Ok(TapEnd::Elapsed),
+            Ok(None) => return Ok(TapEnd::Closed(started.elapsed())),
+            Ok(Some(event)) => each(event?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_uses_the_tap_contract_keys() {
+        let q = TapQuery {
+            resource: "deploy/web".into(),
+            namespace: "prod".into(),
+            direction: Some(ProxyDirection::Inbound),
+            max_rps: 100.0,
+        };
+        let (request, filter) = q.request();
+        let path = format!("/api/v1/tap?{}", query(&request, &filter).unwrap());
+        assert_eq!(path, "/api/v1/tap?resource=deploy/web&namespace=prod&direction=inbound&maxRps=100");
+        // Every key is one of the contract's: the request's or the filter's.
+        let (mut request, mut filter) = (serde_json::Map::new(), serde_json::Map::new());
+        for (k, v) in path.split_once('?').unwrap().1.split('&').filter_map(|kv| kv.split_once('=')) {
+            let value = v.parse::<f64>().map_or_else(|_| serde_json::json!(v), |n| serde_json::json!(n));
+            let to = if matches!(k, "resource" | "namespace") { &mut request } else { &mut filter };
+            to.insert(k.to_string(), value);
+        }
+        let request: meshlens_api::tap::TapRequest = serde_json::from_value(request.into()).unwrap();
+        let filter: meshlens_api::tap::TapFilter = serde_json::from_value(filter.into()).unwrap();
+        assert_eq!((request.resource.as_str(), request.namespace.as_str()), ("deploy/web", "prod"));
+        assert_eq!(filter.direction.as_deref(), Some("inbound"));
+        assert_eq!(filter.max_rps, Some(100.0));
     }
 }

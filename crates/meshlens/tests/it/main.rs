@@ -2,7 +2,9 @@
 
 mod demo;
 mod demo_app;
+mod diagnostics;
 mod mesh_e2e;
+mod profile;
 mod proxy;
 mod stats;
 mod support;

@@ -143,15 +143,3 @@ pub fn table(stdout: &str) -> BTreeMap<String, Vec<String>> {
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap_or_else(|_| panic!("{s:?} is not an address"))
 }
-
-/// Compares `actual` with `tests/testdata/NAME.golden`; `UPDATE_GOLDEN=1` rewrites the file instead.
-pub fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(format!("{name}.golden"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert_eq!(actual, expected, "{name}: output differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
-}

@@ -14,7 +14,8 @@ use meshlens_api::tap::{
 };
 use meshlens_testkit::{ChildGuard, eventually_blocking};
 
-use crate::support::{golden, meshlens};
+use crate::stats::golden;
+use crate::support::meshlens;
 
 fn endpoint(ip: &str, port: u16, labels: &[(&str, &str)]) -> TapEndpoint {
     let metadata = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -309,7 +309,7 @@ impl Tmux {
             found.is_ok_and(|o| o.status.success()),
             "tmux is required for this test (Debian package `tmux`; scripts/test installs it)"
         );
-        let socket = format!("meshlens-it-{}-{}", std::process::id(), fastrand_suffix());
+        let socket = format!("meshlens-it-{}-{}", std::process::id(), next_socket_number());
         let tmux = Tmux { socket };
         let ok = tmux
             .cmd(&["new-session", "-d", "-x", &width.to_string(), "-y", &height.to_string(), command])
@@ -335,11 +335,15 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        let socket = self.pane("#{socket_path}");
         let _ = self.cmd(&["kill-server"]);
+        if socket.ends_with(&self.socket) {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 
-fn fastrand_suffix() -> u64 {
+fn next_socket_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

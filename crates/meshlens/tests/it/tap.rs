@@ -15,7 +15,7 @@ use meshlens_api::tap::{
 use meshlens_testkit::{ChildGuard, eventually_blocking};
 
 use crate::stats::golden;
-use crate::support::meshlens;
+use crate::support::{TempDir, meshlens};
 
 fn endpoint(ip: &str, port: u16, labels: &[(&str, &str)]) -> TapEndpoint {
     let metadata = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -353,8 +353,13 @@ fn next_socket_number() -> u64 {
 fn top_in_a_real_terminal_draws_and_quits_on_q() {
     let (url, _) = fake_control();
     let bin = env!("CARGO_BIN_EXE_meshlens");
-    // `exec` so the pane's process is top itself; its exit status is the pane's.
-    let tmux = Tmux::start(120, 20, &format!("exec {bin} top deploy/live -n prod --control {url}"));
+    let dir = TempDir::new("top-tmux");
+    let status_file = dir.path().join("status");
+    let tmux = Tmux::start(
+        120,
+        20,
+        &format!("{bin} top deploy/live -n prod --control {url}; echo $? > {}", status_file.display()),
+    );
     eventually_blocking(
         || tmux.screen().contains("web-0        POST        /shop.Cart/Add"),
         "top draws the rows of the tap stream",
@@ -365,8 +370,12 @@ fn top_in_a_real_terminal_draws_and_quits_on_q() {
     assert_eq!(tmux.pane("#{alternate_on}"), "1", "top runs on the alternate screen");
 
     tmux.cmd(&["send-keys", "q"]);
-    eventually_blocking(|| tmux.pane("#{pane_dead}") == "1", "q quits top");
-    assert_eq!(tmux.pane("#{pane_dead_status}"), "0");
+    // tmux marks the pane dead when the terminal closes and records the exit status once it reaps the
+    // process: wait for both.
+    // The exit status comes from the shell around top (tmux's own `pane_dead_status` is not always set).
+    eventually_blocking(|| std::fs::read_to_string(&status_file).is_ok_and(|s| s.ends_with('\n')), "q quits top");
+    assert_eq!(std::fs::read_to_string(&status_file).unwrap().trim(), "0", "top exits with status 0");
+    eventually_blocking(|| tmux.pane("#{pane_dead}") == "1", "the pane's shell ends after top");
     assert_eq!(tmux.pane("#{alternate_on}"), "0", "the terminal is restored: back on the main screen");
     assert!(!tmux.screen().contains("Success Rate"), "the main screen does not keep the table");
 }

@@ -7,6 +7,7 @@ pub mod demo_app;
 pub mod demo_load;
 pub mod edges;
 pub mod output;
+pub mod prometheus_config;
 pub mod proxy;
 pub mod routes;
 pub mod stat;
@@ -43,6 +44,8 @@ pub enum Command {
     Routes(routes::RoutesArgs),
     /// Which workloads talked to which in the window (Linkerd's `viz edges`).
     Edges(edges::EdgesArgs),
+    /// Print a Prometheus configuration that scrapes every proxy of the mesh (for `control --prometheus-url`).
+    PrometheusConfig(prometheus_config::PrometheusConfigArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Stat(args) => stat::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
+        Command::PrometheusConfig(args) => prometheus_config::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

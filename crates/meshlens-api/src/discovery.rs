@@ -143,6 +143,21 @@ pub struct Endpoint {
 }
 
 impl Snapshot {
+    /// The declared service port an authority names for a caller in `caller_ns`, as a proxy resolves it: a
+    /// virtual IP and port, or a mesh-service-shaped name (`svc`, `svc.ns`, `svc.ns.svc[.<domain>]`) with
+    /// a declared port. `None`: a proxy forwards the authority as it is (passthrough, unmeshed).
+    pub fn resolve(&self, authority: &crate::Authority, caller_ns: &str) -> Option<(&Service, &ServicePort)> {
+        if let Ok(ip) = authority.host.parse::<IpAddr>() {
+            return self.services.iter().find_map(|s| {
+                let port = s.ports.iter().find(|p| p.port == authority.port)?;
+                s.virtual_ips.contains(&ip).then_some((s, port))
+            });
+        }
+        let (name, ns) = authority.service_name(caller_ns, &self.cluster_domain)?;
+        let svc = self.services.iter().find(|s| s.name == name && s.namespace == ns)?;
+        Some((svc, svc.ports.iter().find(|p| p.port == authority.port)?))
+    }
+
     /// Checks what serde cannot: names, ports and duplicates. Returns `field: message` errors.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
@@ -211,6 +226,23 @@ mod tests {
         assert_eq!(snap.cluster_domain, "cluster.local");
         assert_eq!(snap.services[0].namespace, "default");
         assert!(snap.validate().is_ok());
+    }
+
+    #[test]
+    fn resolves_like_a_proxy() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"services":[{"name":"users","namespace":"prod","ports":[{"port":80}],"virtualIps":["10.0.0.7"]}]}"#,
+        )
+        .unwrap();
+        let name = |a: &str, ns: &str| {
+            snap.resolve(&crate::Authority::parse(a, 80).unwrap(), ns).map(|(s, p)| (s.name.as_str(), p.port))
+        };
+        assert_eq!(name("users", "prod"), Some(("users", 80)));
+        assert_eq!(name("users", "dev"), None, "a short name resolves in the caller's namespace");
+        assert_eq!(name("users.prod.svc.cluster.local:80", "dev"), Some(("users", 80)));
+        assert_eq!(name("users.prod:8080", "prod"), None, "undeclared port");
+        assert_eq!(name("10.0.0.7:80", "dev"), Some(("users", 80)));
+        assert_eq!(name("example.com", "prod"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod control;
+pub mod diagnostics;
 pub mod discovery;
 pub mod duration;
 pub mod errors;
@@ -11,6 +12,7 @@ pub mod labels;
 pub mod mesh;
 pub mod meta;
 pub mod profile;
+pub mod selector;
 pub mod stats;
 pub mod tap;
 

@@ -13,6 +13,7 @@
 //!       command: ["meshlens", "demo-app", "--config", "checkout.yaml"]   # or one string, run by `sh -c`
 //!       env: {LOG: info}
 //!       calls: [payment]           # services it calls: MESHLENS_UPSTREAM_PAYMENT=<sidecar upstream address>
+//!       labels: {app: checkout}    # what `-l/--selector` matches (Kubernetes label syntax)
 //!   services:
 //!     - name: checkout
 //!       namespace: prod
@@ -71,6 +72,9 @@ pub struct Workload {
     /// Services this workload calls (`name` or `name.namespace`, optional `:port`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<String>,
+    /// Labels of the workload and its instances (as pod labels), matched by `-l/--selector`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn one() -> u32 {
@@ -100,6 +104,9 @@ pub struct MeshService {
     /// Per-endpoint circuit breaking for this service (off when absent; `{}` takes the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<crate::discovery::CircuitBreaker>,
+    /// Labels of the service, matched by `-l/--selector`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn eighty() -> u16 {

@@ -111,7 +111,8 @@ impl<'de> Deserialize<'de> for RouteNumbers {
     }
 }
 
-/// One row of `edges`.
+/// One row of `edges`. An unmeshed peer has an empty namespace and `*_meshed: false`: an unmeshed source
+/// has an empty `src`, an unmeshed destination is named by the authority (or address) it was called by.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EdgeRow {
     pub src: String,
@@ -120,10 +121,22 @@ pub struct EdgeRow {
     pub dst_namespace: String,
     pub client_id: String,
     pub server_id: String,
-    /// `disabled` until mTLS lands.
+    /// `disabled` between meshed peers until mTLS lands; `not_provided_by_remote` from an unmeshed source,
+    /// `not_provided_by_service_discovery` to an unmeshed destination.
     pub no_tls_reason: String,
     /// Added: `http` when HTTP requests were seen on the edge, else `tcp`.
     pub protocol: String,
+    /// Added: false when the source is not a meshed workload (requests its destination served that no
+    /// meshed client sent).
+    #[serde(default = "yes")]
+    pub src_meshed: bool,
+    /// Added: false when the destination is not a mesh service (passthrough).
+    #[serde(default = "yes")]
+    pub dst_meshed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::api_types::{ErrorBody, Resources};
+use crate::diagnostics::{self, QueryError};
 use crate::metrics::Metrics;
 use crate::metricstore::MetricStore;
 use crate::promquery::PromError;
@@ -50,6 +51,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/edges", get(edges))
         .route("/api/v1/metricstore", get(metricstore))
         .route("/api/v1/prometheus/targets", get(prometheus_targets))
+        .route("/api/v1/proxy-metrics", get(proxy_metrics))
+        .route("/api/v1/endpoints", get(endpoints))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -247,6 +250,44 @@ async fn edges(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQ
     match query {
         Ok(Query(q)) => stats_answer(&s, q.window.as_deref(), |_, ms, now| statsapi::edges(ms, &q, now)).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid edges query: {e}")),
+    }
+}
+
+fn query_error(e: QueryError) -> Response {
+    match e {
+        QueryError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+        QueryError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
+    }
+}
+
+/// `GET /api/v1/proxy-metrics?resource=deploy/NAME&namespace=&obfuscate=`: each selected instance's raw
+/// `/metrics`, fetched from its proxy now.
+async fn proxy_metrics(
+    State(s): State<Arc<Shared>>,
+    query: Result<Query<diagnostics::ProxyMetricsQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid proxy-metrics query: {e}")),
+    };
+    let ns = q.namespace.as_deref().unwrap_or("default");
+    match diagnostics::instances_of(&s.store.resources(), &q.resource, ns) {
+        Ok(instances) => json(StatusCode::OK, &diagnostics::fetch_all(instances, q.obfuscate.unwrap_or(false)).await),
+        Err(e) => query_error(e),
+    }
+}
+
+/// `GET /api/v1/endpoints?authority=A[,B…]&namespace=`: what discovery resolves each authority to.
+async fn endpoints(
+    State(s): State<Arc<Shared>>,
+    query: Result<Query<diagnostics::EndpointsQuery>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => match diagnostics::endpoints(&s.store.current().snapshot, &q) {
+            Ok(v) => json(StatusCode::OK, &v),
+            Err(e) => query_error(e),
+        },
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid endpoints query: {e}")),
     }
 }
 

@@ -88,6 +88,9 @@ pub struct WorkloadResource {
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<String>,
+    /// Declared labels (mesh.yaml); every instance has them too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     pub instances: Vec<InstanceResource>,
 }
 
@@ -121,6 +124,9 @@ pub struct ServiceResource {
     pub fqdn: String,
     pub ports: Vec<ServicePort>,
     pub endpoints: Vec<Endpoint>,
+    /// Declared labels (mesh.yaml).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A ServiceProfile and where it was read (`file:line`).

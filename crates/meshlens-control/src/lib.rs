@@ -29,11 +29,13 @@
 //! | `promquery` | Prometheus mode: PromQL `increase` over the window, rolled up like scrapes |
 //! | `promsd` | `/api/v1/prometheus/targets`: Prometheus HTTP service discovery of the proxies |
 //! | `httpget` | a minimal HTTP/1.1 GET (scrapes, Prometheus queries) |
+//! | `diagnostics` | `/api/v1/proxy-metrics` (relays proxies' raw metrics), `/api/v1/endpoints` (discovery) |
 
 mod api;
 pub mod api_types;
 mod app;
 mod clock;
+mod diagnostics;
 mod httpget;
 pub mod meshdir;
 mod metrics;

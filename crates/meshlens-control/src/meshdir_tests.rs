@@ -264,7 +264,7 @@ fn unknown_fields_and_wrong_types() {
     assert_eq!(
         errors(&[("mesh.yaml", &mesh_with("      replicas: 2\n", "      replica: 2\n"))]),
         [
-            "mesh.yaml:13: spec.workloads[1].replica: unknown field `replica`, expected one of `name`, `namespace`, `replicas`, `command`, `port`, `env`, `calls`"
+            "mesh.yaml:13: spec.workloads[1].replica: unknown field `replica`, expected one of `name`, `namespace`, `replicas`, `command`, `port`, `env`, `calls`, `labels`"
         ]
     );
     assert_eq!(
@@ -352,6 +352,16 @@ fn mesh_names_and_references() {
         [
             "mesh.yaml:14: spec.workloads[1].command: must name a program to run",
             "mesh.yaml:15: spec.workloads[1].env.bad-name: 'bad-name' is not a valid environment variable name",
+        ]
+    );
+    assert_eq!(
+        m(
+            "      replicas: 2\n",
+            "      replicas: 2\n      labels:\n        app: orders\n        app.kubernetes.io/part-of: shop\n        -bad: x\n        tier: 'a b'\n"
+        ),
+        [
+            "mesh.yaml:17: spec.workloads[1].labels.-bad: '-bad' is not a valid label key ([prefix/]name; the name at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)",
+            "mesh.yaml:18: spec.workloads[1].labels.tier: 'a b' is not a valid label value (at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)",
         ]
     );
     assert_eq!(

@@ -26,7 +26,7 @@ pub struct Source {
     pub instance: String,
 }
 
-/// A destination peer resolved from an address (TCP series have no `dst_*` labels).
+/// A destination peer resolved from an address (TCP and passthrough series have no `dst_*` labels).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
     pub namespace: String,
@@ -60,7 +60,7 @@ pub struct Key {
     pub dst_workload: String,
     pub dst_instance: String,
     pub dst_service: String,
-    /// `authority` (HTTP outbound) or `dst` (routes).
+    /// `authority` (HTTP outbound), `dst` (routes), or the `target_addr` of an unmeshed TCP destination.
     pub authority: String,
     /// `rt_route` (routes).
     pub route: String,
@@ -598,6 +598,14 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
                 key.dst_instance = s.label("dst_pod").to_string();
                 key.dst_service = s.label("dst_service").to_string();
                 key.authority = s.label("authority").to_string();
+                // A passthrough request (no `dst_*` labels) to a meshed instance's address is meshed traffic.
+                if key.dst_namespace.is_empty()
+                    && let Some(p) = peer(s.label("target_addr"))
+                {
+                    key.dst_namespace = p.namespace;
+                    key.dst_workload = p.workload;
+                    key.dst_instance = p.instance;
+                }
             }
         }
         Family::Route | Family::RouteActual | Family::RetryFate => {
@@ -610,12 +618,16 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
         }
         Family::Tcp => match (outbound, s.label("peer")) {
             (false, "src") => {}
-            (true, "dst") => {
-                let p = peer(s.label("target_addr"))?;
-                key.dst_namespace = p.namespace;
-                key.dst_workload = p.workload;
-                key.dst_instance = p.instance;
-            }
+            (true, "dst") => match peer(s.label("target_addr")) {
+                Some(p) => {
+                    key.dst_namespace = p.namespace;
+                    key.dst_workload = p.workload;
+                    key.dst_instance = p.instance;
+                }
+                // Not a meshed instance: an unmeshed destination, kept by its address (bounded by the
+                // proxy, which folds passthrough addresses past its cap into one series).
+                None => key.authority = s.label("target_addr").to_string(),
+            },
             _ => return None,
         },
     }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meshlens_api::selector::Selector;
 use meshlens_api::stats::{EdgeRow, RouteNumbers, RouteRow, StatRow};
 use serde::Deserialize;
 
@@ -36,6 +37,9 @@ pub(crate) struct StatQuery {
     pub from: Option<String>,
     #[serde(default)]
     pub from_namespace: Option<String>,
+    /// A Kubernetes label selector (`app=web,tier!=db`): only resources whose labels match.
+    #[serde(default)]
+    pub selector: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,7 +61,7 @@ impl Kind {
         })
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Namespace => "namespace",
             Kind::Deployment => "deployment",
@@ -185,6 +189,36 @@ fn target(res: &Resources, spec: &str, ns: &str) -> Result<Res, String> {
         .ok_or_else(|| format!("{} '{name}' not found in namespace '{ns}'", kind.name()))
 }
 
+/// The `selector` parameter, parsed once per query (none: everything matches).
+fn selector(text: Option<&str>) -> Result<Selector, String> {
+    text.map_or_else(|| Ok(Selector::default()), |t| Selector::parse(t).map_err(|e| e.to_string()))
+}
+
+/// The labels a resource has: a workload's declared labels (its instances have them too, plus what
+/// their proxies registered), a service's declared labels; namespaces have none.
+fn labels_of(res: &Resources, r: &Res) -> BTreeMap<String, String> {
+    let workload = || res.workloads.iter().find(|w| w.namespace == r.namespace && w.name == r.workload);
+    match r.kind {
+        Kind::Namespace => BTreeMap::new(),
+        Kind::Deployment => workload().map(|w| w.labels.clone()).unwrap_or_default(),
+        Kind::Pod => workload()
+            .map(|w| {
+                let mut labels = w.labels.clone();
+                if let Some(i) = w.instances.iter().find(|i| i.instance == r.name) {
+                    labels.extend(i.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                labels
+            })
+            .unwrap_or_default(),
+        Kind::Service => res
+            .services
+            .iter()
+            .find(|s| s.namespace == r.namespace && s.name == r.name)
+            .map(|s| s.labels.clone())
+            .unwrap_or_default(),
+    }
+}
+
 fn round(v: Option<f64>) -> Option<u64> {
     v.map(|v| v.round().max(0.0) as u64)
 }
@@ -222,6 +256,7 @@ fn split_rows(
     ms: &MetricStore,
     scope: Option<&str>,
     names: &[String],
+    selector: &Selector,
     from: Option<&Res>,
     (now, window): (u64, u64),
 ) -> Vec<StatRow> {
@@ -230,7 +265,10 @@ fn split_rows(
     for ts in &res.traffic_splits {
         let split = &ts.traffic_split;
         let ns = split.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        if scope.is_some_and(|s| s != ns) || (!names.is_empty() && !names.contains(&split.metadata.name)) {
+        if scope.is_some_and(|s| s != ns)
+            || (!names.is_empty() && !names.contains(&split.metadata.name))
+            || !selector.matches(&split.metadata.labels)
+        {
             continue;
         }
         let apex = split.spec.service.split('.').next().unwrap_or_default().to_string();
@@ -276,6 +314,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
     let from = q.from.as_deref().map(|t| target(res, t, q.from_namespace.as_deref().unwrap_or(&ns))).transpose()?;
     let names: Vec<&str> =
         q.names.as_deref().map(|n| n.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    let selector = selector(q.selector.as_deref())?;
 
     let mut kinds = Vec::new();
     let mut wanted: Vec<(Kind, String)> = Vec::new();
@@ -322,6 +361,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         if !named.is_empty() {
             list.retain(|r| named.contains(&&r.0.name));
         }
+        list.retain(|r| selector.matches(&labels_of(res, &r.0)));
         let matches = |r: &Res, k: &Key| -> bool {
             match (&to, &from) {
                 (Some(t), _) => k.outbound && r.is_source(k) && t.is_destination(k),
@@ -357,7 +397,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         }
     }
     if splits {
-        rows.extend(split_rows(res, ms, scope, &split_names, from.as_ref(), (now, window)));
+        rows.extend(split_rows(res, ms, scope, &split_names, &selector, from.as_ref(), (now, window)));
     }
     Ok(rows)
 }
@@ -375,6 +415,9 @@ pub(crate) struct RoutesQuery {
     pub to: Option<String>,
     #[serde(default)]
     pub to_namespace: Option<String>,
+    /// A label selector the resource must match (else there are no rows).
+    #[serde(default)]
+    pub selector: Option<String>,
 }
 
 /// `/api/v1/routes`: the profiled routes of the services behind the target (the resource itself, or
@@ -389,6 +432,9 @@ pub(crate) fn routes(
     let secs = window as f64 / 1000.0;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let source = target(res, &q.resource, &ns)?;
+    if !selector(q.selector.as_deref())?.matches(&labels_of(res, &source)) {
+        return Ok(BTreeMap::new());
+    }
     let to = q.to.as_deref().map(|t| target(res, t, q.to_namespace.as_deref().unwrap_or(&ns))).transpose()?;
     let dst = to.as_ref().unwrap_or(&source);
     // The services behind the destination, and their profiles' routes.
@@ -465,8 +511,22 @@ pub(crate) fn routes(
     Ok(out)
 }
 
+/// Requests a destination served beyond what meshed clients sent it count as an unmeshed source only
+/// above this share of what it served (and at least [`UNMESHED_MIN_REQUESTS`]): the two counts come from
+/// different proxies' scrapes, a few milliseconds apart, so a handful of requests can straddle a slot.
+const UNMESHED_MIN_SHARE: f64 = 0.01;
+const UNMESHED_MIN_REQUESTS: f64 = 2.0;
+
 /// `/api/v1/edges`: every source → destination pair with traffic (HTTP or TCP) in the window, or a
 /// connection open now. `resource` is `deploy` or `po`.
+///
+/// Unmeshed peers, as far as the metrics can tell:
+/// - an unmeshed destination is outbound traffic without `dst_*` labels whose address is no meshed
+///   instance (passthrough): named by its authority (HTTP) or address (TCP);
+/// - an unmeshed source is inferred, per destination, from HTTP requests it served (inbound) beyond the
+///   attempts meshed clients sent it (outbound, per attempt) in the same window. Inbound metrics carry
+///   no client identity, so unmeshed clients are one edge per destination, and opaque TCP from unmeshed
+///   clients is not shown.
 pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<EdgeRow>, String> {
     let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
     let kind = Kind::parse(&q.resource).ok_or_else(|| format!("unknown resource type '{}'", q.resource))?;
@@ -475,31 +535,61 @@ pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<Edg
     }
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let all = q.all_namespaces.unwrap_or(false);
-    let totals = ms.query(now, window, |k| {
-        if !k.outbound || !matches!(k.family, Family::Http | Family::Tcp) || k.dst_namespace.is_empty() {
+    let in_scope = |a: &str, b: &str| all || a == ns || b == ns;
+    let name = |workload: &str, instance: &str| if kind == Kind::Pod { instance } else { workload }.to_string();
+    let edge = |src_ns: String, src: String, dst_ns: String, dst: String, http: bool| EdgeRow {
+        src_meshed: !src_ns.is_empty(),
+        dst_meshed: !dst_ns.is_empty(),
+        no_tls_reason: match (src_ns.is_empty(), dst_ns.is_empty()) {
+            (true, _) => "not_provided_by_remote",
+            (_, true) => "not_provided_by_service_discovery",
+            _ => "disabled",
+        }
+        .into(),
+        src,
+        src_namespace: src_ns,
+        dst,
+        dst_namespace: dst_ns,
+        client_id: String::new(),
+        server_id: String::new(),
+        protocol: if http { "http" } else { "tcp" }.into(),
+    };
+
+    let outbound = ms.query(now, window, |k| {
+        if !k.outbound || !matches!(k.family, Family::Http | Family::Tcp) || !in_scope(&k.namespace, &k.dst_namespace) {
             return None;
         }
-        if !all && k.namespace != ns && k.dst_namespace != ns {
-            return None;
+        let src = name(&k.workload, &k.instance);
+        if k.dst_namespace.is_empty() {
+            let dst = if k.authority.is_empty() { "_other".to_string() } else { k.authority.clone() };
+            return Some((k.namespace.clone(), src, String::new(), dst));
         }
-        let (src, dst) = match kind {
-            Kind::Pod => (k.instance.clone(), k.dst_instance.clone()),
-            _ => (k.workload.clone(), k.dst_workload.clone()),
-        };
+        let dst = name(&k.dst_workload, &k.dst_instance);
         (!dst.is_empty()).then(|| (k.namespace.clone(), src, k.dst_namespace.clone(), dst))
     });
-    Ok(totals
+    let mut rows: Vec<EdgeRow> = outbound
         .into_iter()
         .filter(|(_, t)| t.http || t.tcp)
-        .map(|((src_ns, src, dst_ns, dst), t)| EdgeRow {
-            src,
-            src_namespace: src_ns,
-            dst,
-            dst_namespace: dst_ns,
-            client_id: String::new(),
-            server_id: String::new(),
-            no_tls_reason: "disabled".into(),
-            protocol: if t.http { "http" } else { "tcp" }.into(),
-        })
-        .collect())
+        .map(|((src_ns, src, dst_ns, dst), t)| edge(src_ns, src, dst_ns, dst, t.http))
+        .collect();
+
+    let served = ms.query(now, window, |k| {
+        (k.family == Family::Http && !k.outbound && (all || k.namespace == ns))
+            .then(|| (k.namespace.clone(), name(&k.workload, &k.instance)))
+    });
+    let sent_by_meshed = ms.query(now, window, |k| {
+        (k.family == Family::Http && k.outbound && !k.dst_namespace.is_empty())
+            .then(|| (k.dst_namespace.clone(), name(&k.dst_workload, &k.dst_instance)))
+    });
+    for ((dst_ns, dst), t) in served {
+        let meshed = sent_by_meshed.get(&(dst_ns.clone(), dst.clone())).map_or(0.0, Totals::requests);
+        let unmeshed = t.requests() - meshed;
+        if unmeshed >= UNMESHED_MIN_REQUESTS && unmeshed > UNMESHED_MIN_SHARE * t.requests() {
+            rows.push(edge(String::new(), String::new(), dst_ns, dst, true));
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.src_namespace, &a.src, &a.dst_namespace, &a.dst).cmp(&(&b.src_namespace, &b.src, &b.dst_namespace, &b.dst))
+    });
+    Ok(rows)
 }

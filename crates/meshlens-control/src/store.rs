@@ -350,6 +350,7 @@ impl Store {
                 command: w.command.clone(),
                 port: w.port,
                 calls: w.calls.clone(),
+                labels: w.labels.clone(),
                 instances: st
                     .proxies
                     .values()
@@ -377,6 +378,7 @@ impl Store {
                     command: None,
                     port: None,
                     calls: Vec::new(),
+                    labels: BTreeMap::new(),
                     instances: vec![instance(p)],
                 }),
             }
@@ -402,6 +404,7 @@ impl Store {
                     fqdn: format!("{}.{}.svc.{domain}", s.name, s.namespace),
                     ports: s.ports.clone(),
                     endpoints: s.endpoints.clone(),
+                    labels: m.labels.clone(),
                 })
                 .collect(),
             profiles: st

@@ -8,6 +8,7 @@ use meshlens_api::Authority;
 use meshlens_api::discovery::is_dns_label;
 use meshlens_api::mesh::{Command, Mesh, MeshService};
 use meshlens_api::profile::{Quantity, RequestMatch, ResponseMatch, ServiceProfile, TrafficSplit};
+use meshlens_api::selector;
 
 use crate::meshdir::{Errors, Parsed};
 use crate::yaml::Document;
@@ -115,6 +116,7 @@ fn check_mesh(m: &Parsed<Mesh>, errors: &mut Errors) -> Index {
                 at.err(&format!("{path}.env.{key}"), format!("'{key}' is not a valid environment variable name"));
             }
         }
+        check_labels(&mut at, &path, &w.labels);
     }
 
     let mut services = BTreeMap::new();
@@ -133,6 +135,7 @@ fn check_mesh(m: &Parsed<Mesh>, errors: &mut Errors) -> Index {
         if s.port == 0 {
             at.err(&format!("{path}.port"), "0 is not a valid port");
         }
+        check_labels(&mut at, &path, &s.labels);
         for (j, p) in s.opaque_ports.iter().enumerate() {
             if *p != s.port {
                 at.err(
@@ -179,6 +182,23 @@ fn check_mesh(m: &Parsed<Mesh>, errors: &mut Errors) -> Index {
         }
     }
     index
+}
+
+/// Label keys and values as Kubernetes allows them (what `-l/--selector` can name).
+fn check_labels(at: &mut At<'_>, path: &str, labels: &BTreeMap<String, String>) {
+    for (key, value) in labels {
+        if !selector::is_label_key(key) {
+            at.err(
+                &format!("{path}.labels.{key}"),
+                format!("'{key}' is not a valid label key ([prefix/]name; the name at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)"),
+            );
+        } else if !selector::is_label_value(value) {
+            at.err(
+                &format!("{path}.labels.{key}"),
+                format!("'{value}' is not a valid label value (at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)"),
+            );
+        }
+    }
 }
 
 /// Resolves a `calls` entry (`name`, `name.namespace`, FQDN, optional `:port`) to a declared service.

@@ -13,13 +13,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::*;
 
 /// An admin listener serving whatever page is set.
-struct FakeAdmin {
-    addr: SocketAddr,
+pub(crate) struct FakeAdmin {
+    pub addr: SocketAddr,
     page: Arc<Mutex<String>>,
 }
 
 impl FakeAdmin {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let page = Arc::new(Mutex::new(String::new()));
@@ -42,7 +42,7 @@ impl FakeAdmin {
         FakeAdmin { addr, page }
     }
 
-    fn set(&self, page: String) {
+    pub fn set(&self, page: String) {
         *self.page.lock().unwrap() = page;
     }
 }
@@ -77,7 +77,7 @@ fn web_page(ok: u64, fail: u64, timeouts: u64, orders0: SocketAddr) -> String {
     )
 }
 
-async fn until_scraped(addr: SocketAddr, instances: u64) {
+pub(crate) async fn until_scraped(addr: SocketAddr, instances: u64) {
     // An instance is counted once its first scrape (its baseline) is in.
     assert_eventually!(get_json(addr, "/api/v1/metricstore").await.1["instances"] == instances);
 }
@@ -183,12 +183,18 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     assert!((plain["deploy/orders"][0]["success"].as_f64().unwrap() - 80.0 / 84.0).abs() < 1e-9, "{plain}");
     assert!(plain["deploy/orders"][0].get("retry_fates").is_none(), "{plain}");
 
-    // Edges from the window.
+    // Edges from the window: orders served 160 requests, web sent 100 of them; the other 60 came from
+    // clients that are not meshed.
     let (_, edges) = get_json(addr, "/api/v1/edges?resource=deploy&namespace=prod&window=1m").await;
     assert_eq!(
         edges,
-        serde_json::json!([{"src": "web", "src_namespace": "prod", "dst": "orders", "dst_namespace": "prod",
-            "client_id": "", "server_id": "", "no_tls_reason": "disabled", "protocol": "http"}])
+        serde_json::json!([
+            {"src": "", "src_namespace": "", "dst": "orders", "dst_namespace": "prod", "client_id": "",
+             "server_id": "", "no_tls_reason": "not_provided_by_remote", "protocol": "http", "src_meshed": false,
+             "dst_meshed": true},
+            {"src": "web", "src_namespace": "prod", "dst": "orders", "dst_namespace": "prod", "client_id": "",
+             "server_id": "", "no_tls_reason": "disabled", "protocol": "http", "src_meshed": true,
+             "dst_meshed": true}])
     );
 
     // Errors.
@@ -200,4 +206,109 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
 
     let mem = get_json(addr, "/api/v1/metricstore").await.1;
     assert!(mem["bytes"].as_u64().unwrap() < 1_000_000, "{mem}");
+}
+
+const LABELLED: &str = "\
+apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata:
+  name: shop
+spec:
+  namespaces: [prod]
+  workloads:
+    - name: web
+      namespace: prod
+      labels: {app: web, tier: front}
+    - name: orders
+      namespace: prod
+      labels: {app: orders}
+  services:
+    - name: orders
+      namespace: prod
+      workload: orders
+      labels: {team: shop}
+";
+
+fn names(rows: &Value) -> Vec<&str> {
+    rows.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect()
+}
+
+/// A passthrough destination (HTTP by authority, TCP by address), a passthrough call to a meshed instance's
+/// address (meshed: no unmeshed edge on either side), and `selector=` on every resource kind.
+#[tokio::test]
+async fn unmeshed_destinations_and_label_selectors() {
+    let dir = MeshDir::new(&[("mesh.yaml", LABELLED)]);
+    let mut c = config(&dir);
+    c.scrape_interval = Duration::from_millis(200);
+    let cp = start(c).await;
+    let addr = cp.addr();
+    let (web, orders) = (FakeAdmin::start().await, FakeAdmin::start().await);
+    let web_page = |n: u64| {
+        format!(
+            "response_total{{direction=\"outbound\",authority=\"api.example.com:443\",target_addr=\"127.0.0.9:443\",tls=\"disabled\",status_code=\"200\",classification=\"success\"}} {n}\n\
+             response_total{{direction=\"outbound\",authority=\"127.0.0.1:24143\",target_addr=\"127.0.0.1:24143\",tls=\"disabled\",status_code=\"200\",classification=\"success\"}} {n}\n\
+             tcp_write_bytes_total{{direction=\"outbound\",peer=\"dst\",target_addr=\"127.0.0.9:5432\"}} {}\n",
+            n * 10
+        )
+    };
+    let orders_page = |n: u64| {
+        format!("response_total{{direction=\"inbound\",status_code=\"200\",classification=\"success\"}} {n}\n")
+    };
+    web.set(web_page(0));
+    orders.set(orders_page(0));
+    let mut w = registration("web", "web-0", "127.0.0.1:14143");
+    w.admin = web.addr;
+    register(addr, &w).await;
+    let mut o = registration("orders", "orders-0", "127.0.0.1:24143");
+    o.admin = orders.addr;
+    o.labels.insert("version".into(), "v2".into());
+    register(addr, &o).await;
+    until_scraped(addr, 2).await;
+    web.set(web_page(40));
+    orders.set(orders_page(40));
+
+    let q = "/api/v1/edges?resource=deploy&namespace=prod&window=1m";
+    assert_eventually!(
+        get_json(addr, q).await.1.as_array().is_some_and(|rows| rows.len() == 3),
+        "three edges: to orders, to the HTTP passthrough, to the TCP passthrough"
+    );
+    let (_, edges) = get_json(addr, q).await;
+    let edge = |dst: &str| -> Value {
+        edges.as_array().unwrap().iter().find(|e| e["dst"] == dst).cloned().unwrap_or_else(|| panic!("{dst}: {edges}"))
+    };
+    let http = edge("api.example.com:443");
+    assert_eq!((http["src"].as_str(), http["dst_namespace"].as_str()), (Some("web"), Some("")), "{http}");
+    assert_eq!((http["dst_meshed"].as_bool(), http["src_meshed"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(http["no_tls_reason"], "not_provided_by_service_discovery");
+    assert_eq!(http["protocol"], "http");
+    let tcp = edge("127.0.0.9:5432");
+    assert_eq!((tcp["protocol"].as_str(), tcp["dst_meshed"].as_bool()), (Some("tcp"), Some(false)), "{tcp}");
+    let meshed = edge("orders");
+    assert_eq!((meshed["src"].as_str(), meshed["no_tls_reason"].as_str()), (Some("web"), Some("disabled")));
+    assert!(edges.as_array().unwrap().iter().all(|e| e["src_meshed"] == true), "every client is meshed: {edges}");
+    let (_, pods) = get_json(addr, "/api/v1/edges?resource=po&namespace=prod&window=1m").await;
+    assert!(pods.as_array().unwrap().iter().any(|e| e["src"] == "web-0" && e["dst"] == "orders-0"), "{pods}");
+
+    // Selectors.
+    let stat = |query: &'static str| async move {
+        get_json(addr, &format!("/api/v1/stat?namespace=prod&window=1m&{query}")).await
+    };
+    assert_eq!(names(&stat("resource=deploy&selector=app%3Dweb").await.1), ["web"]);
+    assert_eq!(names(&stat("resource=deploy&selector=tier").await.1), ["web"]);
+    assert_eq!(names(&stat("resource=deploy&selector=app%20notin%20(web)").await.1), ["orders"]);
+    assert_eq!(names(&stat("resource=deploy&selector=app%20in%20(web,orders),!tier").await.1), ["orders"]);
+    assert_eq!(names(&stat("resource=po&selector=version%3Dv2").await.1), ["orders-0"]);
+    assert_eq!(
+        names(&stat("resource=po&selector=app%3Dweb").await.1),
+        ["web-0"],
+        "instances have their workload's labels"
+    );
+    assert_eq!(names(&stat("resource=svc&selector=team%3Dshop").await.1), ["orders"]);
+    assert!(names(&stat("resource=ns&selector=team").await.1).is_empty());
+    let (code, e) = stat("resource=deploy&selector=app%20in%20(web").await;
+    assert_eq!(code, 400);
+    assert!(e["error"].as_str().unwrap().contains("invalid selector 'app in (web': missing ')'"), "{e}");
+    let (code, routes) =
+        get_json(addr, "/api/v1/routes?resource=deploy/web&namespace=prod&selector=app%3Dorders").await;
+    assert_eq!((code.as_u16(), routes), (200, serde_json::json!({})), "deploy/web does not match app=orders");
 }

@@ -1,5 +1,7 @@
 //! `meshlens edges`: which workloads (or instances) talked to which, over HTTP or TCP, in the window
-//! (reference/linkerd.md §1.6; Linkerd shows only connections open right now).
+//! (reference/linkerd.md §1.6; Linkerd shows only connections open right now), unmeshed peers included:
+//! an unmeshed destination by the authority it was called by, unmeshed clients as `(unmeshed)`, with `-`
+//! for their namespace and the reason in SECURED.
 
 use std::process::ExitCode;
 
@@ -61,6 +63,13 @@ fn secured(reason: &str) -> String {
         .join(" ")
 }
 
+/// How an unmeshed source is shown (its requests carry no identity; one row per destination).
+const UNMESHED: &str = "(unmeshed)";
+
+fn or_dash(v: &str) -> String {
+    if v.is_empty() { "-".into() } else { v.to_string() }
+}
+
 fn id(v: &str) -> String {
     if v.is_empty() { "-".into() } else { v.split('.').take(2).collect::<Vec<_>>().join(".") }
 }
@@ -81,7 +90,8 @@ pub fn render(rows: &[EdgeRow], format: Format) -> anyhow::Result<String> {
     let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let mut line = vec![r.src.clone(), r.dst.clone(), r.src_namespace.clone(), r.dst_namespace.clone()];
+            let src = if r.src_meshed { r.src.clone() } else { UNMESHED.to_string() };
+            let mut line = vec![src, r.dst.clone(), or_dash(&r.src_namespace), or_dash(&r.dst_namespace)];
             if wide {
                 line.extend([id(&r.client_id), id(&r.server_id)]);
             }

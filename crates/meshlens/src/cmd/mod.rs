@@ -5,6 +5,7 @@ pub mod control;
 pub mod demo;
 pub mod demo_app;
 pub mod demo_load;
+pub mod diagnostics;
 pub mod edges;
 pub mod output;
 pub mod prometheus_config;
@@ -46,6 +47,8 @@ pub enum Command {
     Edges(edges::EdgesArgs),
     /// Print a Prometheus configuration that scrapes every proxy of the mesh (for `control --prometheus-url`).
     PrometheusConfig(prometheus_config::PrometheusConfigArgs),
+    /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
+    Diagnostics(diagnostics::DiagnosticsArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
         Command::PrometheusConfig(args) => prometheus_config::run(args),
+        Command::Diagnostics(args) => diagnostics::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

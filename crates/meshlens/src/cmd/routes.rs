@@ -26,6 +26,9 @@ pub struct RoutesArgs {
     to: Option<String>,
     #[arg(long)]
     to_namespace: Option<String>,
+    /// Only if the resource's labels match this selector (Kubernetes syntax, as `stat -l`).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    selector: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: Format,
     #[command(flatten)]
@@ -52,6 +55,9 @@ pub fn run(args: RoutesArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(ns) = &args.to_namespace {
         q.push_str(&format!("&to_namespace={}", client::encode(ns)));
+    }
+    if let Some(sel) = super::stat::checked_selector(args.selector.as_deref())? {
+        q.push_str(&format!("&selector={}", client::encode(&sel)));
     }
     let routes: RoutesResponse = client::get_json(&args.control.url(), &q)?;
     print!("{}", render(&routes, args.output)?);

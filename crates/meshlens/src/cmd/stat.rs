@@ -45,6 +45,10 @@ pub struct StatArgs {
     /// The namespace of --from (default: -n).
     #[arg(long)]
     from_namespace: Option<String>,
+    /// Only resources whose labels match this selector (Kubernetes syntax: `app=web`, `tier!=db`,
+    /// `env in (prod,staging)`, `env notin (dev)`, `canary`, `!canary`; commas join requirements).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    selector: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: Format,
@@ -83,6 +87,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<ExitCode> {
         q.push_str("&all_namespaces=true");
     }
     for (k, v) in [
+        ("selector", &checked_selector(args.selector.as_deref())?),
         ("to", &args.to),
         ("to_namespace", &args.to_namespace),
         ("from", &args.from),
@@ -98,6 +103,14 @@ pub fn run(args: StatArgs) -> anyhow::Result<ExitCode> {
         eprintln!("No traffic found.");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The selector, checked here so a typo fails before any request (the control plane parses it again).
+pub fn checked_selector(selector: Option<&str>) -> anyhow::Result<Option<String>> {
+    if let Some(s) = selector {
+        meshlens_api::selector::Selector::parse(s)?;
+    }
+    Ok(selector.map(str::to_string))
 }
 
 /// TrafficSplit rows: `NAME APEX LEAF WEIGHT SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99`.

@@ -3,6 +3,7 @@
 mod accuracy;
 mod demo;
 mod demo_app;
+mod diagnostics;
 mod mesh_e2e;
 mod proxy;
 mod stats;

@@ -65,15 +65,43 @@ fn routes(to: bool) -> Value {
 
 fn edges() -> Value {
     json!([
+        {"src": "", "src_namespace": "", "dst": "web", "dst_namespace": "prod", "client_id": "",
+         "server_id": "", "no_tls_reason": "not_provided_by_remote", "protocol": "http", "src_meshed": false,
+         "dst_meshed": true},
         {"src": "web", "src_namespace": "prod", "dst": "orders", "dst_namespace": "prod", "client_id": "",
-         "server_id": "", "no_tls_reason": "disabled", "protocol": "http"},
+         "server_id": "", "no_tls_reason": "disabled", "protocol": "http", "src_meshed": true, "dst_meshed": true},
         {"src": "orders", "src_namespace": "prod", "dst": "db", "dst_namespace": "data", "client_id": "",
-         "server_id": "", "no_tls_reason": "disabled", "protocol": "tcp"}
+         "server_id": "", "no_tls_reason": "disabled", "protocol": "tcp", "src_meshed": true, "dst_meshed": true},
+        {"src": "orders", "src_namespace": "prod", "dst": "api.example.com:443", "dst_namespace": "",
+         "client_id": "", "server_id": "", "no_tls_reason": "not_provided_by_service_discovery",
+         "protocol": "tcp", "src_meshed": true, "dst_meshed": false}
     ])
 }
 
+fn proxy_metrics() -> Value {
+    json!([
+        {"namespace": "prod", "workload": "web", "pod": "web-0",
+         "metrics": "# TYPE request_total counter\nrequest_total{direction=\"inbound\"} 3\n"},
+        {"namespace": "prod", "workload": "web", "pod": "web-1",
+         "error": "cannot fetch 127.0.0.1:4191/metrics: Connection refused (os error 111)"}
+    ])
+}
+
+fn endpoints() -> Value {
+    let row = |ns: &str, port: u16, pod: &str, svc: &str| {
+        json!({"namespace": ns, "ip": "127.0.0.1", "port": port, "pod": pod, "service": svc, "weight": 10000,
+            "labels": {"deployment": svc.split('.').next().unwrap(), "namespace": ns, "pod": pod,
+                       "service": svc.split('.').next().unwrap()}})
+    };
+    json!({
+        "web": [row("prod", 41431, "web-1", "web.prod"), row("prod", 41430, "web-0", "web.prod")],
+        "db.data.svc.cluster.local:5432": [row("data", 51430, "db-0", "db.data")],
+        "orders.prod:80": [],
+    })
+}
+
 /// A fake control plane answering fixed JSON; returns its URL and the paths it was asked for.
-fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+pub(crate) fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -110,6 +138,14 @@ fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
                 routes(path.contains("&to="))
             } else if path.starts_with("/api/v1/edges") {
                 edges()
+            } else if path.starts_with("/api/v1/proxy-metrics?resource=deploy/none") {
+                json!([])
+            } else if path.starts_with("/api/v1/proxy-metrics") {
+                proxy_metrics()
+            } else if path.starts_with("/api/v1/endpoints?authority=orders") {
+                json!({"orders": []})
+            } else if path.starts_with("/api/v1/endpoints") {
+                endpoints()
             } else {
                 json!({"error": "no such endpoint"})
             };
@@ -125,7 +161,7 @@ fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     (format!("http://{addr}"), seen)
 }
 
-fn golden(name: &str, actual: &str) {
+pub(crate) fn golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(format!("{name}.golden"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
@@ -136,7 +172,7 @@ fn golden(name: &str, actual: &str) {
     assert_eq!(actual, expected, "{name}: output differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
 }
 
-fn run(control: &str, args: &[&str]) -> (String, String) {
+pub(crate) fn run(control: &str, args: &[&str]) -> (String, String) {
     let out = meshlens().args(args).args(["--control", control]).env_remove("MESHLENS_CONTROL").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{args:?}: {stderr}");
@@ -176,6 +212,24 @@ fn output_formats_match_golden_files() {
     let (out, err) = run(&url, &["stat", "ns"]);
     assert_eq!((out.as_str(), err.as_str()), ("", "No traffic found.\n"));
     assert_eq!(run(&url, &["stat", "ns", "-o", "json"]).0, "[]\n");
+
+    // A selector goes to the control plane as it was typed; a malformed one fails before any request.
+    run(&url, &["stat", "po", "-n", "prod", "-l", "app in (web,orders),!canary"]);
+    let last = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        last,
+        "/api/v1/stat?resource=po&namespace=prod&window=1m&selector=app%20in%20%28web,orders%29,%21canary"
+    );
+    run(&url, &["routes", "deploy/web", "-n", "prod", "--selector", "app=web"]);
+    assert!(seen.lock().unwrap().last().unwrap().ends_with("&selector=app%3Dweb"));
+    let asked = seen.lock().unwrap().len();
+    for cmd in [&["stat", "deploy"][..], &["routes", "deploy/web"][..]] {
+        let out = meshlens().args(cmd).args(["-l", "app in (web", "--control", &url]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid selector 'app in (web': missing ')'"), "{err}");
+    }
+    assert_eq!(seen.lock().unwrap().len(), asked, "no request for a malformed selector");
 
     // Wide routes need --to.
     let out = meshlens().args(["routes", "deploy/web", "-o", "wide", "--control", &url]).output().unwrap();
@@ -272,6 +326,17 @@ fn stat_on_the_running_demo() {
     assert!(frontend["success"].as_f64().unwrap() > 0.9, "{frontend}");
     assert!(frontend["latency_ms_p99"].as_u64().is_some(), "{frontend}");
 
+    // The demo's workloads carry labels: a selector narrows stat to the ML tier.
+    let out = meshlens()
+        .args(["stat", "deploy", "-n", "prod", "-t", "10s", "-l", "tier=ml,version!=c", "-o", "json"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: BTreeSet<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["ml-inference-a", "ml-inference-b"]), "{rows:?}");
+
     let out = meshlens()
         .args(["edges", "deploy", "-n", "prod", "-t", "10s", "-o", "json"])
         .env("XDG_STATE_HOME", state.path())
@@ -285,6 +350,38 @@ fn stat_on_the_running_demo() {
     for (s, d) in [("traffic", "frontend"), ("frontend", "api-gateway"), ("checkout-service", "payment-service")] {
         assert!(pairs.contains(&(s.to_string(), d.to_string())), "{s} → {d}: {pairs:?}");
     }
+
+    // diagnostics, through the control plane: each frontend proxy's raw metrics, and discovery as the
+    // traffic generator's proxy resolves `frontend`.
+    let out = meshlens()
+        .args(["diagnostics", "proxy-metrics", "deploy/frontend", "-n", "prod"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("#\n# POD frontend-0 (1 of 2)\n#\n"), "{}", &text[..text.len().min(300)]);
+    assert!(text.contains("\n#\n# POD frontend-1 (2 of 2)\n#\n"));
+    assert!(text.contains("response_total{direction=\"inbound\""));
+    let out = meshlens()
+        .args(["diagnostics", "endpoints", "frontend", "-n", "prod", "-o", "json"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    let eps: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pods: BTreeSet<&str> = eps["frontend"].as_array().unwrap().iter().map(|e| e["pod"].as_str().unwrap()).collect();
+    assert_eq!(pods, BTreeSet::from(["frontend-0", "frontend-1"]), "{eps}");
+    let out = meshlens()
+        .args(["diagnostics", "endpoints", "no-such-service", "-n", "prod"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'no-such-service' does not resolve to a mesh service"), "{err}");
 
     // --from narrows to one client's requests: only frontend's callees have rows.
     let json_of = |args: &[&str]| -> Value {

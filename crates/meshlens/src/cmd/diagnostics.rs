@@ -1,0 +1,152 @@
+//! `meshlens diagnostics`: `proxy-metrics` (each instance's raw `/metrics`, relayed by the control plane)
+//! and `endpoints` (what discovery resolves an authority to, as a proxy sees it); reference/linkerd.md §1.11.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use meshlens_api::diagnostics::{EndpointRow, EndpointsResponse, ProxyMetrics};
+
+use super::client::{self, ControlArg};
+use super::output;
+
+/// Look at the mesh as its parts see it.
+#[derive(Args, Debug)]
+pub struct DiagnosticsArgs {
+    #[command(subcommand)]
+    command: DiagnosticsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum DiagnosticsCommand {
+    /// The raw Prometheus metrics of each proxy of a resource (deploy/NAME, po/NAME, svc/NAME, ns/NAME).
+    ProxyMetrics(ProxyMetricsArgs),
+    /// The endpoints discovery resolves authorities to, exactly as a proxy would see them.
+    #[command(alias = "ep")]
+    Endpoints(EndpointsArgs),
+}
+
+#[derive(Args, Debug)]
+struct ProxyMetricsArgs {
+    /// TYPE/NAME or TYPE NAME.
+    #[arg(required = true, num_args = 1..=2, value_name = "RESOURCE")]
+    resource: Vec<String>,
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Replace the values of labels that name hosts, addresses, namespaces and identities by a hash
+    /// (authority, client_id, server_id, target_addr, dst_service, dst_namespace).
+    #[arg(long)]
+    obfuscate: bool,
+    #[command(flatten)]
+    control: ControlArg,
+}
+
+#[derive(Args, Debug)]
+struct EndpointsArgs {
+    /// Authorities as an app would call them: `web`, `web.prod`, `web.prod.svc.cluster.local:80`.
+    #[arg(required = true, value_name = "AUTHORITY")]
+    authorities: Vec<String>,
+    /// The namespace of the caller, where short names resolve.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: EndpointsFormat,
+    #[command(flatten)]
+    control: ControlArg,
+}
+
+/// `table` or `json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EndpointsFormat {
+    Table,
+    Json,
+}
+
+pub fn run(args: DiagnosticsArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        DiagnosticsCommand::ProxyMetrics(a) => proxy_metrics(a),
+        DiagnosticsCommand::Endpoints(a) => endpoints(a),
+    }
+}
+
+fn proxy_metrics(args: ProxyMetricsArgs) -> anyhow::Result<ExitCode> {
+    let resource = match args.resource.as_slice() {
+        [one] if one.contains('/') => one.clone(),
+        [kind, name] if !kind.contains('/') => format!("{kind}/{name}"),
+        _ => anyhow::bail!("expected one resource: TYPE/NAME or TYPE NAME (e.g. deploy/web)"),
+    };
+    let mut q = format!(
+        "/api/v1/proxy-metrics?resource={}&namespace={}",
+        client::encode(&resource),
+        client::encode(&args.namespace)
+    );
+    if args.obfuscate {
+        q.push_str("&obfuscate=true");
+    }
+    let pages: Vec<ProxyMetrics> = client::get_json(&args.control.url(), &q)?;
+    if pages.is_empty() {
+        eprintln!("No running instances of {resource} found.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render_proxy_metrics(&pages));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each page framed `#\n# POD <name> (i of n)\n#\n`, or `# ERROR: …` for an instance that failed.
+pub fn render_proxy_metrics(pages: &[ProxyMetrics]) -> String {
+    let mut out = String::new();
+    for (i, p) in pages.iter().enumerate() {
+        out.push_str(&format!("#\n# POD {} ({} of {})\n#\n", p.pod, i + 1, pages.len()));
+        match (&p.metrics, &p.error) {
+            (Some(text), _) => {
+                out.push_str(text);
+                if !text.is_empty() && !text.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            (None, e) => out.push_str(&format!("# ERROR: {}\n", e.as_deref().unwrap_or("no metrics"))),
+        }
+    }
+    out
+}
+
+fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
+    let q = format!(
+        "/api/v1/endpoints?authority={}&namespace={}",
+        client::encode(&args.authorities.join(",")),
+        client::encode(&args.namespace)
+    );
+    let resolved: EndpointsResponse = client::get_json(&args.control.url(), &q)?;
+    match args.output {
+        EndpointsFormat::Json => print!("{}", output::json(&resolved)?),
+        EndpointsFormat::Table => {
+            let table = render_endpoints_table(&resolved);
+            if table.is_empty() {
+                eprintln!("No endpoints found.");
+            }
+            print!("{table}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAMESPACE IP PORT POD SERVICE`, one table per namespace (blank line between), rows by service, every
+/// column left-aligned; an endpoint several authorities resolve to is listed once.
+pub fn render_endpoints_table(resolved: &EndpointsResponse) -> String {
+    let mut rows: Vec<&EndpointRow> = resolved.values().flatten().collect();
+    rows.sort_by(|a, b| {
+        (&a.namespace, &a.service, &a.pod, &a.ip, a.port).cmp(&(&b.namespace, &b.service, &b.pod, &b.ip, b.port))
+    });
+    rows.dedup();
+    let mut tables = Vec::new();
+    let mut namespaces: Vec<&str> = rows.iter().map(|r| r.namespace.as_str()).collect();
+    namespaces.dedup();
+    for ns in namespaces {
+        let lines: Vec<Vec<String>> = rows
+            .iter()
+            .filter(|r| r.namespace == ns)
+            .map(|r| vec![r.namespace.clone(), r.ip.clone(), r.port.to_string(), r.pod.clone(), r.service.clone()])
+            .collect();
+        tables.push(output::table(&["NAMESPACE", "IP", "PORT", "POD", "SERVICE"], &lines, 5));
+    }
+    tables.join("\n")
+}

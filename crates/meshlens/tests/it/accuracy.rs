@@ -516,3 +516,21 @@ fn encode(v: &str) -> String {
         })
         .collect()
 }
+
+/// Prometheus down: the CLI says which Prometheus and why, and fails.
+#[test]
+fn an_unreachable_prometheus_is_reported_by_the_cli() {
+    let dir = TempDir::new("accuracy-no-prom");
+    dir.write("mesh.yaml", MESH_YAML);
+    let prom_url = format!("http://127.0.0.1:{}", free_port());
+    let (_control, url) = control(dir.path(), "1s", &["--prometheus-url", &prom_url]);
+    let out = meshlens().args(["stat", "deploy", "-n", "prod", "--control", &url]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the control plane answered 503 Service Unavailable: cannot reach Prometheus at {prom_url}: "
+        )),
+        "{err}"
+    );
+}

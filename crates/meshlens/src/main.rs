@@ -1,6 +1,7 @@
 //! The `meshlens` binary: one executable for the proxy, the control plane, the local runtime and the CLI.
 
 mod cmd;
+mod profilegen;
 mod runtime;
 
 use clap::Parser;

@@ -8,10 +8,12 @@ pub mod demo_load;
 pub mod diagnostics;
 pub mod edges;
 pub mod output;
+pub mod profile;
 pub mod prometheus_config;
 pub mod proxy;
 pub mod routes;
 pub mod stat;
+pub mod tap_stream;
 pub mod up;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +51,8 @@ pub enum Command {
     PrometheusConfig(prometheus_config::PrometheusConfigArgs),
     /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
     Diagnostics(diagnostics::DiagnosticsArgs),
+    /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
+    Profile(profile::ProfileArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Edges(args) => edges::run(args),
         Command::PrometheusConfig(args) => prometheus_config::run(args),
         Command::Diagnostics(args) => diagnostics::run(args),
+        Command::Profile(args) => profile::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

@@ -5,6 +5,7 @@ mod demo;
 mod demo_app;
 mod diagnostics;
 mod mesh_e2e;
+mod profile;
 mod proxy;
 mod stats;
 mod support;

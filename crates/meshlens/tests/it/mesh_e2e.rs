@@ -260,7 +260,7 @@ fn state(d: &Value) -> Value {
 /// Each test runs a whole mesh; two at once on a 2-core machine would measure each other.
 static ONE_MESH_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn one_mesh_at_a_time() -> MutexGuard<'static, ()> {
+pub(crate) fn one_mesh_at_a_time() -> MutexGuard<'static, ()> {
     ONE_MESH_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

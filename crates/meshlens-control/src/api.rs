@@ -20,20 +20,22 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::api_types::ErrorBody;
+use crate::api_types::{ErrorBody, Resources};
 use crate::diagnostics::{self, QueryError};
 use crate::metrics::Metrics;
 use crate::metricstore::MetricStore;
-use crate::statsapi;
+use crate::promquery::PromError;
+use crate::statsource::{StatsSource, WindowError};
 use crate::store::{Published, Store};
 use crate::tap::{self, TapError};
+use crate::{promsd, statsapi};
 
 /// What every handler shares.
 pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
-    /// The embedded metric store (what the scraper saw).
-    pub stats: Arc<MetricStore>,
+    /// Where traffic numbers come from: the embedded metric store (what the scraper saw) or Prometheus.
+    pub stats: StatsSource,
     pub heartbeat: Duration,
     /// Turns true when the server stops; open watch streams end then.
     pub shutdown: watch::Receiver<bool>,
@@ -50,6 +52,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/routes", get(routes))
         .route("/api/v1/edges", get(edges))
         .route("/api/v1/metricstore", get(metricstore))
+        .route("/api/v1/prometheus/targets", get(prometheus_targets))
         .route("/api/v1/proxy-metrics", get(proxy_metrics))
         .route("/api/v1/endpoints", get(endpoints))
         .route("/api/v1/tap", get(tap))
@@ -213,10 +216,26 @@ fn answer<T: serde::Serialize>(result: Result<T, String>) -> Response {
     }
 }
 
+/// The answer of a stats query over the window the query names: 400 for a bad query, 503 when Prometheus
+/// cannot be reached, 502 when it answers an error.
+async fn stats_answer<T: serde::Serialize>(
+    s: &Shared,
+    window: Option<&str>,
+    query: impl FnOnce(&Resources, &MetricStore, u64) -> Result<T, String>,
+) -> Response {
+    let resources = s.store.resources();
+    match s.stats.window(window, &resources).await {
+        Ok((store, now)) => answer(query(&resources, &store, now)),
+        Err(WindowError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(WindowError::Prometheus(PromError::Unreachable(e))) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(WindowError::Prometheus(PromError::Failed(e))) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
 /// `GET /api/v1/stat?resource=deploy[/NAME][,…]&names=&namespace=&all_namespaces=&window=&to=&from=`.
 async fn stat(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQuery>, QueryRejection>) -> Response {
     match query {
-        Ok(Query(q)) => answer(statsapi::stat(&s.store.resources(), &s.stats, &q, s.stats.now())),
+        Ok(Query(q)) => stats_answer(&s, q.window.as_deref(), |res, ms, now| statsapi::stat(res, ms, &q, now)).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid stat query: {e}")),
     }
 }
@@ -224,7 +243,7 @@ async fn stat(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQu
 /// `GET /api/v1/routes?resource=deploy/NAME&namespace=&window=&to=&to_namespace=`.
 async fn routes(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::RoutesQuery>, QueryRejection>) -> Response {
     match query {
-        Ok(Query(q)) => answer(statsapi::routes(&s.store.resources(), &s.stats, &q, s.stats.now())),
+        Ok(Query(q)) => stats_answer(&s, q.window.as_deref(), |res, ms, now| statsapi::routes(res, ms, &q, now)).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid routes query: {e}")),
     }
 }
@@ -232,7 +251,7 @@ async fn routes(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::Rout
 /// `GET /api/v1/edges?resource=deploy|po&namespace=&all_namespaces=&window=`.
 async fn edges(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQuery>, QueryRejection>) -> Response {
     match query {
-        Ok(Query(q)) => answer(statsapi::edges(&s.stats, &q, s.stats.now())),
+        Ok(Query(q)) => stats_answer(&s, q.window.as_deref(), |_, ms, now| statsapi::edges(ms, &q, now)).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid edges query: {e}")),
     }
 }
@@ -277,7 +296,18 @@ async fn endpoints(
 
 /// `GET /api/v1/metricstore`: the embedded metric store's size (slots, rolled-up keys, bytes).
 async fn metricstore(State(s): State<Arc<Shared>>) -> Response {
-    json(StatusCode::OK, &s.stats.memory())
+    match &s.stats {
+        StatsSource::Embedded(store) => json(StatusCode::OK, &store.memory()),
+        StatsSource::Prometheus(p) => error(
+            StatusCode::NOT_FOUND,
+            format!("the embedded metric store is off: this control plane asks Prometheus at {}", p.url()),
+        ),
+    }
+}
+
+/// `GET /api/v1/prometheus/targets`: every registered proxy for Prometheus' `http_sd_configs`.
+async fn prometheus_targets(State(s): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &promsd::targets(&s.store.resources()))
 }
 
 /// `GET /api/v1/tap?resource=deploy/NAME&namespace=NS&to=…&toNamespace=…&<TapFilter keys>`: NDJSON tap
@@ -325,7 +355,9 @@ mod tests {
         let timing = LeaseTiming { ttl: Duration::from_secs(10), renew: Duration::from_secs(3), grace: Duration::ZERO };
         let store = Arc::new(Store::new(crate::meshdir::load(dir.path()).unwrap(), timing, metrics.clone()));
         let (tx, rx) = watch::channel(false);
-        let stats = Arc::new(MetricStore::new(crate::metricstore::Settings::new(5000, 3_600_000)));
+        let stats = StatsSource::Embedded(Arc::new(crate::metricstore::MetricStore::new(
+            crate::metricstore::Settings::new(5000, 3_600_000),
+        )));
         (Arc::new(Shared { store, metrics, stats, heartbeat: Duration::from_secs(5), shutdown: rx }), tx)
     }
 

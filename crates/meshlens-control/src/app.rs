@@ -16,8 +16,10 @@ use crate::api_types::Status;
 use crate::meshdir::{self, ConfigErrors, MeshConfig};
 use crate::metrics::Metrics;
 use crate::metricstore::{MetricStore, Settings};
+use crate::promquery::Prometheus;
 use crate::reload;
 use crate::scrape::{self, ScrapeTiming};
+use crate::statsource::StatsSource;
 use crate::store::{LeaseTiming, Published, Store};
 
 /// Where the control plane listens and reads, and its timing (defaults as DESIGN.md §4 says).
@@ -41,10 +43,14 @@ pub struct Config {
     pub reload_interval: Duration,
     /// How long [`Running::shutdown`] waits for open requests before closing them (5 s).
     pub shutdown_grace: Duration,
-    /// How often every registered proxy's `/metrics` is scraped into the metric store (5 s).
+    /// How often every registered proxy's `/metrics` is scraped into the metric store (5 s); in Prometheus
+    /// mode, how often Prometheus scrapes them (windows must span two intervals).
     pub scrape_interval: Duration,
     /// How long the metric store keeps what it scraped (1 h).
     pub metrics_retention: Duration,
+    /// Prometheus mode: `/api/v1/stat|routes|edges` ask this Prometheus (`http://HOST:PORT[/PATH]`), which
+    /// scrapes the proxies, and the embedded metric store does not run.
+    pub prometheus_url: Option<String>,
 }
 
 impl Config {
@@ -62,6 +68,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(5),
             scrape_interval: Duration::from_secs(5),
             metrics_retention: Duration::from_secs(3600),
+            prometheus_url: None,
         }
     }
 }
@@ -72,6 +79,9 @@ pub enum StartError {
     /// The mesh directory is invalid; every problem is listed (`file:line: field: message`).
     #[error("the mesh directory is invalid:\n{0}")]
     InvalidConfig(ConfigErrors),
+    /// `prometheus_url` is not an `http://HOST[:PORT][/PATH]` URL.
+    #[error("{0}")]
+    InvalidPrometheusUrl(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
 }
@@ -101,6 +111,12 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     .await
     .map_err(|e| StartError::Bind { addr: config.listen, source: io::Error::other(e) })?;
     let mesh = loaded.map_err(StartError::InvalidConfig)?;
+    let prometheus = config
+        .prometheus_url
+        .as_deref()
+        .map(|url| Prometheus::new(url, config.scrape_interval))
+        .transpose()
+        .map_err(StartError::InvalidPrometheusUrl)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -111,18 +127,20 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let timing = LeaseTiming { ttl: config.lease_ttl, renew: config.lease_renew, grace: config.restart_grace };
     let store = Arc::new(Store::new(mesh, timing, metrics.clone()));
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let stats = Arc::new(MetricStore::new(Settings::new(
-        config.scrape_interval.as_millis() as u64,
-        config.metrics_retention.as_millis() as u64,
-    )));
+    let stats = match prometheus {
+        Some(prometheus) => StatsSource::Prometheus(prometheus),
+        None => StatsSource::Embedded(Arc::new(MetricStore::new(Settings::new(
+            config.scrape_interval.as_millis() as u64,
+            config.metrics_retention.as_millis() as u64,
+        )))),
+    };
     let scrape_timing = ScrapeTiming {
         interval: config.scrape_interval,
         fresh: 2 * config.scrape_interval + Duration::from_secs(1),
         warmup: config.lease_ttl,
     };
 
-    let tasks = vec![
-        tokio::spawn(scrape::run(store.clone(), stats.clone(), scrape_timing, shutdown_rx.clone())),
+    let mut tasks = vec![
         tokio::spawn(sweep(store.clone(), config.sweep_interval, shutdown_rx.clone())),
         tokio::spawn(reload::run(
             store.clone(),
@@ -132,6 +150,10 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
             shutdown_rx.clone(),
         )),
     ];
+    if let StatsSource::Embedded(metric_store) = &stats {
+        let scraper = scrape::run(store.clone(), metric_store.clone(), scrape_timing, shutdown_rx.clone());
+        tasks.push(tokio::spawn(scraper));
+    }
 
     let shared = Arc::new(Shared {
         store: store.clone(),
@@ -156,6 +178,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     tracing::info!(
         api = %addr,
         mesh_dir = %config.mesh_dir.display(),
+        prometheus = config.prometheus_url.as_deref().unwrap_or("-"),
         version = store.current().version,
         "control plane started"
     );

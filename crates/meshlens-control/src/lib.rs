@@ -25,6 +25,10 @@
 //! | `scrape` | scrapes every registered proxy into the metric store |
 //! | `metricstore` | per-scrape deltas rolled up at ingest, in time slots; window queries |
 //! | `statsapi` | `/api/v1/stat`, `/routes`, `/edges` from resources + the metric store |
+//! | `statsource` | the embedded store or Prometheus: where statsapi's numbers come from |
+//! | `promquery` | Prometheus mode: PromQL `increase` over the window, rolled up like scrapes |
+//! | `promsd` | `/api/v1/prometheus/targets`: Prometheus HTTP service discovery of the proxies |
+//! | `httpget` | a minimal HTTP/1.1 GET (scrapes, Prometheus queries) |
 //! | `diagnostics` | `/api/v1/proxy-metrics` (relays proxies' raw metrics), `/api/v1/endpoints` (discovery) |
 //! | `tap` | `/api/v1/tap`: the resource's proxies tapped with the control plane's token, events merged |
 
@@ -33,13 +37,17 @@ pub mod api_types;
 mod app;
 mod clock;
 mod diagnostics;
+mod httpget;
 pub mod meshdir;
 mod metrics;
 mod metricstore;
+mod promquery;
+mod promsd;
 mod promtext;
 mod reload;
 mod scrape;
 mod statsapi;
+mod statsource;
 mod store;
 mod tap;
 mod validate;

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use crate::api_types::Resources;
+use crate::httpget;
 use crate::metricstore::{MetricStore, Peer, Source};
 use crate::promtext;
 use crate::store::Store;
@@ -42,14 +43,11 @@ pub(crate) async fn run(
     }
 }
 
-/// One round: every registered instance once.
-pub(crate) async fn scrape_all(store: &Store, metrics: &MetricStore, timing: ScrapeTiming, warm: bool) {
-    let resources = store.resources();
-    let mut peers: HashMap<SocketAddr, Peer> = HashMap::new();
-    let mut targets = Vec::new();
+/// The meshed instance behind each inbound (and app) address: how a TCP target address names its peer.
+pub(crate) fn peers(resources: &Resources) -> HashMap<SocketAddr, Peer> {
+    let mut peers = HashMap::new();
     for w in &resources.workloads {
         for i in &w.instances {
-            let src = Source { namespace: w.namespace.clone(), workload: w.name.clone(), instance: i.instance.clone() };
             if let Some(inbound) = i.inbound {
                 let p = Peer { namespace: w.namespace.clone(), workload: w.name.clone(), instance: i.instance.clone() };
                 peers.insert(inbound, p.clone());
@@ -57,6 +55,19 @@ pub(crate) async fn scrape_all(store: &Store, metrics: &MetricStore, timing: Scr
                     peers.insert(app, p);
                 }
             }
+        }
+    }
+    peers
+}
+
+/// One round: every registered instance once.
+pub(crate) async fn scrape_all(store: &Store, metrics: &MetricStore, timing: ScrapeTiming, warm: bool) {
+    let resources = store.resources();
+    let peers = peers(&resources);
+    let mut targets = Vec::new();
+    for w in &resources.workloads {
+        for i in &w.instances {
+            let src = Source { namespace: w.namespace.clone(), workload: w.name.clone(), instance: i.instance.clone() };
             let fresh = warm && Duration::from_millis(i.registered_ms) <= timing.fresh;
             targets.push((src, i.admin, fresh));
         }
@@ -86,48 +97,11 @@ pub(crate) async fn scrape_all(store: &Store, metrics: &MetricStore, timing: Scr
     metrics.compact(metrics.now());
 }
 
-/// `GET /metrics` over HTTP/1.1 with `Connection: close`; the body (chunked or not).
+/// `GET /metrics`: the body of a 200 answer.
 pub(crate) async fn get_metrics(addr: SocketAddr) -> std::io::Result<String> {
-    let mut conn = tokio::net::TcpStream::connect(addr).await?;
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: text/plain\r\n\r\n");
-    conn.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    conn.read_to_end(&mut buf).await?;
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
-    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200") && !head.starts_with("http/1.0 200") {
-        return Err(bad(head.lines().next().unwrap_or("")));
+    let reply = httpget::get(&addr.to_string(), "/metrics", "text/plain").await?;
+    if reply.status != 200 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("status {}", reply.status)));
     }
-    let body = &buf[end + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body).ok_or_else(|| bad("bad chunks"))?
-    } else {
-        body.to_vec()
-    };
-    String::from_utf8(body).map_err(|_| bad("not UTF-8"))
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = &b[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dechunks() {
-        assert_eq!(super::dechunk(b"3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n").unwrap(), b"abcde");
-        assert!(super::dechunk(b"5\r\nab").is_none());
-    }
+    Ok(reply.body)
 }

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`eventually`] | `assert_eventually!`, `eventually()`, the patience deadline |
 //! | [`backend`] | `HttpBackend` (HTTP/1.1 + h2c) and ready-made handlers (`echo`, `fixed`, …) |
+//! | [`latency`] | a handler with a known latency distribution and failure share; exact quantiles |
 //! | [`grpc`] | a real gRPC `test.Echo` server and client (tonic + prost, no codegen) |
 //! | [`tcp`] | `TcpEchoBackend`, `TcpSinkBackend`, `RawTcpBackend` |
 //! | [`raw`] | `raw_http1`: send arbitrary bytes, read one HTTP/1 response, see if the peer closed |
@@ -17,6 +18,7 @@
 pub mod backend;
 pub mod eventually;
 pub mod grpc;
+pub mod latency;
 pub mod process;
 pub mod prom;
 pub mod raw;

@@ -3,6 +3,7 @@
 
 mod api;
 mod diagnostics;
+mod prometheus;
 mod reload;
 mod stats;
 mod support;

@@ -21,12 +21,18 @@ pub struct ControlArgs {
     /// Where the API listens (proxies, CLI, dashboard). Port 0 picks a free port.
     #[arg(long, env = "MESHLENS_CONTROL_LISTEN", default_value = "127.0.0.1:8086")]
     listen: SocketAddr,
-    /// How often every registered proxy's /metrics is scraped into the metric store (e.g. 5s, 500ms).
+    /// How often every registered proxy's /metrics is scraped into the metric store (e.g. 5s, 500ms); with
+    /// --prometheus-url, how often Prometheus scrapes them (query windows must span two intervals).
     #[arg(long, env = "MESHLENS_CONTROL_SCRAPE_INTERVAL", default_value = "5s", value_parser = duration)]
     scrape_interval: Duration,
     /// How long the metric store keeps what it scraped.
     #[arg(long, env = "MESHLENS_CONTROL_METRICS_RETENTION", default_value = "1h", value_parser = duration)]
     metrics_retention: Duration,
+    /// Answer `stat`, `routes` and `edges` with PromQL from this Prometheus (http://HOST:PORT[/PATH]), which
+    /// scrapes the proxies (`meshlens prometheus-config` prints its configuration); the embedded metric
+    /// store does not run.
+    #[arg(long, env = "MESHLENS_CONTROL_PROMETHEUS_URL", value_name = "URL")]
+    prometheus_url: Option<String>,
     /// Log filter, e.g. `info` or `info,meshlens_control=debug`.
     #[arg(long, env = "MESHLENS_CONTROL_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -43,6 +49,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
         let mut config = meshlens_control::Config::new(args.mesh_dir, args.listen);
         config.scrape_interval = args.scrape_interval;
         config.metrics_retention = args.metrics_retention;
+        config.prometheus_url = args.prometheus_url;
         let control = match meshlens_control::start(config).await {
             Ok(c) => c,
             Err(meshlens_control::StartError::InvalidConfig(errors)) => {

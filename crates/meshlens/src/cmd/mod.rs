@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod edges;
 pub mod output;
 pub mod profile;
+pub mod prometheus_config;
 pub mod proxy;
 pub mod routes;
 pub mod stat;
@@ -48,6 +49,8 @@ pub enum Command {
     Routes(routes::RoutesArgs),
     /// Which workloads talked to which in the window (Linkerd's `viz edges`).
     Edges(edges::EdgesArgs),
+    /// Print a Prometheus configuration that scrapes every proxy of the mesh (for `control --prometheus-url`).
+    PrometheusConfig(prometheus_config::PrometheusConfigArgs),
     /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
     Diagnostics(diagnostics::DiagnosticsArgs),
     /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Stat(args) => stat::run(args),
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
+        Command::PrometheusConfig(args) => prometheus_config::run(args),
         Command::Diagnostics(args) => diagnostics::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Tap(args) => tap::run(args),

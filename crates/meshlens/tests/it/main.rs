@@ -1,5 +1,6 @@
 //! Whole-binary tests: `meshlens` processes started the way a user starts them.
 
+mod accuracy;
 mod demo;
 mod demo_app;
 mod diagnostics;

@@ -1,0 +1,352 @@
+//! Prometheus mode: the window sums behind `/api/v1/stat|routes|edges` asked of a Prometheus that scrapes
+//! the proxies, with PromQL `increase(…[window])` over the whole window (never `irate`).
+//!
+//! Every metric family the embedded store reads is asked for once per API call, summed by the source
+//! target labels (`namespace`, `deployment`, `pod`, added by `meshlens prometheus-config`'s service
+//! discovery) and every label the rollup reads. Each answer is fed, as one scrape of its source, to a
+//! one-slot [`MetricStore`], so both modes roll up, group and interpolate with the same code: a quantile
+//! is PromQL's `histogram_quantile(q, sum by (le, …) (increase(response_latency_ms_bucket[window])))`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::httpget;
+use crate::metricstore::{MetricStore, Peer, Settings, Source};
+use crate::promtext::Sample;
+
+/// The metric families the rollup reads; `true` for counters (asked as `increase`), `false` for gauges.
+const FAMILIES: [(&str, bool); 9] = [
+    ("response_total", true),
+    ("response_latency_ms_bucket", true),
+    ("route_response_total", true),
+    ("route_response_latency_ms_bucket", true),
+    ("route_actual_response_total", true),
+    ("route_retry_fate_total", true),
+    ("tcp_read_bytes_total", true),
+    ("tcp_write_bytes_total", true),
+    ("tcp_open_connections", false),
+];
+
+/// The target labels naming the proxy a series came from (Linkerd's, as `dst_*` names the peer).
+pub(crate) const SOURCE_LABELS: [&str; 3] = ["namespace", "deployment", "pod"];
+
+/// Every label `metricstore::key_for` and the per-family counting read: the `by` list of every query.
+const KEY_LABELS: &str = "direction, authority, target_addr, peer, dst, rt_route, fate, dst_namespace, \
+    dst_deployment, dst_pod, dst_service, status_code, classification, error, le";
+
+/// How long one query may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why Prometheus gave no answer.
+#[derive(Debug, PartialEq)]
+pub(crate) enum PromError {
+    /// Not reachable (refused, timed out): 503.
+    Unreachable(String),
+    /// It answered, with an error or something that is not a query result: 502.
+    Failed(String),
+}
+
+/// A Prometheus server's HTTP API.
+#[derive(Clone, Debug)]
+pub(crate) struct Prometheus {
+    /// As given (for messages).
+    url: String,
+    /// `host:port`.
+    authority: String,
+    /// Path prefix without a trailing slash (e.g. `/prometheus` behind a reverse proxy), often empty.
+    prefix: String,
+    /// How often Prometheus scrapes the proxies: windows must span at least two intervals.
+    interval_ms: u64,
+}
+
+impl Prometheus {
+    /// `http://HOST[:PORT][/PREFIX]`.
+    pub fn new(url: &str, scrape_interval: Duration) -> Result<Self, String> {
+        let invalid = |why: &str| format!("invalid Prometheus URL '{url}': {why}");
+        let rest = url.strip_prefix("http://").ok_or_else(|| invalid("it must start with http://"))?;
+        let (authority, prefix) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        if authority.is_empty() || authority.contains(['@', '?', '#', ' ']) {
+            return Err(invalid("expected http://HOST[:PORT][/PATH]"));
+        }
+        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            authority.to_string()
+        } else if authority.contains(':') && !authority.ends_with(']') {
+            return Err(invalid("the port is not a number"));
+        } else {
+            format!("{authority}:80")
+        };
+        let prefix = prefix.trim_end_matches('/');
+        let prefix = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
+        Ok(Prometheus {
+            url: url.trim_end_matches('/').to_string(),
+            authority,
+            prefix,
+            interval_ms: scrape_interval.as_millis().max(1) as u64,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms
+    }
+
+    /// What the proxies counted in the `window_ms` before now, as a one-slot store; the second value is
+    /// the time to query it at. `peers` names the instance behind a TCP target address.
+    pub async fn window(
+        &self,
+        window_ms: u64,
+        peers: &HashMap<SocketAddr, Peer>,
+    ) -> Result<(MetricStore, u64), PromError> {
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let asks = FAMILIES.iter().map(|&(name, counter)| async move {
+            let answer = self.instant_query(&promql(name, counter, window_ms), at).await;
+            answer.map(|series| (name, series))
+        });
+        let answers = futures_util::future::join_all(asks).await;
+        let mut by_source: BTreeMap<Source, Vec<Sample>> = BTreeMap::new();
+        for answer in answers {
+            let (name, series) = answer?;
+            for s in series {
+                let Some(source) = source_of(&s.metric) else { continue };
+                let labels = s.metric.into_iter().filter(|(k, _)| !SOURCE_LABELS.contains(&k.as_str())).collect();
+                by_source.entry(source).or_default().push(Sample { name: name.to_string(), labels, value: s.value });
+            }
+        }
+        let store = MetricStore::new(Settings::new(self.interval_ms, window_ms));
+        let peer = |addr: &str| addr.parse::<SocketAddr>().ok().and_then(|a| peers.get(&a).cloned());
+        for (source, samples) in &by_source {
+            // The values are already the increases over the window: counted from 0, in full.
+            store.ingest(source, window_ms, samples, true, &peer);
+        }
+        Ok((store, window_ms))
+    }
+
+    /// `GET /api/v1/query?query=…&time=…`: the series of an instant vector.
+    async fn instant_query(&self, query: &str, at: f64) -> Result<Vec<Series>, PromError> {
+        let path = format!("{}/api/v1/query?query={}&time={at:.3}", self.prefix, encode(query));
+        let reply = tokio::time::timeout(QUERY_TIMEOUT, httpget::get(&self.authority, &path, "application/json"))
+            .await
+            .map_err(|_| {
+                PromError::Unreachable(format!(
+                    "Prometheus at {} did not answer within {}s",
+                    self.url,
+                    QUERY_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => {
+                    PromError::Failed(format!("Prometheus at {} answered something unreadable: {e}", self.url))
+                }
+                _ => PromError::Unreachable(format!("cannot reach Prometheus at {}: {e}", self.url)),
+            })?;
+        parse_answer(reply.status, &reply.body)
+            .map_err(|e| PromError::Failed(format!("Prometheus at {} answered {e} (query: {query})", self.url)))
+    }
+}
+
+/// `sum by (namespace, deployment, pod, …) (increase(NAME{…}[Wms]))`, or the gauge's current sum.
+fn promql(name: &str, counter: bool, window_ms: u64) -> String {
+    let selector = format!("{name}{{direction=~\"inbound|outbound\",namespace!=\"\",pod!=\"\"}}");
+    let inner = if counter { format!("increase({selector}[{window_ms}ms])") } else { selector };
+    format!("sum by ({}, {KEY_LABELS}) ({inner})", SOURCE_LABELS.join(", "))
+}
+
+fn source_of(labels: &BTreeMap<String, String>) -> Option<Source> {
+    let get = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
+    Some(Source { namespace: get("namespace")?, workload: get("deployment")?, instance: get("pod")? })
+}
+
+/// Percent-encodes a query parameter value.
+fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() * 2);
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One series of an instant vector.
+#[derive(Debug, PartialEq)]
+struct Series {
+    metric: BTreeMap<String, String>,
+    value: f64,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<RawSeries>,
+}
+
+#[derive(Deserialize)]
+struct RawSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    /// `[unix seconds, "value"]`
+    value: (f64, String),
+}
+
+/// A `/api/v1/query` answer → its series (non-finite values dropped), or what went wrong.
+fn parse_answer(status: u16, body: &str) -> Result<Vec<Series>, String> {
+    let answer: Answer = match serde_json::from_str(body) {
+        Ok(a) => a,
+        Err(_) => {
+            let text: String = body.chars().take(200).collect();
+            return Err(format!("{status} with a body that is not a query result: {:?}", text.trim()));
+        }
+    };
+    if answer.status != "success" || status != 200 {
+        let kind = answer.error_type.unwrap_or_else(|| "error".into());
+        return Err(format!("{status}: {kind}: {}", answer.error.unwrap_or_default()));
+    }
+    let data = answer.data.ok_or_else(|| format!("{status} without data"))?;
+    if data.result_type != "vector" {
+        return Err(format!("a {} instead of an instant vector", data.result_type));
+    }
+    Ok(data
+        .result
+        .into_iter()
+        .filter_map(|s| {
+            let value = s.value.1.parse::<f64>().ok().filter(|v| v.is_finite())?;
+            Some(Series { metric: s.metric, value })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metricstore::Family;
+
+    #[test]
+    fn urls() {
+        let p = Prometheus::new("http://127.0.0.1:9090/", Duration::from_secs(5)).unwrap();
+        assert_eq!((p.authority.as_str(), p.prefix.as_str(), p.url()), ("127.0.0.1:9090", "", "http://127.0.0.1:9090"));
+        let p = Prometheus::new("http://prom.example/prometheus/", Duration::from_secs(5)).unwrap();
+        assert_eq!((p.authority.as_str(), p.prefix.as_str()), ("prom.example:80", "/prometheus"));
+        for bad in ["https://x:9090", "127.0.0.1:9090", "http://", "http://x:port", "http://u@x:1"] {
+            assert!(Prometheus::new(bad, Duration::from_secs(5)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn queries_sum_increases_over_the_whole_window_by_source_and_key_labels() {
+        let q = promql("response_latency_ms_bucket", true, 60_000);
+        assert!(q.starts_with("sum by (namespace, deployment, pod, direction, "), "{q}");
+        assert!(q.contains(", le) (increase(response_latency_ms_bucket{direction=~\"inbound|outbound\""), "{q}");
+        assert!(q.ends_with("[60000ms]))"), "{q}");
+        assert!(!q.contains("irate"));
+        let g = promql("tcp_open_connections", false, 60_000);
+        assert!(g.ends_with("(tcp_open_connections{direction=~\"inbound|outbound\",namespace!=\"\",pod!=\"\"})"));
+        assert_eq!(encode("a b{c=\"d\"}[1m]"), "a%20b%7Bc%3D%22d%22%7D%5B1m%5D");
+    }
+
+    #[test]
+    fn answers_and_errors() {
+        let ok = r#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"namespace":"prod","deployment":"web","pod":"web-0","classification":"success"},"value":[1.5,"12.5"]},
+            {"metric":{},"value":[1.5,"NaN"]}]}}"#;
+        let series = parse_answer(200, ok).unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].value, 12.5);
+        assert_eq!(source_of(&series[0].metric).unwrap().instance, "web-0");
+        let err = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
+        assert_eq!(parse_answer(400, err).unwrap_err(), "400: bad_data: parse error at char 3");
+        assert!(parse_answer(404, "404 page not found").unwrap_err().starts_with("404 with a body that is not"));
+        let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert!(parse_answer(200, matrix).unwrap_err().contains("matrix"));
+    }
+
+    /// A fake Prometheus answering each family's query with fixed series (JSON objects, comma-separated).
+    async fn fake_prometheus(answers: HashMap<&'static str, String>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let answers = std::sync::Arc::new(answers);
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let answers = answers.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16384];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let result = answers.iter().find(|(name, _)| head.contains(&format!("%28{name}%7B")));
+                    let result = result.map_or("", |(_, r)| r.as_str());
+                    let body =
+                        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{result}]}}}}"#);
+                    let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    let _ = conn.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_window_rolls_up_like_scrapes() {
+        let web0 = r#""namespace":"prod","deployment":"web","pod":"web-0""#;
+        let series = |labels: &str, v: f64| format!(r#"{{"metric":{{{labels}}},"value":[1,"{v}"]}}"#);
+        let mut answers = HashMap::new();
+        answers.insert(
+            "response_total",
+            [
+                series(&format!(r#"{web0},"direction":"inbound","classification":"success""#), 90.0),
+                series(&format!(r#"{web0},"direction":"inbound","classification":"failure""#), 9.5),
+                series(r#""namespace":"prod","deployment":"web","pod":"web-1","direction":"inbound""#, 0.5),
+                series(r#""deployment":"web","direction":"inbound""#, 1000.0),
+            ]
+            .join(","),
+        );
+        let buckets = [("10", 50.0), ("20", 90.0), ("100", 100.0), ("+Inf", 100.0)]
+            .map(|(le, v)| series(&format!(r#"{web0},"direction":"inbound","le":"{le}""#), v));
+        answers.insert("response_latency_ms_bucket", buckets.join(","));
+        let tcp = r#""direction":"outbound","peer":"dst","target_addr":"127.0.0.1:7""#;
+        answers.insert("tcp_open_connections", series(&format!("{web0},{tcp}"), 3.0));
+        let url = fake_prometheus(answers).await;
+        let prom = Prometheus::new(&url, Duration::from_secs(1)).unwrap();
+        let peers = HashMap::from([(
+            "127.0.0.1:7".parse().unwrap(),
+            Peer { namespace: "prod".into(), workload: "db".into(), instance: "db-0".into() },
+        )]);
+        let (store, now) = prom.window(60_000, &peers).await.unwrap();
+        let http = store.query(now, 60_000, |k| (k.family == Family::Http && !k.outbound).then(|| k.workload.clone()));
+        let web = &http["web"];
+        assert_eq!((web.success, web.failure), (90.0, 10.0), "series without source labels are not counted");
+        assert_eq!(web.quantile(0.5), Some(10.0));
+        assert_eq!(web.quantile(0.95), Some(60.0));
+        let tcp = store.query(now, 60_000, |k| (k.family == Family::Tcp).then(|| k.dst_workload.clone()));
+        assert_eq!(tcp["db"].open_connections, 3.0);
+
+        // Unreachable.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let prom = Prometheus::new(&format!("http://{closed}"), Duration::from_secs(1)).unwrap();
+        match prom.window(60_000, &peers).await {
+            Err(PromError::Unreachable(m)) => {
+                assert!(m.starts_with(&format!("cannot reach Prometheus at http://{closed}: ")), "{m}")
+            }
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("a closed port answered"),
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! The issue's accuracy test, through the real binary: two `web` proxies in front of backends whose latency
+//! follows a known smooth distribution (90% uniform in 8–12 ms, 8% in 80–120 ms, 2% in 700–900 ms) and
+//! which fail 3% of requests on purpose; bounded open-loop load from the test through a `client` proxy;
+//! then what `/api/v1/stat|routes|edges` say, compared with what the client measured itself:
+//!
+//! - embedded store: success rate and request count exact, p50/p95/p99 within max(5%, one bucket width)
+//!   of the client's exact sample quantiles;
+//! - Prometheus mode (`control --prometheus-url` on a real Prometheus configured by
+//!   `meshlens prometheus-config`): success rate and RPS within 1% of the embedded store's, quantiles
+//!   within one bucket of them, and the same rows, edges and routes.
+//!
+//! Numbers are printed with `eprintln!` (`-- --nocapture`). The tests run one at a time: each runs a mesh
+//! and measures latencies.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use meshlens_proxy::metrics::LATENCY_BOUNDS_MS;
+use meshlens_testkit::latency::{REFERENCE_MIX, mixed_latency, quantile};
+use meshlens_testkit::{ChildGuard, HttpBackend, eventually_blocking, spawn_and_read_json_line};
+use serde_json::{Value, json};
+
+use crate::support::{TempDir, meshlens};
+
+const MESH_YAML: &str = "apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata: {name: accuracy}
+spec:
+  namespaces: [prod]
+  services:
+    - {name: web, namespace: prod, workload: web}
+  workloads:
+    - {name: client, namespace: prod, calls: [web]}
+    - {name: web, namespace: prod, replicas: 2}
+";
+
+const PROFILE: &str = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: web.prod.svc.cluster.local, namespace: prod}
+spec:
+  routes:
+    - name: GET /work
+      condition: {method: GET, pathRegex: /work}
+";
+
+/// The share of requests the backends fail (500) on purpose.
+const FAILURE_RATIO: f64 = 0.03;
+/// Every query covers all the traffic of a test.
+const WINDOW: &str = "5m";
+const WINDOW_SECS: f64 = 300.0;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The test's own async side: backends, load, API calls.
+struct Async {
+    rt: tokio::runtime::Runtime,
+    http: HttpClient,
+}
+
+impl Async {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let http = {
+            let _in = rt.enter();
+            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(64).build_http()
+        };
+        Async { rt, http }
+    }
+
+    /// `GET url` → (status, JSON body or Null).
+    fn get_json(&self, url: &str) -> (u16, Value) {
+        let req = hyper::Request::get(url).body(Full::default()).unwrap();
+        self.rt.block_on(call_json(&self.http, req))
+    }
+}
+
+async fn call_json(http: &HttpClient, req: hyper::Request<Full<Bytes>>) -> (u16, Value) {
+    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(20), http.request(req)).await else {
+        return (0, Value::Null);
+    };
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// `meshlens control` on `dir`, port 0; returns the guard and its URL.
+fn control(dir: &Path, scrape_interval: &str, extra: &[&str]) -> (ChildGuard, String) {
+    let mut cmd = meshlens();
+    cmd.args(["control", "--mesh-dir"]).arg(dir).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--scrape-interval",
+        scrape_interval,
+    ]);
+    cmd.args(extra).env_remove("MESHLENS_CONTROL_PROMETHEUS_URL").env("MESHLENS_CONTROL_LOG_LEVEL", "warn");
+    let (guard, line) = spawn_and_read_json_line(&mut cmd);
+    let url = format!("http://{}", line["api"].as_str().unwrap());
+    (guard, url)
+}
+
+/// The mesh: `client-0` (outbound only) and `web-0`, `web-1` (each with its own backend), registered with
+/// the control plane at `control`.
+struct Mesh {
+    _proxies: Vec<ChildGuard>,
+    _backends: Vec<HttpBackend>,
+    /// client-0's outbound listener.
+    outbound: SocketAddr,
+}
+
+impl Mesh {
+    fn start(a: &Async, control: &str) -> Mesh {
+        let mut backends = Vec::new();
+        let mut proxies = Vec::new();
+        let proxy = |instance: &str, workload: &str, app: Option<SocketAddr>| {
+            let mut cmd = meshlens();
+            cmd.args(["proxy", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--tap", "127.0.0.1:0"]);
+            cmd.args(["--control", control, "--workload", workload, "--namespace", "prod", "--instance", instance]);
+            cmd.env("MESHLENS_PROXY_LOG_LEVEL", "warn");
+            if let Some(app) = app {
+                cmd.args(["--inbound", "127.0.0.1:0", "--app", &app.to_string()]);
+            }
+            spawn_and_read_json_line(&mut cmd)
+        };
+        for (i, seed) in [(0, 11), (1, 23)] {
+            let backend = {
+                let _in = a.rt.enter();
+                HttpBackend::start(mixed_latency(&REFERENCE_MIX, FAILURE_RATIO, seed))
+            };
+            proxies.push(proxy(&format!("web-{i}"), "web", Some(backend.addr())).0);
+            backends.push(backend);
+        }
+        let (client, line) = proxy("client-0", "client", None);
+        proxies.push(client);
+        let outbound: SocketAddr = line["outbound"].as_str().unwrap().parse().unwrap();
+        let admin = line["admin"].as_str().unwrap().to_string();
+        // client-0 knows both web instances and web's profile before any request is sent.
+        eventually_blocking(
+            || {
+                let (_, config) = a.get_json(&format!("http://{admin}/config"));
+                let d = &config["discovery"];
+                let web = d["services"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "web").cloned());
+                web.is_some_and(|w| w["endpoints"].as_array().is_some_and(|e| e.len() == 2))
+                    && d["profiles"].as_array().is_some_and(|p| !p.is_empty())
+            },
+            "client-0 discovers both web instances and web's profile",
+        );
+        Mesh { _proxies: proxies, _backends: backends, outbound }
+    }
+}
+
+/// What the client saw.
+struct Measured {
+    /// Latency to the response head, sorted.
+    latencies_ms: Vec<f64>,
+    ok: u64,
+    failed: u64,
+}
+
+impl Measured {
+    fn total(&self) -> u64 {
+        self.ok + self.failed
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        quantile(&self.latencies_ms, q)
+    }
+}
+
+/// Open-loop load: `count` requests `GET /work` to web through client-0, `rate` per second, each on its
+/// own task (bounded in count; each request bounded to 20 s).
+fn drive(a: &Async, outbound: SocketAddr, rate: f64, count: usize) -> Measured {
+    a.rt.block_on(async {
+        let start = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..count {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+            let http = a.http.clone();
+            tasks.spawn(async move {
+                let req = hyper::Request::get(format!("http://{outbound}/work"))
+                    .header(hyper::header::HOST, "web.prod.svc.cluster.local")
+                    .body(Full::default())
+                    .unwrap();
+                let sent = Instant::now();
+                let resp = tokio::time::timeout(Duration::from_secs(20), http.request(req)).await;
+                let latency = sent.elapsed().as_secs_f64() * 1000.0;
+                let status = match resp {
+                    Ok(Ok(resp)) => {
+                        let status = resp.status().as_u16();
+                        let _ = resp.into_body().collect().await;
+                        status
+                    }
+                    _ => 0,
+                };
+                (status, latency)
+            });
+        }
+        let mut m = Measured { latencies_ms: Vec::with_capacity(count), ok: 0, failed: 0 };
+        while let Some(done) = tasks.join_next().await {
+            let (status, latency) = done.unwrap();
+            assert!(status != 0, "a request got no answer within 20 s");
+            if status >= 500 {
+                m.failed += 1;
+            } else {
+                m.ok += 1;
+            }
+            m.latencies_ms.push(latency);
+        }
+        m.latencies_ms.sort_by(f64::total_cmp);
+        m
+    })
+}
+
+/// The latency bucket (lower, upper] of the proxy's histogram that holds `ms`.
+fn bucket_of(ms: f64) -> (f64, f64) {
+    let i = LATENCY_BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BOUNDS_MS.len() - 1);
+    (if i == 0 { 0.0 } else { LATENCY_BOUNDS_MS[i - 1] }, LATENCY_BOUNDS_MS[i])
+}
+
+fn width_at(ms: f64) -> f64 {
+    let (lower, upper) = bucket_of(ms);
+    upper - lower
+}
+
+fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
+    rows.as_array().and_then(|r| r.iter().find(|r| r["name"] == name)).unwrap_or_else(|| panic!("{name}: {rows}"))
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+/// The store's quantiles against the client's: within max(5%, one bucket width). Returns a report line.
+fn assert_quantiles_match_the_client(web: &Value, m: &Measured, what: &str) -> String {
+    let mut report = String::new();
+    for (key, q) in [("latency_ms_p50", 0.5), ("latency_ms_p95", 0.95), ("latency_ms_p99", 0.99)] {
+        let exact = m.quantile(q);
+        let got = num(web, key);
+        let tolerance = (0.05 * exact).max(width_at(exact));
+        assert!(
+            (got - exact).abs() <= tolerance,
+            "{what} {key}: {got} vs {exact:.2} at the client (tolerance {tolerance}): {web}"
+        );
+        report.push_str(&format!("{key} {got} (client {exact:.1}, {:+.1}%) ", 100.0 * (got - exact) / exact));
+    }
+    report
+}
+
+/// Polls `/api/v1/stat` of the embedded store until it has counted every request web served, then checks
+/// the issue's accuracy claims; returns the rows.
+fn embedded_accuracy(a: &Async, control: &str, m: &Measured) -> Value {
+    let total = m.total() as f64;
+    let stat = || a.get_json(&format!("{control}/api/v1/stat?resource=deploy&namespace=prod&window={WINDOW}")).1;
+    let counted = |rows: &Value| {
+        rows.as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == "web"))
+            .and_then(|w| w["rps"].as_f64())
+            .map(|rps| (rps * WINDOW_SECS).round())
+    };
+    eventually_blocking(|| counted(&stat()) == Some(total), "the embedded store counts every request web served");
+    let rows = stat();
+    let web = row(&rows, "web");
+    assert_eq!(web["meshed"], "2/2");
+    let success = num(web, "success");
+    assert!((success - m.ok as f64 / total).abs() < 1e-9, "success {success} vs {}/{} at the client", m.ok, total);
+    let report = assert_quantiles_match_the_client(web, m, "embedded");
+    eprintln!("embedded store: {} requests, success {success:.4}; {report}", m.total());
+
+    // The client side (per attempt, no retries here) counts the same requests.
+    let (_, to) = a.get_json(&format!(
+        "{control}/api/v1/stat?resource=deploy/client&namespace=prod&window={WINDOW}&to=deploy/web"
+    ));
+    let client = row(&to, "client");
+    assert_eq!((num(client, "rps") * WINDOW_SECS).round(), total, "{client}");
+    assert!((num(client, "success") - success).abs() < 1e-9, "{client}");
+    rows
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Where the `prometheus` server binary is: `MESHLENS_PROMETHEUS`, else on PATH. Required in CI.
+fn prometheus_binary() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("MESHLENS_PROMETHEUS").map(Into::into).or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("prometheus")).find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the prometheus server is required in CI: install the Debian package 'prometheus' (scripts/test does)"
+        );
+        eprintln!("SKIPPED: no prometheus binary (install the Debian package 'prometheus' or set MESHLENS_PROMETHEUS)");
+    }
+    found
+}
+
+/// The embedded store through real proxies: exact counts and success rate, quantiles within
+/// max(5%, one bucket width) of the client's.
+#[test]
+fn embedded_store_is_accurate_through_real_proxies() {
+    let _one = one_at_a_time();
+    let dir = TempDir::new("accuracy");
+    dir.write("mesh.yaml", MESH_YAML);
+    dir.write("profiles/web.yaml", PROFILE);
+    let a = Async::new();
+    let (_control, url) = control(dir.path(), "500ms", &[]);
+    let mesh = Mesh::start(&a, &url);
+    eventually_blocking(
+        || a.get_json(&format!("{url}/api/v1/metricstore")).1["instances"] == 3,
+        "the control plane has scraped every proxy once",
+    );
+    let m = drive(&a, mesh.outbound, 100.0, 2000);
+    embedded_accuracy(&a, &url, &m);
+}
+
+/// Prometheus mode against a real Prometheus, on the same traffic as the embedded store.
+#[test]
+fn prometheus_mode_agrees_with_the_embedded_store() {
+    let Some(prometheus) = prometheus_binary() else { return };
+    let _one = one_at_a_time();
+    let dir = TempDir::new("accuracy-prom");
+    dir.write("mesh.yaml", MESH_YAML);
+    dir.write("profiles/web.yaml", PROFILE);
+    let a = Async::new();
+
+    // The proxies register with the Prometheus-mode control plane, whose service discovery Prometheus
+    // follows; the test copies their registrations to an embedded-mode one, which scrapes them itself.
+    let prom_url = format!("http://127.0.0.1:{}", free_port());
+    let (_prom_mode, b) = control(dir.path(), "100ms", &["--prometheus-url", &prom_url]);
+    let (_embedded, e) = control(dir.path(), "500ms", &[]);
+
+    let config = meshlens()
+        .args(["prometheus-config", "--control", &b, "--scrape-interval", "100ms", "--refresh-interval", "1s"])
+        .env_remove("MESHLENS_CONTROL")
+        .output()
+        .unwrap();
+    assert!(config.status.success(), "{}", String::from_utf8_lossy(&config.stderr));
+    let prom_dir = TempDir::new("accuracy-prometheus");
+    std::fs::write(prom_dir.path().join("prometheus.yml"), &config.stdout).unwrap();
+    let mut cmd = std::process::Command::new(&prometheus);
+    cmd.arg(format!("--config.file={}", prom_dir.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", prom_dir.path().join("data").display()))
+        .arg(format!("--web.listen-address={}", prom_url.trim_start_matches("http://")))
+        .arg("--log.level=warn");
+    let _prometheus = ChildGuard::spawn(&mut cmd).unwrap();
+    eventually_blocking(
+        || {
+            a.rt.block_on(call_json(
+                &a.http,
+                hyper::Request::get(format!("{prom_url}/-/ready")).body(Full::default()).unwrap(),
+            ))
+            .0 == 200
+        },
+        "Prometheus is ready",
+    );
+
+    let mesh = Mesh::start(&a, &b);
+    let mirror = {
+        let (http, b, e) = (a.http.clone(), b.clone(), e.clone());
+        a.rt.spawn(async move {
+            // Bounded: 10 minutes of renewals at most.
+            for _ in 0..600 {
+                mirror_registrations(&http, &b, &e).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    eventually_blocking(
+        || {
+            let (_, t) = a.get_json(&format!("{prom_url}/api/v1/targets?state=active"));
+            t["data"]["activeTargets"].as_array().is_some_and(|t| t.len() == 3 && t.iter().all(|t| t["health"] == "up"))
+        },
+        "Prometheus scrapes the three proxies it found through the control plane",
+    );
+    eventually_blocking(
+        || a.get_json(&format!("{e}/api/v1/metricstore")).1["instances"] == 3,
+        "the embedded store has scraped every proxy once",
+    );
+
+    let started = Instant::now();
+    let m = drive(&a, mesh.outbound, 100.0, 3000);
+    eprintln!("load: {} requests in {:?}", m.total(), started.elapsed());
+    let embedded = embedded_accuracy(&a, &e, &m);
+    // Prometheus has the final counter values.
+    let promql = |q: &str| a.get_json(&format!("{prom_url}/api/v1/query?query={}", encode(q))).1;
+    eventually_blocking(
+        || {
+            let v = promql("sum(response_total{direction=\"inbound\",deployment=\"web\"})");
+            v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse::<f64>().ok()) == Some(m.total() as f64)
+        },
+        "Prometheus has scraped every request web served",
+    );
+
+    // stat deploy: the same rows; success and RPS within 1%, quantiles within one bucket.
+    let stat = |base: &str, q: &str| {
+        let (code, v) = a.get_json(&format!("{base}/api/v1/stat?namespace=prod&window={WINDOW}&{q}"));
+        assert_eq!(code, 200, "{base} {q}: {v}");
+        v
+    };
+    let prom = stat(&b, "resource=deploy");
+    let names = |rows: &Value| -> Vec<String> {
+        rows.as_array().unwrap().iter().map(|r| format!("{}/{} {}", r["kind"], r["name"], r["meshed"])).collect()
+    };
+    assert_eq!(names(&prom), names(&embedded));
+    let (pw, ew) = (row(&prom, "web"), row(&embedded, "web"));
+    let close = |key: &str, p: &Value, e: &Value| {
+        let (pv, ev) = (num(p, key), num(e, key));
+        assert!((pv - ev).abs() <= 0.01 * ev, "{key}: Prometheus {pv} vs embedded {ev}\n{p}\n{e}");
+        format!("{key} {pv:.4} vs {ev:.4} ({:+.2}%)", 100.0 * (pv - ev) / ev)
+    };
+    let mut report = vec![close("rps", pw, ew), close("success", pw, ew)];
+    for key in ["latency_ms_p50", "latency_ms_p95", "latency_ms_p99"] {
+        let (pv, ev) = (num(pw, key), num(ew, key));
+        assert!(
+            (pv - ev).abs() <= width_at(ev),
+            "{key}: Prometheus {pv} vs embedded {ev} (bucket {:?})",
+            bucket_of(ev)
+        );
+        report.push(format!("{key} {pv} vs {ev}"));
+    }
+    report.push(assert_quantiles_match_the_client(pw, &m, "Prometheus mode"));
+    eprintln!("Prometheus mode vs embedded: {}", report.join(", "));
+    // Prometheus' own histogram_quantile over the window agrees with what the API computed from the
+    // increases it asked for.
+    for (key, q) in [("latency_ms_p50", 0.5), ("latency_ms_p95", 0.95), ("latency_ms_p99", 0.99)] {
+        let v = promql(&format!(
+            "histogram_quantile({q}, sum by (le) (increase(response_latency_ms_bucket{{direction=\"inbound\",deployment=\"web\"}}[{WINDOW}])))"
+        ));
+        let own: f64 = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap();
+        assert!((own - num(pw, key)).abs() <= 1.0, "{key}: histogram_quantile {own} vs the API's {}", pw[key]);
+    }
+    assert!(row(&prom, "client")["rps"].is_null(), "client serves nothing: {prom}");
+
+    // Pods, the client side, edges and routes: the same rows, numbers within 1%.
+    let (pp, ep) = (stat(&b, "resource=po"), stat(&e, "resource=po"));
+    assert_eq!(names(&pp), names(&ep));
+    for pod in ["web-0", "web-1"] {
+        close("rps", row(&pp, pod), row(&ep, pod));
+    }
+    let to = "resource=deploy/client&to=deploy/web";
+    close("rps", row(&stat(&b, to), "client"), row(&stat(&e, to), "client"));
+    let edges =
+        |base: &str| a.get_json(&format!("{base}/api/v1/edges?resource=deploy&namespace=prod&window={WINDOW}")).1;
+    let pe = edges(&b);
+    assert_eq!(pe, edges(&e));
+    let pairs: BTreeSet<(String, String)> = pe
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["src"].as_str().unwrap().into(), r["dst"].as_str().unwrap().into()))
+        .collect();
+    assert!(pairs.contains(&("client".into(), "web".into())), "{pe}");
+    let routes = |base: &str| {
+        a.get_json(&format!("{base}/api/v1/routes?resource=deploy/client&namespace=prod&window={WINDOW}&to=svc/web")).1
+            ["deploy/client"]
+            .clone()
+    };
+    let (pr, er) = (routes(&b), routes(&e));
+    let route_names = |r: &Value| -> Vec<Value> { r.as_array().unwrap().iter().map(|r| r["route"].clone()).collect() };
+    assert_eq!(route_names(&pr), vec![json!("GET /work"), json!("[DEFAULT]")]);
+    assert_eq!(route_names(&pr), route_names(&er));
+    close("effective_rps", &pr[0], &er[0]);
+    close("actual_success", &pr[0], &er[0]);
+
+    // The CLI renders Prometheus mode's answers like any other.
+    let out = meshlens().args(["stat", "deploy", "-n", "prod", "-t", WINDOW, "--control", &b]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with("web ") && l.contains("2/2")), "{table}");
+    mirror.abort();
+}
+
+/// Registers every proxy registered with `from` with `to` too (a renewal when it already is).
+async fn mirror_registrations(http: &HttpClient, from: &str, to: &str) {
+    let req = hyper::Request::get(format!("{from}/api/v1/resources")).body(Full::default()).unwrap();
+    let (_, resources) = call_json(http, req).await;
+    for w in resources["workloads"].as_array().into_iter().flatten() {
+        for i in w["instances"].as_array().into_iter().flatten() {
+            let mut reg = json!({"workload": w["name"], "namespace": w["namespace"], "instance": i["instance"],
+                "admin": i["admin"], "tap": i["tap"]});
+            for key in ["inbound", "app"] {
+                if !i[key].is_null() {
+                    reg[key] = i[key].clone();
+                }
+            }
+            let req = hyper::Request::post(format!("{to}/v1/proxies"))
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::from(reg.to_string()))
+                .unwrap();
+            // A failed attempt is retried on the next round, well within the lease.
+            let _ = call_json(http, req).await;
+        }
+    }
+}
+
+/// Percent-encodes a query parameter value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Prometheus down: the CLI says which Prometheus and why, and fails.
+#[test]
+fn an_unreachable_prometheus_is_reported_by_the_cli() {
+    let dir = TempDir::new("accuracy-no-prom");
+    dir.write("mesh.yaml", MESH_YAML);
+    let prom_url = format!("http://127.0.0.1:{}", free_port());
+    let (_control, url) = control(dir.path(), "1s", &["--prometheus-url", &prom_url]);
+    let out = meshlens().args(["stat", "deploy", "-n", "prod", "--control", &url]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the control plane answered 503 Service Unavailable: cannot reach Prometheus at {prom_url}: "
+        )),
+        "{err}"
+    );
+}

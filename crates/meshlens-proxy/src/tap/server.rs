@@ -75,7 +75,7 @@ fn handle(observers: &Arc<Observers>, req: Request<Incoming>, drain: Drain) -> R
     let headers = filter.headers;
     let (guard, rx) = observers.subscribe(filter);
     let drained = Box::pin(async move { drain.signaled().await });
-    let body = TapBody { rx, headers, _guard: guard, drained };
+    let body = TapBody { rx, headers, _guard: guard, drained, draining: false };
     let mut rsp = Response::new(ProxyBody::stream(body));
     rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
     rsp.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
@@ -90,12 +90,24 @@ fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     rsp
 }
 
-/// The NDJSON stream of one subscription: every event waiting is written in one chunk.
+/// The NDJSON stream of one subscription: every event waiting is written in one chunk. When the proxy
+/// drains, the events already buffered are written, then the stream ends.
 struct TapBody {
     rx: mpsc::Receiver<Event>,
     headers: bool,
     _guard: SubscriptionGuard,
     drained: Pin<Box<dyn Future<Output = ()> + Send>>,
+    draining: bool,
+}
+
+impl TapBody {
+    fn write_waiting(&mut self, out: &mut Vec<u8>) {
+        while out.len() < MAX_CHUNK
+            && let Ok(e) = self.rx.try_recv()
+        {
+            e.write_json(out, self.headers);
+        }
+    }
 }
 
 impl Body for TapBody {
@@ -103,21 +115,22 @@ impl Body for TapBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if self.drained.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
+        let this = &mut *self;
+        if !this.draining && this.drained.as_mut().poll(cx).is_ready() {
+            this.draining = true;
         }
-        let first = match self.rx.poll_recv(cx) {
+        let mut out = Vec::with_capacity(1024);
+        if this.draining {
+            this.write_waiting(&mut out);
+            return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(Bytes::from(out)))));
+        }
+        let first = match this.rx.poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Ready(Some(e)) => e,
         };
-        let mut out = Vec::with_capacity(1024);
-        first.write_json(&mut out, self.headers);
-        while out.len() < MAX_CHUNK
-            && let Ok(e) = self.rx.try_recv()
-        {
-            e.write_json(&mut out, self.headers);
-        }
+        first.write_json(&mut out, this.headers);
+        this.write_waiting(&mut out);
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
     }
 }

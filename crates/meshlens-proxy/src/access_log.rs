@@ -69,10 +69,8 @@ impl AccessLog {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the access log writer; access log lines will be dropped");
         }
-        let dropped = registry.counter(
-            "access_log_dropped_lines_total",
-            "Access log lines dropped because stderr did not keep up.",
-        );
+        let dropped = registry
+            .counter("access_log_dropped_lines_total", "Access log lines dropped because stderr did not keep up.");
         AccessLog { format, tx, dropped }
     }
 

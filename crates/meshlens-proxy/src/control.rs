@@ -65,13 +65,7 @@ impl ControlClient {
     ) -> Result<Self, String> {
         let url = url.trim_end_matches('/').to_string();
         authority_of(&url).map_err(|e| e.to_string())?;
-        Ok(ControlClient {
-            url,
-            registration,
-            discovery,
-            synced: Arc::new(AtomicBool::new(false)),
-            observers,
-        })
+        Ok(ControlClient { url, registration, discovery, synced: Arc::new(AtomicBool::new(false)), observers })
     }
 
     /// Registers, renews and watches until the proxy drains; then deregisters.

@@ -15,8 +15,8 @@ use crate::http::server::serve;
 use crate::io::Counted;
 use crate::shutdown::Drain;
 use crate::tap::record::Tapped;
-use meshlens_api::tap::ProxyDirection;
 use crate::targets::Target;
+use meshlens_api::tap::ProxyDirection;
 
 pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
     let detected = match detect(io, ctx.config.timeouts.detect).await {

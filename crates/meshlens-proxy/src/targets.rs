@@ -153,7 +153,11 @@ impl Targets {
             with_target(LabelSet::new().with("direction", "outbound").with("authority", label_authority), None)
                 .with("tls", "disabled");
         let tap_dst = Peer {
-            addr: addrs.first().copied().filter(|_| addrs.len() == 1).unwrap_or(SocketAddr::from(([0, 0, 0, 0], auth.port))),
+            addr: addrs
+                .first()
+                .copied()
+                .filter(|_| addrs.len() == 1)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], auth.port))),
             meta: Arc::new(BTreeMap::from([("tls".to_string(), "disabled".to_string())])),
         };
         let target = build(ctx, key.clone(), endpoints, labels, None, false, false, 0, expires, tap_dst);

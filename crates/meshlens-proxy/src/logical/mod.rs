@@ -57,8 +57,7 @@ pub async fn serve(
     let (rsp, fate, error) = match timeout {
         None => attempts(ctx, target, policy, route, req, grpc, drain, &timed_out, tapped).await,
         Some(limit) => {
-            let mut attempts =
-                Box::pin(attempts(ctx, target, policy, route, req, grpc, drain, &timed_out, tapped));
+            let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, grpc, drain, &timed_out, tapped));
             let outcome = tokio::select! {
                 r = &mut attempts => Some(r),
                 _ = tokio::time::sleep(limit) => None,

@@ -81,7 +81,8 @@ impl ServicePolicy {
         let route = |config: &RouteConfig| {
             Arc::new(CompiledRoute {
                 name: config.name.clone(),
-                tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME).then(|| config.name.as_str().into()),
+                tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME)
+                    .then(|| config.name.as_str().into()),
                 retryable: config.retryable,
                 budget: config.retry_budget.clone(),
                 timeout: config.timeout,

@@ -277,7 +277,10 @@ mod tests {
     fn the_three_events_read_back_as_the_contract_type() {
         let (text, req) = round_trip(&event(Kind::Req));
         let init = req.request_init_event.unwrap();
-        assert_eq!((init.method.as_str(), init.path.as_str(), init.authority.as_str()), ("GET", "/users/7", "users.prod:80"));
+        assert_eq!(
+            (init.method.as_str(), init.path.as_str(), init.authority.as_str()),
+            ("GET", "/users/7", "users.prod:80")
+        );
         assert_eq!(init.headers[0].value_str, "b");
         assert_eq!(req.proxy_error, None, "req events carry no proxyError: {text}");
         assert_eq!(req.route_meta["route"], "GET /users/{id}");

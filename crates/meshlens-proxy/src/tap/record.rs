@@ -40,12 +40,8 @@ impl Tapped {
     pub fn new<B>(observers: &Arc<Observers>, direction: ProxyDirection, src: Peer, req: &Request<B>) -> Tapped {
         let h = req.headers();
         let text = |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| text(header::HOST))
-            .unwrap_or_default();
+        let authority =
+            req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| text(header::HOST)).unwrap_or_default();
         let info = RequestInfo {
             direction,
             src,
@@ -253,8 +249,7 @@ impl Record {
                 if !held && !sub.admit() {
                     continue;
                 }
-                let original_id =
-                    originals.and_then(|o| o.iter().find(|(key, _)| *key == sub.key)).map(|(_, id)| *id);
+                let original_id = originals.and_then(|o| o.iter().find(|(key, _)| *key == sub.key)).map(|(_, id)| *id);
                 let m = Match { sub: sub.clone(), id: sub.next_id(), original_id, held };
                 if !held {
                     m.sub.send(self.event(&m, Kind::Req, None));

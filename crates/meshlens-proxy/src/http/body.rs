@@ -19,6 +19,8 @@ pub struct BodyEnd<'a> {
     pub complete: bool,
     /// Data bytes sent to the client.
     pub bytes: u64,
+    /// The proxy itself dropped the response unread (a failed attempt it retries): not a stream error.
+    pub discarded: bool,
     pub trailers: Option<&'a HeaderMap>,
 }
 
@@ -34,6 +36,7 @@ pub struct ProxyBody {
     inner: Option<Incoming>,
     stream: Option<StreamBody>,
     bytes: u64,
+    discarded: bool,
     /// A body the proxy made itself (admin pages, error details).
     full: Option<Bytes>,
     /// The endpoint tier's bookkeeping (metrics, pool), then the route tier's (effective metrics).
@@ -43,7 +46,15 @@ pub struct ProxyBody {
 
 impl ProxyBody {
     pub fn empty() -> ProxyBody {
-        ProxyBody { inner: None, stream: None, bytes: 0, full: None, on_end: None, on_end_outer: None }
+        ProxyBody {
+            inner: None,
+            stream: None,
+            bytes: 0,
+            discarded: false,
+            full: None,
+            on_end: None,
+            on_end_outer: None,
+        }
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
@@ -66,6 +77,11 @@ impl ProxyBody {
         proxy_body
     }
 
+    /// Drops a response the proxy will not deliver (an attempt it retries); tap does not call it a reset.
+    pub fn discard(mut self) {
+        self.discarded = true;
+    }
+
     /// Adds bookkeeping to run after the existing one when the response ends (one outer hook).
     pub fn on_end(mut self, hook: Box<dyn OnEnd>) -> ProxyBody {
         debug_assert!(self.on_end_outer.is_none(), "one outer end hook per response");
@@ -77,7 +93,7 @@ impl ProxyBody {
         if self.on_end.is_none() && self.on_end_outer.is_none() {
             return;
         }
-        let end = BodyEnd { grpc_status, complete, bytes: self.bytes, trailers };
+        let end = BodyEnd { grpc_status, complete, bytes: self.bytes, discarded: self.discarded, trailers };
         if let Some(f) = self.on_end.take() {
             f.on_end(&end);
         }

@@ -185,7 +185,7 @@ async fn attempts(
             route.metrics.skipped_no_budget.inc();
             return (rsp, Fate::FailedNoBudget, proxy_error);
         }
-        drop(rsp);
+        rsp.into_body().discard();
         tracing::debug!(route = %route.name, attempt, status, "retrying");
     }
 }

@@ -161,7 +161,7 @@ impl Record {
     /// A response the proxy made itself: its headers and end at once.
     pub fn respond(mut self, rsp: &Response<ProxyBody>, reason: ProxyErrorReason) {
         self.response(rsp.status().as_u16(), rsp.headers(), Some(reason.as_str()));
-        self.finish(&BodyEnd { grpc_status: None, complete: true, bytes: 0, trailers: None });
+        self.finish(&BodyEnd { grpc_status: None, complete: true, bytes: 0, discarded: false, trailers: None });
     }
 
     /// The response ended (its body's end, trailers included).
@@ -177,7 +177,7 @@ impl Record {
         self.ensure_matched();
         let now = Instant::now();
         let grpc = end.grpc_status.or(self.rsp.as_ref().and_then(|r| r.grpc_in_headers));
-        let reset = !end.complete;
+        let reset = !end.complete && !end.discarded;
         let proxy_error = self.rsp.as_ref().and_then(|r| r.proxy_error);
         let matches = self.matches.take().unwrap_or_default();
         if !matches.is_empty() {
@@ -298,6 +298,6 @@ impl Drop for Record {
             grpc_status = self.info.grpc.then_some(reason.grpc_status());
             self.response(status, &HeaderMap::new(), Some(reason.as_str()));
         }
-        self.finish(&BodyEnd { grpc_status, complete: cut, bytes: 0, trailers: None });
+        self.finish(&BodyEnd { grpc_status, complete: cut, bytes: 0, discarded: false, trailers: None });
     }
 }

@@ -272,6 +272,9 @@ async fn retries_are_attempts_linked_to_the_first() {
     let ids: Vec<StreamId> = events.chunks(3).map(|a| id(&a[0])).collect();
     assert!(ids[0] != ids[1] && ids[1] != ids[2], "each attempt has its own id: {ids:?}");
     assert!(events.iter().all(|e| e.proxy_error.is_none()), "the app's 503s, not the proxy's");
+    let resets: Vec<Option<u32>> =
+        events.chunks(3).map(|a| a[2].response_end_event.as_ref().unwrap().reset_error_code).collect();
+    assert_eq!(resets, [None, None, None], "a response the proxy retries is not a stream reset");
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ impl Tapped {
 
     /// A record of this request (or of one of its attempts) going to `dst`.
     pub fn record(&self, dst: Peer) -> Record {
-        Record {
+        Record(Box::new(State {
             observers: self.observers.clone(),
             info: self.info.clone(),
             dst,
@@ -76,7 +76,7 @@ impl Tapped {
             matches: None,
             rsp: None,
             done: false,
-        }
+        }))
     }
 }
 
@@ -96,8 +96,11 @@ struct Rsp {
     grpc_in_headers: Option<u32>,
 }
 
-/// One request's (or attempt's) life, as tap and the access log see it.
-pub struct Record {
+/// One request's (or attempt's) life, as tap and the access log see it. Boxed, so the request path's
+/// futures carry one pointer for it, whether or not anyone observes.
+pub struct Record(Box<State>);
+
+struct State {
     observers: Arc<Observers>,
     info: Arc<RequestInfo>,
     dst: Peer,
@@ -123,15 +126,38 @@ impl Record {
         chain: Option<Arc<RetryChain>>,
         timed_out: Option<Arc<AtomicBool>>,
     ) -> Record {
-        self.route = route;
-        self.attempt = Some(attempt);
-        self.chain = chain;
-        self.timed_out = timed_out;
+        let s = &mut self.0;
+        s.route = route;
+        s.attempt = Some(attempt);
+        s.chain = chain;
+        s.timed_out = timed_out;
         self
     }
 
     /// The request goes to `endpoint` now (outbound: its discovery metadata becomes the destination).
     pub fn dispatch(&mut self, endpoint: Option<&Endpoint>) {
+        self.0.dispatch(endpoint);
+    }
+
+    /// Response headers arrived (or the proxy made the response, with `proxy_error`).
+    pub fn response(&mut self, status: u16, headers: &HeaderMap, proxy_error: Option<&'static str>) {
+        self.0.response(status, headers, proxy_error);
+    }
+
+    /// A response the proxy made itself: its headers and end at once.
+    pub fn respond(mut self, rsp: &Response<ProxyBody>, reason: ProxyErrorReason) {
+        self.0.response(rsp.status().as_u16(), rsp.headers(), Some(reason.as_str()));
+        self.0.finish(&BodyEnd { grpc_status: None, complete: true, bytes: 0, discarded: false, trailers: None });
+    }
+
+    /// The response ended (its body's end, trailers included).
+    pub fn end(mut self, end: &BodyEnd<'_>) {
+        self.0.finish(end);
+    }
+}
+
+impl State {
+    fn dispatch(&mut self, endpoint: Option<&Endpoint>) {
         if let Some(ep) = endpoint
             && self.dst_from_endpoint
         {
@@ -141,8 +167,7 @@ impl Record {
         self.ensure_matched();
     }
 
-    /// Response headers arrived (or the proxy made the response, with `proxy_error`).
-    pub fn response(&mut self, status: u16, headers: &HeaderMap, proxy_error: Option<&'static str>) {
+    fn response(&mut self, status: u16, headers: &HeaderMap, proxy_error: Option<&'static str>) {
         self.ensure_matched();
         let matches = self.matches.as_deref().unwrap_or_default();
         let rsp = Rsp {
@@ -156,17 +181,6 @@ impl Record {
             m.sub.send(self.event(m, self.rsp_kind(&rsp), rsp.proxy_error));
         }
         self.rsp = Some(rsp);
-    }
-
-    /// A response the proxy made itself: its headers and end at once.
-    pub fn respond(mut self, rsp: &Response<ProxyBody>, reason: ProxyErrorReason) {
-        self.response(rsp.status().as_u16(), rsp.headers(), Some(reason.as_str()));
-        self.finish(&BodyEnd { grpc_status: None, complete: true, bytes: 0, discarded: false, trailers: None });
-    }
-
-    /// The response ended (its body's end, trailers included).
-    pub fn end(mut self, end: &BodyEnd<'_>) {
-        self.finish(end);
     }
 
     fn finish(&mut self, end: &BodyEnd<'_>) {
@@ -283,7 +297,7 @@ impl Record {
     }
 }
 
-impl Drop for Record {
+impl Drop for State {
     /// Dropped before its end: cut by the route timeout (the caller got the proxy's timeout response),
     /// or abandoned (the client went away): reported as a reset.
     fn drop(&mut self) {

@@ -25,6 +25,9 @@ use crate::shutdown::Drain;
 
 /// A chunk of the stream holds at most about this many bytes of events.
 const MAX_CHUNK: usize = 64 * 1024;
+/// After an event arrives, the stream waits this long for more before it writes, so a busy proxy
+/// writes a tap chunk per interval rather than one per event (each write is a syscall on its thread).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 pub async fn serve_conn(
     observers: Arc<Observers>,
@@ -75,7 +78,7 @@ fn handle(observers: &Arc<Observers>, req: Request<Incoming>, drain: Drain) -> R
     let headers = filter.headers;
     let (guard, rx) = observers.subscribe(filter);
     let drained = Box::pin(async move { drain.signaled().await });
-    let body = TapBody { rx, headers, _guard: guard, drained, draining: false };
+    let body = TapBody { rx, headers, _guard: guard, drained, draining: false, linger: None, buf: Vec::new() };
     let mut rsp = Response::new(ProxyBody::stream(body));
     rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
     rsp.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
@@ -90,23 +93,32 @@ fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     rsp
 }
 
-/// The NDJSON stream of one subscription: every event waiting is written in one chunk. When the proxy
-/// drains, the events already buffered are written, then the stream ends.
+/// The NDJSON stream of one subscription: the events that arrived within [`LINGER`] of the first are
+/// written as one chunk. When the proxy drains, the events already buffered are written, then the
+/// stream ends.
 struct TapBody {
     rx: mpsc::Receiver<Event>,
     headers: bool,
     _guard: SubscriptionGuard,
     drained: Pin<Box<dyn Future<Output = ()> + Send>>,
     draining: bool,
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
+    buf: Vec<u8>,
 }
 
 impl TapBody {
-    fn write_waiting(&mut self, out: &mut Vec<u8>) {
-        while out.len() < MAX_CHUNK
+    fn write_waiting(&mut self) {
+        while self.buf.len() < MAX_CHUNK
             && let Ok(e) = self.rx.try_recv()
         {
-            e.write_json(out, self.headers);
+            e.write_json(&mut self.buf, self.headers);
         }
+    }
+
+    fn chunk(&mut self) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.linger = None;
+        let out = std::mem::take(&mut self.buf);
+        Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(Bytes::from(out)))))
     }
 }
 
@@ -119,18 +131,23 @@ impl Body for TapBody {
         if !this.draining && this.drained.as_mut().poll(cx).is_ready() {
             this.draining = true;
         }
-        let mut out = Vec::with_capacity(1024);
         if this.draining {
-            this.write_waiting(&mut out);
-            return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(Bytes::from(out)))));
+            this.write_waiting();
+            return this.chunk();
         }
-        let first = match this.rx.poll_recv(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Ready(Some(e)) => e,
-        };
-        first.write_json(&mut out, this.headers);
-        this.write_waiting(&mut out);
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+        if this.linger.is_none() {
+            match this.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return this.chunk(),
+                Poll::Ready(Some(e)) => e.write_json(&mut this.buf, this.headers),
+            }
+            this.linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+        }
+        this.write_waiting();
+        if this.buf.len() < MAX_CHUNK && this.linger.as_mut().is_some_and(|l| l.as_mut().poll(cx).is_pending()) {
+            return Poll::Pending;
+        }
+        this.write_waiting();
+        this.chunk()
     }
 }

@@ -46,7 +46,7 @@ impl Endpoint {
         tap_meta.insert("tls".to_string(), "disabled".to_string());
         Endpoint {
             addr,
-            tap_meta: Arc::new(tap_meta),
+            tap_meta: crate::tap::event::Metadata::new(tap_meta),
             labels,
             http_metrics,
             client,

@@ -15,7 +15,7 @@ use crate::ctx::{Ctx, dst_label_name, with_target};
 use crate::discovery::ServicePortRef;
 use crate::metrics::LabelSet;
 use crate::policy::breaker::BreakerParams;
-use crate::tap::event::Peer;
+use crate::tap::event::{Metadata, Peer};
 
 /// A resolved destination.
 pub struct Target {
@@ -83,10 +83,7 @@ impl Targets {
         let endpoints = service_endpoints(ctx, &sp, &[]);
         let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
         let meta = [("service", sp.name.as_str()), ("namespace", sp.namespace.as_str()), ("tls", "disabled")];
-        let tap_dst = Peer {
-            addr: SocketAddr::from(([0, 0, 0, 0], sp.port)),
-            meta: Arc::new(meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        };
+        let tap_dst = Peer { addr: SocketAddr::from(([0, 0, 0, 0], sp.port)), meta: Metadata::from_pairs(&meta) };
         let target =
             build(ctx, sp.canonical.clone(), endpoints, svc_labels, policy, sp.opaque, true, version, None, tap_dst);
         services.insert(sp.canonical, target.clone());
@@ -158,7 +155,7 @@ impl Targets {
                 .copied()
                 .filter(|_| addrs.len() == 1)
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], auth.port))),
-            meta: Arc::new(BTreeMap::from([("tls".to_string(), "disabled".to_string())])),
+            meta: Metadata::from_pairs(&[("tls", "disabled")]),
         };
         let target = build(ctx, key.clone(), endpoints, labels, None, false, false, 0, expires, tap_dst);
         if !capped {

@@ -6,11 +6,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshlens_api::tap::{ProxyDirection, StreamId, TapDuration};
+use std::io::Write;
+
+use meshlens_api::tap::{ProxyDirection, StreamId};
 use serde::Serialize;
 
-/// Endpoint metadata (`deployment`, `pod`, `namespace`, `service`, `tls`…), built once and shared.
-pub type Meta = Arc<BTreeMap<String, String>>;
+/// Endpoint metadata (`deployment`, `pod`, `namespace`, `service`, `tls`…), built once and shared, with
+/// its JSON rendered once too (every event repeats it).
+#[derive(Debug, Default)]
+pub struct Metadata {
+    map: BTreeMap<String, String>,
+    json: String,
+}
+
+impl Metadata {
+    pub fn new(map: BTreeMap<String, String>) -> Meta {
+        let json = serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_string());
+        Arc::new(Metadata { map, json })
+    }
+
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Meta {
+        Metadata::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    pub fn map(&self) -> &BTreeMap<String, String> {
+        &self.map
+    }
+}
+
+pub type Meta = Arc<Metadata>;
 
 /// One side of a request: its address and shared metadata.
 #[derive(Clone, Debug)]
@@ -82,151 +106,104 @@ pub struct Event {
 }
 
 impl Event {
-    /// Appends the event's JSON line (with its newline) to `out`; headers only when `headers` (the
-    /// subscription asked for them).
+    /// Appends the event's JSON line (with its newline) to `out`: exactly the JSON of
+    /// `meshlens_api::tap::TapEvent`, written by hand so shared metadata is copied, not re-encoded.
+    /// Headers only when `headers` (the subscription asked for them).
     pub fn write_json(&self, out: &mut Vec<u8>, headers: bool) {
         let info = &self.info;
-        let route_meta = RouteMeta(self.route.as_deref());
-        let wire = Wire {
-            source: WirePeer::of(&info.src),
-            destination: WirePeer::of(&self.dst),
-            route_meta,
-            proxy_direction: info.direction,
-            request_init_event: matches!(self.kind, Kind::Req).then(|| WireReq {
-                id: self.id,
-                method: info.method.as_str(),
-                scheme: info.scheme,
-                authority: &info.authority,
-                path: info.uri.path(),
-                headers: pick(&info.headers, headers),
-            }),
-            response_init_event: match &self.kind {
-                Kind::Rsp { since_request_init, status, headers: h } => Some(WireRsp {
-                    id: self.id,
-                    since_request_init: (*since_request_init).into(),
-                    http_status: *status,
-                    headers: pick(h, headers),
-                }),
-                _ => None,
-            },
-            response_end_event: match &self.kind {
-                Kind::End(e) => Some(WireEnd {
-                    id: self.id,
-                    since_request_init: e.since_request_init.into(),
-                    since_response_init: e.since_response_init.map(Into::into),
-                    response_bytes: e.response_bytes,
-                    trailers: pick(&e.trailers, headers),
-                    grpc_status_code: e.grpc_status,
-                    reset_error_code: e.reset_error_code,
-                }),
-                _ => None,
-            },
-            proxy_error: if matches!(self.kind, Kind::Req) { None } else { self.proxy_error },
-            attempt: self.attempt,
-            original_id: self.original_id,
-        };
-        // Serializing plain strings and numbers into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &wire);
-        out.push(b'\n');
-    }
-}
-
-fn pick(h: &Option<Headers>, wanted: bool) -> &[Header] {
-    match h {
-        Some(h) if wanted => h.as_slice(),
-        _ => &[],
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Wire<'a> {
-    source: WirePeer<'a>,
-    destination: WirePeer<'a>,
-    route_meta: RouteMeta<'a>,
-    proxy_direction: ProxyDirection,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_init_event: Option<WireReq<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_init_event: Option<WireRsp<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_end_event: Option<WireEnd<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    proxy_error: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempt: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    original_id: Option<StreamId>,
-}
-
-struct WirePeer<'a> {
-    addr: SocketAddr,
-    metadata: &'a BTreeMap<String, String>,
-}
-
-impl<'a> WirePeer<'a> {
-    fn of(p: &'a Peer) -> WirePeer<'a> {
-        WirePeer { addr: p.addr, metadata: &p.meta }
-    }
-}
-
-impl Serialize for WirePeer<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("TapEndpoint", 3)?;
-        st.serialize_field("ip", &self.addr.ip())?;
-        st.serialize_field("port", &self.addr.port())?;
-        st.serialize_field("metadata", self.metadata)?;
-        st.end()
-    }
-}
-
-struct RouteMeta<'a>(Option<&'a str>);
-
-impl Serialize for RouteMeta<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.is_some() as usize))?;
-        if let Some(route) = self.0 {
-            m.serialize_entry("route", route)?;
+        out.extend_from_slice(b"{\"source\":");
+        peer(out, &info.src);
+        out.extend_from_slice(b",\"destination\":");
+        peer(out, &self.dst);
+        out.extend_from_slice(b",\"routeMeta\":{");
+        if let Some(route) = &self.route {
+            out.extend_from_slice(b"\"route\":");
+            string(out, route);
         }
-        m.end()
+        let direction = match info.direction {
+            ProxyDirection::Inbound => "INBOUND",
+            ProxyDirection::Outbound => "OUTBOUND",
+        };
+        let _ = write!(out, "}},\"proxyDirection\":\"{direction}\"");
+        match &self.kind {
+            Kind::Req => {
+                out.extend_from_slice(b",\"requestInitEvent\":{");
+                id(out, "id", self.id);
+                out.extend_from_slice(b",\"method\":");
+                string(out, info.method.as_str());
+                let _ = write!(out, ",\"scheme\":\"{}\",\"authority\":", info.scheme);
+                string(out, &info.authority);
+                out.extend_from_slice(b",\"path\":");
+                string(out, info.uri.path());
+                header_list(out, "headers", &info.headers, headers);
+            }
+            Kind::Rsp { since_request_init, status, headers: h } => {
+                out.extend_from_slice(b",\"responseInitEvent\":{");
+                id(out, "id", self.id);
+                duration(out, "sinceRequestInit", *since_request_init);
+                let _ = write!(out, ",\"httpStatus\":{status}");
+                header_list(out, "headers", h, headers);
+            }
+            Kind::End(e) => {
+                out.extend_from_slice(b",\"responseEndEvent\":{");
+                id(out, "id", self.id);
+                duration(out, "sinceRequestInit", e.since_request_init);
+                if let Some(d) = e.since_response_init {
+                    duration(out, "sinceResponseInit", d);
+                }
+                let _ = write!(out, ",\"responseBytes\":{}", e.response_bytes);
+                header_list(out, "trailers", &e.trailers, headers);
+                if let Some(code) = e.grpc_status {
+                    let _ = write!(out, ",\"grpcStatusCode\":{code}");
+                }
+                if let Some(code) = e.reset_error_code {
+                    let _ = write!(out, ",\"resetErrorCode\":{code}");
+                }
+            }
+        }
+        out.push(b'}');
+        if let Some(reason) = self.proxy_error.filter(|_| !matches!(self.kind, Kind::Req)) {
+            out.extend_from_slice(b",\"proxyError\":");
+            string(out, reason);
+        }
+        if let Some(a) = self.attempt {
+            let _ = write!(out, ",\"attempt\":{a}");
+        }
+        if let Some(original) = self.original_id {
+            out.push(b',');
+            id(out, "originalId", original);
+        }
+        out.extend_from_slice(b"}\n");
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireReq<'a> {
-    id: StreamId,
-    method: &'a str,
-    scheme: &'a str,
-    authority: &'a str,
-    path: &'a str,
-    headers: &'a [Header],
+fn peer(out: &mut Vec<u8>, p: &Peer) {
+    let _ = write!(out, "{{\"ip\":\"{}\",\"port\":{},\"metadata\":", p.addr.ip(), p.addr.port());
+    out.extend_from_slice(p.meta.json.as_bytes());
+    out.push(b'}');
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireRsp<'a> {
-    id: StreamId,
-    since_request_init: TapDuration,
-    http_status: u16,
-    headers: &'a [Header],
+/// A JSON string, escaped.
+fn string(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireEnd<'a> {
-    id: StreamId,
-    since_request_init: TapDuration,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    since_response_init: Option<TapDuration>,
-    response_bytes: u64,
-    trailers: &'a [Header],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    grpc_status_code: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reset_error_code: Option<u32>,
+fn id(out: &mut Vec<u8>, key: &str, id: StreamId) {
+    let _ = write!(out, "\"{key}\":{{\"base\":{},\"stream\":{}}}", id.base, id.stream);
+}
+
+fn duration(out: &mut Vec<u8>, key: &str, d: Duration) {
+    let _ = write!(out, ",\"{key}\":{{\"seconds\":{},\"nanos\":{}}}", d.as_secs(), d.subsec_nanos());
+}
+
+fn header_list(out: &mut Vec<u8>, key: &str, h: &Option<Headers>, wanted: bool) {
+    let _ = write!(out, ",\"{key}\":");
+    match h {
+        Some(h) if wanted => {
+            let _ = serde_json::to_writer(&mut *out, h.as_slice());
+        }
+        _ => out.extend_from_slice(b"[]"),
+    }
 }
 
 #[cfg(test)]
@@ -235,9 +212,7 @@ mod tests {
     use meshlens_api::tap::TapEvent;
 
     fn event(kind: Kind) -> Event {
-        let meta = |pairs: &[(&str, &str)]| {
-            Arc::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
-        };
+        let meta = Metadata::from_pairs;
         Event {
             info: Arc::new(RequestInfo {
                 direction: ProxyDirection::Outbound,
@@ -305,6 +280,32 @@ mod tests {
         let e = end.response_end_event.unwrap();
         assert_eq!((e.response_bytes, e.grpc_status_code, e.reset_error_code), (19, Some(14), None));
         assert!(text.contains(r#""sinceResponseInit":{"seconds":0,"nanos":2000000}"#), "{text}");
+    }
+
+    #[test]
+    fn strings_are_escaped_and_every_optional_field_round_trips() {
+        let mut e = event(Kind::End(End {
+            since_request_init: Duration::new(5, 7),
+            since_response_init: None,
+            response_bytes: 0,
+            trailers: Some(Arc::new(vec![Header {
+                name: "grpc-message".into(),
+                value_str: "a \"quoted\"\nline".into(),
+            }])),
+            grpc_status: None,
+            reset_error_code: Some(2),
+        }));
+        e.route = Some("GET /a\\b \"c\"".into());
+        let (text, parsed) = round_trip(&e);
+        assert_eq!(parsed.route_meta["route"], "GET /a\\b \"c\"", "{text}");
+        let end = parsed.response_end_event.unwrap();
+        assert_eq!((end.since_response_init, end.reset_error_code, end.grpc_status_code), (None, Some(2), None));
+        assert_eq!(Duration::from(end.since_request_init), Duration::new(5, 7));
+        assert_eq!(end.trailers[0].value_str, "a \"quoted\"\nline");
+        let mut without = Vec::new();
+        e.write_json(&mut without, false);
+        let parsed: TapEvent = serde_json::from_slice(&without).unwrap();
+        assert!(parsed.response_end_event.unwrap().trailers.is_empty(), "trailers only when asked");
     }
 
     #[test]

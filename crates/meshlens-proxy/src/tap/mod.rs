@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::metrics::{Counter, Gauge, Registry};
-use event::{Event, Header, Headers, Meta, Peer};
+use event::{Event, Header, Headers, Meta, Metadata, Peer};
 use filter::{Filter, RateLimit};
 
 /// Events buffered per subscription before new ones are dropped.
@@ -70,14 +70,14 @@ impl Identity {
             workload.insert("pod".to_string(), i.clone());
         }
         workload.insert("namespace".to_string(), config.namespace.clone());
-        let tls = |v: &str| Arc::new(BTreeMap::from([("tls".to_string(), v.to_string())]));
+        let tls = |v: &str| Metadata::from_pairs(&[("tls", v)]);
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Identity {
-            inbound_dst: Peer { addr: config.app.unwrap_or(unspecified), meta: Arc::new(workload.clone()) },
-            workload: Arc::new(workload),
+            inbound_dst: Peer { addr: config.app.unwrap_or(unspecified), meta: Metadata::new(workload.clone()) },
+            workload: Metadata::new(workload),
             src_loopback: tls("loopback"),
             src_remote: tls("no_tls_from_remote"),
-            unknown_dst: Peer { addr: unspecified, meta: Arc::new(BTreeMap::new()) },
+            unknown_dst: Peer { addr: unspecified, meta: Metadata::new(BTreeMap::new()) },
         }
     }
 

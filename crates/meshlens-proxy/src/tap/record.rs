@@ -252,7 +252,7 @@ impl State {
                 path: info.uri.path(),
                 method: &info.method,
                 route: self.route.as_deref().unwrap_or(DEFAULT_ROUTE_NAME),
-                dst: &self.dst.meta,
+                dst: self.dst.meta.map(),
             };
             let originals = match self.attempt {
                 Some(n) if n > 1 => self.chain.as_ref().and_then(|c| c.get()),

@@ -16,7 +16,7 @@ use crate::discovery::{self, Discovery};
 use crate::listen::{Bind, accept_loop};
 use crate::log::LogLevel;
 use crate::metrics::{LabelSet, Registry};
-use crate::shutdown::{Drain, DrainController};
+use crate::shutdown::DrainController;
 use crate::{inbound, outbound, targets};
 
 /// The addresses the proxy actually listens on (after port 0 was resolved).
@@ -191,8 +191,9 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
     let ready = match &config.control {
         None => Arc::new(std::sync::atomic::AtomicBool::new(true)),
         Some(url) => {
-            let client = ControlClient::new(url, registration(&config, &listen), discovery.clone())
-                .map_err(|e| StartError::Config(format!("--control: {e}")))?;
+            let client =
+                ControlClient::new(url, registration(&config, &listen), discovery.clone(), ctx.observers.clone())
+                    .map_err(|e| StartError::Config(format!("--control: {e}")))?;
             let client = Arc::new(client);
             let synced = client.synced.clone();
             tokio::spawn(client.run(drain.clone()));
@@ -206,8 +207,9 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
     })));
     let m = accepted("tap", listen.tap);
     let settings = ctx.server.clone();
+    let observers = ctx.observers.clone();
     tasks.push(tokio::spawn(accept_loop(tap_l, drain.clone(), m, move |io, peer, d| {
-        serve_tap_unavailable(settings.clone(), io, peer, d)
+        crate::tap::server::serve_conn(observers.clone(), settings.clone(), io, peer, d)
     })));
     drop(drain);
     Ok(Proxy { listen, ctx, controller: Some(controller), tasks })
@@ -226,21 +228,4 @@ fn registration(config: &Config, listen: &Listen) -> meshlens_api::control::Regi
         app: config.app,
         labels: Default::default(),
     }
-}
-
-/// The tap listener is bound (its address is part of the proxy's interface) but tap is not served yet.
-async fn serve_tap_unavailable(
-    settings: crate::http::server::ServerSettings,
-    io: crate::io::Counted<tokio::net::TcpStream>,
-    peer: SocketAddr,
-    drain: Drain,
-) {
-    let svc = |_req| async {
-        let mut rsp = http::Response::new(crate::http::body::ProxyBody::full(
-            "{\"error\":\"tap is not available in this version of the proxy\"}\n",
-        ));
-        *rsp.status_mut() = http::StatusCode::NOT_IMPLEMENTED;
-        rsp
-    };
-    crate::http::server::serve(io, crate::detect::Protocol::Http1, svc, &settings, drain, &peer.to_string()).await;
 }

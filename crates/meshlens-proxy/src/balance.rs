@@ -22,6 +22,8 @@ use crate::policy::breaker::{BreakerParams, BreakerState, ConsecutiveFailures};
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub labels: BTreeMap<String, String>,
+    /// `labels` plus `tls`: the destination metadata tap shows, built once.
+    pub tap_meta: crate::tap::event::Meta,
     pub http_metrics: Arc<HttpTargetMetrics>,
     pub client: EndpointClient,
     pub breaker: Option<Breaker>,
@@ -40,8 +42,11 @@ impl Endpoint {
         default_rtt: Duration,
         breaker: Option<Breaker>,
     ) -> Endpoint {
+        let mut tap_meta = labels.clone();
+        tap_meta.insert("tls".to_string(), "disabled".to_string());
         Endpoint {
             addr,
+            tap_meta: crate::tap::event::Metadata::new(tap_meta),
             labels,
             http_metrics,
             client,

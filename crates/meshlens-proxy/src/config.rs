@@ -121,6 +121,11 @@ pub struct Config {
     pub workload: Option<String>,
     pub namespace: String,
     pub instance: Option<String>,
+    /// A bearer token the tap listener accepts besides the control plane's (never shown in `/config`).
+    #[serde(skip)]
+    pub tap_token: Option<String>,
+    /// The HTTP access log on stderr; off when `None`.
+    pub access_log: Option<crate::access_log::AccessLogFormat>,
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub balancer: Balancer,
@@ -141,6 +146,8 @@ impl Default for Config {
             workload: None,
             namespace: "default".into(),
             instance: None,
+            tap_token: None,
+            access_log: None,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             balancer: Balancer::default(),

@@ -34,6 +34,8 @@ pub struct ControlClient {
     discovery: Arc<Discovery>,
     /// Set once the first snapshot arrived (the proxy is ready from then on).
     pub synced: Arc<AtomicBool>,
+    /// Where each lease's tap token goes (the tap listener accepts it).
+    observers: Arc<crate::tap::Observers>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +57,15 @@ enum Error {
 }
 
 impl ControlClient {
-    pub fn new(url: &str, registration: Registration, discovery: Arc<Discovery>) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        registration: Registration,
+        discovery: Arc<Discovery>,
+        observers: Arc<crate::tap::Observers>,
+    ) -> Result<Self, String> {
         let url = url.trim_end_matches('/').to_string();
         authority_of(&url).map_err(|e| e.to_string())?;
-        Ok(ControlClient { url, registration, discovery, synced: Arc::new(AtomicBool::new(false)) })
+        Ok(ControlClient { url, registration, discovery, synced: Arc::new(AtomicBool::new(false)), observers })
     }
 
     /// Registers, renews and watches until the proxy drains; then deregisters.
@@ -80,7 +87,9 @@ impl ControlClient {
     async fn register(&self) -> Result<Lease, Error> {
         let body = serde_json::to_vec(&self.registration).map_err(Error::Decode)?;
         let bytes = self.call(Method::POST, "/v1/proxies", Some(Bytes::from(body))).await?;
-        Ok(serde_json::from_slice(&bytes)?)
+        let lease: Lease = serde_json::from_slice(&bytes)?;
+        self.observers.tokens.set_lease_token(lease.tap_token.clone());
+        Ok(lease)
     }
 
     async fn renew_loop(self: Arc<Self>) {

@@ -20,6 +20,8 @@ pub struct Ctx {
     /// Circuit-breaker transitions by endpoint and state entered.
     pub breaker_transitions: crate::metrics::CounterFamily,
     pub targets: Targets,
+    /// Tap subscriptions and the access log: what every request checks once.
+    pub observers: Arc<crate::tap::Observers>,
     pub client: Arc<ClientSettings>,
     pub server: ServerSettings,
     /// Addresses of the listeners that accept the app's outbound traffic; a request to one of them loops.
@@ -46,7 +48,9 @@ impl Ctx {
             header_read_timeout: config.timeouts.header_read,
             h2_max_concurrent_streams: config.limits.h2_max_concurrent_streams,
         };
+        let observers = crate::tap::Observers::new(&config, &registry);
         Ctx {
+            observers,
             config,
             discovery,
             registry,

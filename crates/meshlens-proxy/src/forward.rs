@@ -1,8 +1,9 @@
 //! Forwarding one HTTP request to a balancer's endpoint and streaming the response back, with the
 //! endpoint's metrics, load estimate and pooled connection settled when the response ends.
 //!
-//! This is the endpoint tier of the request path (logical → concrete → endpoint); routes, retries and tap
-//! will sit above [`forward`], identity in the endpoint client below it.
+//! This is the endpoint tier of the request path (logical → concrete → endpoint); routes and retries sit
+//! above [`forward`], identity in the endpoint client below it. Tap and the access log observe each
+//! attempt here through its [`Record`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,11 +16,12 @@ use meshlens_api::ProxyErrorReason;
 use crate::balance::{Balancer, Endpoint, InFlight};
 use crate::client::ConnectError;
 use crate::errors::{L5D_PROXY_ERROR, peer_label, rescue};
-use crate::http::body::{OnEnd, ProxyBody, grpc_status};
+use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop};
 use crate::http::request_body::RequestBody;
 use crate::metrics::HttpTargetMetrics;
 use crate::shutdown::Drain;
+use crate::tap::record::Record;
 
 /// A connection that failed before any byte of the request was written is tried on another endpoint,
 /// at most this many times in all.
@@ -36,18 +38,21 @@ pub async fn forward(
     req: Request<RequestBody>,
     grpc: bool,
     drain: &Drain,
+    record: Option<Record>,
 ) -> Response<ProxyBody> {
-    forward_attempt(balancer, req, grpc, drain, None).await
+    forward_attempt(balancer, req, grpc, drain, None, record).await
 }
 
 /// [`forward`] for one attempt of a route with a timeout: when the route tier drops this future after
-/// setting `timed_out`, the endpoint's metrics count the cut attempt as `504`/`error="timeout"`.
+/// setting `timed_out`, the endpoint's metrics count the cut attempt as `504`/`error="timeout"` (and its
+/// record, dropped with it, reports the same).
 pub async fn forward_attempt(
     balancer: &Arc<Balancer>,
     mut req: Request<RequestBody>,
     grpc: bool,
     drain: &Drain,
     timed_out: Option<&Arc<AtomicBool>>,
+    mut record: Option<Record>,
 ) -> Response<ProxyBody> {
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
@@ -62,7 +67,11 @@ pub async fn forward_attempt(
                 let m = balancer.service_metrics.get();
                 m.request();
                 m.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
-                return rescue(reason, grpc, balancer.name());
+                let rsp = rescue(reason, grpc, balancer.name());
+                if let Some(r) = record {
+                    r.respond(&rsp, reason);
+                }
+                return rsp;
             }
         };
         // In flight from the moment it is picked: concurrent picks see it while its connection opens.
@@ -87,11 +96,19 @@ pub async fn forward_attempt(
                 };
                 ep.http_metrics.request();
                 ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
-                return rescue(reason, grpc, &e.to_string());
+                let rsp = rescue(reason, grpc, &e.to_string());
+                if let Some(mut r) = record {
+                    r.dispatch(Some(&ep));
+                    r.respond(&rsp, reason);
+                }
+                return rsp;
             }
         }
     };
 
+    if let Some(r) = record.as_mut() {
+        r.dispatch(Some(&ep));
+    }
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     ep.http_metrics.request();
     let mut cut = CutAttempt { metrics: ep.http_metrics.clone(), timed_out: timed_out.cloned(), grpc, armed: true };
@@ -115,7 +132,11 @@ pub async fn forward_attempt(
             ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
             ep.record_outcome(502, None);
             let detail = format!("endpoint {}: {e}", ep.addr);
-            return rescue(reason, grpc, &detail);
+            let rsp = rescue(reason, grpc, &detail);
+            if let Some(r) = record {
+                r.respond(&rsp, reason);
+            }
+            return rsp;
         }
     };
     let ttfb = started.elapsed();
@@ -131,6 +152,9 @@ pub async fn forward_attempt(
     let switching = rsp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let upgrade_to = if switching { rsp.headers().get(header::UPGRADE).cloned() } else { None };
     strip_hop_by_hop(rsp.headers_mut());
+    if let Some(r) = record.as_mut() {
+        r.response(rsp.status().as_u16(), rsp.headers(), None);
+    }
     if let (Some(proto), Some(down)) = (upgrade_to, downstream_upgrade) {
         rsp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         rsp.headers_mut().insert(header::UPGRADE, proto);
@@ -146,6 +170,7 @@ pub async fn forward_attempt(
         ttfb,
         _in_flight: in_flight,
         pooled: pooled.map(|s| (s, ep.clone())),
+        record,
     };
     rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end))))
 }
@@ -224,11 +249,16 @@ struct ResponseEnd {
     ttfb: Duration,
     _in_flight: InFlight,
     pooled: Option<(http1::SendRequest<RequestBody>, Arc<Endpoint>)>,
+    record: Option<Record>,
 }
 
 impl OnEnd for ResponseEnd {
-    fn on_end(self: Box<Self>, trailer_status: Option<u32>, complete: bool) {
-        let grpc = trailer_status.or(self.grpc_status);
+    fn on_end(self: Box<Self>, end: &BodyEnd<'_>) {
+        let complete = end.complete;
+        if let Some(r) = self.record {
+            r.end(end);
+        }
+        let grpc = end.grpc_status.or(self.grpc_status);
         let failure = self.status >= 500 || grpc.is_some_and(|c| c != 0) || !complete || self.error.is_some();
         self.metrics.response(self.status, grpc, failure, self.error, Some(self.ttfb));
         self.endpoint.record_outcome(if complete { self.status } else { 502 }, grpc);

@@ -14,7 +14,9 @@ use crate::http::request_body::RequestBody;
 use crate::http::server::serve;
 use crate::io::Counted;
 use crate::shutdown::Drain;
+use crate::tap::record::Tapped;
 use crate::targets::Target;
+use meshlens_api::tap::ProxyDirection;
 
 pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
     let detected = match detect(io, ctx.config.timeouts.detect).await {
@@ -27,19 +29,26 @@ pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>,
     match detected.protocol {
         Some(p @ (Protocol::Http1 | Protocol::Http2)) => {
             let drain2 = drain.clone();
+            let ctx2 = ctx.clone();
             let svc = move |req: http::Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 let drain = drain2.clone();
+                // The one check per request: does anyone observe requests?
+                let record = ctx2.observers.observing().then(|| {
+                    let src = ctx2.observers.own.inbound_src(peer);
+                    Tapped::new(&ctx2.observers, ProxyDirection::Inbound, src, &req).record(app.tap_dst.clone())
+                });
                 async move {
                     let grpc = is_grpc(req.headers());
                     if req.method() == http::Method::CONNECT {
-                        return rescue(
-                            meshlens_api::ProxyErrorReason::BadRequest,
-                            grpc,
-                            "CONNECT on the inbound listener",
-                        );
+                        let reason = meshlens_api::ProxyErrorReason::BadRequest;
+                        let rsp = rescue(reason, grpc, "CONNECT on the inbound listener");
+                        if let Some(r) = record {
+                            r.respond(&rsp, reason);
+                        }
+                        return rsp;
                     }
-                    forward(&app.balancer, req.map(RequestBody::Stream), grpc, &drain).await
+                    forward(&app.balancer, req.map(RequestBody::Stream), grpc, &drain, record).await
                 }
             };
             serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;

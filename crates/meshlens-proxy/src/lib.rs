@@ -5,6 +5,7 @@
 //! [`forward`] sends it through the endpoint's pooled [`client`] connection and streams the response back,
 //! settling [`metrics`] when it ends. Errors become responses in one place, [`errors::rescue`].
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod balance;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod policy;
 pub mod shutdown;
+pub mod tap;
 pub mod targets;
 pub mod tcp;
 

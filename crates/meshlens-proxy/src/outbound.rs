@@ -18,11 +18,15 @@ use crate::http::body::ProxyBody;
 use crate::http::server::serve;
 use crate::io::Counted;
 use crate::shutdown::Drain;
+use crate::tap::event::Peer;
+use crate::tap::record::Tapped;
 use crate::targets::Target;
+use meshlens_api::tap::ProxyDirection;
 
 /// Per-connection state: where the connection goes (for upstream listeners) and the last target used,
 /// so a keep-alive connection does not resolve its authority again on every request.
 struct ConnState {
+    peer: SocketAddr,
     fixed: Option<String>,
     last: Mutex<Option<(String, u64, Arc<Target>)>>,
     drain: Drain,
@@ -51,7 +55,7 @@ pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr,
     };
     match (detected.protocol, &fixed) {
         (Some(p @ (Protocol::Http1 | Protocol::Http2)), _) => {
-            let state = Arc::new(ConnState { fixed, last: Mutex::new(None), drain: drain.clone() });
+            let state = Arc::new(ConnState { peer, fixed, last: Mutex::new(None), drain: drain.clone() });
             let ctx2 = ctx.clone();
             let svc = move |req| handle(ctx2.clone(), state.clone(), req);
             serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;
@@ -70,28 +74,42 @@ pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr,
 
 async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, req: Request<Incoming>) -> Response<ProxyBody> {
     let grpc = is_grpc(req.headers());
+    // The one check per request: does anyone observe requests?
+    let tapped = ctx.observers.observing().then(|| {
+        let src = Peer { addr: state.peer, meta: ctx.observers.own.workload.clone() };
+        Tapped::new(&ctx.observers, ProxyDirection::Outbound, src, &req)
+    });
+    // A response the proxy makes before the request reaches the logical tier.
+    let refuse = |reason: ProxyErrorReason, context: &str, dst: Option<&Target>| {
+        let rsp = rescue(reason, grpc, context);
+        if let Some(t) = &tapped {
+            let dst = dst.map_or_else(|| ctx.observers.own.unknown_dst.clone(), |t| t.tap_dst.clone());
+            t.record(dst).respond(&rsp, reason);
+        }
+        rsp
+    };
     // CONNECT must name its destination in authority form (`CONNECT host:port`), nothing else.
     if req.method() == Method::CONNECT && (req.uri().authority().is_none() || req.uri().scheme().is_some()) {
-        return rescue(ProxyErrorReason::BadRequest, grpc, "CONNECT needs an authority-form target (host:port)");
+        return refuse(ProxyErrorReason::BadRequest, "CONNECT needs an authority-form target (host:port)", None);
     }
     let authority = match &state.fixed {
         Some(a) => a.as_str(),
         None => match request_authority(&req) {
             Some(a) => a,
-            None => return rescue(ProxyErrorReason::BadRequest, grpc, "request has no authority (Host)"),
+            None => return refuse(ProxyErrorReason::BadRequest, "request has no authority (Host)", None),
         },
     };
     let target = match target_for(&ctx, &state, authority).await {
         Ok(t) => t,
-        Err(reason) => return rescue(reason, grpc, authority),
+        Err(reason) => return refuse(reason, authority, None),
     };
     if target.loops {
-        return rescue(ProxyErrorReason::Loop, grpc, &target.authority);
+        return refuse(ProxyErrorReason::Loop, &target.authority, Some(&target));
     }
     if req.method() == Method::CONNECT {
         return connect_tunnel(target, req, state.drain.clone()).await;
     }
-    crate::logical::serve(&ctx, &target, req, grpc, &state.drain).await
+    crate::logical::serve(&ctx, &target, req, grpc, &state.drain, tapped).await
 }
 
 /// The authority a request names: absolute-form URI or `:authority`, else the Host header.

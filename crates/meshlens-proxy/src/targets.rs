@@ -15,6 +15,7 @@ use crate::ctx::{Ctx, dst_label_name, with_target};
 use crate::discovery::ServicePortRef;
 use crate::metrics::LabelSet;
 use crate::policy::breaker::BreakerParams;
+use crate::tap::event::{Metadata, Peer};
 
 /// A resolved destination.
 pub struct Target {
@@ -27,6 +28,8 @@ pub struct Target {
     pub loops: bool,
     /// The service's profile and split, compiled; `None` when it has neither.
     pub policy: Option<Arc<crate::logical::service::ServicePolicy>>,
+    /// The destination tap shows before (or without) an endpoint: the service's name, namespace, port.
+    pub tap_dst: Peer,
     /// Discovery version this target was built from (mesh services are rebuilt when it changes).
     version: u64,
     expires: Option<Instant>,
@@ -64,6 +67,7 @@ impl Targets {
                 authority: t.authority.clone(),
                 balancer: t.balancer.clone(),
                 policy,
+                tap_dst: t.tap_dst.clone(),
                 opaque: sp.opaque,
                 meshed: true,
                 loops: t.balancer.endpoints().iter().any(|e| ctx.is_local_listener(e.addr)),
@@ -78,7 +82,10 @@ impl Targets {
             .with("dst_service", &sp.name);
         let endpoints = service_endpoints(ctx, &sp, &[]);
         let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
-        let target = build(ctx, sp.canonical.clone(), endpoints, svc_labels, policy, sp.opaque, true, version, None);
+        let meta = [("service", sp.name.as_str()), ("namespace", sp.namespace.as_str()), ("tls", "disabled")];
+        let tap_dst = Peer { addr: SocketAddr::from(([0, 0, 0, 0], sp.port)), meta: Metadata::from_pairs(&meta) };
+        let target =
+            build(ctx, sp.canonical.clone(), endpoints, svc_labels, policy, sp.opaque, true, version, None, tap_dst);
         services.insert(sp.canonical, target.clone());
         target
     }
@@ -142,7 +149,15 @@ impl Targets {
         let labels =
             with_target(LabelSet::new().with("direction", "outbound").with("authority", label_authority), None)
                 .with("tls", "disabled");
-        let target = build(ctx, key.clone(), endpoints, labels, None, false, false, 0, expires);
+        let tap_dst = Peer {
+            addr: addrs
+                .first()
+                .copied()
+                .filter(|_| addrs.len() == 1)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], auth.port))),
+            meta: Metadata::from_pairs(&[("tls", "disabled")]),
+        };
+        let target = build(ctx, key.clone(), endpoints, labels, None, false, false, 0, expires, tap_dst);
         if !capped {
             cache.insert(key, target.clone());
         }
@@ -185,6 +200,7 @@ fn build(
     meshed: bool,
     version: u64,
     expires: Option<Instant>,
+    tap_dst: Peer,
 ) -> Arc<Target> {
     let loops = endpoints.iter().any(|e| ctx.is_local_listener(e.addr));
     let balancer = Balancer::new(
@@ -193,7 +209,7 @@ fn build(
         balancer_settings(ctx, ctx.config.timeouts.failfast),
         crate::balance::LazyTarget::new(ctx.http_metrics.clone(), service_labels),
     );
-    Arc::new(Target { authority, balancer, policy, opaque, meshed, loops, version, expires })
+    Arc::new(Target { authority, balancer, policy, tap_dst, opaque, meshed, loops, version, expires })
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
@@ -301,6 +317,7 @@ pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
         authority: app.to_string(),
         balancer,
         policy: None,
+        tap_dst: ctx.observers.own.inbound_dst.clone(),
         opaque: false,
         meshed: true,
         loops: false,

@@ -1,6 +1,7 @@
-//! The response body the proxy serves: the upstream's body streamed through untouched, or an empty body
-//! for proxy-made responses. It observes the end of the stream (and gRPC trailers) to finish the
-//! response's bookkeeping: metrics, the endpoint's in-flight count, and the pooled connection.
+//! The response body the proxy serves: the upstream's body streamed through untouched, an empty body
+//! for proxy-made responses, or a stream the proxy produces (tap). It observes the end of the stream
+//! (bytes, trailers, gRPC status) to finish the response's bookkeeping: metrics, the endpoint's in-flight
+//! count, the pooled connection, tap and the access log.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -10,14 +11,32 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+/// How a response body ended.
+pub struct BodyEnd<'a> {
+    /// The status from the trailers, when the body carried one.
+    pub grpc_status: Option<u32>,
+    /// Ended cleanly (not dropped or errored).
+    pub complete: bool,
+    /// Data bytes sent to the client.
+    pub bytes: u64,
+    /// The proxy itself dropped the response unread (a failed attempt it retries): not a stream error.
+    pub discarded: bool,
+    pub trailers: Option<&'a HeaderMap>,
+}
+
 /// Bookkeeping run exactly once when a response ends: cleanly (`complete`) or not (dropped, errored).
 pub trait OnEnd: Send + 'static {
-    /// `grpc_status` is the status from the trailers, when the body carried one.
-    fn on_end(self: Box<Self>, grpc_status: Option<u32>, complete: bool);
+    fn on_end(self: Box<Self>, end: &BodyEnd<'_>);
 }
+
+/// A body the proxy produces as it goes (a tap stream).
+pub type StreamBody = Pin<Box<dyn Body<Data = Bytes, Error = hyper::Error> + Send>>;
 
 pub struct ProxyBody {
     inner: Option<Incoming>,
+    stream: Option<StreamBody>,
+    bytes: u64,
+    discarded: bool,
     /// A body the proxy made itself (admin pages, error details).
     full: Option<Bytes>,
     /// The endpoint tier's bookkeeping (metrics, pool), then the route tier's (effective metrics).
@@ -27,16 +46,40 @@ pub struct ProxyBody {
 
 impl ProxyBody {
     pub fn empty() -> ProxyBody {
-        ProxyBody { inner: None, full: None, on_end: None, on_end_outer: None }
+        ProxyBody {
+            inner: None,
+            stream: None,
+            bytes: 0,
+            discarded: false,
+            full: None,
+            on_end: None,
+            on_end_outer: None,
+        }
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         let bytes = bytes.into();
-        ProxyBody { inner: None, full: (!bytes.is_empty()).then_some(bytes), on_end: None, on_end_outer: None }
+        let mut body = ProxyBody::empty();
+        body.full = (!bytes.is_empty()).then_some(bytes);
+        body
     }
 
     pub fn upstream(inner: Incoming, on_end: Option<Box<dyn OnEnd>>) -> ProxyBody {
-        ProxyBody { inner: Some(inner), full: None, on_end, on_end_outer: None }
+        let mut body = ProxyBody::empty();
+        body.inner = Some(inner);
+        body.on_end = on_end;
+        body
+    }
+
+    pub fn stream(body: impl Body<Data = Bytes, Error = hyper::Error> + Send + 'static) -> ProxyBody {
+        let mut proxy_body = ProxyBody::empty();
+        proxy_body.stream = Some(Box::pin(body));
+        proxy_body
+    }
+
+    /// Drops a response the proxy will not deliver (an attempt it retries); tap does not call it a reset.
+    pub fn discard(mut self) {
+        self.discarded = true;
     }
 
     /// Adds bookkeeping to run after the existing one when the response ends (one outer hook).
@@ -46,12 +89,16 @@ impl ProxyBody {
         self
     }
 
-    fn finish(&mut self, grpc_status: Option<u32>, complete: bool) {
+    fn finish(&mut self, grpc_status: Option<u32>, complete: bool, trailers: Option<&HeaderMap>) {
+        if self.on_end.is_none() && self.on_end_outer.is_none() {
+            return;
+        }
+        let end = BodyEnd { grpc_status, complete, bytes: self.bytes, discarded: self.discarded, trailers };
         if let Some(f) = self.on_end.take() {
-            f.on_end(grpc_status, complete);
+            f.on_end(&end);
         }
         if let Some(f) = self.on_end_outer.take() {
-            f.on_end(grpc_status, complete);
+            f.on_end(&end);
         }
     }
 }
@@ -67,29 +114,37 @@ impl Body for ProxyBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
+        if let Some(stream) = this.stream.as_mut() {
+            return stream.as_mut().poll_frame(cx);
+        }
         let Some(inner) = this.inner.as_mut() else {
             if let Some(bytes) = this.full.take() {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
-            this.finish(None, true);
+            this.finish(None, true, None);
             return Poll::Ready(None);
         };
         let frame = ready!(Pin::new(inner).poll_frame(cx));
         match &frame {
-            None => this.finish(None, true),
+            None => this.finish(None, true, None),
             Some(Ok(f)) => {
-                if let Some(trailers) = f.trailers_ref() {
+                if let Some(data) = f.data_ref() {
+                    this.bytes += data.len() as u64;
+                } else if let Some(trailers) = f.trailers_ref() {
                     let status = grpc_status(trailers);
                     // Trailers are the last frame; hyper reports the end on the next poll, but the response is done.
-                    this.finish(status, true);
+                    this.finish(status, true, Some(trailers));
                 }
             }
-            Some(Err(_)) => this.finish(None, false),
+            Some(Err(_)) => this.finish(None, false, None),
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(s) = &self.stream {
+            return s.is_end_stream();
+        }
         match &self.inner {
             Some(b) => b.is_end_stream(),
             None => self.full.is_none(),
@@ -97,6 +152,9 @@ impl Body for ProxyBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(s) = &self.stream {
+            return s.size_hint();
+        }
         match &self.inner {
             Some(b) => b.size_hint(),
             None => SizeHint::with_exact(self.full.as_ref().map_or(0, |b| b.len() as u64)),
@@ -107,6 +165,6 @@ impl Body for ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         let complete = self.inner.as_ref().is_none_or(|b| b.is_end_stream());
-        self.finish(None, complete);
+        self.finish(None, complete, None);
     }
 }

@@ -18,28 +18,33 @@ use tokio::time::Instant;
 use crate::ctx::Ctx;
 use crate::errors::{L5D_PROXY_ERROR, rescue};
 use crate::forward::{forward, forward_attempt};
-use crate::http::body::{OnEnd, ProxyBody, grpc_status};
+use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::request_body::{Buffered, RequestBody};
 use crate::shutdown::Drain;
+use crate::tap::record::{Record, RetryChain, Tapped};
 use crate::targets::Target;
 use metrics::{Fate, RouteMetrics};
 use service::{CompiledRoute, ServicePolicy};
 
-/// Serves one request to `target`.
+/// Serves one request to `target` (`tapped` when someone observes requests).
 pub async fn serve(
     ctx: &Ctx,
     target: &Arc<Target>,
     req: Request<Incoming>,
     grpc: bool,
     drain: &Drain,
+    tapped: Option<Tapped>,
 ) -> Response<ProxyBody> {
+    let single_attempt = |t: Tapped| t.record(target.tap_dst.clone()).attempt(None, 1, None, None);
     let Some(policy) = target.policy.as_ref() else {
-        return forward(&target.balancer, req.map(RequestBody::Stream), grpc, drain).await;
+        let record = tapped.map(single_attempt);
+        return forward(&target.balancer, req.map(RequestBody::Stream), grpc, drain, record).await;
     };
     let Some(route) = policy.route(req.method(), req.uri().path()) else {
         // A split without a profile: pick the backend, no route metrics.
+        let record = tapped.map(single_attempt);
         let balancer = policy.backend(ctx, target).await;
-        return forward(&balancer, req.map(RequestBody::Stream), grpc, drain).await;
+        return forward(&balancer, req.map(RequestBody::Stream), grpc, drain, record).await;
     };
     route.metrics.effective.request();
     let started = Instant::now();
@@ -48,10 +53,11 @@ pub async fn serve(
         (a, b) => a.or(b),
     };
     let timed_out = Arc::new(AtomicBool::new(false));
+    let tapped = tapped.as_ref();
     let (rsp, fate, error) = match timeout {
-        None => attempts(ctx, target, policy, route, req, grpc, drain, &timed_out).await,
+        None => attempts(ctx, target, policy, route, req, grpc, drain, &timed_out, tapped).await,
         Some(limit) => {
-            let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, grpc, drain, &timed_out));
+            let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, grpc, drain, &timed_out, tapped));
             let outcome = tokio::select! {
                 r = &mut attempts => Some(r),
                 _ = tokio::time::sleep(limit) => None,
@@ -95,7 +101,22 @@ async fn attempts(
     grpc: bool,
     drain: &Drain,
     timed_out: &Arc<AtomicBool>,
+    tapped: Option<&Tapped>,
 ) -> (Response<ProxyBody>, Fate, Option<ProxyErrorReason>) {
+    // Each attempt has its own record; retries name the first attempt's id (the chain). The first record
+    // exists before the body is buffered, so a timeout during buffering is reported too.
+    let chain = tapped.map(|_| Arc::new(RetryChain::new()));
+    let new_record = |attempt: u32| -> Option<Record> {
+        tapped.map(|t| {
+            t.record(target.tap_dst.clone()).attempt(
+                route.tap_name.clone(),
+                attempt,
+                chain.clone(),
+                Some(timed_out.clone()),
+            )
+        })
+    };
+    let mut first_record = new_record(1);
     let (parts, body) = req.into_parts();
     let budget = route.budget.as_ref();
     let (mut first, replay) = match budget {
@@ -105,7 +126,11 @@ async fn attempts(
             Ok(Buffered::TooLarge(b)) => (Some(b), None),
             Err(e) => {
                 let context = format!("reading the request body failed: {e}");
-                return (rescue(ProxyErrorReason::BadRequest, grpc, &context), Fate::FailedNotRetryable, None);
+                let rsp = rescue(ProxyErrorReason::BadRequest, grpc, &context);
+                if let Some(r) = first_record {
+                    r.respond(&rsp, ProxyErrorReason::BadRequest);
+                }
+                return (rsp, Fate::FailedNotRetryable, None);
             }
         },
     };
@@ -123,9 +148,10 @@ async fn attempts(
         *req.uri_mut() = parts.uri.clone();
         *req.version_mut() = parts.version;
         *req.headers_mut() = parts.headers.clone();
+        let record = if attempt == 1 { first_record.take() } else { new_record(attempt) };
         let balancer = policy.backend(ctx, target).await;
         route.metrics.actual.request();
-        let rsp = forward_attempt(&balancer, req, grpc, drain, Some(timed_out)).await;
+        let rsp = forward_attempt(&balancer, req, grpc, drain, Some(timed_out), record).await;
         let status = rsp.status().as_u16();
         let grpc_code = grpc_status(rsp.headers());
         let failure = route.is_failure(status, grpc_code);
@@ -159,7 +185,7 @@ async fn attempts(
             route.metrics.skipped_no_budget.inc();
             return (rsp, Fate::FailedNoBudget, proxy_error);
         }
-        drop(rsp);
+        rsp.into_body().discard();
         tracing::debug!(route = %route.name, attempt, status, "retrying");
     }
 }
@@ -213,8 +239,8 @@ struct RouteEnd {
 }
 
 impl OnEnd for RouteEnd {
-    fn on_end(self: Box<Self>, trailer_status: Option<u32>, complete: bool) {
-        let grpc = trailer_status.or(self.grpc_status);
+    fn on_end(self: Box<Self>, end: &BodyEnd<'_>) {
+        let (grpc, complete) = (end.grpc_status.or(self.grpc_status), end.complete);
         let failure = !complete || self.error.is_some() || self.route.is_failure(self.status, grpc);
         let m: &RouteMetrics = &self.route.metrics;
         m.effective.response(self.status, grpc, failure, self.error.map(|e| e.as_str()), Some(self.ttfb));

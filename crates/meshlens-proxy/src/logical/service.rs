@@ -19,6 +19,8 @@ use crate::targets::Target;
 /// One route of a service, ready for requests.
 pub struct CompiledRoute {
     pub name: String,
+    /// The name tap shows in `routeMeta` (`None` for `[DEFAULT]`).
+    pub tap_name: Option<Arc<str>>,
     config: RouteConfig,
     /// `isRetryable` as written.
     pub retryable: bool,
@@ -79,6 +81,8 @@ impl ServicePolicy {
         let route = |config: &RouteConfig| {
             Arc::new(CompiledRoute {
                 name: config.name.clone(),
+                tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME)
+                    .then(|| config.name.as_str().into()),
                 retryable: config.retryable,
                 budget: config.retry_budget.clone(),
                 timeout: config.timeout,

@@ -25,6 +25,8 @@ struct FakeControl {
     registrations: Arc<Mutex<Vec<Registration>>>,
     deletions: Arc<Mutex<Vec<String>>>,
     watchers: Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>,
+    /// The tap token every lease carries from now on.
+    tap_token: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -35,16 +37,17 @@ impl FakeControl {
         let registrations = Arc::new(Mutex::new(Vec::new()));
         let deletions = Arc::new(Mutex::new(Vec::new()));
         let watchers = Arc::new(Mutex::new(Vec::new()));
-        let (r, d, w) = (registrations.clone(), deletions.clone(), watchers.clone());
+        let tap_token = Arc::new(Mutex::new("first-token".to_string()));
+        let (r, d, w, t) = (registrations.clone(), deletions.clone(), watchers.clone(), tap_token.clone());
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                let (r, d, w) = (r.clone(), d.clone(), w.clone());
+                let (r, d, w, t) = (r.clone(), d.clone(), w.clone(), t.clone());
                 conns.spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (r, d, w) = (r.clone(), d.clone(), w.clone());
-                        async move { Ok::<_, std::convert::Infallible>(handle(req, r, d, w).await) }
+                        let (r, d, w, t) = (r.clone(), d.clone(), w.clone(), t.clone());
+                        async move { Ok::<_, std::convert::Infallible>(handle(req, r, d, w, t).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -52,7 +55,7 @@ impl FakeControl {
                 });
             }
         });
-        FakeControl { addr, registrations, deletions, watchers, task }
+        FakeControl { addr, registrations, deletions, watchers, tap_token, task }
     }
 
     fn url(&self) -> String {
@@ -87,6 +90,7 @@ async fn handle(
     registrations: Arc<Mutex<Vec<Registration>>>,
     deletions: Arc<Mutex<Vec<String>>>,
     watchers: Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>,
+    tap_token: Arc<Mutex<String>>,
 ) -> Response<http_body_util::Either<http_body_util::Full<Bytes>, WatchBody>> {
     use futures_util::StreamExt;
     use http_body_util::Either;
@@ -95,7 +99,8 @@ async fn handle(
         (Method::POST, p) if p == "/v1/proxies" => {
             let body = req.into_body().collect().await.unwrap().to_bytes();
             registrations.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
-            Response::new(full(r#"{"ttlMs":10000,"renewMs":200}"#))
+            let token = tap_token.lock().unwrap().clone();
+            Response::new(full(&format!(r#"{{"ttlMs":10000,"renewMs":200,"tapToken":"{token}"}}"#)))
         }
         (Method::DELETE, p) => {
             deletions.lock().unwrap().push(p);
@@ -243,4 +248,28 @@ spec:
     // The profile goes away again: new requests wait for the app.
     control.send(&snapshot_event(3, true, &[app.addr()]));
     assert_eventually!(send(out, get("/slow", "users")).await.0.status() == 200, "timeout removed");
+}
+
+async fn tap_status(proxy: &Proxy, token: &str) -> u16 {
+    let mut c = h1(proxy.listen().tap).await;
+    let req = Request::get("/tap")
+        .header("host", "tap")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    c.send_request(req).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_tap_listener_accepts_the_token_of_the_latest_lease() {
+    let control = FakeControl::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let proxy = client_proxy(&control).await;
+    assert_eventually!(tap_status(&proxy, "first-token").await == 200, "the lease's token opens tap");
+    assert_eq!(tap_status(&proxy, "other").await, 401);
+
+    *control.tap_token.lock().unwrap() = "second-token".into();
+    let seen = control.registrations();
+    assert_eventually!(control.registrations() >= seen + 2, "the lease was renewed with the new token");
+    assert_eq!(tap_status(&proxy, "second-token").await, 200, "a renewal brings the new token");
+    assert_eq!(tap_status(&proxy, "first-token").await, 401, "and retires the old one");
 }

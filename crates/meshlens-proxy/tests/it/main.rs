@@ -8,5 +8,6 @@ mod mesh;
 mod metrics;
 mod policy;
 mod support;
+mod tap;
 mod tcp;
 mod transparency;

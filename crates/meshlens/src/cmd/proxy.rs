@@ -24,9 +24,16 @@ pub struct ProxyArgs {
     /// Admin listener: /metrics /ready /live /config /endpoints /log-level.
     #[arg(long, env = "MESHLENS_PROXY_ADMIN", default_value = "127.0.0.1:4191")]
     admin: SocketAddr,
-    /// Tap listener (for the control plane only).
+    /// Tap listener: `GET /tap` streams live requests to the control plane, with the token of its lease.
     #[arg(long, env = "MESHLENS_PROXY_TAP", default_value = "127.0.0.1:4190")]
     tap: SocketAddr,
+    /// A bearer token the tap listener accepts besides the control plane's, e.g. for a proxy without
+    /// a control plane. Without either, tap answers 403.
+    #[arg(long, env = "MESHLENS_PROXY_TAP_TOKEN", hide_env_values = true)]
+    tap_token: Option<String>,
+    /// Log every HTTP request on stderr, in Linkerd's `apache` or `json` format (off by default).
+    #[arg(long, env = "MESHLENS_PROXY_ACCESS_LOG", value_parser = ["apache", "json"])]
+    access_log: Option<String>,
     /// The local application that inbound traffic goes to, e.g. 127.0.0.1:8080.
     #[arg(long, env = "MESHLENS_PROXY_APP")]
     app: Option<SocketAddr>,
@@ -78,6 +85,8 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         workload: args.workload,
         namespace: args.namespace,
         upstreams: args.upstreams,
+        tap_token: args.tap_token,
+        access_log: args.access_log.map(|f| f.parse().map_err(anyhow::Error::msg)).transpose()?,
         ..defaults
     };
     config.timeouts.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);

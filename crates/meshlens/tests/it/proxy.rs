@@ -37,6 +37,7 @@ async fn serves_prints_its_addresses_and_stops_gracefully_on_sigterm() {
     let mut cmd = meshlens();
     cmd.args(["proxy", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--tap", "127.0.0.1:0"])
         .args(["--namespace", "prod", "--upstream", "users=127.0.0.1:0"])
+        .args(["--tap-token", "start-up-token", "--access-log", "json"])
         .arg("--discovery")
         .arg(&file);
     let (mut proxy, line) = spawn_and_read_json_line_async(&mut cmd).await;
@@ -85,4 +86,73 @@ fn inbound_without_app_is_refused() {
     let out = meshlens().args(["proxy", "--inbound", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--app"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn access_log_lines_in_both_formats_and_the_tap_token() {
+    use meshlens_testkit::process::Stream;
+    let app = HttpBackend::start(echo("users"));
+    let dir = temp_dir("access-log");
+    let file = write_discovery(
+        &dir,
+        &format!(
+            "services:\n  - name: users\n    namespace: prod\n    ports: [{{port: 80}}]\n    endpoints:\n      - address: {}\n        labels: {{deployment: users, pod: users-0}}\n",
+            app.addr()
+        ),
+    );
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for format in ["apache", "json"] {
+        let mut cmd = meshlens();
+        cmd.args(["proxy", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--tap", "127.0.0.1:0"])
+            .args(["--namespace", "prod", "--access-log", format])
+            .env("MESHLENS_PROXY_TAP_TOKEN", "env-token")
+            .arg("--discovery")
+            .arg(&file);
+        let (proxy, line) = spawn_and_read_json_line_async(&mut cmd).await;
+        let outbound: std::net::SocketAddr = line["outbound"].as_str().unwrap().parse().unwrap();
+        let tap: std::net::SocketAddr = line["tap"].as_str().unwrap().parse().unwrap();
+
+        let request = format!(
+            "GET /users/{format}?q=1 HTTP/1.1\r\nHost: users\r\nUser-Agent: curl/8.0\r\ntraceparent: {traceparent}\r\n\r\n"
+        );
+        let rsp = raw_http1_with(outbound, request, Duration::from_millis(50)).await;
+        assert_eq!(rsp.status, Some(200));
+        let seen = app.last().unwrap();
+        assert_eq!(seen.path(), format!("/users/{format}"));
+        assert_eq!(seen.header("traceparent"), Some(traceparent), "{format}: the trace header passes untouched");
+
+        let logged = proxy.wait_for_line_async(Stream::Stderr, |l| l.contains(&format!("/users/{format}"))).await;
+        match format {
+            "apache" => {
+                // `127.0.0.1:PORT - - [2026-01-02T03:04:05.123456789Z] "GET /users/apache?q=1 HTTP/1.1" 200 attempt=1`
+                let (client, rest) = logged.split_once(" - - [").expect(&logged);
+                let (timestamp, rest) = rest.split_once("] ").expect(&logged);
+                assert!(client.strip_prefix("127.0.0.1:").is_some_and(|p| p.parse::<u16>().is_ok()), "{logged}");
+                assert_eq!((timestamp.len(), &timestamp[10..11], &timestamp[29..]), (30, "T", "Z"), "{logged}");
+                assert_eq!(rest, "\"GET /users/apache?q=1 HTTP/1.1\" 200 attempt=1", "{logged}");
+            }
+            _ => {
+                let v: serde_json::Value = serde_json::from_str(&logged).unwrap();
+                assert_eq!(v["method"], "GET");
+                assert_eq!(v["uri"], "/users/json?q=1");
+                assert_eq!(v["host"], "users");
+                assert_eq!(v["status"], 200);
+                assert_eq!(v["version"], "HTTP/1.1");
+                assert_eq!(v["user_agent"], "curl/8.0");
+                assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+                assert_eq!(v["response_bytes"].as_u64(), Some(rsp.body.len() as u64));
+                assert_eq!(v["attempt"], 1);
+                assert!(v["total_ns"].as_u64().unwrap() >= v["processing_ns"].as_u64().unwrap());
+                assert!(v["client.addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+            }
+        }
+
+        // The token from the environment opens a tap stream; a wrong one does not.
+        let open = |token: &str| format!("GET /tap HTTP/1.1\r\nHost: tap\r\nAuthorization: Bearer {token}\r\n\r\n");
+        let quick = Duration::from_millis(200);
+        assert_eq!(raw_http1_with(tap, open("env-token"), quick).await.status, Some(200));
+        assert_eq!(raw_http1_with(tap, open("nope"), quick).await.status, Some(401));
+        drop(proxy);
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

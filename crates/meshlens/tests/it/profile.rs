@@ -409,7 +409,6 @@ fn tap_reports_a_stream_that_ends_early_and_a_refused_resource() {
 /// inbound traffic yields `GET /users/{id}` (the ids api-gateway asks for, folded); written into the mesh
 /// directory, the control plane loads it and `meshlens routes` shows the traffic on that route.
 #[test]
-#[ignore = "needs tap"]
 fn a_tapped_profile_carries_the_demo_traffic() {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
     let dir = TempDir::new("profile-e2e");

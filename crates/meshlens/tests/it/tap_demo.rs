@@ -76,7 +76,6 @@ fn latency(line: &str) -> Duration {
 }
 
 #[test]
-#[ignore = "needs proxy tap"]
 fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
     let demo = Demo::start(None, 20);
     let started = Instant::now();
@@ -111,7 +110,6 @@ fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
 }
 
 #[test]
-#[ignore = "needs proxy tap"]
 fn timeout_504_shows_the_proxy_made_timeouts_at_five_seconds() {
     let demo = Demo::start(Some("timeout-504"), 20);
     let tap = demo.tap(&["deploy/api-gateway", "-n", "prod", "--to", "deploy/user-service", "--status", "504"]);
@@ -129,7 +127,6 @@ fn timeout_504_shows_the_proxy_made_timeouts_at_five_seconds() {
 }
 
 #[test]
-#[ignore = "needs proxy tap"]
 fn stale_split_shows_the_periodic_503s_of_ml_inference_b() {
     let demo = Demo::start(Some("stale-split"), 50);
     let tap = demo.tap(&["deploy/ml-inference-b", "-n", "prod", "--status", "5xx", "-o", "json"]);

@@ -1,4 +1,4 @@
-//! `meshlens demo`: the demo shop (../shared/scenarios.md) as a mesh directory, run with `up`, with one
+//! `meshlens demo`: the demo shop as a mesh directory, run with `up`, with one
 //! of the incident scenarios switched on. The files are embedded from `crates/meshlens/demo/`; a
 //! scenario replaces or adds files of the healthy shop (`demo/scenarios/<name>/`), so every scenario is
 //! plain configuration that `--export DIR` writes out for `meshlens up -f DIR`.

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crate::client::ClientSettings;
 use crate::config::Config;
 use crate::discovery::Discovery;
+use crate::http::client_name::OwnName;
 use crate::http::server::ServerSettings;
 use crate::metrics::{HttpMetrics, LabelSet, Registry, TcpMetrics};
 use crate::targets::Targets;
@@ -24,6 +25,8 @@ pub struct Ctx {
     pub observers: Arc<crate::tap::Observers>,
     pub client: Arc<ClientSettings>,
     pub server: ServerSettings,
+    /// The `meshlens-client` value this proxy puts on requests to meshed destinations.
+    pub own_name: OwnName,
     /// Addresses of the listeners that accept the app's outbound traffic; a request to one of them loops.
     local: OnceLock<Vec<SocketAddr>>,
 }
@@ -49,6 +52,7 @@ impl Ctx {
             h2_max_concurrent_streams: config.limits.h2_max_concurrent_streams,
         };
         let observers = crate::tap::Observers::new(&config, &registry);
+        let own_name = OwnName::new(config.instance.as_deref(), config.workload.as_deref(), &config.namespace);
         Ctx {
             observers,
             config,
@@ -61,6 +65,7 @@ impl Ctx {
             targets: Targets::default(),
             client,
             server,
+            own_name,
             local: OnceLock::new(),
         }
     }

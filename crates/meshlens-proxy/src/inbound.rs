@@ -14,6 +14,7 @@ use crate::http::request_body::RequestBody;
 use crate::http::server::serve;
 use crate::io::Counted;
 use crate::shutdown::Drain;
+use crate::tap::ClaimCache;
 use crate::tap::record::Tapped;
 use crate::targets::Target;
 use meshlens_api::tap::ProxyDirection;
@@ -30,12 +31,13 @@ pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>,
         Some(p @ (Protocol::Http1 | Protocol::Http2)) => {
             let drain2 = drain.clone();
             let ctx2 = ctx.clone();
+            let claims = Arc::new(ClaimCache::new());
             let svc = move |req: http::Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 let drain = drain2.clone();
                 // The one check per request: does anyone observe requests?
                 let record = ctx2.observers.observing().then(|| {
-                    let src = ctx2.observers.own.inbound_src(peer);
+                    let src = ctx2.observers.own.inbound_src(peer, req.headers(), &claims);
                     Tapped::new(&ctx2.observers, ProxyDirection::Inbound, src, &req).record(app.tap_dst.clone())
                 });
                 async move {

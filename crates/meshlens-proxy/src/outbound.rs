@@ -15,6 +15,7 @@ use crate::ctx::Ctx;
 use crate::detect::{Protocol, detect};
 use crate::errors::{is_grpc, rescue};
 use crate::http::body::ProxyBody;
+use crate::http::client_name::OwnName;
 use crate::http::server::serve;
 use crate::io::Counted;
 use crate::shutdown::Drain;
@@ -72,7 +73,7 @@ pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr,
     }
 }
 
-async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let grpc = is_grpc(req.headers());
     // The one check per request: does anyone observe requests?
     let tapped = ctx.observers.observing().then(|| {
@@ -108,6 +109,12 @@ async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, req: Request<Incoming>) ->
     }
     if req.method() == Method::CONNECT {
         return connect_tunnel(target, req, state.drain.clone()).await;
+    }
+    // Only a meshed destination's inbound proxy reads who is calling; nobody else gets the header.
+    if target.meshed {
+        ctx.own_name.stamp(req.headers_mut());
+    } else {
+        OwnName::clear(req.headers_mut());
     }
     crate::logical::serve(&ctx, &target, req, grpc, &state.drain, tapped).await
 }

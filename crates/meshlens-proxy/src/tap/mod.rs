@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
+use crate::http::client_name::{self, CLIENT_HEADER};
 use crate::metrics::{Counter, Gauge, Registry};
 use event::{Event, Header, Headers, Meta, Metadata, Peer};
 use filter::{Filter, RateLimit};
@@ -81,12 +82,42 @@ impl Identity {
         }
     }
 
-    /// The inbound source of a request from `peer`.
-    pub fn inbound_src(&self, peer: SocketAddr) -> Peer {
-        let meta = if peer.ip().is_loopback() { &self.src_loopback } else { &self.src_remote };
-        Peer { addr: peer, meta: meta.clone() }
+    /// The inbound source of a request from `peer`: its `tls` state and, when the request carries a
+    /// well-formed `meshlens-client` header, the calling proxy's `pod`, `deployment` and `namespace` with
+    /// `identity: unverified` (the peer claims them; nothing checks the claim). `claims` remembers the
+    /// connection's last claim, so a peer proxy's keep-alive connection builds its metadata once.
+    pub fn inbound_src(&self, peer: SocketAddr, headers: &HeaderMap, claims: &ClaimCache) -> Peer {
+        let base = if peer.ip().is_loopback() { &self.src_loopback } else { &self.src_remote };
+        let meta = match headers.get(CLIENT_HEADER) {
+            None => base.clone(),
+            Some(value) => match claims.get() {
+                Some((known, meta)) if known == value => meta.clone(),
+                _ => match client_name::parse(value) {
+                    None => base.clone(),
+                    Some(claim) => {
+                        let mut map = base.map().clone();
+                        map.insert("pod".into(), claim.instance.into());
+                        map.insert("deployment".into(), claim.workload.into());
+                        map.insert("namespace".into(), claim.namespace.into());
+                        map.insert(IDENTITY_KEY.into(), UNVERIFIED.into());
+                        let meta = Metadata::new(map);
+                        let _ = claims.set((value.clone(), meta.clone()));
+                        meta
+                    }
+                },
+            },
+        };
+        Peer { addr: peer, meta }
     }
 }
+
+/// The source metadata key saying how the source's names are known, and its one value today: the peer
+/// proxy claimed them (`meshlens-client`) and nothing verified the claim.
+pub const IDENTITY_KEY: &str = "identity";
+pub const UNVERIFIED: &str = "unverified";
+
+/// One inbound connection's first `meshlens-client` claim and the metadata built for it.
+pub type ClaimCache = std::sync::OnceLock<(http::HeaderValue, Meta)>;
 
 /// The bearer tokens the tap listener accepts: the control plane's (from the lease, updated on every
 /// renewal) and the operator's `--tap-token`.

@@ -485,3 +485,86 @@ async fn headers_are_captured_on_request_with_sensitive_values_redacted() {
     let plain = without.take(3).await;
     assert!(plain[0].request_init_event.as_ref().unwrap().headers.is_empty(), "only when asked");
 }
+
+/// A proxy named `instance` of `workload` in `prod`, with a tap token.
+fn named(mut cfg: Config, workload: &str, instance: &str) -> Config {
+    cfg.workload = Some(workload.into());
+    cfg.instance = Some(instance.into());
+    cfg.namespace = "prod".into();
+    cfg.tap_token = Some(TOKEN.into());
+    cfg
+}
+
+fn source_meta<'a>(e: &'a TapEvent, key: &str) -> Option<&'a str> {
+    e.source.metadata.get(key).map(String::as_str)
+}
+
+#[tokio::test]
+async fn the_inbound_source_names_the_calling_proxy_as_an_unverified_claim() {
+    let app = HttpBackend::start(echo("users"));
+    let (server, _d1) = start(named(config_with_app(app.addr()), "users", "users-0"), &snapshot(vec![])).await;
+    let inbound = server.listen().inbound.unwrap();
+    let users = snapshot(vec![service("users", "prod", &[inbound])]);
+    let (client, _d2) = start(named(config(), "traffic", "traffic-0"), &users).await;
+    let mut tap = TapStream::open(&server, "direction=inbound").await;
+
+    // The app forwards a header it got from an earlier hop: the calling proxy replaces it.
+    let mut forged = get("/one", "users.prod");
+    forged.headers_mut().insert("meshlens-client", "someone-0.else.prod".parse().unwrap());
+    for req in [forged, get("/two", "users.prod")] {
+        let (rsp, _) = send(client.listen().outbound, req).await;
+        assert_eq!(rsp.status(), 200);
+    }
+    let events = tap.take(6).await;
+    let reqs: Vec<&TapEvent> = events.iter().filter(|e| kind(e) == "req").collect();
+    assert_eq!(reqs.iter().map(|e| path(e)).collect::<Vec<_>>(), ["/one", "/two"]);
+    for e in reqs {
+        assert_eq!(source_meta(e, "pod"), Some("traffic-0"), "{:?}", e.source);
+        assert_eq!(source_meta(e, "deployment"), Some("traffic"));
+        assert_eq!(source_meta(e, "namespace"), Some("prod"));
+        assert_eq!(source_meta(e, "identity"), Some("unverified"), "a claim, marked as such");
+        assert_eq!(source_meta(e, "tls"), Some("loopback"));
+        assert_eq!(e.destination.metadata["pod"], "users-0");
+    }
+    // The header reaches the app too (like Linkerd's l5d-client-id), one value: the calling proxy's.
+    for seen in app.seen() {
+        let values: Vec<_> = seen.headers.get_all("meshlens-client").iter().collect();
+        assert_eq!(values, ["traffic-0.traffic.prod"], "{}", seen.path());
+    }
+}
+
+#[tokio::test]
+async fn a_plain_client_is_an_address_and_a_forged_claim_stays_marked_unverified() {
+    let app = HttpBackend::start(echo("users"));
+    let (server, _d) = start(named(config_with_app(app.addr()), "users", "users-0"), &snapshot(vec![])).await;
+    let inbound = server.listen().inbound.unwrap();
+    let mut tap = TapStream::open(&server, "direction=inbound").await;
+    let with_claim = |path: &str, claim: &str| {
+        let mut req = get(path, "users.prod");
+        req.headers_mut().insert("meshlens-client", claim.parse().unwrap());
+        req
+    };
+    let requests = [
+        get("/plain", "users.prod"),
+        with_claim("/malformed", "not a proxy name"),
+        with_claim("/too-many-parts", "a.b.c.d"),
+        with_claim("/forged", "traffic-0.traffic.prod"),
+    ];
+    for req in requests {
+        let (rsp, _) = send(inbound, req).await;
+        assert_eq!(rsp.status(), 200);
+    }
+    let events = tap.take(12).await;
+    let reqs: Vec<&TapEvent> = events.iter().filter(|e| kind(e) == "req").collect();
+    assert_eq!(reqs.len(), 4);
+    for e in &reqs[..3] {
+        assert_eq!(source_meta(e, "pod"), None, "{}: no source pod: {:?}", path(e), e.source);
+        assert_eq!(source_meta(e, "identity"), None);
+        assert_eq!(source_meta(e, "tls"), Some("loopback"));
+    }
+    // Without mTLS the proxy cannot tell a forged claim from a real one: it shows it, as a claim.
+    let forged = reqs[3];
+    assert_eq!(path(forged), "/forged");
+    assert_eq!(source_meta(forged, "pod"), Some("traffic-0"));
+    assert_eq!(source_meta(forged, "identity"), Some("unverified"));
+}

@@ -188,3 +188,22 @@ fn futures_channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, ChannelBody) {
     .boxed();
     (tx, http_body_util::StreamBody::new(stream))
 }
+
+#[tokio::test]
+async fn the_client_header_names_this_proxy_to_meshed_destinations_only() {
+    let meshed = HttpBackend::start(echo("users"));
+    let outside = HttpBackend::start(echo("outside"));
+    let (proxy, _d) = start(config(), &snapshot(vec![service("users", "default", &[meshed.addr()])])).await;
+    let forged = |uri: &str, host: &str| {
+        let mut req = get(uri, host);
+        req.headers_mut().insert("meshlens-client", "forged-0.evil.prod".parse().unwrap());
+        req
+    };
+    let (rsp, _) = send(proxy.listen().outbound, forged("/", "users")).await;
+    assert_eq!(rsp.status(), 200);
+    let (rsp, _) = send(proxy.listen().outbound, forged(&format!("http://{}/", outside.addr()), "outside")).await;
+    assert_eq!(rsp.status(), 200);
+    let to_meshed = meshed.last().unwrap();
+    assert_eq!(to_meshed.header("meshlens-client"), Some("test-0.test.default"), "this proxy, not the app's value");
+    assert_eq!(outside.last().unwrap().header("meshlens-client"), None, "unmeshed destinations get nothing");
+}

@@ -343,4 +343,18 @@ mod tests {
         assert_eq!(inbound.destination.metadata["pod"], "orders-1");
         assert!(inbound.source.metadata.is_empty(), "an unknown client stays an address");
     }
+
+    #[test]
+    fn a_source_the_inbound_proxy_named_is_kept_whatever_the_directory_says() {
+        // The directory happens to know the source address as another instance: the proxy's claim stays.
+        let directory = Directory(HashMap::from([("127.0.0.1:40000".parse().unwrap(), peer("other", "other-3"))]));
+        let mut inbound = event(ProxyDirection::Inbound);
+        let claimed =
+            [("pod", "traffic-0"), ("deployment", "traffic"), ("namespace", "prod"), ("identity", "unverified")];
+        inbound.source.metadata = claimed.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let before = inbound.source.metadata.clone();
+        label(&mut inbound, &peer("orders", "orders-1"), &directory);
+        assert_eq!(inbound.source.metadata, before, "nothing overwritten or added to the claimed source");
+        assert_eq!(inbound.destination.metadata["pod"], "orders-1");
+    }
 }

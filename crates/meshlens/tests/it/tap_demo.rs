@@ -99,6 +99,30 @@ fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
     }
     drop(tap);
 
+    // Inbound requests name their caller: frontend is called only by traffic, through traffic's proxy.
+    let tap = demo.tap(&["deploy/frontend", "-n", "prod", "-o", "json"]);
+    let inbound = |l: &[String]| events(l).into_iter().filter(|e| e["proxyDirection"] == "INBOUND").count();
+    let lines = lines_until(&tap, Duration::from_secs(30), "inbound requests of frontend", |l| inbound(l) >= 3);
+    for ev in events(&lines).iter().filter(|e| e["proxyDirection"] == "INBOUND") {
+        let source = &ev["source"]["metadata"];
+        assert_eq!((&source["pod"], &source["deployment"]), (&"traffic-0".into(), &"traffic".into()), "{ev}");
+        assert_eq!(source["identity"], "unverified", "the caller's name is its own claim: {ev}");
+    }
+    drop(tap);
+
+    // `top` shows the calling instance instead of its loopback address.
+    let mut cmd = meshlens();
+    cmd.args(["top", "deploy/frontend", "-n", "prod", "--interval", "500ms"])
+        .env("XDG_STATE_HOME", demo.state.path())
+        .env_remove("MESHLENS_CONTROL");
+    let top = ChildGuard::spawn(&mut cmd).unwrap();
+    let rows = lines_until(&top, Duration::from_secs(30), "a top row from traffic-0 to frontend", |l| {
+        l.iter().any(|r| r.starts_with("traffic-0 ") && r.contains("frontend-"))
+    });
+    let sources: BTreeSet<&str> = rows.iter().filter_map(|r| r.split_whitespace().next()).collect();
+    assert!(!sources.contains("127.0.0.1"), "no caller is shown as a loopback address: {rows:?}");
+    drop(top);
+
     // --path: a prefix.
     let tap = demo.tap(&["deploy/frontend", "-n", "prod", "--path", "/products"]);
     let lines = lines_until(&tap, Duration::from_secs(30), "requests under /products", |l| {

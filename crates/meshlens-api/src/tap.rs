@@ -189,6 +189,23 @@ pub struct TapFilter {
     pub headers: bool,
 }
 
+/// Every query key of [`TapFilter`] (its serde names): what a tap listener and the control plane accept.
+pub const TAP_FILTER_KEYS: [&str; 13] = [
+    "direction",
+    "authority",
+    "path",
+    "method",
+    "route",
+    "dstWorkload",
+    "dstPod",
+    "dstNamespace",
+    "dstService",
+    "status",
+    "failed",
+    "maxRps",
+    "headers",
+];
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -324,6 +341,31 @@ mod tests {
         assert!(text.contains(r#""responseInitEvent":{"id":{"base":0,"stream":3},"sinceRequestInit":{"seconds":5,"nanos":267000},"httpStatus":504"#), "{text}");
         assert!(text.contains(r#""proxyError":"timeout","attempt":2,"originalId":{"base":0,"stream":2}"#), "{text}");
         assert_eq!(serde_json::from_str::<TapEvent>(&text).unwrap(), ev);
+    }
+
+    #[test]
+    fn filter_keys_are_the_serialized_names() {
+        let full = TapFilter {
+            direction: Some("inbound".into()),
+            authority: Some("a".into()),
+            path: Some("/".into()),
+            method: Some("GET".into()),
+            route: Some("r".into()),
+            dst_workload: Some("w".into()),
+            dst_pod: Some("p".into()),
+            dst_namespace: Some("n".into()),
+            dst_service: Some("s".into()),
+            status: Some("5xx".into()),
+            failed: true,
+            max_rps: Some(1.0),
+            headers: true,
+        };
+        let value = serde_json::to_value(&full).unwrap();
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = TAP_FILTER_KEYS.to_vec();
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
     }
 
     #[test]

@@ -1,27 +1,12 @@
 //! The `/api/v1/tap` query: which proxies a tap covers (the resource), the filter each of them gets (the
 //! [`TapFilter`] keys, plus `to` turned into destination keys) and the rate to divide among them.
 
-use meshlens_api::tap::{StatusFilter, TapFilter, TapRequest};
+use meshlens_api::tap::{StatusFilter, TAP_FILTER_KEYS, TapFilter, TapRequest};
 
 /// `maxRps` when the query has none (Linkerd's default).
 pub(crate) const DEFAULT_MAX_RPS: f64 = 100.0;
 
 const REQUEST_KEYS: [&str; 4] = ["resource", "namespace", "to", "toNamespace"];
-const FILTER_KEYS: [&str; 13] = [
-    "direction",
-    "authority",
-    "path",
-    "method",
-    "route",
-    "dstWorkload",
-    "dstPod",
-    "dstNamespace",
-    "dstService",
-    "status",
-    "failed",
-    "maxRps",
-    "headers",
-];
 
 /// Why a tap is refused: 400 or 404, with a message naming the parameter or the resource.
 #[derive(Debug, PartialEq)]
@@ -122,11 +107,11 @@ pub(crate) fn parse(query: &str) -> Result<TapPlan, TapError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query).map_err(|e| bad(format!("invalid tap query: {e}")))?;
     for (key, value) in &pairs {
-        if !REQUEST_KEYS.contains(&key.as_str()) && !FILTER_KEYS.contains(&key.as_str()) {
+        if !REQUEST_KEYS.contains(&key.as_str()) && !TAP_FILTER_KEYS.contains(&key.as_str()) {
             return Err(bad(format!(
                 "unknown tap parameter {key:?} (known: {}, {})",
                 REQUEST_KEYS.join(", "),
-                FILTER_KEYS.join(", ")
+                TAP_FILTER_KEYS.join(", ")
             )));
         }
         match key.as_str() {

@@ -226,21 +226,7 @@ mod tests {
     #[test]
     fn reads_what_the_contract_type_serializes() {
         // The control plane writes TapFilter with serde's field names; every one must be accepted.
-        let keys = [
-            "direction",
-            "authority",
-            "path",
-            "method",
-            "route",
-            "dstWorkload",
-            "dstPod",
-            "dstNamespace",
-            "dstService",
-            "status",
-            "failed",
-            "maxRps",
-            "headers",
-        ];
+        let keys = meshlens_api::tap::TAP_FILTER_KEYS;
         let full = TapFilter {
             direction: Some("inbound".into()),
             authority: Some("a".into()),

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use meshlens_testkit::eventually::Poller;
 use meshlens_testkit::process::Stream;
 use meshlens_testkit::{ChildGuard, eventually_blocking};
 use serde_json::{Value, json};
@@ -423,4 +425,61 @@ fn stat_on_the_running_demo() {
     let int = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
     assert!(int.success());
     demo.wait_for_exit();
+}
+
+/// The retry-storm scenario as `routes -o wide` shows it: order-service fails ~15% of payment-service's
+/// requests (ACTUAL success ≈ 85%), the proxy's retries hide them from payment-service (EFFECTIVE ≈ 100%).
+#[test]
+fn retry_storm_routes_show_actual_and_effective_success() {
+    let state = TempDir::new("retry-storm");
+    let mut cmd = meshlens();
+    cmd.args(["demo", "--control-port", "0", "--rps", "60", "--stop-grace", "5", "--scenario", "retry-storm"])
+        .env("XDG_STATE_HOME", state.path())
+        .env("MESHLENS_CONTROL_SCRAPE_INTERVAL", "500ms")
+        .env_remove("MESHLENS_CONTROL");
+    let mut reaper = GroupReaper(BTreeSet::new());
+    let demo = ChildGuard::spawn(&mut cmd).unwrap();
+    demo.wait_for_line(Stream::Stdout, |l| l.contains("apps accept connections"));
+    reaper.0.extend(descendants(demo.id()).iter().map(|p| p.pgid));
+
+    let routes = || -> Option<Value> {
+        let out = meshlens()
+            .args(["routes", "deploy/payment-service", "-n", "prod", "-t", "30s", "--to", "svc/order-service"])
+            .args(["-o", "json"])
+            .env("XDG_STATE_HOME", state.path())
+            .env_remove("MESHLENS_CONTROL")
+            .output()
+            .ok()?;
+        serde_json::from_slice::<Value>(&out.stdout).ok()
+    };
+    // Totals over the profiled routes, once enough requests are in the window for ~85% to be measurable.
+    let totals = |v: &Value| -> Option<(f64, f64, f64, f64)> {
+        let rows = v["deploy/payment-service"].as_array()?;
+        let (mut eff_ok, mut eff, mut act_ok, mut act) = (0.0, 0.0, 0.0, 0.0);
+        for r in rows.iter().filter(|r| r["route"] != "[DEFAULT]") {
+            // A route without traffic in the window has null rates.
+            let (er, ar) = (r["effective_rps"].as_f64().unwrap_or(0.0), r["actual_rps"].as_f64().unwrap_or(0.0));
+            eff += er;
+            act += ar;
+            eff_ok += er * r["effective_success"].as_f64().unwrap_or(0.0);
+            act_ok += ar * r["actual_success"].as_f64().unwrap_or(0.0);
+        }
+        Some((eff_ok, eff, act_ok, act))
+    };
+    // 30 s window, ≥ 4 rps: at least 120 requests. Filling the window takes a while on a loaded machine.
+    let mut poller = Poller::with_patience(Duration::from_secs(120));
+    let mut last = routes();
+    while !last.as_ref().and_then(totals).is_some_and(|(_, eff, _, act)| eff >= 4.0 && act > eff) {
+        assert!(
+            poller.wait_blocking(),
+            "payment-service's profiled routes to order-service carry enough traffic: {last:?}"
+        );
+        last = routes();
+    }
+    let v = last.unwrap();
+    let (eff_ok, eff, act_ok, act) = totals(&v).unwrap();
+    let (effective, actual) = (eff_ok / eff, act_ok / act);
+    assert!((0.75..=0.93).contains(&actual), "ACTUAL success ≈ 85%: {actual:.4} in {v}");
+    assert!(effective >= 0.97, "EFFECTIVE success ≈ 100%: {effective:.4} in {v}");
+    assert!(act / eff > 1.05, "retries make ACTUAL RPS exceed EFFECTIVE: {act} vs {eff}");
 }

@@ -27,6 +27,8 @@ pub struct ServicePortRef {
     /// The TrafficSplit whose apex this service is, if any.
     pub split: Option<meshlens_api::profile::TrafficSplit>,
     pub circuit_breaker: Option<meshlens_api::discovery::CircuitBreaker>,
+    /// The workload the service selects, if it names one.
+    pub workload: Option<String>,
 }
 
 /// The current snapshot, indexed for lookups.
@@ -98,6 +100,7 @@ impl Index {
             profile,
             split,
             circuit_breaker: svc.circuit_breaker.clone(),
+            workload: svc.workload.clone(),
         })
     }
 }

@@ -67,7 +67,7 @@ impl Targets {
                 authority: t.authority.clone(),
                 balancer: t.balancer.clone(),
                 policy,
-                tap_dst: t.tap_dst.clone(),
+                tap_dst: service_tap_dst(&sp),
                 opaque: sp.opaque,
                 meshed: true,
                 loops: t.balancer.endpoints().iter().any(|e| ctx.is_local_listener(e.addr)),
@@ -82,8 +82,7 @@ impl Targets {
             .with("dst_service", &sp.name);
         let endpoints = service_endpoints(ctx, &sp, &[]);
         let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
-        let meta = [("service", sp.name.as_str()), ("namespace", sp.namespace.as_str()), ("tls", "disabled")];
-        let tap_dst = Peer { addr: SocketAddr::from(([0, 0, 0, 0], sp.port)), meta: Metadata::from_pairs(&meta) };
+        let tap_dst = service_tap_dst(&sp);
         let target =
             build(ctx, sp.canonical.clone(), endpoints, svc_labels, policy, sp.opaque, true, version, None, tap_dst);
         services.insert(sp.canonical, target.clone());
@@ -324,4 +323,15 @@ pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
         version: 0,
         expires: None,
     })
+}
+
+/// The destination tap shows for a request to a service before (or without) an endpoint: failfast, no
+/// route, load shed. It names the service and the workload it selects, so `--to deploy/NAME` also matches
+/// the responses the proxy made because that workload had no ready instance. Built per configuration change.
+fn service_tap_dst(sp: &ServicePortRef) -> Peer {
+    let mut meta = vec![("service", sp.name.as_str()), ("namespace", sp.namespace.as_str()), ("tls", "disabled")];
+    if let Some(w) = &sp.workload {
+        meta.push(("deployment", w.as_str()));
+    }
+    Peer { addr: SocketAddr::from(([0, 0, 0, 0], sp.port)), meta: Metadata::from_pairs(&meta) }
 }

@@ -568,3 +568,23 @@ async fn a_plain_client_is_an_address_and_a_forged_claim_stays_marked_unverified
     assert_eq!(source_meta(forged, "pod"), Some("traffic-0"));
     assert_eq!(source_meta(forged, "identity"), Some("unverified"));
 }
+
+#[tokio::test]
+async fn a_failfast_to_a_workload_without_instances_matches_its_destination_filter() {
+    // items selects workload items-api, which has no instance: requests fail fast, made by the proxy.
+    let mut items = service("items", "prod", &[]);
+    items.workload = Some("items-api".into());
+    let mut cfg = tap_config();
+    cfg.timeouts.failfast = Duration::from_millis(200);
+    let (proxy, _d) = start(cfg, &Snapshot { services: vec![items], ..Snapshot::default() }).await;
+    let mut tap = TapStream::open(&proxy, "dstWorkload=items-api&status=5xx").await;
+    let (rsp, _) = send(proxy.listen().outbound, get("/items/1", "items.prod")).await;
+    assert_eq!(rsp.status(), 504);
+
+    let events = tap.take(3).await;
+    assert_eq!(kinds(&events), ["req", "rsp", "end"]);
+    assert_eq!(events[1].proxy_error.as_deref(), Some("failfast"));
+    let dst = &events[1].destination.metadata;
+    assert_eq!(dst.get("deployment").map(String::as_str), Some("items-api"), "{dst:?}");
+    assert_eq!(dst.get("service").map(String::as_str), Some("items"), "{dst:?}");
+}

@@ -3,7 +3,7 @@
 //! plane's loader and routing requests with the proxy's compiled profile.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -17,7 +17,7 @@ use meshlens_testkit::ChildGuard;
 use meshlens_testkit::eventually::Poller;
 use meshlens_testkit::process::Stream;
 
-use crate::support::{GroupReaper, TempDir, descendants, meshlens};
+use crate::support::{GroupReaper, TempDir, descendants, meshlens, read_request_target};
 
 fn testdata(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/profile").join(name)
@@ -279,16 +279,7 @@ fn fake_control() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn serve(mut conn: TcpStream, log: &Mutex<Vec<String>>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    let _ = reader.read_line(&mut line);
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-            break;
-        }
-    }
-    let path = line.split(' ').nth(1).unwrap_or("").to_string();
+    let path = read_request_target(&conn);
     log.lock().unwrap().push(path.clone());
     let reply = |conn: &mut TcpStream, status: &str, body: &str| {
         let _ = write!(
@@ -322,7 +313,7 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<String>>) {
     }
     if resource == "deploy/web" {
         // Hold the stream open until the client goes away.
-        let _ = reader.read_to_end(&mut Vec::new());
+        let _ = conn.read_to_end(&mut Vec::new());
     }
 }
 

@@ -3,7 +3,7 @@
 //! the control plane, and the whole chain on the running demo.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use meshlens_testkit::process::Stream;
 use meshlens_testkit::{ChildGuard, eventually_blocking};
 use serde_json::{Value, json};
 
-use crate::support::{GroupReaper, TempDir, descendants, meshlens};
+use crate::support::{GroupReaper, TempDir, descendants, meshlens, read_request_target};
 
 fn deploy_rows() -> Value {
     json!([
@@ -110,16 +110,7 @@ pub(crate) fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Str
     let log = seen.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
-                }
-            }
-            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            let path = read_request_target(&conn);
             log.lock().unwrap().push(path.clone());
             let body = if path.starts_with("/api/v1/stat?resource=ts") {
                 json!([{"namespace": "prod", "kind": "trafficsplit", "name": "ml", "meshed": "-", "success": 1.0,

@@ -143,3 +143,19 @@ pub fn table(stdout: &str) -> BTreeMap<String, Vec<String>> {
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap_or_else(|_| panic!("{s:?} is not an address"))
 }
+
+/// Reads an HTTP/1 request head from `conn` (a fake control plane's connection) and returns its target
+/// (`/api/v1/stat?…`); the rest of the head is skipped.
+pub fn read_request_target(conn: &std::net::TcpStream) -> String {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(conn);
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+    }
+    line.split(' ').nth(1).unwrap_or("").to_string()
+}

@@ -3,7 +3,7 @@
 //! terminal (tmux).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use meshlens_api::tap::{
 use meshlens_testkit::{ChildGuard, eventually_blocking};
 
 use crate::stats::golden;
-use crate::support::{TempDir, meshlens};
+use crate::support::{TempDir, meshlens, read_request_target};
 
 fn endpoint(ip: &str, port: u16, labels: &[(&str, &str)]) -> TapEndpoint {
     let metadata = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -123,16 +123,7 @@ fn fake_control() -> (String, Arc<Mutex<Vec<String>>>) {
         for conn in listener.incoming().flatten() {
             let (log, body) = (log.clone(), body.clone());
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let target = line.split(' ').nth(1).unwrap_or("").to_string();
+                let target = read_request_target(&conn);
                 log.lock().unwrap().push(target.clone());
                 let mut conn = conn;
                 if target.contains("resource=deploy%2Fmissing") || target.contains("resource=deploy/missing") {
@@ -151,7 +142,7 @@ fn fake_control() -> (String, Arc<Mutex<Vec<String>>>) {
                 let _ = conn.flush();
                 if target.contains("resource=deploy%2Flive") || target.contains("resource=deploy/live") {
                     // Held open until the client goes away.
-                    let _ = reader.read(&mut [0u8; 1]);
+                    let _ = conn.read(&mut [0u8; 1]);
                 }
             });
         }

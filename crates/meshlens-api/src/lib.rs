@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod duration;
 pub mod errors;
 pub mod labels;
+pub mod logs;
 pub mod mesh;
 pub mod meta;
 pub mod profile;

@@ -4,6 +4,7 @@ mod accuracy;
 mod demo;
 mod demo_app;
 mod diagnostics;
+mod evidence;
 mod mesh_e2e;
 mod profile;
 mod proxy;

@@ -78,7 +78,7 @@ impl Scenario {
             ),
             Scenario::SplitMath => (
                 "checkout-service is split 60/50 between checkout-service and checkout-service-canary (sum 110)",
-                "meshlens check (weights sum to 110: effective 54.5% / 45.5%)",
+                "meshlens stat ts -n prod (weights 60 and 50 sum to 110: actual shares 54.5% / 45.5%)",
             ),
             Scenario::RegexMiss => (
                 "order-service's routes match /orders/[0-9]+ but order ids are UUIDs",
@@ -297,7 +297,7 @@ fn guide(plan: &Plan, scenario: Option<Scenario>) -> String {
         Some(sc) => {
             let (fault, see) = sc.story();
             s.push_str(&format!(
-                "  scenario          {}: {fault}\n  where to see it   {see}   (tap and check are not built yet)\n",
+                "  scenario          {}: {fault}\n  where to see it   {see}\n",
                 sc.name()
             ));
         }

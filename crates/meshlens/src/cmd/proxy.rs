@@ -40,7 +40,8 @@ pub struct ProxyArgs {
     /// A static discovery file (YAML or JSON): services, ports and endpoints.
     #[arg(long, env = "MESHLENS_PROXY_DISCOVERY")]
     discovery: Option<PathBuf>,
-    /// Control plane URL (discovery from the control plane is not served yet; use --discovery).
+    /// Control plane URL: the proxy registers under a lease and follows discovery from it (instead of
+    /// --discovery); the lease also carries the tap token.
     #[arg(long, env = "MESHLENS_PROXY_CONTROL")]
     control: Option<String>,
     /// Name of the workload this proxy serves.

@@ -296,10 +296,7 @@ fn guide(plan: &Plan, scenario: Option<Scenario>) -> String {
         None => s.push_str("  scenario          none: a healthy shop (pick one with --scenario, see --help)\n"),
         Some(sc) => {
             let (fault, see) = sc.story();
-            s.push_str(&format!(
-                "  scenario          {}: {fault}\n  where to see it   {see}\n",
-                sc.name()
-            ));
+            s.push_str(&format!("  scenario          {}: {fault}\n  where to see it   {see}\n", sc.name()));
         }
     }
     s.push_str("  edit and rerun    meshlens demo --export DIR [--scenario NAME]; meshlens up -f DIR\n");

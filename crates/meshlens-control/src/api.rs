@@ -346,7 +346,7 @@ mod tests {
     use super::*;
     use crate::meshdir::tests::MESH;
     use crate::store::LeaseTiming;
-    use crate::testutil::TempDir;
+    use meshlens_testkit::TempDir;
 
     fn shared() -> (Arc<Shared>, watch::Sender<bool>) {
         let dir = TempDir::new("api");

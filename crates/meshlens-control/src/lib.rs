@@ -53,9 +53,6 @@ mod tap;
 mod validate;
 mod yaml;
 
-#[cfg(test)]
-mod testutil;
-
 pub use app::{Config, Running, StartError, start};
 pub use meshdir::{ConfigError, ConfigErrors, MeshConfig, load};
 pub use store::Published;

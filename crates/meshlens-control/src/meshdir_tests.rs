@@ -1,7 +1,7 @@
 //! Loading and validating mesh directories: every error kind, with its exact `file:line: field: message`.
 
 use super::*;
-use crate::testutil::TempDir;
+use meshlens_testkit::TempDir;
 
 pub(crate) const MESH: &str = "\
 apiVersion: meshlens.io/v1alpha1

@@ -86,7 +86,7 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use meshlens_testkit::TempDir;
 
     #[test]
     fn fingerprints_change_with_renames_edits_and_removals() {

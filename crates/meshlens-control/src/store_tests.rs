@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::meshdir::tests::MESH;
-use crate::testutil::TempDir;
+use meshlens_testkit::TempDir;
 
 const TTL: Duration = Duration::from_secs(10);
 

@@ -14,6 +14,7 @@
 //! | [`raw`] | `raw_http1`: send arbitrary bytes, read one HTTP/1 response, see if the peer closed |
 //! | [`process`] | `ChildGuard`, `spawn_and_read_json_line` |
 //! | [`prom`] | Prometheus text parsing and lookups |
+//! | [`tempdir`] | `TempDir`, removed on drop |
 
 pub mod backend;
 pub mod eventually;
@@ -23,6 +24,7 @@ pub mod process;
 pub mod prom;
 pub mod raw;
 pub mod tcp;
+pub mod tempdir;
 
 pub use backend::{BoxBody, HttpBackend, SeenRequest};
 pub use eventually::{eventually, eventually_blocking, patience};
@@ -31,6 +33,7 @@ pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line
 pub use prom::{Sample, find, parse_prometheus};
 pub use raw::{RawResponse, raw_http1};
 pub use tcp::{RawTcpBackend, TcpEchoBackend, TcpSinkBackend};
+pub use tempdir::TempDir;
 
 /// The error type of bodies and handlers in this crate.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

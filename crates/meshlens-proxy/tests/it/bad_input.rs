@@ -22,8 +22,8 @@ use meshlens_testkit::{HttpBackend, RawResponse, RawTcpBackend, raw_http1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::tempdir::TempDir;
 use crate::support::*;
+use meshlens_testkit::TempDir;
 
 const KIB: usize = 1024;
 

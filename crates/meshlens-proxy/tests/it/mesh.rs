@@ -10,7 +10,7 @@ use meshlens_testkit::{HttpBackend, assert_eventually};
 use crate::support::*;
 
 /// The server side: a proxy whose inbound listener fronts `app`.
-async fn server_proxy(app: SocketAddr) -> (Proxy, tempdir::TempDir) {
+async fn server_proxy(app: SocketAddr) -> (Proxy, TempDir) {
     let mut cfg = config();
     cfg.inbound = Some("127.0.0.1:0".parse().unwrap());
     cfg.app = Some(app);

@@ -17,8 +17,8 @@ use meshlens_proxy::Proxy;
 use meshlens_testkit::backend::{echo, full};
 use meshlens_testkit::{HttpBackend, assert_eventually};
 
-use crate::support::tempdir::TempDir;
 use crate::support::*;
+use meshlens_testkit::TempDir;
 
 /// A backend whose `n`th request (1-based) gets `status(n)`; counts requests.
 fn programmable(status: impl Fn(usize) -> u16 + Send + Sync + 'static) -> (HttpBackend, Arc<AtomicUsize>) {

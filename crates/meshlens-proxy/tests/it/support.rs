@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use meshlens_api::{Endpoint, Service, ServicePort, Snapshot};
 use meshlens_proxy::{Config, Proxy};
+pub use meshlens_testkit::TempDir;
 use meshlens_testkit::{Sample, parse_prometheus};
 
 /// A service `name.ns` on port 80 whose endpoints are `addrs` (labelled deployment=name, pod=name-i).
@@ -37,8 +38,8 @@ pub fn snapshot(services: Vec<Service>) -> Snapshot {
 }
 
 /// Writes `snapshot` to a discovery file in a temp dir (kept alive by the returned guard).
-pub fn discovery_file(snapshot: &Snapshot) -> (tempdir::TempDir, std::path::PathBuf) {
-    let dir = tempdir::TempDir::new();
+pub fn discovery_file(snapshot: &Snapshot) -> (TempDir, std::path::PathBuf) {
+    let dir = TempDir::new("discovery");
     let path = dir.path().join("discovery.json");
     std::fs::write(&path, serde_json::to_vec_pretty(snapshot).unwrap()).unwrap();
     (dir, path)
@@ -58,7 +59,7 @@ pub fn config_with_app(app: SocketAddr) -> Config {
 }
 
 /// Starts a proxy with `config` serving `snapshot`.
-pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, tempdir::TempDir) {
+pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, TempDir) {
     let (dir, path) = discovery_file(snapshot);
     config.discovery = Some(path);
     let proxy = meshlens_proxy::start(config, meshlens_proxy::log::Fixed::shared("info"), &meshlens_proxy::TcpBind)
@@ -112,32 +113,4 @@ pub async fn metrics_text(proxy: &Proxy) -> String {
     let (rsp, body) = send(proxy.listen().admin, get("/metrics", "admin")).await;
     assert_eq!(rsp.status(), 200);
     String::from_utf8(body.to_vec()).unwrap()
-}
-
-/// Minimal temp dir (removed on drop), to avoid a dependency for one helper.
-pub mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        #[allow(clippy::new_without_default)]
-        pub fn new() -> TempDir {
-            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("meshlens-it-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }

@@ -19,8 +19,8 @@ use meshlens_testkit::grpc::{EchoRequest, GrpcBackend, GrpcClient};
 use meshlens_testkit::{HttpBackend, assert_eventually};
 use tokio::io::AsyncWriteExt;
 
-use crate::support::tempdir::TempDir;
 use crate::support::*;
+use meshlens_testkit::TempDir;
 
 const TOKEN: &str = "tap-secret";
 const PATIENCE: Duration = Duration::from_secs(30);

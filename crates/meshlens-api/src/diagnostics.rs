@@ -1,4 +1,5 @@
-//! The JSON shapes of `/api/v1/proxy-metrics` and `/api/v1/endpoints` (`meshlens diagnostics …`).
+//! The JSON shapes of `/api/v1/proxy-metrics` and `/api/v1/endpoints` (`meshlens diagnostics …`); the
+//! balancer state proxies serve is in [`crate::balancer`].
 
 use std::collections::BTreeMap;
 
@@ -23,7 +24,7 @@ pub struct ProxyMetrics {
 pub type EndpointsResponse = BTreeMap<String, Vec<EndpointRow>>;
 
 /// One endpoint as a proxy resolving the authority would see it (Linkerd's `diagnostics endpoints` keys).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EndpointRow {
     pub namespace: String,
     pub ip: String,
@@ -34,6 +35,9 @@ pub struct EndpointRow {
     pub weight: u32,
     /// The endpoint's metadata, exported by callers as `dst_<key>` metric labels.
     pub labels: BTreeMap<String, String>,
+    /// With `balancers=true`: how each calling instance's load balancer sees this endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callers: Vec<crate::balancer::CallerView>,
 }
 
 /// The weight every endpoint has.

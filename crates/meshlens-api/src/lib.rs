@@ -3,6 +3,7 @@
 //! This crate depends on serde only. Nothing here does I/O.
 
 pub mod authority;
+pub mod balancer;
 pub mod control;
 pub mod diagnostics;
 pub mod discovery;

@@ -46,3 +46,23 @@ pub struct LogPage {
     /// The highest `seq` logged so far (pass it as `since` to read only newer events).
     pub last_seq: u64,
 }
+
+/// The answer of the control plane's `GET /api/v1/logs` (without `follow`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RelayedLogs {
+    /// Every instance's events, each with its `source`, oldest first.
+    pub events: Vec<LogEvent>,
+    /// Events the instances' rings no longer held (summed over instances).
+    #[serde(default)]
+    pub dropped: u64,
+    /// Instances that did not answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// An instance whose events could not be read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreachable {
+    pub source: LogSource,
+    pub error: String,
+}

@@ -22,6 +22,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::api_types::{ErrorBody, Resources};
 use crate::diagnostics::{self, QueryError};
+use crate::logs::{self, OwnLogs};
 use crate::metrics::Metrics;
 use crate::metricstore::MetricStore;
 use crate::promquery::PromError;
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     /// Where traffic numbers come from: the embedded metric store (what the scraper saw) or Prometheus.
     pub stats: StatsSource,
     pub heartbeat: Duration,
+    /// The control plane's own WARN/ERROR events (`/api/v1/logs?resource=control`).
+    pub own_logs: Option<OwnLogs>,
     /// Turns true when the server stops; open watch streams end then.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -56,6 +59,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/proxy-metrics", get(proxy_metrics))
         .route("/api/v1/endpoints", get(endpoints))
         .route("/api/v1/tap", get(tap))
+        .route("/api/v1/logs", get(logs))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -280,18 +284,36 @@ async fn proxy_metrics(
     }
 }
 
-/// `GET /api/v1/endpoints?authority=A[,B…]&namespace=`: what discovery resolves each authority to.
+/// `GET /api/v1/endpoints?authority=A[,B…]&namespace=&balancers=&window=`: what discovery resolves each
+/// authority to; with `balancers=true`, per endpoint each calling proxy's balancer state and request share.
 async fn endpoints(
     State(s): State<Arc<Shared>>,
     query: Result<Query<diagnostics::EndpointsQuery>, QueryRejection>,
 ) -> Response {
-    match query {
-        Ok(Query(q)) => match diagnostics::endpoints(&s.store.current().snapshot, &q) {
-            Ok(v) => json(StatusCode::OK, &v),
-            Err(e) => query_error(e),
-        },
-        Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid endpoints query: {e}")),
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid endpoints query: {e}")),
+    };
+    let snapshot = s.store.current().snapshot.clone();
+    let mut resolved = match diagnostics::endpoints(&snapshot, &q) {
+        Ok(v) => v,
+        Err(e) => return query_error(e),
+    };
+    if q.balancers.unwrap_or(false) {
+        let resources = s.store.resources();
+        let counts = match s.stats.window(q.window.as_deref(), &resources).await {
+            Ok((store, now)) => match statsapi::window_ms(q.window.as_deref(), store.settings().interval_ms) {
+                Ok(window_ms) => diagnostics::request_counts(&store, now, window_ms),
+                Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            },
+            Err(WindowError::Invalid(e)) => return error(StatusCode::BAD_REQUEST, e),
+            // Without the numbers, the balancers' state is still worth showing (no shares).
+            Err(WindowError::Prometheus(_)) => Default::default(),
+        };
+        let callers = diagnostics::fetch_balancers(&resources).await;
+        diagnostics::add_callers(&mut resolved, &snapshot, &callers, &counts);
     }
+    json(StatusCode::OK, &resolved)
 }
 
 /// `GET /api/v1/metricstore`: the embedded metric store's size (slots, rolled-up keys, bytes).
@@ -320,7 +342,12 @@ async fn tap(State(s): State<Arc<Shared>>, uri: Uri) -> Response {
         Err(TapError::BadRequest(m)) => return error(StatusCode::BAD_REQUEST, m),
         Err(TapError::NotFound(m)) => return error(StatusCode::NOT_FOUND, m),
     };
-    let stream = futures_util::stream::unfold(events, |mut rx| async move {
+    ndjson(events)
+}
+
+/// A stream of NDJSON lines as they come; when the client leaves, `lines`' receiver is dropped.
+fn ndjson(lines: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
+    let stream = futures_util::stream::unfold(lines, |mut rx| async move {
         let line = rx.recv().await?;
         Some((Ok::<_, Infallible>(line), rx))
     });
@@ -329,6 +356,24 @@ async fn tap(State(s): State<Arc<Shared>>, uri: Uri) -> Response {
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// `GET /api/v1/logs?resource=deploy/NAME|control&namespace=&level=warn|error&since=DURATION&follow=`: the
+/// recent WARN/ERROR events of every instance of the resource, merged by time; `follow=true` streams NDJSON.
+async fn logs(State(s): State<Arc<Shared>>, query: Result<Query<logs::LogsQuery>, QueryRejection>) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid logs query: {e}")),
+    };
+    let plan = match logs::Plan::new(&s.store.resources(), s.own_logs.as_ref(), &q) {
+        Ok(plan) => plan,
+        Err(e) => return query_error(e),
+    };
+    if q.follow.unwrap_or(false) {
+        ndjson(logs::follow(plan, s.shutdown.clone()))
+    } else {
+        json(StatusCode::OK, &logs::once(&plan).await)
+    }
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -358,7 +403,8 @@ mod tests {
         let stats = StatsSource::Embedded(Arc::new(crate::metricstore::MetricStore::new(
             crate::metricstore::Settings::new(5000, 3_600_000),
         )));
-        (Arc::new(Shared { store, metrics, stats, heartbeat: Duration::from_secs(5), shutdown: rx }), tx)
+        let heartbeat = Duration::from_secs(5);
+        (Arc::new(Shared { store, metrics, stats, heartbeat, own_logs: None, shutdown: rx }), tx)
     }
 
     fn parse(line: &Bytes) -> WatchEvent {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, Shared};
 use crate::api_types::Status;
+use crate::logs::OwnLogs;
 use crate::meshdir::{self, ConfigErrors, MeshConfig};
 use crate::metrics::Metrics;
 use crate::metricstore::{MetricStore, Settings};
@@ -51,6 +52,8 @@ pub struct Config {
     /// Prometheus mode: `/api/v1/stat|routes|edges` ask this Prometheus (`http://HOST:PORT[/PATH]`), which
     /// scrapes the proxies, and the embedded metric store does not run.
     pub prometheus_url: Option<String>,
+    /// The control plane's own recent WARN/ERROR events, served as the resource `control` of `/api/v1/logs`.
+    pub own_logs: Option<OwnLogs>,
 }
 
 impl Config {
@@ -69,6 +72,7 @@ impl Config {
             scrape_interval: Duration::from_secs(5),
             metrics_retention: Duration::from_secs(3600),
             prometheus_url: None,
+            own_logs: None,
         }
     }
 }
@@ -160,6 +164,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         metrics,
         stats,
         heartbeat: config.heartbeat,
+        own_logs: config.own_logs.clone(),
         shutdown: shutdown_rx.clone(),
     });
     let app = api::router(shared);

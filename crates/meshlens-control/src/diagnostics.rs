@@ -1,18 +1,23 @@
 //! `/api/v1/proxy-metrics` (each selected instance's raw `/metrics`, fetched from its proxy's admin
 //! listener, so the CLI needs no proxy address) and `/api/v1/endpoints` (what discovery resolves an
-//! authority to, exactly as a proxy in the given namespace would).
+//! authority to, exactly as a proxy in the given namespace would; with `balancers=true`, how every calling
+//! proxy's load balancer sees each endpoint).
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshlens_api::Authority;
+use meshlens_api::balancer::{CallerView, ProxyEndpoints};
 use meshlens_api::diagnostics::{DEFAULT_WEIGHT, EndpointRow, EndpointsResponse, ProxyMetrics};
 use meshlens_api::discovery::Snapshot;
 use serde::Deserialize;
 
 use crate::api_types::Resources;
-use crate::promtext;
+use crate::metricstore::{Family, MetricStore};
 use crate::scrape::get_metrics;
 use crate::statsapi::Kind;
+use crate::{httpget, promtext};
 
 /// Label values `obfuscate=true` hashes (the ones that name hosts, addresses, namespaces and identities).
 const SENSITIVE: [&str; 6] = ["authority", "client_id", "server_id", "target_addr", "dst_service", "dst_namespace"];
@@ -84,10 +89,9 @@ pub(crate) fn instances_of(res: &Resources, resource: &str, namespace: &str) -> 
 /// Fetches every instance's page at once, each with its own timeout; a failure is that instance's `error`.
 pub(crate) async fn fetch_all(instances: Vec<Instance>, obfuscate: bool) -> Vec<ProxyMetrics> {
     let fetches = instances.into_iter().map(|(namespace, workload, pod, admin)| async move {
-        let (metrics, error) = match tokio::time::timeout(FETCH_TIMEOUT, get_metrics(admin)).await {
-            Ok(Ok(text)) => (Some(if obfuscate { obfuscate_text(&text) } else { text }), None),
-            Ok(Err(e)) => (None, Some(format!("cannot fetch {admin}/metrics: {e}"))),
-            Err(_) => (None, Some(format!("{admin}/metrics did not answer within {}s", FETCH_TIMEOUT.as_secs()))),
+        let (metrics, error) = match get_metrics(admin, FETCH_TIMEOUT).await {
+            Ok(text) => (Some(if obfuscate { obfuscate_text(&text) } else { text }), None),
+            Err(e) => (None, Some(format!("cannot fetch {admin}/metrics: {e}"))),
         };
         ProxyMetrics { namespace, workload, pod, metrics, error }
     });
@@ -144,6 +148,12 @@ pub(crate) struct EndpointsQuery {
     /// The namespace short names resolve in (the caller's namespace).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Add every calling proxy's balancer state per endpoint (`callers`).
+    #[serde(default)]
+    pub balancers: Option<bool>,
+    /// The window of the callers' request shares (Go-style duration, default `1m`).
+    #[serde(default)]
+    pub window: Option<String>,
 }
 
 /// Resolves each authority against the snapshot proxies are served now.
@@ -187,12 +197,104 @@ pub(crate) fn endpoints(snapshot: &Snapshot, q: &EndpointsQuery) -> Result<Endpo
                     service: format!("{}.{}", svc.name, svc.namespace),
                     weight: DEFAULT_WEIGHT,
                     labels: e.labels.clone(),
+                    callers: Vec::new(),
                 }
             })
             .collect();
         out.insert(text.to_string(), rows);
     }
     Ok(out)
+}
+
+/// One registered instance's load balancers (its admin `GET /endpoints`), or why they could not be read.
+pub(crate) struct CallerBalancers {
+    pub namespace: String,
+    pub workload: String,
+    pub pod: String,
+    pub balancers: Result<ProxyEndpoints, String>,
+}
+
+/// Every registered instance's balancers, read at once.
+pub(crate) async fn fetch_balancers(res: &Resources) -> Vec<CallerBalancers> {
+    let fetches = res.workloads.iter().flat_map(|w| w.instances.iter().map(move |i| (w, i))).map(|(w, i)| async move {
+        CallerBalancers {
+            namespace: w.namespace.clone(),
+            workload: w.name.clone(),
+            pod: i.instance.clone(),
+            balancers: httpget::get_json(i.admin, "/endpoints", FETCH_TIMEOUT).await,
+        }
+    });
+    futures_util::future::join_all(fetches).await
+}
+
+/// Requests in a window per (caller namespace, caller instance, destination service `name.namespace`,
+/// destination instance), as the callers' outbound series counted them.
+pub(crate) type RequestCounts = BTreeMap<(String, String, String, String), f64>;
+
+/// Outbound HTTP requests per caller instance and endpoint instance in `(now - window_ms, now]`.
+pub(crate) fn request_counts(store: &MetricStore, now: u64, window_ms: u64) -> RequestCounts {
+    let counts = store.query(now, window_ms, |k| {
+        (k.family == Family::Http && k.outbound && !k.dst_instance.is_empty()).then(|| {
+            let service = format!("{}.{}", k.dst_service, k.dst_namespace);
+            (k.namespace.clone(), k.instance.clone(), service, k.dst_instance.clone())
+        })
+    });
+    counts.into_iter().map(|(g, t)| (g, t.requests())).collect()
+}
+
+/// Adds to every endpoint the view of each caller whose balancer for the endpoint's service holds it: the
+/// balancer targets the service (a split's leaf, else the authority it was built for, resolved in the
+/// caller's namespace) and the endpoint's address. Callers whose balancers could not be read are skipped.
+pub(crate) fn add_callers(
+    resolved: &mut EndpointsResponse,
+    snapshot: &Snapshot,
+    callers: &[CallerBalancers],
+    counts: &RequestCounts,
+) {
+    for row in resolved.values_mut().flatten() {
+        let Ok(ip) = row.ip.parse() else { continue };
+        let addr = SocketAddr::new(ip, row.port);
+        for caller in callers {
+            let Ok(found) = &caller.balancers else { continue };
+            for b in &found.balancers {
+                let target = b.leaf.as_deref().unwrap_or(&b.authority);
+                let serves = Authority::parse(target, 80)
+                    .ok()
+                    .and_then(|a| snapshot.resolve(&a, &caller.namespace))
+                    .is_some_and(|(svc, _)| format!("{}.{}", svc.name, svc.namespace) == row.service);
+                if !serves {
+                    continue;
+                }
+                for e in b.endpoints.iter().filter(|e| e.addr.parse::<SocketAddr>() == Ok(addr)) {
+                    let to = |pod: Option<&str>| {
+                        counts
+                            .iter()
+                            .filter(|((ns, from, svc, dst), _)| {
+                                ns == &caller.namespace
+                                    && from == &caller.pod
+                                    && svc == &row.service
+                                    && pod.is_none_or(|p| p == dst)
+                            })
+                            .map(|(_, n)| n)
+                            .sum::<f64>()
+                    };
+                    let total = to(None);
+                    row.callers.push(CallerView {
+                        namespace: caller.namespace.clone(),
+                        workload: caller.workload.clone(),
+                        pod: caller.pod.clone(),
+                        ewma_ms: e.ewma_ms,
+                        in_flight: e.in_flight,
+                        requests_total: e.requests_total,
+                        breaker: e.breaker.clone(),
+                        breaker_remaining_ms: e.breaker_remaining_ms,
+                        share: (total > 0.0).then(|| to(Some(&row.pod)) / total),
+                    });
+                }
+            }
+        }
+        row.callers.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
+    }
 }
 
 #[cfg(test)]
@@ -222,8 +324,9 @@ mod tests {
                 {"address":"127.0.0.1:4143","labels":{"pod":"web-0","deployment":"web","namespace":"prod","service":"web"}}]}]}"#,
         )
         .unwrap();
-        let q =
-            |a: &str, ns: &str| endpoints(&snap, &EndpointsQuery { authority: a.into(), namespace: Some(ns.into()) });
+        let q = |a: &str, ns: &str| {
+            endpoints(&snap, &EndpointsQuery { authority: a.into(), namespace: Some(ns.into()), ..Default::default() })
+        };
         let r = q("web,web.prod.svc.cluster.local:80", "prod").unwrap();
         assert_eq!(r.len(), 2);
         let row = &r["web"][0];

@@ -28,8 +28,9 @@
 //! | `statsource` | the embedded store or Prometheus: where statsapi's numbers come from |
 //! | `promquery` | Prometheus mode: PromQL `increase` over the window, rolled up like scrapes |
 //! | `promsd` | `/api/v1/prometheus/targets`: Prometheus HTTP service discovery of the proxies |
-//! | `httpget` | a minimal HTTP/1.1 GET (scrapes, Prometheus queries) |
-//! | `diagnostics` | `/api/v1/proxy-metrics` (relays proxies' raw metrics), `/api/v1/endpoints` (discovery) |
+//! | `httpget` | one HTTP/1.1 GET with a deadline (scrapes, proxies' admin pages, Prometheus queries) |
+//! | `diagnostics` | `/api/v1/proxy-metrics` (relays proxies' raw metrics), `/api/v1/endpoints` (discovery, balancers) |
+//! | `logs` | `/api/v1/logs`: proxies' (or its own) recent WARN/ERROR events, merged; `follow` streams them |
 //! | `tap` | `/api/v1/tap`: the resource's proxies tapped with the control plane's token, events merged |
 
 mod api;
@@ -38,6 +39,7 @@ mod app;
 mod clock;
 mod diagnostics;
 mod httpget;
+mod logs;
 pub mod meshdir;
 mod metrics;
 mod metricstore;
@@ -54,5 +56,6 @@ mod validate;
 mod yaml;
 
 pub use app::{Config, Running, StartError, start};
+pub use logs::OwnLogs;
 pub use meshdir::{ConfigError, ConfigErrors, MeshConfig, load};
 pub use store::Published;

@@ -130,20 +130,17 @@ impl Prometheus {
     /// `GET /api/v1/query?query=…&time=…`: the series of an instant vector.
     async fn instant_query(&self, query: &str, at: f64) -> Result<Vec<Series>, PromError> {
         let path = format!("{}/api/v1/query?query={}&time={at:.3}", self.prefix, encode(query));
-        let reply = tokio::time::timeout(QUERY_TIMEOUT, httpget::get(&self.authority, &path, "application/json"))
-            .await
-            .map_err(|_| {
-                PromError::Unreachable(format!(
-                    "Prometheus at {} did not answer within {}s",
-                    self.url,
-                    QUERY_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidData => {
-                    PromError::Failed(format!("Prometheus at {} answered something unreadable: {e}", self.url))
+        let reply =
+            httpget::get(&self.authority, &path, "application/json", QUERY_TIMEOUT).await.map_err(|e| {
+                match e.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        PromError::Failed(format!("Prometheus at {} answered something unreadable: {e}", self.url))
+                    }
+                    std::io::ErrorKind::TimedOut => {
+                        PromError::Unreachable(format!("Prometheus at {} did not answer: {e}", self.url))
+                    }
+                    _ => PromError::Unreachable(format!("cannot reach Prometheus at {}: {e}", self.url)),
                 }
-                _ => PromError::Unreachable(format!("cannot reach Prometheus at {}: {e}", self.url)),
             })?;
         parse_answer(reply.status, &reply.body)
             .map_err(|e| PromError::Failed(format!("Prometheus at {} answered {e} (query: {query})", self.url)))

@@ -76,30 +76,29 @@ pub(crate) async fn scrape_all(store: &Store, metrics: &MetricStore, timing: Scr
     metrics.retain_instances(&live);
     let timeout = timing.interval.max(Duration::from_millis(200)).min(Duration::from_secs(5));
     let fetches = targets.into_iter().map(|(src, admin, fresh)| async move {
-        let body = tokio::time::timeout(timeout, get_metrics(admin)).await;
+        let body = get_metrics(admin, timeout).await;
         (src, admin, fresh, body)
     });
     let results = futures_util::future::join_all(fetches).await;
     let peer = |addr: &str| addr.parse::<SocketAddr>().ok().and_then(|a| peers.get(&a).cloned());
     for (src, admin, fresh, body) in results {
         match body {
-            Ok(Ok(text)) => {
+            Ok(text) => {
                 let (samples, bad) = promtext::parse(&text);
                 if bad > 0 {
                     tracing::debug!(instance = %src.instance, bad, "unparsable metric lines");
                 }
                 metrics.ingest(&src, metrics.now(), &samples, fresh, &peer);
             }
-            Ok(Err(e)) => tracing::debug!(instance = %src.instance, %admin, error = %e, "scrape failed"),
-            Err(_) => tracing::debug!(instance = %src.instance, %admin, "scrape timed out"),
+            Err(e) => tracing::debug!(instance = %src.instance, %admin, error = %e, "scrape failed"),
         }
     }
     metrics.compact(metrics.now());
 }
 
-/// `GET /metrics`: the body of a 200 answer.
-pub(crate) async fn get_metrics(addr: SocketAddr) -> std::io::Result<String> {
-    let reply = httpget::get(&addr.to_string(), "/metrics", "text/plain").await?;
+/// `GET /metrics` within `timeout`: the body of a 200 answer.
+pub(crate) async fn get_metrics(addr: SocketAddr, timeout: Duration) -> std::io::Result<String> {
+    let reply = httpget::get(&addr.to_string(), "/metrics", "text/plain", timeout).await?;
     if reply.status != 200 {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("status {}", reply.status)));
     }

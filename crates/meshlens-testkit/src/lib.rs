@@ -7,6 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`eventually`] | `assert_eventually!`, `eventually()`, the patience deadline |
+//! | [`blocking`] | `http_get`: a blocking HTTP/1.1 GET for whole-binary tests |
 //! | [`backend`] | `HttpBackend` (HTTP/1.1 + h2c) and ready-made handlers (`echo`, `fixed`, …) |
 //! | [`latency`] | a handler with a known latency distribution and failure share; exact quantiles |
 //! | [`grpc`] | a real gRPC `test.Echo` server and client (tonic + prost, no codegen) |
@@ -17,6 +18,7 @@
 //! | [`tempdir`] | `TempDir`, removed on drop |
 
 pub mod backend;
+pub mod blocking;
 pub mod eventually;
 pub mod grpc;
 pub mod latency;
@@ -27,6 +29,7 @@ pub mod tcp;
 pub mod tempdir;
 
 pub use backend::{BoxBody, HttpBackend, SeenRequest};
+pub use blocking::{HttpReply, http_get};
 pub use eventually::{eventually, eventually_blocking, patience};
 pub use grpc::{GrpcBackend, GrpcClient};
 pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};

@@ -1,11 +1,16 @@
 //! `/api/v1/proxy-metrics` relays each selected proxy's admin `/metrics` (an instance that does not
-//! answer is an error of its own), `/api/v1/endpoints` resolves authorities as a proxy would.
+//! answer is an error of its own), `/api/v1/endpoints` resolves authorities as a proxy would and, with
+//! `balancers=true`, adds each caller's balancer state and request share per endpoint.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use meshlens_api::balancer::{BalancerState, EndpointState, ProxyEndpoints};
+use meshlens_testkit::assert_eventually;
 use serde_json::Value;
 
-use crate::stats::FakeAdmin;
+use crate::logs::{FakeProxy, register_all};
+use crate::stats::{FakeAdmin, until_scraped};
 use crate::support::*;
 
 const PAGE: &str = "# TYPE response_total counter\n\
@@ -80,4 +85,89 @@ async fn proxy_metrics_are_relayed_and_endpoints_resolved() {
     let (code, e): (_, Value) = get_json(addr, "/api/v1/endpoints?authority=orders.prod:8080").await;
     assert_eq!(code, 404);
     assert!(e["error"].as_str().unwrap().contains("has no port 8080 (declared: 80)"), "{e}");
+}
+
+/// web-0's outbound requests to orders: `to0` answered by orders-0, `to1` by orders-1.
+fn web_metrics(to0: u64, to1: u64) -> String {
+    let series = |pod: &str, n: u64| {
+        format!(
+            "response_total{{direction=\"outbound\",authority=\"orders.prod.svc.cluster.local:80\",dst_deployment=\"orders\",\
+             dst_namespace=\"prod\",dst_pod=\"{pod}\",dst_service=\"orders\",status_code=\"200\",classification=\"success\",\
+             grpc_status=\"\",error=\"\"}} {n}\n"
+        )
+    };
+    format!("# TYPE response_total counter\n{}{}", series("orders-0", to0), series("orders-1", to1))
+}
+
+fn endpoint(addr: &str, pod: &str, ewma_ms: f64, breaker: &str, remaining: Option<u64>) -> EndpointState {
+    EndpointState {
+        addr: addr.into(),
+        pod: pod.into(),
+        ewma_ms,
+        in_flight: 2,
+        requests_total: 40,
+        breaker: breaker.into(),
+        breaker_remaining_ms: remaining,
+    }
+}
+
+#[tokio::test]
+async fn endpoints_with_balancers_show_how_each_caller_sees_them() {
+    let dir = MeshDir::new(&[("mesh.yaml", MESH)]);
+    let mut c = config(&dir);
+    c.scrape_interval = Duration::from_millis(200);
+    let cp = start(c).await;
+    let addr = cp.addr();
+    let (web, orders0, orders1) = (FakeProxy::start().await, FakeProxy::start().await, FakeProxy::start().await);
+    web.set("/metrics", web_metrics(0, 0));
+    let balancers = ProxyEndpoints {
+        balancers: vec![BalancerState {
+            authority: "orders.prod.svc.cluster.local:80".into(),
+            leaf: None,
+            endpoints: vec![
+                endpoint("127.0.0.1:24143", "orders-0", 12.5, "closed", None),
+                endpoint("127.0.0.1:34143", "orders-1", 250.0, "open", Some(800)),
+            ],
+        }],
+    };
+    web.set("/endpoints", serde_json::to_string(&balancers).unwrap());
+    // orders-0 calls nothing; orders-1's admin listener does not answer (it is left out).
+    orders0.set("/endpoints", serde_json::to_string(&ProxyEndpoints::default()).unwrap());
+    for p in [&orders0, &orders1] {
+        p.set("/metrics", "# nothing\n".into());
+    }
+    register_all(
+        addr,
+        &[
+            ("web", "web-0", web.addr, "127.0.0.1:14143"),
+            ("orders", "orders-0", orders0.addr, "127.0.0.1:24143"),
+            ("orders", "orders-1", orders1.addr, "127.0.0.1:34143"),
+        ],
+    )
+    .await;
+    until_scraped(addr, 3).await;
+    // After the baseline: 30 requests to orders-0, 10 to orders-1.
+    web.set("/metrics", web_metrics(30, 10));
+    drop(orders1);
+
+    let q = "/api/v1/endpoints?authority=orders&namespace=prod&balancers=true&window=1m";
+    let share = |eps: &Value| eps["orders"][0]["callers"][0]["share"].as_f64();
+    assert_eventually!(share(&get_json(addr, q).await.1).is_some_and(|s| (s - 0.75).abs() < 1e-9));
+    let (code, eps) = get_json(addr, q).await;
+    assert_eq!(code, 200, "{eps}");
+    let rows = eps["orders"].as_array().unwrap();
+    let view = &rows[0]["callers"][0];
+    assert_eq!((view["namespace"].as_str(), view["workload"].as_str()), (Some("prod"), Some("web")));
+    assert_eq!((view["pod"].as_str(), view["ewma_ms"].as_f64()), (Some("web-0"), Some(12.5)));
+    assert_eq!((view["in_flight"].as_u64(), view["requests_total"].as_u64()), (Some(2), Some(40)));
+    assert_eq!((view["breaker"].as_str(), view.get("breaker_remaining_ms")), (Some("closed"), None));
+    let open = &rows[1]["callers"][0];
+    assert_eq!((rows[1]["pod"].as_str(), open["breaker"].as_str()), (Some("orders-1"), Some("open")));
+    assert_eq!((open["breaker_remaining_ms"].as_u64(), open["share"].as_f64()), (Some(800), Some(0.25)));
+    assert_eq!(rows[0]["callers"].as_array().unwrap().len(), 1, "only web calls orders: {eps}");
+
+    let (_, plain) = get_json(addr, "/api/v1/endpoints?authority=orders&namespace=prod").await;
+    assert!(plain["orders"][0].get("callers").is_none(), "callers only when asked: {plain}");
+    let (code, e) = get_json(addr, "/api/v1/endpoints?authority=orders&namespace=prod&balancers=true&window=x").await;
+    assert_eq!(code, 400, "{e}");
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod diagnostics;
+mod logs;
 mod prometheus;
 mod reload;
 mod stats;

@@ -1,9 +1,10 @@
 //! `meshlens diagnostics`: `proxy-metrics` (each instance's raw `/metrics`, relayed by the control plane)
-//! and `endpoints` (what discovery resolves an authority to, as a proxy sees it); reference/linkerd.md §1.11.
+//! and `endpoints` (what discovery resolves an authority to, as a proxy sees it; `-o wide`: how each
+//! caller's load balancer sees every endpoint); reference/linkerd.md §1.11.
 
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use meshlens_api::diagnostics::{EndpointRow, EndpointsResponse, ProxyMetrics};
 
 use super::client::{self, ControlArg};
@@ -20,7 +21,8 @@ pub struct DiagnosticsArgs {
 enum DiagnosticsCommand {
     /// The raw Prometheus metrics of each proxy of a resource (deploy/NAME, po/NAME, svc/NAME, ns/NAME).
     ProxyMetrics(ProxyMetricsArgs),
-    /// The endpoints discovery resolves authorities to, exactly as a proxy would see them.
+    /// The endpoints discovery resolves authorities to, exactly as a proxy would see them; -o wide adds how
+    /// each calling proxy's load balancer sees them (EWMA latency, in flight, breaker, share of requests).
     #[command(alias = "ep")]
     Endpoints(EndpointsArgs),
 }
@@ -48,17 +50,14 @@ struct EndpointsArgs {
     /// The namespace of the caller, where short names resolve.
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
+    /// Output format: table, wide (one row per calling proxy: its balancer's view of the endpoint) or json.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: EndpointsFormat,
+    output: output::Format,
+    /// With -o wide: the window of the callers' request shares.
+    #[arg(short = 't', long, default_value = "1m", value_name = "DURATION")]
+    time_window: String,
     #[command(flatten)]
     control: ControlArg,
-}
-
-/// `table` or `json`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum EndpointsFormat {
-    Table,
-    Json,
 }
 
 pub fn run(args: DiagnosticsArgs) -> anyhow::Result<ExitCode> {
@@ -110,16 +109,19 @@ pub fn render_proxy_metrics(pages: &[ProxyMetrics]) -> String {
 }
 
 fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
-    let q = format!(
+    let mut q = format!(
         "/api/v1/endpoints?authority={}&namespace={}",
         client::encode(&args.authorities.join(",")),
         client::encode(&args.namespace)
     );
+    if args.output == output::Format::Wide {
+        q.push_str(&format!("&balancers=true&window={}", client::encode(&args.time_window)));
+    }
     let resolved: EndpointsResponse = client::get_json(&args.control.url(), &q)?;
     match args.output {
-        EndpointsFormat::Json => print!("{}", output::json(&resolved)?),
-        EndpointsFormat::Table => {
-            let table = render_endpoints_table(&resolved);
+        output::Format::Json => print!("{}", output::json(&resolved)?),
+        format => {
+            let table = render_endpoints_table(&resolved, format == output::Format::Wide);
             if table.is_empty() {
                 eprintln!("No endpoints found.");
             }
@@ -130,23 +132,51 @@ fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `NAMESPACE IP PORT POD SERVICE`, one table per namespace (blank line between), rows by service, every
-/// column left-aligned; an endpoint several authorities resolve to is listed once.
-pub fn render_endpoints_table(resolved: &EndpointsResponse) -> String {
+/// column left-aligned; an endpoint several authorities resolve to is listed once. `wide`: one row per
+/// calling proxy, with its balancer's view (CALLER EWMA IN_FLIGHT BREAKER SHARE; `-` when none calls it).
+pub fn render_endpoints_table(resolved: &EndpointsResponse, wide: bool) -> String {
     let mut rows: Vec<&EndpointRow> = resolved.values().flatten().collect();
     rows.sort_by(|a, b| {
         (&a.namespace, &a.service, &a.pod, &a.ip, a.port).cmp(&(&b.namespace, &b.service, &b.pod, &b.ip, b.port))
     });
     rows.dedup();
+    let mut header = vec!["NAMESPACE", "IP", "PORT", "POD", "SERVICE"];
+    if wide {
+        header.extend(["CALLER", "EWMA", "IN_FLIGHT", "BREAKER", "SHARE"]);
+    }
     let mut tables = Vec::new();
     let mut namespaces: Vec<&str> = rows.iter().map(|r| r.namespace.as_str()).collect();
     namespaces.dedup();
     for ns in namespaces {
-        let lines: Vec<Vec<String>> = rows
-            .iter()
-            .filter(|r| r.namespace == ns)
-            .map(|r| vec![r.namespace.clone(), r.ip.clone(), r.port.to_string(), r.pod.clone(), r.service.clone()])
-            .collect();
-        tables.push(output::table(&["NAMESPACE", "IP", "PORT", "POD", "SERVICE"], &lines, 5));
+        let mut lines: Vec<Vec<String>> = Vec::new();
+        for r in rows.iter().filter(|r| r.namespace == ns) {
+            let endpoint =
+                vec![r.namespace.clone(), r.ip.clone(), r.port.to_string(), r.pod.clone(), r.service.clone()];
+            if !wide {
+                lines.push(endpoint);
+                continue;
+            }
+            if r.callers.is_empty() {
+                lines.push([endpoint.clone(), vec!["-".into(); 5]].concat());
+            }
+            for c in &r.callers {
+                let breaker = match c.breaker_remaining_ms {
+                    Some(ms) => format!("{} ({ms}ms)", c.breaker),
+                    None => c.breaker.clone(),
+                };
+                let caller =
+                    if c.namespace == r.namespace { c.pod.clone() } else { format!("{}/{}", c.namespace, c.pod) };
+                let view = vec![
+                    caller,
+                    format!("{:.1}ms", c.ewma_ms),
+                    c.in_flight.to_string(),
+                    breaker,
+                    output::percent(c.share),
+                ];
+                lines.push([endpoint.clone(), view].concat());
+            }
+        }
+        tables.push(output::table(&header, &lines, header.len()));
     }
     tables.join("\n")
 }

@@ -7,6 +7,7 @@ pub mod demo_app;
 pub mod demo_load;
 pub mod diagnostics;
 pub mod edges;
+pub mod logs;
 pub mod output;
 pub mod profile;
 pub mod prometheus_config;
@@ -55,6 +56,14 @@ pub enum Command {
     Diagnostics(diagnostics::DiagnosticsArgs),
     /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
     Profile(profile::ProfileArgs),
+    /// Recent WARN/ERROR events of a resource's proxies, per instance: "grep the proxy logs for errors".
+    ///
+    /// The answer to `kubectl logs -c linkerd-proxy | grep -iE 'error|warn'` for every instance at once:
+    /// each proxy keeps its most recent WARN and ERROR events and the control plane relays them, merged by
+    /// time, with the instance (POD) that logged each one. Every such event is something to act on and names
+    /// what it affected (peer, authority, route, endpoint, reason) in its fields. An instance that does not
+    /// answer is reported. `control` shows the control plane's own events; `-f` follows new ones.
+    Logs(logs::LogsArgs),
     /// Live requests of a resource, one line per request event (Linkerd's `viz tap`).
     Tap(tap::TapArgs),
     /// Live traffic of a resource, aggregated by path or route (Linkerd's `viz top`).
@@ -78,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::PrometheusConfig(args) => prometheus_config::run(args),
         Command::Diagnostics(args) => diagnostics::run(args),
         Command::Profile(args) => profile::run(args),
+        Command::Logs(args) => logs::run(args),
         Command::Tap(args) => tap::run(args),
         Command::Top(args) => top::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),

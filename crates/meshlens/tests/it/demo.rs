@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use meshlens_api::mesh::Mesh;
 use meshlens_api::profile::{ServiceProfile, TrafficSplit};
 use meshlens_testkit::process::Stream;
-use meshlens_testkit::{ChildGuard, eventually_blocking};
+use meshlens_testkit::{ChildGuard, HttpReply, eventually_blocking, http_get};
 
-use crate::support::{GroupReaper, TempDir, addr, descendants, http_get, in_groups, meshlens, table};
+use crate::support::{GroupReaper, HTTP_PATIENCE, TempDir, addr, descendants, in_groups, meshlens, table};
 
 const SCENARIOS: [&str; 7] =
     ["retry-storm", "timeout-504", "stale-split", "bad-headers", "split-math", "regex-miss", "slow-success"];
@@ -98,10 +98,10 @@ fn demo_starts_serves_through_a_proxy_and_stops_cleanly() {
     assert_eq!(rows.len(), 16, "{out}");
     let outbound = addr(&rows["prod/traffic-0"][2]);
     eventually_blocking(
-        || http_get(outbound, "frontend", "/products/42", true).is_ok_and(|(s, _)| s == 200),
+        || http_get(outbound, "frontend", "http://frontend/products/42", HTTP_PATIENCE).is_ok_and(|r| r.status == 200),
         "frontend answers through traffic-0's proxy",
     );
-    let (_, body) = http_get(outbound, "frontend", "/products/42", true).unwrap();
+    let body = http_get(outbound, "frontend", "http://frontend/products/42", HTTP_PATIENCE).unwrap().body;
     assert!(body.contains("\"service\":\"frontend\""), "{body}");
 
     // Ctrl-C.
@@ -156,7 +156,7 @@ fn the_healthy_shop_answers_every_page_without_the_mesh() {
     }
     let frontend = addrs["frontend"];
     for path in ["/", "/products/42", "/account/7"] {
-        let (status, body) = http_get(frontend, "frontend", path, false).unwrap();
+        let HttpReply { status, body, .. } = http_get(frontend, "frontend", path, HTTP_PATIENCE).unwrap();
         assert_eq!(status, 200, "{path}: {body}");
     }
     let mut load = meshlens();

@@ -5,6 +5,7 @@ mod demo;
 mod demo_app;
 mod diagnostics;
 mod evidence;
+mod logs;
 mod mesh_e2e;
 mod profile;
 mod proxy;

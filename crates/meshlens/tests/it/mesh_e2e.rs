@@ -12,8 +12,7 @@
 //! one at a time (each runs a whole mesh; the latencies they measure should not be each other's).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use meshlens_testkit::process::Stream;
 use meshlens_testkit::prom::{Sample, parse_prometheus, sum};
-use meshlens_testkit::{ChildGuard, eventually_blocking};
+use meshlens_testkit::{ChildGuard, HttpReply, eventually_blocking, http_get};
 use serde_json::Value;
 
 use crate::support::{GroupReaper, TempDir, addr, descendants, in_groups, meshlens, table};
@@ -121,57 +120,15 @@ fn line_of(text: &str, needle: &str, nth: usize) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Small HTTP/1.1 client (Connection: close), keeping the head for `l5d-proxy-error`.
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    /// `HTTP 502 (l5d-proxy-error: connect_error)`.
-    fn describe(&self) -> String {
-        match self.header("l5d-proxy-error") {
-            Some(e) => format!("HTTP {} (l5d-proxy-error: {e})", self.status),
-            None => format!(
-                "HTTP {} without l5d-proxy-error: {:?} {:?}",
-                self.status,
-                self.head.replace("\r\n", " | "),
-                self.body.chars().take(120).collect::<String>()
-            ),
-        }
-    }
-}
-
-/// `GET target` (origin form `/path`, or absolute form `http://host/path` to a proxy).
-fn get(addr: SocketAddr, host: &str, target: &str, timeout: Duration) -> std::io::Result<Reply> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok(Reply { status, head: head.to_owned(), body: body.to_owned() })
-}
+// HTTP/1.1 GETs (meshlens_testkit::http_get keeps the head for `l5d-proxy-error`).
 
 /// `GET http://web{path}` through a proxy's outbound listener.
-fn via_proxy(outbound: SocketAddr, service: &str, path: &str) -> std::io::Result<Reply> {
-    get(outbound, service, &format!("http://{service}{path}"), Duration::from_secs(10))
+fn via_proxy(outbound: SocketAddr, service: &str, path: &str) -> std::io::Result<HttpReply> {
+    http_get(outbound, service, &format!("http://{service}{path}"), Duration::from_secs(10))
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
-    let r = get(addr, "localhost", path, Duration::from_secs(5)).ok()?;
+    let r = http_get(addr, "localhost", path, Duration::from_secs(5)).ok()?;
     if r.status != 200 {
         return None;
     }
@@ -179,7 +136,7 @@ fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
 }
 
 fn metrics(admin: SocketAddr) -> Vec<Sample> {
-    let r = get(admin, "localhost", "/metrics", Duration::from_secs(5)).expect("GET /metrics");
+    let r = http_get(admin, "localhost", "/metrics", Duration::from_secs(5)).expect("GET /metrics");
     assert_eq!(r.status, 200, "{admin}/metrics: {}", r.describe());
     parse_prometheus(&r.body)
 }
@@ -560,7 +517,7 @@ fn a_request_crosses_app_proxy_proxy_app() {
     assert_eq!(answered_by, BTreeSet::from(["web-0".to_owned(), "web-1".to_owned()]), "both web instances serve");
 
     // The client app itself calls web through its sidecar (HTTP_PROXY).
-    let r = get(client.app, "client", "/call", Duration::from_secs(10)).unwrap();
+    let r = http_get(client.app, "client", "/call", Duration::from_secs(10)).unwrap();
     assert_eq!(r.status, 200, "{}", r.describe());
     let body: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(body["calls"][0]["service"], "web", "{body}");

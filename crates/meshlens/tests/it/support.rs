@@ -1,8 +1,7 @@
-//! Helpers for whole-binary tests of the local runtime: temp dirs, the process table, tiny HTTP GETs.
+//! Helpers for whole-binary tests of the local runtime: temp dirs, the process table, `up`'s table.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -76,19 +75,8 @@ impl Drop for GroupReaper {
     }
 }
 
-/// A blocking HTTP/1.1 GET (Connection: close): (status, body). `proxy`: send it in absolute form there.
-pub fn http_get(addr: SocketAddr, host: &str, path: &str, proxy: bool) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let target = if proxy { format!("http://{host}{path}") } else { path.to_owned() };
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
-}
+/// How long one GET of an app may take to answer ([`meshlens_testkit::http_get`]).
+pub const HTTP_PATIENCE: Duration = Duration::from_secs(20);
 
 /// The rows of `up`'s table: instance (`ns/name`) → [APP, INBOUND, OUTBOUND, ADMIN, UPSTREAMS].
 pub fn table(stdout: &str) -> BTreeMap<String, Vec<String>> {

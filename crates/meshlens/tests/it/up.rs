@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use meshlens_testkit::backend::fixed;
 use meshlens_testkit::process::Stream;
-use meshlens_testkit::{ChildGuard, HttpBackend, eventually_blocking};
+use meshlens_testkit::{ChildGuard, HttpBackend, eventually_blocking, http_get};
 
-use crate::support::{GroupReaper, TempDir, addr, descendants, http_get, in_groups, meshlens, table};
+use crate::support::{GroupReaper, HTTP_PATIENCE, TempDir, addr, descendants, in_groups, meshlens, table};
 
 const MESH: &str = r#"apiVersion: meshlens.io/v1alpha1
 kind: Mesh
@@ -96,8 +96,9 @@ fn run_and_stop(control_url: String) {
     }
 
     // Everything serves: the app on its port, the proxy's admin listener.
-    assert_eq!(http_get(web_app, "web", "/hello", false).unwrap(), (200, "web says hi".into()));
-    assert_eq!(http_get(web_admin, "admin", "/live", false).unwrap().0, 200);
+    let hello = http_get(web_app, "web", "/hello", HTTP_PATIENCE).unwrap();
+    assert_eq!((hello.status, hello.body.as_str()), (200, "web says hi"));
+    assert_eq!(http_get(web_admin, "admin", "/live", HTTP_PATIENCE).unwrap().status, 200);
 
     // The session file points the CLI at the control plane.
     let session_path = state.path().join("meshlens/session.json");
@@ -130,7 +131,7 @@ fn run_and_stop(control_url: String) {
     assert!(restarting.contains("restarting in 1 s"), "{restarting}");
     up.wait_for_line(Stream::Stdout, |l| l.contains(&format!("{instance} restarted (pid")));
     eventually_blocking(
-        || http_get(api_app, "api", "/again", false).is_ok_and(|(s, _)| s == 200),
+        || http_get(api_app, "api", "/again", HTTP_PATIENCE).is_ok_and(|r| r.status == 200),
         "the restarted app serves on its old port",
     );
     reaper.0.extend(descendants(up_pid).iter().map(|p| p.pgid));
@@ -230,7 +231,10 @@ async fn scaling_a_workload_in_mesh_yaml_starts_and_stops_instances() {
         let line = up.wait_for_line(Stream::Stdout, |l| l.contains("mesh.yaml changed: started prod/api-2"));
         let app = line.split("app ").nth(1).and_then(|s| s.split(',').next()).unwrap();
         let app = addr(app);
-        eventually_blocking(|| http_get(app, "api", "/x", false).is_ok_and(|(s, _)| s == 200), "api-2 serves");
+        eventually_blocking(
+            || http_get(app, "api", "/x", HTTP_PATIENCE).is_ok_and(|r| r.status == 200),
+            "api-2 serves",
+        );
         reaper.0.extend(descendants(up.id()).iter().map(|p| p.pgid));
         let api_procs = || descendants(up.id()).iter().filter(|p| p.cmdline.contains("--workload api ")).count();
         assert_eq!(api_procs(), 3, "three api proxies");

@@ -116,7 +116,9 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
 /// Prints each line of the NDJSON stream as it comes, until the control plane ends it or stdout closes.
 async fn follow(mut body: hyper::body::Incoming, format: LogsFormat) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout();
+    // TIME and LEVEL have a fixed width (`2026-12-02T21:37:46.123Z`, `ERROR`); the others widen as needed.
     let mut widths: Vec<usize> = HEADER.iter().map(|h| h.len()).collect();
+    (widths[0], widths[1]) = (24, 5);
     if format == LogsFormat::Table {
         writeln!(stdout, "{}", row(&mut widths, HEADER.iter().map(|h| h.to_string()).collect()))?;
     }

@@ -51,8 +51,8 @@ fn endpoints_wide() -> Value {
 }
 
 /// A control plane that answers `/api/v1/logs` and `/api/v1/endpoints`; a `follow=true` request gets its
-/// first event, then one more per message on the returned sender, and the connection stays open until the
-/// client leaves (then `left` gets a message).
+/// first event, then one more per message on `more`; once `more` is dropped, the connection stays open until
+/// the client leaves (then `left` gets a message).
 struct FakeControl {
     url: String,
     seen: Arc<Mutex<Vec<String>>>,
@@ -156,6 +156,7 @@ fn logs_follow_prints_new_events_until_stopped() {
     assert!(line.starts_with("2026-12-02T21:38:00.000Z   ERROR   web-0 "), "{line:?}");
     assert!(line.ends_with("a new one reason=timeout"), "{line:?}");
     assert!(fake.seen.lock().unwrap()[0].ends_with("&follow=true"));
+    drop(fake.more);
     child.kill();
     fake.left.recv_timeout(meshlens_testkit::patience()).expect("the control plane sees the client leave");
 }

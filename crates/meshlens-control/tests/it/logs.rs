@@ -202,7 +202,7 @@ async fn a_deployments_events_are_sourced_merged_by_time_and_a_silent_instance_i
 async fn the_control_planes_own_events_are_the_resource_control() {
     let dir = MeshDir::new(&[("mesh.yaml", MESH)]);
     let mut c = config(&dir);
-    let own = vec![event(1, "2026-12-02T21:37:46.100Z", "ERROR", "mesh directory unreadable")];
+    let own = [event(1, "2026-12-02T21:37:46.100Z", "ERROR", "mesh directory unreadable")];
     c.own_logs = Some(OwnLogs(Arc::new(move |since| LogPage {
         events: own.iter().filter(|e| e.seq > since).cloned().collect(),
         dropped: 2,

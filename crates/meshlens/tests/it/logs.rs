@@ -81,9 +81,9 @@ fn fake_control() -> FakeControl {
                     );
                     let first = &relayed()["events"][0];
                     let silent = &relayed()["unreachable"][0];
-                    let _ = write!(conn, "{first}\n{silent}\n");
+                    let _ = writeln!(conn, "{first}\n{silent}");
                     for next in more_rx {
-                        let _ = write!(conn, "{next}\n");
+                        let _ = writeln!(conn, "{next}");
                     }
                     // Until the client closes its side.
                     let _ = conn.read(&mut [0u8; 64]);

@@ -370,7 +370,9 @@ async fn logs(State(s): State<Arc<Shared>>, query: Result<Query<logs::LogsQuery>
         Err(e) => return query_error(e),
     };
     if q.follow.unwrap_or(false) {
-        ndjson(logs::follow(plan, s.shutdown.clone()))
+        let (store, own) = (s.store.clone(), s.own_logs.clone());
+        let instances = move || logs::Plan::new(&store.resources(), own.as_ref(), &q).ok();
+        ndjson(logs::follow(plan, instances, s.shutdown.clone()))
     } else {
         json(StatusCode::OK, &logs::once(&plan).await)
     }

@@ -92,6 +92,18 @@ struct Target {
     origin: Origin,
 }
 
+impl Target {
+    /// The same instance at the same address (a restarted proxy answers at another one).
+    fn same_as(&self, other: &Target) -> bool {
+        let same_origin = match (&self.origin, &other.origin) {
+            (Origin::Proxy(a), Origin::Proxy(b)) => a == b,
+            (Origin::Own(_), Origin::Own(_)) => true,
+            _ => false,
+        };
+        same_origin && self.source == other.source
+    }
+}
+
 /// A checked query: the instances to read and what to keep.
 pub(crate) struct Plan {
     targets: Vec<Target>,
@@ -152,11 +164,6 @@ impl Plan {
         }
         Ok(page)
     }
-
-    /// Every instance read at once, each after its own `since`.
-    async fn read_all(&self, since: &[u64]) -> Vec<Result<LogPage, String>> {
-        futures_util::future::join_all(self.targets.iter().zip(since).map(|(t, s)| self.read(t, *s))).await
-    }
 }
 
 /// Oldest first; ties by instance, then sequence.
@@ -170,7 +177,8 @@ fn by_time(events: &mut [LogEvent]) {
 /// What every instance holds now.
 pub(crate) async fn once(plan: &Plan) -> RelayedLogs {
     let mut out = RelayedLogs::default();
-    for (target, page) in plan.targets.iter().zip(plan.read_all(&vec![0; plan.targets.len()]).await) {
+    let pages = futures_util::future::join_all(plan.targets.iter().map(|t| plan.read(t, 0))).await;
+    for (target, page) in plan.targets.iter().zip(pages) {
         match page {
             Ok(page) => {
                 out.events.extend(page.events);
@@ -183,14 +191,27 @@ pub(crate) async fn once(plan: &Plan) -> RelayedLogs {
     out
 }
 
+/// One followed instance: where it answers, the last `seq` read, whether it was reported silent.
+struct Followed {
+    target: Target,
+    since: u64,
+    failing: bool,
+}
+
 /// NDJSON lines: what every instance holds now, then newer events as they are logged (every instance asked
-/// every second). An instance that stops answering is one `{"source":…,"error":…}` line (again after it
-/// answered in between). Ends when the receiver is dropped (the client left) or the server stops.
-pub(crate) fn follow(plan: Plan, mut shutdown: watch::Receiver<bool>) -> mpsc::Receiver<Bytes> {
+/// every second). The instances are those `instances` names each round (`None`: keep the last ones), so a
+/// new or restarted instance (another admin address) is read from its start. An instance that stops
+/// answering is one `{"source":…,"error":…}` line (again after it answered in between). Ends when the
+/// receiver is dropped (the client left) or the server stops.
+pub(crate) fn follow(
+    plan: Plan,
+    instances: impl Fn() -> Option<Plan> + Send + 'static,
+    mut shutdown: watch::Receiver<bool>,
+) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let n = plan.targets.len();
-        let (mut since, mut failing) = (vec![0u64; n], vec![false; n]);
+        let mut followed: Vec<Followed> = Vec::new();
+        let mut targets = plan.targets.clone();
         let mut tick = tokio::time::interval(FOLLOW_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -199,24 +220,32 @@ pub(crate) fn follow(plan: Plan, mut shutdown: watch::Receiver<bool>) -> mpsc::R
                 _ = tx.closed() => return,
                 _ = shutdown.wait_for(|s| *s) => return,
             }
+            followed = targets
+                .drain(..)
+                .map(|target| match followed.iter().position(|f| f.target.same_as(&target)) {
+                    Some(i) => followed.swap_remove(i),
+                    None => Followed { target, since: 0, failing: false },
+                })
+                .collect();
+            let reads = followed.iter().map(|f| plan.read(&f.target, f.since));
             let pages = tokio::select! {
-                pages = plan.read_all(&since) => pages,
+                pages = futures_util::future::join_all(reads) => pages,
                 _ = tx.closed() => return,
             };
             let mut lines = Vec::new();
             let mut events = Vec::new();
-            for (i, page) in pages.into_iter().enumerate() {
+            for (f, page) in followed.iter_mut().zip(pages) {
                 match page {
                     // Its sequence went back: the process restarted; read it from the start next time.
-                    Ok(page) if page.last_seq < since[i] => since[i] = 0,
+                    Ok(page) if page.last_seq < f.since => f.since = 0,
                     Ok(page) => {
-                        since[i] = page.last_seq;
-                        failing[i] = false;
+                        f.since = page.last_seq;
+                        f.failing = false;
                         events.extend(page.events);
                     }
-                    Err(error) if !failing[i] => {
-                        failing[i] = true;
-                        lines.push(line(&Unreachable { source: plan.targets[i].source.clone(), error }));
+                    Err(error) if !f.failing => {
+                        f.failing = true;
+                        lines.push(line(&Unreachable { source: f.target.source.clone(), error }));
                     }
                     Err(_) => {}
                 }
@@ -227,6 +256,10 @@ pub(crate) fn follow(plan: Plan, mut shutdown: watch::Receiver<bool>) -> mpsc::R
                     return;
                 }
             }
+            targets = match instances() {
+                Some(now) => now.targets,
+                None => followed.iter().map(|f| f.target.clone()).collect(),
+            };
         }
     });
     rx

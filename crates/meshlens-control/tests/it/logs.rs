@@ -1,6 +1,7 @@
 //! `/api/v1/logs` relays the WARN/ERROR events of a resource's proxies (their admin `/logs`), each with its
 //! source, merged by time; an instance that does not answer is reported; `follow` streams new events and
-//! stops asking the proxies once the client leaves; `control` is the control plane's own events.
+//! follows the instances registered as they come and go, and stops asking the proxies once the client
+//! leaves; `control` is the control plane's own events.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -258,6 +259,15 @@ async fn follow_streams_new_events_and_stops_asking_when_the_client_leaves() {
     assert_eq!(got().iter().filter(|l| l["message"] == "before").count(), 1, "old events are not repeated");
     assert_eq!(got().iter().filter(|l| l.get("error").is_some()).count(), 1, "the silent instance is reported once");
     assert!(orders0.asked().iter().any(|t| t == "/logs?since=1&level=warn"), "{:?}", orders0.asked());
+
+    // orders-1 comes back at another admin address (a restart): it is read from its start.
+    let restarted = FakeProxy::start().await;
+    restarted.log("2026-12-02T21:37:40.000Z", "WARN", "from the restarted instance");
+    register_all(addr, &[("orders", "orders-1", restarted.addr, "127.0.0.1:34143")]).await;
+    assert_eventually!(
+        got().iter().any(|l| l["message"] == "from the restarted instance" && l["source"]["pod"] == "orders-1"),
+        "the restarted instance's events arrive"
+    );
 
     // The client leaves: the control plane stops asking the proxy.
     reader.abort();

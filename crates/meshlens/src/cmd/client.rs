@@ -34,6 +34,16 @@ impl ControlArg {
     }
 }
 
+/// A resource given as `TYPE/NAME` or as two words `TYPE NAME` → `TYPE/NAME`; one word stays as it is
+/// (`deploy`, `control`); anything else is `None`.
+pub fn resource(words: &[String]) -> Option<String> {
+    match words {
+        [one] => Some(one.clone()),
+        [kind, name] if !kind.contains('/') => Some(format!("{kind}/{name}")),
+        _ => None,
+    }
+}
+
 /// Percent-encodes a query value.
 pub fn encode(v: &str) -> String {
     let mut out = String::new();

@@ -68,11 +68,9 @@ pub fn run(args: DiagnosticsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn proxy_metrics(args: ProxyMetricsArgs) -> anyhow::Result<ExitCode> {
-    let resource = match args.resource.as_slice() {
-        [one] if one.contains('/') => one.clone(),
-        [kind, name] if !kind.contains('/') => format!("{kind}/{name}"),
-        _ => anyhow::bail!("expected one resource: TYPE/NAME or TYPE NAME (e.g. deploy/web)"),
-    };
+    let resource = client::resource(&args.resource)
+        .filter(|r| r.contains('/'))
+        .ok_or_else(|| anyhow::anyhow!("expected one resource: TYPE/NAME or TYPE NAME (e.g. deploy/web)"))?;
     let mut q = format!(
         "/api/v1/proxy-metrics?resource={}&namespace={}",
         client::encode(&resource),

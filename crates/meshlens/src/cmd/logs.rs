@@ -53,11 +53,8 @@ pub enum LogsFormat {
 pub const HEADER: [&str; 5] = ["TIME", "LEVEL", "POD", "TARGET", "MESSAGE"];
 
 pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let resource = match args.resource.as_slice() {
-        [one] => one.clone(),
-        [kind, name] if !kind.contains('/') => format!("{kind}/{name}"),
-        _ => anyhow::bail!("expected one resource: TYPE/NAME, TYPE NAME or control (e.g. deploy/web)"),
-    };
+    let resource = client::resource(&args.resource)
+        .ok_or_else(|| anyhow!("expected one resource: TYPE/NAME, TYPE NAME or control (e.g. deploy/web)"))?;
     let mut q = format!(
         "/api/v1/logs?resource={}&namespace={}&level={}",
         client::encode(&resource),

@@ -63,11 +63,8 @@ fn status(text: &str) -> Result<String, String> {
 impl TapTargetArgs {
     /// The request and filter for `/api/v1/tap`.
     pub fn request(&self) -> anyhow::Result<(TapRequest, TapFilter)> {
-        let resource = match self.resource.as_slice() {
-            [one] => one.clone(),
-            [kind, name] if !kind.contains('/') => format!("{kind}/{name}"),
-            _ => anyhow::bail!("expected one resource: TYPE/NAME, TYPE NAME or TYPE"),
-        };
+        let resource = client::resource(&self.resource)
+            .ok_or_else(|| anyhow!("expected one resource: TYPE/NAME, TYPE NAME or TYPE"))?;
         let request = TapRequest {
             resource,
             namespace: self.namespace.clone(),

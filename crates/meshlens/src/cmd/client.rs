@@ -105,3 +105,37 @@ pub async fn request(base: &str, uri: hyper::Uri) -> anyhow::Result<hyper::Respo
             unreachable(base, &msg)
         })
 }
+
+/// A streamed NDJSON answer (`tap`, `logs -f`), read line by line.
+pub struct NdjsonLines {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+}
+
+impl NdjsonLines {
+    pub fn new(body: hyper::body::Incoming) -> Self {
+        NdjsonLines { body, buf: Vec::new() }
+    }
+
+    /// The next line that is not blank (without its newline); `None` when the control plane ended the stream.
+    pub async fn next(&mut self) -> Option<anyhow::Result<Vec<u8>>> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                line.pop();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Some(Ok(line));
+            }
+            match self.body.frame().await? {
+                Err(e) => return Some(Err(anyhow!("the stream broke: {e}"))),
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}

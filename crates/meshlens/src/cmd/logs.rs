@@ -111,7 +111,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints each line of the NDJSON stream as it comes, until the control plane ends it or stdout closes.
-async fn follow(mut body: hyper::body::Incoming, format: LogsFormat) -> anyhow::Result<ExitCode> {
+async fn follow(body: hyper::body::Incoming, format: LogsFormat) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout();
     // TIME and LEVEL have a fixed width (`2026-12-02T21:37:46.123Z`, `ERROR`); the others widen as needed.
     let mut widths: Vec<usize> = HEADER.iter().map(|h| h.len()).collect();
@@ -119,31 +119,23 @@ async fn follow(mut body: hyper::body::Incoming, format: LogsFormat) -> anyhow::
     if format == LogsFormat::Table {
         writeln!(stdout, "{}", row(&mut widths, HEADER.iter().map(|h| h.to_string()).collect()))?;
     }
-    let mut buf = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| anyhow!("the log stream broke: {e}"))?;
-        buf.extend_from_slice(&frame.into_data().unwrap_or_default());
-        while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim();
-            if text.is_empty() {
-                continue;
-            }
-            let out = if let Ok(u) = serde_json::from_str::<Unreachable>(text) {
-                eprintln!("{}", unreachable(&u));
-                continue;
-            } else if format == LogsFormat::Json {
-                text.to_string()
-            } else {
-                let event: LogEvent = serde_json::from_str(text)
-                    .with_context(|| format!("the control plane sent a line that is no log event: {text}"))?;
-                row(&mut widths, cells(&event))
-            };
-            // A closed pipe (`| head`) ends quietly.
-            if writeln!(stdout, "{out}").and_then(|_| stdout.flush()).is_err() {
-                return Ok(ExitCode::SUCCESS);
-            }
+    let mut lines = client::NdjsonLines::new(body);
+    while let Some(line) = lines.next().await {
+        let line = line.map_err(|e| anyhow!("logs: {e}"))?;
+        let text = String::from_utf8_lossy(&line);
+        let out = if let Ok(u) = serde_json::from_str::<Unreachable>(&text) {
+            eprintln!("{}", unreachable(&u));
+            continue;
+        } else if format == LogsFormat::Json {
+            text.into_owned()
+        } else {
+            let event: LogEvent = serde_json::from_str(&text)
+                .with_context(|| format!("the control plane sent a line that is no log event: {text}"))?;
+            row(&mut widths, cells(&event))
+        };
+        // A closed pipe (`| head`) ends quietly.
+        if writeln!(stdout, "{out}").and_then(|_| stdout.flush()).is_err() {
+            return Ok(ExitCode::SUCCESS);
         }
     }
     eprintln!("the log stream ended");

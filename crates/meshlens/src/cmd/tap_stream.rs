@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use meshlens_api::tap::{ProxyDirection, StatusFilter, TapEvent, TapFilter, TapRequest};
 use tokio::time::Instant;
 
@@ -100,8 +99,7 @@ pub fn query(request: &TapRequest, filter: &TapFilter) -> anyhow::Result<String>
 
 /// An open `/api/v1/tap` stream.
 pub struct TapStream {
-    body: Incoming,
-    buf: Vec<u8>,
+    lines: client::NdjsonLines,
 }
 
 /// Opens the tap on the control plane at `base`: unreachable, or refused (4xx with the reason), is an error.
@@ -114,42 +112,27 @@ pub async fn open(base: &str, request: &TapRequest, filter: &TapFilter) -> anyho
         let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         return Err(client::api_error(status, &body));
     }
-    Ok(TapStream { body: resp.into_body(), buf: Vec::new() })
+    Ok(TapStream { lines: client::NdjsonLines::new(resp.into_body()) })
 }
 
 impl TapStream {
     /// The next event; `None` when the control plane ended the stream.
     pub async fn next(&mut self) -> Option<anyhow::Result<TapEvent>> {
         loop {
-            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=end).collect();
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                match serde_json::from_slice::<TapEvent>(&line) {
-                    Ok(event) => return Some(Ok(event)),
-                    // `{"error": …}`: a problem the control plane reports in the stream.
-                    Err(e) => match serde_json::from_slice::<serde_json::Value>(&line) {
-                        Ok(v) if v["error"].is_string() => {
-                            eprintln!("tap: {}", v["error"].as_str().unwrap_or_default())
-                        }
-                        _ => {
-                            let line = String::from_utf8_lossy(&line);
-                            return Some(Err(anyhow!(
-                                "the control plane sent a line that is no tap event ({e}): {line}"
-                            )));
-                        }
-                    },
-                }
-                continue;
-            }
-            match self.body.frame().await? {
-                Err(e) => return Some(Err(anyhow!("the tap stream broke: {e}"))),
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buf.extend_from_slice(&data);
+            let line = match self.lines.next().await? {
+                Ok(line) => line,
+                Err(e) => return Some(Err(anyhow!("tap: {e}"))),
+            };
+            match serde_json::from_slice::<TapEvent>(&line) {
+                Ok(event) => return Some(Ok(event)),
+                // `{"error": …}`: a problem the control plane reports in the stream.
+                Err(e) => match serde_json::from_slice::<serde_json::Value>(&line) {
+                    Ok(v) if v["error"].is_string() => eprintln!("tap: {}", v["error"].as_str().unwrap_or_default()),
+                    _ => {
+                        let line = String::from_utf8_lossy(&line);
+                        return Some(Err(anyhow!("the control plane sent a line that is no tap event ({e}): {line}")));
                     }
-                }
+                },
             }
         }
     }

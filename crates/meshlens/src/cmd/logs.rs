@@ -142,9 +142,10 @@ async fn follow(body: hyper::body::Incoming, format: LogsFormat) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// `pod (namespace/deployment) did not answer: why`.
+/// `pod (namespace/deployment): its events could not be read: why`.
 fn unreachable(u: &Unreachable) -> String {
-    format!("meshlens: {} ({}/{}) did not answer: {}", u.source.pod, u.source.namespace, u.source.deployment, u.error)
+    let s = &u.source;
+    format!("meshlens: {} ({}/{}): its events could not be read: {}", s.pod, s.namespace, s.deployment, u.error)
 }
 
 /// One line of a table whose columns widen as longer values come (for a stream).

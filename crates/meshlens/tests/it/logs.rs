@@ -117,7 +117,7 @@ fn logs_table_json_and_mistakes() {
     let (out, err) = run(&fake.url, &["logs", "deploy/web", "-n", "prod"]);
     golden("logs_table", &out);
     assert_eq!(fake.seen.lock().unwrap().last().unwrap(), "/api/v1/logs?resource=deploy/web&namespace=prod&level=warn");
-    assert!(err.contains("web-2 (prod/web) did not answer: cannot read 127.0.0.1:4191/logs"), "{err}");
+    assert!(err.contains("web-2 (prod/web): its events could not be read: cannot read 127.0.0.1:4191/logs"), "{err}");
     golden("logs_json", &run(&fake.url, &["logs", "deploy", "web", "-n", "prod", "-o", "json"]).0);
     run(&fake.url, &["logs", "po/web-0", "-n", "prod", "--level", "error", "--since", "10m"]);
     assert_eq!(
@@ -149,7 +149,7 @@ fn logs_follow_prints_new_events_until_stopped() {
     cmd.args(["logs", "deploy/web", "-n", "prod", "-f", "--control", &fake.url]).env_remove("MESHLENS_CONTROL");
     let mut child = ChildGuard::spawn(&mut cmd).unwrap();
     child.wait_for_line(Stream::Stdout, |l| l.contains("endpoint refused the connection"));
-    child.wait_for_line(Stream::Stderr, |l| l.contains("web-2 (prod/web) did not answer"));
+    child.wait_for_line(Stream::Stderr, |l| l.contains("web-2 (prod/web): its events could not be read"));
     let next = event(8, "2026-12-02T21:38:00.000Z", "ERROR", "web-0", "a new one", json!({"reason": "timeout"}));
     fake.more.send(next).unwrap();
     let line = child.wait_for_line(Stream::Stdout, |l| l.contains("a new one"));

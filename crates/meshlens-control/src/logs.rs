@@ -201,8 +201,9 @@ struct Followed {
 /// NDJSON lines: what every instance holds now, then newer events as they are logged (every instance asked
 /// every second). The instances are those `instances` names each round (`None`: keep the last ones), so a
 /// new or restarted instance (another admin address) is read from its start. An instance that stops
-/// answering is one `{"source":…,"error":…}` line (again after it answered in between). Ends when the
-/// receiver is dropped (the client left) or the server stops.
+/// answering is one `{"source":…,"error":…}` line (again after it answered in between), and so are events
+/// its ring dropped between two reads. Ends when the receiver is dropped (the client left) or the server
+/// stops.
 pub(crate) fn follow(
     plan: Plan,
     instances: impl Fn() -> Option<Plan> + Send + 'static,
@@ -239,6 +240,11 @@ pub(crate) fn follow(
                     // Its sequence went back: the process restarted; read it from the start next time.
                     Ok(page) if page.last_seq < f.since => f.since = 0,
                     Ok(page) => {
+                        // Older events are history; events lost between two reads are news.
+                        if page.dropped > 0 && f.since > 0 {
+                            let error = format!("{} events were dropped before they could be read", page.dropped);
+                            lines.push(line(&Unreachable { source: f.target.source.clone(), error }));
+                        }
                         f.since = page.last_seq;
                         f.failing = false;
                         events.extend(page.events);

@@ -58,9 +58,12 @@ impl FakeProxy {
                             .and_then(|s| s.parse::<u64>().ok())
                             .unwrap_or(0);
                         let all = e.lock().unwrap().clone();
+                        let newer = all.iter().filter(|x| x.seq > since);
+                        // Events logged as `LOST` are ones the ring no longer holds.
+                        let (lost, kept): (Vec<&LogEvent>, Vec<&LogEvent>) = newer.partition(|x| x.level == "LOST");
                         let page = LogPage {
-                            events: all.iter().filter(|x| x.seq > since).cloned().collect(),
-                            dropped: 0,
+                            events: kept.into_iter().cloned().collect(),
+                            dropped: lost.len() as u64,
                             last_seq: all.last().map_or(0, |x| x.seq),
                         };
                         serde_json::to_string(&page).unwrap()
@@ -84,6 +87,15 @@ impl FakeProxy {
         let mut events = self.events.lock().unwrap();
         let seq = events.len() as u64 + 1;
         events.push(event(seq, timestamp, level, message));
+    }
+
+    /// Logs `n` events at once that the ring drops before anyone reads them.
+    pub fn lose(&self, n: usize) {
+        let mut events = self.events.lock().unwrap();
+        for _ in 0..n {
+            let seq = events.len() as u64 + 1;
+            events.push(event(seq, "2026-12-02T21:37:51.000Z", "LOST", "dropped"));
+        }
     }
 
     pub fn set(&self, path: &str, body: String) {
@@ -257,8 +269,20 @@ async fn follow_streams_new_events_and_stops_asking_when_the_client_leaves() {
     orders0.log("2026-12-02T21:37:50.000Z", "ERROR", "after");
     assert_eventually!(got().iter().any(|l| l["message"] == "after"), "the new event arrives");
     assert_eq!(got().iter().filter(|l| l["message"] == "before").count(), 1, "old events are not repeated");
-    assert_eq!(got().iter().filter(|l| l.get("error").is_some()).count(), 1, "the silent instance is reported once");
+    let silent_lines = got().into_iter().filter(|l| l["source"]["pod"] == "orders-1" && l.get("error").is_some());
+    assert_eq!(silent_lines.count(), 1, "the silent instance is reported once");
     assert!(orders0.asked().iter().any(|t| t == "/logs?since=1&level=warn"), "{:?}", orders0.asked());
+
+    // Events the proxy's ring dropped before they were read are reported.
+    orders0.lose(3);
+    orders0.log("2026-12-02T21:37:52.000Z", "WARN", "after the loss");
+    assert_eventually!(got().iter().any(|l| l["message"] == "after the loss"));
+    let errors: Vec<Value> = got().into_iter().filter(|l| l.get("error").is_some()).collect();
+    assert!(
+        errors.iter().any(|l| l["source"]["pod"] == "orders-0"
+            && l["error"].as_str().unwrap().contains("3 events were dropped before they could be read")),
+        "{errors:?}"
+    );
 
     // orders-1 comes back at another admin address (a restart): it is read from its start.
     let restarted = FakeProxy::start().await;

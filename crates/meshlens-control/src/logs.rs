@@ -168,10 +168,10 @@ impl Plan {
 
 /// Oldest first; ties by instance, then sequence.
 fn by_time(events: &mut [LogEvent]) {
-    events.sort_by(|a, b| {
-        let pod = |e: &LogEvent| e.source.as_ref().map(|s| (s.namespace.clone(), s.pod.clone()));
-        (&a.timestamp, pod(a), a.seq).cmp(&(&b.timestamp, pod(b), b.seq))
-    });
+    fn key(e: &LogEvent) -> (&str, Option<(&str, &str)>, u64) {
+        (&e.timestamp, e.source.as_ref().map(|s| (s.namespace.as_str(), s.pod.as_str())), e.seq)
+    }
+    events.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 /// What every instance holds now.

@@ -5,6 +5,7 @@
 pub mod authority;
 pub mod balancer;
 pub mod control;
+pub mod diagnose;
 pub mod diagnostics;
 pub mod discovery;
 pub mod duration;

@@ -60,6 +60,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/endpoints", get(endpoints))
         .route("/api/v1/tap", get(tap))
         .route("/api/v1/logs", get(logs))
+        .route("/api/v1/diagnose", get(diagnose))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -375,6 +376,19 @@ async fn logs(State(s): State<Arc<Shared>>, query: Result<Query<logs::LogsQuery>
         ndjson(logs::follow(plan, instances, s.shutdown.clone()))
     } else {
         json(StatusCode::OK, &logs::once(&plan).await)
+    }
+}
+
+/// `GET /api/v1/diagnose?namespace=&window=`: ranked findings with evidence (docs/diagnose.md).
+async fn diagnose(
+    State(s): State<Arc<Shared>>,
+    query: Result<Query<crate::diagnose::DiagnoseQuery>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => {
+            stats_answer(&s, q.window.as_deref(), |res, ms, now| crate::diagnose::diagnose(res, ms, &q, now)).await
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid diagnose query: {e}")),
     }
 }
 

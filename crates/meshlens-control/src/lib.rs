@@ -37,6 +37,7 @@ mod api;
 pub mod api_types;
 mod app;
 mod clock;
+mod diagnose;
 mod diagnostics;
 mod httpget;
 mod logs;

@@ -1,0 +1,196 @@
+//! What diagnosis reads, in one pass over the metric store: per workload, instance, edge, refused name and
+//! route, the requests, failures by proxy-error reason and latency of one window (and the edges of the
+//! window before it).
+
+use std::collections::BTreeMap;
+
+use crate::api_types::Resources;
+use crate::metricstore::{Family, Key, MetricStore, Totals};
+
+/// Requests of one group in the window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Counts {
+    pub ok: f64,
+    pub failed: f64,
+    /// Failures the proxy made, by `error` reason (`timeout`, `peer:invalid_response`, …).
+    pub errors: BTreeMap<String, f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl Counts {
+    pub fn requests(&self) -> f64 {
+        self.ok + self.failed
+    }
+
+    fn add(&mut self, t: &Totals, error: &str) {
+        self.ok += t.success;
+        self.failed += t.failure;
+        if !error.is_empty() && t.requests() > 0.0 {
+            *self.errors.entry(error.to_string()).or_default() += t.requests();
+        }
+    }
+}
+
+/// A caller workload → a callee workload (outbound, per attempt).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Edge {
+    pub src: String,
+    pub dst: String,
+}
+
+/// A route as a caller's proxy sees it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RouteId {
+    pub src: String,
+    /// `name.ns.svc.cluster.local:port`
+    pub authority: String,
+    pub route: String,
+}
+
+impl RouteId {
+    /// The service the route belongs to.
+    pub fn service(&self) -> &str {
+        self.authority.split('.').next().unwrap_or_default()
+    }
+}
+
+/// One route's numbers: effective (as the caller saw requests), actual (every attempt), retry fates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct RouteCounts {
+    pub effective: Counts,
+    pub actual: Counts,
+    pub timeouts: f64,
+    pub fates: BTreeMap<String, f64>,
+}
+
+/// Everything diagnosis reads about one namespace and window.
+pub(crate) struct Evidence<'a> {
+    pub res: &'a Resources,
+    pub namespace: String,
+    pub window_s: f64,
+    /// Workload → what its own proxies served (inbound).
+    pub served: BTreeMap<String, Counts>,
+    /// (workload, instance) → what that instance's proxy served.
+    pub instances: BTreeMap<(String, String), Counts>,
+    /// Caller → callee, per attempt.
+    pub edges: BTreeMap<Edge, Counts>,
+    /// (caller, authority asked for) → requests its proxy answered without any endpoint (no such
+    /// service, no ready endpoint, shed).
+    pub refused: BTreeMap<(String, String), Counts>,
+    pub routes: BTreeMap<RouteId, RouteCounts>,
+    /// Caller → callee requests in the window before this one.
+    pub earlier_edges: BTreeMap<Edge, f64>,
+}
+
+fn quantiles(c: &mut Counts, t: &Totals) {
+    c.p50_ms = t.quantile(0.5);
+    c.p99_ms = t.quantile(0.99);
+}
+
+/// Sums per group and reason, then fills in the latency of the group's whole window.
+fn grouped<G: Ord + Clone>(
+    ms: &MetricStore,
+    (now, window): (u64, u64),
+    group: impl Fn(&Key) -> Option<G>,
+) -> BTreeMap<G, Counts> {
+    let by_reason = ms.query(now, window, |k| group(k).map(|g| (g, k.error.clone())));
+    let mut out: BTreeMap<G, Counts> = BTreeMap::new();
+    for ((g, error), t) in &by_reason {
+        out.entry(g.clone()).or_default().add(t, error);
+    }
+    for (g, t) in ms.query(now, window, group) {
+        if let Some(c) = out.get_mut(&g) {
+            quantiles(c, &t);
+        }
+    }
+    out
+}
+
+impl<'a> Evidence<'a> {
+    pub fn gather(res: &'a Resources, ms: &MetricStore, namespace: &str, now: u64, window_ms: u64) -> Evidence<'a> {
+        let ns = namespace;
+        let at = (now, window_ms);
+        let http = |k: &Key| k.family == Family::Http && k.namespace == ns;
+        let served = grouped(ms, at, |k| (http(k) && !k.outbound).then(|| k.workload.clone()));
+        let instances = grouped(ms, at, |k| (http(k) && !k.outbound).then(|| (k.workload.clone(), k.instance.clone())));
+        let edge = |k: &Key| {
+            (http(k) && k.outbound && !k.dst_workload.is_empty())
+                .then(|| Edge { src: k.workload.clone(), dst: k.dst_workload.clone() })
+        };
+        let edges = grouped(ms, at, edge);
+        let refused = grouped(ms, at, |k| {
+            (http(k) && k.outbound && k.dst_workload.is_empty() && !k.error.is_empty())
+                .then(|| (k.workload.clone(), k.authority.clone()))
+        });
+        let route_id = |k: &Key, family: Family| {
+            (k.family == family && k.outbound && k.namespace == ns).then(|| RouteId {
+                src: k.workload.clone(),
+                authority: k.authority.clone(),
+                route: k.route.clone(),
+            })
+        };
+        let mut routes: BTreeMap<RouteId, RouteCounts> = BTreeMap::new();
+        for (id, c) in grouped(ms, at, |k| route_id(k, Family::Route)) {
+            routes.entry(id).or_default().effective = c;
+        }
+        for (id, t) in ms.query(now, window_ms, |k| route_id(k, Family::Route)) {
+            routes.entry(id).or_default().timeouts = t.timeouts;
+        }
+        for (id, c) in grouped(ms, at, |k| route_id(k, Family::RouteActual)) {
+            routes.entry(id).or_default().actual = c;
+        }
+        for ((id, fate), t) in ms.query(now, window_ms, |k| route_id(k, Family::RetryFate).map(|r| (r, k.fate.clone())))
+        {
+            routes.entry(id).or_default().fates.insert(fate, t.success);
+        }
+        let earlier_edges = ms
+            .query(now.saturating_sub(window_ms), window_ms, edge)
+            .into_iter()
+            .map(|(e, t)| (e, t.requests()))
+            .collect();
+        Evidence {
+            res,
+            namespace: ns.to_string(),
+            window_s: window_ms as f64 / 1000.0,
+            served,
+            instances,
+            edges,
+            refused,
+            routes,
+            earlier_edges,
+        }
+    }
+
+    pub fn rps(&self, n: f64) -> f64 {
+        n / self.window_s
+    }
+
+    /// Failures a workload saw from what it called (per attempt, minus what its retries recovered) and
+    /// from names its proxy refused: what explains its own failures.
+    pub fn failures_from_callees(&self, workload: &str) -> f64 {
+        let attempts: f64 = self.edges.iter().filter(|(e, _)| e.src == workload).map(|(_, c)| c.failed).sum();
+        let recovered: f64 = self
+            .routes
+            .iter()
+            .filter(|(r, _)| r.src == workload)
+            .map(|(_, r)| (r.actual.failed - r.effective.failed).max(0.0))
+            .sum();
+        let refused: f64 = self.refused.iter().filter(|((src, _), _)| src == workload).map(|(_, c)| c.failed).sum();
+        (attempts - recovered).max(0.0) + refused
+    }
+
+    /// Callers of a workload with their per-attempt requests to it.
+    pub fn callers_of(&self, workload: &str) -> Vec<(&str, &Counts)> {
+        self.edges.iter().filter(|(e, _)| e.dst == workload).map(|(e, c)| (e.src.as_str(), c)).collect()
+    }
+
+    /// The workload behind a service of this namespace.
+    pub fn workload_of_service(&self, service: &str) -> Option<&str> {
+        self.res
+            .services
+            .iter()
+            .find(|s| s.namespace == self.namespace && s.name == service)
+            .map(|s| s.workload.as_str())
+    }
+}

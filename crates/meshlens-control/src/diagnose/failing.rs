@@ -1,0 +1,167 @@
+//! Steps 1–2: workloads whose own answers fail below the objective once what their callees and refused
+//! names explain is netted out (the deepest failing workload is the root), and instances that fail far
+//! more than their peers.
+
+use meshlens_api::diagnose::{FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONSE, Severity};
+
+use super::evidence::{Counts, Evidence};
+use super::{Candidate, DEFAULT_OBJECTIVE, finding, pct, wilson};
+
+/// Proxy-error reasons at a workload's own inbound proxy that are not the app answering.
+const INBOUND_REASONS: &[&str] = &["invalid_response", "connect_error", "connect_timeout"];
+
+pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut Vec<String>) {
+    let mut judged = 0;
+    for (workload, served) in &ev.served {
+        let n = served.requests();
+        if n <= 0.0 {
+            continue;
+        }
+        judged += 1;
+        let invalid = served.errors.get("invalid_response").copied().unwrap_or(0.0);
+        if invalid > 0.0 && wilson::below_objective(invalid, n, DEFAULT_OBJECTIVE) {
+            out.push(Candidate { finding: invalid_response(ev, workload, served, invalid), root: true });
+        }
+        let explained = ev.failures_from_callees(workload);
+        let inbound_made: f64 = INBOUND_REASONS.iter().filter_map(|r| served.errors.get(*r)).sum();
+        let own = (served.failed - explained - invalid).max(0.0);
+        if !wilson::below_objective(own, n, DEFAULT_OBJECTIVE) {
+            continue;
+        }
+        let instance = outlier(ev, workload, own);
+        let mut f = match &instance {
+            Some((name, c)) => {
+                let mut f = finding(
+                    ev,
+                    severity(c.failed / c.requests()),
+                    FAILING_INSTANCE,
+                    format!("po/{name}"),
+                    format!(
+                        "instance {name} of {workload} fails {} of the requests it serves while its peers do not",
+                        pct(c.failed / c.requests())
+                    ),
+                );
+                f.evidence.push(format!("{name}: {:.0} of {:.0} requests failed", c.failed, c.requests()));
+                for ((w, other), oc) in &ev.instances {
+                    if w == workload && other != name {
+                        f.evidence.push(format!("{other}: {:.0} of {:.0} requests failed", oc.failed, oc.requests()));
+                    }
+                }
+                f.commands.push(format!("meshlens stat po -n {}", ev.namespace));
+                f
+            }
+            None => finding(
+                ev,
+                severity(own / n),
+                FAILING_WORKLOAD,
+                format!("deploy/{workload}"),
+                cause(workload, served, own, inbound_made),
+            ),
+        };
+        f.impact_rps = ev.rps(own);
+        f.evidence.push(format!(
+            "{workload} served {n:.0} requests in {:.0}s, {:.0} failed (success {}, objective {})",
+            ev.window_s,
+            served.failed,
+            pct(1.0 - served.failed / n),
+            pct(DEFAULT_OBJECTIVE)
+        ));
+        if explained > 0.0 {
+            f.evidence.push(format!("{explained:.0} of its failures came from services it calls (counted there)"));
+        }
+        callers_evidence(ev, workload, &mut f.evidence);
+        f.commands.push(format!("meshlens stat deploy/{workload} -n {}", ev.namespace));
+        f.commands.push(format!("meshlens tap deploy/{workload} -n {} --failed", ev.namespace));
+        out.push(Candidate { finding: f, root: true });
+    }
+    checked.push(format!(
+        "success of {judged} workloads against the {} objective, failures from their callees netted out",
+        pct(DEFAULT_OBJECTIVE)
+    ));
+}
+
+fn severity(failure_rate: f64) -> Severity {
+    if failure_rate >= 0.05 { Severity::Critical } else { Severity::Warning }
+}
+
+fn cause(workload: &str, served: &Counts, own: f64, inbound_made: f64) -> String {
+    let n = served.requests();
+    if inbound_made >= own * 0.5 {
+        format!("{workload}'s proxy cannot reach its app: {} of its requests fail before the app answers", pct(own / n))
+    } else {
+        format!("{workload} itself answers {} of its requests with failures (its app, not the mesh)", pct(own / n))
+    }
+}
+
+/// How the callers saw it: per attempt, and through their retries.
+fn callers_evidence(ev: &Evidence<'_>, workload: &str, evidence: &mut Vec<String>) {
+    for (caller, c) in ev.callers_of(workload) {
+        let mut line = format!(
+            "{caller} → {workload}: {:.2} attempts/s, {} succeeded per attempt",
+            ev.rps(c.requests()),
+            pct(c.ok / c.requests().max(1.0))
+        );
+        let retried: Vec<_> = ev
+            .routes
+            .iter()
+            .filter(|(r, rc)| {
+                r.src == caller
+                    && ev.workload_of_service(r.service()) == Some(workload)
+                    && rc.actual.requests() > rc.effective.requests() * 1.05
+            })
+            .collect();
+        let (eff_ok, eff_n) =
+            retried.iter().fold((0.0, 0.0), |(o, n), (_, rc)| (o + rc.effective.ok, n + rc.effective.requests()));
+        if eff_n > 0.0 {
+            line.push_str(&format!("; its retries hide them: {} succeeded as {caller} saw them", pct(eff_ok / eff_n)));
+        }
+        evidence.push(line);
+    }
+}
+
+/// The one instance that carries most of a workload's failures, when its interval clears its peers'.
+fn outlier<'e>(ev: &'e Evidence<'e>, workload: &str, own: f64) -> Option<(&'e str, &'e Counts)> {
+    let peers: Vec<_> = ev.instances.iter().filter(|((w, _), _)| w == workload).collect();
+    if peers.len() < 2 {
+        return None;
+    }
+    let (name, worst) = peers
+        .iter()
+        .max_by(|a, b| (a.1.failed / a.1.requests().max(1.0)).total_cmp(&(b.1.failed / b.1.requests().max(1.0))))?;
+    let (rest_failed, rest_n) = peers
+        .iter()
+        .filter(|((_, i), _)| i != &name.1)
+        .fold((0.0, 0.0), |(f, n), (_, c)| (f + c.failed, n + c.requests()));
+    let (worst_lo, _) = wilson::interval(worst.failed, worst.requests());
+    let (_, rest_hi) = wilson::interval(rest_failed, rest_n);
+    (worst_lo > rest_hi && worst.failed >= 0.8 * own).then_some((name.1.as_str(), *worst))
+}
+
+fn invalid_response(
+    ev: &Evidence<'_>,
+    workload: &str,
+    served: &Counts,
+    invalid: f64,
+) -> meshlens_api::diagnose::Finding {
+    let n = served.requests();
+    let mut f = finding(
+        ev,
+        severity(invalid / n),
+        INVALID_RESPONSE,
+        format!("deploy/{workload}"),
+        format!(
+            "{workload}'s app sends malformed responses: its proxy rejected {} of them (502 invalid_response)",
+            pct(invalid / n)
+        ),
+    );
+    f.impact_rps = ev.rps(invalid);
+    f.evidence.push(format!("{invalid:.0} of {n:.0} responses rejected by {workload}'s proxy in {:.0}s", ev.window_s));
+    for (caller, c) in ev.callers_of(workload) {
+        if let Some(v) = c.errors.get("peer:invalid_response") {
+            f.evidence.push(format!("{caller} received {v:.0} of them as 502 (l5d-proxy-error: invalid_response)"));
+        }
+    }
+    f.commands.push(format!("meshlens stat deploy/{workload} -n {} -o wide", ev.namespace));
+    f.commands.push(format!("meshlens logs deploy/{workload} -n {}", ev.namespace));
+    f
+}

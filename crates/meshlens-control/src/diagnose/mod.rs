@@ -1,0 +1,112 @@
+//! `/api/v1/diagnose`: the five-step method (DESIGN.md §1) run over the metric store and the mesh's
+//! configuration, as ranked findings (`meshlens_api::diagnose`, docs/diagnose.md).
+//!
+//! | module | step |
+//! |---|---|
+//! | `evidence` | one read of the window: workloads, instances, edges, refused names, routes |
+//! | `wilson` | success-rate intervals, so few requests never make a finding |
+//! | `failing` | steps 1–2: workloads and instances whose own answers fail (callees netted out) |
+//! | `proxy` | step 5 by reason: route timeouts, invalid responses, unknown and unreachable names |
+//! | `retries` | step 4: retry amplification and spent budgets |
+//! | `topology` | step 2: edges that carried traffic before and stopped |
+//! | `config` | step 4: split weights, splits that omit a live backend, routes that match nothing |
+//! | `rank` | a root cause above its symptoms, then by requests per second explained |
+
+mod config;
+mod evidence;
+mod failing;
+mod proxy;
+mod rank;
+mod retries;
+mod topology;
+mod wilson;
+
+#[cfg(test)]
+mod tests;
+
+use meshlens_api::diagnose::{Finding, LOW_CONFIDENCE, Report, Severity};
+use serde::Deserialize;
+
+use crate::api_types::Resources;
+use crate::metricstore::MetricStore;
+use crate::statsapi;
+use evidence::Evidence;
+
+/// The success objective a workload is held to unless configured otherwise.
+pub(crate) const DEFAULT_OBJECTIVE: f64 = 0.995;
+/// Below this many requests served in the window, the namespace is too quiet to judge.
+const MIN_NAMESPACE_REQUESTS: f64 = 30.0;
+
+/// Query parameters of `/api/v1/diagnose`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct DiagnoseQuery {
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Go-style duration, default `1m`.
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+/// A finding before ranking: symptoms (`root: false`) rank below the causes that explain them.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate {
+    pub finding: Finding,
+    pub root: bool,
+}
+
+/// What every rule needs to write a finding.
+pub(crate) fn finding(ev: &Evidence<'_>, severity: Severity, kind: &str, subject: String, cause: String) -> Finding {
+    Finding {
+        severity,
+        kind: kind.to_string(),
+        subject,
+        namespace: ev.namespace.clone(),
+        cause,
+        evidence: Vec::new(),
+        commands: Vec::new(),
+        impact_rps: 0.0,
+    }
+}
+
+/// `0.8512` → `85.12%`.
+pub(crate) fn pct(v: f64) -> String {
+    format!("{:.2}%", v * 100.0)
+}
+
+/// `/api/v1/diagnose`.
+pub(crate) fn diagnose(res: &Resources, ms: &MetricStore, q: &DiagnoseQuery, now: u64) -> Result<Report, String> {
+    let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
+    let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
+    let ev = Evidence::gather(res, ms, &ns, now, window);
+    Ok(run(&ev))
+}
+
+fn run(ev: &Evidence<'_>) -> Report {
+    let mut checked = Vec::new();
+    let mut found = Vec::new();
+    let total: f64 = ev.served.values().map(|c| c.requests()).sum();
+    if total < MIN_NAMESPACE_REQUESTS {
+        let mut f = finding(
+            ev,
+            Severity::Info,
+            LOW_CONFIDENCE,
+            format!("ns/{}", ev.namespace),
+            format!(
+                "too little traffic to judge: {total:.0} requests served in namespace {} in the last {:.0}s",
+                ev.namespace, ev.window_s
+            ),
+        );
+        f.commands.push(format!("meshlens stat deploy -n {}", ev.namespace));
+        found.push(Candidate { finding: f, root: true });
+    }
+    failing::check(ev, &mut found, &mut checked);
+    proxy::check(ev, &mut found, &mut checked);
+    retries::check(ev, &mut found, &mut checked);
+    topology::check(ev, &mut found, &mut checked);
+    config::check(ev, &mut found, &mut checked);
+    let findings = rank::rank(found);
+    if findings.iter().all(|f| f.severity == Severity::Info) {
+        checked.push("nothing above info: no failing workload, edge, route or configuration found".into());
+    }
+    Report { namespace: ev.namespace.clone(), window_s: ev.window_s, findings, checked }
+}

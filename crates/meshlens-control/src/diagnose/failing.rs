@@ -2,7 +2,7 @@
 //! names explain is netted out (the deepest failing workload is the root), and instances that fail far
 //! more than their peers.
 
-use meshlens_api::diagnose::{FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONSE, Severity};
+use meshlens_api::diagnose::{FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONSE, LOW_CONFIDENCE, Severity};
 
 use super::evidence::{Counts, Evidence};
 use super::{Candidate, DEFAULT_OBJECTIVE, finding, pct, wilson};
@@ -26,6 +26,19 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
         let inbound_made: f64 = INBOUND_REASONS.iter().filter_map(|r| served.errors.get(*r)).sum();
         let own = (served.failed - explained - invalid).max(0.0);
         if !wilson::below_objective(own, n, DEFAULT_OBJECTIVE) {
+            if own >= 1.0 && n < wilson::MIN_REQUESTS {
+                let mut f = finding(
+                    ev,
+                    Severity::Info,
+                    LOW_CONFIDENCE,
+                    format!("deploy/{workload}"),
+                    format!(
+                        "{workload} failed {own:.0} of {n:.0} requests: too few requests to tell a fault from chance"
+                    ),
+                );
+                f.commands.push(format!("meshlens stat deploy/{workload} -n {} -t 10m", ev.namespace));
+                out.push(Candidate { finding: f, root: true });
+            }
             continue;
         }
         let instance = outlier(ev, workload, own);

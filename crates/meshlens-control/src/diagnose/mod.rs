@@ -34,8 +34,6 @@ use evidence::Evidence;
 
 /// The success objective a workload is held to unless configured otherwise.
 pub(crate) const DEFAULT_OBJECTIVE: f64 = 0.995;
-/// Below this many requests served in the window, the namespace is too quiet to judge.
-const MIN_NAMESPACE_REQUESTS: f64 = 30.0;
 
 /// Query parameters of `/api/v1/diagnose`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -85,7 +83,7 @@ fn run(ev: &Evidence<'_>) -> Report {
     let mut checked = Vec::new();
     let mut found = Vec::new();
     let total: f64 = ev.served.values().map(|c| c.requests()).sum();
-    if total < MIN_NAMESPACE_REQUESTS {
+    if total < wilson::MIN_REQUESTS {
         let mut f = finding(
             ev,
             Severity::Info,

@@ -1,1 +1,390 @@
+//! Each rule on metric text in the shape the proxies emit, fed through the metric store a minute at a
+//! time: the first finding names the fault, a healthy mesh yields nothing above info.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshlens_api::control::Registration;
+use meshlens_api::diagnose::{self as kinds, Report, Severity};
+use meshlens_testkit::TempDir;
+
+use super::{DiagnoseQuery, diagnose};
+use crate::api_types::Resources;
+use crate::metrics::Metrics;
+use crate::metricstore::{MetricStore, Peer, Settings, Source};
+use crate::promtext::parse;
+use crate::store::{LeaseTiming, Store};
+
+const MESH: &str = "\
+apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata:
+  name: shop
+spec:
+  namespaces: [prod]
+  workloads:
+    - {name: web, namespace: prod, calls: [api]}
+    - {name: api, namespace: prod, replicas: 2, calls: [db]}
+    - {name: db, namespace: prod, labels: {app: db}}
+    - {name: db-v2, namespace: prod, labels: {app: db}}
+    - {name: db-v3, namespace: prod, labels: {app: db}}
+  services:
+    - {name: web, namespace: prod, workload: web}
+    - {name: api, namespace: prod, workload: api}
+    - {name: db, namespace: prod, workload: db}
+    - {name: db-v2, namespace: prod, workload: db-v2}
+    - {name: db-v3, namespace: prod, workload: db-v3}
+";
+
+const PROFILE: &str = "\
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata:
+  name: db.prod.svc.cluster.local
+  namespace: prod
+spec:
+  routes:
+    - name: GET /items/{id}
+      condition: {method: GET, pathRegex: '/items/[0-9]+'}
+      isRetryable: true
+      timeout: 2s
+  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 20, ttl: 10s}
+";
+
+const SPLIT: &str = "\
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata:
+  name: db-split
+  namespace: prod
+spec:
+  service: db
+  backends:
+    - {service: db, weight: 60}
+    - {service: db-v2, weight: 50}
+";
+
+const INSTANCES: &[(&str, &str)] =
+    &[("web", "web-0"), ("api", "api-0"), ("api", "api-1"), ("db", "db-0"), ("db-v2", "db-v2-0"), ("db-v3", "db-v3-0")];
+
+fn resources(extra: &[(&str, &str)]) -> Resources {
+    let dir = TempDir::new("diagnose");
+    dir.write("mesh.yaml", MESH);
+    for (name, text) in extra {
+        dir.write(name, text);
+    }
+    let timing = LeaseTiming { ttl: Duration::from_secs(10), renew: Duration::from_secs(3), grace: Duration::ZERO };
+    let store = Store::new(crate::meshdir::load(dir.path()).unwrap(), timing, Arc::new(Metrics::new()));
+    for (i, (workload, instance)) in INSTANCES.iter().enumerate() {
+        store
+            .register(Registration {
+                workload: workload.to_string(),
+                namespace: "prod".into(),
+                instance: instance.to_string(),
+                inbound: Some(format!("127.0.0.1:{}", 20001 + i).parse().unwrap()),
+                admin: "127.0.0.1:4191".parse().unwrap(),
+                tap: "127.0.0.1:4190".parse().unwrap(),
+                app: None,
+                labels: BTreeMap::new(),
+            })
+            .unwrap();
+    }
+    store.resources()
+}
+
+/// Per second, what one instance's proxy counts: each line `(series without value, per-second rate)`.
+type Rates = Vec<(String, f64)>;
+
+fn served(ok: f64, failed: f64, error: &str) -> Rates {
+    let l = "direction=\"inbound\",target_addr=\"127.0.0.1:8080\"";
+    vec![
+        (format!("response_total{{{l},status_code=\"200\",classification=\"success\",error=\"\"}}"), ok),
+        (format!("response_total{{{l},status_code=\"502\",classification=\"failure\",error=\"{error}\"}}"), failed),
+        (format!("response_latency_ms_bucket{{{l},status_code=\"200\",le=\"10\"}}"), ok + failed),
+        (format!("response_latency_ms_bucket{{{l},status_code=\"200\",le=\"+Inf\"}}"), ok + failed),
+    ]
+}
+
+fn call(dst: &str, ok: f64, failed: f64, error: &str) -> Rates {
+    let l = format!(
+        "direction=\"outbound\",authority=\"{dst}.prod.svc.cluster.local:80\",target_addr=\"127.0.0.1:9\",\
+         dst_namespace=\"prod\",dst_deployment=\"{dst}\",dst_pod=\"{dst}-0\",dst_service=\"{dst}\""
+    );
+    vec![
+        (format!("response_total{{{l},status_code=\"200\",classification=\"success\",error=\"\"}}"), ok),
+        (format!("response_total{{{l},status_code=\"503\",classification=\"failure\",error=\"{error}\"}}"), failed),
+    ]
+}
+
+fn refused(authority: &str, n: f64) -> Rates {
+    vec![(
+        format!(
+            "response_total{{direction=\"outbound\",authority=\"{authority}\",target_addr=\"\",status_code=\"404\",\
+             classification=\"failure\",error=\"no_route\"}}"
+        ),
+        n,
+    )]
+}
+
+/// A route as the caller's proxy counts it: effective ok/failed (of which `timeouts` by the route
+/// timeout), actual attempts ok/failed, and retry fates.
+fn route(name: &str, effective: (f64, f64, f64), actual: (f64, f64), fates: &[(&str, f64)]) -> Rates {
+    let l = format!("direction=\"outbound\",dst=\"db.prod.svc.cluster.local:80\",rt_route=\"{name}\"");
+    let mut v = vec![
+        (format!("route_response_total{{{l},status_code=\"200\",classification=\"success\",error=\"\"}}"), effective.0),
+        (
+            format!("route_response_total{{{l},status_code=\"503\",classification=\"failure\",error=\"\"}}"),
+            effective.1 - effective.2,
+        ),
+        (
+            format!("route_response_total{{{l},status_code=\"504\",classification=\"failure\",error=\"timeout\"}}"),
+            effective.2,
+        ),
+        (
+            format!("route_actual_response_total{{{l},status_code=\"200\",classification=\"success\",error=\"\"}}"),
+            actual.0,
+        ),
+        (
+            format!("route_actual_response_total{{{l},status_code=\"503\",classification=\"failure\",error=\"\"}}"),
+            actual.1,
+        ),
+    ];
+    for (fate, n) in fates {
+        v.push((format!("route_retry_fate_total{{{l},fate=\"{fate}\"}}"), *n));
+    }
+    v
+}
+
+/// The mesh's proxies, each with its per-second counts.
+struct Traffic(Vec<(&'static str, &'static str, Rates)>);
+
+impl Traffic {
+    fn new() -> Self {
+        Traffic(Vec::new())
+    }
+
+    fn add(mut self, workload: &'static str, instance: &'static str, rates: Rates) -> Self {
+        self.0.push((workload, instance, rates));
+        self
+    }
+
+    /// Feeds seconds `from..=to` (one scrape a second) into the store.
+    fn feed(&self, ms: &MetricStore, from: u64, to: u64) {
+        for s in from..=to {
+            for (workload, instance, rates) in &self.0 {
+                let text: String =
+                    rates.iter().map(|(series, rate)| format!("{series} {}\n", (rate * s as f64).round())).collect();
+                let src =
+                    Source { namespace: "prod".into(), workload: workload.to_string(), instance: instance.to_string() };
+                ms.ingest(&src, s * 1000, &parse(&text).0, true, &|_: &str| -> Option<Peer> { None });
+            }
+        }
+    }
+}
+
+fn run(res: &Resources, traffic: &Traffic) -> Report {
+    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
+    traffic.feed(&ms, 0, 60);
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()) };
+    diagnose(res, &ms, &q, 60_000).unwrap()
+}
+
+fn first(report: &Report) -> (&str, &str, Severity) {
+    let f = report.findings.first().unwrap_or_else(|| panic!("no finding: {report:#?}"));
+    (f.kind.as_str(), f.subject.as_str(), f.severity)
+}
+
+fn kinds_of(report: &Report) -> Vec<(&str, &str)> {
+    report.findings.iter().map(|f| (f.kind.as_str(), f.subject.as_str())).collect()
+}
+
+/// web → api → db, every request fine, `db_ok` per second at db.
+fn healthy() -> Traffic {
+    Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", [served(5.0, 0.0, ""), call("db", 5.0, 0.0, "")].concat())
+        .add("api", "api-1", [served(5.0, 0.0, ""), call("db", 5.0, 0.0, "")].concat())
+        .add("db", "db-0", served(10.0, 0.0, ""))
+}
+
+#[test]
+fn a_healthy_mesh_has_nothing_above_info() {
+    let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &healthy());
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    assert!(report.checked.iter().any(|c| c.starts_with("nothing above info")), "{:?}", report.checked);
+}
+
+#[test]
+fn a_quiet_mesh_says_it_cannot_judge_and_blames_nobody() {
+    // 1 request in 3 fails, but there are only a few dozen of them.
+    let t = Traffic::new().add("web", "web-0", [served(0.2, 0.1, ""), call("api", 0.2, 0.1, "")].concat()).add(
+        "api",
+        "api-0",
+        served(0.2, 0.1, ""),
+    );
+    let report = run(&resources(&[]), &t);
+    assert_eq!(report.worst(), Some(Severity::Info), "{report:#?}");
+    let found = kinds_of(&report);
+    assert!(found.contains(&(kinds::LOW_CONFIDENCE, "ns/prod")), "{report:#?}");
+    assert!(found.contains(&(kinds::LOW_CONFIDENCE, "deploy/api")), "{report:#?}");
+}
+
+#[test]
+fn failures_are_blamed_on_the_deepest_workload_not_its_callers() {
+    // db fails 10% (its app); api and web fail the same requests because of it.
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.0, 1.0, ""), call("api", 9.0, 1.0, "")].concat())
+        .add("api", "api-0", [served(4.5, 0.5, ""), call("db", 4.5, 0.5, "")].concat())
+        .add("api", "api-1", [served(4.5, 0.5, ""), call("db", 4.5, 0.5, "")].concat())
+        .add("db", "db-0", served(9.0, 1.0, ""));
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::FAILING_WORKLOAD, "deploy/db", Severity::Critical), "{report:#?}");
+    assert_eq!(kinds_of(&report), [(kinds::FAILING_WORKLOAD, "deploy/db")], "callers are symptoms");
+    let f = &report.findings[0];
+    assert!((f.impact_rps - 1.0).abs() < 0.05, "{}", f.impact_rps);
+    assert!(f.evidence.iter().any(|e| e.contains("api → db")), "{:?}", f.evidence);
+    assert!(f.commands.iter().any(|c| c == "meshlens stat deploy/db -n prod"), "{:?}", f.commands);
+}
+
+#[test]
+fn retries_that_hide_a_callee_s_failures_name_the_callee_first() {
+    // db fails 15% per attempt; api retries (1.18 attempts per request), so api and web see no failures.
+    let fates = [("succeeded_first", 4.25), ("succeeded_after_retry", 0.75)];
+    let api = || {
+        [served(5.0, 0.0, ""), call("db", 5.0, 0.9, ""), route("GET /items/{id}", (5.0, 0.0, 0.0), (5.0, 0.9), &fates)]
+            .concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(10.0, 1.8, ""));
+    let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &t);
+    assert_eq!(first(&report), (kinds::FAILING_WORKLOAD, "deploy/db", Severity::Critical), "{report:#?}");
+    assert_eq!(
+        kinds_of(&report),
+        [(kinds::FAILING_WORKLOAD, "deploy/db"), (kinds::RETRY_AMPLIFICATION, "route deploy/db GET /items/{id}")]
+    );
+    assert!(report.findings[0].evidence.iter().any(|e| e.contains("its retries hide them")), "{report:#?}");
+    let retry = &report.findings[1];
+    assert!(retry.cause.contains("1.18×"), "{}", retry.cause);
+    assert!(retry.evidence.iter().any(|e| e.contains("retryRatio 0.5")), "{:?}", retry.evidence);
+}
+
+#[test]
+fn a_name_no_service_has_is_blamed_on_its_caller() {
+    let t =
+        healthy().add("api", "api-0", [served(0.0, 2.0, ""), refused("dbb.prod.svc.cluster.local:80", 2.0)].concat());
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::UNKNOWN_DESTINATION, "deploy/api", Severity::Critical), "{report:#?}");
+    assert!(report.findings[0].cause.contains("dbb.prod.svc.cluster.local:80"));
+    assert!(!kinds_of(&report).iter().any(|k| k.0 == kinds::FAILING_WORKLOAD), "{report:#?}");
+}
+
+#[test]
+fn route_timeouts_name_the_route_and_its_timeout() {
+    let api = || {
+        [
+            served(4.8, 0.2, ""),
+            call("db", 4.8, 0.2, "timeout"),
+            route("GET /items/{id}", (4.8, 0.2, 0.2), (4.8, 0.2), &[]),
+        ]
+        .concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.6, 0.4, ""), call("api", 9.6, 0.4, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(10.0, 0.0, ""));
+    let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &t);
+    assert_eq!(
+        first(&report),
+        (kinds::ROUTE_TIMEOUT, "route deploy/db GET /items/{id}", Severity::Critical),
+        "{report:#?}"
+    );
+    let f = &report.findings[0];
+    assert!(f.cause.contains("(2s)"), "{}", f.cause);
+    assert!(f.evidence.iter().any(|e| e.contains("db.profile.yaml")), "{:?}", f.evidence);
+    assert!(!kinds_of(&report).iter().any(|k| k.0 == kinds::FAILING_WORKLOAD), "{report:#?}");
+}
+
+#[test]
+fn one_failing_instance_among_healthy_peers_is_named() {
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.0, 1.0, ""), call("api", 9.0, 1.0, "")].concat())
+        .add("api", "api-0", served(5.0, 0.0, ""))
+        .add("api", "api-1", served(4.0, 1.0, ""));
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::FAILING_INSTANCE, "po/api-1", Severity::Critical), "{report:#?}");
+}
+
+#[test]
+fn malformed_responses_are_blamed_on_the_app_behind_the_rejecting_proxy() {
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.0, 1.0, ""), call("api", 9.0, 1.0, "")].concat())
+        .add("api", "api-0", [served(4.5, 0.5, ""), call("db", 4.5, 0.5, "peer:invalid_response")].concat())
+        .add("api", "api-1", [served(4.5, 0.5, ""), call("db", 4.5, 0.5, "peer:invalid_response")].concat())
+        .add("db", "db-0", served(9.0, 1.0, "invalid_response"));
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::INVALID_RESPONSE, "deploy/db", Severity::Critical), "{report:#?}");
+    assert_eq!(kinds_of(&report).len(), 1, "{report:#?}");
+}
+
+#[test]
+fn a_split_that_does_not_add_up_and_omits_a_live_backend() {
+    let t = healthy().add("db-v2", "db-v2-0", served(8.0, 0.0, ""));
+    let report = run(&resources(&[("split.yaml", SPLIT)]), &t);
+    let found = kinds_of(&report);
+    assert!(found.contains(&(kinds::SPLIT_WEIGHTS, "ts/db-split")), "{report:#?}");
+    assert!(found.contains(&(kinds::SPLIT_OMITS_BACKEND, "ts/db-split")), "{report:#?}");
+    let weights = report.findings.iter().find(|f| f.kind == kinds::SPLIT_WEIGHTS).unwrap();
+    assert!(weights.evidence.iter().any(|e| e.contains("54.5%")), "{:?}", weights.evidence);
+    let omitted = report.findings.iter().find(|f| f.kind == kinds::SPLIT_OMITS_BACKEND).unwrap();
+    assert!(omitted.cause.starts_with("db-v3 gets no traffic"), "{}", omitted.cause);
+}
+
+#[test]
+fn a_route_that_matches_nothing_while_default_carries_the_traffic() {
+    let api = || {
+        [served(5.0, 0.0, ""), call("db", 5.0, 0.0, ""), route("[DEFAULT]", (5.0, 0.0, 0.0), (5.0, 0.0), &[])].concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(10.0, 0.0, ""));
+    let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &t);
+    assert_eq!(
+        first(&report),
+        (kinds::ROUTE_MATCHES_NOTHING, "route deploy/db GET /items/{id}", Severity::Warning),
+        "{report:#?}"
+    );
+    assert!(
+        report.findings[0].cause.contains("its timeout 2s and retries never apply"),
+        "{}",
+        report.findings[0].cause
+    );
+}
+
+#[test]
+fn an_edge_that_stopped_is_reported() {
+    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
+    healthy().feed(&ms, 0, 60);
+    // Then api stops calling db (and answers from a cache).
+    Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", served(5.0, 0.0, ""))
+        .add("api", "api-1", served(5.0, 0.0, ""))
+        .feed(&ms, 61, 120);
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()) };
+    let report = diagnose(&resources(&[]), &ms, &q, 120_000).unwrap();
+    assert_eq!(first(&report), (kinds::STOPPED_EDGE, "deploy/db", Severity::Warning), "{report:#?}");
+}
+
+#[test]
+fn a_window_shorter_than_two_scrapes_is_refused() {
+    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1s".into()) };
+    assert!(diagnose(&resources(&[]), &ms, &q, 0).unwrap_err().contains("too short"));
+}

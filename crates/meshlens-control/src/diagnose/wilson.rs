@@ -18,9 +18,14 @@ pub(crate) fn interval(k: f64, n: f64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
-/// True when `failed` of `n` is surely above the failure rate `1 - objective` allows.
+/// Fewer requests than this in a window never make a success-rate finding, whatever the interval says.
+pub(crate) const MIN_REQUESTS: f64 = 50.0;
+/// Nor do fewer failures than this.
+pub(crate) const MIN_FAILURES: f64 = 5.0;
+
+/// True when `failed` of `n` is surely above the failure rate `1 - objective` allows, on enough requests.
 pub(crate) fn below_objective(failed: f64, n: f64, objective: f64) -> bool {
-    interval(failed, n).0 > 1.0 - objective
+    n >= MIN_REQUESTS && failed >= MIN_FAILURES && interval(failed, n).0 > 1.0 - objective
 }
 
 #[cfg(test)]
@@ -29,8 +34,11 @@ mod tests {
 
     #[test]
     fn few_requests_prove_nothing_many_do() {
-        // 1 failure in 10: could be 0.5% or less.
+        // 1 failure in 10, 6 in 18: too few requests to say.
         assert!(!below_objective(1.0, 10.0, 0.995));
+        assert!(!below_objective(6.0, 18.0, 0.995));
+        // 4 failures in 10 000 requests: within the objective; 5 in 200 are not.
+        assert!(below_objective(5.0, 200.0, 0.995));
         // 15% of 600: surely below 99.5%.
         assert!(below_objective(90.0, 600.0, 0.995));
         // 0.4% of 10 000 is within the objective.

@@ -73,13 +73,11 @@ fn timeouts(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
         if let Some((source, r)) = spec {
             f.evidence.push(format!("{source}: route '{}' timeout: {limit}", r.name));
         }
-        if let Some(served) = ev.served.get(workload) {
-            if let Some(p99) = served.p99_ms {
-                f.evidence.push(format!(
-                    "{workload} served p50 {:.0} ms, p99 {p99:.0} ms",
-                    served.p50_ms.unwrap_or_default()
-                ));
-            }
+        if let Some(served) = ev.served.get(workload)
+            && let Some(p99) = served.p99_ms
+        {
+            let p50 = served.p50_ms.unwrap_or_default();
+            f.evidence.push(format!("{workload} served p50 {p50:.0} ms, p99 {p99:.0} ms"));
         }
         f.commands
             .push(format!("meshlens routes deploy/{} --to svc/{service} -n {} -o wide", callers[0], ev.namespace));

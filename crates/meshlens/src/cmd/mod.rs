@@ -5,6 +5,7 @@ pub mod control;
 pub mod demo;
 pub mod demo_app;
 pub mod demo_load;
+pub mod diagnose;
 pub mod diagnostics;
 pub mod edges;
 pub mod logs;
@@ -52,6 +53,8 @@ pub enum Command {
     Edges(edges::EdgesArgs),
     /// Print a Prometheus configuration that scrapes every proxy of the mesh (for `control --prometheus-url`).
     PrometheusConfig(prometheus_config::PrometheusConfigArgs),
+    /// Find what is wrong with a namespace's traffic: ranked findings with evidence (exit 3 with --fail-on).
+    Diagnose(diagnose::DiagnoseArgs),
     /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
     Diagnostics(diagnostics::DiagnosticsArgs),
     /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Routes(args) => routes::run(args),
         Command::Edges(args) => edges::run(args),
         Command::PrometheusConfig(args) => prometheus_config::run(args),
+        Command::Diagnose(args) => diagnose::run(args),
         Command::Diagnostics(args) => diagnostics::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Logs(args) => logs::run(args),

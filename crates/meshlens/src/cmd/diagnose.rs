@@ -1,0 +1,157 @@
+//! `meshlens diagnose`: the five-step method run by the control plane (`/api/v1/diagnose`), printed as
+//! ranked findings with their evidence and the plain commands that show the same (docs/diagnose.md).
+
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::Args;
+use meshlens_api::diagnose::{Report, Severity};
+
+use super::client::{self, ControlArg};
+use super::output::{self, Format};
+
+/// The exit code when a finding meets `--fail-on`.
+pub const FAIL_ON_EXIT: u8 = 3;
+
+/// Find what is wrong with the traffic of a namespace: the root cause first, with evidence and the
+/// commands that confirm it. Nothing above "info" means nothing was found wrong.
+#[derive(Args, Debug)]
+pub struct DiagnoseArgs {
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// The window judged.
+    #[arg(short = 't', long = "time-window", default_value = "1m")]
+    time_window: String,
+    /// table (wide is the same) or json.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: Format,
+    /// Exit with code 3 when a finding is at least this severe (critical, warning, info).
+    #[arg(long, value_name = "SEVERITY", value_parser = severity)]
+    fail_on: Option<Severity>,
+    /// Give up after this long (Go-style duration).
+    #[arg(long, default_value = "60s", value_parser = budget)]
+    time_budget: Duration,
+    #[command(flatten)]
+    control: ControlArg,
+}
+
+fn severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s).ok_or_else(|| format!("'{s}': expected critical, warning or info"))
+}
+
+fn budget(s: &str) -> Result<Duration, String> {
+    meshlens_api::duration::parse(s).map_err(|e| format!("invalid time budget '{s}': {e}"))
+}
+
+pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
+    let path = format!(
+        "/api/v1/diagnose?namespace={}&window={}",
+        client::encode(&args.namespace),
+        client::encode(&args.time_window)
+    );
+    let url = args.control.url();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client::get_json::<Report>(&url, &path));
+    });
+    let report = match rx.recv_timeout(args.time_budget) {
+        Ok(r) => r?,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            return Err(anyhow!("diagnose did not finish within its time budget of {:?}", args.time_budget));
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => return Err(anyhow!("diagnose stopped without an answer")),
+    };
+    let text = if args.output == Format::Json { output::json(&report)? } else { render(&report) };
+    print!("{text}");
+    if args.fail_on.is_some_and(|min| report.worst().is_some_and(|w| w >= min)) {
+        return Ok(ExitCode::from(FAIL_ON_EXIT));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human form: each finding with its cause, evidence and commands; then what was checked.
+pub fn render(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let serious = report.findings.iter().filter(|f| f.severity > Severity::Info).count();
+    let _ = writeln!(
+        out,
+        "Namespace {}, last {}s: {}",
+        report.namespace,
+        report.window_s,
+        match serious {
+            0 => "nothing wrong found".to_string(),
+            1 => "1 finding".to_string(),
+            n => format!("{n} findings"),
+        }
+    );
+    for (i, f) in report.findings.iter().enumerate() {
+        let _ = writeln!(out, "\n{}. {} {} {}", i + 1, f.severity.as_str().to_uppercase(), f.kind, f.subject);
+        let _ = writeln!(out, "   {}", f.cause);
+        for e in &f.evidence {
+            let _ = writeln!(out, "   - {e}");
+        }
+        for c in &f.commands {
+            let _ = writeln!(out, "   $ {c}");
+        }
+    }
+    let _ = writeln!(out, "\nChecked:");
+    for c in &report.checked {
+        let _ = writeln!(out, "  {c}");
+    }
+    out
+}
+
+/// Parses `--fail-on` the way clap does (for tests of the exit-code rule).
+#[cfg(test)]
+fn fails(report: &Report, min: &str) -> bool {
+    let min = severity(min).unwrap();
+    report.worst().is_some_and(|w| w >= min)
+}
+
+#[cfg(test)]
+mod tests {
+    use meshlens_api::diagnose::{FAILING_WORKLOAD, Finding};
+
+    use super::*;
+
+    fn report(severities: &[Severity]) -> Report {
+        let findings = severities
+            .iter()
+            .map(|s| Finding {
+                severity: *s,
+                kind: FAILING_WORKLOAD.into(),
+                subject: "deploy/db".into(),
+                namespace: "prod".into(),
+                cause: "db itself answers 10.00% of its requests with failures".into(),
+                evidence: vec!["db served 600 requests".into()],
+                commands: vec!["meshlens stat deploy/db -n prod".into()],
+                impact_rps: 1.0,
+            })
+            .collect();
+        Report { namespace: "prod".into(), window_s: 60.0, findings, checked: vec!["success of 3 workloads".into()] }
+    }
+
+    #[test]
+    fn fail_on_meets_the_worst_severity() {
+        assert!(fails(&report(&[Severity::Warning]), "warning"));
+        assert!(fails(&report(&[Severity::Critical]), "warning"));
+        assert!(!fails(&report(&[Severity::Info]), "warning"));
+        assert!(!fails(&report(&[]), "info"));
+        assert!(severity("fatal").is_err());
+    }
+
+    #[test]
+    fn findings_print_with_evidence_and_commands() {
+        let text = render(&report(&[Severity::Critical]));
+        assert_eq!(
+            text,
+            "Namespace prod, last 60s: 1 finding\n\n1. CRITICAL failing-workload deploy/db\n   db itself answers 10.00% of \
+             its requests with failures\n   - db served 600 requests\n   $ meshlens stat deploy/db -n prod\n\nChecked:\n  \
+             success of 3 workloads\n"
+        );
+        assert!(render(&report(&[])).starts_with("Namespace prod, last 60s: nothing wrong found\n"));
+    }
+}

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::support::{GroupReaper, TempDir, descendants, meshlens};
 
 /// A running `meshlens up` or `meshlens demo` and everything it started (killed on drop).
-struct Running {
+pub(crate) struct Running {
     up: ChildGuard,
     _reaper: GroupReaper,
     state: TempDir,
@@ -36,7 +36,7 @@ impl Running {
     }
 
     /// `meshlens demo` with extra arguments (`--scenario …`, `--rps …`).
-    fn demo(name: &str, args: &[&str]) -> Running {
+    pub(crate) fn demo(name: &str, args: &[&str]) -> Running {
         let mut cmd = meshlens();
         cmd.args(["demo", "--control-port", "0", "--stop-grace", "5"]).args(args);
         Running::start(name, cmd, None)
@@ -59,7 +59,7 @@ impl Running {
     }
 
     /// Runs the CLI against this mesh (found through the session file): (exit code, stdout, stderr).
-    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = meshlens()
             .args(args)
             .env("XDG_STATE_HOME", self.state.path())
@@ -72,7 +72,7 @@ impl Running {
     }
 
     /// `args` with `-o json`, parsed; None while the command fails or prints no JSON.
-    fn json(&self, args: &[&str]) -> Option<Value> {
+    pub(crate) fn json(&self, args: &[&str]) -> Option<Value> {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         let (code, out, _) = self.cli(&all);
@@ -83,7 +83,7 @@ impl Running {
     }
 
     /// Polls `args` (JSON) until `ok` holds, for up to `patience`; returns the last answer.
-    fn poll(&self, args: &[&str], patience: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn poll(&self, args: &[&str], patience: Duration, ok: impl Fn(&Value) -> bool) -> Value {
         let mut poller = Poller::with_patience(patience);
         loop {
             let v = self.json(args);

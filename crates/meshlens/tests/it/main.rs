@@ -3,6 +3,7 @@
 mod accuracy;
 mod demo;
 mod demo_app;
+mod diagnose;
 mod diagnostics;
 mod evidence;
 mod logs;

@@ -120,6 +120,7 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
     let config = Arc::new(config);
     let registry = Registry::new();
     let discovery = Arc::new(Discovery::new(snapshot));
+    log.events().register(&registry);
     let ctx = Arc::new(Ctx::new(config.clone(), discovery.clone(), registry));
     let (controller, drain) = DrainController::new();
 

@@ -1,17 +1,24 @@
-//! Structured JSON logs (tracing), with the filter changeable at runtime through the admin port.
+//! Structured JSON logs (tracing), with the filter changeable at runtime through the admin port, and the
+//! recent WARN/ERROR events kept in a ring ([`ring`]) for `GET /logs` and `log_events_total`.
+
+pub mod ring;
 
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt};
 
-/// Reads and changes the log filter of a running proxy.
+pub use ring::EventRing;
+
+/// Reads and changes the log filter of a running process, and holds its recent WARN/ERROR events.
 pub trait LogLevel: Send + Sync {
     fn get(&self) -> String;
     /// Applies a tracing filter such as `info,meshlens_proxy=debug`; an invalid one changes nothing.
     fn set(&self, filter: &str) -> Result<(), String>;
+    /// The recent WARN/ERROR events of this process (or, for [`Fixed`], of what was captured for it).
+    fn events(&self) -> &Arc<EventRing>;
 }
 
-/// Installs the process-wide JSON logger on stderr. Call once, from `main`.
+/// Installs the process-wide JSON logger on stderr, with its event ring. Call once, from `main`.
 pub fn init_json(filter: &str) -> Result<Arc<dyn LogLevel>, String> {
     let env_filter = EnvFilter::try_new(filter).map_err(|e| format!("invalid log level '{filter}': {e}"))?;
     let (layer, handle) = reload::Layer::new(env_filter);
@@ -22,17 +29,20 @@ pub fn init_json(filter: &str) -> Result<Arc<dyn LogLevel>, String> {
         .with_span_list(false)
         .with_target(true)
         .with_writer(std::io::stderr);
+    let events = EventRing::new();
     tracing_subscriber::registry()
         .with(layer)
         .with(fmt)
+        .with(events.layer())
         .try_init()
         .map_err(|e| format!("cannot install logger: {e}"))?;
-    Ok(Arc::new(Reloadable { handle, current: Mutex::new(filter.to_string()) }))
+    Ok(Arc::new(Reloadable { handle, current: Mutex::new(filter.to_string()), events }))
 }
 
 struct Reloadable {
     handle: reload::Handle<EnvFilter, Registry>,
     current: Mutex<String>,
+    events: Arc<EventRing>,
 }
 
 impl LogLevel for Reloadable {
@@ -46,25 +56,45 @@ impl LogLevel for Reloadable {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = filter.to_string();
         Ok(())
     }
+
+    fn events(&self) -> &Arc<EventRing> {
+        &self.events
+    }
 }
 
 /// A log level holder for embedded proxies (tests) that do not own the process logger.
-pub struct Fixed(Mutex<String>);
+pub struct Fixed {
+    filter: Mutex<String>,
+    events: Arc<EventRing>,
+}
 
 impl Fixed {
+    /// A holder whose event ring nothing feeds.
     pub fn shared(filter: &str) -> Arc<dyn LogLevel> {
-        Arc::new(Fixed(Mutex::new(filter.to_string())))
+        Arc::new(Fixed { filter: Mutex::new(filter.to_string()), events: EventRing::new() })
+    }
+
+    /// A holder fed by every event logged on the current thread while the returned guard lives: on a
+    /// current-thread runtime, the events of the proxies started there.
+    pub fn capturing(filter: &str) -> (Arc<dyn LogLevel>, tracing::subscriber::DefaultGuard) {
+        let events = EventRing::new();
+        let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(events.layer()));
+        (Arc::new(Fixed { filter: Mutex::new(filter.to_string()), events }), guard)
     }
 }
 
 impl LogLevel for Fixed {
     fn get(&self) -> String {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.filter.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set(&self, filter: &str) -> Result<(), String> {
         EnvFilter::try_new(filter).map_err(|e| format!("invalid log level '{filter}': {e}"))?;
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = filter.to_string();
+        *self.filter.lock().unwrap_or_else(|e| e.into_inner()) = filter.to_string();
         Ok(())
+    }
+
+    fn events(&self) -> &Arc<EventRing> {
+        &self.events
     }
 }

@@ -127,8 +127,9 @@ impl ServicePolicy {
         )
     }
 
-    /// The balancer of this attempt's backend: a split's weighted pick, else the service itself.
-    pub async fn backend(&self, ctx: &Ctx, target: &Arc<Target>) -> Arc<Balancer> {
+    /// The balancer of this attempt's backend: a split's weighted pick (counted under the apex's authority),
+    /// else the service itself.
+    pub fn backend(&self, ctx: &Ctx, target: &Arc<Target>) -> Arc<Balancer> {
         let Some(backend) = self.backends.as_ref().and_then(|b| b.pick()) else {
             return target.balancer.clone();
         };
@@ -141,7 +142,7 @@ impl ServicePolicy {
         {
             return t.balancer.clone();
         }
-        match ctx.targets.resolve(ctx, &backend.authority).await {
+        match ctx.targets.leaf(ctx, &target.authority, &backend.authority) {
             Ok(t) => {
                 *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, t.clone()));
                 t.balancer.clone()

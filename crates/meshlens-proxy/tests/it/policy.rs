@@ -303,8 +303,8 @@ async fn a_tripped_breaker_keeps_traffic_off_a_failing_endpoint() {
     assert!(text.contains("endpoint_breaker_transitions_total{") && text.contains("state=\"open\"} "), "{text}");
     let (_, body) = send(proxy.listen().admin, get("/endpoints", "a")).await;
     assert!(
-        String::from_utf8_lossy(&body).contains("\"state\": \"open\"")
-            || String::from_utf8_lossy(&body).contains("\"state\": \"probation\"")
+        String::from_utf8_lossy(&body).contains("\"breaker\": \"open\"")
+            || String::from_utf8_lossy(&body).contains("\"breaker\": \"probation\"")
     );
 }
 

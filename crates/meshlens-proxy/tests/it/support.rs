@@ -67,6 +67,28 @@ pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, tempdir::
     (proxy, dir)
 }
 
+/// [`start`], with the proxy's `GET /logs` fed by the events logged on this test's thread (the proxy's,
+/// on the current-thread test runtime) while the returned guard lives.
+#[allow(dead_code)]
+pub async fn start_capturing(
+    mut config: Config,
+    snapshot: &Snapshot,
+) -> (Proxy, tempdir::TempDir, tracing::subscriber::DefaultGuard) {
+    let (dir, path) = discovery_file(snapshot);
+    config.discovery = Some(path);
+    let (log, guard) = meshlens_proxy::log::Fixed::capturing("info");
+    let proxy = meshlens_proxy::start(config, log, &meshlens_proxy::TcpBind).await.expect("proxy starts");
+    (proxy, dir, guard)
+}
+
+/// The proxy's `GET /logs?<query>`.
+#[allow(dead_code)]
+pub async fn logs(proxy: &Proxy, query: &str) -> meshlens_api::logs::LogPage {
+    let (rsp, body) = send(proxy.listen().admin, get(&format!("/logs?{query}"), "admin")).await;
+    assert_eq!(rsp.status(), 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
 /// An HTTP/1.1 connection to `addr`.
 pub async fn h1(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
     let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());

@@ -8,7 +8,7 @@ use meshlens_api::Snapshot;
 use meshlens_api::profile::{ServiceProfile, TrafficSplit};
 use meshlens_testkit::backend::{delayed, echo};
 use meshlens_testkit::prom::{find, sum};
-use meshlens_testkit::{HttpBackend, assert_eventually};
+use meshlens_testkit::{HttpBackend, RawTcpBackend, assert_eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
@@ -235,4 +235,32 @@ async fn a_real_failure_is_a_warn_served_by_logs_and_counted() {
     assert_eq!(rsp.status(), 400);
     let reason: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(reason["error"].as_str().unwrap().contains("since"), "{reason}");
+}
+
+#[tokio::test]
+async fn the_warn_for_an_invalid_upstream_response_names_the_header_and_why() {
+    let upstream = RawTcpBackend::start(|mut stream| async move {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Bad: a\rb\r\nContent-Length: 2\r\n\r\nok").await;
+    });
+    let snap = snapshot(vec![service("users", "prod", &[upstream.addr()])]);
+    let (proxy, _d, _log) = start_capturing(config(), &snap).await;
+    let (rsp, _) = send(proxy.listen().outbound, get("/", "users.prod")).await;
+    assert_eq!(rsp.status(), 502);
+    let page = logs(&proxy, "since=0").await;
+    let event = page
+        .events
+        .iter()
+        .find(|e| e.fields.get("reason").map(String::as_str) == Some("invalid_response"))
+        .unwrap_or_else(|| panic!("an invalid_response WARN: {:#?}", page.events));
+    let text = format!("{} {:?}", event.message, event.fields);
+    assert!(text.contains("X-Bad") && text.contains("control character"), "names the header and why: {text}");
+    assert!(text.contains(&upstream.addr().to_string()), "names the endpoint: {text}");
 }

@@ -56,16 +56,16 @@ impl InboundRoutes {
         self.table.store(Arc::new(Table::build(ctx)));
     }
 
-    /// Counts a request on its route; settle its response with [`Counted::respond`]. `None` when this
+    /// Counts a request on its route; settle its response with [`RouteRequest::respond`]. `None` when this
     /// workload serves no known service.
-    pub fn request<B>(&self, req: &Request<B>) -> Option<Counted> {
+    pub fn request<B>(&self, req: &Request<B>) -> Option<RouteRequest> {
         let table = self.table.load();
         let first = table.services.first()?;
         let service = request_host(req).and_then(|h| table.by_host.get(h)).map_or(first, |&i| &table.services[i]);
         let (method, path) = (req.method(), req.uri().path());
         let route = service.route(method, path).clone();
         route.metrics.request();
-        Some(Counted { route, started: Instant::now() })
+        Some(RouteRequest { route, started: Instant::now() })
     }
 }
 
@@ -79,12 +79,12 @@ impl ServiceRoutes {
 }
 
 /// A request counted on its route, waiting for its response.
-pub struct Counted {
+pub struct RouteRequest {
     route: Arc<Route>,
     started: Instant,
 }
 
-impl Counted {
+impl RouteRequest {
     /// Counts the response when its body ends (its latency is the time to its head).
     pub fn respond(self, rsp: Response<ProxyBody>) -> Response<ProxyBody> {
         let end = RouteEnd {

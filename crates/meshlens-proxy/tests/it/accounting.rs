@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use meshlens_api::Snapshot;
-use meshlens_api::profile::{ServiceProfile, TrafficSplit};
+use meshlens_api::logs::{LogEvent, LogPage};
+use meshlens_api::profile::ServiceProfile;
 use meshlens_testkit::backend::{delayed, echo};
 use meshlens_testkit::prom::{find, sum};
 use meshlens_testkit::{HttpBackend, RawTcpBackend, assert_eventually};
@@ -17,27 +18,7 @@ use crate::support::*;
 async fn split_series_carry_the_apex_authority_and_the_leaf_in_dst_service() {
     let a = HttpBackend::start(echo("a"));
     let b = HttpBackend::start(echo("b"));
-    let split: TrafficSplit = serde_saphyr::from_str(
-        "apiVersion: split.smi-spec.io/v1alpha2
-kind: TrafficSplit
-metadata: {name: items-split, namespace: prod}
-spec:
-  service: items
-  backends:
-    - {service: items-a, weight: 500}
-    - {service: items-b, weight: 500}
-",
-    )
-    .unwrap();
-    let snap = Snapshot {
-        services: vec![
-            service("items", "prod", &[]),
-            service("items-a", "prod", &[a.addr()]),
-            service("items-b", "prod", &[b.addr()]),
-        ],
-        traffic_splits: vec![split],
-        ..Snapshot::default()
-    };
+    let snap = items_split(&[("a", 500, a.addr()), ("b", 500, b.addr())]);
     let (proxy, _d) = start(config(), &snap).await;
     let mut c = h1(proxy.listen().outbound).await;
     let n = 60;
@@ -211,11 +192,7 @@ async fn a_real_failure_is_a_warn_served_by_logs_and_counted() {
     assert_eq!(rsp.status(), 502);
 
     let page = logs(&proxy, "since=0&level=warn").await;
-    let event = page
-        .events
-        .iter()
-        .find(|e| e.fields.get("reason").map(String::as_str) == Some("connect_error"))
-        .unwrap_or_else(|| panic!("a connect_error WARN: {:#?}", page.events));
+    let event = with_reason(&page, "connect_error");
     assert_eq!(event.level, "WARN");
     assert!(event.target.starts_with("meshlens_proxy"), "{event:?}");
     assert!(event.timestamp.ends_with('Z'), "{event:?}");
@@ -255,12 +232,16 @@ async fn the_warn_for_an_invalid_upstream_response_names_the_header_and_why() {
     let (rsp, _) = send(proxy.listen().outbound, get("/", "users.prod")).await;
     assert_eq!(rsp.status(), 502);
     let page = logs(&proxy, "since=0").await;
-    let event = page
-        .events
-        .iter()
-        .find(|e| e.fields.get("reason").map(String::as_str) == Some("invalid_response"))
-        .unwrap_or_else(|| panic!("an invalid_response WARN: {:#?}", page.events));
+    let event = with_reason(&page, "invalid_response");
     let text = format!("{} {:?}", event.message, event.fields);
     assert!(text.contains("X-Bad") && text.contains("control character"), "names the header and why: {text}");
     assert!(text.contains(&upstream.addr().to_string()), "names the endpoint: {text}");
+}
+
+/// The event of `page` whose `reason` is `reason`.
+fn with_reason<'a>(page: &'a LogPage, reason: &str) -> &'a LogEvent {
+    page.events
+        .iter()
+        .find(|e| e.fields.get("reason").map(String::as_str) == Some(reason))
+        .unwrap_or_else(|| panic!("an event with reason {reason}: {:#?}", page.events))
 }

@@ -36,6 +36,25 @@ pub fn snapshot(services: Vec<Service>) -> Snapshot {
     Snapshot { services, ..Snapshot::default() }
 }
 
+/// `items.prod` (no endpoints) split over `items-<leaf>.prod` services by weight, each leaf with its endpoint.
+#[allow(dead_code)]
+pub fn items_split(leaves: &[(&str, u32, SocketAddr)]) -> Snapshot {
+    let mut yaml = "apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {name: items-split, namespace: prod}
+spec:
+  service: items
+  backends:
+"
+    .to_string();
+    for (leaf, weight, _) in leaves {
+        yaml.push_str(&format!("    - {{service: items-{leaf}, weight: {weight}}}\n"));
+    }
+    let mut services = vec![service("items", "prod", &[])];
+    services.extend(leaves.iter().map(|(leaf, _, addr)| service(&format!("items-{leaf}"), "prod", &[*addr])));
+    Snapshot { services, traffic_splits: vec![serde_saphyr::from_str(&yaml).unwrap()], ..Snapshot::default() }
+}
+
 /// Writes `snapshot` to a discovery file in a temp dir (kept alive by the returned guard).
 pub fn discovery_file(snapshot: &Snapshot) -> (tempdir::TempDir, std::path::PathBuf) {
     let dir = tempdir::TempDir::new();

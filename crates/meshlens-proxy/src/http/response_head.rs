@@ -4,6 +4,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -16,19 +17,17 @@ const MAX_HEADERS: usize = 100;
 
 /// The raw head of the response being read on one connection.
 #[derive(Default)]
-pub struct HeadBytes(Mutex<Head>);
-
-#[derive(Default)]
-struct Head {
-    bytes: Vec<u8>,
-    /// The blank line that ends the head was read: nothing more is kept until the next request.
-    complete: bool,
+pub struct HeadBytes {
+    bytes: Mutex<Vec<u8>>,
+    /// The blank line that ends the head was read: nothing more is kept until the next request. Read
+    /// without the lock, so body bytes and request writes cost one atomic load.
+    complete: AtomicBool,
 }
 
 impl HeadBytes {
     /// Why the kept head is invalid, if [`diagnose`] can tell.
     pub fn diagnose(&self) -> Option<String> {
-        diagnose(&self.0.lock().unwrap_or_else(PoisonError::into_inner).bytes)
+        diagnose(&self.bytes.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -49,13 +48,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Recording<IO> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         let new = &buf.filled()[before..];
-        if !new.is_empty() {
-            let mut head = self.head.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if !head.complete && head.bytes.len() < CAP {
-                let start = head.bytes.len().saturating_sub(3);
-                let take = new.len().min(CAP - head.bytes.len());
-                head.bytes.extend_from_slice(&new[..take]);
-                head.complete = head.bytes[start..].windows(4).any(|w| w == b"\r\n\r\n");
+        if !new.is_empty() && !self.head.complete.load(Relaxed) {
+            let mut bytes = self.head.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+            if bytes.len() < CAP {
+                let start = bytes.len().saturating_sub(3);
+                let take = new.len().min(CAP - bytes.len());
+                bytes.extend_from_slice(&new[..take]);
+                if bytes[start..].windows(4).any(|w| w == b"\r\n\r\n") {
+                    self.head.complete.store(true, Relaxed);
+                }
             }
         }
         res
@@ -93,10 +94,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Recording<IO> {
 impl<IO> Recording<IO> {
     /// A request is being written after a complete response head: the next head starts afresh.
     fn next_request(&self) {
-        let mut head = self.head.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if head.complete {
-            head.bytes.clear();
-            head.complete = false;
+        if self.head.complete.load(Relaxed) {
+            self.head.bytes.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            self.head.complete.store(false, Relaxed);
         }
     }
 }

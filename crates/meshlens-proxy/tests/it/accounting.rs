@@ -50,6 +50,23 @@ async fn split_series_carry_the_apex_authority_and_the_leaf_in_dst_service() {
     for s in samples.iter().filter(|s| s.name == "request_total" && s.label("direction") == Some("outbound")) {
         assert_eq!(s.label("authority"), Some(apex), "no series names a leaf as its authority: {s:?}");
     }
+
+    // The admin view shows each leaf's balancer under the apex, with its endpoints' live state.
+    let (_, body) = send(proxy.listen().admin, get("/endpoints", "admin")).await;
+    let view: meshlens_api::diagnostics::ProxyBalancers = serde_json::from_slice(&body).unwrap();
+    for (name, backend) in [("items-a", &a), ("items-b", &b)] {
+        let leaf = format!("{name}.prod.svc.cluster.local:80");
+        let balancer = view
+            .destinations
+            .iter()
+            .find(|d| d.leaf.as_deref() == Some(leaf.as_str()))
+            .unwrap_or_else(|| panic!("a balancer for leaf {leaf}: {view:#?}"));
+        assert_eq!(balancer.authority, apex);
+        let ep = &balancer.endpoints[0];
+        assert_eq!(ep.address, backend.addr());
+        assert_eq!(ep.requests_total as usize, backend.requests(), "{ep:?}");
+        assert!(ep.ewma_ms > 0.0 && ep.in_flight == 0 && ep.breaker.is_none(), "{ep:?}");
+    }
 }
 
 const PAYMENTS_PROFILE: &str = "apiVersion: linkerd.io/v1alpha2

@@ -37,7 +37,8 @@ impl CompiledRoute {
     }
 }
 
-/// A backend service of a split, with the target it resolved to (per discovery version).
+/// A backend service of a split, with the target it resolved to (per discovery version; the apex's when
+/// it did not resolve).
 struct Backend {
     authority: String,
     resolved: Mutex<Option<(u64, Arc<Target>)>>,
@@ -148,7 +149,9 @@ impl ServicePolicy {
                 t.balancer.clone()
             }
             Err(reason) => {
-                tracing::warn!(backend = %backend.authority, reason = reason.as_str(), "split backend does not resolve; using the apex service");
+                // Said once per discovery version: until the next one, the apex serves this backend's share.
+                tracing::warn!(apex = %target.authority, backend = %backend.authority, reason = reason.as_str(), "split backend does not resolve; using the apex service");
+                *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, target.clone()));
                 target.balancer.clone()
             }
         }

@@ -262,3 +262,21 @@ fn with_reason<'a>(page: &'a LogPage, reason: &str) -> &'a LogEvent {
         .find(|e| e.fields.get("reason").map(String::as_str) == Some(reason))
         .unwrap_or_else(|| panic!("an event with reason {reason}: {:#?}", page.events))
 }
+
+#[tokio::test]
+async fn a_split_backend_that_does_not_resolve_is_warned_about_once() {
+    let apex = HttpBackend::start(echo("apex"));
+    let mut snap = items_split(&[("gone", 100, apex.addr())]);
+    snap.services.retain(|s| s.name != "items-gone");
+    snap.services[0] = service("items", "prod", &[apex.addr()]);
+    let (proxy, _d, _log) = start_capturing(config(), &snap).await;
+    let mut c = h1(proxy.listen().outbound).await;
+    for _ in 0..20 {
+        let (rsp, _) = collect(c.send_request(get("/", "items.prod")).await.unwrap()).await;
+        assert_eq!(rsp.status(), 200, "the apex serves the missing backend's share");
+    }
+    let page = logs(&proxy, "since=0").await;
+    let event = with_reason(&page, "no_route");
+    assert_eq!(event.fields["backend"], "items-gone.prod.svc.cluster.local:80", "{event:?}");
+    assert_eq!(page.events.len(), 1, "one WARN, not one per request: {:#?}", page.events);
+}

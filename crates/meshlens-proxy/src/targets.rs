@@ -288,7 +288,7 @@ pub fn endpoint(
 fn breaker_params(service: &str, cb: &meshlens_api::discovery::CircuitBreaker) -> BreakerParams {
     let duration = |s: &str, default| {
         meshlens_api::duration::parse(s).unwrap_or_else(|e| {
-            tracing::warn!(service, error = %e, "circuit breaker: invalid penalty; using the default");
+            tracing::warn!(service, reason = "invalid_circuit_breaker", error = %e, "circuit breaker: invalid penalty; using the default");
             default
         })
     };
@@ -303,7 +303,7 @@ fn breaker_params(service: &str, cb: &meshlens_api::discovery::CircuitBreaker) -
     match params.validate() {
         Ok(()) => params,
         Err(e) => {
-            tracing::warn!(service, error = %e, "circuit breaker: invalid settings; using the defaults");
+            tracing::warn!(service, reason = "invalid_circuit_breaker", error = %e, "circuit breaker: invalid settings; using the defaults");
             defaults
         }
     }

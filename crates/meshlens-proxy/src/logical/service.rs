@@ -69,13 +69,13 @@ impl ServicePolicy {
             None => None,
             Some(Ok(p)) => {
                 for w in &p.warnings {
-                    tracing::warn!(service = %sp.canonical, warning = %w, "service profile");
+                    tracing::warn!(service = %sp.canonical, reason = "profile_caveat", warning = %w, "service profile");
                 }
                 Some(p)
             }
             Some(Err(e)) => {
                 // The control plane validates profiles; one that still fails here is ignored, loudly.
-                tracing::error!(service = %sp.canonical, error = %e, "ignoring a service profile that does not compile");
+                tracing::error!(service = %sp.canonical, reason = "invalid_profile", error = %e, "ignoring a service profile that does not compile");
                 None
             }
         };
@@ -97,7 +97,7 @@ impl ServicePolicy {
             (Some(split), _) => match split_backends(split) {
                 Ok(b) => b.into_iter().map(|(name, w)| (format!("{name}{suffix}"), w)).collect(),
                 Err(e) => {
-                    tracing::error!(service = %sp.canonical, error = %e, "ignoring a traffic split");
+                    tracing::error!(service = %sp.canonical, reason = "invalid_split", error = %e, "ignoring a traffic split");
                     Vec::new()
                 }
             },

@@ -75,11 +75,47 @@ impl Fixed {
     }
 
     /// A holder fed by every event logged on the current thread while the returned guard lives: on a
-    /// current-thread runtime, the events of the proxies started there.
-    pub fn capturing(filter: &str) -> (Arc<dyn LogLevel>, tracing::subscriber::DefaultGuard) {
+    /// current-thread runtime, the events of the proxies started there (tests). The first call installs
+    /// the process-wide subscriber that hands each event to its thread's holder, unless the process
+    /// already has one (then nothing is captured).
+    pub fn capturing(filter: &str) -> (Arc<dyn LogLevel>, CaptureGuard) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let _ = tracing_subscriber::registry().with(ThreadRing).try_init();
+        });
         let events = EventRing::new();
-        let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(events.layer()));
-        (Arc::new(Fixed { filter: Mutex::new(filter.to_string()), events }), guard)
+        let previous = CAPTURE.with(|c| c.replace(Some(events.clone())));
+        (Arc::new(Fixed { filter: Mutex::new(filter.to_string()), events }), CaptureGuard(previous))
+    }
+}
+
+thread_local! {
+    /// The ring that events logged on this thread go to, while a [`CaptureGuard`] lives.
+    static CAPTURE: std::cell::RefCell<Option<Arc<EventRing>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Ends [`Fixed::capturing`] on drop (restoring the thread's previous ring, if any).
+pub struct CaptureGuard(Option<Arc<EventRing>>);
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        let _ = CAPTURE.try_with(|c| c.replace(previous));
+    }
+}
+
+/// Hands each event to the ring captured on the thread that logged it.
+struct ThreadRing;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ThreadRing {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() > tracing::Level::WARN {
+            return;
+        }
+        let ring = CAPTURE.try_with(|c| c.borrow().clone()).ok().flatten();
+        if let Some(ring) = ring {
+            ring.record(event);
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub struct HeadBytes {
     /// The blank line that ends the head was read: nothing more is kept until the next request. Read
     /// without the lock, so body bytes and request writes cost one atomic load.
     complete: AtomicBool,
+    /// The connection switched protocols (101): what follows is not HTTP, nothing more is kept.
+    upgraded: AtomicBool,
 }
 
 impl HeadBytes {
@@ -56,6 +58,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Recording<IO> {
                 bytes.extend_from_slice(&new[..take]);
                 if bytes[start..].windows(4).any(|w| w == b"\r\n\r\n") {
                     self.head.complete.store(true, Relaxed);
+                    if bytes.starts_with(b"HTTP/1.1 101") {
+                        self.head.upgraded.store(true, Relaxed);
+                        *bytes = Vec::new();
+                    }
                 }
             }
         }
@@ -94,7 +100,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Recording<IO> {
 impl<IO> Recording<IO> {
     /// A request is being written after a complete response head: the next head starts afresh.
     fn next_request(&self) {
-        if self.head.complete.load(Relaxed) {
+        if self.head.complete.load(Relaxed) && !self.head.upgraded.load(Relaxed) {
             self.head.bytes.lock().unwrap_or_else(PoisonError::into_inner).clear();
             self.head.complete.store(false, Relaxed);
         }

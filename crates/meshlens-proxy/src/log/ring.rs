@@ -106,6 +106,13 @@ pub struct RingLayer(Arc<EventRing>);
 
 impl<S: Subscriber> Layer<S> for RingLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        self.0.record(event);
+    }
+}
+
+impl EventRing {
+    /// Keeps `event` when it is a WARN or an ERROR.
+    pub(crate) fn record(&self, event: &Event<'_>) {
         let meta = event.metadata();
         let level = match *meta.level() {
             Level::ERROR => "error",
@@ -114,7 +121,7 @@ impl<S: Subscriber> Layer<S> for RingLayer {
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
-        self.0.push(level, meta.target(), fields.message, fields.other);
+        self.push(level, meta.target(), fields.message, fields.other);
     }
 }
 

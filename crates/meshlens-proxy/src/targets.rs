@@ -139,16 +139,23 @@ impl Targets {
     pub fn refresh(&self, ctx: &Ctx) {
         let index = ctx.discovery.load();
         let version = index.snapshot.version;
-        let known: Vec<(String, String)> =
+        let mut known: Vec<(String, String)> =
             self.services.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        // Services first, then split leaves: a leaf stays only while its apex's new policy still uses it.
+        known.sort_by_key(|(authority, canonical)| authority != canonical);
         for (authority, canonical) in known {
             let resolved = Authority::parse(&canonical, 80).ok().and_then(|a| index.resolve(&a, &ctx.config.namespace));
+            let leaf = authority != canonical;
+            let used = !leaf || {
+                let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+                let apex = services.get(&(authority.clone(), authority.clone()));
+                apex.and_then(|t| t.policy.as_ref()).is_some_and(|p| p.has_backend(&canonical))
+            };
             match resolved {
-                Some(sp) => {
-                    let apex = (authority != canonical).then_some(authority.as_str());
-                    self.service_as(ctx, sp, version, apex);
+                Some(sp) if used => {
+                    self.service_as(ctx, sp, version, leaf.then_some(authority.as_str()));
                 }
-                None => {
+                _ => {
                     self.services.lock().unwrap_or_else(|e| e.into_inner()).remove(&(authority, canonical));
                 }
             }

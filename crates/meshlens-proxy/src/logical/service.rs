@@ -128,6 +128,11 @@ impl ServicePolicy {
         )
     }
 
+    /// Does a split (or `dstOverrides`) of this policy send traffic to `authority` (canonical)?
+    pub fn has_backend(&self, authority: &str) -> bool {
+        self.backends.as_ref().is_some_and(|b| b.iter().any(|(backend, w)| w > 0 && backend.authority == authority))
+    }
+
     /// The balancer of this attempt's backend: a split's weighted pick (counted under the apex's authority),
     /// else the service itself.
     pub fn backend(&self, ctx: &Ctx, target: &Arc<Target>) -> Arc<Balancer> {

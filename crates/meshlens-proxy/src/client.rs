@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::http::request_body::RequestBody;
-use crate::http::response_head::{HeadBytes, Recording};
+use crate::http::response_head::HeadBytes;
 use crate::io::Counted;
 use crate::metrics::TcpTargetMetrics;
 
@@ -88,7 +88,7 @@ impl EndpointClient {
             }
         }
         let head = Arc::new(HeadBytes::default());
-        let io = Recording::new(self.connect().await?, head.clone());
+        let io = self.connect().await?.recording(head.clone());
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(self.settings.max_header_bytes.max(8192))
             .handshake(TokioIo::new(io))

@@ -1,14 +1,10 @@
-//! Why an endpoint's HTTP/1 response was invalid, in words an operator can act on: the endpoint client
-//! keeps the raw head of the response being read ([`Recording`]) and, when hyper refuses it, [`diagnose`]
-//! names the offending header and why (`header 'content-length': "12x" is not a number`).
+//! Why an endpoint's HTTP/1 response was invalid, in words an operator can act on: the endpoint client's
+//! connection keeps the raw head of the response being read ([`HeadBytes`], fed by `io::Counted`) and,
+//! when hyper refuses it, [`diagnose`] names the offending header and why
+//! (`header 'content-length': "12x" is not a number`).
 
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// The most head bytes kept (hyper refuses larger heads anyway).
 const CAP: usize = 64 * 1024;
@@ -31,78 +27,34 @@ impl HeadBytes {
     pub fn diagnose(&self) -> Option<String> {
         diagnose(&self.bytes.lock().unwrap_or_else(PoisonError::into_inner))
     }
-}
 
-/// A connection that keeps the head of each response it reads in a shared [`HeadBytes`].
-pub struct Recording<IO> {
-    inner: IO,
-    head: Arc<HeadBytes>,
-}
-
-impl<IO> Recording<IO> {
-    pub fn new(inner: IO, head: Arc<HeadBytes>) -> Self {
-        Recording { inner, head }
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Recording<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let new = &buf.filled()[before..];
-        if !new.is_empty() && !self.head.complete.load(Relaxed) {
-            let mut bytes = self.head.bytes.lock().unwrap_or_else(PoisonError::into_inner);
-            if bytes.len() < CAP {
-                let start = bytes.len().saturating_sub(3);
-                let take = new.len().min(CAP - bytes.len());
-                bytes.extend_from_slice(&new[..take]);
-                if bytes[start..].windows(4).any(|w| w == b"\r\n\r\n") {
-                    self.head.complete.store(true, Relaxed);
-                    if bytes.starts_with(b"HTTP/1.1 101") {
-                        self.head.upgraded.store(true, Relaxed);
-                        *bytes = Vec::new();
-                    }
+    /// Bytes read from the endpoint: kept until the head is complete.
+    #[inline]
+    pub fn read(&self, new: &[u8]) {
+        if new.is_empty() || self.complete.load(Relaxed) {
+            return;
+        }
+        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        if bytes.len() < CAP {
+            let start = bytes.len().saturating_sub(3);
+            let take = new.len().min(CAP - bytes.len());
+            bytes.extend_from_slice(&new[..take]);
+            if bytes[start..].windows(4).any(|w| w == b"\r\n\r\n") {
+                self.complete.store(true, Relaxed);
+                if bytes.starts_with(b"HTTP/1.1 101") {
+                    self.upgraded.store(true, Relaxed);
+                    *bytes = Vec::new();
                 }
             }
         }
-        res
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Recording<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.next_request();
-        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.next_request();
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl<IO> Recording<IO> {
     /// A request is being written after a complete response head: the next head starts afresh.
-    fn next_request(&self) {
-        if self.head.complete.load(Relaxed) && !self.head.upgraded.load(Relaxed) {
-            self.head.bytes.lock().unwrap_or_else(PoisonError::into_inner).clear();
-            self.head.complete.store(false, Relaxed);
+    #[inline]
+    pub fn write(&self) {
+        if self.complete.load(Relaxed) && !self.upgraded.load(Relaxed) {
+            self.bytes.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            self.complete.store(false, Relaxed);
         }
     }
 }

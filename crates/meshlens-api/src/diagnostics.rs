@@ -42,3 +42,51 @@ pub struct EndpointRow {
 
 /// The weight every endpoint has.
 pub const DEFAULT_WEIGHT: u32 = 10_000;
+
+/// A proxy's `GET /endpoints` (admin port): every balancer it routes with, and the live state of its
+/// endpoints as this calling workload sees them. The control plane relays it per instance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyBalancers {
+    pub destinations: Vec<BalancerState>,
+}
+
+/// One balancer: a service, a split's leaf as its apex uses it, or a passthrough destination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BalancerState {
+    /// The authority as counted in metrics (for a split's leaf: the apex the app called).
+    pub authority: String,
+    /// For a split's leaf: the leaf service's canonical authority (its `dst_service` in metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<String>,
+    pub meshed: bool,
+    pub opaque: bool,
+    /// No endpoint became ready within the failfast timeout: requests are refused until one is.
+    pub failfast: bool,
+    /// Requests waiting for a ready endpoint.
+    pub queued: u64,
+    pub endpoints: Vec<EndpointState>,
+}
+
+/// One endpoint of a balancer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointState {
+    pub address: std::net::SocketAddr,
+    /// The endpoint's metadata (exported as `dst_<key>` labels).
+    pub labels: BTreeMap<String, String>,
+    /// Connectable (not marked down after a failed connect).
+    pub ready: bool,
+    /// The balancer's peak-EWMA latency estimate, in milliseconds.
+    pub ewma_ms: f64,
+    /// Requests sent and not yet answered in full.
+    pub in_flight: u32,
+    /// Requests sent to this endpoint since the proxy started (its `request_total` series).
+    pub requests_total: u64,
+    pub idle_http1_connections: u64,
+    pub http2_connected: bool,
+    /// The circuit breaker's state (`closed`, `open`, `probation`), when the service has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<String>,
+    /// While the breaker is open: milliseconds until probation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_remaining_ms: Option<u64>,
+}

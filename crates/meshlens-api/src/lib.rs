@@ -17,6 +17,7 @@ pub mod profile;
 pub mod selector;
 pub mod stats;
 pub mod tap;
+pub mod time;
 
 pub use authority::Authority;
 pub use discovery::{Endpoint, Service, ServicePort, Snapshot};

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshlens_api::Authority;
-use meshlens_api::balancer::{CallerView, ProxyEndpoints};
+use meshlens_api::balancer::{CallerView, ProxyBalancers};
 use meshlens_api::diagnostics::{DEFAULT_WEIGHT, EndpointRow, EndpointsResponse, ProxyMetrics};
 use meshlens_api::discovery::Snapshot;
 use serde::Deserialize;
@@ -211,7 +211,7 @@ pub(crate) struct CallerBalancers {
     pub namespace: String,
     pub workload: String,
     pub pod: String,
-    pub balancers: Result<ProxyEndpoints, String>,
+    pub balancers: Result<ProxyBalancers, String>,
 }
 
 /// Every registered instance's balancers, read at once.
@@ -256,7 +256,7 @@ pub(crate) fn add_callers(
         let addr = SocketAddr::new(ip, row.port);
         for caller in callers {
             let Ok(found) = &caller.balancers else { continue };
-            for b in &found.balancers {
+            for b in &found.destinations {
                 let target = b.leaf.as_deref().unwrap_or(&b.authority);
                 let serves = Authority::parse(target, 80)
                     .ok()
@@ -265,7 +265,7 @@ pub(crate) fn add_callers(
                 if !serves {
                     continue;
                 }
-                for e in b.endpoints.iter().filter(|e| e.addr.parse::<SocketAddr>() == Ok(addr)) {
+                for e in b.endpoints.iter().filter(|e| e.address == addr) {
                     let to = |pod: Option<&str>| {
                         counts
                             .iter()

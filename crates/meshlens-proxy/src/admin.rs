@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use meshlens_api::diagnostics::{BalancerState, ProxyBalancers};
+use meshlens_api::balancer::{BalancerState, ProxyBalancers};
 use serde::Serialize;
 use tokio::net::TcpStream;
 

@@ -403,14 +403,14 @@ async fn probe(balancer: Weak<Balancer>, endpoint: Weak<Endpoint>) {
 
 impl Balancer {
     /// What `/endpoints` shows of each endpoint.
-    pub fn view(&self) -> Vec<meshlens_api::diagnostics::EndpointState> {
+    pub fn view(&self) -> Vec<meshlens_api::balancer::EndpointState> {
         self.endpoints
             .load()
             .iter()
             .map(|e| {
                 let (idle, h2) = e.client.pool_state();
                 let breaker = e.breaker.as_ref().map(Breaker::state);
-                meshlens_api::diagnostics::EndpointState {
+                meshlens_api::balancer::EndpointState {
                     address: e.addr,
                     labels: e.labels.clone(),
                     ready: e.is_ready(),

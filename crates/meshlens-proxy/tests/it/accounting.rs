@@ -53,7 +53,7 @@ async fn split_series_carry_the_apex_authority_and_the_leaf_in_dst_service() {
 
     // The admin view shows each leaf's balancer under the apex, with its endpoints' live state.
     let (_, body) = send(proxy.listen().admin, get("/endpoints", "admin")).await;
-    let view: meshlens_api::diagnostics::ProxyBalancers = serde_json::from_slice(&body).unwrap();
+    let view: meshlens_api::balancer::ProxyBalancers = serde_json::from_slice(&body).unwrap();
     for (name, backend) in [("items-a", &a), ("items-b", &b)] {
         let leaf = format!("{name}.prod.svc.cluster.local:80");
         let balancer = view

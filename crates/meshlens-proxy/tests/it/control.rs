@@ -291,7 +291,7 @@ async fn a_split_leaf_balancer_goes_when_its_split_does() {
     };
     let leaves = || async {
         let (_, body) = send(proxy.listen().admin, get("/endpoints", "admin")).await;
-        let view: meshlens_api::diagnostics::ProxyBalancers = serde_json::from_slice(&body).unwrap();
+        let view: meshlens_api::balancer::ProxyBalancers = serde_json::from_slice(&body).unwrap();
         view.destinations.into_iter().filter_map(|d| d.leaf).collect::<Vec<_>>()
     };
     control.send(&with_split(1, true));

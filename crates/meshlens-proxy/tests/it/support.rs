@@ -93,7 +93,7 @@ pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, TempDir) 
 pub async fn start_capturing(
     mut config: Config,
     snapshot: &Snapshot,
-) -> (Proxy, tempdir::TempDir, meshlens_proxy::log::CaptureGuard) {
+) -> (Proxy, TempDir, meshlens_proxy::log::CaptureGuard) {
     let (dir, path) = discovery_file(snapshot);
     config.discovery = Some(path);
     let (log, guard) = meshlens_proxy::log::Fixed::capturing("info");

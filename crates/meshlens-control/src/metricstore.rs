@@ -69,8 +69,11 @@ pub struct Key {
     /// `status_code` (HTTP and route families).
     pub status_code: String,
     /// `error`: the proxy-error reason of responses the proxy made (`timeout`, `connect_error`,
-    /// `peer:…`), empty for the app's own responses.
+    /// `peer:…`), `cancelled` for requests the caller gave up on, empty for the app's own responses.
     pub error: String,
+    /// Outbound HTTP refused before an endpoint was chosen (`no_route`, `loop`, …): no `target_addr`, no
+    /// `dst_*`; `authority` is what the app asked for.
+    pub unrouted: bool,
 }
 
 /// What one key accumulated in one slot.
@@ -84,6 +87,12 @@ struct Agg {
     write_bytes: f64,
     /// Responses the proxy made because the route timeout fired (`error="timeout"`).
     timeouts: f64,
+    /// Requests the caller gave up on (`error="cancelled"`).
+    cancelled: f64,
+    /// The smallest and largest latency the proxies reported (`_min`/`_max` gauges) with this slot's scrapes.
+    extremes: Option<(f64, f64)>,
+    /// Some latency buckets came without extremes (a proxy that does not report them): do not clamp.
+    unbounded: bool,
 }
 
 impl Agg {
@@ -93,9 +102,18 @@ impl Agg {
         self.read_bytes += o.read_bytes;
         self.write_bytes += o.write_bytes;
         self.timeouts += o.timeouts;
+        self.cancelled += o.cancelled;
+        self.unbounded |= o.unbounded;
+        if let Some((lo, hi)) = o.extremes {
+            self.extreme(lo, hi);
+        }
         for &(i, c) in &o.buckets {
             self.add_bucket(i, c);
         }
+    }
+
+    fn extreme(&mut self, lo: f64, hi: f64) {
+        self.extremes = Some(self.extremes.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
     }
 
     fn add_bucket(&mut self, i: u16, c: u32) {
@@ -150,6 +168,11 @@ struct Inner {
     bounds: Vec<f64>,
     slots: VecDeque<Slot>,
     instances: HashMap<Source, InstanceState>,
+    /// Where the data the store holds begins: its first scrape, later the end of the last slot the
+    /// retention dropped.
+    data_from: Option<u64>,
+    /// The latest scrape.
+    last_at: u64,
 }
 
 /// Sums over a window for one group.
@@ -164,6 +187,11 @@ pub struct Totals {
     pub write_bytes: f64,
     /// Route-timeout responses (routes).
     pub timeouts: f64,
+    /// Requests the caller gave up on (counted in `failure` too).
+    pub cancelled: f64,
+    /// The smallest and largest latency observed (ms), when every proxy that reported buckets reported
+    /// them: quantiles stay inside.
+    pub extremes: Option<(f64, f64)>,
     /// Currently open connections (gauge, at the last scrape of each live instance).
     pub open_connections: f64,
     /// HTTP data was seen.
@@ -184,9 +212,13 @@ impl Totals {
     }
 
     /// PromQL `histogram_quantile` over the buckets of the whole window (linear interpolation inside the
-    /// bucket; the +Inf bucket answers the highest finite bound).
+    /// bucket; the +Inf bucket answers the highest finite bound), clamped into the observed extremes.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        quantile(&self.buckets, q)
+        let v = quantile(&self.buckets, q)?;
+        Some(match self.extremes {
+            Some((lo, hi)) if lo <= hi => v.clamp(lo, hi),
+            _ => v,
+        })
     }
 }
 
@@ -280,6 +312,8 @@ impl MetricStore {
         let mut aggs: HashMap<u32, Agg> = HashMap::new();
         // key → (le, cumulative delta)
         let mut hist: HashMap<u32, Vec<(f64, f64)>> = HashMap::new();
+        // key → (min, max) latency gauges
+        let mut extremes: HashMap<u32, (f64, f64)> = HashMap::new();
         for s in samples {
             let (family, kind) = match s.name.as_str() {
                 "response_total" => (Family::Http, Kind::Class),
@@ -291,13 +325,28 @@ impl MetricStore {
                 "tcp_read_bytes_total" => (Family::Tcp, Kind::Read),
                 "tcp_write_bytes_total" => (Family::Tcp, Kind::Write),
                 "tcp_open_connections" => (Family::Tcp, Kind::Open),
+                "response_latency_ms_max" => (Family::Http, Kind::Max),
+                "response_latency_ms_min" => (Family::Http, Kind::Min),
+                "route_response_latency_ms_max" => (Family::Route, Kind::Max),
+                "route_response_latency_ms_min" => (Family::Route, Kind::Min),
                 _ => continue,
             };
             let Some(key) = key_for(src, family, s, peer) else { continue };
             let id = intern(&mut inner.keys, &mut inner.key_ids, key);
-            if kind == Kind::Open {
-                *gauges.entry(id).or_insert(0.0) += s.value;
-                continue;
+            match kind {
+                Kind::Open => {
+                    *gauges.entry(id).or_insert(0.0) += s.value;
+                    continue;
+                }
+                Kind::Max | Kind::Min => {
+                    if s.value.is_finite() && !baseline {
+                        extremes.entry(id).or_insert((f64::INFINITY, f64::NEG_INFINITY));
+                        let e = extremes.get_mut(&id).expect("just inserted");
+                        if kind == Kind::Max { e.1 = e.1.max(s.value) } else { e.0 = e.0.min(s.value) }
+                    }
+                    continue;
+                }
+                _ => {}
             }
             let sid = series_id(s);
             let prev = state.last.get(&sid).copied().unwrap_or(if baseline { s.value } else { 0.0 });
@@ -309,13 +358,18 @@ impl MetricStore {
             match kind {
                 Kind::Class => {
                     let a = aggs.entry(id).or_default();
-                    if s.label("classification") == "success" {
+                    // A cancelled request is a failure whatever its status (DESIGN.md §5).
+                    if s.label("classification") == "success"
+                        && s.label("error") != meshlens_api::labels::ERROR_CANCELLED
+                    {
                         a.success += delta;
                     } else {
                         a.failure += delta;
                     }
-                    if s.label("error") == "timeout" {
-                        a.timeouts += delta;
+                    match s.label("error") {
+                        "timeout" => a.timeouts += delta,
+                        meshlens_api::labels::ERROR_CANCELLED => a.cancelled += delta,
+                        _ => {}
                     }
                 }
                 Kind::Fate => aggs.entry(id).or_default().success += delta,
@@ -335,7 +389,7 @@ impl MetricStore {
                 }
                 Kind::Read => aggs.entry(id).or_default().read_bytes += delta,
                 Kind::Write => aggs.entry(id).or_default().write_bytes += delta,
-                Kind::Open => {}
+                Kind::Open | Kind::Max | Kind::Min => {}
             }
         }
         for (id, mut h) in hist {
@@ -350,10 +404,23 @@ impl MetricStore {
                 }
             }
         }
+        for a in aggs.values_mut().filter(|a| !a.buckets.is_empty()) {
+            a.unbounded = true;
+        }
+        for (id, (lo, hi)) in extremes {
+            if let Some(a) = aggs.get_mut(&id).filter(|a| !a.buckets.is_empty()) {
+                let lo = if lo.is_finite() { lo } else { 0.0 };
+                let hi = if hi.is_finite() { hi } else { f64::INFINITY };
+                a.extreme(lo, hi);
+                a.unbounded = lo > hi || hi.is_infinite();
+            }
+        }
         state.last = next_last;
         state.gauges = gauges;
         state.last_scrape = Some(at);
         inner.instances.insert(src.clone(), state);
+        inner.data_from.get_or_insert(at);
+        inner.last_at = inner.last_at.max(at);
 
         aggs.retain(|_, a| a.success + a.failure + a.read_bytes + a.write_bytes > 0.0 || !a.buckets.is_empty());
         if aggs.is_empty() {
@@ -385,7 +452,9 @@ impl MetricStore {
         let st = self.settings;
         let mut inner = self.lock();
         while inner.slots.front().is_some_and(|s| s.end + st.retention_ms < now) {
-            inner.slots.pop_front();
+            if let Some(dropped) = inner.slots.pop_front() {
+                inner.data_from = Some(inner.data_from.map_or(dropped.end, |f| f.max(dropped.end)));
+            }
         }
         let old = now.saturating_sub(st.compact_after_ms);
         let mut merged: VecDeque<Slot> = VecDeque::with_capacity(inner.slots.len());
@@ -413,6 +482,23 @@ impl MetricStore {
             }
         }
         inner.slots = merged;
+    }
+
+    /// How much of the window `(end - window, end]` the store holds data for (ms): the whole window once
+    /// the store is older than it; before, from its first scrape to its last (0 before any scrape).
+    pub fn covered(&self, end: u64, window: u64) -> u64 {
+        let inner = self.lock();
+        match inner.data_from {
+            None => 0,
+            Some(from) if from <= end.saturating_sub(window) => window,
+            Some(from) => end.min(inner.last_at).saturating_sub(from),
+        }
+    }
+
+    /// Says the store holds data from `at` on (a store filled with the sums of a whole window at once).
+    pub fn holds_from(&self, at: u64) {
+        let mut inner = self.lock();
+        inner.data_from = Some(inner.data_from.map_or(at, |f| f.min(at)));
     }
 
     /// Sums the window `(now - window, now]` per group; `group` selects keys (None = not wanted).
@@ -467,6 +553,8 @@ impl MetricStore {
                     read_bytes: a.read_bytes,
                     write_bytes: a.write_bytes,
                     timeouts: a.timeouts,
+                    cancelled: a.cancelled,
+                    extremes: a.extremes.filter(|_| !a.unbounded),
                     open_connections: open,
                     http,
                     tcp,
@@ -546,6 +634,9 @@ enum Kind {
     Read,
     Write,
     Open,
+    /// `_max`/`_min` latency gauges (per series, over the proxy's recent window).
+    Max,
+    Min,
 }
 
 fn intern(keys: &mut Vec<Key>, ids: &mut HashMap<Key, u32>, key: Key) -> u32 {
@@ -589,6 +680,7 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
         fate: String::new(),
         status_code: s.label("status_code").to_string(),
         error: s.label("error").to_string(),
+        unrouted: false,
     };
     match family {
         Family::Http => {
@@ -598,6 +690,7 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
                 key.dst_instance = s.label("dst_pod").to_string();
                 key.dst_service = s.label("dst_service").to_string();
                 key.authority = s.label("authority").to_string();
+                key.unrouted = key.dst_namespace.is_empty() && s.label("target_addr").is_empty();
                 // A passthrough request (no `dst_*` labels) to a meshed instance's address is meshed traffic.
                 if key.dst_namespace.is_empty()
                     && let Some(p) = peer(s.label("target_addr"))

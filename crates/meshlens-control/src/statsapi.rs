@@ -677,3 +677,7 @@ pub(crate) fn edges(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) 
     });
     Ok(rows)
 }
+
+#[cfg(test)]
+#[path = "statsapi_tests.rs"]
+mod tests;

@@ -112,7 +112,7 @@ impl Span {
     }
 
     fn coverage(&self) -> Coverage {
-        Coverage { window_s: self.window as f64 / 1000.0, covered_s: (self.covered as f64 / 100.0).round() / 10.0 }
+        Coverage { window_s: self.window as f64 / 1000.0, covered_s: self.covered as f64 / 1000.0 }
     }
 
     fn query<G: Ord + Clone>(&self, ms: &MetricStore, group: impl FnMut(&Key) -> Option<G>) -> BTreeMap<G, Totals> {

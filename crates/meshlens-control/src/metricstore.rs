@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
-use crate::promtext::Sample;
+use meshlens_api::promtext::Sample;
 
 /// Who was scraped: the source identity of every series of one `/metrics` page.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -730,7 +730,7 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::promtext::parse;
+    use meshlens_api::promtext::parse;
 
     fn src(w: &str, i: usize) -> Source {
         Source { namespace: "prod".into(), workload: w.into(), instance: format!("{w}-{i}") }

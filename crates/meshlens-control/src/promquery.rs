@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::httpget;
 use crate::metricstore::{MetricStore, Peer, Settings, Source};
-use crate::promtext::Sample;
+use meshlens_api::promtext::Sample;
 
 /// How a family is asked for.
 #[derive(Clone, Copy, PartialEq)]

@@ -630,6 +630,7 @@ pub(crate) fn edges(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) 
             // Refused before choosing an endpoint: the service asked for, when there is one (its workload;
             // no pod was chosen), else the name as asked.
             let (svc, svc_ns) = split_fqdn(&k.authority);
+            let svc_ns = if svc_ns.is_empty() { k.namespace.clone() } else { svc_ns };
             return match res.services.iter().find(|s| s.name == svc && s.namespace == svc_ns) {
                 Some(s) if kind == Kind::Deployment => {
                     Some((k.namespace.clone(), src, s.namespace.clone(), s.workload.clone(), false))

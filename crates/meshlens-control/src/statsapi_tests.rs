@@ -13,9 +13,9 @@ use super::*;
 use crate::meshdir::tests::MESH;
 use crate::metrics::Metrics;
 use crate::metricstore::{Settings, Source};
-use crate::promtext::parse;
 use crate::store::{LeaseTiming, Store};
 use crate::testutil::TempDir;
+use meshlens_api::promtext::parse;
 
 const SPLIT: &str = "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata:\n  name: orders-split\n  \
     namespace: prod\nspec:\n  service: orders\n  backends:\n    - service: orders\n      weight: 900m\n    \

@@ -524,7 +524,9 @@ impl MetricStore {
             }
         }
         let live_after = now.saturating_sub(3 * self.settings.interval_ms);
-        for st in inner.instances.values().filter(|s| s.last_scrape.is_some_and(|t| t >= live_after)) {
+        // Open connections are known only now: a window that ended earlier has none to show.
+        let live = |t: u64| t >= live_after && t <= now;
+        for st in inner.instances.values().filter(|s| s.last_scrape.is_some_and(live)) {
             for (id, v) in &st.gauges {
                 let g = groups.entry(*id).or_insert_with(|| group(&inner.keys[*id as usize]));
                 if let Some(g) = g {

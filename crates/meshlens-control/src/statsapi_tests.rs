@@ -252,6 +252,10 @@ fn resources_that_do_not_exist_are_named() {
     let mut to = q("deploy/web");
     to.to = Some("svc/nope".into());
     assert!(missing(stat(&res, &ms, &to, 12_000)).contains("service 'nope'"));
+    assert_eq!(missing(stat(&res, &ms, &q("ns/nope"), 12_000)), "namespace 'nope' not found");
+    let mut other = q("ns/prod");
+    other.namespace = Some("default".into());
+    assert_eq!(rows(stat(&res, &ms, &other, 12_000))[0]["name"], "prod", "a namespace named is found from any -n");
     // An empty namespace is no mistake: no rows (the CLI adds where workloads run).
     let mut default = q("deploy");
     default.namespace = Some("default".into());

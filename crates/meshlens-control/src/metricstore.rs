@@ -76,8 +76,8 @@ pub struct Key {
     pub unrouted: bool,
 }
 
-/// What one key accumulated in one slot.
-#[derive(Clone, Debug, Default)]
+/// What one key accumulated in one slot (72 bytes: the store holds one per key and slot).
+#[derive(Clone, Debug)]
 struct Agg {
     success: f64,
     failure: f64,
@@ -86,13 +86,30 @@ struct Agg {
     read_bytes: f64,
     write_bytes: f64,
     /// Responses the proxy made because the route timeout fired (`error="timeout"`).
-    timeouts: f64,
+    timeouts: f32,
     /// Requests the caller gave up on (`error="cancelled"`).
-    cancelled: f64,
-    /// The smallest and largest latency the proxies reported (`_min`/`_max` gauges) with this slot's scrapes.
-    extremes: Option<(f64, f64)>,
-    /// Some latency buckets came without extremes (a proxy that does not report them): do not clamp.
-    unbounded: bool,
+    cancelled: f32,
+    /// The smallest and largest latency (ms) the proxies reported (`_min`/`_max` gauges) with this slot's
+    /// scrapes: `(+inf, -inf)` when none; `max` is `+inf` when some buckets came without them (a proxy
+    /// that does not report them), so the key is not clamped. Merging is min/max either way.
+    min: f32,
+    max: f32,
+}
+
+impl Default for Agg {
+    fn default() -> Self {
+        Agg {
+            success: 0.0,
+            failure: 0.0,
+            buckets: Vec::new(),
+            read_bytes: 0.0,
+            write_bytes: 0.0,
+            timeouts: 0.0,
+            cancelled: 0.0,
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
+    }
 }
 
 impl Agg {
@@ -103,17 +120,16 @@ impl Agg {
         self.write_bytes += o.write_bytes;
         self.timeouts += o.timeouts;
         self.cancelled += o.cancelled;
-        self.unbounded |= o.unbounded;
-        if let Some((lo, hi)) = o.extremes {
-            self.extreme(lo, hi);
-        }
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
         for &(i, c) in &o.buckets {
             self.add_bucket(i, c);
         }
     }
 
-    fn extreme(&mut self, lo: f64, hi: f64) {
-        self.extremes = Some(self.extremes.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+    /// The observed (min, max), when known for everything this holds.
+    fn extremes(&self) -> Option<(f64, f64)> {
+        (self.min <= self.max && self.max.is_finite()).then(|| (f64::from(self.min), f64::from(self.max)))
     }
 
     fn add_bucket(&mut self, i: u16, c: u32) {
@@ -367,8 +383,8 @@ impl MetricStore {
                         a.failure += delta;
                     }
                     match s.label("error") {
-                        "timeout" => a.timeouts += delta,
-                        meshlens_api::labels::ERROR_CANCELLED => a.cancelled += delta,
+                        "timeout" => a.timeouts += delta as f32,
+                        meshlens_api::labels::ERROR_CANCELLED => a.cancelled += delta as f32,
                         _ => {}
                     }
                 }
@@ -404,16 +420,12 @@ impl MetricStore {
                 }
             }
         }
-        for a in aggs.values_mut().filter(|a| !a.buckets.is_empty()) {
-            a.unbounded = true;
-        }
-        for (id, (lo, hi)) in extremes {
-            if let Some(a) = aggs.get_mut(&id).filter(|a| !a.buckets.is_empty()) {
-                let lo = if lo.is_finite() { lo } else { 0.0 };
-                let hi = if hi.is_finite() { hi } else { f64::INFINITY };
-                a.extreme(lo, hi);
-                a.unbounded = lo > hi || hi.is_infinite();
-            }
+        // Buckets without both extremes: unbounded (max = +inf).
+        for (id, a) in aggs.iter_mut().filter(|(_, a)| !a.buckets.is_empty()) {
+            let (lo, hi) = extremes.get(id).copied().unwrap_or((f64::INFINITY, f64::INFINITY));
+            let hi = if lo.is_finite() && hi.is_finite() { hi } else { f64::INFINITY };
+            a.min = a.min.min(lo as f32);
+            a.max = a.max.max(hi as f32);
         }
         state.last = next_last;
         state.gauges = gauges;
@@ -554,9 +566,9 @@ impl MetricStore {
                     buckets,
                     read_bytes: a.read_bytes,
                     write_bytes: a.write_bytes,
-                    timeouts: a.timeouts,
-                    cancelled: a.cancelled,
-                    extremes: a.extremes.filter(|_| !a.unbounded),
+                    timeouts: f64::from(a.timeouts),
+                    cancelled: f64::from(a.cancelled),
+                    extremes: a.extremes(),
                     open_connections: open,
                     http,
                     tcp,
@@ -805,6 +817,35 @@ mod tests {
         assert_eq!(t.quantile(0.5), Some(60.0));
         assert_eq!(quantile(&[(0.0, 10.0, 0.0), (10.0, f64::INFINITY, 4.0)], 0.5), Some(10.0));
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    /// Quantiles stay inside the observed extremes, merged over slots by min/max; a slot whose buckets came
+    /// without them leaves the window unclamped.
+    #[test]
+    fn quantiles_are_clamped_to_the_observed_extremes() {
+        assert_eq!(std::mem::size_of::<Agg>(), 72, "one per key and slot: keep it small");
+        let store = MetricStore::new(Settings::new(1000, 3_600_000));
+        let s = src("web", 0);
+        let page = |n: u64, extremes: Option<(u64, u64)>| {
+            let mut p = page(n, 0, &[("1000", 0), ("2000", n), ("+Inf", n)]);
+            if let Some((lo, hi)) = extremes {
+                let l = "direction=\"inbound\",target_addr=\"1\",status_code=\"200\"";
+                let text = format!("response_latency_ms_max{{{l}}} {hi}\nresponse_latency_ms_min{{{l}}} {lo}\n");
+                p.extend(parse(&text).0);
+            }
+            p
+        };
+        store.ingest(&s, 1000, &page(0, None), false, &no_peer);
+        store.ingest(&s, 2000, &page(10, Some((1010, 1100))), false, &no_peer);
+        store.ingest(&s, 3000, &page(20, Some((1005, 1200))), false, &no_peer);
+        let t = &inbound(&store, 3000, 10_000)["web"];
+        assert_eq!(t.extremes, Some((1005.0, 1200.0)));
+        assert_eq!(t.quantile(0.99), Some(1200.0), "interpolated 1990, observed at most 1200");
+        assert_eq!(t.quantile(0.01), Some(1010.0), "inside the observed range: as interpolated");
+        store.ingest(&s, 4000, &page(30, None), false, &no_peer);
+        let t = &inbound(&store, 4000, 10_000)["web"];
+        assert_eq!(t.extremes, None, "buckets without extremes: not clamped");
+        assert!((t.quantile(0.99).unwrap() - 1990.0).abs() < 1e-9);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod mesh;
 pub mod meta;
 pub mod profile;
+pub mod promtext;
 pub mod selector;
 pub mod stats;
 pub mod tap;

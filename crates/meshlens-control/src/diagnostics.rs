@@ -14,10 +14,11 @@ use meshlens_api::discovery::Snapshot;
 use serde::Deserialize;
 
 use crate::api_types::Resources;
+use crate::httpget;
 use crate::metricstore::{Family, MetricStore};
 use crate::scrape::get_metrics;
 use crate::statsapi::Kind;
-use crate::{httpget, promtext};
+use meshlens_api::promtext;
 
 /// Label values `obfuscate=true` hashes (the ones that name hosts, addresses, namespaces and identities).
 const SENSITIVE: [&str; 6] = ["authority", "client_id", "server_id", "target_addr", "dst_service", "dst_namespace"];

@@ -1,42 +1,55 @@
 //! A proxy's load balancers as its admin port serves them (`GET /endpoints`): per destination, each
 //! endpoint's EWMA latency, requests in flight and in total, and circuit-breaker state.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
 
-/// The answer of a proxy's `GET /endpoints`.
+/// A proxy's `GET /endpoints` (admin port): every balancer it routes with, and the live state of its
+/// endpoints as this calling workload sees them. The control plane relays it per instance.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProxyEndpoints {
-    pub balancers: Vec<BalancerState>,
+pub struct ProxyBalancers {
+    pub destinations: Vec<BalancerState>,
 }
 
-/// One balancer: the endpoints of one destination the app called.
+/// One balancer: a service, a split's leaf as its apex uses it, or a passthrough destination.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BalancerState {
-    /// The authority the app called (a split's apex).
+    /// The authority as counted in metrics (for a split's leaf: the apex the app called).
     pub authority: String,
-    /// For a split, the leaf service this balancer serves (`ml-inference-a.prod.svc.cluster.local:80`).
+    /// For a split's leaf: the leaf service's canonical authority (its `dst_service` in metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf: Option<String>,
+    pub meshed: bool,
+    pub opaque: bool,
+    /// No endpoint became ready within the failfast timeout: requests are refused until one is.
+    pub failfast: bool,
+    /// Requests waiting for a ready endpoint.
+    pub queued: u64,
     pub endpoints: Vec<EndpointState>,
 }
 
-/// One endpoint as the balancer sees it.
+/// One endpoint of a balancer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EndpointState {
-    /// `IP:PORT`.
-    pub addr: String,
-    /// The endpoint's instance (empty when discovery does not name one).
-    #[serde(default)]
-    pub pod: String,
-    /// The exponentially weighted moving average of its response latency, in milliseconds.
+    pub address: SocketAddr,
+    /// The endpoint's metadata (exported as `dst_<key>` labels).
+    pub labels: BTreeMap<String, String>,
+    /// Connectable (not marked down after a failed connect).
+    pub ready: bool,
+    /// The balancer's peak-EWMA latency estimate, in milliseconds.
     pub ewma_ms: f64,
-    /// Requests sent to it that have not completed.
-    pub in_flight: u64,
-    /// Requests sent to it since the balancer was built.
+    /// Requests sent and not yet answered in full.
+    pub in_flight: u32,
+    /// Requests sent to this endpoint since the proxy started (its `request_total` series).
     pub requests_total: u64,
-    /// The circuit breaker: `closed`, `open` or `half-open`.
-    pub breaker: String,
-    /// While the breaker is open: how long until it lets a probe through.
+    pub idle_http1_connections: u64,
+    pub http2_connected: bool,
+    /// The circuit breaker's state (`closed`, `open`, `probation`), when the service has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<String>,
+    /// While the breaker is open: milliseconds until probation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker_remaining_ms: Option<u64>,
 }
@@ -50,9 +63,11 @@ pub struct CallerView {
     /// The calling instance.
     pub pod: String,
     pub ewma_ms: f64,
-    pub in_flight: u64,
+    pub in_flight: u32,
     pub requests_total: u64,
-    pub breaker: String,
+    /// The circuit breaker's state (`closed`, `open`, `probation`), when the service has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker_remaining_ms: Option<u64>,
     /// Of the caller's requests to the service in the window, the fraction this endpoint answered (0–1);

@@ -15,9 +15,11 @@ pub mod logs;
 pub mod mesh;
 pub mod meta;
 pub mod profile;
+pub mod promtext;
 pub mod selector;
 pub mod stats;
 pub mod tap;
+pub mod time;
 
 pub use authority::Authority;
 pub use discovery::{Endpoint, Service, ServicePort, Snapshot};

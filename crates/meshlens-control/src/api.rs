@@ -16,6 +16,7 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use meshlens_api::control::{Registration, WatchEvent};
+use meshlens_api::stats::StatQuery;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -214,49 +215,45 @@ async fn resources(State(s): State<Arc<Shared>>) -> Response {
     json(StatusCode::OK, &s.store.resources())
 }
 
-fn answer<T: serde::Serialize>(result: Result<T, String>) -> Response {
-    match result {
-        Ok(v) => json(StatusCode::OK, &v),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
-}
-
-/// The answer of a stats query over the window the query names: 400 for a bad query, 503 when Prometheus
-/// cannot be reached, 502 when it answers an error.
+/// The answer of a stats query over the window (and offset) the query names: 400 for a bad query, 404 for
+/// a resource that does not exist, 503 when Prometheus cannot be reached, 502 when it answers an error.
 async fn stats_answer<T: serde::Serialize>(
     s: &Shared,
-    window: Option<&str>,
-    query: impl FnOnce(&Resources, &MetricStore, u64) -> Result<T, String>,
+    q: &StatQuery,
+    query: impl FnOnce(&Resources, &MetricStore, u64) -> Result<T, QueryError>,
 ) -> Response {
     let resources = s.store.resources();
-    match s.stats.window(window, &resources).await {
-        Ok((store, now)) => answer(query(&resources, &store, now)),
+    match s.stats.window(q, &resources).await {
+        Ok((store, end)) => match query(&resources, &store, end) {
+            Ok(v) => json(StatusCode::OK, &v),
+            Err(e) => query_error(e),
+        },
         Err(WindowError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
         Err(WindowError::Prometheus(PromError::Unreachable(e))) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         Err(WindowError::Prometheus(PromError::Failed(e))) => error(StatusCode::BAD_GATEWAY, e),
     }
 }
 
-/// `GET /api/v1/stat?resource=deploy[/NAME][,…]&names=&namespace=&all_namespaces=&window=&to=&from=`.
-async fn stat(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQuery>, QueryRejection>) -> Response {
+/// `GET /api/v1/stat?resource=deploy[/NAME][,…]&names=&namespace=&all_namespaces=&window=&offset=&to=&from=`.
+async fn stat(State(s): State<Arc<Shared>>, query: Result<Query<StatQuery>, QueryRejection>) -> Response {
     match query {
-        Ok(Query(q)) => stats_answer(&s, q.window.as_deref(), |res, ms, now| statsapi::stat(res, ms, &q, now)).await,
+        Ok(Query(q)) => stats_answer(&s, &q, |res, ms, end| statsapi::stat(res, ms, &q, end)).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid stat query: {e}")),
     }
 }
 
-/// `GET /api/v1/routes?resource=deploy/NAME&namespace=&window=&to=&to_namespace=`.
-async fn routes(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::RoutesQuery>, QueryRejection>) -> Response {
+/// `GET /api/v1/routes?resource=deploy/NAME&namespace=&window=&offset=&to=&to_namespace=`.
+async fn routes(State(s): State<Arc<Shared>>, query: Result<Query<StatQuery>, QueryRejection>) -> Response {
     match query {
-        Ok(Query(q)) => stats_answer(&s, q.window.as_deref(), |res, ms, now| statsapi::routes(res, ms, &q, now)).await,
+        Ok(Query(q)) => stats_answer(&s, &q, |res, ms, end| statsapi::routes(res, ms, &q, end)).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid routes query: {e}")),
     }
 }
 
-/// `GET /api/v1/edges?resource=deploy|po&namespace=&all_namespaces=&window=`.
-async fn edges(State(s): State<Arc<Shared>>, query: Result<Query<statsapi::StatQuery>, QueryRejection>) -> Response {
+/// `GET /api/v1/edges?resource=deploy|po[/NAME]&namespace=&all_namespaces=&window=&offset=`.
+async fn edges(State(s): State<Arc<Shared>>, query: Result<Query<StatQuery>, QueryRejection>) -> Response {
     match query {
-        Ok(Query(q)) => stats_answer(&s, q.window.as_deref(), |_, ms, now| statsapi::edges(ms, &q, now)).await,
+        Ok(Query(q)) => stats_answer(&s, &q, |res, ms, end| statsapi::edges(res, ms, &q, end)).await,
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid edges query: {e}")),
     }
 }
@@ -302,7 +299,8 @@ async fn endpoints(
     };
     if q.balancers.unwrap_or(false) {
         let resources = s.store.resources();
-        let counts = match s.stats.window(q.window.as_deref(), &resources).await {
+        let window = meshlens_api::stats::StatQuery { window: q.window.clone(), ..Default::default() };
+        let counts = match s.stats.window(&window, &resources).await {
             Ok((store, now)) => match statsapi::window_ms(q.window.as_deref(), store.settings().interval_ms) {
                 Ok(window_ms) => diagnostics::request_counts(&store, now, window_ms),
                 Err(e) => return error(StatusCode::BAD_REQUEST, e),

@@ -8,16 +8,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshlens_api::Authority;
-use meshlens_api::balancer::{CallerView, ProxyEndpoints};
+use meshlens_api::balancer::{CallerView, ProxyBalancers};
 use meshlens_api::diagnostics::{DEFAULT_WEIGHT, EndpointRow, EndpointsResponse, ProxyMetrics};
 use meshlens_api::discovery::Snapshot;
 use serde::Deserialize;
 
 use crate::api_types::Resources;
+use crate::httpget;
 use crate::metricstore::{Family, MetricStore};
 use crate::scrape::get_metrics;
 use crate::statsapi::Kind;
-use crate::{httpget, promtext};
+use meshlens_api::promtext;
 
 /// Label values `obfuscate=true` hashes (the ones that name hosts, addresses, namespaces and identities).
 const SENSITIVE: [&str; 6] = ["authority", "client_id", "server_id", "target_addr", "dst_service", "dst_namespace"];
@@ -211,7 +212,7 @@ pub(crate) struct CallerBalancers {
     pub namespace: String,
     pub workload: String,
     pub pod: String,
-    pub balancers: Result<ProxyEndpoints, String>,
+    pub balancers: Result<ProxyBalancers, String>,
 }
 
 /// Every registered instance's balancers, read at once.
@@ -256,7 +257,7 @@ pub(crate) fn add_callers(
         let addr = SocketAddr::new(ip, row.port);
         for caller in callers {
             let Ok(found) = &caller.balancers else { continue };
-            for b in &found.balancers {
+            for b in &found.destinations {
                 let target = b.leaf.as_deref().unwrap_or(&b.authority);
                 let serves = Authority::parse(target, 80)
                     .ok()
@@ -265,7 +266,7 @@ pub(crate) fn add_callers(
                 if !serves {
                     continue;
                 }
-                for e in b.endpoints.iter().filter(|e| e.addr.parse::<SocketAddr>() == Ok(addr)) {
+                for e in b.endpoints.iter().filter(|e| e.address == addr) {
                     let to = |pod: Option<&str>| {
                         counts
                             .iter()

@@ -21,7 +21,6 @@
 //! | `api` | the HTTP API (axum) |
 //! | `metrics` | the control plane's own `/metrics` |
 //! | [`api_types`] | JSON shapes of `/api/v1/status` and `/api/v1/resources` |
-//! | `promtext` | the Prometheus text parser (what proxies serve on `/metrics`) |
 //! | `scrape` | scrapes every registered proxy into the metric store |
 //! | `metricstore` | per-scrape deltas rolled up at ingest, in time slots; window queries |
 //! | `statsapi` | `/api/v1/stat`, `/routes`, `/edges` from resources + the metric store |
@@ -46,7 +45,6 @@ mod metrics;
 mod metricstore;
 mod promquery;
 mod promsd;
-mod promtext;
 mod reload;
 mod scrape;
 mod statsapi;

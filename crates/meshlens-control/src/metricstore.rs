@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
-use crate::promtext::Sample;
+use meshlens_api::promtext::Sample;
 
 /// Who was scraped: the source identity of every series of one `/metrics` page.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,12 +69,15 @@ pub struct Key {
     /// `status_code` (HTTP and route families).
     pub status_code: String,
     /// `error`: the proxy-error reason of responses the proxy made (`timeout`, `connect_error`,
-    /// `peer:…`), empty for the app's own responses.
+    /// `peer:…`), `cancelled` for requests the caller gave up on, empty for the app's own responses.
     pub error: String,
+    /// Outbound HTTP refused before an endpoint was chosen (`no_route`, `loop`, …): no `target_addr`, no
+    /// `dst_*`; `authority` is what the app asked for.
+    pub unrouted: bool,
 }
 
-/// What one key accumulated in one slot.
-#[derive(Clone, Debug, Default)]
+/// What one key accumulated in one slot (72 bytes: the store holds one per key and slot).
+#[derive(Clone, Debug)]
 struct Agg {
     success: f64,
     failure: f64,
@@ -83,7 +86,30 @@ struct Agg {
     read_bytes: f64,
     write_bytes: f64,
     /// Responses the proxy made because the route timeout fired (`error="timeout"`).
-    timeouts: f64,
+    timeouts: f32,
+    /// Requests the caller gave up on (`error="cancelled"`).
+    cancelled: f32,
+    /// The smallest and largest latency (ms) the proxies reported (`_min`/`_max` gauges) with this slot's
+    /// scrapes: `(+inf, -inf)` when none; `max` is `+inf` when some buckets came without them (a proxy
+    /// that does not report them), so the key is not clamped. Merging is min/max either way.
+    min: f32,
+    max: f32,
+}
+
+impl Default for Agg {
+    fn default() -> Self {
+        Agg {
+            success: 0.0,
+            failure: 0.0,
+            buckets: Vec::new(),
+            read_bytes: 0.0,
+            write_bytes: 0.0,
+            timeouts: 0.0,
+            cancelled: 0.0,
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
+    }
 }
 
 impl Agg {
@@ -93,9 +119,17 @@ impl Agg {
         self.read_bytes += o.read_bytes;
         self.write_bytes += o.write_bytes;
         self.timeouts += o.timeouts;
+        self.cancelled += o.cancelled;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
         for &(i, c) in &o.buckets {
             self.add_bucket(i, c);
         }
+    }
+
+    /// The observed (min, max), when known for everything this holds.
+    fn extremes(&self) -> Option<(f64, f64)> {
+        (self.min <= self.max && self.max.is_finite()).then(|| (f64::from(self.min), f64::from(self.max)))
     }
 
     fn add_bucket(&mut self, i: u16, c: u32) {
@@ -150,6 +184,11 @@ struct Inner {
     bounds: Vec<f64>,
     slots: VecDeque<Slot>,
     instances: HashMap<Source, InstanceState>,
+    /// Where the data the store holds begins: its first scrape, later the end of the last slot the
+    /// retention dropped.
+    data_from: Option<u64>,
+    /// The latest scrape.
+    last_at: u64,
 }
 
 /// Sums over a window for one group.
@@ -164,6 +203,11 @@ pub struct Totals {
     pub write_bytes: f64,
     /// Route-timeout responses (routes).
     pub timeouts: f64,
+    /// Requests the caller gave up on (counted in `failure` too).
+    pub cancelled: f64,
+    /// The smallest and largest latency observed (ms), when every proxy that reported buckets reported
+    /// them: quantiles stay inside.
+    pub extremes: Option<(f64, f64)>,
     /// Currently open connections (gauge, at the last scrape of each live instance).
     pub open_connections: f64,
     /// HTTP data was seen.
@@ -184,9 +228,13 @@ impl Totals {
     }
 
     /// PromQL `histogram_quantile` over the buckets of the whole window (linear interpolation inside the
-    /// bucket; the +Inf bucket answers the highest finite bound).
+    /// bucket; the +Inf bucket answers the highest finite bound), clamped into the observed extremes.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        quantile(&self.buckets, q)
+        let v = quantile(&self.buckets, q)?;
+        Some(match self.extremes {
+            Some((lo, hi)) if lo <= hi => v.clamp(lo, hi),
+            _ => v,
+        })
     }
 }
 
@@ -280,6 +328,8 @@ impl MetricStore {
         let mut aggs: HashMap<u32, Agg> = HashMap::new();
         // key → (le, cumulative delta)
         let mut hist: HashMap<u32, Vec<(f64, f64)>> = HashMap::new();
+        // key → (min, max) latency gauges
+        let mut extremes: HashMap<u32, (f64, f64)> = HashMap::new();
         for s in samples {
             let (family, kind) = match s.name.as_str() {
                 "response_total" => (Family::Http, Kind::Class),
@@ -291,13 +341,28 @@ impl MetricStore {
                 "tcp_read_bytes_total" => (Family::Tcp, Kind::Read),
                 "tcp_write_bytes_total" => (Family::Tcp, Kind::Write),
                 "tcp_open_connections" => (Family::Tcp, Kind::Open),
+                "response_latency_ms_max" => (Family::Http, Kind::Max),
+                "response_latency_ms_min" => (Family::Http, Kind::Min),
+                "route_response_latency_ms_max" => (Family::Route, Kind::Max),
+                "route_response_latency_ms_min" => (Family::Route, Kind::Min),
                 _ => continue,
             };
             let Some(key) = key_for(src, family, s, peer) else { continue };
             let id = intern(&mut inner.keys, &mut inner.key_ids, key);
-            if kind == Kind::Open {
-                *gauges.entry(id).or_insert(0.0) += s.value;
-                continue;
+            match kind {
+                Kind::Open => {
+                    *gauges.entry(id).or_insert(0.0) += s.value;
+                    continue;
+                }
+                Kind::Max | Kind::Min => {
+                    if s.value.is_finite() && !baseline {
+                        extremes.entry(id).or_insert((f64::INFINITY, f64::NEG_INFINITY));
+                        let e = extremes.get_mut(&id).expect("just inserted");
+                        if kind == Kind::Max { e.1 = e.1.max(s.value) } else { e.0 = e.0.min(s.value) }
+                    }
+                    continue;
+                }
+                _ => {}
             }
             let sid = series_id(s);
             let prev = state.last.get(&sid).copied().unwrap_or(if baseline { s.value } else { 0.0 });
@@ -309,13 +374,18 @@ impl MetricStore {
             match kind {
                 Kind::Class => {
                     let a = aggs.entry(id).or_default();
-                    if s.label("classification") == "success" {
+                    // A cancelled request is a failure whatever its status (DESIGN.md §5).
+                    if s.label("classification") == "success"
+                        && s.label("error") != meshlens_api::labels::ERROR_CANCELLED
+                    {
                         a.success += delta;
                     } else {
                         a.failure += delta;
                     }
-                    if s.label("error") == "timeout" {
-                        a.timeouts += delta;
+                    match s.label("error") {
+                        "timeout" => a.timeouts += delta as f32,
+                        meshlens_api::labels::ERROR_CANCELLED => a.cancelled += delta as f32,
+                        _ => {}
                     }
                 }
                 Kind::Fate => aggs.entry(id).or_default().success += delta,
@@ -335,7 +405,7 @@ impl MetricStore {
                 }
                 Kind::Read => aggs.entry(id).or_default().read_bytes += delta,
                 Kind::Write => aggs.entry(id).or_default().write_bytes += delta,
-                Kind::Open => {}
+                Kind::Open | Kind::Max | Kind::Min => {}
             }
         }
         for (id, mut h) in hist {
@@ -350,10 +420,19 @@ impl MetricStore {
                 }
             }
         }
+        // Buckets without both extremes: unbounded (max = +inf).
+        for (id, a) in aggs.iter_mut().filter(|(_, a)| !a.buckets.is_empty()) {
+            let (lo, hi) = extremes.get(id).copied().unwrap_or((f64::INFINITY, f64::INFINITY));
+            let hi = if lo.is_finite() && hi.is_finite() { hi } else { f64::INFINITY };
+            a.min = a.min.min(lo as f32);
+            a.max = a.max.max(hi as f32);
+        }
         state.last = next_last;
         state.gauges = gauges;
         state.last_scrape = Some(at);
         inner.instances.insert(src.clone(), state);
+        inner.data_from.get_or_insert(at);
+        inner.last_at = inner.last_at.max(at);
 
         aggs.retain(|_, a| a.success + a.failure + a.read_bytes + a.write_bytes > 0.0 || !a.buckets.is_empty());
         if aggs.is_empty() {
@@ -385,7 +464,9 @@ impl MetricStore {
         let st = self.settings;
         let mut inner = self.lock();
         while inner.slots.front().is_some_and(|s| s.end + st.retention_ms < now) {
-            inner.slots.pop_front();
+            if let Some(dropped) = inner.slots.pop_front() {
+                inner.data_from = Some(inner.data_from.map_or(dropped.end, |f| f.max(dropped.end)));
+            }
         }
         let old = now.saturating_sub(st.compact_after_ms);
         let mut merged: VecDeque<Slot> = VecDeque::with_capacity(inner.slots.len());
@@ -415,6 +496,23 @@ impl MetricStore {
         inner.slots = merged;
     }
 
+    /// How much of the window `(end - window, end]` the store holds data for (ms): the whole window once
+    /// the store is older than it; before, from its first scrape to its last (0 before any scrape).
+    pub fn covered(&self, end: u64, window: u64) -> u64 {
+        let inner = self.lock();
+        match inner.data_from {
+            None => 0,
+            Some(from) if from <= end.saturating_sub(window) => window,
+            Some(from) => end.min(inner.last_at).saturating_sub(from),
+        }
+    }
+
+    /// Says the store holds data from `at` on (a store filled with the sums of a whole window at once).
+    pub fn holds_from(&self, at: u64) {
+        let mut inner = self.lock();
+        inner.data_from = Some(inner.data_from.map_or(at, |f| f.min(at)));
+    }
+
     /// Sums the window `(now - window, now]` per group; `group` selects keys (None = not wanted).
     pub fn query<G: Ord + Clone>(
         &self,
@@ -438,7 +536,9 @@ impl MetricStore {
             }
         }
         let live_after = now.saturating_sub(3 * self.settings.interval_ms);
-        for st in inner.instances.values().filter(|s| s.last_scrape.is_some_and(|t| t >= live_after)) {
+        // Open connections are known only now: a window that ended earlier has none to show.
+        let live = |t: u64| t >= live_after && t <= now;
+        for st in inner.instances.values().filter(|s| s.last_scrape.is_some_and(live)) {
             for (id, v) in &st.gauges {
                 let g = groups.entry(*id).or_insert_with(|| group(&inner.keys[*id as usize]));
                 if let Some(g) = g {
@@ -466,7 +566,9 @@ impl MetricStore {
                     buckets,
                     read_bytes: a.read_bytes,
                     write_bytes: a.write_bytes,
-                    timeouts: a.timeouts,
+                    timeouts: f64::from(a.timeouts),
+                    cancelled: f64::from(a.cancelled),
+                    extremes: a.extremes(),
                     open_connections: open,
                     http,
                     tcp,
@@ -546,6 +648,9 @@ enum Kind {
     Read,
     Write,
     Open,
+    /// `_max`/`_min` latency gauges (per series, over the proxy's recent window).
+    Max,
+    Min,
 }
 
 fn intern(keys: &mut Vec<Key>, ids: &mut HashMap<Key, u32>, key: Key) -> u32 {
@@ -589,6 +694,7 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
         fate: String::new(),
         status_code: s.label("status_code").to_string(),
         error: s.label("error").to_string(),
+        unrouted: false,
     };
     match family {
         Family::Http => {
@@ -598,6 +704,7 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
                 key.dst_instance = s.label("dst_pod").to_string();
                 key.dst_service = s.label("dst_service").to_string();
                 key.authority = s.label("authority").to_string();
+                key.unrouted = key.dst_namespace.is_empty() && s.label("target_addr").is_empty();
                 // A passthrough request (no `dst_*` labels) to a meshed instance's address is meshed traffic.
                 if key.dst_namespace.is_empty()
                     && let Some(p) = peer(s.label("target_addr"))
@@ -637,7 +744,7 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::promtext::parse;
+    use meshlens_api::promtext::parse;
 
     fn src(w: &str, i: usize) -> Source {
         Source { namespace: "prod".into(), workload: w.into(), instance: format!("{w}-{i}") }
@@ -710,6 +817,35 @@ mod tests {
         assert_eq!(t.quantile(0.5), Some(60.0));
         assert_eq!(quantile(&[(0.0, 10.0, 0.0), (10.0, f64::INFINITY, 4.0)], 0.5), Some(10.0));
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    /// Quantiles stay inside the observed extremes, merged over slots by min/max; a slot whose buckets came
+    /// without them leaves the window unclamped.
+    #[test]
+    fn quantiles_are_clamped_to_the_observed_extremes() {
+        assert_eq!(std::mem::size_of::<Agg>(), 72, "one per key and slot: keep it small");
+        let store = MetricStore::new(Settings::new(1000, 3_600_000));
+        let s = src("web", 0);
+        let page = |n: u64, extremes: Option<(u64, u64)>| {
+            let mut p = page(n, 0, &[("1000", 0), ("2000", n), ("+Inf", n)]);
+            if let Some((lo, hi)) = extremes {
+                let l = "direction=\"inbound\",target_addr=\"1\",status_code=\"200\"";
+                let text = format!("response_latency_ms_max{{{l}}} {hi}\nresponse_latency_ms_min{{{l}}} {lo}\n");
+                p.extend(parse(&text).0);
+            }
+            p
+        };
+        store.ingest(&s, 1000, &page(0, None), false, &no_peer);
+        store.ingest(&s, 2000, &page(10, Some((1010, 1100))), false, &no_peer);
+        store.ingest(&s, 3000, &page(20, Some((1005, 1200))), false, &no_peer);
+        let t = &inbound(&store, 3000, 10_000)["web"];
+        assert_eq!(t.extremes, Some((1005.0, 1200.0)));
+        assert_eq!(t.quantile(0.99), Some(1200.0), "interpolated 1990, observed at most 1200");
+        assert_eq!(t.quantile(0.01), Some(1010.0), "inside the observed range: as interpolated");
+        store.ingest(&s, 4000, &page(30, None), false, &no_peer);
+        let t = &inbound(&store, 4000, 10_000)["web"];
+        assert_eq!(t.extremes, None, "buckets without extremes: not clamped");
+        assert!((t.quantile(0.99).unwrap() - 1990.0).abs() < 1e-9);
     }
 
     #[test]

@@ -15,19 +15,35 @@ use serde::Deserialize;
 
 use crate::httpget;
 use crate::metricstore::{MetricStore, Peer, Settings, Source};
-use crate::promtext::Sample;
+use meshlens_api::promtext::Sample;
 
-/// The metric families the rollup reads; `true` for counters (asked as `increase`), `false` for gauges.
-const FAMILIES: [(&str, bool); 9] = [
-    ("response_total", true),
-    ("response_latency_ms_bucket", true),
-    ("route_response_total", true),
-    ("route_response_latency_ms_bucket", true),
-    ("route_actual_response_total", true),
-    ("route_retry_fate_total", true),
-    ("tcp_read_bytes_total", true),
-    ("tcp_write_bytes_total", true),
-    ("tcp_open_connections", false),
+/// How a family is asked for.
+#[derive(Clone, Copy, PartialEq)]
+enum Ask {
+    /// A counter: its `increase` over the window.
+    Increase,
+    /// A gauge: its current value.
+    Now,
+    /// A latency extreme gauge: its max (or min) over the window.
+    Max,
+    Min,
+}
+
+/// The metric families the rollup reads and how each is asked for.
+const FAMILIES: [(&str, Ask); 13] = [
+    ("response_total", Ask::Increase),
+    ("response_latency_ms_bucket", Ask::Increase),
+    ("response_latency_ms_max", Ask::Max),
+    ("response_latency_ms_min", Ask::Min),
+    ("route_response_total", Ask::Increase),
+    ("route_response_latency_ms_bucket", Ask::Increase),
+    ("route_response_latency_ms_max", Ask::Max),
+    ("route_response_latency_ms_min", Ask::Min),
+    ("route_actual_response_total", Ask::Increase),
+    ("route_retry_fate_total", Ask::Increase),
+    ("tcp_read_bytes_total", Ask::Increase),
+    ("tcp_write_bytes_total", Ask::Increase),
+    ("tcp_open_connections", Ask::Now),
 ];
 
 /// The target labels naming the proxy a series came from (Linkerd's, as `dst_*` names the peer).
@@ -96,16 +112,19 @@ impl Prometheus {
         self.interval_ms
     }
 
-    /// What the proxies counted in the `window_ms` before now, as a one-slot store; the second value is
-    /// the time to query it at. `peers` names the instance behind a TCP target address.
+    /// What the proxies counted in the `window_ms` ending `offset_ms` before now, as a one-slot store
+    /// that holds the whole window; the second value is the time to query it at. `peers` names the
+    /// instance behind a TCP target address.
     pub async fn window(
         &self,
         window_ms: u64,
+        offset_ms: u64,
         peers: &HashMap<SocketAddr, Peer>,
     ) -> Result<(MetricStore, u64), PromError> {
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        let asks = FAMILIES.iter().map(|&(name, counter)| async move {
-            let answer = self.instant_query(&promql(name, counter, window_ms), at).await;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let at = now - offset_ms as f64 / 1000.0;
+        let asks = FAMILIES.iter().map(|&(name, ask)| async move {
+            let answer = self.instant_query(&promql(name, ask, window_ms), at).await;
             answer.map(|series| (name, series))
         });
         let answers = futures_util::future::join_all(asks).await;
@@ -119,6 +138,7 @@ impl Prometheus {
             }
         }
         let store = MetricStore::new(Settings::new(self.interval_ms, window_ms));
+        store.holds_from(0);
         let peer = |addr: &str| addr.parse::<SocketAddr>().ok().and_then(|a| peers.get(&a).cloned());
         for (source, samples) in &by_source {
             // The values are already the increases over the window: counted from 0, in full.
@@ -147,11 +167,17 @@ impl Prometheus {
     }
 }
 
-/// `sum by (namespace, deployment, pod, …) (increase(NAME{…}[Wms]))`, or the gauge's current sum.
-fn promql(name: &str, counter: bool, window_ms: u64) -> String {
+/// `sum by (namespace, deployment, pod, …) (increase(NAME{…}[Wms]))`, the gauge's current sum, or a
+/// latency extreme's `max`/`min` over the window.
+fn promql(name: &str, ask: Ask, window_ms: u64) -> String {
     let selector = format!("{name}{{direction=~\"inbound|outbound\",namespace!=\"\",pod!=\"\"}}");
-    let inner = if counter { format!("increase({selector}[{window_ms}ms])") } else { selector };
-    format!("sum by ({}, {KEY_LABELS}) ({inner})", SOURCE_LABELS.join(", "))
+    let by = format!("{}, {KEY_LABELS}", SOURCE_LABELS.join(", "));
+    match ask {
+        Ask::Increase => format!("sum by ({by}) (increase({selector}[{window_ms}ms]))"),
+        Ask::Now => format!("sum by ({by}) ({selector})"),
+        Ask::Max => format!("max by ({by}) (max_over_time({selector}[{window_ms}ms]))"),
+        Ask::Min => format!("min by ({by}) (min_over_time({selector}[{window_ms}ms]))"),
+    }
 }
 
 fn source_of(labels: &BTreeMap<String, String>) -> Option<Source> {
@@ -249,12 +275,14 @@ mod tests {
 
     #[test]
     fn queries_sum_increases_over_the_whole_window_by_source_and_key_labels() {
-        let q = promql("response_latency_ms_bucket", true, 60_000);
+        let q = promql("response_latency_ms_bucket", Ask::Increase, 60_000);
         assert!(q.starts_with("sum by (namespace, deployment, pod, direction, "), "{q}");
         assert!(q.contains(", le) (increase(response_latency_ms_bucket{direction=~\"inbound|outbound\""), "{q}");
         assert!(q.ends_with("[60000ms]))"), "{q}");
         assert!(!q.contains("irate"));
-        let g = promql("tcp_open_connections", false, 60_000);
+        let g = promql("tcp_open_connections", Ask::Now, 60_000);
+        let m = promql("response_latency_ms_max", Ask::Max, 60_000);
+        assert!(m.starts_with("max by (namespace, ") && m.contains("(max_over_time(response_latency_ms_max{"), "{m}");
         assert!(g.ends_with("(tcp_open_connections{direction=~\"inbound|outbound\",namespace!=\"\",pod!=\"\"})"));
         assert_eq!(encode("a b{c=\"d\"}[1m]"), "a%20b%7Bc%3D%22d%22%7D%5B1m%5D");
     }
@@ -326,7 +354,7 @@ mod tests {
             "127.0.0.1:7".parse().unwrap(),
             Peer { namespace: "prod".into(), workload: "db".into(), instance: "db-0".into() },
         )]);
-        let (store, now) = prom.window(60_000, &peers).await.unwrap();
+        let (store, now) = prom.window(60_000, 0, &peers).await.unwrap();
         let http = store.query(now, 60_000, |k| (k.family == Family::Http && !k.outbound).then(|| k.workload.clone()));
         let web = &http["web"];
         assert_eq!((web.success, web.failure), (90.0, 10.0), "series without source labels are not counted");
@@ -338,7 +366,7 @@ mod tests {
         // Unreachable.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let prom = Prometheus::new(&format!("http://{closed}"), Duration::from_secs(1)).unwrap();
-        match prom.window(60_000, &peers).await {
+        match prom.window(60_000, 0, &peers).await {
             Err(PromError::Unreachable(m)) => {
                 assert!(m.starts_with(&format!("cannot reach Prometheus at http://{closed}: ")), "{m}")
             }

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use crate::api_types::Resources;
 use crate::httpget;
 use crate::metricstore::{MetricStore, Peer, Source};
-use crate::promtext;
 use crate::store::Store;
+use meshlens_api::promtext;
 
 /// Scrape timing.
 #[derive(Clone, Copy, Debug)]

@@ -7,40 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meshlens_api::labels::ERROR_CANCELLED;
 use meshlens_api::selector::Selector;
-use meshlens_api::stats::{EdgeRow, RouteNumbers, RouteRow, StatRow};
-use serde::Deserialize;
+use meshlens_api::stats::{Coverage, EdgeRow, RouteNumbers, RouteRow, StatQuery, StatRow};
 
 use crate::api_types::Resources;
-use crate::metricstore::{Family, Key, MetricStore, Totals};
-
-/// Query parameters of `/api/v1/stat` (and the common ones of routes and edges).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub(crate) struct StatQuery {
-    /// `deploy`, `deploy/NAME`, `po`, `svc`, `ns`, `all`; several separated by commas.
-    pub resource: String,
-    /// Names, comma-separated (the `TYPE NAME…` form).
-    #[serde(default)]
-    pub names: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub all_namespaces: Option<bool>,
-    /// Go-style duration, default `1m`.
-    #[serde(default)]
-    pub window: Option<String>,
-    #[serde(default)]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub to_namespace: Option<String>,
-    #[serde(default)]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub from_namespace: Option<String>,
-    /// A Kubernetes label selector (`app=web,tier!=db`): only resources whose labels match.
-    #[serde(default)]
-    pub selector: Option<String>,
-}
+use crate::diagnostics::QueryError;
+use crate::metricstore::{Family, Key, MetricStore, Totals, split_fqdn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
@@ -101,17 +74,49 @@ impl Res {
         }
     }
 
-    /// Is the destination of outbound `k` this resource?
+    /// Is the destination of outbound `k` this resource? A service is the one the app called (the
+    /// `authority`: a split's apex has its leaves' traffic) or the one that served (`dst_service`: a leaf).
     fn is_destination(&self, k: &Key) -> bool {
         match self.kind {
             Kind::Namespace => k.dst_namespace == self.name,
             Kind::Deployment => k.dst_namespace == self.namespace && k.dst_workload == self.name,
             Kind::Pod => k.dst_namespace == self.namespace && k.dst_instance == self.name,
-            Kind::Service => {
-                k.dst_namespace == self.namespace
-                    && (k.dst_service == self.name || (k.family == Family::Tcp && k.dst_workload == self.workload))
-            }
+            Kind::Service => match k.family {
+                Family::Tcp => k.dst_namespace == self.namespace && k.dst_workload == self.workload,
+                _ => {
+                    (k.dst_namespace == self.namespace && k.dst_service == self.name)
+                        || split_fqdn(&k.authority) == (self.name.clone(), self.namespace.clone())
+                }
+            },
         }
+    }
+}
+
+/// The time a query reads, `(end - window, end]`, and how much of it the store holds: rates are over
+/// the covered seconds, so a young store does not dilute them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    pub end: u64,
+    pub window: u64,
+    covered: u64,
+}
+
+impl Span {
+    pub fn new(ms: &MetricStore, q: &StatQuery, end: u64) -> Result<Span, QueryError> {
+        let window = window_ms(q.window.as_deref(), ms.settings().interval_ms).map_err(QueryError::Invalid)?;
+        Ok(Span { end, window, covered: ms.covered(end, window) })
+    }
+
+    fn rate(&self, v: f64) -> f64 {
+        (v / (self.covered.max(1) as f64 / 1000.0) * 1e6).round() / 1e6
+    }
+
+    fn coverage(&self) -> Coverage {
+        Coverage { window_s: self.window as f64 / 1000.0, covered_s: self.covered as f64 / 1000.0 }
+    }
+
+    fn query<G: Ord + Clone>(&self, ms: &MetricStore, group: impl FnMut(&Key) -> Option<G>) -> BTreeMap<G, Totals> {
+        ms.query(self.end, self.window, group)
     }
 }
 
@@ -126,6 +131,15 @@ pub(crate) fn window_ms(window: Option<&str>, interval_ms: u64) -> Result<u64, S
         ));
     }
     Ok(ms)
+}
+
+/// The `offset` parameter (ms): the window ends this much before now.
+pub(crate) fn offset_ms(offset: Option<&str>) -> Result<u64, String> {
+    offset.map_or(Ok(0), |text| {
+        meshlens_api::duration::parse(text)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|e| format!("invalid offset '{text}': {e}"))
+    })
 }
 
 /// Every resource of `kind` in scope (namespace `ns`, or all).
@@ -178,20 +192,30 @@ fn resources_of(res: &Resources, kind: Kind, ns: Option<&str>) -> Vec<(Res, Stri
     out
 }
 
-/// `TYPE/NAME` (+ its namespace) → the one resource it names.
-fn target(res: &Resources, spec: &str, ns: &str) -> Result<Res, String> {
-    let (kind, name) = spec.split_once('/').ok_or_else(|| format!("'{spec}': expected TYPE/NAME, e.g. deploy/web"))?;
-    let kind = Kind::parse(kind).ok_or_else(|| format!("'{spec}': unknown resource type '{kind}'"))?;
-    resources_of(res, kind, Some(ns))
-        .into_iter()
-        .map(|r| r.0)
-        .find(|r| r.name == name)
-        .ok_or_else(|| format!("{} '{name}' not found in namespace '{ns}'", kind.name()))
+/// `TYPE/NAME` (+ its namespace) → the one resource it names; 404 when there is none.
+fn target(res: &Resources, spec: &str, ns: &str) -> Result<Res, QueryError> {
+    let (kind, name) = spec
+        .split_once('/')
+        .ok_or_else(|| QueryError::Invalid(format!("'{spec}': expected TYPE/NAME, e.g. deploy/web")))?;
+    let kind =
+        Kind::parse(kind).ok_or_else(|| QueryError::Invalid(format!("'{spec}': unknown resource type '{kind}'")))?;
+    find(res, kind, name, ns)
+}
+
+/// The resource of `kind` named `name` in `ns`; 404 naming it when there is none.
+fn find(res: &Resources, kind: Kind, name: &str, ns: &str) -> Result<Res, QueryError> {
+    let ns = if kind == Kind::Namespace { None } else { Some(ns) };
+    resources_of(res, kind, ns).into_iter().map(|r| r.0).find(|r| r.name == name).ok_or_else(|| {
+        QueryError::NotFound(match ns {
+            Some(ns) => format!("{} '{name}' not found in namespace '{ns}'", kind.name()),
+            None => format!("namespace '{name}' not found"),
+        })
+    })
 }
 
 /// The `selector` parameter, parsed once per query (none: everything matches).
-fn selector(text: Option<&str>) -> Result<Selector, String> {
-    text.map_or_else(|| Ok(Selector::default()), |t| Selector::parse(t).map_err(|e| e.to_string()))
+fn selector(text: Option<&str>) -> Result<Selector, QueryError> {
+    text.map_or_else(|| Ok(Selector::default()), |t| Selector::parse(t).map_err(|e| QueryError::Invalid(e.to_string())))
 }
 
 /// The labels a resource has: a workload's declared labels (its instances have them too, plus what
@@ -223,11 +247,12 @@ fn round(v: Option<f64>) -> Option<u64> {
     v.map(|v| v.round().max(0.0) as u64)
 }
 
-fn rate(v: f64, secs: f64) -> f64 {
-    (v / secs * 1e6).round() / 1e6
+/// The cancellations of HTTP totals, as a count.
+fn cancelled(http: Option<&Totals>) -> Option<u64> {
+    http.map(|t| t.cancelled.round().max(0.0) as u64)
 }
 
-fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, secs: f64) -> StatRow {
+fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, span: &Span) -> StatRow {
     let http = http.filter(|t| t.http);
     let tcp = if r.kind == Kind::Service { None } else { tcp };
     StatRow {
@@ -236,31 +261,42 @@ fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, sec
         name: r.name.clone(),
         meshed,
         success: http.and_then(Totals::success_rate),
-        rps: http.map(|t| rate(t.requests(), secs)),
+        rps: http.map(|t| span.rate(t.requests())),
         latency_ms_p50: round(http.and_then(|t| t.quantile(0.5))),
         latency_ms_p95: round(http.and_then(|t| t.quantile(0.95))),
         latency_ms_p99: round(http.and_then(|t| t.quantile(0.99))),
         tcp_open_connections: tcp.map(|t| t.open_connections.max(0.0) as u64),
-        tcp_read_bytes_rate: tcp.map(|t| rate(t.read_bytes, secs)),
-        tcp_write_bytes_rate: tcp.map(|t| rate(t.write_bytes, secs)),
+        tcp_read_bytes_rate: tcp.map(|t| span.rate(t.read_bytes)),
+        tcp_write_bytes_rate: tcp.map(|t| span.rate(t.write_bytes)),
+        cancelled: cancelled(http),
         proxy_errors: None,
         apex: None,
         leaf: None,
         weight: None,
+        share: None,
+        coverage: span.coverage(),
     }
 }
 
-/// `ts`: one row per TrafficSplit leaf, from the clients' requests to the apex that went to that leaf.
+/// `ts`: one row per TrafficSplit leaf, from the clients' requests to the apex (`authority`) that went to
+/// that leaf (`dst_service`); `share` is the leaf's part of its split's requests. 404 for a split named
+/// but not found.
 fn split_rows(
     res: &Resources,
     ms: &MetricStore,
-    scope: Option<&str>,
-    names: &[String],
+    (scope, names): (Option<&str>, &[String]),
     selector: &Selector,
     from: Option<&Res>,
-    (now, window): (u64, u64),
-) -> Vec<StatRow> {
-    let secs = window as f64 / 1000.0;
+    span: &Span,
+) -> Result<Vec<StatRow>, QueryError> {
+    struct Leaf {
+        ns: String,
+        split: String,
+        apex: String,
+        leaf: String,
+        weight: Option<f64>,
+    }
+    let short = |s: &str| s.split('.').next().unwrap_or_default().to_string();
     let mut leaves = Vec::new();
     for ts in &res.traffic_splits {
         let split = &ts.traffic_split;
@@ -271,42 +307,55 @@ fn split_rows(
         {
             continue;
         }
-        let apex = split.spec.service.split('.').next().unwrap_or_default().to_string();
         for b in &split.spec.backends {
-            let leaf = b.service.split('.').next().unwrap_or_default().to_string();
-            leaves.push((ns.clone(), split.metadata.name.clone(), apex.clone(), leaf, b.weight.to_string()));
+            leaves.push(Leaf {
+                ns: ns.clone(),
+                split: split.metadata.name.clone(),
+                apex: short(&split.spec.service),
+                leaf: short(&b.service),
+                weight: b.weight.milli_value().map(|m| m as f64 / 1000.0),
+            });
         }
     }
-    let totals = ms.query(now, window, |k| {
+    if let Some(missing) = names.iter().find(|n| !leaves.iter().any(|l| &l.split == *n)) {
+        let ns = scope.map_or_else(|| "any namespace".to_string(), |s| format!("namespace '{s}'"));
+        return Err(QueryError::NotFound(format!("trafficsplit '{missing}' not found in {ns}")));
+    }
+    let totals = span.query(ms, |k| {
         if k.family != Family::Http || !k.outbound || from.is_some_and(|f| !f.is_source(k)) {
             return None;
         }
-        leaves.iter().position(|(ns, _, apex, leaf, _)| {
-            k.dst_namespace == *ns && k.dst_service == *leaf && k.authority.starts_with(&format!("{apex}.{ns}."))
-        })
+        let (apex, ns) = split_fqdn(&k.authority);
+        leaves.iter().position(|l| k.dst_namespace == l.ns && k.dst_service == l.leaf && apex == l.apex && ns == l.ns)
     });
-    leaves
+    let sent = |split: &str, ns: &str| -> f64 {
+        let of_split = leaves.iter().enumerate().filter(|(_, l)| l.split == split && l.ns == ns);
+        of_split.filter_map(|(i, _)| totals.get(&i)).map(Totals::requests).sum()
+    };
+    Ok(leaves
         .iter()
         .enumerate()
-        .map(|(i, (ns, name, apex, leaf, weight))| {
-            let r = Res { kind: Kind::Service, namespace: ns.clone(), name: name.clone(), workload: String::new() };
-            let mut row = row(&r, "-".into(), totals.get(&i), None, secs);
+        .map(|(i, l)| {
+            let r =
+                Res { kind: Kind::Service, namespace: l.ns.clone(), name: l.split.clone(), workload: String::new() };
+            let http = totals.get(&i).filter(|t| t.http);
+            let mut row = row(&r, "-".into(), http, None, span);
             row.kind = "trafficsplit".into();
-            row.tcp_open_connections = None;
-            row.apex = Some(apex.clone());
-            row.leaf = Some(leaf.clone());
-            row.weight = Some(weight.clone());
+            row.apex = Some(l.apex.clone());
+            row.leaf = Some(l.leaf.clone());
+            row.weight = l.weight;
+            let all = sent(&l.split, &l.ns);
+            row.share = (all > 0.0).then(|| http.map_or(0.0, Totals::requests) / all);
             row
         })
-        .collect()
+        .collect())
 }
 
 /// `/api/v1/stat`.
-pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<StatRow>, String> {
-    let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
-    let secs = window as f64 / 1000.0;
+pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -> Result<Vec<StatRow>, QueryError> {
+    let span = Span::new(ms, q, end)?;
     if q.to.is_some() && q.from.is_some() {
-        return Err("--to and --from cannot be used together".into());
+        return Err(QueryError::Invalid("--to and --from cannot be used together".into()));
     }
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let scope = if q.all_namespaces.unwrap_or(false) { None } else { Some(ns.as_str()) };
@@ -333,7 +382,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         let ks: Vec<Kind> = if kind == "all" {
             vec![Kind::Deployment, Kind::Pod, Kind::Service]
         } else {
-            vec![Kind::parse(kind).ok_or_else(|| format!("unknown resource type '{kind}'"))?]
+            vec![Kind::parse(kind).ok_or_else(|| QueryError::Invalid(format!("unknown resource type '{kind}'")))?]
         };
         for k in ks {
             if !kinds.contains(&k) {
@@ -348,16 +397,29 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         }
     }
     if kinds.is_empty() && !splits {
-        return Err("no resource type given (e.g. resource=deploy)".into());
+        return Err(QueryError::Invalid("no resource type given (e.g. resource=deploy)".into()));
     }
     if splits && to.is_some() {
-        return Err("trafficsplits cannot be used with --to".into());
+        return Err(QueryError::Invalid("trafficsplits cannot be used with --to".into()));
+    }
+    // A resource named but not there is a mistake to answer (`all/NAME`: not there as any kind).
+    let every = q.resource.split(',').any(|s| s == "all" || s.starts_with("all/"));
+    // A namespace named is found whatever `namespace` says (`stat ns/prod`).
+    let scope_of = |k: Kind, named: bool| if k == Kind::Namespace && named { None } else { scope };
+    for (kind, name) in &wanted {
+        let there = |k: Kind| resources_of(res, k, scope_of(k, true)).iter().any(|r| &r.0.name == name);
+        if !there(*kind) && (!every || ![Kind::Deployment, Kind::Pod, Kind::Service].into_iter().any(there)) {
+            return Err(QueryError::NotFound(match scope_of(*kind, true) {
+                Some(ns) => format!("{} '{name}' not found in namespace '{ns}'", kind.name()),
+                None => format!("{} '{name}' not found", kind.name()),
+            }));
+        }
     }
 
     let mut rows = Vec::new();
     for kind in kinds {
-        let mut list = resources_of(res, kind, scope);
         let named: Vec<&String> = wanted.iter().filter(|w| w.0 == kind).map(|w| &w.1).collect();
+        let mut list = resources_of(res, kind, scope_of(kind, !named.is_empty()));
         if !named.is_empty() {
             list.retain(|r| named.contains(&&r.0.name));
         }
@@ -370,15 +432,23 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
                 _ => !k.outbound && r.is_source(k),
             }
         };
-        let http = ms.query(now, window, |k| {
-            (k.family == Family::Http).then(|| list.iter().position(|r| matches(&r.0, k))).flatten()
-        });
-        let tcp = ms.query(now, window, |k| {
-            (k.family == Family::Tcp).then(|| list.iter().position(|r| matches(&r.0, k))).flatten()
-        });
-        let errors = ms.query(now, window, |k| {
-            (k.family == Family::Http && !k.error.is_empty())
-                .then(|| list.iter().position(|r| matches(&r.0, k)).map(|i| (i, k.error.clone())))
+        // A workload's (or pod's) own refusals: requests its proxy answered before choosing an endpoint.
+        let refused_by = |r: &Res, k: &Key| {
+            to.is_none()
+                && from.is_none()
+                && matches!(r.kind, Kind::Deployment | Kind::Pod)
+                && k.unrouted
+                && r.is_source(k)
+        };
+        let http = span
+            .query(ms, |k| (k.family == Family::Http).then(|| list.iter().position(|r| matches(&r.0, k))).flatten());
+        let tcp =
+            span.query(ms, |k| (k.family == Family::Tcp).then(|| list.iter().position(|r| matches(&r.0, k))).flatten());
+        let errors = span.query(ms, |k| {
+            (k.family == Family::Http && !k.error.is_empty() && k.error != ERROR_CANCELLED)
+                .then(|| {
+                    list.iter().position(|r| matches(&r.0, k) || refused_by(&r.0, k)).map(|i| (i, k.error.clone()))
+                })
                 .flatten()
         });
         for (i, (r, meshed)) in list.iter().enumerate() {
@@ -386,7 +456,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
             if from.is_some() && !seen {
                 continue;
             }
-            let mut row = row(r, meshed.clone(), http.get(&i), tcp.get(&i), secs);
+            let mut row = row(r, meshed.clone(), http.get(&i), tcp.get(&i), &span);
             let errs: BTreeMap<String, u64> = errors
                 .iter()
                 .filter(|((j, _), t)| *j == i && t.failure + t.success > 0.0)
@@ -397,39 +467,22 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, now: u64) -
         }
     }
     if splits {
-        rows.extend(split_rows(res, ms, scope, &split_names, &selector, from.as_ref(), (now, window)));
+        rows.extend(split_rows(res, ms, (scope, &split_names), &selector, from.as_ref(), &span)?);
     }
     Ok(rows)
 }
 
-/// Query parameters of `/api/v1/routes`.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub(crate) struct RoutesQuery {
-    /// `deploy/NAME` or `svc/NAME`.
-    pub resource: String,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub window: Option<String>,
-    #[serde(default)]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub to_namespace: Option<String>,
-    /// A label selector the resource must match (else there are no rows).
-    #[serde(default)]
-    pub selector: Option<String>,
-}
-
 /// `/api/v1/routes`: the profiled routes of the services behind the target (the resource itself, or
-/// `to`), every declared route plus `[DEFAULT]`, `-` when a route saw nothing.
+/// `to`), every declared route plus `[DEFAULT]`, `-` when a route saw nothing. Without `to`, what the
+/// resource's own proxies served (inbound route series: every caller, meshed or not); with `to`, the
+/// resource's requests to it (outbound).
 pub(crate) fn routes(
     res: &Resources,
     ms: &MetricStore,
-    q: &RoutesQuery,
-    now: u64,
-) -> Result<BTreeMap<String, Vec<RouteRow>>, String> {
-    let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
-    let secs = window as f64 / 1000.0;
+    q: &StatQuery,
+    end: u64,
+) -> Result<BTreeMap<String, Vec<RouteRow>>, QueryError> {
+    let span = Span::new(ms, q, end)?;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let source = target(res, &q.resource, &ns)?;
     if !selector(q.selector.as_deref())?.matches(&labels_of(res, &source)) {
@@ -460,16 +513,15 @@ pub(crate) fn routes(
         declared.insert((authority, "[DEFAULT]".into()));
     }
     let want = |k: &Key| {
-        k.outbound
+        k.outbound == to.is_some()
             && services.iter().any(|s| s.name == k.dst_service && s.namespace == k.dst_namespace)
-            && (to.is_none() || source.is_source(k))
+            && source.is_source(k)
     };
-    let effective = ms
-        .query(now, window, |k| (k.family == Family::Route && want(k)).then(|| (k.authority.clone(), k.route.clone())));
-    let actual = ms.query(now, window, |k| {
-        (k.family == Family::RouteActual && want(k)).then(|| (k.authority.clone(), k.route.clone()))
-    });
-    let fates = ms.query(now, window, |k| {
+    let effective =
+        span.query(ms, |k| (k.family == Family::Route && want(k)).then(|| (k.authority.clone(), k.route.clone())));
+    let actual = span
+        .query(ms, |k| (k.family == Family::RouteActual && want(k)).then(|| (k.authority.clone(), k.route.clone())));
+    let fates = span.query(ms, |k| {
         (k.family == Family::RetryFate && to.is_some() && want(k))
             .then(|| (k.authority.clone(), k.route.clone(), k.fate.clone()))
     });
@@ -482,12 +534,12 @@ pub(crate) fn routes(
         let numbers = if to.is_some() {
             RouteNumbers::ToTarget {
                 effective_success: e.and_then(Totals::success_rate),
-                effective_rps: e.map(|t| rate(t.requests(), secs)),
+                effective_rps: e.map(|t| span.rate(t.requests())),
                 actual_success: a.and_then(Totals::success_rate),
-                actual_rps: a.map(|t| rate(t.requests(), secs)),
+                actual_rps: a.map(|t| span.rate(t.requests())),
             }
         } else {
-            RouteNumbers::Plain { success: e.and_then(Totals::success_rate), rps: e.map(|t| rate(t.requests(), secs)) }
+            RouteNumbers::Plain { success: e.and_then(Totals::success_rate), rps: e.map(|t| span.rate(t.requests())) }
         };
         rows.push(RouteRow {
             route: key.1.clone(),
@@ -496,6 +548,7 @@ pub(crate) fn routes(
             latency_ms_p50: round(e.and_then(|t| t.quantile(0.5))),
             latency_ms_p95: round(e.and_then(|t| t.quantile(0.95))),
             latency_ms_p99: round(e.and_then(|t| t.quantile(0.99))),
+            cancelled: cancelled(e),
             timeouts: to.is_some().then(|| effective.get(&key).map_or(0, |t| t.timeouts.round() as u64)),
             retry_fates: to.is_some().then(|| {
                 fates
@@ -504,6 +557,7 @@ pub(crate) fn routes(
                     .map(|((_, _, f), t)| (f.clone(), t.success.round() as u64))
                     .collect()
             }),
+            coverage: span.coverage(),
         });
     }
     let mut out = BTreeMap::new();
@@ -518,26 +572,38 @@ const UNMESHED_MIN_SHARE: f64 = 0.01;
 const UNMESHED_MIN_REQUESTS: f64 = 2.0;
 
 /// `/api/v1/edges`: every source → destination pair with traffic (HTTP or TCP) in the window, or a
-/// connection open now. `resource` is `deploy` or `po`.
+/// connection open now. `resource` is `deploy` or `po`, or `deploy/NAME`/`po/NAME` for the edges from or
+/// to that one resource (404 when it does not exist).
 ///
-/// Unmeshed peers, as far as the metrics can tell:
+/// Unmeshed and unknown peers, as far as the metrics can tell:
 /// - an unmeshed destination is outbound traffic without `dst_*` labels whose address is no meshed
 ///   instance (passthrough): named by its authority (HTTP) or address (TCP);
+/// - an unknown destination is a name no service has, which the source's proxy refused before choosing an
+///   endpoint (`no_route`, …): named by what the app asked for, `dst_unknown: true`;
 /// - an unmeshed source is inferred, per destination, from HTTP requests it served (inbound) beyond the
 ///   attempts meshed clients sent it (outbound, per attempt) in the same window. Inbound metrics carry
 ///   no client identity, so unmeshed clients are one edge per destination, and opaque TCP from unmeshed
 ///   clients is not shown.
-pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<EdgeRow>, String> {
-    let window = window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
-    let kind = Kind::parse(&q.resource).ok_or_else(|| format!("unknown resource type '{}'", q.resource))?;
+pub(crate) fn edges(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -> Result<Vec<EdgeRow>, QueryError> {
+    let span = Span::new(ms, q, end)?;
+    let (kind_text, named) = match q.resource.split_once('/') {
+        Some((k, n)) => (k, Some(n)),
+        None => (q.resource.as_str(), None),
+    };
+    let kind =
+        Kind::parse(kind_text).ok_or_else(|| QueryError::Invalid(format!("unknown resource type '{}'", q.resource)))?;
     if !matches!(kind, Kind::Deployment | Kind::Pod) {
-        return Err(format!("edges works on deploy or po, not '{}'", q.resource));
+        return Err(QueryError::Invalid(format!("edges works on deploy or po, not '{}'", q.resource)));
     }
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
+    if let Some(name) = named {
+        find(res, kind, name, &ns)?;
+    }
     let all = q.all_namespaces.unwrap_or(false);
     let in_scope = |a: &str, b: &str| all || a == ns || b == ns;
     let name = |workload: &str, instance: &str| if kind == Kind::Pod { instance } else { workload }.to_string();
-    let edge = |src_ns: String, src: String, dst_ns: String, dst: String, http: bool| EdgeRow {
+    let coverage = span.coverage();
+    let edge = |src_ns: String, src: String, dst_ns: String, dst: String, t: Option<&Totals>| EdgeRow {
         src_meshed: !src_ns.is_empty(),
         dst_meshed: !dst_ns.is_empty(),
         no_tls_reason: match (src_ns.is_empty(), dst_ns.is_empty()) {
@@ -552,32 +618,52 @@ pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<Edg
         dst_namespace: dst_ns,
         client_id: String::new(),
         server_id: String::new(),
-        protocol: if http { "http" } else { "tcp" }.into(),
+        protocol: if t.is_none_or(|t| t.http) { "http" } else { "tcp" }.into(),
+        cancelled: cancelled(t.filter(|t| t.http)),
+        dst_unknown: false,
+        coverage,
     };
 
-    let outbound = ms.query(now, window, |k| {
+    // (src namespace, src, dst namespace, dst, unknown destination)
+    let outbound = span.query(ms, |k| {
         if !k.outbound || !matches!(k.family, Family::Http | Family::Tcp) || !in_scope(&k.namespace, &k.dst_namespace) {
             return None;
         }
         let src = name(&k.workload, &k.instance);
+        if k.unrouted {
+            // Refused before choosing an endpoint: the service asked for, when there is one (its workload;
+            // no pod was chosen), else the name as asked.
+            let (svc, svc_ns) = split_fqdn(&k.authority);
+            let svc_ns = if svc_ns.is_empty() { k.namespace.clone() } else { svc_ns };
+            return match res.services.iter().find(|s| s.name == svc && s.namespace == svc_ns) {
+                Some(s) if kind == Kind::Deployment => {
+                    Some((k.namespace.clone(), src, s.namespace.clone(), s.workload.clone(), false))
+                }
+                Some(_) => None,
+                None => Some((k.namespace.clone(), src, String::new(), k.authority.clone(), true)),
+            };
+        }
         if k.dst_namespace.is_empty() {
             let dst = if k.authority.is_empty() { "_other".to_string() } else { k.authority.clone() };
-            return Some((k.namespace.clone(), src, String::new(), dst));
+            return Some((k.namespace.clone(), src, String::new(), dst, false));
         }
         let dst = name(&k.dst_workload, &k.dst_instance);
-        (!dst.is_empty()).then(|| (k.namespace.clone(), src, k.dst_namespace.clone(), dst))
+        (!dst.is_empty()).then(|| (k.namespace.clone(), src, k.dst_namespace.clone(), dst, false))
     });
     let mut rows: Vec<EdgeRow> = outbound
         .into_iter()
         .filter(|(_, t)| t.http || t.tcp)
-        .map(|((src_ns, src, dst_ns, dst), t)| edge(src_ns, src, dst_ns, dst, t.http))
+        .map(|((src_ns, src, dst_ns, dst, unknown), t)| EdgeRow {
+            dst_unknown: unknown,
+            ..edge(src_ns, src, dst_ns, dst, Some(&t))
+        })
         .collect();
 
-    let served = ms.query(now, window, |k| {
+    let served = span.query(ms, |k| {
         (k.family == Family::Http && !k.outbound && (all || k.namespace == ns))
             .then(|| (k.namespace.clone(), name(&k.workload, &k.instance)))
     });
-    let sent_by_meshed = ms.query(now, window, |k| {
+    let sent_by_meshed = span.query(ms, |k| {
         (k.family == Family::Http && k.outbound && !k.dst_namespace.is_empty())
             .then(|| (k.dst_namespace.clone(), name(&k.dst_workload, &k.dst_instance)))
     });
@@ -585,11 +671,18 @@ pub(crate) fn edges(ms: &MetricStore, q: &StatQuery, now: u64) -> Result<Vec<Edg
         let meshed = sent_by_meshed.get(&(dst_ns.clone(), dst.clone())).map_or(0.0, Totals::requests);
         let unmeshed = t.requests() - meshed;
         if unmeshed >= UNMESHED_MIN_REQUESTS && unmeshed > UNMESHED_MIN_SHARE * t.requests() {
-            rows.push(edge(String::new(), String::new(), dst_ns, dst, true));
+            rows.push(EdgeRow { cancelled: None, ..edge(String::new(), String::new(), dst_ns, dst, None) });
         }
+    }
+    if let Some(n) = named {
+        rows.retain(|r| (r.src_namespace == ns && r.src == n) || (r.dst_namespace == ns && r.dst == n));
     }
     rows.sort_by(|a, b| {
         (&a.src_namespace, &a.src, &a.dst_namespace, &a.dst).cmp(&(&b.src_namespace, &b.src, &b.dst_namespace, &b.dst))
     });
     Ok(rows)
 }
+
+#[cfg(test)]
+#[path = "statsapi_tests.rs"]
+mod tests;

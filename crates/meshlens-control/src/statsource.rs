@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use meshlens_api::stats::StatQuery;
+
 use crate::api_types::Resources;
 use crate::metricstore::MetricStore;
 use crate::promquery::{PromError, Prometheus};
@@ -27,20 +29,18 @@ pub(crate) enum WindowError {
 }
 
 impl StatsSource {
-    /// The numbers for a query over `window` (Go-style duration, default `1m`) at this moment: the store
-    /// to read and the time to read it at.
-    pub async fn window(
-        &self,
-        window: Option<&str>,
-        resources: &Resources,
-    ) -> Result<(Arc<MetricStore>, u64), WindowError> {
+    /// The numbers for a query's `window` (Go-style duration, default `1m`) ending `offset` before now:
+    /// the store to read and the time the window ends at in it.
+    pub async fn window(&self, q: &StatQuery, resources: &Resources) -> Result<(Arc<MetricStore>, u64), WindowError> {
+        let offset = statsapi::offset_ms(q.offset.as_deref()).map_err(WindowError::Invalid)?;
         match self {
-            StatsSource::Embedded(store) => Ok((store.clone(), store.now())),
+            StatsSource::Embedded(store) => Ok((store.clone(), store.now().saturating_sub(offset))),
             StatsSource::Prometheus(prom) => {
-                let window_ms = statsapi::window_ms(window, prom.interval_ms()).map_err(WindowError::Invalid)?;
+                let window_ms =
+                    statsapi::window_ms(q.window.as_deref(), prom.interval_ms()).map_err(WindowError::Invalid)?;
                 let peers = scrape::peers(resources);
-                let (store, now) = prom.window(window_ms, &peers).await.map_err(WindowError::Prometheus)?;
-                Ok((Arc::new(store), now))
+                let (store, end) = prom.window(window_ms, offset, &peers).await.map_err(WindowError::Prometheus)?;
+                Ok((Arc::new(store), end))
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The admin listener: `/metrics`, `/live`, `/ready`, `/config`, `/log-level`, `/endpoints`.
+//! The admin listener: `/metrics`, `/live`, `/ready`, `/config`, `/log-level`, `/endpoints`, `/logs`.
 //! Changes (`PUT /log-level`) are accepted only from loopback peers.
 
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use meshlens_api::balancer::{BalancerState, ProxyBalancers};
 use serde::Serialize;
 use tokio::net::TcpStream;
 
@@ -59,6 +60,7 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
             json(&ConfigView { config: &admin.ctx.config, listen: &admin.listen, discovery: &discovery.snapshot })
         }
         (Method::GET, "/endpoints") => json(&endpoints(&admin.ctx)),
+        (Method::GET, "/logs") => logs(&admin, req.uri().query()),
         (Method::GET, "/log-level") => text(StatusCode::OK, "text/plain", format!("{}\n", admin.log.get())),
         (Method::PUT, "/log-level") => {
             if !peer.ip().is_loopback() {
@@ -83,13 +85,13 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
                 Err(e) => text(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n")),
             }
         }
-        (_, "/metrics" | "/live" | "/ready" | "/config" | "/endpoints" | "/log-level") => {
+        (_, "/metrics" | "/live" | "/ready" | "/config" | "/endpoints" | "/logs" | "/log-level") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into())
         }
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /metrics /live /ready /config /endpoints /log-level\n".into(),
+            "not found; try /metrics /live /ready /config /endpoints /logs /log-level\n".into(),
         ),
     }
 }
@@ -103,39 +105,51 @@ struct ConfigView<'a> {
     discovery: &'a meshlens_api::Snapshot,
 }
 
-#[derive(Serialize)]
-struct DestinationView {
-    authority: String,
-    meshed: bool,
-    opaque: bool,
-    failfast: bool,
-    queued: usize,
-    endpoints: Vec<crate::balance::EndpointView>,
-}
-
-#[derive(Serialize)]
-struct EndpointsView {
-    /// The discovery snapshot as received (file or control plane).
-    discovery: meshlens_api::Snapshot,
-    /// Destinations this proxy has routed to, with live balancer state.
-    destinations: Vec<DestinationView>,
-}
-
-fn endpoints(ctx: &Ctx) -> EndpointsView {
+fn endpoints(ctx: &Ctx) -> ProxyBalancers {
     let destinations = ctx
         .targets
         .all()
         .into_iter()
-        .map(|t| DestinationView {
+        .map(|t| BalancerState {
             authority: t.authority.clone(),
+            leaf: t.leaf.clone(),
             meshed: t.meshed,
             opaque: t.opaque,
             failfast: t.balancer.in_failfast(),
-            queued: t.balancer.queued(),
+            queued: t.balancer.queued() as u64,
             endpoints: t.balancer.view(),
         })
         .collect();
-    EndpointsView { discovery: ctx.discovery.load().snapshot.clone(), destinations }
+    ProxyBalancers { destinations }
+}
+
+/// `GET /logs?since=SEQ&level=warn|error`: the recent WARN/ERROR events after `since`.
+fn logs(admin: &Admin, query: Option<&str>) -> Response<ProxyBody> {
+    let mut since = 0;
+    let mut level = tracing::Level::WARN;
+    for (key, value) in
+        query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+    {
+        match key {
+            "since" => match value.parse() {
+                Ok(n) => since = n,
+                Err(_) => return bad_request(&format!("since must be a sequence number, not '{value}'")),
+            },
+            "level" => match value.to_ascii_lowercase().as_str() {
+                "warn" | "warning" => level = tracing::Level::WARN,
+                "error" => level = tracing::Level::ERROR,
+                _ => return bad_request(&format!("level must be warn or error, not '{value}'")),
+            },
+            _ => return bad_request(&format!("unknown parameter '{key}'; use since and level")),
+        }
+    }
+    json(&admin.log.events().page(since, level))
+}
+
+fn bad_request(reason: &str) -> Response<ProxyBody> {
+    let mut body = serde_json::json!({ "error": reason }).to_string();
+    body.push('\n');
+    text(StatusCode::BAD_REQUEST, "application/json", body)
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ProxyBody> {

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::control::ControlClient;
 use crate::ctx::{Ctx, with_target};
 use crate::discovery::{self, Discovery};
+use crate::inbound_routes::InboundRoutes;
 use crate::listen::{Bind, accept_loop};
 use crate::log::LogLevel;
 use crate::metrics::{LabelSet, Registry};
@@ -120,6 +121,7 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
     let config = Arc::new(config);
     let registry = Registry::new();
     let discovery = Arc::new(Discovery::new(snapshot));
+    log.events().register(&registry);
     let ctx = Arc::new(Ctx::new(config.clone(), discovery.clone(), registry));
     let (controller, drain) = DrainController::new();
 
@@ -170,20 +172,23 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
             outbound::serve_conn(ctx2.clone(), io, peer, Some(service.clone()), d)
         })));
     }
+    let inbound_routes = InboundRoutes::new(&ctx);
     if let (Some(l), Some(app)) = (inbound_l, config.app) {
         let ctx2 = ctx.clone();
         let app = targets::app_target(&ctx, app);
+        let routes = inbound_routes.clone();
         let m = accepted("inbound", local(&l));
         tasks.push(tokio::spawn(accept_loop(l, drain.clone(), m, move |io, peer, d| {
-            inbound::serve_conn(ctx2.clone(), app.clone(), io, peer, d)
+            inbound::serve_conn(ctx2.clone(), app.clone(), routes.clone(), io, peer, d)
         })));
     }
-    // Discovery updates reach the balancers already in use at once.
+    // Discovery updates reach the balancers already in use and the inbound route tables at once.
     let mut changed = discovery.subscribe();
     let refresh_ctx = ctx.clone();
     tasks.push(tokio::spawn(async move {
         while changed.changed().await.is_ok() {
             refresh_ctx.targets.refresh(&refresh_ctx);
+            inbound_routes.refresh(&refresh_ctx);
         }
     }));
     // Ready at once with a discovery file; with a control plane, once its first snapshot arrived (before

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use meshlens_api::ProxyErrorReason;
-use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::client::EndpointClient;
@@ -402,37 +401,29 @@ async fn probe(balancer: Weak<Balancer>, endpoint: Weak<Endpoint>) {
     }
 }
 
-/// What `/endpoints` shows of one endpoint.
-#[derive(Serialize)]
-pub struct EndpointView {
-    pub address: SocketAddr,
-    pub labels: BTreeMap<String, String>,
-    pub ready: bool,
-    pub ewma_ms: f64,
-    pub in_flight: u32,
-    pub idle_http1_connections: usize,
-    pub http2_connected: bool,
-    /// The circuit breaker's state, when the service has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub breaker: Option<BreakerState>,
-}
-
 impl Balancer {
-    pub fn view(&self) -> Vec<EndpointView> {
+    /// What `/endpoints` shows of each endpoint.
+    pub fn view(&self) -> Vec<meshlens_api::balancer::EndpointState> {
         self.endpoints
             .load()
             .iter()
             .map(|e| {
                 let (idle, h2) = e.client.pool_state();
-                EndpointView {
+                let breaker = e.breaker.as_ref().map(Breaker::state);
+                meshlens_api::balancer::EndpointState {
                     address: e.addr,
                     labels: e.labels.clone(),
                     ready: e.is_ready(),
                     ewma_ms: (e.ewma_ms(self.settings.decay) * 1000.0).round() / 1000.0,
                     in_flight: e.in_flight(),
-                    idle_http1_connections: idle,
+                    requests_total: e.http_metrics.requests(),
+                    idle_http1_connections: idle as u64,
                     http2_connected: h2,
-                    breaker: e.breaker.as_ref().map(Breaker::state),
+                    breaker: breaker.map(|b| b.as_str().to_string()),
+                    breaker_remaining_ms: match breaker {
+                        Some(BreakerState::Open { remaining_ms }) => Some(remaining_ms),
+                        _ => None,
+                    },
                 }
             })
             .collect()

@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::http::request_body::RequestBody;
+use crate::http::response_head::HeadBytes;
 use crate::io::Counted;
 use crate::metrics::TcpTargetMetrics;
 
@@ -43,6 +44,8 @@ pub struct EndpointClient {
     h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
     /// One HTTP/2 connect at a time: concurrent requests wait for it and share the connection.
     h2_connecting: tokio::sync::Mutex<()>,
+    /// Why the last HTTP/1 response refused as invalid was invalid (the header and why), until taken.
+    invalid: Arc<Mutex<Option<String>>>,
 }
 
 impl EndpointClient {
@@ -54,6 +57,7 @@ impl EndpointClient {
             h1_idle: Mutex::new(Vec::new()),
             h2: Mutex::new(None),
             h2_connecting: tokio::sync::Mutex::new(()),
+            invalid: Arc::default(),
         }
     }
 
@@ -83,19 +87,32 @@ impl EndpointClient {
                 None => break,
             }
         }
-        let io = self.connect().await?;
+        let head = Arc::new(HeadBytes::default());
+        let io = self.connect().await?.recording(head.clone());
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(self.settings.max_header_bytes.max(8192))
             .handshake(TokioIo::new(io))
             .await
             .map_err(|e| ConnectError::Handshake(self.addr, e))?;
         let addr = self.addr;
+        let invalid = self.invalid.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(%addr, error = %e, "endpoint connection closed with an error");
             }
+            // hyper closes a connection whose response it refused: say which header was at fault.
+            if let Some(why) = head.diagnose() {
+                *invalid.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+            }
         });
         Ok(sender)
+    }
+
+    /// What was wrong with the response this endpoint just sent and hyper refused (`header 'x':
+    /// why`), else hyper's own words.
+    pub fn invalid_response(&self, e: &hyper::Error) -> String {
+        let found = self.invalid.lock().unwrap_or_else(|e| e.into_inner()).take();
+        found.unwrap_or_else(|| e.to_string())
     }
 
     /// Returns an HTTP/1 connection whose response ended cleanly to the pool.

@@ -110,10 +110,12 @@ impl ControlClient {
             match self.register().await {
                 Ok(_) => {
                     if let Err(e) = self.watch().await {
-                        tracing::warn!(error = %e, "discovery stream ended; keeping the last state and reconnecting");
+                        tracing::warn!(control = %self.url, reason = "discovery_stream_ended", error = %e, "discovery stream ended; keeping the last state and reconnecting");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot register with the control plane; retrying"),
+                Err(e) => {
+                    tracing::warn!(control = %self.url, reason = "register_failed", error = %e, "cannot register with the control plane; retrying")
+                }
             }
             tokio::time::sleep(backoff + Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2)))
                 .await;
@@ -159,7 +161,7 @@ impl ControlClient {
 
     fn apply(&self, mut snapshot: Snapshot, complete: bool) {
         if let Err(errors) = snapshot.validate() {
-            tracing::error!(?errors, version = snapshot.version, "ignoring an invalid snapshot from the control plane");
+            tracing::error!(control = %self.url, reason = "invalid_snapshot", ?errors, version = snapshot.version, "ignoring an invalid snapshot from the control plane");
             return;
         }
         if !complete {

@@ -131,7 +131,12 @@ pub async fn forward_attempt(
             };
             ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
             ep.record_outcome(502, None);
-            let detail = format!("endpoint {}: {e}", ep.addr);
+            let detail = match reason {
+                ProxyErrorReason::InvalidResponse => {
+                    format!("endpoint {}: {}", ep.addr, ep.client.invalid_response(&e))
+                }
+                _ => format!("endpoint {}: {e}", ep.addr),
+            };
             let rsp = rescue(reason, grpc, &detail);
             if let Some(r) = record {
                 r.respond(&rsp, reason);

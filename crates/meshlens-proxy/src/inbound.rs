@@ -12,6 +12,7 @@ use crate::errors::{is_grpc, rescue};
 use crate::forward::forward;
 use crate::http::request_body::RequestBody;
 use crate::http::server::serve;
+use crate::inbound_routes::InboundRoutes;
 use crate::io::Counted;
 use crate::shutdown::Drain;
 use crate::tap::ClaimCache;
@@ -19,7 +20,14 @@ use crate::tap::record::Tapped;
 use crate::targets::Target;
 use meshlens_api::tap::ProxyDirection;
 
-pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
+pub async fn serve_conn(
+    ctx: Arc<Ctx>,
+    app: Arc<Target>,
+    routes: Arc<InboundRoutes>,
+    io: Counted<TcpStream>,
+    peer: SocketAddr,
+    drain: Drain,
+) {
     let detected = match detect(io, ctx.config.timeouts.detect).await {
         Ok(d) => d,
         Err(e) => {
@@ -40,6 +48,7 @@ pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>,
                     let src = ctx2.observers.own.inbound_src(peer, req.headers(), &claims);
                     Tapped::new(&ctx2.observers, ProxyDirection::Inbound, src, &req).record(app.tap_dst.clone())
                 });
+                let route = routes.request(&req);
                 async move {
                     let grpc = is_grpc(req.headers());
                     if req.method() == http::Method::CONNECT {
@@ -50,7 +59,11 @@ pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>,
                         }
                         return rsp;
                     }
-                    forward(&app.balancer, req.map(RequestBody::Stream), grpc, &drain, record).await
+                    let rsp = forward(&app.balancer, req.map(RequestBody::Stream), grpc, &drain, record).await;
+                    match route {
+                        Some(r) => r.respond(rsp),
+                        None => rsp,
+                    }
                 }
             };
             serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;

@@ -1,11 +1,14 @@
-//! I/O wrappers: [`Counted`] adds the bytes that cross a connection to its transport metrics as they flow.
+//! I/O wrappers: [`Counted`] adds the bytes that cross a connection to its transport metrics as they flow
+//! (and, on an endpoint's HTTP/1 connection, keeps each response head for diagnosis).
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::http::response_head::HeadBytes;
 use crate::metrics::TcpConnGuard;
 
 /// A stream whose reads and writes are counted on a connection's metrics guard; closing the guard (on drop)
@@ -13,11 +16,19 @@ use crate::metrics::TcpConnGuard;
 pub struct Counted<IO> {
     inner: IO,
     guard: TcpConnGuard,
+    /// An endpoint's HTTP/1 connection keeps each response head, to say why one was invalid.
+    head: Option<Arc<HeadBytes>>,
 }
 
 impl<IO> Counted<IO> {
     pub fn new(inner: IO, guard: TcpConnGuard) -> Self {
-        Counted { inner, guard }
+        Counted { inner, guard, head: None }
+    }
+
+    /// Keeps the head of each response read in `head`.
+    pub fn recording(mut self, head: Arc<HeadBytes>) -> Self {
+        self.head = Some(head);
+        self
     }
 
     pub fn get_ref(&self) -> &IO {
@@ -32,6 +43,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
         let n = buf.filled().len() - before;
         if n > 0 {
             self.guard.read(n as u64);
+            if let Some(head) = &self.head {
+                head.read(&buf.filled()[before..]);
+            }
         }
         res
     }
@@ -39,6 +53,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(head) = &self.head {
+            head.write();
+        }
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = res {
             self.guard.wrote(n as u64);
@@ -51,6 +68,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(head) = &self.head {
+            head.write();
+        }
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = res {
             self.guard.wrote(n as u64);

@@ -19,6 +19,7 @@ pub mod errors;
 pub mod forward;
 pub mod http;
 pub mod inbound;
+pub mod inbound_routes;
 pub mod io;
 pub mod listen;
 pub mod log;

@@ -51,7 +51,8 @@ where
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    let listener = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    tracing::warn!(listener, reason = "accept_failed", error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

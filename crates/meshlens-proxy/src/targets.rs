@@ -19,8 +19,11 @@ use crate::tap::event::{Metadata, Peer};
 
 /// A resolved destination.
 pub struct Target {
-    /// The authority as shown in metrics: canonical for mesh services, as written for passthrough.
+    /// The authority as shown in metrics: canonical for mesh services (a split leaf's apex for a leaf),
+    /// as written for passthrough.
     pub authority: String,
+    /// For a split's leaf: the leaf service's canonical authority (its `dst_service` in metrics).
+    pub leaf: Option<String>,
     pub balancer: Arc<Balancer>,
     pub opaque: bool,
     pub meshed: bool,
@@ -37,7 +40,8 @@ pub struct Target {
 
 #[derive(Default)]
 pub struct Targets {
-    services: Mutex<HashMap<String, Arc<Target>>>,
+    /// Mesh service targets by (authority counted under, service canonical): equal unless a split's leaf.
+    services: Mutex<HashMap<(String, String), Arc<Target>>>,
     passthrough: Mutex<HashMap<String, Arc<Target>>>,
 }
 
@@ -54,17 +58,39 @@ impl Targets {
     }
 
     fn service(&self, ctx: &Ctx, sp: ServicePortRef, version: u64) -> Arc<Target> {
+        self.service_as(ctx, sp, version, None)
+    }
+
+    /// A split's leaf (`leaf`, canonical) as its apex (`apex`, canonical) uses it: the leaf's endpoints,
+    /// with their own balancer state, counted under the apex's `authority` and the leaf's `dst_service`.
+    pub fn leaf(&self, ctx: &Ctx, apex: &str, leaf: &str) -> Result<Arc<Target>, ProxyErrorReason> {
+        let auth = Authority::parse(leaf, 80).map_err(|_| ProxyErrorReason::BadRequest)?;
+        let index = ctx.discovery.load();
+        let sp = index.resolve(&auth, &ctx.config.namespace).ok_or(ProxyErrorReason::NoRoute)?;
+        Ok(self.service_as(ctx, sp, index.snapshot.version, Some(apex)))
+    }
+
+    /// The target of `sp` counted under `apex` (a split's leaf) or under its own authority. Label sets and
+    /// endpoints are built here, once per discovery version.
+    fn service_as(&self, ctx: &Ctx, sp: ServicePortRef, version: u64, apex: Option<&str>) -> Arc<Target> {
+        let authority = apex.unwrap_or(&sp.canonical).to_string();
+        let key = (authority.clone(), sp.canonical.clone());
+        let leaf = apex.map(|_| sp.canonical.clone());
         let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = services.get(&sp.canonical) {
+        if let Some(t) = services.get(&key) {
             if t.version == version {
                 return t.clone();
             }
             // A new snapshot: keep the balancer (its queue) and every endpoint that stayed (EWMA, pool).
             let old = t.balancer.endpoints();
-            t.balancer.set_endpoints(service_endpoints(ctx, &sp, &old));
-            let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, t.policy.as_ref());
+            t.balancer.set_endpoints(service_endpoints(ctx, &sp, &authority, &old));
+            let policy = match apex {
+                None => crate::logical::service::ServicePolicy::build(ctx, &sp, t.policy.as_ref()),
+                Some(_) => None,
+            };
             let target = Arc::new(Target {
-                authority: t.authority.clone(),
+                authority,
+                leaf,
                 balancer: t.balancer.clone(),
                 policy,
                 tap_dst: service_tap_dst(&sp),
@@ -74,18 +100,37 @@ impl Targets {
                 version,
                 expires: None,
             });
-            services.insert(sp.canonical, target.clone());
+            services.insert(key, target.clone());
             return target;
         }
-        let svc_labels = base_labels(ctx, "outbound", &sp.canonical)
+        let svc_labels = base_labels(ctx, "outbound", &authority)
             .with("dst_namespace", &sp.namespace)
-            .with("dst_service", &sp.name);
-        let endpoints = service_endpoints(ctx, &sp, &[]);
-        let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
+            .with(meshlens_api::labels::DST_SERVICE, &sp.name);
+        let endpoints = service_endpoints(ctx, &sp, &authority, &[]);
+        let policy = match apex {
+            None => crate::logical::service::ServicePolicy::build(ctx, &sp, None),
+            Some(_) => None,
+        };
         let tap_dst = service_tap_dst(&sp);
-        let target =
-            build(ctx, sp.canonical.clone(), endpoints, svc_labels, policy, sp.opaque, true, version, None, tap_dst);
-        services.insert(sp.canonical, target.clone());
+        let name = match apex {
+            None => sp.canonical.clone(),
+            Some(apex) => format!("{} (split of {apex})", sp.canonical),
+        };
+        let balancer = new_balancer(ctx, name, endpoints, svc_labels, ctx.config.timeouts.failfast);
+        let loops = balancer.endpoints().iter().any(|e| ctx.is_local_listener(e.addr));
+        let target = Arc::new(Target {
+            authority,
+            leaf,
+            balancer,
+            policy,
+            tap_dst,
+            opaque: sp.opaque,
+            meshed: true,
+            loops,
+            version,
+            expires: None,
+        });
+        services.insert(key, target.clone());
         target
     }
 
@@ -94,15 +139,24 @@ impl Targets {
     pub fn refresh(&self, ctx: &Ctx) {
         let index = ctx.discovery.load();
         let version = index.snapshot.version;
-        let known: Vec<String> = self.services.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-        for canonical in known {
-            let Ok(auth) = Authority::parse(&canonical, 80) else { continue };
-            match index.resolve(&auth, &ctx.config.namespace) {
-                Some(sp) => {
-                    self.service(ctx, sp, version);
+        let mut known: Vec<(String, String)> =
+            self.services.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        // Services first, then split leaves: a leaf stays only while its apex's new policy still uses it.
+        known.sort_by_key(|(authority, canonical)| authority != canonical);
+        for (authority, canonical) in known {
+            let resolved = Authority::parse(&canonical, 80).ok().and_then(|a| index.resolve(&a, &ctx.config.namespace));
+            let leaf = authority != canonical;
+            let used = !leaf || {
+                let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+                let apex = services.get(&(authority.clone(), authority.clone()));
+                apex.and_then(|t| t.policy.as_ref()).is_some_and(|p| p.has_backend(&canonical))
+            };
+            match resolved {
+                Some(sp) if used => {
+                    self.service_as(ctx, sp, version, leaf.then_some(authority.as_str()));
                 }
-                None => {
-                    self.services.lock().unwrap_or_else(|e| e.into_inner()).remove(&canonical);
+                _ => {
+                    self.services.lock().unwrap_or_else(|e| e.into_inner()).remove(&(authority, canonical));
                 }
             }
         }
@@ -156,7 +210,20 @@ impl Targets {
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], auth.port))),
             meta: Metadata::from_pairs(&[("tls", "disabled")]),
         };
-        let target = build(ctx, key.clone(), endpoints, labels, None, false, false, 0, expires, tap_dst);
+        let balancer = new_balancer(ctx, key.clone(), endpoints, labels, ctx.config.timeouts.failfast);
+        let loops = balancer.endpoints().iter().any(|e| ctx.is_local_listener(e.addr));
+        let target = Arc::new(Target {
+            authority: key.clone(),
+            leaf: None,
+            balancer,
+            policy: None,
+            tap_dst,
+            opaque: false,
+            meshed: false,
+            loops,
+            version: 0,
+            expires,
+        });
         if !capped {
             cache.insert(key, target.clone());
         }
@@ -164,8 +231,8 @@ impl Targets {
     }
 }
 
-/// The endpoints of a service port, reusing those of `old` that did not change.
-fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
+/// The endpoints of a service port counted under `authority`, reusing those of `old` that did not change.
+fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, authority: &str, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
     let breaker = sp.circuit_breaker.as_ref().map(|cb| breaker_params(&sp.canonical, cb));
     sp.endpoints
         .iter()
@@ -178,7 +245,7 @@ fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, old: &[Arc<Endpoint>]) -> V
                 .find(|o| o.addr == e.address && o.labels == meta && o.breaker.is_some() == breaker.is_some())
             {
                 Some(kept) => kept.clone(),
-                None => endpoint_with(ctx, "outbound", &sp.canonical, e.address, Some(e.address), meta, breaker),
+                None => endpoint_with(ctx, "outbound", authority, e.address, Some(e.address), meta, breaker),
             }
         })
         .collect()
@@ -188,27 +255,20 @@ fn base_labels(_ctx: &Ctx, direction: &str, authority: &str) -> LabelSet {
     with_target(LabelSet::new().with("direction", direction).with("authority", authority), None).with("tls", "disabled")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build(
+/// A balancer over `endpoints`; `service_labels` count what it answers before choosing an endpoint.
+fn new_balancer(
     ctx: &Ctx,
-    authority: String,
+    name: String,
     endpoints: Vec<Arc<Endpoint>>,
     service_labels: LabelSet,
-    policy: Option<Arc<crate::logical::service::ServicePolicy>>,
-    opaque: bool,
-    meshed: bool,
-    version: u64,
-    expires: Option<Instant>,
-    tap_dst: Peer,
-) -> Arc<Target> {
-    let loops = endpoints.iter().any(|e| ctx.is_local_listener(e.addr));
-    let balancer = Balancer::new(
-        authority.clone(),
+    failfast: std::time::Duration,
+) -> Arc<Balancer> {
+    Balancer::new(
+        name,
         endpoints,
-        balancer_settings(ctx, ctx.config.timeouts.failfast),
+        balancer_settings(ctx, failfast),
         crate::balance::LazyTarget::new(ctx.http_metrics.clone(), service_labels),
-    );
-    Arc::new(Target { authority, balancer, policy, tap_dst, opaque, meshed, loops, version, expires })
+    )
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
@@ -235,7 +295,7 @@ pub fn endpoint(
 fn breaker_params(service: &str, cb: &meshlens_api::discovery::CircuitBreaker) -> BreakerParams {
     let duration = |s: &str, default| {
         meshlens_api::duration::parse(s).unwrap_or_else(|e| {
-            tracing::warn!(service, error = %e, "circuit breaker: invalid penalty; using the default");
+            tracing::warn!(service, reason = "invalid_circuit_breaker", error = %e, "circuit breaker: invalid penalty; using the default");
             default
         })
     };
@@ -250,7 +310,7 @@ fn breaker_params(service: &str, cb: &meshlens_api::discovery::CircuitBreaker) -
     match params.validate() {
         Ok(()) => params,
         Err(e) => {
-            tracing::warn!(service, error = %e, "circuit breaker: invalid settings; using the defaults");
+            tracing::warn!(service, reason = "invalid_circuit_breaker", error = %e, "circuit breaker: invalid settings; using the defaults");
             defaults
         }
     }
@@ -290,7 +350,7 @@ impl Targets {
         let mut all: Vec<Arc<Target>> =
             self.services.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         all.extend(self.passthrough.lock().unwrap_or_else(|e| e.into_inner()).values().cloned());
-        all.sort_by(|a, b| a.authority.cmp(&b.authority));
+        all.sort_by(|a, b| (&a.authority, &a.leaf).cmp(&(&b.authority, &b.leaf)));
         all
     }
 }
@@ -306,14 +366,11 @@ impl Target {
 pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
     let ep = endpoint(ctx, "inbound", "", app, BTreeMap::new());
     let labels = with_target(LabelSet::new().with("direction", "inbound"), None).with("tls", "disabled");
-    let balancer = Balancer::new(
-        format!("app {app}"),
-        vec![ep],
-        balancer_settings(ctx, std::time::Duration::from_secs(1).min(ctx.config.timeouts.failfast)),
-        crate::balance::LazyTarget::new(ctx.http_metrics.clone(), labels),
-    );
+    let failfast = std::time::Duration::from_secs(1).min(ctx.config.timeouts.failfast);
+    let balancer = new_balancer(ctx, format!("app {app}"), vec![ep], labels, failfast);
     Arc::new(Target {
         authority: app.to_string(),
+        leaf: None,
         balancer,
         policy: None,
         tap_dst: ctx.observers.own.inbound_dst.clone(),

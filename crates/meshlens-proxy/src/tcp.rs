@@ -35,7 +35,7 @@ where
             }
             Err(e) => {
                 balancer.mark_down(&ep);
-                tracing::warn!(%peer, endpoint = %ep.addr, error = %e, attempt, "TCP connect failed");
+                tracing::warn!(%peer, endpoint = %ep.addr, reason = "connect_error", error = %e, attempt, "TCP connect failed");
                 skip = Some(ep.addr);
             }
         }

@@ -1,4 +1,4 @@
-//! Prometheus text-format (0.0.4 / OpenMetrics) parsing and label-subset lookups for asserting on `/metrics`.
+//! Prometheus text-format (0.0.4 / OpenMetrics) samples and label-subset lookups for asserting on `/metrics`.
 
 use std::collections::BTreeMap;
 
@@ -37,16 +37,14 @@ pub fn parse_prometheus(text: &str) -> Vec<Sample> {
     try_parse_prometheus(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// [`parse_prometheus`] returning an error (with the line number and line) instead of panicking.
+/// [`parse_prometheus`] returning an error (with the line number and line) instead of panicking. The
+/// parsing is `meshlens_api::promtext`'s (the control plane's scraper reads `/metrics` with it too).
 pub fn try_parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| {
-            let line = line.trim_start();
-            !line.is_empty() && !line.starts_with('#')
-        })
-        .map(|(i, line)| parse_line(line.trim()).map_err(|e| format!("metrics line {}: {e}: {line:?}", i + 1)))
-        .collect()
+    let samples = meshlens_api::promtext::try_parse(text)?;
+    Ok(samples
+        .into_iter()
+        .map(|s| Sample { name: s.name, labels: s.labels.into_iter().collect(), value: s.value })
+        .collect())
 }
 
 /// The value of the first sample named `name` whose labels include all of `labels`.
@@ -57,72 +55,6 @@ pub fn find(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f
 /// The sum over all samples named `name` whose labels include all of `labels` (`None` if none match).
 pub fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     samples.iter().filter(|s| s.name == name && s.matches(labels)).map(|s| s.value).reduce(|a, b| a + b)
-}
-
-fn parse_line(line: &str) -> Result<Sample, String> {
-    let name_end = line.find(|c: char| c == '{' || c.is_whitespace()).ok_or("no value")?;
-    let name = &line[..name_end];
-    let valid_name = name
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
-    if name.is_empty() || !valid_name {
-        return Err(format!("invalid metric name {name:?}"));
-    }
-    let mut rest = &line[name_end..];
-    let mut labels = BTreeMap::new();
-    if let Some(after) = rest.strip_prefix('{') {
-        rest = parse_labels(after, &mut labels)?;
-    }
-    let value = rest.split_whitespace().next().ok_or("no value")?;
-    let value = parse_value(value).ok_or_else(|| format!("invalid value {value:?}"))?;
-    Ok(Sample { name: name.to_owned(), labels, value })
-}
-
-/// Parses `k="v",…}` into `labels`, returning what follows the closing brace.
-fn parse_labels<'a>(mut s: &'a str, labels: &mut BTreeMap<String, String>) -> Result<&'a str, String> {
-    loop {
-        s = s.trim_start();
-        if let Some(rest) = s.strip_prefix('}') {
-            return Ok(rest);
-        }
-        let eq = s.find('=').ok_or("label without '='")?;
-        let key = s[..eq].trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid label name {key:?}"));
-        }
-        s = s[eq + 1..].trim_start().strip_prefix('"').ok_or("label value not quoted")?;
-        let mut value = String::new();
-        let mut chars = s.char_indices();
-        let end = loop {
-            match chars.next() {
-                None => return Err("unterminated label value".into()),
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, c @ ('\\' | '"'))) => value.push(c),
-                    Some((_, c)) => {
-                        value.push('\\');
-                        value.push(c);
-                    }
-                    None => return Err("unterminated escape".into()),
-                },
-                Some((_, c)) => value.push(c),
-            }
-        };
-        labels.insert(key.to_owned(), value);
-        s = s[end + 1..].trim_start();
-        s = s.strip_prefix(',').unwrap_or(s);
-    }
-}
-
-fn parse_value(v: &str) -> Option<f64> {
-    match v {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        _ => v.parse().ok(),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use meshlens_api::balancer::{BalancerState, EndpointState, ProxyEndpoints};
+use meshlens_api::balancer::{BalancerState, EndpointState, ProxyBalancers};
 use meshlens_testkit::assert_eventually;
 use serde_json::Value;
 
@@ -101,12 +101,15 @@ fn web_metrics(to0: u64, to1: u64) -> String {
 
 fn endpoint(addr: &str, pod: &str, ewma_ms: f64, breaker: &str, remaining: Option<u64>) -> EndpointState {
     EndpointState {
-        addr: addr.into(),
-        pod: pod.into(),
+        address: addr.parse().unwrap(),
+        labels: [("pod".to_string(), pod.to_string())].into(),
+        ready: true,
         ewma_ms,
         in_flight: 2,
         requests_total: 40,
-        breaker: breaker.into(),
+        idle_http1_connections: 1,
+        http2_connected: false,
+        breaker: Some(breaker.into()),
         breaker_remaining_ms: remaining,
     }
 }
@@ -120,10 +123,14 @@ async fn endpoints_with_balancers_show_how_each_caller_sees_them() {
     let addr = cp.addr();
     let (web, orders0, orders1) = (FakeProxy::start().await, FakeProxy::start().await, FakeProxy::start().await);
     web.set("/metrics", web_metrics(0, 0));
-    let balancers = ProxyEndpoints {
-        balancers: vec![BalancerState {
+    let balancers = ProxyBalancers {
+        destinations: vec![BalancerState {
             authority: "orders.prod.svc.cluster.local:80".into(),
             leaf: None,
+            meshed: true,
+            opaque: false,
+            failfast: false,
+            queued: 0,
             endpoints: vec![
                 endpoint("127.0.0.1:24143", "orders-0", 12.5, "closed", None),
                 endpoint("127.0.0.1:34143", "orders-1", 250.0, "open", Some(800)),
@@ -132,7 +139,7 @@ async fn endpoints_with_balancers_show_how_each_caller_sees_them() {
     };
     web.set("/endpoints", serde_json::to_string(&balancers).unwrap());
     // orders-0 calls nothing; orders-1's admin listener does not answer (it is left out).
-    orders0.set("/endpoints", serde_json::to_string(&ProxyEndpoints::default()).unwrap());
+    orders0.set("/endpoints", serde_json::to_string(&ProxyBalancers::default()).unwrap());
     for p in [&orders0, &orders1] {
         p.set("/metrics", "# nothing\n".into());
     }

@@ -56,7 +56,8 @@ fn orders_page(ok: u64, fail: u64) -> String {
          response_latency_ms_bucket{{direction=\"inbound\",status_code=\"200\",le=\"10\"}} {ok}\n\
          response_latency_ms_bucket{{direction=\"inbound\",status_code=\"200\",le=\"20\"}} {ok}\n\
          response_latency_ms_bucket{{direction=\"inbound\",status_code=\"200\",le=\"+Inf\"}} {ok}\n\
-         tcp_open_connections{{direction=\"inbound\",peer=\"src\",target_addr=\"127.0.0.1:4143\"}} 3\n"
+         tcp_open_connections{{direction=\"inbound\",peer=\"src\",target_addr=\"127.0.0.1:4143\"}} 3\n\
+         route_response_total{{direction=\"inbound\",dst=\"orders.prod.svc.cluster.local:80\",rt_route=\"GET /api/orders\",status_code=\"200\",classification=\"success\"}} {ok}\n"
     )
 }
 
@@ -121,9 +122,8 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
 
     let q = "/api/v1/stat?resource=deploy&namespace=prod&window=1m";
     assert_eventually!(
-        get_json(addr, q).await.1.as_array().is_some_and(|rows| rows
-            .iter()
-            .any(|r| r["name"] == "orders" && r["rps"].as_f64().is_some_and(|rps| (rps * 60.0 - 160.0).abs() < 1e-3))),
+        get_json(addr, q).await.1.as_array().is_some_and(|rows| rows.iter().any(|r| r["name"] == "orders"
+            && r["rps"].as_f64().is_some_and(|rps| (rps * r["covered_s"].as_f64().unwrap() - 160.0).abs() < 1.0))),
         "orders served 160 requests (10 of them proxy-made)"
     );
     let (_, rows) = get_json(addr, q).await;
@@ -131,6 +131,8 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     assert_eq!(orders["kind"], "deployment");
     assert_eq!(orders["namespace"], "prod");
     assert_eq!(orders["meshed"], "2/2");
+    let covered = orders["covered_s"].as_f64().unwrap();
+    assert!(covered > 0.0 && covered < 60.0 && orders["window_s"] == 60.0, "a young store covers part of 1m: {orders}");
     assert!((orders["success"].as_f64().unwrap() - 140.0 / 160.0).abs() < 1e-9, "{orders}");
     assert_eq!(orders["proxy_errors"], serde_json::json!({"connect_error": 10}), "{orders}");
     assert_eq!(orders["latency_ms_p50"], 5);
@@ -160,8 +162,8 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     assert_eq!(code, 200, "{ts}");
     assert_eq!(ts.as_array().unwrap().len(), 2, "{ts}");
     assert_eq!(
-        (ts[0]["apex"].as_str(), ts[0]["leaf"].as_str(), ts[0]["weight"].as_str()),
-        (Some("orders"), Some("orders"), Some("900m"))
+        (ts[0]["apex"].as_str(), ts[0]["leaf"].as_str(), ts[0]["weight"].as_f64()),
+        (Some("orders"), Some("orders"), Some(0.9))
     );
     assert!((ts[0]["success"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{ts}");
     assert_eq!(ts[1]["rps"], Value::Null);
@@ -179,22 +181,31 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     assert!((rows[0]["actual_success"].as_f64().unwrap() - 0.8).abs() < 1e-9);
     assert_eq!(rows[0]["authority"], "orders.prod.svc.cluster.local:80");
     assert_eq!(rows[1]["effective_rps"], Value::Null);
+    // Without --to: what orders' own proxies served, from their inbound route series.
     let (_, plain) = get_json(addr, "/api/v1/routes?resource=deploy/orders&namespace=prod&window=1m").await;
-    assert!((plain["deploy/orders"][0]["success"].as_f64().unwrap() - 80.0 / 84.0).abs() < 1e-9, "{plain}");
+    let served = &plain["deploy/orders"][0];
+    assert_eq!(served["success"], 1.0, "{plain}");
+    let n = served["rps"].as_f64().unwrap() * served["covered_s"].as_f64().unwrap();
+    assert!((n - 140.0).abs() < 1.0, "{plain}");
     assert!(plain["deploy/orders"][0].get("retry_fates").is_none(), "{plain}");
 
     // Edges from the window: orders served 160 requests, web sent 100 of them; the other 60 came from
     // clients that are not meshed.
-    let (_, edges) = get_json(addr, "/api/v1/edges?resource=deploy&namespace=prod&window=1m").await;
+    let (_, mut edges) = get_json(addr, "/api/v1/edges?resource=deploy&namespace=prod&window=1m").await;
+    for e in edges.as_array_mut().unwrap() {
+        let e = e.as_object_mut().unwrap();
+        assert_eq!(e.remove("window_s"), Some(60.0.into()), "{e:?}");
+        assert!(e.remove("covered_s").is_some_and(|c| c.as_f64().is_some_and(|c| c > 0.0 && c <= 60.0)), "{e:?}");
+    }
     assert_eq!(
         edges,
         serde_json::json!([
             {"src": "", "src_namespace": "", "dst": "orders", "dst_namespace": "prod", "client_id": "",
              "server_id": "", "no_tls_reason": "not_provided_by_remote", "protocol": "http", "src_meshed": false,
-             "dst_meshed": true},
+             "dst_meshed": true, "cancelled": null},
             {"src": "web", "src_namespace": "prod", "dst": "orders", "dst_namespace": "prod", "client_id": "",
              "server_id": "", "no_tls_reason": "disabled", "protocol": "http", "src_meshed": true,
-             "dst_meshed": true}])
+             "dst_meshed": true, "cancelled": 0}])
     );
 
     // Errors.
@@ -203,6 +214,20 @@ async fn stat_routes_and_edges_from_scraped_proxies() {
     assert!(e["error"].as_str().unwrap().contains("too short"), "{e}");
     let (code, _) = get_json(addr, "/api/v1/stat?resource=bogus").await;
     assert_eq!(code, 400);
+    let (code, e) = get_json(addr, "/api/v1/stat?resource=deploy&offset=soon").await;
+    assert_eq!(code, 400, "{e}");
+    let (code, e) = get_json(addr, "/api/v1/stat?resource=deploy/nope&namespace=prod").await;
+    assert_eq!((code.as_u16(), e["error"].as_str()), (404, Some("deployment 'nope' not found in namespace 'prod'")));
+    let (code, e) = get_json(addr, "/api/v1/routes?resource=deploy/nope&namespace=prod").await;
+    assert_eq!(code, 404, "{e}");
+    let (code, e) = get_json(addr, "/api/v1/edges?resource=deploy/nope&namespace=prod").await;
+    assert_eq!(code, 404, "{e}");
+    // An hour earlier the store held nothing: no numbers, nothing covered.
+    let (code, earlier) = get_json(addr, "/api/v1/stat?resource=deploy/orders&namespace=prod&offset=1h").await;
+    assert_eq!(
+        (code.as_u16(), earlier[0]["rps"].clone(), earlier[0]["covered_s"].as_f64()),
+        (200, Value::Null, Some(0.0))
+    );
 
     let mem = get_json(addr, "/api/v1/metricstore").await.1;
     assert!(mem["bytes"].as_u64().unwrap() < 1_000_000, "{mem}");

@@ -5,4 +5,5 @@ pub mod client_name;
 pub mod framing;
 pub mod headers;
 pub mod request_body;
+pub mod response_head;
 pub mod server;

@@ -90,19 +90,15 @@ where
         }
     };
     if let Err(e) = result {
-        let reason = if e.is_parse_too_large() {
-            "headers_too_large"
-        } else if e.is_parse() {
-            "bad_request"
-        } else if e.is_timeout() {
-            "header_read_timeout"
-        } else {
-            "connection_error"
-        };
-        if reason == "connection_error" {
-            tracing::debug!(peer, error = %e, "client connection ended with an error");
-        } else {
+        if e.is_parse_too_large() || e.is_parse() {
+            let reason = if e.is_parse_too_large() { "headers_too_large" } else { "bad_request" };
             tracing::warn!(peer, reason, error = %e, "refused a malformed request from the client");
+        } else if e.is_timeout() {
+            // Mostly an idle keep-alive connection the client left open: closing it is routine.
+            tracing::debug!(peer, "closed a client connection that sent no request head in time");
+        } else {
+            // The client went away (closed or reset mid-exchange): its request, if any, is accounted for.
+            tracing::debug!(peer, error = %e, "client connection ended with an error");
         }
     }
 }

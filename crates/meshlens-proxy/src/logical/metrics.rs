@@ -78,6 +78,15 @@ impl RouteFamilies {
     }
 }
 
+impl RouteFamilies {
+    /// The handle of one route of a service this proxy serves (`direction="inbound"`): requests and
+    /// responses as the inbound proxy saw them, in the effective families (no retries inbound).
+    pub fn inbound(&self, dst: &str, route: &str) -> Arc<HttpTargetMetrics> {
+        let labels = LabelSet::new().with("direction", "inbound").with("dst", dst).with("rt_route", route);
+        self.effective.target(labels)
+    }
+}
+
 /// Counting handles of one route, resolved when its profile is compiled.
 #[derive(Clone)]
 pub struct RouteMetrics {

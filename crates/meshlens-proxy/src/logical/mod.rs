@@ -43,7 +43,7 @@ pub async fn serve(
     let Some(route) = policy.route(req.method(), req.uri().path()) else {
         // A split without a profile: pick the backend, no route metrics.
         let record = tapped.map(single_attempt);
-        let balancer = policy.backend(ctx, target).await;
+        let balancer = policy.backend(ctx, target);
         return forward(&balancer, req.map(RequestBody::Stream), grpc, drain, record).await;
     };
     route.metrics.effective.request();
@@ -149,7 +149,7 @@ async fn attempts(
         *req.version_mut() = parts.version;
         *req.headers_mut() = parts.headers.clone();
         let record = if attempt == 1 { first_record.take() } else { new_record(attempt) };
-        let balancer = policy.backend(ctx, target).await;
+        let balancer = policy.backend(ctx, target);
         route.metrics.actual.request();
         let rsp = forward_attempt(&balancer, req, grpc, drain, Some(timed_out), record).await;
         let status = rsp.status().as_u16();

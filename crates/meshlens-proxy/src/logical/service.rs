@@ -37,7 +37,8 @@ impl CompiledRoute {
     }
 }
 
-/// A backend service of a split, with the target it resolved to (per discovery version).
+/// A backend service of a split, with the target it resolved to (per discovery version; the apex's when
+/// it did not resolve).
 struct Backend {
     authority: String,
     resolved: Mutex<Option<(u64, Arc<Target>)>>,
@@ -68,13 +69,13 @@ impl ServicePolicy {
             None => None,
             Some(Ok(p)) => {
                 for w in &p.warnings {
-                    tracing::warn!(service = %sp.canonical, warning = %w, "service profile");
+                    tracing::warn!(service = %sp.canonical, reason = "profile_caveat", warning = %w, "service profile");
                 }
                 Some(p)
             }
             Some(Err(e)) => {
                 // The control plane validates profiles; one that still fails here is ignored, loudly.
-                tracing::error!(service = %sp.canonical, error = %e, "ignoring a service profile that does not compile");
+                tracing::error!(service = %sp.canonical, reason = "invalid_profile", error = %e, "ignoring a service profile that does not compile");
                 None
             }
         };
@@ -96,7 +97,7 @@ impl ServicePolicy {
             (Some(split), _) => match split_backends(split) {
                 Ok(b) => b.into_iter().map(|(name, w)| (format!("{name}{suffix}"), w)).collect(),
                 Err(e) => {
-                    tracing::error!(service = %sp.canonical, error = %e, "ignoring a traffic split");
+                    tracing::error!(service = %sp.canonical, reason = "invalid_split", error = %e, "ignoring a traffic split");
                     Vec::new()
                 }
             },
@@ -127,8 +128,14 @@ impl ServicePolicy {
         )
     }
 
-    /// The balancer of this attempt's backend: a split's weighted pick, else the service itself.
-    pub async fn backend(&self, ctx: &Ctx, target: &Arc<Target>) -> Arc<Balancer> {
+    /// Does a split (or `dstOverrides`) of this policy send traffic to `authority` (canonical)?
+    pub fn has_backend(&self, authority: &str) -> bool {
+        self.backends.as_ref().is_some_and(|b| b.iter().any(|(backend, w)| w > 0 && backend.authority == authority))
+    }
+
+    /// The balancer of this attempt's backend: a split's weighted pick (counted under the apex's authority),
+    /// else the service itself.
+    pub fn backend(&self, ctx: &Ctx, target: &Arc<Target>) -> Arc<Balancer> {
         let Some(backend) = self.backends.as_ref().and_then(|b| b.pick()) else {
             return target.balancer.clone();
         };
@@ -141,13 +148,15 @@ impl ServicePolicy {
         {
             return t.balancer.clone();
         }
-        match ctx.targets.resolve(ctx, &backend.authority).await {
+        match ctx.targets.leaf(ctx, &target.authority, &backend.authority) {
             Ok(t) => {
                 *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, t.clone()));
                 t.balancer.clone()
             }
             Err(reason) => {
-                tracing::warn!(backend = %backend.authority, reason = reason.as_str(), "split backend does not resolve; using the apex service");
+                // Said once per discovery version: until the next one, the apex serves this backend's share.
+                tracing::warn!(apex = %target.authority, backend = %backend.authority, reason = reason.as_str(), "split backend does not resolve; using the apex service");
+                *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, target.clone()));
                 target.balancer.clone()
             }
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use meshlens_api::labels;
 
 use super::encode::{escape_label_value_into, write_header, write_sample};
+use super::extremes::{Extremes, current_window};
 use super::registry::{Collect, Registry};
 use super::series_list::SeriesList;
 use super::{Counter, Histogram, LabelSet};
@@ -20,6 +21,8 @@ use super::{Counter, Histogram, LabelSet};
 const REQUEST_HELP: &str = "Total count of HTTP requests.";
 const RESPONSE_HELP: &str = "Total count of HTTP responses.";
 const LATENCY_HELP: &str = "Elapsed times between a request's headers being received and its response beginning.";
+const LATENCY_MAX_HELP: &str = "The largest latency (ms) of the series observed in the last 10-20 s.";
+const LATENCY_MIN_HELP: &str = "The smallest latency (ms) of the series observed in the last 10-20 s.";
 
 /// gRPC status codes 0 (OK) ..= 16 (UNAUTHENTICATED) have a slot each.
 const GRPC_CODES: usize = 17;
@@ -37,6 +40,8 @@ struct HttpFamilies {
     request_total: String,
     response_total: String,
     latency: Option<String>,
+    /// `<latency>_max` and `<latency>_min`.
+    extremes: Option<[String; 2]>,
     targets: Mutex<HashMap<LabelSet, Arc<HttpTargetMetrics>>>,
     order: SeriesList<HttpTargetMetrics>,
 }
@@ -57,11 +62,16 @@ impl HttpMetrics {
             request_total: format!("{prefix}{}", labels::REQUEST_TOTAL),
             response_total: format!("{prefix}{}", labels::RESPONSE_TOTAL),
             latency: latency.then(|| format!("{prefix}{}", labels::RESPONSE_LATENCY_MS)),
+            extremes: latency.then(|| {
+                [labels::LATENCY_MAX_SUFFIX, labels::LATENCY_MIN_SUFFIX]
+                    .map(|suffix| format!("{prefix}{}{suffix}", labels::RESPONSE_LATENCY_MS))
+            }),
             targets: Mutex::new(HashMap::new()),
             order: SeriesList::default(),
         });
         let mut names = vec![inner.request_total.as_str()];
         names.extend(inner.latency.as_deref());
+        names.extend(inner.extremes.iter().flatten().map(String::as_str));
         names.push(&inner.response_total);
         reg.register(&names, inner.clone());
         HttpMetrics { inner }
@@ -102,6 +112,17 @@ impl Collect for HttpFamilies {
             for t in targets.iter() {
                 for s in t.latencies.snapshot().iter() {
                     s.hist.encode_series(out, name, t.labels.as_str(), &s.labels);
+                }
+            }
+        }
+        if let Some(names) = &self.extremes {
+            let window = current_window();
+            for ((name, help), max) in names.iter().zip([LATENCY_MAX_HELP, LATENCY_MIN_HELP]).zip([true, false]) {
+                write_header(out, name, help, "gauge");
+                for t in targets.iter() {
+                    for s in t.latencies.snapshot().iter() {
+                        s.extremes.encode(out, name, &[t.labels.as_str(), &s.labels], window, max);
+                    }
                 }
             }
         }
@@ -156,6 +177,7 @@ struct LatencySeries {
     /// `status_code="…"`
     labels: Box<str>,
     hist: Histogram,
+    extremes: Extremes,
 }
 
 impl HttpTargetMetrics {
@@ -174,6 +196,11 @@ impl HttpTargetMetrics {
     /// The target labels this handle was created with.
     pub fn labels(&self) -> &LabelSet {
         &self.labels
+    }
+
+    /// Requests counted so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.get()
     }
 
     /// Counts one request: `request_total{<target>} += 1`.
@@ -214,10 +241,8 @@ impl HttpTargetMetrics {
         }
         if let Some(d) = latency.filter(|_| self.record_latency) {
             match self.status_slot(status) {
-                Some(slot) => slot.latency.get_or_init(|| self.new_latency(status)).hist.observe(d),
-                None => {
-                    self.latencies.find_or_push(|s| s.status == status, || LatencySeries::new(status)).hist.observe(d)
-                }
+                Some(slot) => slot.latency.get_or_init(|| self.new_latency(status)).observe(d),
+                None => self.latencies.find_or_push(|s| s.status == status, || LatencySeries::new(status)).observe(d),
             }
         }
     }
@@ -271,6 +296,17 @@ impl ResponseSeries {
 
 impl LatencySeries {
     fn new(status: u16) -> LatencySeries {
-        LatencySeries { status, labels: format!("{}=\"{status}\"", labels::STATUS_CODE).into(), hist: Histogram::new() }
+        LatencySeries {
+            status,
+            labels: format!("{}=\"{status}\"", labels::STATUS_CODE).into(),
+            hist: Histogram::new(),
+            extremes: Extremes::default(),
+        }
+    }
+
+    #[inline]
+    fn observe(&self, d: Duration) {
+        self.hist.observe(d);
+        self.extremes.observe(d);
     }
 }

@@ -9,6 +9,7 @@
 
 mod counter;
 mod encode;
+mod extremes;
 mod histogram;
 mod http;
 mod labels;
@@ -21,6 +22,7 @@ pub use encode::CONTENT_TYPE;
 pub use histogram::{Histogram, LATENCY_BOUNDS_MS};
 pub use http::{HttpMetrics, HttpTargetMetrics};
 pub use labels::LabelSet;
+pub(crate) use registry::Collect;
 pub use registry::{CounterFamily, Family, GaugeFamily, HistogramFamily, Metric, Registry};
 pub use tcp::{TcpConnGuard, TcpMetrics, TcpTargetMetrics};
 

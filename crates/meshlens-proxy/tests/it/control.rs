@@ -273,3 +273,36 @@ async fn the_tap_listener_accepts_the_token_of_the_latest_lease() {
     assert_eq!(tap_status(&proxy, "second-token").await, 200, "a renewal brings the new token");
     assert_eq!(tap_status(&proxy, "first-token").await, 401, "and retires the old one");
 }
+
+#[tokio::test]
+async fn a_split_leaf_balancer_goes_when_its_split_does() {
+    let control = FakeControl::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let proxy = client_proxy(&control).await;
+    assert_eventually!(control.watchers() == 1, "the proxy watches discovery");
+    let (apex, leaf) = (HttpBackend::start(echo("apex")), HttpBackend::start(echo("leaf")));
+    let with_split = |version: u64, split: bool| {
+        let mut snapshot = items_split(&[("a", 100, leaf.addr())]);
+        snapshot.services[0] = service("items", "prod", &[apex.addr()]);
+        snapshot.version = version;
+        if !split {
+            snapshot.traffic_splits.clear();
+        }
+        WatchEvent::Snapshot { complete: true, snapshot }
+    };
+    let leaves = || async {
+        let (_, body) = send(proxy.listen().admin, get("/endpoints", "admin")).await;
+        let view: meshlens_api::balancer::ProxyBalancers = serde_json::from_slice(&body).unwrap();
+        view.destinations.into_iter().filter_map(|d| d.leaf).collect::<Vec<_>>()
+    };
+    control.send(&with_split(1, true));
+    assert_eventually!(ready(&proxy).await == 200, "ready");
+    let (rsp, _) = send(proxy.listen().outbound, get("/", "items")).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(leaves().await, ["items-a.prod.svc.cluster.local:80"], "the leaf's balancer, under the apex");
+
+    control.send(&with_split(2, false));
+    assert_eventually!(leaves().await.is_empty(), "the leaf's balancer goes with the split");
+    let (rsp, _) = send(proxy.listen().outbound, get("/", "items")).await;
+    assert_eq!(rsp.status(), 200);
+    assert_eq!(apex.requests(), 1, "without the split, the apex serves");
+}

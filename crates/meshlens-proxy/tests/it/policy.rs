@@ -12,7 +12,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use meshlens_api::Snapshot;
-use meshlens_api::profile::{ServiceProfile, TrafficSplit};
+use meshlens_api::profile::ServiceProfile;
 use meshlens_proxy::Proxy;
 use meshlens_testkit::backend::{echo, full};
 use meshlens_testkit::{HttpBackend, assert_eventually};
@@ -234,29 +234,7 @@ async fn a_split_shares_traffic_by_weight_and_weight_zero_gets_nothing() {
     let a = HttpBackend::start(echo("a"));
     let b = HttpBackend::start(echo("b"));
     let z = HttpBackend::start(echo("z"));
-    let split: TrafficSplit = serde_saphyr::from_str(
-        "apiVersion: split.smi-spec.io/v1alpha2
-kind: TrafficSplit
-metadata: {name: items-split, namespace: prod}
-spec:
-  service: items
-  backends:
-    - {service: items-a, weight: 900}
-    - {service: items-b, weight: 100}
-    - {service: items-z, weight: 0}
-",
-    )
-    .unwrap();
-    let snap = Snapshot {
-        services: vec![
-            service("items", "prod", &[]),
-            service("items-a", "prod", &[a.addr()]),
-            service("items-b", "prod", &[b.addr()]),
-            service("items-z", "prod", &[z.addr()]),
-        ],
-        traffic_splits: vec![split],
-        ..Snapshot::default()
-    };
+    let snap = items_split(&[("a", 900, a.addr()), ("b", 100, b.addr()), ("z", 0, z.addr())]);
     let (proxy, _d) = start(config(), &snap).await;
     let mut c = h1(proxy.listen().outbound).await;
     let n = 2000;
@@ -303,8 +281,8 @@ async fn a_tripped_breaker_keeps_traffic_off_a_failing_endpoint() {
     assert!(text.contains("endpoint_breaker_transitions_total{") && text.contains("state=\"open\"} "), "{text}");
     let (_, body) = send(proxy.listen().admin, get("/endpoints", "a")).await;
     assert!(
-        String::from_utf8_lossy(&body).contains("\"state\": \"open\"")
-            || String::from_utf8_lossy(&body).contains("\"state\": \"probation\"")
+        String::from_utf8_lossy(&body).contains("\"breaker\": \"open\"")
+            || String::from_utf8_lossy(&body).contains("\"breaker\": \"probation\"")
     );
 }
 

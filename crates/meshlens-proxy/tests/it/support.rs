@@ -37,6 +37,25 @@ pub fn snapshot(services: Vec<Service>) -> Snapshot {
     Snapshot { services, ..Snapshot::default() }
 }
 
+/// `items.prod` (no endpoints) split over `items-<leaf>.prod` services by weight, each leaf with its endpoint.
+#[allow(dead_code)]
+pub fn items_split(leaves: &[(&str, u32, SocketAddr)]) -> Snapshot {
+    let mut yaml = "apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {name: items-split, namespace: prod}
+spec:
+  service: items
+  backends:
+"
+    .to_string();
+    for (leaf, weight, _) in leaves {
+        yaml.push_str(&format!("    - {{service: items-{leaf}, weight: {weight}}}\n"));
+    }
+    let mut services = vec![service("items", "prod", &[])];
+    services.extend(leaves.iter().map(|(leaf, _, addr)| service(&format!("items-{leaf}"), "prod", &[*addr])));
+    Snapshot { services, traffic_splits: vec![serde_saphyr::from_str(&yaml).unwrap()], ..Snapshot::default() }
+}
+
 /// Writes `snapshot` to a discovery file in a temp dir (kept alive by the returned guard).
 pub fn discovery_file(snapshot: &Snapshot) -> (TempDir, std::path::PathBuf) {
     let dir = TempDir::new("discovery");
@@ -66,6 +85,28 @@ pub async fn start(mut config: Config, snapshot: &Snapshot) -> (Proxy, TempDir) 
         .await
         .expect("proxy starts");
     (proxy, dir)
+}
+
+/// [`start`], with the proxy's `GET /logs` fed by the events logged on this test's thread (the proxy's,
+/// on the current-thread test runtime) while the returned guard lives.
+#[allow(dead_code)]
+pub async fn start_capturing(
+    mut config: Config,
+    snapshot: &Snapshot,
+) -> (Proxy, TempDir, meshlens_proxy::log::CaptureGuard) {
+    let (dir, path) = discovery_file(snapshot);
+    config.discovery = Some(path);
+    let (log, guard) = meshlens_proxy::log::Fixed::capturing("info");
+    let proxy = meshlens_proxy::start(config, log, &meshlens_proxy::TcpBind).await.expect("proxy starts");
+    (proxy, dir, guard)
+}
+
+/// The proxy's `GET /logs?<query>`.
+#[allow(dead_code)]
+pub async fn logs(proxy: &Proxy, query: &str) -> meshlens_api::logs::LogPage {
+    let (rsp, body) = send(proxy.listen().admin, get(&format!("/logs?{query}"), "admin")).await;
+    assert_eq!(rsp.status(), 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
 }
 
 /// An HTTP/1.1 connection to `addr`.

@@ -79,13 +79,78 @@ pub fn unreachable(base: &str, why: &dyn std::fmt::Display) -> anyhow::Error {
     anyhow!("cannot reach the control plane at {base}: {why} — is `meshlens up` or `meshlens demo` running?")
 }
 
+/// An API answer that is not a success.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: hyper::StatusCode,
+    /// The `error` of the JSON body, else the body.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the control plane answered {}: {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 /// The error for an API answer that is not a success: `{"error": …}` becomes the message.
 pub fn api_error(status: hyper::StatusCode, body: &[u8]) -> anyhow::Error {
-    let msg = serde_json::from_slice::<serde_json::Value>(body)
+    let message = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"].as_str().map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    anyhow!("the control plane answered {status}: {msg}")
+    anyhow::Error::new(ApiError { status, message })
+}
+
+/// A stats query (`/api/v1/stat|routes|edges`): the answer, or — for a resource that does not exist
+/// (404) — its message printed and exit code 1; other failures are errors.
+pub fn get_stats<T: serde::de::DeserializeOwned>(
+    base: &str,
+    path: &str,
+    query: &meshlens_api::stats::StatQuery,
+) -> anyhow::Result<Result<T, std::process::ExitCode>> {
+    let q = serde_urlencoded::to_string(query).context("cannot encode the query")?;
+    match get_json(base, &format!("{path}?{q}")) {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => match e.downcast_ref::<ApiError>() {
+            Some(a) if a.status == hyper::StatusCode::NOT_FOUND => {
+                eprintln!("meshlens: {}", a.message);
+                Ok(Err(std::process::ExitCode::from(1)))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// When a namespace shows nothing: the namespaces where workloads do run, as a hint (`None` when there
+/// are none elsewhere or the control plane does not say).
+pub fn namespace_hint(base: &str, namespace: &str) -> Option<String> {
+    let res: serde_json::Value = get_json(base, "/api/v1/resources").ok()?;
+    let mut elsewhere: Vec<&str> = res["workloads"]
+        .as_array()?
+        .iter()
+        .filter(|w| w["instances"].as_array().is_some_and(|i| !i.is_empty()))
+        .filter_map(|w| w["namespace"].as_str())
+        .filter(|ns| *ns != namespace)
+        .collect();
+    elsewhere.sort_unstable();
+    elsewhere.dedup();
+    let try_ = match elsewhere.as_slice() {
+        [] => return None,
+        [one] => format!("-n {one}"),
+        [first, ..] => format!("-n {first} or -A"),
+    };
+    Some(format!("workloads run in {}: try {try_}", elsewhere.join(", ")))
+}
+
+/// What to say when an answer is empty: `No {what} found.`, or with the hint where workloads run.
+pub fn nothing_found(base: &str, what: &str, namespace: &str, all_namespaces: bool) -> String {
+    match (!all_namespaces).then(|| namespace_hint(base, namespace)).flatten() {
+        Some(hint) => format!("No {what} found in namespace {namespace}; {hint}"),
+        None => format!("No {what} found."),
+    }
 }
 
 /// `GET uri` on the control plane at `base`; the response head (within 10 s), its body still to read.

@@ -39,7 +39,10 @@ pub struct ControlArgs {
 }
 
 pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
-    meshlens_proxy::log::init_json(&args.log_level).map_err(anyhow::Error::msg)?;
+    let log = meshlens_proxy::log::init_json(&args.log_level).map_err(anyhow::Error::msg)?;
+    // `meshlens logs control`: the control plane's own recent WARN/ERROR events.
+    let ring = log.events().clone();
+    let own_logs = meshlens_control::OwnLogs(std::sync::Arc::new(move |since| ring.page(since, tracing::Level::WARN)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -50,6 +53,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
         config.scrape_interval = args.scrape_interval;
         config.metrics_retention = args.metrics_retention;
         config.prometheus_url = args.prometheus_url;
+        config.own_logs = Some(own_logs);
         let control = match meshlens_control::start(config).await {
             Ok(c) => c,
             Err(meshlens_control::StartError::InvalidConfig(errors)) => {

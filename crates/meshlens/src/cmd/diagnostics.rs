@@ -158,9 +158,10 @@ pub fn render_endpoints_table(resolved: &EndpointsResponse, wide: bool) -> Strin
                 lines.push([endpoint.clone(), vec!["-".into(); 5]].concat());
             }
             for c in &r.callers {
-                let breaker = match c.breaker_remaining_ms {
-                    Some(ms) => format!("{} ({ms}ms)", c.breaker),
-                    None => c.breaker.clone(),
+                let breaker = match (&c.breaker, c.breaker_remaining_ms) {
+                    (Some(state), Some(ms)) => format!("{state} ({ms}ms)"),
+                    (Some(state), None) => state.clone(),
+                    (None, _) => "-".into(),
                 };
                 let caller =
                     if c.namespace == r.namespace { c.pod.clone() } else { format!("{}/{}", c.namespace, c.pod) };

@@ -59,6 +59,25 @@ pub fn bytes_rate(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.1}B/s"))
 }
 
+/// `(data for 41s of 1m)` when the rows cover less than the window (`window` as the user typed it): the
+/// control plane is younger than the window, and rates are over the covered seconds.
+pub fn coverage_note<'a>(
+    mut coverages: impl Iterator<Item = &'a meshlens_api::stats::Coverage>,
+    window: &str,
+) -> Option<String> {
+    let c = coverages.next()?;
+    c.partial().then(|| format!("(data for {:.0}s of {window})\n", c.covered_s))
+}
+
+/// A weight as a Kubernetes quantity (`0.9` → `900m`, `100` → `100`), or `-`.
+pub fn weight(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(w) if w.fract() == 0.0 => format!("{w:.0}"),
+        Some(w) => format!("{:.0}m", w * 1000.0),
+    }
+}
+
 /// Pretty JSON with a trailing newline (Linkerd prints indented JSON).
 pub fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(v)?;
@@ -88,5 +107,10 @@ mod tests {
         );
         assert_eq!(percent(None), "-");
         assert_eq!(bytes_rate(Some(12.25)), "12.2B/s");
+        assert_eq!((weight(Some(0.9)), weight(Some(100.0)), weight(None)), ("900m".into(), "100".into(), "-".into()));
+        let young = meshlens_api::stats::Coverage { window_s: 60.0, covered_s: 41.2 };
+        assert_eq!(coverage_note([young].iter(), "1m").as_deref(), Some("(data for 41s of 1m)\n"));
+        let full = meshlens_api::stats::Coverage { window_s: 60.0, covered_s: 60.0 };
+        assert_eq!(coverage_note([full].iter(), "1m"), None);
     }
 }

@@ -21,7 +21,7 @@ pub struct ProxyArgs {
     /// Where peer proxies connect; traffic is forwarded to --app [default with --app: 0.0.0.0:4143].
     #[arg(long, env = "MESHLENS_PROXY_INBOUND", requires = "app")]
     inbound: Option<SocketAddr>,
-    /// Admin listener: /metrics /ready /live /config /endpoints /log-level.
+    /// Admin listener: /metrics /ready /live /config /endpoints /logs /log-level.
     #[arg(long, env = "MESHLENS_PROXY_ADMIN", default_value = "127.0.0.1:4191")]
     admin: SocketAddr,
     /// Tap listener: `GET /tap` streams live requests to the control plane, with the token of its lease.

@@ -1,12 +1,14 @@
 //! `meshlens routes`: per-route numbers of the ServiceProfile routes behind a resource, `[DEFAULT]` for
 //! requests no route matched (reference/linkerd.md §1.3). With `--to`, `-o wide` shows EFFECTIVE (as the
 //! caller saw its requests, after retries) and ACTUAL (every attempt) success and RPS, and — beyond
-//! Linkerd — TIMEOUTS (route-timeout responses) and RETRY_FATES (how retried requests ended) in the window.
+//! Linkerd — TIMEOUTS (route-timeout responses), CANCELLED (requests the caller gave up on) and RETRY_FATES
+//! (how retried requests ended) in the window. Without `--to`, the numbers are what the resource's own
+//! proxies served, from every caller, meshed or not.
 
 use std::process::ExitCode;
 
 use clap::Args;
-use meshlens_api::stats::{RouteNumbers, RoutesResponse};
+use meshlens_api::stats::{RouteNumbers, RoutesResponse, StatQuery};
 
 use super::client::{self, ControlArg};
 use super::output::{self, Format};
@@ -21,6 +23,9 @@ pub struct RoutesArgs {
     namespace: String,
     #[arg(short = 't', long = "time-window", default_value = "1m")]
     time_window: String,
+    /// The same window, this much earlier (e.g. `1h`: a baseline to compare with).
+    #[arg(long, value_name = "DURATION")]
+    offset: Option<String>,
     /// The routes of this destination (TYPE/NAME), as the resource's outbound requests saw them.
     #[arg(long)]
     to: Option<String>,
@@ -44,25 +49,30 @@ pub fn run(args: RoutesArgs) -> anyhow::Result<ExitCode> {
     if args.output == Format::Wide && args.to.is_none() {
         anyhow::bail!("wide output is only available when --to is specified");
     }
-    let mut q = format!(
-        "/api/v1/routes?resource={}&namespace={}&window={}",
-        client::encode(&resource),
-        client::encode(&args.namespace),
-        client::encode(&args.time_window)
-    );
-    if let Some(to) = &args.to {
-        q.push_str(&format!("&to={}", client::encode(to)));
-    }
-    if let Some(ns) = &args.to_namespace {
-        q.push_str(&format!("&to_namespace={}", client::encode(ns)));
-    }
-    if let Some(sel) = super::stat::checked_selector(args.selector.as_deref())? {
-        q.push_str(&format!("&selector={}", client::encode(&sel)));
-    }
-    let routes: RoutesResponse = client::get_json(&args.control.url(), &q)?;
+    let query = StatQuery {
+        resource,
+        namespace: Some(args.namespace.clone()),
+        window: Some(args.time_window.clone()),
+        offset: args.offset.clone(),
+        to: args.to.clone(),
+        to_namespace: args.to_namespace.clone(),
+        selector: super::stat::checked_selector(args.selector.as_deref())?,
+        ..StatQuery::default()
+    };
+    let base = args.control.url();
+    let routes: RoutesResponse = match client::get_stats(&base, "/api/v1/routes", &query)? {
+        Ok(routes) => routes,
+        Err(code) => return Ok(code),
+    };
     print!("{}", render(&routes, args.output)?);
-    if routes.values().all(Vec::is_empty) && args.output != Format::Json {
-        eprintln!("No traffic found.");
+    if args.output != Format::Json {
+        let coverages = routes.values().flatten().map(|r| &r.coverage);
+        if let Some(note) = output::coverage_note(coverages, &args.time_window) {
+            print!("{note}");
+        }
+        if routes.values().all(Vec::is_empty) {
+            eprintln!("No traffic found.");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -108,7 +118,7 @@ pub fn render(routes: &RoutesResponse, format: Format) -> anyhow::Result<String>
         }
         header.extend(["LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]);
         if wide {
-            header.extend(["TIMEOUTS", "RETRY_FATES"]);
+            header.extend(["TIMEOUTS", "CANCELLED", "RETRY_FATES"]);
         }
         let lines: Vec<Vec<String>> = rows
             .iter()
@@ -133,6 +143,7 @@ pub fn render(routes: &RoutesResponse, format: Format) -> anyhow::Result<String>
                 line.extend([output::ms(r.latency_ms_p50), output::ms(r.latency_ms_p95), output::ms(r.latency_ms_p99)]);
                 if wide {
                     line.push(output::count(r.timeouts));
+                    line.push(output::count(r.cancelled));
                     line.push(fates(r.retry_fates.as_ref()));
                 }
                 line

@@ -5,15 +5,20 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use meshlens_api::stats::StatRow;
+use meshlens_api::stats::{StatQuery, StatRow};
 
 use super::client::{self, ControlArg};
 use super::output::{self, Format};
 
 /// Show traffic statistics of mesh resources.
 ///
-/// `-o wide` adds READ_BYTES/SEC, WRITE_BYTES/SEC and PROXY_ERRORS (responses the proxy made rather than
-/// the app, by reason, in the window).
+/// `-o wide` adds READ_BYTES/SEC, WRITE_BYTES/SEC, CANCELLED (requests whose caller gave up before the
+/// response completed, in the window; they count as failures in SUCCESS) and PROXY_ERRORS (responses the
+/// proxy made rather than the app, by reason, in the window — with a workload's or pod's own refusals such
+/// as `no_route`); for `ts`, SHARE (the leaf's actual share of the split's requests).
+///
+/// Rates are over the part of the window the control plane has data for; a table says so when that is
+/// less than the window (`(data for 41s of 1m)`).
 ///
 /// RESOURCES: `TYPE`, `TYPE/NAME`, or `TYPE NAME…`, where TYPE is `ns`, `deploy`, `po`, `svc`, `ts`
 /// (TrafficSplit: one row per leaf) or `all`.
@@ -33,6 +38,9 @@ pub struct StatArgs {
     /// The window the numbers cover (at least two scrape intervals).
     #[arg(short = 't', long = "time-window", default_value = "1m")]
     time_window: String,
+    /// The same window, this much earlier (e.g. `1h`: a baseline to compare with).
+    #[arg(long, value_name = "DURATION")]
+    offset: Option<String>,
     /// Only requests to this resource (TYPE/NAME).
     #[arg(long, conflicts_with = "from")]
     to: Option<String>,
@@ -74,33 +82,32 @@ pub fn resource_query(args: &[String]) -> anyhow::Result<(String, Vec<String>)> 
 
 pub fn run(args: StatArgs) -> anyhow::Result<ExitCode> {
     let (resource, names) = resource_query(&args.resources)?;
-    let mut q = format!(
-        "/api/v1/stat?resource={}&namespace={}&window={}",
-        client::encode(&resource),
-        client::encode(&args.namespace),
-        client::encode(&args.time_window)
-    );
-    if !names.is_empty() {
-        q.push_str(&format!("&names={}", client::encode(&names.join(","))));
-    }
-    if args.all_namespaces {
-        q.push_str("&all_namespaces=true");
-    }
-    for (k, v) in [
-        ("selector", &checked_selector(args.selector.as_deref())?),
-        ("to", &args.to),
-        ("to_namespace", &args.to_namespace),
-        ("from", &args.from),
-        ("from_namespace", &args.from_namespace),
-    ] {
-        if let Some(v) = v {
-            q.push_str(&format!("&{k}={}", client::encode(v)));
-        }
-    }
-    let rows: Vec<StatRow> = client::get_json(&args.control.url(), &q)?;
+    let query = StatQuery {
+        resource,
+        namespace: Some(args.namespace.clone()),
+        window: Some(args.time_window.clone()),
+        offset: args.offset.clone(),
+        names: (!names.is_empty()).then(|| names.join(",")),
+        all_namespaces: args.all_namespaces.then_some(true),
+        to: args.to,
+        to_namespace: args.to_namespace,
+        from: args.from,
+        from_namespace: args.from_namespace,
+        selector: checked_selector(args.selector.as_deref())?,
+    };
+    let base = args.control.url();
+    let rows: Vec<StatRow> = match client::get_stats(&base, "/api/v1/stat", &query)? {
+        Ok(rows) => rows,
+        Err(code) => return Ok(code),
+    };
     print!("{}", render(&rows, args.output, args.all_namespaces)?);
-    if rows.is_empty() && args.output != Format::Json {
-        eprintln!("No traffic found.");
+    if args.output != Format::Json {
+        if let Some(note) = output::coverage_note(rows.iter().map(|r| &r.coverage), &args.time_window) {
+            print!("{note}");
+        }
+        if rows.is_empty() {
+            eprintln!("{}", client::nothing_found(&base, "traffic", &args.namespace, args.all_namespaces));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -113,13 +120,17 @@ pub fn checked_selector(selector: Option<&str>) -> anyhow::Result<Option<String>
     Ok(selector.map(str::to_string))
 }
 
-/// TrafficSplit rows: `NAME APEX LEAF WEIGHT SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99`.
-fn split_table(rows: &[StatRow], all_namespaces: bool, prefix: bool) -> String {
+/// TrafficSplit rows: `NAME APEX LEAF WEIGHT SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99`, `-o wide`
+/// adds SHARE and CANCELLED.
+fn split_table(rows: &[StatRow], all_namespaces: bool, prefix: bool, wide: bool) -> String {
     let mut header = Vec::new();
     if all_namespaces {
         header.push("NAMESPACE");
     }
     header.extend(["NAME", "APEX", "LEAF", "WEIGHT", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]);
+    if wide {
+        header.extend(["SHARE", "CANCELLED"]);
+    }
     let lines: Vec<Vec<String>> = rows
         .iter()
         .filter(|r| r.kind == "trafficsplit")
@@ -129,9 +140,10 @@ fn split_table(rows: &[StatRow], all_namespaces: bool, prefix: bool) -> String {
                 line.push(r.namespace.clone());
             }
             line.push(if prefix { format!("ts/{}", r.name) } else { r.name.clone() });
-            for v in [&r.apex, &r.leaf, &r.weight] {
+            for v in [&r.apex, &r.leaf] {
                 line.push(v.clone().unwrap_or_else(|| "-".into()));
             }
+            line.push(output::weight(r.weight));
             line.extend([
                 output::percent(r.success),
                 output::rps(r.rps),
@@ -139,6 +151,9 @@ fn split_table(rows: &[StatRow], all_namespaces: bool, prefix: bool) -> String {
                 output::ms(r.latency_ms_p95),
                 output::ms(r.latency_ms_p99),
             ]);
+            if wide {
+                line.extend([output::percent(r.share), output::count(r.cancelled)]);
+            }
             line
         })
         .collect();
@@ -173,7 +188,7 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
     for kind in kinds {
         let pod = kind == "pod";
         if kind == "trafficsplit" {
-            out.push(split_table(rows, all_namespaces, prefix));
+            out.push(split_table(rows, all_namespaces, prefix, format == Format::Wide));
             continue;
         }
         let mut header = Vec::new();
@@ -186,7 +201,7 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
         }
         header.extend(["MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99", "TCP_CONN"]);
         if format == Format::Wide {
-            header.extend(["READ_BYTES/SEC", "WRITE_BYTES/SEC", "PROXY_ERRORS"]);
+            header.extend(["READ_BYTES/SEC", "WRITE_BYTES/SEC", "CANCELLED", "PROXY_ERRORS"]);
         }
         let mut lines = Vec::new();
         for r in rows.iter().filter(|r| r.kind == kind) {
@@ -208,7 +223,11 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
                 output::count(r.tcp_open_connections),
             ]);
             if format == Format::Wide {
-                line.extend([output::bytes_rate(r.tcp_read_bytes_rate), output::bytes_rate(r.tcp_write_bytes_rate)]);
+                line.extend([
+                    output::bytes_rate(r.tcp_read_bytes_rate),
+                    output::bytes_rate(r.tcp_write_bytes_rate),
+                    output::count(r.cancelled),
+                ]);
                 line.push(match &r.proxy_errors {
                     Some(e) if !e.is_empty() => e.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(","),
                     _ => "-".into(),

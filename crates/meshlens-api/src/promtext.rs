@@ -1,6 +1,6 @@
-//! A small parser for the Prometheus text format (0.0.4) as our proxies emit it: `# HELP`/`# TYPE` lines
-//! and comments are skipped, every sample line is `name{label="value",…} value [timestamp]`, label values
-//! escape `\\`, `\"` and `\n`.
+//! The one parser of the Prometheus text format (0.0.4) as our proxies emit it, for the control plane's
+//! scraper and the tests' assertions: `# HELP`/`# TYPE` lines and comments are skipped, every sample line
+//! is `name{label="value",…} value [timestamp]`, label values escape `\\`, `\"` and `\n`.
 
 /// One sample line.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +32,15 @@ pub fn parse(text: &str) -> (Vec<Sample>, usize) {
         }
     }
     (out, bad)
+}
+
+/// Parses a whole exposition; the first line that does not parse is an error naming it (line number, text).
+pub fn try_parse(text: &str) -> Result<Vec<Sample>, String> {
+    let lines = text.lines().enumerate().map(|(i, l)| (i, l.trim()));
+    lines
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(i, line)| parse_line(line).ok_or_else(|| format!("metrics line {}: malformed: {line:?}", i + 1)))
+        .collect()
 }
 
 /// Parses one sample line.
@@ -161,6 +170,8 @@ mod tests {
         assert_eq!(samples[1].label("le"), "+Inf");
         assert_eq!(samples[2].value, 1.7e9);
         assert_eq!(samples[2].label("x"), "");
+        assert_eq!(try_parse(text).unwrap_err(), "metrics line 6: malformed: \"garbage{\"");
+        assert_eq!(try_parse("a{b=\"1\",} 2\n").unwrap()[0].label("b"), "1");
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct Report {
     pub namespace: String,
     /// The window judged, in seconds.
     pub window_s: f64,
+    /// How much of it the control plane holds data for (less while it is younger than the window).
+    pub covered_s: f64,
     /// Ranked: the most requests explained first, a root cause above its symptoms.
     pub findings: Vec<Finding>,
     /// What was checked, and what was ruled out, one sentence each.

@@ -384,7 +384,8 @@ async fn diagnose(
 ) -> Response {
     match query {
         Ok(Query(q)) => {
-            stats_answer(&s, q.window.as_deref(), |res, ms, now| crate::diagnose::diagnose(res, ms, &q, now)).await
+            let window = q.stat_query();
+            stats_answer(&s, &window, |res, ms, end| crate::diagnose::diagnose(res, ms, &q, end)).await
         }
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid diagnose query: {e}")),
     }

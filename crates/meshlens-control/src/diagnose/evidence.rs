@@ -69,6 +69,9 @@ pub(crate) struct Evidence<'a> {
     pub res: &'a Resources,
     pub namespace: String,
     pub window_s: f64,
+    /// How much of the window the store holds (less while it is younger than the window); rates are
+    /// over this.
+    pub covered_s: f64,
     /// Workload → what its own proxies served (inbound).
     pub served: BTreeMap<String, Counts>,
     /// (workload, instance) → what that instance's proxy served.
@@ -153,6 +156,7 @@ impl<'a> Evidence<'a> {
             res,
             namespace: ns.to_string(),
             window_s: window_ms as f64 / 1000.0,
+            covered_s: ms.covered(now, window_ms) as f64 / 1000.0,
             served,
             instances,
             edges,
@@ -163,7 +167,7 @@ impl<'a> Evidence<'a> {
     }
 
     pub fn rps(&self, n: f64) -> f64 {
-        n / self.window_s
+        n / self.covered_s.max(1.0)
     }
 
     /// Failures a workload saw from what it called (per attempt, minus what its retries recovered) and

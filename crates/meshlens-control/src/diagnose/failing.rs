@@ -4,6 +4,8 @@
 
 use meshlens_api::diagnose::{FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONSE, LOW_CONFIDENCE, Severity};
 
+use meshlens_api::labels::ERROR_CANCELLED;
+
 use super::evidence::{Counts, Evidence};
 use super::{Candidate, DEFAULT_OBJECTIVE, finding, pct, wilson};
 
@@ -24,7 +26,9 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
         }
         let explained = ev.failures_from_callees(workload);
         let inbound_made: f64 = INBOUND_REASONS.iter().filter_map(|r| served.errors.get(*r)).sum();
-        let own = (served.failed - explained - invalid).max(0.0);
+        // Requests the caller gave up on are its impatience (or a route timeout), not this app's answer.
+        let cancelled = served.errors.get(ERROR_CANCELLED).copied().unwrap_or(0.0);
+        let own = (served.failed - explained - invalid - cancelled).max(0.0);
         if !wilson::below_objective(own, n, DEFAULT_OBJECTIVE) {
             if own >= 1.0 && n < wilson::MIN_REQUESTS {
                 let mut f = finding(

@@ -25,9 +25,11 @@ mod wilson;
 mod tests;
 
 use meshlens_api::diagnose::{Finding, LOW_CONFIDENCE, Report, Severity};
+use meshlens_api::stats::StatQuery;
 use serde::Deserialize;
 
 use crate::api_types::Resources;
+use crate::diagnostics::QueryError;
 use crate::metricstore::MetricStore;
 use crate::statsapi;
 use evidence::Evidence;
@@ -43,6 +45,18 @@ pub(crate) struct DiagnoseQuery {
     /// Go-style duration, default `1m`.
     #[serde(default)]
     pub window: Option<String>,
+}
+
+impl DiagnoseQuery {
+    /// The window as the stats queries name it (what the metric source reads).
+    pub fn stat_query(&self) -> StatQuery {
+        StatQuery {
+            resource: "deploy".into(),
+            namespace: self.namespace.clone(),
+            window: self.window.clone(),
+            ..StatQuery::default()
+        }
+    }
 }
 
 /// A finding before ranking: symptoms (`root: false`) rank below the causes that explain them.
@@ -72,8 +86,8 @@ pub(crate) fn pct(v: f64) -> String {
 }
 
 /// `/api/v1/diagnose`.
-pub(crate) fn diagnose(res: &Resources, ms: &MetricStore, q: &DiagnoseQuery, now: u64) -> Result<Report, String> {
-    let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms)?;
+pub(crate) fn diagnose(res: &Resources, ms: &MetricStore, q: &DiagnoseQuery, now: u64) -> Result<Report, QueryError> {
+    let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms).map_err(QueryError::Invalid)?;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let ev = Evidence::gather(res, ms, &ns, now, window);
     Ok(run(&ev))
@@ -97,6 +111,20 @@ fn run(ev: &Evidence<'_>) -> Report {
         f.commands.push(format!("meshlens stat deploy -n {}", ev.namespace));
         found.push(Candidate { finding: f, root: true });
     }
+    if ev.covered_s < ev.window_s {
+        let mut f = finding(
+            ev,
+            Severity::Info,
+            LOW_CONFIDENCE,
+            format!("ns/{}", ev.namespace),
+            format!(
+                "the control plane holds {:.0}s of the {:.0}s window: rates are over what it holds",
+                ev.covered_s, ev.window_s
+            ),
+        );
+        f.commands.push(format!("meshlens stat deploy -n {} -t {:.0}s", ev.namespace, ev.covered_s.max(1.0)));
+        found.push(Candidate { finding: f, root: true });
+    }
     failing::check(ev, &mut found, &mut checked);
     proxy::check(ev, &mut found, &mut checked);
     retries::check(ev, &mut found, &mut checked);
@@ -106,5 +134,5 @@ fn run(ev: &Evidence<'_>) -> Report {
     if findings.iter().all(|f| f.severity == Severity::Info) {
         checked.push("nothing above info: no failing workload, edge, route or configuration found".into());
     }
-    Report { namespace: ev.namespace.clone(), window_s: ev.window_s, findings, checked }
+    Report { namespace: ev.namespace.clone(), window_s: ev.window_s, covered_s: ev.covered_s, findings, checked }
 }

@@ -131,7 +131,13 @@ mod tests {
                 impact_rps: 1.0,
             })
             .collect();
-        Report { namespace: "prod".into(), window_s: 60.0, findings, checked: vec!["success of 3 workloads".into()] }
+        Report {
+            namespace: "prod".into(),
+            window_s: 60.0,
+            covered_s: 60.0,
+            findings,
+            checked: vec!["success of 3 workloads".into()],
+        }
     }
 
     #[test]

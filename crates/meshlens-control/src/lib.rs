@@ -28,6 +28,7 @@
 //! | `promquery` | Prometheus mode: PromQL `increase` over the window, rolled up like scrapes |
 //! | `promsd` | `/api/v1/prometheus/targets`: Prometheus HTTP service discovery of the proxies |
 //! | `httpget` | one HTTP/1.1 GET with a deadline (scrapes, proxies' admin pages, Prometheus queries) |
+//! | `diagnose` | `/api/v1/diagnose`: ranked findings with evidence over the metric store and the configuration |
 //! | `diagnostics` | `/api/v1/proxy-metrics` (relays proxies' raw metrics), `/api/v1/endpoints` (discovery, balancers) |
 //! | `logs` | `/api/v1/logs`: proxies' (or its own) recent WARN/ERROR events, merged; `follow` streams them |
 //! | `tap` | `/api/v1/tap`: the resource's proxies tapped with the control plane's token, events merged |

@@ -59,3 +59,44 @@ fn the_healthy_demo_has_nothing_above_info_five_runs_in_a_row() {
         assert_eq!(code, 0, "run {run}: {out}{err}");
     }
 }
+
+/// Starts the demo with `scenario` and waits until `diagnose` names (kind, subject) first.
+fn names_first(scenario: &str, kind: &str, subject: &str) -> Value {
+    let _one = crate::mesh_e2e::one_mesh_at_a_time();
+    let demo = Running::demo(&format!("diagnose-{scenario}"), &["--scenario", scenario]);
+    let args = ["diagnose", "-n", "prod", "-t", "30s"];
+    demo.poll(&args, Duration::from_secs(120), |r| first(r) == (kind.to_string(), subject.to_string()))
+}
+
+#[test]
+fn timeout_504_names_the_route_timeout_first() {
+    let report = names_first("timeout-504", "route-timeout", "route deploy/user-service GET /users/{id}");
+    let cause = report["findings"][0]["cause"].as_str().unwrap();
+    assert!(cause.contains("(5s)"), "{report:#}");
+}
+
+#[test]
+fn bad_headers_names_auth_service_s_responses_first() {
+    names_first("bad-headers", "invalid-response", "deploy/auth-service");
+}
+
+#[test]
+fn split_math_names_the_split_first() {
+    let report = names_first("split-math", "split-weights", "ts/checkout-service");
+    assert!(report["findings"][0]["evidence"].to_string().contains("54.5%"), "{report:#}");
+}
+
+#[test]
+fn regex_miss_names_the_route_that_matches_nothing_first() {
+    let report = names_first("regex-miss", "route-matches-nothing", "route deploy/order-service PUT /orders/{id}");
+    assert!(report["findings"][0]["cause"].as_str().unwrap().contains("never apply"), "{report:#}");
+}
+
+#[test]
+fn stale_split_names_the_split_first() {
+    let report = names_first("stale-split", "split-omits-backend", "ts/ml-inference");
+    assert!(
+        report["findings"][0]["cause"].as_str().unwrap().starts_with("ml-inference-c gets no traffic"),
+        "{report:#}"
+    );
+}

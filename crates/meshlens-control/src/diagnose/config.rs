@@ -100,6 +100,8 @@ fn omitted(ev: &Evidence<'_>, ts: &crate::api_types::TrafficSplitResource, out: 
                 w.labels.get("app").map_or("", String::as_str)
             ),
         );
+        // What it would serve at an equal share: the requests that go elsewhere than meant.
+        f.impact_rps = ev.rps(carried) / (backend_workloads.len() + 1) as f64;
         f.evidence.push(format!("{}: backends {}", ts.source, listed.join(", ")));
         f.evidence.push(format!(
             "the listed backends served {:.0} requests in {:.0}s, {} served none",

@@ -48,6 +48,8 @@ pub const INVALID_RESPONSE: &str = "invalid-response";
 pub const UNKNOWN_DESTINATION: &str = "unknown-destination";
 /// A callee cannot be reached (`connect_error`, `connect_timeout`, `failfast`, `load_shed`).
 pub const UNREACHABLE_DESTINATION: &str = "unreachable-destination";
+/// A route succeeds but a share of its requests is far slower than its median (a slow success path).
+pub const SLOW_ROUTE: &str = "slow-route";
 /// A TrafficSplit's weights do not add up to 100%.
 pub const SPLIT_WEIGHTS: &str = "split-weights";
 /// A live service that looks like a backend of a split gets no traffic because the split omits it.
@@ -66,6 +68,7 @@ pub const KINDS: &[&str] = &[
     RETRY_AMPLIFICATION,
     RETRY_BUDGET_EXHAUSTED,
     ROUTE_TIMEOUT,
+    SLOW_ROUTE,
     INVALID_RESPONSE,
     UNKNOWN_DESTINATION,
     UNREACHABLE_DESTINATION,

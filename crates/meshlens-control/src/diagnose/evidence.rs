@@ -16,7 +16,12 @@ pub(crate) struct Counts {
     pub errors: BTreeMap<String, f64>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// The share of requests slower than [`SLOW_FACTOR`] × the median.
+    pub slow_share: f64,
 }
+
+/// How many times the median makes a request slow.
+pub(crate) const SLOW_FACTOR: f64 = 4.0;
 
 impl Counts {
     pub fn requests(&self) -> f64 {
@@ -89,6 +94,24 @@ pub(crate) struct Evidence<'a> {
 fn quantiles(c: &mut Counts, t: &Totals) {
     c.p50_ms = t.quantile(0.5);
     c.p99_ms = t.quantile(0.99);
+    let total: f64 = t.buckets.iter().map(|b| b.2).sum();
+    if let Some(p50) = c.p50_ms.filter(|_| total > 0.0) {
+        let limit = SLOW_FACTOR * p50;
+        let slow: f64 = t
+            .buckets
+            .iter()
+            .map(|&(lo, hi, n)| {
+                if lo >= limit {
+                    n
+                } else if hi > limit && hi.is_finite() {
+                    n * (hi - limit) / (hi - lo)
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        c.slow_share = slow / total;
+    }
 }
 
 /// Sums per group and reason, then fills in the latency of the group's whole window.

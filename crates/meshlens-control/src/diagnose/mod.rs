@@ -6,6 +6,7 @@
 //! | `evidence` | one read of the window: workloads, instances, edges, refused names, routes |
 //! | `wilson` | success-rate intervals, so few requests never make a finding |
 //! | `failing` | steps 1–2: workloads and instances whose own answers fail (callees netted out) |
+//! | `latency` | step 1: routes that succeed with a tail far beyond their median (a slow success path) |
 //! | `proxy` | step 5 by reason: route timeouts, invalid responses, unknown and unreachable names |
 //! | `retries` | step 4: retry amplification and spent budgets |
 //! | `topology` | step 2: edges that carried traffic before and stopped |
@@ -15,6 +16,7 @@
 mod config;
 mod evidence;
 mod failing;
+mod latency;
 mod proxy;
 mod rank;
 mod retries;
@@ -126,6 +128,7 @@ fn run(ev: &Evidence<'_>) -> Report {
         found.push(Candidate { finding: f, root: true });
     }
     failing::check(ev, &mut found, &mut checked);
+    latency::check(ev, &mut found, &mut checked);
     proxy::check(ev, &mut found, &mut checked);
     retries::check(ev, &mut found, &mut checked);
     topology::check(ev, &mut found, &mut checked);

@@ -398,3 +398,47 @@ fn a_window_shorter_than_two_scrapes_is_refused() {
     let Err(crate::diagnostics::QueryError::Invalid(e)) = diagnose(&resources(&[]), &ms, &q, 0) else { panic!() };
     assert!(e.contains("too short"), "{e}");
 }
+
+/// Route latency buckets (cumulative per second) as the caller's proxy counts them.
+fn route_latency(name: &str, buckets: &[(&str, f64)]) -> Rates {
+    let l = format!("direction=\"outbound\",dst=\"db.prod.svc.cluster.local:80\",rt_route=\"{name}\"");
+    buckets
+        .iter()
+        .map(|(le, n)| (format!("route_response_latency_ms_bucket{{{l},status_code=\"200\",le=\"{le}\"}}"), *n))
+        .collect()
+}
+
+fn slow_route_report(buckets: &[(&str, f64)]) -> Report {
+    let api = || {
+        [
+            served(5.0, 0.0, ""),
+            call("db", 5.0, 0.0, ""),
+            route("GET /items/{id}", (5.0, 0.0, 0.0), (5.0, 0.0), &[]),
+            route_latency("GET /items/{id}", buckets),
+        ]
+        .concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(10.0, 0.0, ""));
+    run(&resources(&[("db.profile.yaml", PROFILE)]), &t)
+}
+
+#[test]
+fn a_slow_success_path_is_a_slow_route_not_a_failure() {
+    // 80% within 25 ms, 20% between 200 and 600 ms, all 200s.
+    let report = slow_route_report(&[("25", 4.0), ("200", 4.0), ("600", 5.0), ("+Inf", 5.0)]);
+    assert_eq!(
+        first(&report),
+        (kinds::SLOW_ROUTE, "route deploy/db GET /items/{id}", Severity::Warning),
+        "{report:#?}"
+    );
+    let f = &report.findings[0];
+    assert!(f.cause.starts_with("20.00% of the requests"), "{}", f.cause);
+    assert!((f.impact_rps - 2.0).abs() < 0.1, "{}", f.impact_rps);
+    // A tail of 3× the median is the normal spread of a healthy route.
+    let report = slow_route_report(&[("10", 4.0), ("30", 5.0), ("+Inf", 5.0)]);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+}

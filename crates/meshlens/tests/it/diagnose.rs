@@ -103,3 +103,9 @@ fn stale_split_names_the_split_first() {
         "{report:#}"
     );
 }
+
+#[test]
+fn slow_success_names_the_slow_route_first() {
+    let report = names_first("slow-success", "slow-route", "route deploy/payment-service POST /charge");
+    assert_eq!(report["findings"][0]["severity"], "warning", "{report:#}");
+}

@@ -66,9 +66,12 @@ fn names_first(scenario: &str, kind: &str, subject: &str) -> Value {
     let demo = Running::demo(&format!("diagnose-{scenario}"), &["--scenario", scenario]);
     let args = ["diagnose", "-n", "prod", "-t", "30s"];
     // Once the window is whole, so the answer is the steady one.
-    demo.poll(&args, Duration::from_secs(120), |r| {
+    let report = demo.poll(&args, Duration::from_secs(120), |r| {
         r["covered_s"].as_f64() >= Some(30.0) && first(r) == (kind.to_string(), subject.to_string())
-    })
+    });
+    // The evidence of the run, for docs/diagnose.md (`--nocapture`).
+    eprintln!("{scenario}: {:#}", report["findings"][0]);
+    report
 }
 
 #[test]

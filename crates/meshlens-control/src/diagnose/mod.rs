@@ -99,33 +99,29 @@ fn run(ev: &Evidence<'_>) -> Report {
     let mut checked = Vec::new();
     let mut found = Vec::new();
     let total: f64 = ev.served.values().map(|c| c.requests()).sum();
-    if total < wilson::MIN_REQUESTS {
-        let mut f = finding(
-            ev,
-            Severity::Info,
-            LOW_CONFIDENCE,
-            format!("ns/{}", ev.namespace),
-            format!(
-                "too little traffic to judge: {total:.0} requests served in namespace {} in the last {:.0}s",
-                ev.namespace, ev.window_s
-            ),
-        );
-        f.commands.push(format!("meshlens stat deploy -n {}", ev.namespace));
+    let mut quiet = |cause: String, command: String| {
+        let mut f = finding(ev, Severity::Info, LOW_CONFIDENCE, format!("ns/{}", ev.namespace), cause);
+        f.commands.push(command);
         found.push(Candidate { finding: f, root: true });
+    };
+    let ns = &ev.namespace;
+    if total < wilson::MIN_REQUESTS {
+        quiet(
+            format!(
+                "too little traffic to judge: {total:.0} requests served in namespace {ns} in the last {:.0}s",
+                ev.window_s
+            ),
+            format!("meshlens stat deploy -n {ns}"),
+        );
     }
     if ev.covered_s < ev.window_s {
-        let mut f = finding(
-            ev,
-            Severity::Info,
-            LOW_CONFIDENCE,
-            format!("ns/{}", ev.namespace),
+        quiet(
             format!(
                 "the control plane holds {:.0}s of the {:.0}s window: rates are over what it holds",
                 ev.covered_s, ev.window_s
             ),
+            format!("meshlens stat deploy -n {ns} -t {:.0}s", ev.covered_s.max(1.0)),
         );
-        f.commands.push(format!("meshlens stat deploy -n {} -t {:.0}s", ev.namespace, ev.covered_s.max(1.0)));
-        found.push(Candidate { finding: f, root: true });
     }
     failing::check(ev, &mut found, &mut checked);
     latency::check(ev, &mut found, &mut checked);

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use meshlens_api::diagnose::{ROUTE_TIMEOUT, Severity, UNKNOWN_DESTINATION, UNREACHABLE_DESTINATION};
 
+use meshlens_api::labels::ERROR_CANCELLED;
+
 use super::evidence::Evidence;
 use super::{Candidate, finding, pct};
 
@@ -77,7 +79,11 @@ fn timeouts(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
             && let Some(p99) = served.p99_ms
         {
             let p50 = served.p50_ms.unwrap_or_default();
-            f.evidence.push(format!("{workload} served p50 {p50:.0} ms, p99 {p99:.0} ms"));
+            let cancelled = served.errors.get(ERROR_CANCELLED).copied().unwrap_or(0.0);
+            f.evidence.push(format!(
+                "{workload} answered in time with p50 {p50:.0} ms, p99 {p99:.0} ms; {cancelled:.0} requests it was \
+                 still working on were cancelled when the timeout fired"
+            ));
         }
         f.commands
             .push(format!("meshlens routes deploy/{} --to svc/{service} -n {} -o wide", callers[0], ev.namespace));

@@ -14,8 +14,8 @@ use crate::meshdir::tests::MESH;
 use crate::metrics::Metrics;
 use crate::metricstore::{Settings, Source};
 use crate::store::{LeaseTiming, Store};
-use meshlens_testkit::TempDir;
 use meshlens_api::promtext::parse;
+use meshlens_testkit::TempDir;
 
 const SPLIT: &str = "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata:\n  name: orders-split\n  \
     namespace: prod\nspec:\n  service: orders\n  backends:\n    - service: orders\n      weight: 900m\n    \

@@ -44,16 +44,10 @@ pub fn resource(words: &[String]) -> Option<String> {
     }
 }
 
-/// Percent-encodes a query value.
-pub fn encode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b',' => out.push(b as char),
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+/// A URL query string (`key=value&…`, form-encoded) of `pairs`.
+pub fn query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    serde_urlencoded::to_string(pairs).expect("string pairs always encode")
 }
 
 /// `GET base + path_and_query`, decoded as JSON; API errors (`{"error": …}`) become the error message.

@@ -481,7 +481,10 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
     let proxied = proxied.all(m.total());
     let embedded = embedded_accuracy(&a, &e, &m, &proxied);
     // Prometheus has the final counter values.
-    let promql = |q: &str| a.get_json(&format!("{prom_url}/api/v1/query?query={}", encode(q))).1;
+    let promql = |q: &str| {
+        let q = serde_urlencoded::to_string([("query", q)]).unwrap();
+        a.get_json(&format!("{prom_url}/api/v1/query?{q}")).1
+    };
     eventually_blocking(
         || {
             let v = promql("sum(response_total{direction=\"inbound\",deployment=\"web\"})");
@@ -602,16 +605,6 @@ async fn mirror_registrations(http: &HttpClient, from: &str, to: &str) {
             let _ = call_json(http, req).await;
         }
     }
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Prometheus down: the CLI says which Prometheus and why, and fails.

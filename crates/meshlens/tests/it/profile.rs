@@ -328,7 +328,7 @@ fn tap_folds_the_observed_requests_into_routes() {
     assert!(stderr.contains("10 requests seen in 1s; 4 routes"), "{stderr}");
     assert_eq!(
         seen.lock().unwrap().as_slice(),
-        ["/api/v1/resources", "/api/v1/tap?resource=deploy/web&namespace=prod&direction=inbound&maxRps=100"]
+        ["/api/v1/resources", "/api/v1/tap?resource=deploy%2Fweb&namespace=prod&direction=inbound&maxRps=100"]
     );
     let loaded = control_plane_loads("web", "prod", "example.org", &yaml);
     assert_eq!(loaded.metadata.name, "web.prod.svc.example.org");

@@ -207,10 +207,11 @@ mod tests {
         assert_eq!(path, "/api/v1/tap?resource=deploy%2Fweb&namespace=prod&direction=inbound&maxRps=100");
         // Every key is one of the contract's: the request's or the filter's.
         let (mut request, mut filter) = (serde_json::Map::new(), serde_json::Map::new());
-        for (k, v) in path.split_once('?').unwrap().1.split('&').filter_map(|kv| kv.split_once('=')) {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(path.split_once('?').unwrap().1).unwrap();
+        for (k, v) in pairs {
             let value = v.parse::<f64>().map_or_else(|_| serde_json::json!(v), |n| serde_json::json!(n));
-            let to = if matches!(k, "resource" | "namespace") { &mut request } else { &mut filter };
-            to.insert(k.to_string(), value);
+            let to = if matches!(k.as_str(), "resource" | "namespace") { &mut request } else { &mut filter };
+            to.insert(k, value);
         }
         let request: meshlens_api::tap::TapRequest = serde_json::from_value(request.into()).unwrap();
         let filter: meshlens_api::tap::TapFilter = serde_json::from_value(filter.into()).unwrap();

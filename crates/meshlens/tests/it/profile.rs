@@ -294,7 +294,8 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<String>>) {
     let Some(query) = path.strip_prefix("/api/v1/tap?") else {
         return reply(&mut conn, "404 Not Found", r#"{"error":"no such endpoint"}"#);
     };
-    let resource = query.split('&').find_map(|kv| kv.strip_prefix("resource=")).unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let resource = pairs.iter().find(|(k, _)| k == "resource").map(|(_, v)| v.as_str()).unwrap_or_default();
     if resource != "deploy/web" && resource != "deploy/brief" {
         return reply(
             &mut conn,

@@ -3,7 +3,8 @@
 //! A request's path: [`listen`] accepts → [`detect`] sniffs the protocol → [`outbound`] / [`inbound`]
 //! resolve the destination ([`targets`], from [`discovery`]) → [`balance`] picks an endpoint →
 //! [`forward`] sends it through the endpoint's pooled [`client`] connection and streams the response back,
-//! settling [`metrics`] when it ends. Errors become responses in one place, [`errors::rescue`].
+//! settling [`metrics`] when it ends. Every response the proxy makes takes one path, `errors::respond`,
+//! and every request is accounted for until its response ends (`unanswered`).
 
 pub mod access_log;
 pub mod admin;
@@ -26,10 +27,12 @@ pub mod logical;
 pub mod metrics;
 pub mod outbound;
 pub mod policy;
+mod refused;
 pub mod shutdown;
 pub mod tap;
 pub mod targets;
 pub mod tcp;
+mod unanswered;
 
 pub use app::{Listen, Proxy, StartError, start};
 pub use config::Config;

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use http::Method;
-use meshlens_api::tap::{ProxyDirection, StatusFilter, grpc_is_failure};
+use meshlens_api::tap::{ProxyDirection, StatusFilter};
 
 /// A bad query: the parameter at fault and what is wrong with it (answered as 400).
 #[derive(Debug, PartialEq, Eq)]
@@ -124,11 +124,8 @@ impl Filter {
             None => true,
             Some(s) => r.status.is_some_and(|code| s.matches(code)),
         };
-        let failed_ok = !self.failed
-            || r.status.is_some_and(|s| s >= 500)
-            || r.grpc_status.is_some_and(grpc_is_failure)
-            || r.reset
-            || r.proxy_error;
+        let classified = r.status.is_some_and(|s| meshlens_api::errors::is_failure(s, r.grpc_status));
+        let failed_ok = !self.failed || classified || r.reset || r.proxy_error;
         status_ok && failed_ok
     }
 }

@@ -274,7 +274,10 @@ mod tests {
         let rsp = |status, grpc, reset, proxy_error| ResponseFacts { status, grpc_status: grpc, reset, proxy_error };
         assert!(f.matches_response(&rsp(Some(503), None, false, false)));
         assert!(f.matches_response(&rsp(Some(200), Some(14), false, false)));
-        assert!(f.matches_response(&rsp(Some(200), Some(5), false, false)), "a non-zero grpc-status, as metrics count it");
+        assert!(
+            f.matches_response(&rsp(Some(200), Some(5), false, false)),
+            "a non-zero grpc-status, as metrics count it"
+        );
         assert!(f.matches_response(&rsp(Some(503), Some(0), false, false)), "a 5xx whatever its grpc-status");
         assert!(f.matches_response(&rsp(Some(200), None, true, false)));
         assert!(f.matches_response(&rsp(Some(404), None, false, true)));

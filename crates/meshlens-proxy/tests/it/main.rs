@@ -1,5 +1,6 @@
 //! Integration tests of the proxy: real backends and the real proxy on 127.0.0.1:0, one binary.
 
+mod accounting;
 mod bad_input;
 mod balance;
 mod control;

@@ -1,0 +1,251 @@
+//! Every request accounted for (issue 11, DESIGN.md §5): a caller that gives up is counted `cancelled` at
+//! both proxies of the edge, with its elapsed time; every response the proxy makes is counted once under
+//! `error=<reason>`, tapped once and logged once; a client's malformed body is the client's failure.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use meshlens_api::Snapshot;
+use meshlens_api::tap::TapEvent;
+use meshlens_testkit::backend::{delayed, echo, full};
+use meshlens_testkit::prom::{Sample, sum};
+use meshlens_testkit::{HttpBackend, RawTcpBackend, assert_eventually, raw_http1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+use crate::tap::{TapStream, tap_config};
+
+/// `response_total` samples carrying `error=<error>`, summed.
+fn errors(samples: &[Sample], direction: &str, error: &str) -> f64 {
+    sum(samples, "response_total", &[("direction", direction), ("error", error)]).unwrap_or(0.0)
+}
+
+/// Requests and responses of `direction`, summed over every series.
+fn law(samples: &[Sample], direction: &str) -> (f64, f64) {
+    let requests = sum(samples, "request_total", &[("direction", direction)]).unwrap_or(0.0);
+    let responses = sum(samples, "response_total", &[("direction", direction)]).unwrap_or(0.0);
+    (requests, responses)
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_time() {
+    let backend = HttpBackend::start(delayed(Duration::from_secs(2), echo("slow")));
+    let (callee, _d1) = start(config_with_app(backend.addr()), &Snapshot::default()).await;
+    let inbound = callee.listen().inbound.unwrap();
+    let (caller, _d2) = start(config(), &snapshot(vec![service("users", "default", &[inbound])])).await;
+
+    // The app gives up after 200 ms and closes its connection.
+    let patience = Duration::from_millis(200);
+    let mut conn = TcpStream::connect(caller.listen().outbound).await.unwrap();
+    conn.write_all(b"GET /slow HTTP/1.1\r\nHost: users\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(patience, conn.read(&mut buf)).await;
+    assert!(read.is_err(), "no response within the caller's patience");
+    drop(conn);
+
+    for (proxy, direction) in [(&caller, "outbound"), (&callee, "inbound")] {
+        assert_eventually!(
+            errors(&metrics(proxy).await, direction, "cancelled") == 1.0,
+            "{direction}: the request is counted cancelled once"
+        );
+        let samples = metrics(proxy).await;
+        let cancelled = [("direction", direction), ("status_code", ""), ("classification", "failure")];
+        assert_eq!(sum(&samples, "response_total", &cancelled), Some(1.0), "{direction}: status_code \"\", a failure");
+        let count = sum(&samples, "response_latency_ms_count", &[("direction", direction), ("status_code", "")]);
+        let ms = sum(&samples, "response_latency_ms_sum", &[("direction", direction), ("status_code", "")]);
+        assert_eq!(count, Some(1.0), "{direction}: its elapsed time is in the latency histogram");
+        let ms = ms.unwrap_or(0.0);
+        assert!(ms >= patience.as_millis() as f64 * 0.9, "{direction}: elapsed {ms} ms ≥ the caller's patience");
+        assert!(ms < 2000.0, "{direction}: elapsed {ms} ms ends when the caller left, not with the backend");
+        let (requests, responses) = law(&samples, direction);
+        assert_eq!(requests, responses, "{direction}: requests = responses + cancellations");
+    }
+}
+
+/// Captured log lines of this test binary (JSON, one per line), installed once.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Captured(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    })
+}
+
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// WARN lines naming `reason` and mentioning `name` (unique to one case).
+fn logged(reason: &str, name: &str) -> usize {
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    let reason = format!("\"reason\":\"{reason}\"");
+    text.lines().filter(|l| l.contains(&reason) && l.contains(name) && l.contains("WARN")).count()
+}
+
+/// One way to make the proxy answer with a reason: what to send, and where.
+struct Case {
+    reason: &'static str,
+    status: u16,
+    /// Unique to this case: the authority asked for (named in the log line).
+    name: String,
+    request: String,
+    snapshot: Snapshot,
+}
+
+/// A raw upstream that answers every request with garbage.
+fn garbage_upstream() -> RawTcpBackend {
+    RawTcpBackend::start(|mut s: TcpStream| async move {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(b"HTTP/1.1 2oo OK\r\n\r\n").await;
+    })
+}
+
+#[tokio::test]
+async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
+    logs();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let garbage = garbage_upstream();
+    let get = |host: &str| format!("GET /x HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let svc = |name: &str, addrs: &[SocketAddr]| snapshot(vec![service(name, "default", addrs)]);
+    let cases = [
+        Case {
+            reason: "connect_error",
+            status: 502,
+            name: "acct-dead".into(),
+            request: get("acct-dead"),
+            snapshot: svc("acct-dead", &[dead]),
+        },
+        Case {
+            reason: "invalid_response",
+            status: 502,
+            name: "acct-garbage".into(),
+            request: get("acct-garbage"),
+            snapshot: svc("acct-garbage", &[garbage.addr()]),
+        },
+        Case {
+            reason: "no_route",
+            status: 404,
+            name: "acct-nosuch".into(),
+            request: get("acct-nosuch"),
+            snapshot: Snapshot::default(),
+        },
+        Case {
+            reason: "bad_request",
+            status: 400,
+            name: "acct-connect".into(),
+            request: "CONNECT /x HTTP/1.1\r\nHost: acct-connect\r\n\r\n".into(),
+            snapshot: Snapshot::default(),
+        },
+        Case {
+            reason: "bad_request",
+            status: 400,
+            name: "acct-smuggle".into(),
+            request:
+                "POST /x HTTP/1.1\r\nHost: acct-smuggle\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    .into(),
+            snapshot: Snapshot::default(),
+        },
+        Case {
+            reason: "headers_too_large",
+            status: 431,
+            name: "acct-big".into(),
+            request: format!("GET /x HTTP/1.1\r\nHost: acct-big\r\nX-Big: {}\r\n\r\n", "a".repeat(70 * 1024)),
+            snapshot: Snapshot::default(),
+        },
+    ];
+    for case in cases {
+        let (proxy, _d) = start(tap_config(), &case.snapshot).await;
+        let mut tap = TapStream::open(&proxy, "").await;
+        let rsp = raw_http1(proxy.listen().outbound, &case.request).await;
+        let what = format!("{} ({})", case.reason, case.name);
+        assert_eq!(rsp.status, Some(case.status), "{what}");
+        assert_eq!(rsp.header("l5d-proxy-error"), Some(case.reason), "{what}");
+
+        assert_eventually!(errors(&metrics(&proxy).await, "outbound", case.reason) == 1.0, "{what}: counted");
+        let samples = metrics(&proxy).await;
+        let (requests, responses) = law(&samples, "outbound");
+        assert_eq!((requests, responses), (1.0, 1.0), "{what}: one request, one response");
+        assert_no_more_than_one(&mut tap, case.reason, &what).await;
+        assert_eventually!(logged(case.reason, &case.name) >= 1, "{what}: logged");
+        assert_eq!(logged(case.reason, &case.name), 1, "{what}: logged once");
+    }
+
+    // Refused before an endpoint was chosen: under the authority asked for, without a target.
+    let (proxy, _d) = start(config(), &Snapshot::default()).await;
+    raw_http1(proxy.listen().outbound, get("acct-missing")).await;
+    let samples = metrics(&proxy).await;
+    let asked = [
+        ("authority", "acct-missing.default.svc.cluster.local:80"),
+        ("target_addr", ""),
+        ("error", "no_route"),
+        ("status_code", "404"),
+    ];
+    assert_eq!(sum(&samples, "response_total", &asked), Some(1.0), "counted under the name asked for");
+    assert!(samples.iter().filter(|s| s.label("error") == Some("no_route")).all(|s| s.label("dst_service").is_none()));
+}
+
+/// The end event of the one proxy-made response, and nothing else with that reason.
+async fn assert_no_more_than_one(tap: &mut TapStream, reason: &str, what: &str) {
+    let mut ends = Vec::<TapEvent>::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ends.is_empty() && Instant::now() < deadline {
+        let Some(e) = tap.next().await else { break };
+        if e.response_end_event.is_some() {
+            ends.push(e);
+        }
+    }
+    assert_eq!(ends.len(), 1, "{what}: tapped");
+    assert_eq!(ends[0].proxy_error.as_deref(), Some(reason), "{what}: tap names the reason");
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_failure_and_leaves_the_breaker_closed() {
+    // The backend reads the whole body before it answers.
+    let backend = HttpBackend::start(|req: Request<Incoming>| async move {
+        let ok = req.into_body().collect().await.is_ok();
+        Response::new(full(if ok { "read" } else { "broken" }))
+    });
+    let mut svc = service("uploads", "default", &[backend.addr()]);
+    svc.circuit_breaker =
+        Some(meshlens_api::discovery::CircuitBreaker { consecutive_failures: 1, ..Default::default() });
+    let (proxy, _d) = start(config(), &snapshot(vec![svc])).await;
+    let out = proxy.listen().outbound;
+    let malformed = "POST /up HTTP/1.1\r\nHost: uploads\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
+    for i in 0..3 {
+        let rsp = raw_http1(out, malformed).await;
+        assert_eq!(rsp.status, Some(400), "malformed body {i}");
+        assert_eq!(rsp.header("l5d-proxy-error"), Some("bad_request"), "malformed body {i}");
+    }
+    let (rsp, body) = send(out, get("/fine", "uploads")).await;
+    assert_eq!((rsp.status(), &body[..]), (http::StatusCode::OK, &b"read"[..]), "the endpoint still takes traffic");
+    let samples = metrics(&proxy).await;
+    let opened = sum(&samples, "endpoint_breaker_transitions_total", &[("state", "open")]).unwrap_or(0.0);
+    assert_eq!(opened, 0.0, "the client's mistakes never open the endpoint's breaker");
+    let failures = sum(&samples, "response_total", &[("direction", "outbound"), ("classification", "failure")]);
+    assert_eq!(failures, None, "not the endpoint's failures");
+    assert_eq!(errors(&samples, "outbound", "bad_request"), 3.0, "counted as the client's bad requests");
+}

@@ -71,7 +71,10 @@ pub(crate) async fn forward_attempt(
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
     prepare_request(&mut req, upgrade);
-    let (ep, conn, in_flight) = match connect(balancer, version).await {
+    let mut waiting = Waiting { balancer: balancer.clone(), since: Instant::now(), grpc: caller.grpc, over: false };
+    let picked = connect(balancer, version).await;
+    waiting.over = true;
+    let (ep, conn, in_flight) = match picked {
         Ok(picked) => picked,
         Err(NotConnected { reason, endpoint, detail }) => {
             let count = match &endpoint {
@@ -151,6 +154,23 @@ pub(crate) async fn forward_attempt(
         record,
     };
     Answer { rsp: rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end)))), proxy_error: None }
+}
+
+/// A request waiting for a ready endpoint and a connection: when its caller goes away meanwhile, it is
+/// counted (as cancelled) on the service's series, since no endpoint's series has seen it.
+struct Waiting {
+    balancer: Arc<Balancer>,
+    since: Instant,
+    grpc: bool,
+    over: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.over {
+            Unanswered::start_at(self.balancer.service_metrics.get(), self.grpc, self.since).cancel();
+        }
+    }
 }
 
 /// Why no connection to an endpoint could be had: the endpoint tried last, if any.

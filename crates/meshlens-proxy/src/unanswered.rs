@@ -27,15 +27,13 @@ pub(crate) struct Unanswered {
 impl Unanswered {
     /// Counts a request on `metrics` (`request_total += 1`), received now.
     pub(crate) fn start(metrics: &Arc<HttpTargetMetrics>, grpc: bool) -> Unanswered {
+        Unanswered::start_at(metrics, grpc, Instant::now())
+    }
+
+    /// Counts a request on `metrics` that was received at `started`.
+    pub(crate) fn start_at(metrics: &Arc<HttpTargetMetrics>, grpc: bool, started: Instant) -> Unanswered {
         metrics.request();
-        Unanswered {
-            metrics: metrics.clone(),
-            started: Instant::now(),
-            grpc,
-            status: 0,
-            timed_out: None,
-            settled: false,
-        }
+        Unanswered { metrics: metrics.clone(), started, grpc, status: 0, timed_out: None, settled: false }
     }
 
     /// A request the route tier may cut with its timeout: dropped after it set `flag`, it counts as the

@@ -42,12 +42,7 @@ async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_ti
 
     // The app gives up after 200 ms and closes its connection.
     let patience = Duration::from_millis(200);
-    let mut conn = TcpStream::connect(caller.listen().outbound).await.unwrap();
-    conn.write_all(b"GET /slow HTTP/1.1\r\nHost: users\r\n\r\n").await.unwrap();
-    let mut buf = [0u8; 256];
-    let read = tokio::time::timeout(patience, conn.read(&mut buf)).await;
-    assert!(read.is_err(), "no response within the caller's patience");
-    drop(conn);
+    give_up(caller.listen().outbound, "users", patience).await;
 
     for (proxy, direction) in [(&caller, "outbound"), (&callee, "inbound")] {
         assert_eventually!(
@@ -65,6 +60,57 @@ async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_ti
         assert!(ms < 2000.0, "{direction}: elapsed {ms} ms ends when the caller left, not with the backend");
         let (requests, responses) = law(&samples, direction);
         assert_eq!(requests, responses, "{direction}: requests = responses + cancellations");
+    }
+}
+
+/// Sends `GET /slow` for `host` and closes the connection after `patience` without a response.
+async fn give_up(addr: SocketAddr, host: &str, patience: Duration) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(format!("GET /slow HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(patience, conn.read(&mut buf)).await;
+    assert!(read.is_err(), "no response within the caller's patience");
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_is_cancelled_on_its_route_and_while_waiting_for_an_endpoint() {
+    let backend = HttpBackend::start(delayed(Duration::from_secs(2), echo("slow")));
+    let profile = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: items.default.svc.cluster.local, namespace: default}
+spec:
+  routes:
+    - name: GET /slow
+      condition: {method: GET, pathRegex: /slow}
+";
+    let snap = Snapshot {
+        services: vec![service("items", "default", &[backend.addr()]), service("nobody", "default", &[])],
+        profiles: vec![serde_saphyr::from_str(profile).unwrap()],
+        ..Snapshot::default()
+    };
+    let (proxy, _d) = start(config(), &snap).await;
+    give_up(proxy.listen().outbound, "items", Duration::from_millis(200)).await;
+    give_up(proxy.listen().outbound, "nobody", Duration::from_millis(200)).await;
+
+    let route = [("rt_route", "GET /slow"), ("error", "cancelled"), ("status_code", "")];
+    assert_eventually!(
+        sum(&metrics(&proxy).await, "route_response_total", &route) == Some(1.0),
+        "the route's effective series counts the cancellation"
+    );
+    let samples = metrics(&proxy).await;
+    assert_eq!(sum(&samples, "route_actual_response_total", &route), Some(1.0), "so does the attempt's");
+    let latency = sum(&samples, "route_response_latency_ms_sum", &[("rt_route", "GET /slow"), ("status_code", "")]);
+    assert!(latency.is_some_and(|ms| ms >= 180.0), "with its elapsed time: {latency:?}");
+    let waiting = [("authority", "nobody.default.svc.cluster.local:80"), ("error", "cancelled")];
+    assert_eventually!(
+        sum(&metrics(&proxy).await, "response_total", &waiting) == Some(1.0),
+        "a request that waited for an endpoint is counted on its service"
+    );
+    let samples = metrics(&proxy).await;
+    for family in ["", "route_", "route_actual_"] {
+        let requests = sum(&samples, &format!("{family}request_total"), &[]).unwrap_or(0.0);
+        let responses = sum(&samples, &format!("{family}response_total"), &[]).unwrap_or(0.0);
+        assert_eq!(requests, responses, "{family}request_total = responses + cancellations");
     }
 }
 

@@ -19,10 +19,6 @@ impl<IO> Counted<IO> {
     pub fn new(inner: IO, guard: TcpConnGuard) -> Self {
         Counted { inner, guard }
     }
-
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use meshlens_api::ProxyErrorReason;
@@ -22,11 +23,20 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// Who sent the request: how a proxy-made response is shaped (gRPC or not) and whom its log line names.
+/// Who sent the request and when it arrived: how a proxy-made response is shaped (gRPC or not), whom its
+/// log line names, and where every elapsed time of the request starts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Caller {
     pub peer: SocketAddr,
     pub grpc: bool,
+    pub received: Instant,
+}
+
+impl Caller {
+    /// A request from `peer` received now.
+    pub(crate) fn new(peer: SocketAddr, grpc: bool) -> Caller {
+        Caller { peer, grpc, received: Instant::now() }
+    }
 }
 
 /// Where a proxy-made response is counted.
@@ -60,7 +70,7 @@ pub(crate) fn respond(
     };
     match count {
         Count::Settle(guard) => settle(guard),
-        Count::New(metrics) => settle(Unanswered::start(metrics, caller.grpc)),
+        Count::New(metrics) => settle(Unanswered::start(metrics, caller)),
         Count::Above => {}
     }
     if let Some(r) = record {

@@ -71,7 +71,7 @@ pub(crate) async fn forward_attempt(
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
     prepare_request(&mut req, upgrade);
-    let mut waiting = Waiting { balancer: balancer.clone(), since: Instant::now(), grpc: caller.grpc, over: false };
+    let mut waiting = Waiting { balancer: balancer.clone(), caller: *caller, over: false };
     let picked = connect(balancer, version).await;
     waiting.over = true;
     let (ep, conn, in_flight) = match picked {
@@ -91,7 +91,7 @@ pub(crate) async fn forward_attempt(
         r.dispatch(Some(&ep));
     }
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let mut guard = Unanswered::start(&ep.http_metrics, caller.grpc).cut_by(timed_out);
+    let mut guard = Unanswered::start(&ep.http_metrics, caller).cut_by(timed_out);
     let started = Instant::now();
     let (result, pooled) = match conn {
         Conn::H1(mut s) => {
@@ -160,15 +160,14 @@ pub(crate) async fn forward_attempt(
 /// counted (as cancelled) on the service's series, since no endpoint's series has seen it.
 struct Waiting {
     balancer: Arc<Balancer>,
-    since: Instant,
-    grpc: bool,
+    caller: Caller,
     over: bool,
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
         if !self.over {
-            Unanswered::start_at(self.balancer.service_metrics.get(), self.grpc, self.since).cancel();
+            Unanswered::start(self.balancer.service_metrics.get(), &self.caller).cancel();
         }
     }
 }

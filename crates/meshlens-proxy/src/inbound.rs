@@ -42,7 +42,7 @@ pub async fn serve_conn(ctx: Arc<Ctx>, app: Arc<Target>, io: Counted<TcpStream>,
                     Tapped::new(&ctx2.observers, ProxyDirection::Inbound, src, &req).record(app.tap_dst.clone())
                 });
                 async move {
-                    let caller = Caller { peer, grpc: is_grpc(req.headers()) };
+                    let caller = Caller::new(peer, is_grpc(req.headers()));
                     if req.method() == http::Method::CONNECT {
                         let reason = meshlens_api::ProxyErrorReason::BadRequest;
                         let count = Count::New(app.balancer.service_metrics.get());
@@ -68,7 +68,7 @@ fn refused_at_edge(ctx: &Arc<Ctx>, app: &Arc<Target>, peer: SocketAddr) -> OnRef
             let src = ctx.observers.own.inbound_src(peer, req.headers(), &claims);
             Tapped::new(&ctx.observers, ProxyDirection::Inbound, src, req).record(app.tap_dst.clone())
         });
-        let caller = Caller { peer, grpc: false };
+        let caller = Caller::new(peer, false);
         let count = Count::New(app.balancer.service_metrics.get());
         respond(refusal.reason, &caller, "", refusal.why, count, record)
     })

@@ -78,7 +78,7 @@ pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr,
 fn refused_at_edge(ctx: &Arc<Ctx>, peer: SocketAddr, fixed: Option<String>) -> OnRefused {
     let ctx = ctx.clone();
     Arc::new(move |refusal: EdgeRefusal| {
-        let caller = Caller { peer, grpc: false };
+        let caller = Caller::new(peer, false);
         let req = refusal.request.as_ref();
         let tapped = req.filter(|_| ctx.observers.observing()).map(|req| tapped(&ctx, peer, req));
         let asked = fixed.as_deref().or_else(|| req.and_then(request_authority));
@@ -110,7 +110,7 @@ fn refuse(
 }
 
 async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, mut req: Request<Incoming>) -> Response<ProxyBody> {
-    let caller = Caller { peer: state.peer, grpc: is_grpc(req.headers()) };
+    let caller = Caller::new(state.peer, is_grpc(req.headers()));
     // The one check per request: does anyone observe requests?
     let tapped = ctx.observers.observing().then(|| tapped(&ctx, state.peer, &req));
     let asked = state.fixed.as_deref().or_else(|| request_authority(&req)).map(str::to_string);

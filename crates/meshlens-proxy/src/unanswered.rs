@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use meshlens_api::ProxyErrorReason;
 use meshlens_api::labels::ERROR_CANCELLED;
 
+use crate::errors::Caller;
 use crate::metrics::HttpTargetMetrics;
 
 /// One request on one series (endpoint, inbound, route effective or actual), until its response is counted.
@@ -25,9 +26,10 @@ pub(crate) struct Unanswered {
 }
 
 impl Unanswered {
-    /// Counts a request on `metrics` (`request_total += 1`), received now.
-    pub(crate) fn start(metrics: &Arc<HttpTargetMetrics>, grpc: bool) -> Unanswered {
-        Unanswered::start_at(metrics, grpc, Instant::now())
+    /// Counts a request of `caller` on `metrics` (`request_total += 1`); its elapsed time runs from when
+    /// the proxy received it.
+    pub(crate) fn start(metrics: &Arc<HttpTargetMetrics>, caller: &Caller) -> Unanswered {
+        Unanswered::start_at(metrics, caller.grpc, caller.received)
     }
 
     /// Counts a request on `metrics` that was received at `started`.

@@ -13,7 +13,6 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use meshlens_api::ProxyErrorReason;
-use tokio::time::Instant;
 
 use crate::ctx::Ctx;
 use crate::errors::{Caller, Count, respond};
@@ -47,8 +46,7 @@ pub(crate) async fn serve(
         let balancer = policy.backend(ctx, target).await;
         return forward(&balancer, req.map(RequestBody::Stream), caller, drain, record).await;
     };
-    let mut effective = Unanswered::start(&route.metrics.effective, caller.grpc);
-    let started = Instant::now();
+    let mut effective = Unanswered::start(&route.metrics.effective, caller);
     let timeout = match (route.timeout, grpc_timeout(req.headers())) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -85,7 +83,7 @@ pub(crate) async fn serve(
         status: rsp.status().as_u16(),
         grpc_status: grpc_status(rsp.headers()),
         error,
-        ttfb: started.elapsed(),
+        ttfb: caller.received.elapsed(),
     };
     rsp.map(|b| b.on_end(Box::new(end)))
 }
@@ -150,7 +148,7 @@ async fn attempts(
         *req.headers_mut() = parts.headers.clone();
         let record = if attempt == 1 { first_record.take() } else { new_record(attempt) };
         let balancer = policy.backend(ctx, target).await;
-        let actual = Unanswered::start(&route.metrics.actual, caller.grpc).cut_by(Some(timed_out));
+        let actual = Unanswered::start(&route.metrics.actual, caller).cut_by(Some(timed_out));
         let Answer { rsp, proxy_error } = forward_attempt(&balancer, req, caller, drain, Some(timed_out), record).await;
         let status = rsp.status().as_u16();
         let grpc_code = grpc_status(rsp.headers());

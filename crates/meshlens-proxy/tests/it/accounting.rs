@@ -38,11 +38,21 @@ async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_ti
     let backend = HttpBackend::start(delayed(Duration::from_secs(2), echo("slow")));
     let (callee, _d1) = start(config_with_app(backend.addr()), &Snapshot::default()).await;
     let inbound = callee.listen().inbound.unwrap();
-    let (caller, _d2) = start(config(), &snapshot(vec![service("users", "default", &[inbound])])).await;
+    let (caller, _d2) = start(tap_config(), &snapshot(vec![service("users", "default", &[inbound])])).await;
+    let mut tap = TapStream::open(&caller, "").await;
 
     // The app gives up after 200 ms and closes its connection.
     let patience = Duration::from_millis(200);
     give_up(caller.listen().outbound, "users", patience).await;
+    let end = loop {
+        let e = tap.next().await.expect("tap stream open");
+        if let Some(end) = e.response_end_event {
+            break end;
+        }
+    };
+    let elapsed = Duration::from(end.since_request_init);
+    assert!(elapsed >= patience.mul_f64(0.9) && elapsed < Duration::from_secs(2), "tap's end: {elapsed:?}");
+    assert!(end.reset_error_code.is_some(), "tap shows the request cut short");
 
     for (proxy, direction) in [(&caller, "outbound"), (&callee, "inbound")] {
         assert_eventually!(

@@ -305,3 +305,57 @@ async fn a_malformed_chunked_body_is_the_clients_failure_and_leaves_the_breaker_
     assert_eq!(failures, None, "not the endpoint's failures");
     assert_eq!(errors(&samples, "outbound", "bad_request"), 3.0, "counted as the client's bad requests");
 }
+
+/// A request body that sends one chunk, then fails: an upload the client aborts.
+struct AbortedUpload(bool);
+
+impl http_body::Body for AbortedUpload {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let first = !std::mem::replace(&mut self.0, true);
+        std::task::Poll::Ready(Some(match first {
+            true => Ok(http_body::Frame::data(bytes::Bytes::from_static(b"part of an upload"))),
+            false => Err(std::io::Error::other("the client gave up")),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn an_aborted_http2_upload_is_the_clients_and_leaves_the_breaker_closed() {
+    let backend = HttpBackend::start(|req: Request<Incoming>| async move {
+        let ok = req.into_body().collect().await.is_ok();
+        Response::new(full(if ok { "read" } else { "broken" }))
+    });
+    let mut svc = service("uploads", "default", &[backend.addr()]);
+    svc.circuit_breaker =
+        Some(meshlens_api::discovery::CircuitBreaker { consecutive_failures: 1, ..Default::default() });
+    let (proxy, _d) = start(config(), &snapshot(vec![svc])).await;
+    let io = hyper_util::rt::TokioIo::new(TcpStream::connect(proxy.listen().outbound).await.unwrap());
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+    tokio::spawn(conn);
+    for i in 0..3 {
+        let req = Request::post("http://uploads/up").body(AbortedUpload(false)).unwrap();
+        let outcome = h2.send_request(req).await;
+        assert!(outcome.is_err() || outcome.as_ref().is_ok_and(|r| r.status() == 400), "upload {i}: {outcome:?}");
+    }
+    assert_eventually!(
+        {
+            let samples = metrics(&proxy).await;
+            let (requests, responses) = law(&samples, "outbound");
+            requests == 3.0 && responses == 3.0
+        },
+        "each aborted upload is settled"
+    );
+    let (rsp, body) = send(proxy.listen().outbound, get("/fine", "uploads")).await;
+    assert_eq!((rsp.status(), &body[..]), (http::StatusCode::OK, &b"read"[..]), "the endpoint still takes traffic");
+    let samples = metrics(&proxy).await;
+    let opened = sum(&samples, "endpoint_breaker_transitions_total", &[("state", "open")]).unwrap_or(0.0);
+    assert_eq!(opened, 0.0, "an aborted upload never opens the endpoint's breaker");
+    let clients = errors(&samples, "outbound", "cancelled") + errors(&samples, "outbound", "bad_request");
+    assert_eq!(clients, 3.0, "counted as the client's: cancelled or bad_request");
+}

@@ -71,7 +71,7 @@ pub(crate) async fn forward_attempt(
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
     prepare_request(&mut req, upgrade);
-    let mut waiting = Waiting { balancer: balancer.clone(), caller: *caller, over: false };
+    let mut waiting = Waiting { balancer, caller, timed_out, over: false };
     let picked = connect(balancer, version).await;
     waiting.over = true;
     let (ep, conn, in_flight) = match picked {
@@ -156,18 +156,19 @@ pub(crate) async fn forward_attempt(
     Answer { rsp: rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end)))), proxy_error: None }
 }
 
-/// A request waiting for a ready endpoint and a connection: when its caller goes away meanwhile, it is
-/// counted (as cancelled) on the service's series, since no endpoint's series has seen it.
-struct Waiting {
-    balancer: Arc<Balancer>,
-    caller: Caller,
+/// A request waiting for a ready endpoint and a connection: when its caller goes away (or the route's
+/// timeout cuts it) meanwhile, it is counted on the service's series, since no endpoint's series saw it.
+struct Waiting<'a> {
+    balancer: &'a Balancer,
+    caller: &'a Caller,
+    timed_out: Option<&'a Arc<AtomicBool>>,
     over: bool,
 }
 
-impl Drop for Waiting {
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         if !self.over {
-            Unanswered::start(self.balancer.service_metrics.get(), &self.caller).cancel();
+            Unanswered::start(self.balancer.service_metrics.get(), self.caller).cut_by(self.timed_out).cancel();
         }
     }
 }

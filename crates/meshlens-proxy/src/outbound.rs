@@ -113,27 +113,29 @@ async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, mut req: Request<Incoming>
     let caller = Caller::new(state.peer, is_grpc(req.headers()));
     // The one check per request: does anyone observe requests?
     let tapped = ctx.observers.observing().then(|| tapped(&ctx, state.peer, &req));
-    let asked = state.fixed.as_deref().or_else(|| request_authority(&req)).map(str::to_string);
-    let refuse = |reason: ProxyErrorReason, context: &str, dst: Option<&Target>| {
-        refuse(&ctx, &caller, asked.as_deref(), reason, context, tapped.as_ref(), dst)
+    // A response made before an endpoint is chosen names (and is counted under) the authority asked for.
+    let refuse = |reason: ProxyErrorReason, context: &str, asked: Option<&str>, dst: Option<&Target>| {
+        refuse(&ctx, &caller, asked, reason, context, tapped.as_ref(), dst)
     };
     // CONNECT must name its destination in authority form (`CONNECT host:port`), nothing else.
     if req.method() == Method::CONNECT && (req.uri().authority().is_none() || req.uri().scheme().is_some()) {
-        return refuse(ProxyErrorReason::BadRequest, "CONNECT needs an authority-form target (host:port)", None);
+        let asked = state.fixed.as_deref().or_else(|| request_authority(&req));
+        return refuse(ProxyErrorReason::BadRequest, "CONNECT needs an authority-form target (host:port)", asked, None);
     }
     let authority = match &state.fixed {
         Some(a) => a.as_str(),
         None => match request_authority(&req) {
             Some(a) => a,
-            None => return refuse(ProxyErrorReason::BadRequest, "request has no authority (Host)", None),
+            None => return refuse(ProxyErrorReason::BadRequest, "request has no authority (Host)", None, None),
         },
     };
     let target = match target_for(&ctx, &state, authority).await {
         Ok(t) => t,
-        Err(reason) => return refuse(reason, "the authority resolves to no destination", None),
+        Err(reason) => return refuse(reason, "the authority resolves to no destination", Some(authority), None),
     };
     if target.loops {
-        return refuse(ProxyErrorReason::Loop, "an endpoint is this proxy's own outbound listener", Some(&target));
+        let why = "an endpoint is this proxy's own outbound listener";
+        return refuse(ProxyErrorReason::Loop, why, Some(authority), Some(&target));
     }
     if req.method() == Method::CONNECT {
         return connect_tunnel(target, req, &caller, state.drain.clone()).await;

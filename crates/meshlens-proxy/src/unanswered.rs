@@ -67,7 +67,7 @@ impl Unanswered {
         self.metrics.response(status, grpc_status, failure, error, latency);
     }
 
-    /// Counts the request as cancelled by its caller now (the response was not complete).
+    /// Counts the request as cancelled by its caller now (or as cut, when the route's timeout set its flag).
     pub(crate) fn cancel(self) {
         drop(self);
     }

@@ -108,6 +108,15 @@ pub fn is_failure(status: u16, grpc_status: Option<u32>) -> bool {
     (500..=599).contains(&status) || grpc_status.is_some_and(|code| code != 0)
 }
 
+/// Whether a response failed, as tap's `--failed`, `top` and the proxy's metrics all judge it:
+/// [`ProxyErrorReason::is_failure`] when the proxy made it, else [`is_failure`].
+pub fn response_failed(status: u16, grpc_status: Option<u32>, proxy_error: Option<ProxyErrorReason>) -> bool {
+    match proxy_error {
+        Some(reason) => reason.is_failure(status, grpc_status),
+        None => is_failure(status, grpc_status),
+    }
+}
+
 impl std::fmt::Display for ProxyErrorReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -136,5 +145,8 @@ mod tests {
         for code in 1..=16 {
             assert!(is_failure(200, Some(code)), "grpc-status {code}");
         }
+        assert!(response_failed(404, None, Some(ProxyErrorReason::NoRoute)), "a proxy-made error fails");
+        assert!(!response_failed(400, None, Some(ProxyErrorReason::BadRequest)), "the caller's own mistake");
+        assert!(!response_failed(404, None, None), "an app's 404 does not");
     }
 }

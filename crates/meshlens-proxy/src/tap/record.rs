@@ -215,7 +215,7 @@ impl State {
                 status: self.rsp.as_ref().map(|r| r.status),
                 grpc_status: grpc,
                 reset,
-                proxy_error: proxy_error.is_some(),
+                proxy_error: proxy_error.and_then(ProxyErrorReason::from_token),
             };
             for m in &matches {
                 if m.held {

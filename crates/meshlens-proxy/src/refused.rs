@@ -59,7 +59,25 @@ fn label(asked: &str, namespace: &str, cluster_domain: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::label;
+    use super::{Refused, label};
+    use crate::metrics::{HttpMetrics, Registry};
+
+    #[test]
+    fn names_are_bounded() {
+        let reg = Registry::new();
+        let refused = Refused::new(HttpMetrics::register(&reg), 2);
+        for asked in ["a", "b", "c", "d", "a"] {
+            refused.series(Some(asked), "prod", "cluster.local").request();
+        }
+        let mut text = String::new();
+        reg.encode(&mut text);
+        let authority = |a: &str| format!("authority=\"{a}\"");
+        let line = |a: &str| text.lines().find(|l| l.starts_with("request_total") && l.contains(&authority(a)));
+        assert!(line("a.prod.svc.cluster.local:80").is_some_and(|l| l.ends_with(" 2")), "{text}");
+        assert!(line("b.prod.svc.cluster.local:80").is_some_and(|l| l.ends_with(" 1")), "{text}");
+        assert!(line("_other").is_some_and(|l| l.ends_with(" 2")), "past the cap: {text}");
+        assert!(line("c.prod.svc.cluster.local:80").is_none(), "{text}");
+    }
 
     #[test]
     fn names_asked_for() {

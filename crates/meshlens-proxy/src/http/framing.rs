@@ -304,12 +304,10 @@ fn readable_request(head: &[u8]) -> Option<http::Request<()>> {
     let mut parts = lines.next()?.split(|b| *b == b' ');
     let (method, target) = (parts.next()?, parts.next()?);
     let mut req = http::Request::builder().method(method).uri(target);
-    let host = lines
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            l.strip_prefix(b"host:").or_else(|| l.strip_prefix(b"Host:")).or_else(|| l.strip_prefix(b"HOST:"))
-        })
-        .map(trim);
+    let host = lines.take_while(|l| !l.is_empty()).find_map(|l| {
+        let colon = l.iter().position(|b| *b == b':')?;
+        l[..colon].eq_ignore_ascii_case(b"host").then(|| trim(&l[colon + 1..]))
+    });
     if let Some(host) = host {
         req = req.header(http::header::HOST, host);
     }

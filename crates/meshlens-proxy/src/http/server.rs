@@ -1,6 +1,7 @@
 //! Serving one detected HTTP connection with hyper, with the proxy's limits, until it ends or drains.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -10,8 +11,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::detect::Protocol;
-use std::sync::Arc;
-
 use crate::http::body::ProxyBody;
 use crate::http::framing::{FramingWatch, HeadLimits, Responded};
 use crate::shutdown::Drain;

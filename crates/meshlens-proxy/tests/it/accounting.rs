@@ -250,6 +250,23 @@ async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
         assert_eq!(logged(case.reason, &case.name), 1, "{what}: logged once");
     }
 
+    // HTTP/2 refuses oversize headers on the stream: the same path.
+    let (proxy, _d) = start(tap_config(), &Snapshot::default()).await;
+    let mut tap = TapStream::open(&proxy, "").await;
+    let mut c = h2(proxy.listen().outbound).await;
+    let req = Request::get("http://acct-h2big/x")
+        .header("x-big", "a".repeat(70 * 1024))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let rsp = c.send_request(req).await.expect("a 431 response on the stream");
+    assert_eq!(rsp.status(), 431);
+    assert_eventually!(errors(&metrics(&proxy).await, "outbound", "headers_too_large") == 1.0, "HTTP/2 431 counted");
+    let samples = metrics(&proxy).await;
+    let asked = [("authority", "acct-h2big.default.svc.cluster.local:80"), ("error", "headers_too_large")];
+    assert_eq!(sum(&samples, "response_total", &asked), Some(1.0), "under the authority asked for");
+    assert_no_more_than_one(&mut tap, "headers_too_large", "HTTP/2 431").await;
+    assert_eventually!(logged("headers_too_large", "acct-h2big") == 1, "HTTP/2 431 logged once");
+
     // Refused before an endpoint was chosen: under the authority asked for, without a target.
     let (proxy, _d) = start(config(), &Snapshot::default()).await;
     raw_http1(proxy.listen().outbound, get("acct-missing")).await;

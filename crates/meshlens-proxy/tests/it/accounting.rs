@@ -14,6 +14,7 @@ use meshlens_api::Snapshot;
 use meshlens_api::tap::TapEvent;
 use meshlens_testkit::backend::{delayed, echo, full};
 use meshlens_testkit::prom::{Sample, sum};
+use meshlens_testkit::raw::raw_http1_with;
 use meshlens_testkit::{HttpBackend, RawTcpBackend, assert_eventually, raw_http1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,8 +42,10 @@ async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_ti
     let (caller, _d2) = start(tap_config(), &snapshot(vec![service("users", "default", &[inbound])])).await;
     let mut tap = TapStream::open(&caller, "").await;
 
-    // The app gives up after 200 ms and closes its connection.
-    let patience = Duration::from_millis(200);
+    // The app gives up after 500 ms and closes its connection. Each proxy's elapsed time runs from when it
+    // received the request to when it saw the caller go: about the caller's patience (at least half of it
+    // on a loaded machine), and far below the backend's 2 s.
+    let patience = Duration::from_millis(500);
     give_up(caller.listen().outbound, "users", patience).await;
     let end = loop {
         let e = tap.next().await.expect("tap stream open");
@@ -51,7 +54,7 @@ async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_ti
         }
     };
     let elapsed = Duration::from(end.since_request_init);
-    assert!(elapsed >= patience.mul_f64(0.9) && elapsed < Duration::from_secs(2), "tap's end: {elapsed:?}");
+    assert!(elapsed >= patience / 2 && elapsed < Duration::from_secs(2), "tap's end: {elapsed:?}");
     assert!(end.reset_error_code.is_some(), "tap shows the request cut short");
 
     for (proxy, direction) in [(&caller, "outbound"), (&callee, "inbound")] {
@@ -66,7 +69,7 @@ async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_ti
         let ms = sum(&samples, "response_latency_ms_sum", &[("direction", direction), ("status_code", "")]);
         assert_eq!(count, Some(1.0), "{direction}: its elapsed time is in the latency histogram");
         let ms = ms.unwrap_or(0.0);
-        assert!(ms >= patience.as_millis() as f64 * 0.9, "{direction}: elapsed {ms} ms ≥ the caller's patience");
+        assert!(ms >= patience.as_millis() as f64 / 2.0, "{direction}: elapsed {ms} ms ≈ the caller's patience");
         assert!(ms < 2000.0, "{direction}: elapsed {ms} ms ends when the caller left, not with the backend");
         let (requests, responses) = law(&samples, direction);
         assert_eq!(requests, responses, "{direction}: requests = responses + cancellations");
@@ -99,8 +102,8 @@ spec:
         ..Snapshot::default()
     };
     let (proxy, _d) = start(config(), &snap).await;
-    give_up(proxy.listen().outbound, "items", Duration::from_millis(200)).await;
-    give_up(proxy.listen().outbound, "nobody", Duration::from_millis(200)).await;
+    give_up(proxy.listen().outbound, "items", Duration::from_millis(500)).await;
+    give_up(proxy.listen().outbound, "nobody", Duration::from_millis(500)).await;
 
     let route = [("rt_route", "GET /slow"), ("error", "cancelled"), ("status_code", "")];
     assert_eventually!(
@@ -110,7 +113,7 @@ spec:
     let samples = metrics(&proxy).await;
     assert_eq!(sum(&samples, "route_actual_response_total", &route), Some(1.0), "so does the attempt's");
     let latency = sum(&samples, "route_response_latency_ms_sum", &[("rt_route", "GET /slow"), ("status_code", "")]);
-    assert!(latency.is_some_and(|ms| ms >= 180.0), "with its elapsed time: {latency:?}");
+    assert!(latency.is_some_and(|ms| (250.0..2000.0).contains(&ms)), "with its elapsed time: {latency:?}");
     let waiting = [("authority", "nobody.default.svc.cluster.local:80"), ("error", "cancelled")];
     assert_eventually!(
         sum(&metrics(&proxy).await, "response_total", &waiting) == Some(1.0),
@@ -236,7 +239,8 @@ async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
     for case in cases {
         let (proxy, _d) = start(tap_config(), &case.snapshot).await;
         let mut tap = TapStream::open(&proxy, "").await;
-        let rsp = raw_http1(proxy.listen().outbound, &case.request).await;
+        // Whether the proxy closes the connection is not the point here: do not wait for it.
+        let rsp = raw_http1_with(proxy.listen().outbound, &case.request, Duration::from_millis(50)).await;
         let what = format!("{} ({})", case.reason, case.name);
         assert_eq!(rsp.status, Some(case.status), "{what}");
         assert_eq!(rsp.header("l5d-proxy-error"), Some(case.reason), "{what}");
@@ -269,7 +273,7 @@ async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
 
     // Refused before an endpoint was chosen: under the authority asked for, without a target.
     let (proxy, _d) = start(config(), &Snapshot::default()).await;
-    raw_http1(proxy.listen().outbound, get("acct-missing")).await;
+    raw_http1_with(proxy.listen().outbound, get("acct-missing"), Duration::from_millis(50)).await;
     let samples = metrics(&proxy).await;
     let asked = [
         ("authority", "acct-missing.default.svc.cluster.local:80"),

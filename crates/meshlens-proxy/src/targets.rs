@@ -13,6 +13,7 @@ use crate::balance::{Balancer, BalancerSettings, Breaker, Endpoint};
 use crate::client::EndpointClient;
 use crate::ctx::{Ctx, dst_label_name, with_target};
 use crate::discovery::ServicePortRef;
+use crate::logical::service::ServicePolicy;
 use crate::metrics::LabelSet;
 use crate::policy::breaker::BreakerParams;
 use crate::tap::event::{Metadata, Peer};
@@ -27,7 +28,7 @@ pub struct Target {
     /// Some endpoint is one of this proxy's own outbound listeners: requests would loop.
     pub loops: bool,
     /// The service's profile and split, compiled; `None` when it has neither.
-    pub policy: Option<Arc<crate::logical::service::ServicePolicy>>,
+    pub policy: Option<Arc<ServicePolicy>>,
     /// The destination tap shows before (or without) an endpoint: the service's name, namespace, port.
     pub tap_dst: Peer,
     /// Discovery version this target was built from (mesh services are rebuilt when it changes).
@@ -62,7 +63,7 @@ impl Targets {
             // A new snapshot: keep the balancer (its queue) and every endpoint that stayed (EWMA, pool).
             let old = t.balancer.endpoints();
             t.balancer.set_endpoints(service_endpoints(ctx, &sp, &old));
-            let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, t.policy.as_ref());
+            let policy = policy(ctx, &sp, t.policy.as_ref());
             let target = Arc::new(Target {
                 authority: t.authority.clone(),
                 balancer: t.balancer.clone(),
@@ -81,7 +82,7 @@ impl Targets {
             .with("dst_namespace", &sp.namespace)
             .with("dst_service", &sp.name);
         let endpoints = service_endpoints(ctx, &sp, &[]);
-        let policy = crate::logical::service::ServicePolicy::build(ctx, &sp, None);
+        let policy = policy(ctx, &sp, None);
         let tap_dst = service_tap_dst(&sp);
         let target =
             build(ctx, sp.canonical.clone(), endpoints, svc_labels, policy, sp.opaque, true, version, None, tap_dst);
@@ -164,6 +165,12 @@ impl Targets {
     }
 }
 
+/// The compiled profile and split of a service port (`None` without either).
+fn policy(ctx: &Ctx, sp: &ServicePortRef, previous: Option<&Arc<ServicePolicy>>) -> Option<Arc<ServicePolicy>> {
+    let domain = &ctx.discovery.load().snapshot.cluster_domain;
+    ServicePolicy::build(&ctx.routes, domain, sp, previous)
+}
+
 /// The endpoints of a service port, reusing those of `old` that did not change.
 fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
     let breaker = sp.circuit_breaker.as_ref().map(|cb| breaker_params(&sp.canonical, cb));
@@ -194,7 +201,7 @@ fn build(
     authority: String,
     endpoints: Vec<Arc<Endpoint>>,
     service_labels: LabelSet,
-    policy: Option<Arc<crate::logical::service::ServicePolicy>>,
+    policy: Option<Arc<ServicePolicy>>,
     opaque: bool,
     meshed: bool,
     version: u64,

@@ -43,7 +43,7 @@ pub(crate) async fn serve(
     let Some(route) = policy.route(req.method(), req.uri().path()) else {
         // A split without a profile: pick the backend, no route metrics.
         let record = tapped.map(single_attempt);
-        let balancer = policy.backend(ctx, target).await;
+        let balancer = backend(ctx, policy, target).await;
         return forward(&balancer, req.map(RequestBody::Stream), caller, drain, record).await;
     };
     let mut effective = Unanswered::start(&route.metrics.effective, caller);
@@ -147,7 +147,7 @@ async fn attempts(
         *req.version_mut() = parts.version;
         *req.headers_mut() = parts.headers.clone();
         let record = if attempt == 1 { first_record.take() } else { new_record(attempt) };
-        let balancer = policy.backend(ctx, target).await;
+        let balancer = backend(ctx, policy, target).await;
         let actual = Unanswered::start(&route.metrics.actual, caller).cut_by(Some(timed_out));
         let Answer { rsp, proxy_error } = forward_attempt(&balancer, req, caller, drain, Some(timed_out), record).await;
         let status = rsp.status().as_u16();
@@ -188,6 +188,13 @@ async fn attempts(
         rsp.into_body().discard();
         tracing::debug!(route = %route.name, attempt, status, "retrying");
     }
+}
+
+/// The balancer of an attempt's backend (a split's pick), resolving split backends through the targets.
+async fn backend(ctx: &Ctx, policy: &ServicePolicy, target: &Arc<Target>) -> Arc<crate::balance::Balancer> {
+    let resolve =
+        |authority: String| async move { ctx.targets.resolve(ctx, &authority).await.map(|t| t.balancer.clone()) };
+    policy.backend(|| ctx.discovery.version(), (&target.authority, &target.balancer), resolve).await
 }
 
 /// Failures that happen before any byte of the request was written: safe to retry whatever the method.

@@ -32,7 +32,7 @@ pub struct Admin {
 pub async fn serve_conn(admin: Arc<Admin>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
     let settings = admin.ctx.server.clone();
     let svc = move |req| handle(admin.clone(), peer, req);
-    serve(io, Protocol::Http1, svc, &settings, drain, &peer.to_string()).await;
+    serve(io, Protocol::Http1, svc, &settings, drain, &peer.to_string(), None).await;
 }
 
 async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {

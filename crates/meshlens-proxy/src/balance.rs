@@ -87,10 +87,11 @@ impl Endpoint {
         self.breaker.as_ref().is_none_or(|b| b.admits())
     }
 
-    /// Feeds a response's outcome to the breaker (Linkerd's failure test: 5xx, gRPC 4/7/13/14/15).
-    pub fn record_outcome(&self, status: u16, grpc_status: Option<u32>) {
+    /// Feeds the outcome of a request the endpoint answered (or failed to) to the breaker. The caller's own
+    /// failures (cancellations, malformed bodies) are never fed to it.
+    pub fn record_outcome(&self, failure: bool) {
         if let Some(b) = &self.breaker {
-            b.record(!crate::policy::breaker::is_failure(status, grpc_status));
+            b.record(!failure);
         }
     }
 

@@ -61,10 +61,6 @@ impl EndpointClient {
         }
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// A fresh TCP connection to the endpoint, counted in transport metrics (`peer="dst"`).
     pub async fn connect(&self) -> Result<Counted<TcpStream>, ConnectError> {
         let timeout = self.settings.connect_timeout;

@@ -21,6 +21,8 @@ pub struct Ctx {
     /// Circuit-breaker transitions by endpoint and state entered.
     pub breaker_transitions: crate::metrics::CounterFamily,
     pub targets: Targets,
+    /// Requests refused before an endpoint was chosen, by the authority asked for.
+    pub(crate) refused: crate::refused::Refused,
     /// Tap subscriptions and the access log: what every request checks once.
     pub observers: Arc<crate::tap::Observers>,
     pub client: Arc<ClientSettings>,
@@ -54,6 +56,7 @@ impl Ctx {
         let observers = crate::tap::Observers::new(&config, &registry);
         let own_name = OwnName::new(config.instance.as_deref(), config.workload.as_deref(), &config.namespace);
         Ctx {
+            refused: crate::refused::Refused::new(http_metrics.clone(), config.limits.max_passthrough_series),
             observers,
             config,
             discovery,

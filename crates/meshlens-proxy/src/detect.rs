@@ -104,14 +104,6 @@ impl<IO> PrefixedIo<IO> {
     pub fn new(prefix: BytesMut, inner: IO) -> Self {
         PrefixedIo { prefix, inner }
     }
-
-    pub fn prefix(&self) -> &[u8] {
-        &self.prefix
-    }
-
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for PrefixedIo<IO> {

@@ -1,6 +1,7 @@
 //! Serving one detected HTTP connection with hyper, with the proxy's limits, until it ends or drains.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -10,11 +11,20 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::detect::Protocol;
-use crate::errors::rescue;
 use crate::http::body::ProxyBody;
 use crate::http::framing::{FramingWatch, HeadLimits, Responded};
 use crate::shutdown::Drain;
 use meshlens_api::ProxyErrorReason;
+
+/// A request the server edge refused before any handler saw it: why, and what could be read of it.
+pub(crate) struct EdgeRefusal {
+    pub reason: ProxyErrorReason,
+    pub why: &'static str,
+    pub request: Option<Request<()>>,
+}
+
+/// The listener's way to answer, count, tap and log a request its edge refused (`errors::respond`).
+pub(crate) type OnRefused = Arc<dyn Fn(EdgeRefusal) -> Response<ProxyBody> + Send + Sync>;
 
 /// Server-side limits, the same on every listener (DESIGN.md §7: one header limit everywhere).
 #[derive(Clone, Debug)]
@@ -25,9 +35,17 @@ pub struct ServerSettings {
     pub h2_max_concurrent_streams: u32,
 }
 
-/// Serves HTTP/1 or HTTP/2 on `io` with `svc` until the client is done or the proxy drains.
-pub async fn serve<IO, S, F>(io: IO, protocol: Protocol, svc: S, settings: &ServerSettings, drain: Drain, peer: &str)
-where
+/// Serves HTTP/1 or HTTP/2 on `io` with `svc` until the client is done or the proxy drains. Requests the
+/// edge refuses (malformed or oversize heads) are answered by `on_refused` when given.
+pub(crate) async fn serve<IO, S, F>(
+    io: IO,
+    protocol: Protocol,
+    svc: S,
+    settings: &ServerSettings,
+    drain: Drain,
+    peer: &str,
+    on_refused: Option<OnRefused>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ProxyBody>> + Send + 'static,
@@ -36,11 +54,25 @@ where
         Protocol::Http2 => {
             let limits = (settings.max_header_bytes, settings.max_headers);
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let fut = (!headers_too_large(&req, limits)).then(|| svc(req));
+                let refused = headers_too_large(&req, limits).then(|| {
+                    let reason = ProxyErrorReason::HeadersTooLarge;
+                    let why = "request headers over the limit";
+                    match &on_refused {
+                        Some(on_refused) => on_refused(EdgeRefusal { reason, why, request: Some(head_of(&req)) }),
+                        None => {
+                            tracing::warn!(reason = reason.as_str(), why, "refused a request from the client");
+                            crate::errors::rescue(reason, false)
+                        }
+                    }
+                });
+                let fut = match refused {
+                    Some(rsp) => Err(rsp),
+                    None => Ok(svc(req)),
+                };
                 async move {
                     Ok::<_, Infallible>(match fut {
-                        Some(fut) => fut.await,
-                        None => rescue(ProxyErrorReason::HeadersTooLarge, false, "request headers over the limit"),
+                        Ok(fut) => fut.await,
+                        Err(rsp) => rsp,
                     })
                 }
             });
@@ -65,7 +97,7 @@ where
             // The guard refuses malformed, ambiguous and oversize heads before hyper parses them.
             let limits = HeadLimits { max_bytes: settings.max_header_bytes, max_headers: settings.max_headers };
             let responded = Responded::default();
-            let io = FramingWatch::new(io, limits, responded.clone());
+            let io = FramingWatch::new(io, limits, responded.clone(), on_refused);
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let fut = svc(req);
                 let responded = responded.clone();
@@ -107,6 +139,16 @@ where
 /// only grossly oversized ones meet hyper's bare 431.
 fn hard_header_limit(limit: usize) -> usize {
     (limit * 2).max(16 * 1024)
+}
+
+/// The head of `req` without its body (for the accounting of a refused request).
+fn head_of(req: &Request<Incoming>) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = req.method().clone();
+    *head.uri_mut() = req.uri().clone();
+    *head.version_mut() = req.version();
+    *head.headers_mut() = req.headers().clone();
+    head
 }
 
 /// Is this request over the proxy's header limits (total bytes, as HTTP/2 counts them, or count)?

@@ -11,4 +11,5 @@ mod policy;
 mod support;
 mod tap;
 mod tcp;
+mod telemetry;
 mod transparency;

@@ -116,7 +116,10 @@ fn logs_table_json_and_mistakes() {
     let fake = fake_control();
     let (out, err) = run(&fake.url, &["logs", "deploy/web", "-n", "prod"]);
     golden("logs_table", &out);
-    assert_eq!(fake.seen.lock().unwrap().last().unwrap(), "/api/v1/logs?resource=deploy%2Fweb&namespace=prod&level=warn");
+    assert_eq!(
+        fake.seen.lock().unwrap().last().unwrap(),
+        "/api/v1/logs?resource=deploy%2Fweb&namespace=prod&level=warn"
+    );
     assert!(err.contains("web-2 (prod/web): its events could not be read: cannot read 127.0.0.1:4191/logs"), "{err}");
     golden("logs_json", &run(&fake.url, &["logs", "deploy", "web", "-n", "prod", "-o", "json"]).0);
     run(&fake.url, &["logs", "po/web-0", "-n", "prod", "--level", "error", "--since", "10m"]);

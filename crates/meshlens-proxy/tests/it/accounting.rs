@@ -2,9 +2,8 @@
 //! both proxies of the edge, with its elapsed time; every response the proxy makes is counted once under
 //! `error=<reason>`, tapped once and logged once; a client's malformed body is the client's failure.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -12,6 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use meshlens_api::Snapshot;
 use meshlens_api::tap::TapEvent;
+use meshlens_proxy::Proxy;
 use meshlens_testkit::backend::{delayed, echo, full};
 use meshlens_testkit::prom::{Sample, sum};
 use meshlens_testkit::raw::raw_http1_with;
@@ -127,41 +127,14 @@ spec:
     }
 }
 
-/// Captured log lines of this test binary (JSON, one per line), installed once.
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = Captured(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-}
-
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// WARN lines naming `reason` and mentioning `name` (unique to one case).
-fn logged(reason: &str, name: &str) -> usize {
-    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
-    let reason = format!("\"reason\":\"{reason}\"");
-    text.lines().filter(|l| l.contains(&reason) && l.contains(name) && l.contains("WARN")).count()
+/// WARN events of `proxy` (its `GET /logs`) naming `reason` and mentioning `name` (unique to one case).
+async fn logged(proxy: &Proxy, reason: &str, name: &str) -> usize {
+    let page = logs(proxy, "since=0&level=warn").await;
+    page.events
+        .iter()
+        .filter(|e| e.level == "WARN" && e.fields.get("reason").map(String::as_str) == Some(reason))
+        .filter(|e| format!("{} {:?}", e.message, e.fields).contains(name))
+        .count()
 }
 
 /// One way to make the proxy answer with a reason: what to send, and where.
@@ -185,7 +158,6 @@ fn garbage_upstream() -> RawTcpBackend {
 
 #[tokio::test]
 async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
-    logs();
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let garbage = garbage_upstream();
     let get = |host: &str| format!("GET /x HTTP/1.1\r\nHost: {host}\r\n\r\n");
@@ -237,7 +209,7 @@ async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
         },
     ];
     for case in cases {
-        let (proxy, _d) = start(tap_config(), &case.snapshot).await;
+        let (proxy, _d, _log) = start_capturing(tap_config(), &case.snapshot).await;
         let mut tap = TapStream::open(&proxy, "").await;
         // Whether the proxy closes the connection is not the point here: do not wait for it.
         let rsp = raw_http1_with(proxy.listen().outbound, &case.request, Duration::from_millis(50)).await;
@@ -250,12 +222,12 @@ async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
         let (requests, responses) = law(&samples, "outbound");
         assert_eq!((requests, responses), (1.0, 1.0), "{what}: one request, one response");
         assert_no_more_than_one(&mut tap, case.reason, &what).await;
-        assert_eventually!(logged(case.reason, &case.name) >= 1, "{what}: logged");
-        assert_eq!(logged(case.reason, &case.name), 1, "{what}: logged once");
+        assert_eventually!(logged(&proxy, case.reason, &case.name).await >= 1, "{what}: logged");
+        assert_eq!(logged(&proxy, case.reason, &case.name).await, 1, "{what}: logged once");
     }
 
     // HTTP/2 refuses oversize headers on the stream: the same path.
-    let (proxy, _d) = start(tap_config(), &Snapshot::default()).await;
+    let (proxy, _d, _log) = start_capturing(tap_config(), &Snapshot::default()).await;
     let mut tap = TapStream::open(&proxy, "").await;
     let mut c = h2(proxy.listen().outbound).await;
     let req = Request::get("http://acct-h2big/x")
@@ -269,7 +241,7 @@ async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
     let asked = [("authority", "acct-h2big.default.svc.cluster.local:80"), ("error", "headers_too_large")];
     assert_eq!(sum(&samples, "response_total", &asked), Some(1.0), "under the authority asked for");
     assert_no_more_than_one(&mut tap, "headers_too_large", "HTTP/2 431").await;
-    assert_eventually!(logged("headers_too_large", "acct-h2big") == 1, "HTTP/2 431 logged once");
+    assert_eventually!(logged(&proxy, "headers_too_large", "acct-h2big").await == 1, "HTTP/2 431 logged once");
 
     // Refused before an endpoint was chosen: under the authority asked for, without a target.
     let (proxy, _d) = start(config(), &Snapshot::default()).await;

@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
-use hyper::client::conn::http1;
 use meshlens_api::ProxyErrorReason;
 
 use crate::balance::{Balancer, Endpoint, InFlight};
-use crate::client::ConnectError;
+use crate::client::Reusable;
 use crate::errors::{L5D_PROXY_ERROR, peer_label, rescue};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop};
@@ -26,11 +25,6 @@ use crate::tap::record::Record;
 /// A connection that failed before any byte of the request was written is tried on another endpoint,
 /// at most this many times in all.
 const CONNECT_ATTEMPTS: usize = 3;
-
-enum Conn {
-    H1(http1::SendRequest<RequestBody>),
-    H2(hyper::client::conn::http2::SendRequest<RequestBody>),
-}
 
 /// Sends `req` to an endpoint of `balancer` and returns the response (or the proxy's error response).
 pub async fn forward(
@@ -76,12 +70,7 @@ pub async fn forward_attempt(
         };
         // In flight from the moment it is picked: concurrent picks see it while its connection opens.
         let in_flight = ep.start();
-        let conn = if req.version() == Version::HTTP_2 {
-            ep.client.h2().await.map(Conn::H2)
-        } else {
-            ep.client.h1().await.map(Conn::H1)
-        };
-        match conn {
+        match ep.client.conn(req.version()).await {
             Ok(c) => break (ep, c, in_flight),
             Err(e) => {
                 balancer.mark_down(&ep);
@@ -90,10 +79,7 @@ pub async fn forward_attempt(
                     skip = Some(ep.addr);
                     continue;
                 }
-                let reason = match e {
-                    ConnectError::Timeout(..) => ProxyErrorReason::ConnectTimeout,
-                    _ => ProxyErrorReason::ConnectError,
-                };
+                let reason = e.reason();
                 ep.http_metrics.request();
                 ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
                 let rsp = rescue(reason, grpc, &e.to_string());
@@ -113,22 +99,13 @@ pub async fn forward_attempt(
     ep.http_metrics.request();
     let mut cut = CutAttempt { metrics: ep.http_metrics.clone(), timed_out: timed_out.cloned(), grpc, armed: true };
     let started = Instant::now();
-    let (result, pooled) = match conn {
-        Conn::H1(mut s) => {
-            let r = s.send_request(req).await;
-            (r, if upgrade { None } else { Some(s) })
-        }
-        Conn::H2(mut s) => (s.send_request(req).await, None),
-    };
+    let result = ep.client.send(conn, req, !upgrade).await;
     cut.armed = false;
-    let mut rsp = match result {
-        Ok(rsp) => rsp,
+    let (mut rsp, pooled) = match result {
+        Ok(sent) => sent,
         Err(e) => {
-            let reason = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-                ProxyErrorReason::InvalidResponse
-            } else {
-                ProxyErrorReason::ConnectError
-            };
+            let reason = e.reason();
+            balancer.answered(&ep, started.elapsed(), true);
             ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
             ep.record_outcome(502, None);
             let detail = format!("endpoint {}: {e}", ep.addr);
@@ -140,7 +117,7 @@ pub async fn forward_attempt(
         }
     };
     let ttfb = started.elapsed();
-    ep.observe(ttfb, balancer.settings().decay);
+    balancer.answered(&ep, ttfb, rsp.status().is_server_error());
     // The client gets the response in its own protocol version, whatever the endpoint spoke.
     *rsp.version_mut() = version;
 
@@ -169,7 +146,7 @@ pub async fn forward_attempt(
         error: peer_error,
         ttfb,
         _in_flight: in_flight,
-        pooled: pooled.map(|s| (s, ep.clone())),
+        pooled,
         record,
     };
     rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end))))
@@ -248,7 +225,7 @@ struct ResponseEnd {
     error: Option<&'static str>,
     ttfb: Duration,
     _in_flight: InFlight,
-    pooled: Option<(http1::SendRequest<RequestBody>, Arc<Endpoint>)>,
+    pooled: Option<Reusable>,
     record: Option<Record>,
 }
 
@@ -262,8 +239,8 @@ impl OnEnd for ResponseEnd {
         let failure = self.status >= 500 || grpc.is_some_and(|c| c != 0) || !complete || self.error.is_some();
         self.metrics.response(self.status, grpc, failure, self.error, Some(self.ttfb));
         self.endpoint.record_outcome(if complete { self.status } else { 502 }, grpc);
-        if complete && let Some((sender, ep)) = self.pooled {
-            ep.client.put_back_h1(sender);
+        if complete && let Some(conn) = self.pooled {
+            self.endpoint.client.put_back(conn);
         }
     }
 }

@@ -275,7 +275,8 @@ fn endpoint_with(
     }
     let tcp = with_target(LabelSet::new().with("direction", direction).with("peer", "dst"), label_addr)
         .with("tls", "disabled");
-    let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp));
+    let resend_labels = with_target(LabelSet::new().with("direction", direction), label_addr);
+    let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp), resend_labels);
     let breaker = breaker.map(|params| {
         let counter = |state| ctx.breaker_transitions.get_or_create(&labels.clone().with("state", state));
         Breaker::new(params, [counter("open"), counter("probation"), counter("closed")])

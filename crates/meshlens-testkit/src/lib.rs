@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`eventually`] | `assert_eventually!`, `eventually()`, the patience deadline |
 //! | [`backend`] | `HttpBackend` (HTTP/1.1 + h2c) and ready-made handlers (`echo`, `fixed`, …) |
+//! | [`faults`] | `failing_fast`, `Stall` (stop answering, resume); `ConnFaults` for GOAWAY, closes, refused streams |
 //! | [`latency`] | a handler with a known latency distribution and failure share; exact quantiles |
 //! | [`grpc`] | a real gRPC `test.Echo` server and client (tonic + prost, no codegen) |
 //! | [`tcp`] | `TcpEchoBackend`, `TcpSinkBackend`, `RawTcpBackend` |
@@ -17,6 +18,7 @@
 
 pub mod backend;
 pub mod eventually;
+pub mod faults;
 pub mod grpc;
 pub mod latency;
 pub mod process;
@@ -24,7 +26,7 @@ pub mod prom;
 pub mod raw;
 pub mod tcp;
 
-pub use backend::{BoxBody, HttpBackend, SeenRequest};
+pub use backend::{BoxBody, ConnFaults, HttpBackend, SeenRequest};
 pub use eventually::{eventually, eventually_blocking, patience};
 pub use grpc::{GrpcBackend, GrpcClient};
 pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};

@@ -3,6 +3,7 @@
 mod bad_input;
 mod balance;
 mod control;
+mod faults;
 mod grpc;
 mod mesh;
 mod metrics;

@@ -346,7 +346,7 @@ impl Balancer {
         let eps = self.endpoints.load();
         let usable = |e: &&Arc<Endpoint>| e.usable() && Some(e.addr) != skip;
         let now = Instant::now();
-        let probe = eps.len() > 1 && self.picks.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == 0;
+        let probe = eps.len() > 1 && self.picks.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY);
         let probed = if probe {
             eps.iter()
                 .filter(|e| usable(e) && e.in_flight() == 0)

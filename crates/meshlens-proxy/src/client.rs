@@ -111,7 +111,7 @@ pub enum Conn {
 /// ended cleanly; an HTTP/2 stream stops counting on its connection when dropped.
 pub enum Reusable {
     H1(http1::SendRequest<RequestBody>),
-    H2(#[allow(dead_code)] H2Stream),
+    H2(H2Stream),
 }
 
 /// Requests sent on one HTTP/2 connection at most (as hyper's initial stream limit): more open another
@@ -247,7 +247,10 @@ impl EndpointClient {
 
     /// Returns an HTTP/1 connection whose response ended cleanly to the pool.
     pub fn put_back(&self, conn: Reusable) {
-        let Reusable::H1(sender) = conn else { return };
+        let sender = match conn {
+            Reusable::H1(sender) => sender,
+            Reusable::H2(stream) => return drop(stream),
+        };
         if sender.is_closed() {
             return;
         }

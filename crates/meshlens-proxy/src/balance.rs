@@ -7,7 +7,8 @@
 //! [`FAILURE_PENALTY`] × the group's typical latency; a request in flight for longer than the estimate
 //! raises it; estimates decay towards the group's typical latency (not towards zero), each good answer
 //! pulls at least [`MIN_PULL`] of the way down, and one pick in [`PROBE_EVERY`] goes to the least
-//! recently chosen idle endpoint, so a recovered instance is measured again within seconds.
+//! recently chosen endpoint not awaiting an answer, so a recovered instance is measured again within
+//! seconds.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,7 +36,9 @@ pub struct Endpoint {
     pub breaker: Option<Breaker>,
     ewma: Mutex<PeakEwma>,
     in_flight: AtomicU32,
-    /// Clock readings ([`ticks`]): when the in-flight count last left zero, the last answer, the last pick.
+    /// Requests sent and not answered yet (no response headers).
+    awaiting: AtomicU32,
+    /// Clock readings ([`ticks`]): when `awaiting` last left zero, the last answer, the last pick.
     busy_since: AtomicU64,
     last_answer: AtomicU64,
     last_chosen: AtomicU64,
@@ -63,6 +66,7 @@ impl Endpoint {
             breaker,
             ewma: Mutex::new(PeakEwma::new(default_rtt)),
             in_flight: AtomicU32::new(0),
+            awaiting: AtomicU32::new(0),
             busy_since: AtomicU64::new(0),
             last_answer: AtomicU64::new(0),
             last_chosen: AtomicU64::new(0),
@@ -71,13 +75,13 @@ impl Endpoint {
         }
     }
 
-    /// Latency estimate × (in-flight + 1). While requests are in flight and none answered, the time since
-    /// the endpoint last answered (or became busy) is a lower bound of its latency: a stalled endpoint
-    /// looks slower with every moment it stays silent.
+    /// Latency estimate × (in-flight + 1). While requests await an answer, the time since the endpoint
+    /// last answered (or since they wait) is a lower bound of its latency: a stalled endpoint looks slower
+    /// with every moment it stays silent. (Long responses being streamed do not count: they were answered.)
     fn cost(&self, now: Instant, decay: Duration, typical: f64) -> f64 {
         let rtt = self.ewma.lock().unwrap_or_else(|e| e.into_inner()).estimate(now, decay, typical);
         let in_flight = self.in_flight.load(Ordering::Relaxed);
-        let silent = if in_flight > 0 {
+        let silent = if self.awaiting.load(Ordering::Relaxed) > 0 {
             let since = self.busy_since.load(Ordering::Relaxed).max(self.last_answer.load(Ordering::Relaxed));
             ticks(now).saturating_sub(since) as f64
         } else {
@@ -88,10 +92,23 @@ impl Endpoint {
 
     /// Counts a request in flight until the returned guard is dropped (at the end of the response).
     pub fn start(self: &Arc<Self>) -> InFlight {
-        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Sends a request on `conn` ([`EndpointClient::send`]), counted meanwhile as awaiting an answer.
+    pub async fn send(
+        &self,
+        conn: crate::client::Conn,
+        req: http::Request<crate::http::request_body::RequestBody>,
+        reuse: bool,
+    ) -> Result<(http::Response<hyper::body::Incoming>, Option<crate::client::Reusable>), crate::client::SendError>
+    {
+        if self.awaiting.fetch_add(1, Ordering::Relaxed) == 0 {
             self.busy_since.store(ticks(Instant::now()), Ordering::Relaxed);
         }
-        InFlight(self.clone())
+        let _awaiting = Awaiting(&self.awaiting);
+        self.client.send(conn, req, reuse).await
     }
 
     pub fn is_ready(&self) -> bool {
@@ -184,6 +201,15 @@ impl LazyTarget {
     }
 }
 
+/// Decrements an endpoint's count of requests awaiting an answer on drop (answered, failed or cancelled).
+struct Awaiting<'a>(&'a AtomicU32);
+
+impl Drop for Awaiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Decrements an endpoint's in-flight count on drop.
 pub struct InFlight(Arc<Endpoint>);
 
@@ -200,7 +226,7 @@ pub const FAILURE_PENALTY: f64 = 10.0;
 const CEILING: f64 = 50.0;
 /// Each answer faster than the estimate pulls it at least this share of the way down.
 pub const MIN_PULL: f64 = 0.25;
-/// One pick in this many goes to the least recently chosen endpoint with nothing in flight.
+/// One pick in this many goes to the least recently chosen endpoint with no request awaiting an answer.
 pub const PROBE_EVERY: u64 = 16;
 /// Weight of one successful answer in the group's typical latency.
 const TYPICAL_WEIGHT: f64 = 1.0 / 32.0;
@@ -341,7 +367,8 @@ impl Balancer {
     }
 
     /// Power of two choices among ready endpoints, excluding `skip` (an endpoint that just failed); one
-    /// pick in [`PROBE_EVERY`] takes the least recently chosen endpoint with nothing in flight instead.
+    /// pick in [`PROBE_EVERY`] takes the least recently chosen endpoint with no request awaiting an answer
+    /// instead (so a stalled one is not probed until it answers).
     pub fn pick(&self, skip: Option<SocketAddr>) -> Option<Arc<Endpoint>> {
         let eps = self.endpoints.load();
         let usable = |e: &&Arc<Endpoint>| e.usable() && Some(e.addr) != skip;
@@ -349,7 +376,7 @@ impl Balancer {
         let probe = eps.len() > 1 && self.picks.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY);
         let probed = if probe {
             eps.iter()
-                .filter(|e| usable(e) && e.in_flight() == 0)
+                .filter(|e| usable(e) && e.awaiting.load(Ordering::Relaxed) == 0)
                 .min_by_key(|e| e.last_chosen.load(Ordering::Relaxed))
                 .cloned()
         } else {

@@ -52,6 +52,11 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// The endpoint refused a fresh connection (it is down).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+
     pub fn reason(&self) -> ProxyErrorReason {
         match self {
             SendError::Connect(e) => e.reason(),

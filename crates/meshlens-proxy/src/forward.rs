@@ -99,13 +99,16 @@ pub async fn forward_attempt(
     ep.http_metrics.request();
     let mut cut = CutAttempt { metrics: ep.http_metrics.clone(), timed_out: timed_out.cloned(), grpc, armed: true };
     let started = Instant::now();
-    let result = ep.client.send(conn, req, !upgrade).await;
+    let result = ep.send(conn, req, !upgrade).await;
     cut.armed = false;
     let (mut rsp, pooled) = match result {
         Ok(sent) => sent,
         Err(e) => {
             let reason = e.reason();
             balancer.answered(&ep, started.elapsed(), true);
+            if e.is_connect() {
+                balancer.mark_down(&ep);
+            }
             ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
             ep.record_outcome(502, None);
             let detail = format!("endpoint {}: {e}", ep.addr);

@@ -464,3 +464,23 @@ fn h2_not_processed(e: &TrySendError<Request<RequestBody>>) -> Option<Resend> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_idempotent_methods_and_replayable_bodies_are_sent_again_after_a_write() {
+        assert!(idempotent(&Method::GET) && idempotent(&Method::PUT) && idempotent(&Method::DELETE));
+        assert!(!idempotent(&Method::POST) && !idempotent(&Method::PATCH) && !idempotent(&Method::CONNECT));
+
+        let mut req = Request::new(Replay::default().body());
+        *req.method_mut() = Method::POST;
+        req.headers_mut().insert("x-id", http::HeaderValue::from_static("7"));
+        let copy = replayable(&req).expect("a buffered body can be sent again");
+        assert_eq!((copy.method(), &copy.headers()["x-id"]), (&Method::POST, &http::HeaderValue::from_static("7")));
+
+        *req.method_mut() = Method::CONNECT;
+        assert!(replayable(&req).is_none(), "a tunnel is never sent twice");
+    }
+}

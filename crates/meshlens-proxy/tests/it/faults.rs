@@ -325,3 +325,35 @@ async fn an_http1_server_closing_connections_every_10_requests_fails_nothing() {
     assert_eq!(ok, total, "no request fails");
     assert!(backend.connections() >= total / 10, "the server did close its connections");
 }
+
+#[tokio::test]
+async fn an_instance_streaming_a_long_response_is_not_taken_for_stalled() {
+    // `/watch` answers at once, then streams a body that never ends; everything else is a 2 ms echo.
+    let handler = |req: http::Request<hyper::body::Incoming>| async move {
+        if req.uri().path() == "/watch" {
+            let never = futures_util::stream::pending::<Result<http_body::Frame<Bytes>, meshlens_testkit::BoxError>>();
+            return http::Response::new(BodyExt::boxed(http_body_util::StreamBody::new(never)));
+        }
+        delayed(Duration::from_millis(2), echo("b"))(req).await
+    };
+    let a = HttpBackend::start(handler);
+    let b = HttpBackend::start(handler);
+    let (proxy, _d) = start(config(), &snapshot(vec![service("users", "default", &[a.addr(), b.addr()])])).await;
+    let out = proxy.listen().outbound;
+
+    let mut watcher = h1(out).await;
+    let watch = watcher.send_request(get("/watch", "users")).await.unwrap();
+    assert_eq!(watch.status(), 200);
+    let holder = if a.requests() == 1 { &a } else { &b };
+    let mut c = h1(out).await;
+    let total = 400;
+    for _ in 0..total {
+        let rsp = c.send_request(get("/", "users")).await.unwrap();
+        assert_eq!(rsp.status(), 200);
+        let _ = collect(rsp).await;
+    }
+    let got = holder.requests() - 1;
+    eprintln!("the instance holding a long stream got {got} of {total}");
+    assert!(got * 100 >= total * 3, "it is still probed and chosen: {got} of {total}");
+    drop(watch);
+}

@@ -280,7 +280,6 @@ pub struct BalancerSettings {
     pub decay: Duration,
     pub failfast: Duration,
     pub queue_capacity: usize,
-    pub connect_timeout: Duration,
 }
 
 /// Balances requests for one destination over its endpoints.
@@ -501,7 +500,8 @@ impl Drop for Dequeue<'_> {
     }
 }
 
-/// Reconnects to a down endpoint with backoff (100 ms doubling to 5 s); marks it ready when it accepts.
+/// Reconnects to a down endpoint with backoff (100 ms doubling to 5 s); marks it ready when it accepts,
+/// keeping that connection in its pool for the next request.
 async fn probe(balancer: Weak<Balancer>, endpoint: Weak<Endpoint>) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -509,8 +509,7 @@ async fn probe(balancer: Weak<Balancer>, endpoint: Weak<Endpoint>) {
         let (Some(bal), Some(ep)) = (balancer.upgrade(), endpoint.upgrade()) else {
             return;
         };
-        let connect = tokio::net::TcpStream::connect(ep.addr);
-        if let Ok(Ok(_stream)) = tokio::time::timeout(bal.settings.connect_timeout, connect).await {
+        if ep.client.warm().await.is_ok() {
             tracing::info!(balancer = %bal.name, endpoint = %ep.addr, "endpoint accepts connections again");
             ep.ready.store(true, Ordering::Relaxed);
             ep.probing.store(false, Ordering::Release);

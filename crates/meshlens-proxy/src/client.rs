@@ -250,6 +250,14 @@ impl EndpointClient {
         Ok(sender)
     }
 
+    /// Opens an HTTP/1 connection and leaves it idle in the pool: the endpoint is reachable, and its next
+    /// request finds a warm connection.
+    pub async fn warm(&self) -> Result<(), ConnectError> {
+        let sender = self.new_h1().await?;
+        self.put_back(Reusable::H1(sender));
+        Ok(())
+    }
+
     /// Returns an HTTP/1 connection whose response ended cleanly to the pool.
     pub fn put_back(&self, conn: Reusable) {
         let sender = match conn {

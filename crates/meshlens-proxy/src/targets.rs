@@ -212,12 +212,7 @@ fn build(
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
-    BalancerSettings {
-        decay: ctx.config.balancer.decay,
-        failfast,
-        queue_capacity: ctx.config.limits.queue_capacity,
-        connect_timeout: ctx.config.timeouts.connect,
-    }
+    BalancerSettings { decay: ctx.config.balancer.decay, failfast, queue_capacity: ctx.config.limits.queue_capacity }
 }
 
 /// An endpoint with its metric handles: `direction`, `authority`, `target_*`, `tls`, then `dst_*` labels.

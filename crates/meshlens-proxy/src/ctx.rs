@@ -46,6 +46,11 @@ impl Ctx {
             connect_timeout: config.timeouts.connect,
             max_header_bytes: config.limits.max_header_bytes,
             max_idle_per_endpoint: 64,
+            resends: registry.counter_family(
+                "endpoint_transparent_retries_total",
+                "Requests sent again on a fresh connection because the endpoint provably did not process them \
+                 (reason: goaway, refused_stream, closed_before_write, closed_before_response).",
+            ),
         });
         let server = ServerSettings {
             max_header_bytes: config.limits.max_header_bytes,

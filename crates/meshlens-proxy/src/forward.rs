@@ -10,12 +10,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
-use hyper::client::conn::http1;
 use meshlens_api::ProxyErrorReason;
 use meshlens_api::errors::is_failure;
 
 use crate::balance::{Balancer, Endpoint, InFlight};
-use crate::client::ConnectError;
+use crate::client::{Conn, Reusable, SendError};
 use crate::errors::{Caller, Count, L5D_PROXY_ERROR, peer_label, respond};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop};
@@ -27,11 +26,6 @@ use crate::unanswered::Unanswered;
 /// A connection that failed before any byte of the request was written is tried on another endpoint,
 /// at most this many times in all.
 const CONNECT_ATTEMPTS: usize = 3;
-
-enum Conn {
-    H1(http1::SendRequest<RequestBody>),
-    H2(hyper::client::conn::http2::SendRequest<RequestBody>),
-}
 
 /// What an attempt produced: the response for the caller and, when the proxy made it, why. The retry
 /// loop reads the outcome from here, never from the response's headers.
@@ -93,30 +87,25 @@ pub(crate) async fn forward_attempt(
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let mut guard = Unanswered::start(&ep.http_metrics, caller).cut_by(timed_out);
     let started = Instant::now();
-    let (result, pooled) = match conn {
-        Conn::H1(mut s) => {
-            let r = s.send_request(req).await;
-            (r, if upgrade { None } else { Some(s) })
-        }
-        Conn::H2(mut s) => (s.send_request(req).await, None),
-    };
-    let mut rsp = match result {
-        Ok(rsp) => rsp,
+    // Requests the server provably did not process are sent again inside (counted on their own).
+    let (mut rsp, pooled) = match ep.send(conn, req, !upgrade).await {
+        Ok(sent) => sent,
         Err(e) => {
-            let reason = if e.is_user() {
+            let reason = match &e {
                 // Our request body failed: the client's (malformed chunked body, aborted upload).
-                ProxyErrorReason::BadRequest
-            } else if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-                ProxyErrorReason::InvalidResponse
-            } else {
-                ProxyErrorReason::ConnectError
+                SendError::Http(h) if h.is_user() => ProxyErrorReason::BadRequest,
+                _ => e.reason(),
             };
             if !reason.is_callers() {
+                balancer.answered(&ep, started.elapsed(), true);
                 ep.record_outcome(true);
+                if e.is_connect() {
+                    balancer.mark_down(&ep);
+                }
             }
-            let detail = match reason {
-                ProxyErrorReason::InvalidResponse => {
-                    format!("endpoint {}: {}", ep.addr, ep.client.invalid_response(&e))
+            let detail = match (&e, reason) {
+                (SendError::Http(h), ProxyErrorReason::InvalidResponse) => {
+                    format!("endpoint {}: {}", ep.addr, ep.client.invalid_response(h))
                 }
                 _ => format!("endpoint {}: {e}", ep.addr),
             };
@@ -125,7 +114,8 @@ pub(crate) async fn forward_attempt(
         }
     };
     let ttfb = started.elapsed();
-    ep.observe(ttfb, balancer.settings().decay);
+    // A failed answer weighs in the endpoint's load estimate as a penalty latency.
+    balancer.answered(&ep, ttfb, is_failure(rsp.status().as_u16(), grpc_status(rsp.headers())));
     // The client gets the response in its own protocol version, whatever the endpoint spoke.
     *rsp.version_mut() = version;
     guard.head(rsp.status().as_u16());
@@ -155,7 +145,7 @@ pub(crate) async fn forward_attempt(
         error: peer_error,
         ttfb,
         _in_flight: in_flight,
-        pooled: pooled.map(|s| (s, ep.clone())),
+        pooled,
         record,
     };
     Answer { rsp: rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end)))), proxy_error: None }
@@ -198,12 +188,7 @@ async fn connect(balancer: &Arc<Balancer>, version: Version) -> Result<(Arc<Endp
         })?;
         // In flight from the moment it is picked: concurrent picks see it while its connection opens.
         let in_flight = ep.start();
-        let conn = if version == Version::HTTP_2 {
-            ep.client.h2().await.map(Conn::H2)
-        } else {
-            ep.client.h1().await.map(Conn::H1)
-        };
-        match conn {
+        match ep.client.conn(version).await {
             Ok(c) => return Ok((ep, c, in_flight)),
             Err(e) => {
                 balancer.mark_down(&ep);
@@ -212,10 +197,7 @@ async fn connect(balancer: &Arc<Balancer>, version: Version) -> Result<(Arc<Endp
                     skip = Some(ep.addr);
                     continue;
                 }
-                let reason = match e {
-                    ConnectError::Timeout(..) => ProxyErrorReason::ConnectTimeout,
-                    _ => ProxyErrorReason::ConnectError,
-                };
+                let reason = e.reason();
                 return Err(NotConnected { reason, detail: format!("endpoint {}: {e}", ep.addr), endpoint: Some(ep) });
             }
         }
@@ -274,7 +256,7 @@ struct ResponseEnd {
     error: Option<&'static str>,
     ttfb: Duration,
     _in_flight: InFlight,
-    pooled: Option<(http1::SendRequest<RequestBody>, Arc<Endpoint>)>,
+    pooled: Option<Reusable>,
     record: Option<Record>,
 }
 
@@ -294,8 +276,8 @@ impl OnEnd for ResponseEnd {
         let failed = !complete || is_failure(self.status, grpc);
         self.guard.settle(self.status, grpc, failed || self.error.is_some(), self.error, Some(self.ttfb));
         self.endpoint.record_outcome(failed);
-        if complete && let Some((sender, ep)) = self.pooled {
-            ep.client.put_back_h1(sender);
+        if complete && let Some(conn) = self.pooled {
+            self.endpoint.client.put_back(conn);
         }
     }
 }

@@ -279,12 +279,7 @@ fn new_balancer(
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
-    BalancerSettings {
-        decay: ctx.config.balancer.decay,
-        failfast,
-        queue_capacity: ctx.config.limits.queue_capacity,
-        connect_timeout: ctx.config.timeouts.connect,
-    }
+    BalancerSettings { decay: ctx.config.balancer.decay, failfast, queue_capacity: ctx.config.limits.queue_capacity }
 }
 
 /// An endpoint with its metric handles: `direction`, `authority`, `target_*`, `tls`, then `dst_*` labels.
@@ -342,7 +337,8 @@ fn endpoint_with(
     }
     let tcp = with_target(LabelSet::new().with("direction", direction).with("peer", "dst"), label_addr)
         .with("tls", "disabled");
-    let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp));
+    let resend_labels = with_target(LabelSet::new().with("direction", direction), label_addr);
+    let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp), resend_labels);
     let breaker = breaker.map(|params| {
         let counter = |state| ctx.breaker_transitions.get_or_create(&labels.clone().with("state", state));
         Breaker::new(params, [counter("open"), counter("probation"), counter("closed")])

@@ -4,6 +4,7 @@ mod accounting;
 mod bad_input;
 mod balance;
 mod control;
+mod faults;
 mod grpc;
 mod mesh;
 mod metrics;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, Shared};
 use crate::api_types::Status;
+use crate::auth::{Auth, ProxyCredentials, ProxyKey};
 use crate::meshdir::{self, ConfigErrors, MeshConfig};
 use crate::metrics::Metrics;
 use crate::metricstore::{MetricStore, Settings};
@@ -51,6 +52,10 @@ pub struct Config {
     /// Prometheus mode: `/api/v1/stat|routes|edges` ask this Prometheus (`http://HOST:PORT[/PATH]`), which
     /// scrapes the proxies, and the embedded metric store does not run.
     pub prometheus_url: Option<String>,
+    /// Checks proxies' credentials: local mode's [`ProxyKey`] (the key `meshlens up` mints them with).
+    pub proxy_credentials: Arc<dyn ProxyCredentials>,
+    /// The bearer token every `/api/v1/` request needs (the CLI's, from the session file).
+    pub api_token: String,
 }
 
 impl Config {
@@ -69,6 +74,8 @@ impl Config {
             scrape_interval: Duration::from_secs(5),
             metrics_retention: Duration::from_secs(3600),
             prometheus_url: None,
+            proxy_credentials: Arc::new(ProxyKey::generate()),
+            api_token: crate::auth::new_token(),
         }
     }
 }
@@ -156,6 +163,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     }
 
     let shared = Arc::new(Shared {
+        auth: Auth::new(config.proxy_credentials.clone(), config.api_token.clone()),
         store: store.clone(),
         metrics,
         stats,

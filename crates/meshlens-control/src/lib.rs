@@ -3,6 +3,8 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), meshlens_control::StartError> {
+//! // Proxies register with credentials minted by `config.proxy_credentials`' key; the CLI sends
+//! // `config.api_token`.
 //! let config = meshlens_control::Config::new("examples/shop", "127.0.0.1:8086".parse().unwrap());
 //! let running = meshlens_control::start(config).await?;
 //! println!("{}", running.listening_message());
@@ -19,6 +21,7 @@
 //! | `store` | config + registrations → versioned snapshots shared by all watchers; leases, restart rule |
 //! | `reload` | polls the directory, reloads on change |
 //! | `api` | the HTTP API (axum) |
+//! | [`auth`] | proxy credentials ([`auth::ProxyCredentials`], local mode's [`auth::ProxyKey`]), the API token, tap tokens |
 //! | `metrics` | the control plane's own `/metrics` |
 //! | [`api_types`] | JSON shapes of `/api/v1/status` and `/api/v1/resources` |
 //! | `promtext` | the Prometheus text parser (what proxies serve on `/metrics`) |
@@ -35,6 +38,7 @@
 mod api;
 pub mod api_types;
 mod app;
+pub mod auth;
 mod clock;
 mod diagnostics;
 mod httpget;

@@ -2,6 +2,7 @@
 //! driven over HTTP as proxies, the CLI and curl use it. One binary.
 
 mod api;
+mod auth;
 mod diagnostics;
 mod prometheus;
 mod reload;

@@ -1,5 +1,5 @@
 //! The admin listener: `/metrics`, `/live`, `/ready`, `/config`, `/log-level`, `/endpoints`.
-//! Changes (`PUT /log-level`) are accepted only from loopback peers.
+//! Changes (`PUT /log-level`) need the admin token (`Authorization: Bearer`) and a loopback peer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +61,9 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, "/endpoints") => json(&endpoints(&admin.ctx)),
         (Method::GET, "/log-level") => text(StatusCode::OK, "text/plain", format!("{}\n", admin.log.get())),
         (Method::PUT, "/log-level") => {
+            if let Err(rsp) = authorized(&admin.ctx.config, req.headers()) {
+                return rsp;
+            }
             if !peer.ip().is_loopback() {
                 return text(
                     StatusCode::FORBIDDEN,
@@ -92,6 +95,35 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
             "not found; try /metrics /live /ready /config /endpoints /log-level\n".into(),
         ),
     }
+}
+
+/// Mutating endpoints need `Authorization: Bearer <admin token>`: 401 without it or with another one.
+fn authorized(config: &crate::config::Config, headers: &http::HeaderMap) -> Result<(), Response<ProxyBody>> {
+    let Some(expected) = &config.admin_token else {
+        return Err(text(
+            StatusCode::UNAUTHORIZED,
+            "text/plain",
+            "changes are off: this proxy has no admin token (--admin-token-file)\n".into(),
+        ));
+    };
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let same = sent.is_some_and(|s| {
+        s.len() == expected.len() && s.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if same {
+        return Ok(());
+    }
+    let mut rsp = text(
+        StatusCode::UNAUTHORIZED,
+        "text/plain",
+        "missing or wrong admin token: send Authorization: Bearer <admin token>\n".into(),
+    );
+    rsp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    Err(rsp)
 }
 
 #[derive(Serialize)]

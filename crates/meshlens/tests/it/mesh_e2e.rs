@@ -153,10 +153,22 @@ impl Reply {
 
 /// `GET target` (origin form `/path`, or absolute form `http://host/path` to a proxy).
 fn get(addr: SocketAddr, host: &str, target: &str, timeout: Duration) -> std::io::Result<Reply> {
+    get_as(addr, host, target, timeout, None)
+}
+
+/// [`get`] with `Authorization: Bearer <token>`.
+fn get_as(
+    addr: SocketAddr,
+    host: &str,
+    target: &str,
+    timeout: Duration,
+    token: Option<&str>,
+) -> std::io::Result<Reply> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n")?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
@@ -171,7 +183,11 @@ fn via_proxy(outbound: SocketAddr, service: &str, path: &str) -> std::io::Result
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
-    let r = get(addr, "localhost", path, Duration::from_secs(5)).ok()?;
+    get_json_as(addr, path, None)
+}
+
+fn get_json_as(addr: SocketAddr, path: &str, token: Option<&str>) -> Option<Value> {
+    let r = get_as(addr, "localhost", path, Duration::from_secs(5), token).ok()?;
     if r.status != 200 {
         return None;
     }
@@ -372,7 +388,14 @@ impl Mesh {
     }
 
     fn status(&self) -> Value {
-        get_json(self.control, "/api/v1/status").expect("control plane /api/v1/status")
+        self.api("/api/v1/status").expect("control plane /api/v1/status")
+    }
+
+    /// `GET path` on the control plane with the API token of the session file, as the CLI sends it.
+    fn api(&self, path: &str) -> Option<Value> {
+        let session = std::fs::read(self._state.path().join("meshlens/session.json")).ok()?;
+        let session: Value = serde_json::from_slice(&session).ok()?;
+        get_json_as(self.control, path, session["token"].as_str())
     }
 
     fn wait_proxies(&self, what: &str, pred: impl Fn(&Value) -> bool) {
@@ -413,7 +436,7 @@ impl Mesh {
                 .iter()
                 .map(|(n, a)| format!("  {n}: {}", discovery(*a).map(|d| summary(&d)).unwrap_or_default()))
                 .collect();
-            let status = get_json(self.control, "/api/v1/status").unwrap_or_default();
+            let status = self.api("/api/v1/status").unwrap_or_default();
             let msg = format!(
                 "{what}: not on every proxy within {deadline:?} (control plane: version {}, complete {}, uptime {} s); they have:\n{}",
                 status["version"],
@@ -939,11 +962,11 @@ fn killing_the_control_plane_fails_no_request_and_proxies_reconnect() {
     marks.push((Instant::now(), format!("up: {}", line.trim())));
     mesh.track();
     eventually_blocking(
-        || get_json(mesh.control, "/api/v1/status").is_some_and(|s| s["startedAt"] != started_before),
+        || mesh.api("/api/v1/status").is_some_and(|s| s["startedAt"] != started_before),
         "the restarted control plane answers",
     );
     eventually_blocking(
-        || get_json(mesh.control, "/api/v1/status").is_some_and(|s| s["proxies"] == 3 && s["watchers"] == 3),
+        || mesh.api("/api/v1/status").is_some_and(|s| s["proxies"] == 3 && s["watchers"] == 3),
         "every proxy registered and watches the restarted control plane",
     );
     let reconnected_after = killed_at.elapsed();

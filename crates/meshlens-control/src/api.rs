@@ -38,7 +38,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// What every handler shares.
 pub(crate) struct Shared {
     /// Proxy credentials and the API token.
-    pub auth: Auth,
+    pub auth: Arc<Auth>,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     /// Where traffic numbers come from: the embedded metric store (what the scraper saw) or Prometheus.
@@ -441,7 +441,7 @@ mod tests {
         let stats = StatsSource::Embedded(Arc::new(crate::metricstore::MetricStore::new(
             crate::metricstore::Settings::new(5000, 3_600_000),
         )));
-        let auth = Auth::new(Arc::new(crate::auth::ProxyKey::generate()), "token".into());
+        let auth = Arc::new(Auth::new(Arc::new(crate::auth::ProxyKey::generate()), "token".into()));
         (Arc::new(Shared { auth, store, metrics, stats, heartbeat: Duration::from_secs(5), shutdown: rx }), tx)
     }
 

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -18,10 +17,10 @@ use crate::meshdir::{self, ConfigErrors, MeshConfig};
 use crate::metrics::Metrics;
 use crate::metricstore::{MetricStore, Settings};
 use crate::promquery::Prometheus;
-use crate::reload;
 use crate::scrape::{self, ScrapeTiming};
 use crate::statsource::StatsSource;
 use crate::store::{LeaseTiming, Published, Store};
+use crate::{reload, server};
 
 /// Where the control plane listens and reads, and its timing (defaults as DESIGN.md §4 says).
 #[derive(Clone, Debug)]
@@ -56,6 +55,10 @@ pub struct Config {
     pub proxy_credentials: Arc<dyn ProxyCredentials>,
     /// The bearer token every `/api/v1/` request needs (the CLI's, from the session file).
     pub api_token: String,
+    /// A request head must arrive within this, and a connection idle this long is closed (10 s).
+    pub header_read_timeout: Duration,
+    /// Connections served at once (256); beyond it, only those whose first request authenticates.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -76,6 +79,8 @@ impl Config {
             prometheus_url: None,
             proxy_credentials: Arc::new(ProxyKey::generate()),
             api_token: crate::auth::new_token(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 256,
         }
     }
 }
@@ -162,8 +167,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         tasks.push(tokio::spawn(scraper));
     }
 
+    let auth = Arc::new(Auth::new(config.proxy_credentials.clone(), config.api_token.clone()));
     let shared = Arc::new(Shared {
-        auth: Auth::new(config.proxy_credentials.clone(), config.api_token.clone()),
+        auth: auth.clone(),
         store: store.clone(),
         metrics,
         stats,
@@ -171,18 +177,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         shutdown: shutdown_rx.clone(),
     });
     let app = api::router(shared);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let mut stop = shutdown_rx;
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "control plane API server failed");
-        }
-    });
+    let limits =
+        server::Limits { header_read_timeout: config.header_read_timeout, max_connections: config.max_connections };
+    let server = tokio::spawn(server::serve(listener, app, auth, limits, shutdown_rx));
     tracing::info!(
         api = %addr,
         mesh_dir = %config.mesh_dir.display(),

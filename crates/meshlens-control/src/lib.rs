@@ -21,6 +21,7 @@
 //! | `store` | config + registrations → versioned snapshots shared by all watchers; leases, restart rule |
 //! | `reload` | polls the directory, reloads on change |
 //! | `api` | the HTTP API (axum) |
+//! | `server` | its HTTP/1 server: header-read and idle timeout, connection cap with a JSON 503 |
 //! | [`auth`] | proxy credentials ([`auth::ProxyCredentials`], local mode's [`auth::ProxyKey`]), the API token, tap tokens |
 //! | `metrics` | the control plane's own `/metrics` |
 //! | [`api_types`] | JSON shapes of `/api/v1/status` and `/api/v1/resources` |
@@ -50,6 +51,7 @@ mod promsd;
 mod promtext;
 mod reload;
 mod scrape;
+mod server;
 mod statsapi;
 mod statsource;
 mod store;

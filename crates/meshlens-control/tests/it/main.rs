@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod diagnostics;
+mod hardening;
 mod prometheus;
 mod reload;
 mod stats;

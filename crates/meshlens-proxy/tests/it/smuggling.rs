@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshlens_testkit::backend::echo;
+use meshlens_testkit::raw::raw_http1_with;
 use meshlens_testkit::{HttpBackend, raw_http1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -89,7 +90,10 @@ async fn h2c_upgrades_are_stripped_and_counted() {
         );
         let rsp = raw_http1(addr, req).await;
         assert_eq!(rsp.status, Some(200), "{way}: {:?}", String::from_utf8_lossy(&rsp.raw));
-        assert!(String::from_utf8_lossy(&rsp.raw).contains("HTTP/1.1 400"), "{way}: the request behind it is still guarded");
+        assert!(
+            String::from_utf8_lossy(&rsp.raw).contains("HTTP/1.1 400"),
+            "{way}: the request behind it is still guarded"
+        );
     }
     let seen = app.seen();
     let paths: Vec<String> = seen.iter().map(|s| s.uri.path().to_string()).collect();
@@ -98,4 +102,25 @@ async fn h2c_upgrades_are_stripped_and_counted() {
         assert!(!s.headers.contains_key("upgrade") && !s.headers.contains_key("http2-settings"), "{:?}", s.headers);
     }
     assert_eq!(metric(&proxy, "h2c_upgrades_stripped_total").await, "h2c_upgrades_stripped_total 2");
+}
+
+#[tokio::test]
+async fn connect_reaches_mesh_services_but_no_other_port_of_this_host() {
+    let app = HttpBackend::start(echo("app"));
+    let (proxy, _d) = proxy_to(app.addr()).await;
+    let (victim, _v) = start(config(), &snapshot(vec![])).await;
+    let outbound = proxy.listen().outbound;
+    let admin = victim.listen().admin;
+    for target in [admin.to_string(), format!("localhost:{}", admin.port()), app.addr().to_string()] {
+        let req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        let rsp = raw_http1_with(outbound, req, Duration::from_millis(300)).await;
+        assert_eq!(rsp.status, Some(403), "CONNECT {target}: {:?}", String::from_utf8_lossy(&rsp.raw));
+        assert_eq!(rsp.header("l5d-proxy-error"), Some("forbidden"), "CONNECT {target}");
+    }
+    assert_eq!(app.requests(), 0);
+    // A mesh service's endpoints on this host are fine.
+    let rsp =
+        raw_http1_with(outbound, "CONNECT users:80 HTTP/1.1\r\nHost: users:80\r\n\r\n", Duration::from_millis(300))
+            .await;
+    assert_eq!(rsp.status, Some(200), "{:?}", String::from_utf8_lossy(&rsp.raw));
 }

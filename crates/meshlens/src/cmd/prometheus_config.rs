@@ -52,7 +52,7 @@ fn render(
     let targets = yaml_string(&format!("{control}/api/v1/prometheus/targets"));
     let auth = match token_file {
         Some(file) => format!(
-            "        authorization:\n          credentials_file: {}\n",
+            "        authorization:\n          type: Bearer\n          credentials_file: {}\n",
             yaml_string(&file.display().to_string())
         ),
         None => "        # the control plane's API needs its token: run with --api-token-file FILE\n".into(),
@@ -105,7 +105,7 @@ mod tests {
         let expected = "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: \"meshlens-proxies\"\n    \
             scrape_interval: 5s\n    scrape_timeout: 5s\n    metrics_path: /metrics\n    http_sd_configs:\n      \
             - url: \"http://127.0.0.1:8086/api/v1/prometheus/targets\"\n        refresh_interval: 1s\n        \
-            authorization:\n          credentials_file: \"/run/api.token\"\n";
+            authorization:\n          type: Bearer\n          credentials_file: \"/run/api.token\"\n";
         assert!(text.ends_with(expected), "{text}");
         assert!(text.lines().take_while(|l| l.starts_with('#')).count() >= 3);
         let long = render("http://x", "j", Duration::from_secs(30), Duration::from_secs(5), None);

@@ -108,20 +108,20 @@ async fn require_api_token(State(s): State<Arc<Shared>>, req: Request, next: Nex
     }
 }
 
-/// The proxy credential of a request, or the 401 to answer.
-fn proxy_identity(s: &Shared, headers: &HeaderMap) -> Result<ProxyIdentity, Response> {
+/// The proxy credential of a request; when there is none (or a bad one), the 401 to answer.
+fn proxy_identity(s: &Shared, headers: &HeaderMap) -> Result<ProxyIdentity, Box<Response>> {
     s.auth.proxy(headers).map_err(|e| {
         Metrics::inc(&s.metrics.registrations_rejected);
-        unauthorized("proxies need the credential meshlens up hands them", e)
+        Box::new(unauthorized("proxies need the credential meshlens up hands them", e))
     })
 }
 
-/// 403 when the credential does not name this instance.
-fn covers(id: &ProxyIdentity, namespace: &str, workload: Option<&str>, instance: &str) -> Result<(), Response> {
+/// The 403 when the credential does not name this instance.
+fn covers(id: &ProxyIdentity, namespace: &str, workload: Option<&str>, instance: &str) -> Result<(), Box<Response>> {
     if id.namespace == namespace && id.instance == instance && workload.is_none_or(|w| w == id.workload) {
         return Ok(());
     }
-    Err(error(
+    Err(Box::new(error(
         StatusCode::FORBIDDEN,
         format!(
             "the credential is for {}/{} (workload {}), not for {namespace}/{instance}{}",
@@ -130,7 +130,7 @@ fn covers(id: &ProxyIdentity, namespace: &str, workload: Option<&str>, instance:
             id.workload,
             workload.map(|w| format!(" (workload {w})")).unwrap_or_default()
         ),
-    ))
+    )))
 }
 
 /// The JSON error for a body that could not be read (413 when over the limit).
@@ -142,7 +142,7 @@ fn body_error(e: BytesRejection) -> Response {
 async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let id = match proxy_identity(&s, &headers) {
         Ok(id) => id,
-        Err(rsp) => return rsp,
+        Err(rsp) => return *rsp,
     };
     let body = match body {
         Ok(b) => b,
@@ -157,7 +157,7 @@ async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Result
     };
     if let Err(rsp) = covers(&id, &reg.namespace, Some(&reg.workload), &reg.instance) {
         Metrics::inc(&s.metrics.registrations_rejected);
-        return rsp;
+        return *rsp;
     }
     match s.store.register(reg) {
         Ok(lease) => json(StatusCode::OK, &lease),
@@ -173,7 +173,7 @@ async fn deregister(
 ) -> Response {
     let checked = proxy_identity(&s, &headers).and_then(|id| covers(&id, &namespace, None, &instance));
     if let Err(rsp) = checked {
-        return rsp;
+        return *rsp;
     }
     if s.store.deregister(&namespace, &instance) {
         json(StatusCode::OK, &serde_json::json!({ "removed": true }))

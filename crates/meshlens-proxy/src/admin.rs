@@ -61,7 +61,9 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, "/endpoints") => json(&endpoints(&admin.ctx)),
         (Method::GET, "/log-level") => text(StatusCode::OK, "text/plain", format!("{}\n", admin.log.get())),
         (Method::PUT, "/log-level") => {
-            if let Err(rsp) = authorized(&admin.ctx.config, req.headers()) {
+            if let Err(why) = authorized(&admin.ctx.config, req.headers()) {
+                let mut rsp = text(StatusCode::UNAUTHORIZED, "text/plain", why.into());
+                rsp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
                 return rsp;
             }
             if !peer.ip().is_loopback() {
@@ -97,14 +99,10 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
     }
 }
 
-/// Mutating endpoints need `Authorization: Bearer <admin token>`: 401 without it or with another one.
-fn authorized(config: &crate::config::Config, headers: &http::HeaderMap) -> Result<(), Response<ProxyBody>> {
+/// Mutating endpoints need `Authorization: Bearer <admin token>`; why not (a 401) otherwise.
+fn authorized(config: &crate::config::Config, headers: &http::HeaderMap) -> Result<(), &'static str> {
     let Some(expected) = &config.admin_token else {
-        return Err(text(
-            StatusCode::UNAUTHORIZED,
-            "text/plain",
-            "changes are off: this proxy has no admin token (--admin-token-file)\n".into(),
-        ));
+        return Err("changes are off: this proxy has no admin token (--admin-token-file)\n");
     };
     let sent = headers
         .get(header::AUTHORIZATION)
@@ -114,16 +112,7 @@ fn authorized(config: &crate::config::Config, headers: &http::HeaderMap) -> Resu
     let same = sent.is_some_and(|s| {
         s.len() == expected.len() && s.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     });
-    if same {
-        return Ok(());
-    }
-    let mut rsp = text(
-        StatusCode::UNAUTHORIZED,
-        "text/plain",
-        "missing or wrong admin token: send Authorization: Bearer <admin token>\n".into(),
-    );
-    rsp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-    Err(rsp)
+    if same { Ok(()) } else { Err("missing or wrong admin token: send Authorization: Bearer <admin token>\n") }
 }
 
 #[derive(Serialize)]

@@ -144,25 +144,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn h2c_offers_are_removed_other_upgrades_stay() {
-        let mut h = http::HeaderMap::new();
-        h.insert("connection", "keep-alive, Upgrade, HTTP2-Settings".parse().unwrap());
-        h.insert("upgrade", "h2c".parse().unwrap());
-        h.insert("http2-settings", "AAMAAABkAAQAAP__".parse().unwrap());
-        assert!(super::strip_h2c(&mut h));
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert_eq!(h["connection"], "keep-alive");
-        let mut ws = http::HeaderMap::new();
-        ws.insert("connection", "Upgrade".parse().unwrap());
-        ws.insert("upgrade", "websocket".parse().unwrap());
-        assert!(!super::strip_h2c(&mut ws));
-        assert_eq!(ws.len(), 2);
-    }
-}
-
 /// hyper's own parser limit, above ours: requests between the two get our 431 with `l5d-proxy-error`;
 /// only grossly oversized ones meet hyper's bare 431.
 fn hard_header_limit(limit: usize) -> usize {
@@ -211,5 +192,24 @@ impl http_body::Body for CountEnd {
 impl Drop for CountEnd {
     fn drop(&mut self) {
         self.responded.done();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn h2c_offers_are_removed_other_upgrades_stay() {
+        let mut h = http::HeaderMap::new();
+        h.insert("connection", "keep-alive, Upgrade, HTTP2-Settings".parse().unwrap());
+        h.insert("upgrade", "h2c".parse().unwrap());
+        h.insert("http2-settings", "AAMAAABkAAQAAP__".parse().unwrap());
+        assert!(super::strip_h2c(&mut h));
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["connection"], "keep-alive");
+        let mut ws = http::HeaderMap::new();
+        ws.insert("connection", "Upgrade".parse().unwrap());
+        ws.insert("upgrade", "websocket".parse().unwrap());
+        assert!(!super::strip_h2c(&mut ws));
+        assert_eq!(ws.len(), 2);
     }
 }

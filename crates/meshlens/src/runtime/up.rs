@@ -205,7 +205,12 @@ async fn start(
             }
             out.say(&format!("control plane listening at {url} (pid {})", started.pid));
         }
-        None => out.say(&format!("using the control plane at {}", plan.control_url)),
+        None => {
+            out.say(&format!("using the control plane at {}", plan.control_url));
+            if plan.context.secrets.proxy_key_file().is_none() {
+                out.say("note: without --proxy-key-file the proxies have no credential, and a meshlens control refuses them");
+            }
+        }
     }
 
     let session = match session::session_path() {

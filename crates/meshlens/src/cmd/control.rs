@@ -96,26 +96,26 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
 
 /// The proxy key and API token: from their files, else new ones written to the secrets directory.
 fn secrets(args: &ControlArgs) -> anyhow::Result<(ProxyKey, String)> {
-    let key = args.proxy_key_file.as_deref().map(read_secret).transpose()?;
-    let key = key.map(|k| ProxyKey::from_hex(&k)).transpose().map_err(anyhow::Error::msg)?;
-    let token = args.api_token_file.as_deref().map(read_secret).transpose()?;
-    if let (Some(key), Some(token)) = (&key, &token) {
-        return Ok((key.clone(), token.clone()));
+    let given_key = args.proxy_key_file.as_deref().map(read_secret).transpose()?;
+    let given_key = given_key.map(|k| ProxyKey::from_hex(&k)).transpose().map_err(anyhow::Error::msg)?;
+    let given_token = args.api_token_file.as_deref().map(read_secret).transpose()?;
+    let key = given_key.clone().unwrap_or_else(ProxyKey::generate);
+    let token = given_token.clone().unwrap_or_else(meshlens_control::auth::new_token);
+    if given_key.is_none() || given_token.is_none() {
+        let dir = args.secrets_dir.clone().unwrap_or_else(|| {
+            let base = crate::runtime::session::state_dir().unwrap_or_else(std::env::temp_dir);
+            base.join(format!("control-{}", std::process::id()))
+        });
+        let new_key = given_key.is_none().then(|| key.clone());
+        let written = Secrets::create(dir, new_key, given_token.is_none().then_some(token.as_str()))?;
+        if let Some(file) = written.proxy_key_file() {
+            tracing::info!(file = %file.display(), "new proxy key: `meshlens proxy --proxy-key-file` mints credentials with it");
+        }
+        if let Some(file) = &written.api_token_file {
+            tracing::info!(file = %file.display(), "new API token: the CLI sends it with --api-token-file");
+        }
     }
-    let dir = args.secrets_dir.clone().unwrap_or_else(|| {
-        let base = crate::runtime::session::state_dir().unwrap_or_else(std::env::temp_dir);
-        base.join(format!("control-{}", std::process::id()))
-    });
-    let new_key = key.is_none().then(ProxyKey::generate);
-    let new_token = token.is_none().then(meshlens_control::auth::new_token);
-    let written = Secrets::create(dir, new_key.clone(), new_token.as_deref())?;
-    if let Some(file) = written.proxy_key_file() {
-        tracing::info!(file = %file.display(), "new proxy key: `meshlens proxy --proxy-key-file` mints credentials with it");
-    }
-    if let Some(file) = &written.api_token_file {
-        tracing::info!(file = %file.display(), "new API token: the CLI sends it with --api-token-file");
-    }
-    Ok((key.or(new_key).unwrap_or_else(ProxyKey::generate), token.or(new_token).unwrap_or_default()))
+    Ok((key, token))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

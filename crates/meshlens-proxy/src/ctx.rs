@@ -57,6 +57,10 @@ impl Ctx {
             max_headers: config.limits.max_headers,
             header_read_timeout: config.timeouts.header_read,
             h2_max_concurrent_streams: config.limits.h2_max_concurrent_streams,
+            h2c_upgrades_stripped: registry.counter(
+                "h2c_upgrades_stripped_total",
+                "HTTP/1 requests whose Upgrade: h2c offer the proxy removed (they go on as HTTP/1).",
+            ),
         };
         let observers = crate::tap::Observers::new(&config, &registry);
         let own_name = OwnName::new(config.instance.as_deref(), config.workload.as_deref(), &config.namespace);

@@ -138,6 +138,11 @@ async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, mut req: Request<Incoming>
         return refuse(ProxyErrorReason::Loop, why, Some(authority), Some(&target));
     }
     if req.method() == Method::CONNECT {
+        if !target.meshed && to_this_host(&target) {
+            // Not other proxies' admin or tap listeners, nor any other local port (docs/security.md).
+            let why = "CONNECT to a port on this host is allowed for mesh services only";
+            return refuse(ProxyErrorReason::Forbidden, why, Some(authority), Some(&target));
+        }
         return connect_tunnel(target, req, &caller, state.drain.clone()).await;
     }
     // Only a meshed destination's inbound proxy reads who is calling; nobody else gets the header.
@@ -147,6 +152,16 @@ async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, mut req: Request<Incoming>
         OwnName::clear(req.headers_mut());
     }
     crate::logical::serve(&ctx, &target, req, &caller, &state.drain, tapped).await
+}
+
+/// Does an unmeshed destination lead to this host (a loopback or wildcard address, `localhost`)?
+fn to_this_host(target: &Target) -> bool {
+    let host = target.authority.rsplit_once(':').map_or(target.authority.as_str(), |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        || target.balancer.view().iter().any(|e| e.address.ip().is_loopback() || e.address.ip().is_unspecified())
 }
 
 /// The authority a request names: absolute-form URI or `:authority`, else the Host header.

@@ -31,7 +31,7 @@ pub mod tcp;
 pub mod tempdir;
 
 pub use backend::{BoxBody, ConnFaults, HttpBackend, SeenRequest};
-pub use blocking::{HttpReply, http_get};
+pub use blocking::{HttpReply, http_get, http_get_as};
 pub use eventually::{eventually, eventually_blocking, patience};
 pub use grpc::{GrpcBackend, GrpcClient};
 pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};

@@ -216,7 +216,8 @@ impl Scanner {
             } else if name.eq_ignore_ascii_case(b"host") {
                 hosts += 1;
             } else if name.eq_ignore_ascii_case(b"upgrade") {
-                upgrade = true;
+                // h2c is never performed (the server strips it): what follows is still HTTP/1.
+                upgrade |= !value.split(|b| *b == b',').all(|p| trim(p).eq_ignore_ascii_case(b"h2c"));
             }
         }
         if hosts > 1 {

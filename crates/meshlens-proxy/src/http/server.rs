@@ -33,6 +33,39 @@ pub struct ServerSettings {
     pub max_headers: usize,
     pub header_read_timeout: Duration,
     pub h2_max_concurrent_streams: u32,
+    /// HTTP/1 requests whose `Upgrade: h2c` (and `HTTP2-Settings`) the proxy removed.
+    pub h2c_upgrades_stripped: std::sync::Arc<crate::metrics::Counter>,
+}
+
+/// Removes an `Upgrade: h2c` offer (and `HTTP2-Settings`, and their `Connection` tokens): the request goes on
+/// as plain HTTP/1, so what follows is still parsed, guarded, counted and tapped (Linkerd does the same).
+/// True when there was one.
+fn strip_h2c(headers: &mut http::HeaderMap) -> bool {
+    let h2c = headers
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("h2c"))));
+    if !h2c && !headers.contains_key("http2-settings") {
+        return false;
+    }
+    headers.remove(http::header::UPGRADE);
+    headers.remove("http2-settings");
+    let rest: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("upgrade") && !t.eq_ignore_ascii_case("http2-settings"))
+        .map(str::to_string)
+        .collect();
+    headers.remove(http::header::CONNECTION);
+    if let Ok(v) = http::HeaderValue::from_str(&rest.join(", "))
+        && !rest.is_empty()
+    {
+        headers.insert(http::header::CONNECTION, v);
+    }
+    true
 }
 
 /// Serves HTTP/1 or HTTP/2 on `io` with `svc` until the client is done or the proxy drains. Requests the
@@ -98,7 +131,11 @@ pub(crate) async fn serve<IO, S, F>(
             let limits = HeadLimits { max_bytes: settings.max_header_bytes, max_headers: settings.max_headers };
             let responded = Responded::default();
             let io = FramingWatch::new(io, limits, responded.clone(), on_refused);
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let stripped = settings.h2c_upgrades_stripped.clone();
+            let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                if strip_h2c(req.headers_mut()) {
+                    stripped.inc();
+                }
                 let fut = svc(req);
                 let responded = responded.clone();
                 async move { Ok::<_, Infallible>(fut.await.map(|body| CountEnd { body, responded })) }
@@ -193,5 +230,24 @@ impl http_body::Body for CountEnd {
 impl Drop for CountEnd {
     fn drop(&mut self) {
         self.responded.done();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn h2c_offers_are_removed_other_upgrades_stay() {
+        let mut h = http::HeaderMap::new();
+        h.insert("connection", "keep-alive, Upgrade, HTTP2-Settings".parse().unwrap());
+        h.insert("upgrade", "h2c".parse().unwrap());
+        h.insert("http2-settings", "AAMAAABkAAQAAP__".parse().unwrap());
+        assert!(super::strip_h2c(&mut h));
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["connection"], "keep-alive");
+        let mut ws = http::HeaderMap::new();
+        ws.insert("connection", "Upgrade".parse().unwrap());
+        ws.insert("upgrade", "websocket".parse().unwrap());
+        assert!(!super::strip_h2c(&mut ws));
+        assert_eq!(ws.len(), 2);
     }
 }

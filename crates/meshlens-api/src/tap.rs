@@ -178,7 +178,7 @@ pub struct TapFilter {
     /// Response filter on the HTTP status: a comma-separated list of `504`, `5xx`, `500-503`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// Response filter: only failures (HTTP ≥ 500, a failing grpc-status, a reset, a proxy-made error).
+    /// Response filter: only failures ([`crate::errors::is_failure`], a reset, a proxy-made error).
     #[serde(skip_serializing_if = "is_false")]
     pub failed: bool,
     /// Matching requests per second this stream may emit (counted after the response filters).
@@ -264,12 +264,6 @@ impl StatusFilter {
     pub fn matches(&self, status: u16) -> bool {
         self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
     }
-}
-
-/// gRPC codes that count as failures (Linkerd's `top`): Unknown, DeadlineExceeded, Internal, Unavailable,
-/// DataLoss.
-pub fn grpc_is_failure(code: u32) -> bool {
-    matches!(code, 2 | 4 | 13 | 14 | 15)
 }
 
 /// Go's `codes.Code.String()`, as Linkerd prints `grpc-status=` in tap lines.

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use meshlens_api::control::{Registration, WatchEvent};
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::api_types::{ErrorBody, Resources};
+use crate::auth::{Auth, CredentialError, ProxyIdentity};
 use crate::diagnostics::{self, QueryError};
 use crate::logs::{self, OwnLogs};
 use crate::metrics::Metrics;
@@ -32,8 +34,13 @@ use crate::store::{Published, Store};
 use crate::tap::{self, TapError};
 use crate::{promsd, statsapi};
 
+/// The largest request body accepted (registrations); larger ones get 413.
+const MAX_BODY: usize = 64 * 1024;
+
 /// What every handler shares.
 pub(crate) struct Shared {
+    /// Proxy credentials and the API token.
+    pub auth: Arc<Auth>,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     /// Where traffic numbers come from: the embedded metric store (what the scraper saw) or Prometheus.
@@ -46,10 +53,8 @@ pub(crate) struct Shared {
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/v1/proxies", post(register))
-        .route("/v1/proxies/{namespace}/{instance}", delete(deregister))
-        .route("/v1/watch", get(watch_stream))
+    // Every /api/v1/ endpoint needs the API token (the CLI's, from the session file).
+    let api = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/resources", get(resources))
         .route("/api/v1/stat", get(stat))
@@ -62,7 +67,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/tap", get(tap))
         .route("/api/v1/logs", get(logs))
         .route("/api/v1/diagnose", get(diagnose))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), require_api_token));
+    Router::new()
+        .route("/v1/proxies", post(register))
+        .route("/v1/proxies/{namespace}/{instance}", delete(deregister))
+        .route("/v1/watch", get(watch_stream))
+        .merge(api)
         .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -88,8 +100,60 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     error(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed on {}", uri.path()))
 }
 
-/// `POST /v1/proxies`: register or renew; answers the lease.
-async fn register(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+/// 401 with the reason, and how to authenticate.
+fn unauthorized(what: &str, e: CredentialError) -> Response {
+    let mut rsp = error(StatusCode::UNAUTHORIZED, format!("{what}: {e}"));
+    rsp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    rsp
+}
+
+async fn require_api_token(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    match s.auth.api(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => unauthorized("the API needs the token of the session file (meshlens up writes it)", e),
+    }
+}
+
+/// The proxy credential of a request; when there is none (or a bad one), the 401 to answer.
+fn proxy_identity(s: &Shared, headers: &HeaderMap) -> Result<ProxyIdentity, Box<Response>> {
+    s.auth.proxy(headers).map_err(|e| {
+        Metrics::inc(&s.metrics.registrations_rejected);
+        Box::new(unauthorized("proxies need the credential meshlens up hands them", e))
+    })
+}
+
+/// The 403 when the credential does not name this instance.
+fn covers(id: &ProxyIdentity, namespace: &str, workload: Option<&str>, instance: &str) -> Result<(), Box<Response>> {
+    if id.namespace == namespace && id.instance == instance && workload.is_none_or(|w| w == id.workload) {
+        return Ok(());
+    }
+    Err(Box::new(error(
+        StatusCode::FORBIDDEN,
+        format!(
+            "the credential is for {}/{} (workload {}), not for {namespace}/{instance}{}",
+            id.namespace,
+            id.instance,
+            id.workload,
+            workload.map(|w| format!(" (workload {w})")).unwrap_or_default()
+        ),
+    )))
+}
+
+/// The JSON error for a body that could not be read (413 when over the limit).
+fn body_error(e: BytesRejection) -> Response {
+    error(e.status(), format!("cannot read the request body: {}", e.body_text()))
+}
+
+/// `POST /v1/proxies`: register or renew with the instance's credential; answers the lease.
+async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let id = match proxy_identity(&s, &headers) {
+        Ok(id) => id,
+        Err(rsp) => return *rsp,
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
     let reg: Registration = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -97,14 +161,26 @@ async fn register(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             return error(StatusCode::BAD_REQUEST, format!("invalid registration: {e}"));
         }
     };
+    if let Err(rsp) = covers(&id, &reg.namespace, Some(&reg.workload), &reg.instance) {
+        Metrics::inc(&s.metrics.registrations_rejected);
+        return *rsp;
+    }
     match s.store.register(reg) {
         Ok(lease) => json(StatusCode::OK, &lease),
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid registration: {e}")),
     }
 }
 
-/// `DELETE /v1/proxies/{namespace}/{instance}`: the instance leaves its services at once.
-async fn deregister(State(s): State<Arc<Shared>>, Path((namespace, instance)): Path<(String, String)>) -> Response {
+/// `DELETE /v1/proxies/{namespace}/{instance}` with the instance's credential: it leaves its services at once.
+async fn deregister(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path((namespace, instance)): Path<(String, String)>,
+) -> Response {
+    let checked = proxy_identity(&s, &headers).and_then(|id| covers(&id, &namespace, None, &instance));
+    if let Err(rsp) = checked {
+        return *rsp;
+    }
     if s.store.deregister(&namespace, &instance) {
         json(StatusCode::OK, &serde_json::json!({ "removed": true }))
     } else {
@@ -118,9 +194,16 @@ struct WatchQuery {
     instance: Option<String>,
 }
 
-/// `GET /v1/watch?namespace=NS&instance=NAME`: NDJSON, the current snapshot at once, then every new
-/// version, and a heartbeat line every `heartbeat`.
-async fn watch_stream(State(s): State<Arc<Shared>>, query: Result<Query<WatchQuery>, QueryRejection>) -> Response {
+/// `GET /v1/watch?namespace=NS&instance=NAME` with a proxy credential (or the API token): NDJSON, the
+/// current snapshot at once, then every new version, and a heartbeat line every `heartbeat`.
+async fn watch_stream(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<WatchQuery>, QueryRejection>,
+) -> Response {
+    if let (Err(e), Err(_)) = (s.auth.proxy(&headers), s.auth.api(&headers)) {
+        return unauthorized("the watch stream needs a proxy credential or the API token", e);
+    }
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid watch query: {e}")),
@@ -418,8 +501,9 @@ mod tests {
         let stats = StatsSource::Embedded(Arc::new(crate::metricstore::MetricStore::new(
             crate::metricstore::Settings::new(5000, 3_600_000),
         )));
+        let auth = Arc::new(Auth::new(Arc::new(crate::auth::ProxyKey::generate()), "token".into()));
         let heartbeat = Duration::from_secs(5);
-        (Arc::new(Shared { store, metrics, stats, heartbeat, own_logs: None, shutdown: rx }), tx)
+        (Arc::new(Shared { auth, store, metrics, stats, heartbeat, own_logs: None, shutdown: rx }), tx)
     }
 
     fn parse(line: &Bytes) -> WatchEvent {

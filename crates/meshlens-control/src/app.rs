@@ -7,21 +7,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Shared};
 use crate::api_types::Status;
+use crate::auth::{Auth, ProxyCredentials, ProxyKey};
 use crate::logs::OwnLogs;
 use crate::meshdir::{self, ConfigErrors, MeshConfig};
 use crate::metrics::Metrics;
 use crate::metricstore::{MetricStore, Settings};
 use crate::promquery::Prometheus;
-use crate::reload;
 use crate::scrape::{self, ScrapeTiming};
 use crate::statsource::StatsSource;
 use crate::store::{LeaseTiming, Published, Store};
+use crate::{reload, server};
 
 /// Where the control plane listens and reads, and its timing (defaults as DESIGN.md §4 says).
 #[derive(Clone, Debug)]
@@ -54,6 +54,14 @@ pub struct Config {
     pub prometheus_url: Option<String>,
     /// The control plane's own recent WARN/ERROR events, served as the resource `control` of `/api/v1/logs`.
     pub own_logs: Option<OwnLogs>,
+    /// Checks proxies' credentials: local mode's [`ProxyKey`] (the key `meshlens up` mints them with).
+    pub proxy_credentials: Arc<dyn ProxyCredentials>,
+    /// The bearer token every `/api/v1/` request needs (the CLI's, from the session file).
+    pub api_token: String,
+    /// A request head must arrive within this, and a connection idle this long is closed (10 s).
+    pub header_read_timeout: Duration,
+    /// Connections served at once (256); beyond it, only those whose first request authenticates.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -73,6 +81,10 @@ impl Config {
             metrics_retention: Duration::from_secs(3600),
             prometheus_url: None,
             own_logs: None,
+            proxy_credentials: Arc::new(ProxyKey::generate()),
+            api_token: crate::auth::new_token(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 256,
         }
     }
 }
@@ -159,7 +171,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         tasks.push(tokio::spawn(scraper));
     }
 
+    let auth = Arc::new(Auth::new(config.proxy_credentials.clone(), config.api_token.clone()));
     let shared = Arc::new(Shared {
+        auth: auth.clone(),
         store: store.clone(),
         metrics,
         stats,
@@ -168,18 +182,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         shutdown: shutdown_rx.clone(),
     });
     let app = api::router(shared);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let mut stop = shutdown_rx;
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "control plane API server failed");
-        }
-    });
+    let limits =
+        server::Limits { header_read_timeout: config.header_read_timeout, max_connections: config.max_connections };
+    let server = tokio::spawn(server::serve(listener, app, auth, limits, shutdown_rx));
     tracing::info!(
         api = %addr,
         mesh_dir = %config.mesh_dir.display(),

@@ -3,6 +3,8 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), meshlens_control::StartError> {
+//! // Proxies register with credentials minted by `config.proxy_credentials`' key; the CLI sends
+//! // `config.api_token`.
 //! let config = meshlens_control::Config::new("examples/shop", "127.0.0.1:8086".parse().unwrap());
 //! let running = meshlens_control::start(config).await?;
 //! println!("{}", running.listening_message());
@@ -19,6 +21,8 @@
 //! | `store` | config + registrations → versioned snapshots shared by all watchers; leases, restart rule |
 //! | `reload` | polls the directory, reloads on change |
 //! | `api` | the HTTP API (axum) |
+//! | `server` | its HTTP/1 server: header-read and idle timeout, connection cap with a JSON 503 |
+//! | [`auth`] | proxy credentials ([`auth::ProxyCredentials`], local mode's [`auth::ProxyKey`]), the API token, tap tokens |
 //! | `metrics` | the control plane's own `/metrics` |
 //! | [`api_types`] | JSON shapes of `/api/v1/status` and `/api/v1/resources` |
 //! | `scrape` | scrapes every registered proxy into the metric store |
@@ -36,6 +40,7 @@
 mod api;
 pub mod api_types;
 mod app;
+pub mod auth;
 mod clock;
 mod diagnose;
 mod diagnostics;
@@ -48,6 +53,7 @@ mod promquery;
 mod promsd;
 mod reload;
 mod scrape;
+mod server;
 mod statsapi;
 mod statsource;
 mod store;

@@ -21,6 +21,7 @@ use crate::api_types::{
     InstanceResource, ProfileResource, ReloadStatus, Resources, ServiceResource, Status, TrafficSplitResource,
     WorkloadResource,
 };
+use crate::auth::TapKey;
 use crate::clock;
 use crate::meshdir::{ConfigErrors, MeshConfig};
 use crate::metrics::{Gauges, Metrics};
@@ -83,8 +84,8 @@ pub(crate) struct Store {
     started: Instant,
     started_wall: SystemTime,
     metrics: Arc<Metrics>,
-    /// The bearer token proxies' tap listeners accept, new at every start; handed out in every lease.
-    tap_token: String,
+    /// Derives the bearer token each proxy's tap listener accepts (handed out in its lease); new at every start.
+    tap_key: TapKey,
 }
 
 impl Store {
@@ -120,7 +121,7 @@ impl Store {
             started,
             started_wall: now,
             metrics,
-            tap_token: crate::tap::new_token(),
+            tap_key: TapKey::generate(),
         }
     }
 
@@ -143,18 +144,18 @@ impl Store {
         self.configs.subscribe()
     }
 
-    /// The lease a registration gets: its timing and the tap token.
+    /// The lease timing (without a tap token).
     pub fn lease(&self) -> Lease {
         Lease {
             ttl_ms: self.timing.ttl.as_millis() as u64,
             renew_ms: self.timing.renew.as_millis() as u64,
-            tap_token: Some(self.tap_token.clone()),
+            tap_token: None,
         }
     }
 
-    /// The token this control plane presents to proxies' tap listeners.
-    pub fn tap_token(&self) -> &str {
-        &self.tap_token
+    /// The token this control plane presents to one proxy's tap listener (and hands it in its lease).
+    pub fn tap_token(&self, namespace: &str, instance: &str) -> String {
+        self.tap_key.token(namespace, instance)
     }
 
     fn complete(&self, now: Instant) -> bool {
@@ -175,15 +176,28 @@ impl Store {
         self.published.send_replace(published);
     }
 
-    /// Registers or renews a proxy; the reason when the registration is invalid.
+    /// Registers or renews a proxy; the reason when the registration is invalid or its workload is not
+    /// declared in mesh.yaml. The lease carries the instance's tap token.
     pub fn register(&self, reg: Registration) -> Result<Lease, String> {
-        if let Err(e) = check_registration(&reg) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let checked = check_registration(&reg).and_then(|()| {
+            let declared =
+                st.config.mesh.spec.workloads.iter().any(|w| w.name == reg.workload && w.namespace == reg.namespace);
+            match declared {
+                true => Ok(()),
+                false => Err(format!(
+                    "workload '{}' is not declared in namespace '{}' (mesh.yaml)",
+                    reg.workload, reg.namespace
+                )),
+            }
+        });
+        if let Err(e) = checked {
             Metrics::inc(&self.metrics.registrations_rejected);
             return Err(e);
         }
         Metrics::inc(&self.metrics.registrations_ok);
-        let now = Instant::now();
-        let mut st = self.lock();
+        let lease = Lease { tap_token: Some(self.tap_token(&reg.namespace, &reg.instance)), ..self.lease() };
         let key = (reg.namespace.clone(), reg.instance.clone());
         match st.proxies.get_mut(&key) {
             Some(p) => {
@@ -205,7 +219,7 @@ impl Store {
             }
         }
         self.republish(&mut st, now);
-        Ok(self.lease())
+        Ok(lease)
     }
 
     /// Removes a proxy at once (a clean exit). False if it was not registered.
@@ -328,8 +342,7 @@ impl Store {
             services: st.last.snapshot.services.len(),
             profiles: st.config.profiles.len(),
             traffic_splits: st.config.traffic_splits.len(),
-            // The timing only: the tap token is for proxies, not for every reader of the status.
-            lease: Lease { tap_token: None, ..self.lease() },
+            lease: self.lease(),
         }
     }
 
@@ -489,6 +502,10 @@ pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// What a registration must satisfy; the message names the field.
+/// How many labels a registration may carry, and how long each name and value may be.
+const MAX_LABELS: usize = 32;
+const MAX_LABEL_BYTES: usize = 256;
+
 fn check_registration(reg: &Registration) -> Result<(), String> {
     if !is_dns_label(&reg.workload) {
         return Err(format!("workload: '{}' is not a valid workload name", reg.workload));
@@ -511,8 +528,21 @@ fn check_registration(reg: &Registration) -> Result<(), String> {
         {
             return Err(format!("{field}: {addr} has port 0 (register the bound address)"));
         }
+        // Local mode: every process of the mesh runs on this host (docs/security.md); a wildcard bind
+        // address is reached on loopback.
+        if let Some(addr) = addr
+            && !(addr.ip().is_loopback() || addr.ip().is_unspecified())
+        {
+            return Err(format!("{field}: {addr} is not a loopback address (local mode serves this host only)"));
+        }
     }
-    for key in reg.labels.keys() {
+    if reg.labels.len() > MAX_LABELS {
+        return Err(format!("labels: {} labels, at most {MAX_LABELS} are allowed", reg.labels.len()));
+    }
+    for (key, value) in &reg.labels {
+        if key.len() > MAX_LABEL_BYTES || value.len() > MAX_LABEL_BYTES {
+            return Err(format!("labels.{key:.64}: names and values are at most {MAX_LABEL_BYTES} bytes"));
+        }
         let mut b = key.bytes();
         let ok = matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
             && b.all(|c| c.is_ascii_alphanumeric() || c == b'_');

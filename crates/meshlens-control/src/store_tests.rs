@@ -51,8 +51,12 @@ async fn snapshot_lists_services_with_the_inbound_addresses_of_their_instances()
     r.labels.insert("zone".into(), "a".into());
     r.labels.insert("pod".into(), "spoofed".into());
     let lease = s.register(r).unwrap();
-    assert_eq!(lease, Lease { ttl_ms: 10_000, renew_ms: 3_000, tap_token: Some(s.tap_token().to_string()) });
-    assert_eq!(s.tap_token().len(), 32, "every lease carries the control plane's tap token");
+    assert_eq!(lease, Lease { ttl_ms: 10_000, renew_ms: 3_000, tap_token: Some(s.tap_token("prod", "orders-1")) });
+    assert_ne!(
+        s.tap_token("prod", "orders-1"),
+        s.tap_token("prod", "orders-0"),
+        "every instance has its own tap token"
+    );
     s.register(reg("orders", "orders-0", "127.0.0.2:4143")).unwrap();
     s.register(reg("web", "web-0", "127.0.0.3:4143")).unwrap();
     let mut outbound_only = reg("orders", "orders-9", "127.0.0.9:1");
@@ -88,8 +92,9 @@ async fn versions_bump_on_changes_only_and_are_shared() {
     s.register(reg("orders", "orders-0", "127.0.0.1:4143")).unwrap();
     s.sweep();
     assert_eq!(s.current().version, v0 + 1);
-    // A registration of a workload that backs no service changes no snapshot either.
-    s.register(reg("batch", "batch-0", "127.0.0.1:4999")).unwrap();
+    // A workload mesh.yaml does not declare cannot register, and changes nothing.
+    let refused = s.register(reg("batch", "batch-0", "127.0.0.1:4999")).unwrap_err();
+    assert_eq!(refused, "workload 'batch' is not declared in namespace 'prod' (mesh.yaml)");
     assert_eq!(s.current().version, v0 + 1);
     assert!(rx1.has_changed().unwrap());
     let a = rx1.borrow_and_update().clone();
@@ -215,13 +220,26 @@ fn registrations_are_checked() {
         }),
         "labels.a-b: not a valid label name (letters, digits and '_')"
     );
+    assert_eq!(
+        bad(&|r| r.admin = "10.1.2.3:4191".parse().unwrap()),
+        "admin: 10.1.2.3:4191 is not a loopback address (local mode serves this host only)"
+    );
+    assert_eq!(
+        bad(&|r| r.labels = (0..33).map(|i| (format!("l{i}"), String::new())).collect()),
+        "labels: 33 labels, at most 32 are allowed"
+    );
+    assert_eq!(
+        bad(&|r| {
+            r.labels.insert("big".into(), "x".repeat(257));
+        }),
+        "labels.big: names and values are at most 256 bytes"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn resources_list_workloads_with_instances() {
     let s = store(Duration::ZERO);
     s.register(reg("orders", "orders-0", "0.0.0.0:4143")).unwrap();
-    s.register(reg("batch", "batch-0", "127.0.0.1:4999")).unwrap();
     tokio::time::advance(Duration::from_secs(2)).await;
     let r = s.resources();
     assert_eq!(r.namespaces, ["default", "prod"]);
@@ -231,8 +249,6 @@ async fn resources_list_workloads_with_instances() {
     assert_eq!(orders.instances.len(), 1);
     assert_eq!(orders.instances[0].last_renewal_ms, 2000);
     assert_eq!(orders.instances[0].lease_expires_in_ms, 8000);
-    let batch = r.workloads.iter().find(|w| w.name == "batch").unwrap();
-    assert!(!batch.declared);
     let svc = r.services.iter().find(|x| x.name == "orders").unwrap();
     assert_eq!(svc.fqdn, "orders.prod.svc.cluster.local");
     assert_eq!(svc.workload, "orders");

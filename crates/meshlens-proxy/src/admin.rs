@@ -1,5 +1,5 @@
 //! The admin listener: `/metrics`, `/live`, `/ready`, `/config`, `/log-level`, `/endpoints`, `/logs`.
-//! Changes (`PUT /log-level`) are accepted only from loopback peers.
+//! Changes (`PUT /log-level`) need the admin token (`Authorization: Bearer`) and a loopback peer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub struct Admin {
 pub async fn serve_conn(admin: Arc<Admin>, io: Counted<TcpStream>, peer: SocketAddr, drain: Drain) {
     let settings = admin.ctx.server.clone();
     let svc = move |req| handle(admin.clone(), peer, req);
-    serve(io, Protocol::Http1, svc, &settings, drain, &peer.to_string()).await;
+    serve(io, Protocol::Http1, svc, &settings, drain, &peer.to_string(), None).await;
 }
 
 async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -63,6 +63,11 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, "/logs") => logs(&admin, req.uri().query()),
         (Method::GET, "/log-level") => text(StatusCode::OK, "text/plain", format!("{}\n", admin.log.get())),
         (Method::PUT, "/log-level") => {
+            if let Err(why) = authorized(&admin.ctx.config, req.headers()) {
+                let mut rsp = text(StatusCode::UNAUTHORIZED, "text/plain", why.into());
+                rsp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                return rsp;
+            }
             if !peer.ip().is_loopback() {
                 return text(
                     StatusCode::FORBIDDEN,
@@ -94,6 +99,22 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
             "not found; try /metrics /live /ready /config /endpoints /logs /log-level\n".into(),
         ),
     }
+}
+
+/// Mutating endpoints need `Authorization: Bearer <admin token>`; why not (a 401) otherwise.
+fn authorized(config: &crate::config::Config, headers: &http::HeaderMap) -> Result<(), &'static str> {
+    let Some(expected) = &config.admin_token else {
+        return Err("changes are off: this proxy has no admin token (--admin-token-file)\n");
+    };
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let same = sent.is_some_and(|s| {
+        s.len() == expected.len() && s.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if same { Ok(()) } else { Err("missing or wrong admin token: send Authorization: Bearer <admin token>\n") }
 }
 
 #[derive(Serialize)]

@@ -196,9 +196,10 @@ pub async fn start(config: Config, log: Arc<dyn LogLevel>, bind: &dyn Bind) -> R
     let ready = match &config.control {
         None => Arc::new(std::sync::atomic::AtomicBool::new(true)),
         Some(url) => {
-            let client =
-                ControlClient::new(url, registration(&config, &listen), discovery.clone(), ctx.observers.clone())
-                    .map_err(|e| StartError::Config(format!("--control: {e}")))?;
+            let credential = config.control_credential.clone();
+            let reg = registration(&config, &listen);
+            let client = ControlClient::new(url, reg, credential, discovery.clone(), ctx.observers.clone())
+                .map_err(|e| StartError::Config(format!("--control: {e}")))?;
             let client = Arc::new(client);
             let synced = client.synced.clone();
             tokio::spawn(client.run(drain.clone()));

@@ -2,11 +2,18 @@
 //! picked inline over an atomically swapped endpoint list (DESIGN.md §7). Requests wait in a bounded queue
 //! only while no endpoint is ready; after the failfast timeout they get 504 and new ones 503 until an
 //! endpoint is ready again.
+//!
+//! The estimate also weighs failures and stalls, and recovers: a failed response counts as
+//! [`FAILURE_PENALTY`] × the group's typical latency; a request in flight for longer than the estimate
+//! raises it; estimates decay towards the group's typical latency (not towards zero), each good answer
+//! pulls at least [`MIN_PULL`] of the way down, and one pick in [`PROBE_EVERY`] goes to the least
+//! recently chosen endpoint not awaiting an answer, so a recovered instance is measured again within
+//! seconds.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,6 +35,12 @@ pub struct Endpoint {
     pub breaker: Option<Breaker>,
     ewma: Mutex<PeakEwma>,
     in_flight: AtomicU32,
+    /// Requests sent and not answered yet (no response headers).
+    awaiting: AtomicU32,
+    /// Clock readings ([`ticks`]): when `awaiting` last left zero, the last answer, the last pick.
+    busy_since: AtomicU64,
+    last_answer: AtomicU64,
+    last_chosen: AtomicU64,
     ready: AtomicBool,
     probing: AtomicBool,
 }
@@ -52,25 +65,49 @@ impl Endpoint {
             breaker,
             ewma: Mutex::new(PeakEwma::new(default_rtt)),
             in_flight: AtomicU32::new(0),
+            awaiting: AtomicU32::new(0),
+            busy_since: AtomicU64::new(0),
+            last_answer: AtomicU64::new(0),
+            last_chosen: AtomicU64::new(0),
             ready: AtomicBool::new(true),
             probing: AtomicBool::new(false),
         }
     }
 
-    fn cost(&self, now: Instant, decay: Duration) -> f64 {
-        let rtt = self.ewma.lock().unwrap_or_else(|e| e.into_inner()).estimate(now, decay);
-        rtt * (self.in_flight.load(Ordering::Relaxed) as f64 + 1.0)
-    }
-
-    /// Records a response's time to headers in the load estimate.
-    pub fn observe(&self, rtt: Duration, decay: Duration) {
-        self.ewma.lock().unwrap_or_else(|e| e.into_inner()).observe(Instant::now(), rtt, decay);
+    /// Latency estimate × (in-flight + 1). While requests await an answer, the time since the endpoint
+    /// last answered (or since they wait) is a lower bound of its latency: a stalled endpoint looks slower
+    /// with every moment it stays silent. (Long responses being streamed do not count: they were answered.)
+    fn cost(&self, now: Instant, decay: Duration, typical: f64) -> f64 {
+        let rtt = self.ewma.lock().unwrap_or_else(|e| e.into_inner()).estimate(now, decay, typical);
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        let silent = if self.awaiting.load(Ordering::Relaxed) > 0 {
+            let since = self.busy_since.load(Ordering::Relaxed).max(self.last_answer.load(Ordering::Relaxed));
+            ticks(now).saturating_sub(since) as f64
+        } else {
+            0.0
+        };
+        rtt.max(silent) * (in_flight as f64 + 1.0)
     }
 
     /// Counts a request in flight until the returned guard is dropped (at the end of the response).
     pub fn start(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+
+    /// Sends a request on `conn` ([`EndpointClient::send`]), counted meanwhile as awaiting an answer.
+    pub async fn send(
+        &self,
+        conn: crate::client::Conn,
+        req: http::Request<crate::http::request_body::RequestBody>,
+        reuse: bool,
+    ) -> Result<(http::Response<hyper::body::Incoming>, Option<crate::client::Reusable>), crate::client::SendError>
+    {
+        if self.awaiting.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.busy_since.store(ticks(Instant::now()), Ordering::Relaxed);
+        }
+        let _awaiting = Awaiting(&self.awaiting);
+        self.client.send(conn, req, reuse).await
     }
 
     pub fn is_ready(&self) -> bool {
@@ -87,10 +124,11 @@ impl Endpoint {
         self.breaker.as_ref().is_none_or(|b| b.admits())
     }
 
-    /// Feeds a response's outcome to the breaker (Linkerd's failure test: 5xx, gRPC 4/7/13/14/15).
-    pub fn record_outcome(&self, status: u16, grpc_status: Option<u32>) {
+    /// Feeds the outcome of a request the endpoint answered (or failed to) to the breaker. The caller's own
+    /// failures (cancellations, malformed bodies) are never fed to it.
+    pub fn record_outcome(&self, failure: bool) {
         if let Some(b) = &self.breaker {
-            b.record(!crate::policy::breaker::is_failure(status, grpc_status));
+            b.record(!failure);
         }
     }
 
@@ -98,8 +136,8 @@ impl Endpoint {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    pub fn ewma_ms(&self, decay: Duration) -> f64 {
-        self.ewma.lock().unwrap_or_else(|e| e.into_inner()).estimate(Instant::now(), decay) / 1e6
+    pub fn ewma_ms(&self, decay: Duration, typical: f64) -> f64 {
+        self.ewma.lock().unwrap_or_else(|e| e.into_inner()).estimate(Instant::now(), decay, typical) / 1e6
     }
 }
 
@@ -163,6 +201,15 @@ impl LazyTarget {
     }
 }
 
+/// Decrements an endpoint's count of requests awaiting an answer on drop (answered, failed or cancelled).
+struct Awaiting<'a>(&'a AtomicU32);
+
+impl Drop for Awaiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Decrements an endpoint's in-flight count on drop.
 pub struct InFlight(Arc<Endpoint>);
 
@@ -172,8 +219,28 @@ impl Drop for InFlight {
     }
 }
 
-/// Peak-sensitive EWMA of response latency, in nanoseconds (as tower's `PeakEwma`): a slower sample
-/// replaces the estimate at once, faster ones pull it down with the decay; idle time decays it too.
+/// A failed response (5xx, or no response) weighs as this many times the group's typical latency.
+pub const FAILURE_PENALTY: f64 = 10.0;
+/// No estimate goes above this many times the group's typical latency (a stall of 20 s would otherwise
+/// take minutes to forget).
+const CEILING: f64 = 50.0;
+/// Each answer faster than the estimate pulls it at least this share of the way down.
+pub const MIN_PULL: f64 = 0.25;
+/// One pick in this many goes to the least recently chosen endpoint with no request awaiting an answer.
+pub const PROBE_EVERY: u64 = 16;
+/// Weight of one successful answer in the group's typical latency.
+const TYPICAL_WEIGHT: f64 = 1.0 / 32.0;
+
+/// Nanoseconds since the first call (a process-wide origin for clock readings kept in atomics).
+fn ticks(now: Instant) -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| now - Duration::from_secs(1));
+    now.saturating_duration_since(origin).as_nanos() as u64
+}
+
+/// Peak-sensitive EWMA of response latency, in nanoseconds (after tower's `PeakEwma`): a slower sample
+/// replaces the estimate at once, faster ones pull it down with the decay (at least [`MIN_PULL`] each);
+/// idle time decays it towards the group's typical latency.
 struct PeakEwma {
     rtt_ns: f64,
     updated: Instant,
@@ -184,23 +251,23 @@ impl PeakEwma {
         PeakEwma { rtt_ns: default_rtt.as_nanos() as f64, updated: Instant::now() }
     }
 
-    fn decayed(&self, now: Instant, decay: Duration) -> f64 {
+    /// `typical`: the group's typical latency in ns (0 while unknown: then the estimate stays put).
+    fn estimate(&self, now: Instant, decay: Duration, typical: f64) -> f64 {
+        if typical <= 0.0 {
+            return self.rtt_ns;
+        }
         let elapsed = now.saturating_duration_since(self.updated).as_nanos() as f64;
-        self.rtt_ns * (-elapsed / decay.as_nanos() as f64).exp()
+        typical + (self.rtt_ns - typical) * (-elapsed / decay.as_nanos() as f64).exp()
     }
 
-    fn estimate(&self, now: Instant, decay: Duration) -> f64 {
-        self.decayed(now, decay)
-    }
-
-    fn observe(&mut self, now: Instant, rtt: Duration, decay: Duration) {
+    fn observe(&mut self, now: Instant, rtt: Duration, decay: Duration, typical: f64) {
         let rtt = rtt.as_nanos() as f64;
-        let current = self.decayed(now, decay);
+        let current = self.estimate(now, decay, typical);
         self.rtt_ns = if rtt > current {
-            rtt
+            if typical > 0.0 { rtt.min(typical * CEILING) } else { rtt }
         } else {
             let elapsed = now.saturating_duration_since(self.updated).as_nanos() as f64;
-            let w = (-elapsed / decay.as_nanos() as f64).exp();
+            let w = (-elapsed / decay.as_nanos() as f64).exp().min(1.0 - MIN_PULL);
             current * w + rtt * (1.0 - w)
         };
         self.updated = now;
@@ -213,7 +280,6 @@ pub struct BalancerSettings {
     pub decay: Duration,
     pub failfast: Duration,
     pub queue_capacity: usize,
-    pub connect_timeout: Duration,
 }
 
 /// Balances requests for one destination over its endpoints.
@@ -224,6 +290,10 @@ pub struct Balancer {
     queued: AtomicUsize,
     failfast: AtomicBool,
     became_ready: Notify,
+    /// The group's typical latency (ns, as `f64` bits; 0 until the first answer): an EWMA of successful
+    /// answers of every endpoint, each at most 4× the current value.
+    typical: AtomicU64,
+    picks: AtomicU64,
     /// Metrics for responses that reached no endpoint (failfast, load shed): `target_addr=""`.
     pub service_metrics: LazyTarget,
 }
@@ -242,6 +312,8 @@ impl Balancer {
             queued: AtomicUsize::new(0),
             failfast: AtomicBool::new(false),
             became_ready: Notify::new(),
+            typical: AtomicU64::new(0),
+            picks: AtomicU64::new(0),
             service_metrics,
         })
     }
@@ -264,23 +336,67 @@ impl Balancer {
         }
     }
 
-    pub fn settings(&self) -> &BalancerSettings {
-        &self.settings
+    /// The group's typical latency in ns (0 while nothing answered).
+    fn typical(&self) -> f64 {
+        f64::from_bits(self.typical.load(Ordering::Relaxed))
     }
 
-    /// Power of two choices among ready endpoints, excluding `skip` (an endpoint that just failed).
+    /// Feeds an answer of `ep` to the balancer: its time to response headers, and whether it failed
+    /// (5xx, or no response). A failure weighs as [`FAILURE_PENALTY`] × the typical latency.
+    pub fn answered(&self, ep: &Endpoint, latency: Duration, failed: bool) {
+        let now = Instant::now();
+        let typical = self.typical();
+        let sample = if failed && typical > 0.0 {
+            latency.max(Duration::from_nanos((typical * FAILURE_PENALTY) as u64))
+        } else {
+            latency
+        };
+        ep.ewma.lock().unwrap_or_else(|e| e.into_inner()).observe(now, sample, self.settings.decay, typical);
+        ep.last_answer.store(ticks(now), Ordering::Relaxed);
+        if !failed {
+            let ns = latency.as_nanos() as f64;
+            // Racy read-modify-write: a lost update only loses one sample's weight.
+            let next = if typical <= 0.0 { ns } else { typical + (ns.min(typical * 4.0) - typical) * TYPICAL_WEIGHT };
+            self.typical.store(next.max(1.0).to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Power of two choices among ready endpoints, excluding `skip` (an endpoint that just failed); one
+    /// pick in [`PROBE_EVERY`] takes the least recently chosen endpoint with no request awaiting an answer
+    /// instead (so a stalled one is not probed until it answers).
     pub fn pick(&self, skip: Option<SocketAddr>) -> Option<Arc<Endpoint>> {
         let eps = self.endpoints.load();
         let usable = |e: &&Arc<Endpoint>| e.usable() && Some(e.addr) != skip;
-        let chosen = self.pick_among(&eps, &usable)?;
-        if chosen.admits() {
-            return Some(chosen);
-        }
-        // Its breaker's single probe is taken: any other endpoint whose breaker admits a request.
-        eps.iter().filter(|e| usable(e)).find(|e| e.addr != chosen.addr && e.admits()).cloned()
+        let now = Instant::now();
+        let probe = eps.len() > 1 && self.picks.fetch_add(1, Ordering::Relaxed).is_multiple_of(PROBE_EVERY);
+        let probed = if probe {
+            eps.iter()
+                .filter(|e| usable(e) && e.awaiting.load(Ordering::Relaxed) == 0)
+                .min_by_key(|e| e.last_chosen.load(Ordering::Relaxed))
+                .cloned()
+        } else {
+            None
+        };
+        let chosen = match probed {
+            Some(ep) => ep,
+            None => self.pick_among(&eps, &usable, now)?,
+        };
+        let chosen = if chosen.admits() {
+            chosen
+        } else {
+            // Its breaker's single probe is taken: any other endpoint whose breaker admits a request.
+            eps.iter().filter(|e| usable(e)).find(|e| e.addr != chosen.addr && e.admits()).cloned()?
+        };
+        chosen.last_chosen.store(ticks(now), Ordering::Relaxed);
+        Some(chosen)
     }
 
-    fn pick_among(&self, eps: &[Arc<Endpoint>], usable: &dyn Fn(&&Arc<Endpoint>) -> bool) -> Option<Arc<Endpoint>> {
+    fn pick_among(
+        &self,
+        eps: &[Arc<Endpoint>],
+        usable: &dyn Fn(&&Arc<Endpoint>) -> bool,
+        now: Instant,
+    ) -> Option<Arc<Endpoint>> {
         match eps.len() {
             0 => None,
             1 => eps.iter().find(|e| usable(e)).cloned(),
@@ -293,8 +409,8 @@ impl Balancer {
                 let (ea, eb) = (&eps[a], &eps[b]);
                 let chosen = match (usable(&ea), usable(&eb)) {
                     (true, true) => {
-                        let now = Instant::now();
-                        let (ca, cb) = (ea.cost(now, self.settings.decay), eb.cost(now, self.settings.decay));
+                        let (decay, typical) = (self.settings.decay, self.typical());
+                        let (ca, cb) = (ea.cost(now, decay, typical), eb.cost(now, decay, typical));
                         // Costs within 1% are a tie (e.g. endpoints nobody measured yet): pick at random.
                         if (ca - cb).abs() <= ca.max(cb) * 0.01 {
                             if fastrand::bool() { ea } else { eb }
@@ -380,7 +496,8 @@ impl Drop for Dequeue<'_> {
     }
 }
 
-/// Reconnects to a down endpoint with backoff (100 ms doubling to 5 s); marks it ready when it accepts.
+/// Reconnects to a down endpoint with backoff (100 ms doubling to 5 s); marks it ready when it accepts,
+/// keeping that connection in its pool for the next request.
 async fn probe(balancer: Weak<Balancer>, endpoint: Weak<Endpoint>) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -388,8 +505,7 @@ async fn probe(balancer: Weak<Balancer>, endpoint: Weak<Endpoint>) {
         let (Some(bal), Some(ep)) = (balancer.upgrade(), endpoint.upgrade()) else {
             return;
         };
-        let connect = tokio::net::TcpStream::connect(ep.addr);
-        if let Ok(Ok(_stream)) = tokio::time::timeout(bal.settings.connect_timeout, connect).await {
+        if ep.client.warm().await.is_ok() {
             tracing::info!(balancer = %bal.name, endpoint = %ep.addr, "endpoint accepts connections again");
             ep.ready.store(true, Ordering::Relaxed);
             ep.probing.store(false, Ordering::Release);
@@ -414,7 +530,7 @@ impl Balancer {
                     address: e.addr,
                     labels: e.labels.clone(),
                     ready: e.is_ready(),
-                    ewma_ms: (e.ewma_ms(self.settings.decay) * 1000.0).round() / 1000.0,
+                    ewma_ms: (e.ewma_ms(self.settings.decay, self.typical()) * 1000.0).round() / 1000.0,
                     in_flight: e.in_flight(),
                     requests_total: e.http_metrics.requests(),
                     idle_http1_connections: idle as u64,
@@ -435,15 +551,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn peak_ewma_jumps_up_and_decays_down() {
+    fn peak_ewma_jumps_up_and_decays_towards_the_typical_latency() {
         let decay = Duration::from_secs(10);
+        let typical = 10e6;
         let t0 = Instant::now();
         let mut e = PeakEwma { rtt_ns: 30e6, updated: t0 };
-        e.observe(t0, Duration::from_millis(80), decay);
-        assert_eq!(e.estimate(t0, decay), 80e6, "a slower sample is taken at once");
-        e.observe(t0 + Duration::from_secs(1), Duration::from_millis(1), decay);
-        let est = e.estimate(t0 + Duration::from_secs(1), decay);
-        assert!(est < 80e6 && est > 1e6, "{est}");
-        assert!(e.estimate(t0 + Duration::from_secs(300), decay) < 1e3, "idle time decays the estimate");
+        e.observe(t0, Duration::from_millis(80), decay, typical);
+        assert_eq!(e.estimate(t0, decay, typical), 80e6, "a slower sample is taken at once");
+        e.observe(t0, Duration::from_secs(20), decay, typical);
+        assert_eq!(e.estimate(t0, decay, typical), typical * CEILING, "a stall counts up to the ceiling");
+        let t1 = t0 + Duration::from_millis(10);
+        e.observe(t1, Duration::from_millis(10), decay, typical);
+        let est = e.estimate(t1, decay, typical);
+        assert!(est <= typical + (typical * CEILING - typical) * (1.0 - MIN_PULL) + 1.0, "a good answer pulls: {est}");
+        let idle = e.estimate(t1 + Duration::from_secs(300), decay, typical);
+        assert!((idle - typical).abs() < 1e3, "idle time decays it to the typical latency: {idle}");
+    }
+
+    #[test]
+    fn a_stall_is_forgotten_after_a_few_good_answers() {
+        let decay = Duration::from_secs(10);
+        let typical = 5e6;
+        let t0 = Instant::now();
+        let mut e = PeakEwma { rtt_ns: typical, updated: t0 };
+        e.observe(t0, Duration::from_secs(20), decay, typical);
+        let mut t = t0;
+        for _ in 0..20 {
+            t += Duration::from_millis(300);
+            e.observe(t, Duration::from_millis(5), decay, typical);
+        }
+        let est = e.estimate(t, decay, typical);
+        assert!(est < typical * 1.2, "20 good answers in 6 s bring it back: {est}");
     }
 }

@@ -2,20 +2,25 @@
 //! (HTTP/1 keep-alive connections, one multiplexed HTTP/2 connection) and counted in transport metrics.
 //!
 //! A connection whose response was malformed or cut short is never reused: it is only returned to the
-//! pool when its response body ended cleanly.
+//! pool when its response body ended cleanly. A request the server provably did not process is sent
+//! again on a fresh connection ([`EndpointClient::send`]): see [`Resend`].
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use hyper::client::conn::{http1, http2};
+use http::{Method, Request, Response, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use meshlens_api::ProxyErrorReason;
 use tokio::net::TcpStream;
 
-use crate::http::request_body::RequestBody;
+use crate::http::request_body::{Replay, RequestBody};
 use crate::http::response_head::HeadBytes;
 use crate::io::Counted;
-use crate::metrics::TcpTargetMetrics;
+use crate::metrics::{Counter, CounterFamily, LabelSet, TcpTargetMetrics};
 
 /// Why a connection to an endpoint could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +33,133 @@ pub enum ConnectError {
     Handshake(SocketAddr, hyper::Error),
 }
 
+impl ConnectError {
+    pub fn reason(&self) -> ProxyErrorReason {
+        match self {
+            ConnectError::Timeout(..) => ProxyErrorReason::ConnectTimeout,
+            _ => ProxyErrorReason::ConnectError,
+        }
+    }
+}
+
+/// Why sending a request to an endpoint gave no response.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The fresh connection for a transparent resend could not be made.
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+}
+
+impl SendError {
+    /// The endpoint refused a fresh connection (it is down).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+
+    pub fn reason(&self) -> ProxyErrorReason {
+        match self {
+            SendError::Connect(e) => e.reason(),
+            SendError::Http(e) if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() => {
+                ProxyErrorReason::InvalidResponse
+            }
+            SendError::Http(_) => ProxyErrorReason::ConnectError,
+        }
+    }
+}
+
+/// Why a request was sent again, transparently (`endpoint_transparent_retries_total{reason}`). None of
+/// these is an endpoint failure: the server did not process the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resend {
+    /// HTTP/2: the connection was going away (GOAWAY) and the stream was above its last-stream-id, or
+    /// the request never left the proxy because the connection closed (RFC 9113 §6.8).
+    GoAway,
+    /// HTTP/2: the server reset the stream with REFUSED_STREAM (RFC 9113 §8.7).
+    RefusedStream,
+    /// HTTP/1: the pooled connection was found closed before the request was written.
+    ClosedBeforeWrite,
+    /// HTTP/1: the pooled connection closed after the request was written, before any response byte
+    /// (only for idempotent methods, RFC 9110 §9.2.2).
+    ClosedBeforeResponse,
+}
+
+impl Resend {
+    const ALL: [Resend; 4] =
+        [Resend::GoAway, Resend::RefusedStream, Resend::ClosedBeforeWrite, Resend::ClosedBeforeResponse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resend::GoAway => "goaway",
+            Resend::RefusedStream => "refused_stream",
+            Resend::ClosedBeforeWrite => "closed_before_write",
+            Resend::ClosedBeforeResponse => "closed_before_response",
+        }
+    }
+}
+
+/// A request is sent again at most this many times, each time on a connection opened after the one that
+/// did not process it (an HTTP/1 request that got no response byte: once). Under a burst, hundreds of
+/// requests queued for one HTTP/2 connection come back when it goes away, and a server closing every N
+/// requests serves only some of them on the next: the bound is high so that every one gets its turn.
+const MAX_RESENDS: usize = 64;
+
+/// A connection ready to carry one request (from [`EndpointClient::conn`]).
+pub enum Conn {
+    /// `pooled`: taken from the idle pool (it may have been closed by the server meanwhile).
+    H1 { sender: http1::SendRequest<RequestBody>, pooled: bool },
+    /// `stream` counts the request on its connection until dropped.
+    H2 { sender: http2::SendRequest<RequestBody>, stream: H2Stream },
+}
+
+/// The connection of a response being streamed: an HTTP/1 one goes back to the pool once the response
+/// ended cleanly; an HTTP/2 stream stops counting on its connection when dropped.
+pub enum Reusable {
+    H1(http1::SendRequest<RequestBody>),
+    H2(H2Stream),
+}
+
+/// Requests sent on one HTTP/2 connection at most (as hyper's initial stream limit): more open another
+/// connection to the endpoint rather than queue behind it, so that a server closing its connections
+/// every N requests turns away few queued requests at a time.
+const H2_MAX_STREAMS: usize = 100;
+
+/// One of an endpoint's HTTP/2 connections.
+#[derive(Clone)]
+struct H2Conn {
+    id: u64,
+    sender: http2::SendRequest<RequestBody>,
+    streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A request counted on its HTTP/2 connection.
+pub struct H2Stream {
+    id: u64,
+    streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        self.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl H2Conn {
+    fn stream(&self) -> H2Stream {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        H2Stream { id: self.id, streams: self.streams.clone() }
+    }
+}
+
 /// Settings shared by every endpoint client of a proxy.
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
     pub connect_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_idle_per_endpoint: usize,
+    /// `endpoint_transparent_retries_total`, by endpoint and [`Resend`] reason.
+    pub resends: CounterFamily,
 }
 
 pub struct EndpointClient {
@@ -41,7 +167,11 @@ pub struct EndpointClient {
     settings: Arc<ClientSettings>,
     tcp_metrics: Arc<TcpTargetMetrics>,
     h1_idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
-    h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
+    h2: Mutex<Vec<H2Conn>>,
+    h2_ids: AtomicU64,
+    /// The endpoint's labels for `endpoint_transparent_retries_total`, and its counters, made on first use.
+    resend_labels: LabelSet,
+    resend_counters: [OnceLock<Arc<Counter>>; 4],
     /// One HTTP/2 connect at a time: concurrent requests wait for it and share the connection.
     h2_connecting: tokio::sync::Mutex<()>,
     /// Why the last HTTP/1 response refused as invalid was invalid (the header and why), until taken.
@@ -49,20 +179,24 @@ pub struct EndpointClient {
 }
 
 impl EndpointClient {
-    pub fn new(addr: SocketAddr, settings: Arc<ClientSettings>, tcp_metrics: Arc<TcpTargetMetrics>) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        settings: Arc<ClientSettings>,
+        tcp_metrics: Arc<TcpTargetMetrics>,
+        resend_labels: LabelSet,
+    ) -> Self {
         EndpointClient {
             addr,
             settings,
             tcp_metrics,
             h1_idle: Mutex::new(Vec::new()),
-            h2: Mutex::new(None),
+            h2: Mutex::new(Vec::new()),
+            h2_ids: AtomicU64::new(0),
+            resend_labels,
+            resend_counters: Default::default(),
             h2_connecting: tokio::sync::Mutex::new(()),
             invalid: Arc::default(),
         }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// A fresh TCP connection to the endpoint, counted in transport metrics (`peer="dst"`).
@@ -77,16 +211,30 @@ impl EndpointClient {
         Ok(Counted::new(stream, self.tcp_metrics.open()))
     }
 
-    /// An HTTP/1 connection ready to send: an idle pooled one, or a new one.
-    pub async fn h1(&self) -> Result<http1::SendRequest<RequestBody>, ConnectError> {
+    /// A connection for a request of `version`: HTTP/2 shared, HTTP/1 pooled or new.
+    pub async fn conn(&self, version: Version) -> Result<Conn, ConnectError> {
+        if version == Version::HTTP_2 {
+            return self.h2().await;
+        }
+        if let Some(sender) = self.idle_h1() {
+            return Ok(Conn::H1 { sender, pooled: true });
+        }
+        Ok(Conn::H1 { sender: self.new_h1().await?, pooled: false })
+    }
+
+    fn idle_h1(&self) -> Option<http1::SendRequest<RequestBody>> {
         loop {
             let idle = self.h1_idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match idle {
-                Some(sender) if sender.is_ready() => return Ok(sender),
+                Some(sender) if sender.is_ready() => return Some(sender),
                 Some(_) => continue,
-                None => break,
+                None => return None,
             }
         }
+    }
+
+    /// A new HTTP/1 connection (its response heads kept, to explain one hyper refuses).
+    async fn new_h1(&self) -> Result<http1::SendRequest<RequestBody>, ConnectError> {
         let head = Arc::new(HeadBytes::default());
         let io = self.connect().await?.recording(head.clone());
         let (sender, conn) = http1::Builder::new()
@@ -115,8 +263,20 @@ impl EndpointClient {
         found.unwrap_or_else(|| e.to_string())
     }
 
+    /// Opens an HTTP/1 connection and leaves it idle in the pool: the endpoint is reachable, and its next
+    /// request finds a warm connection.
+    pub async fn warm(&self) -> Result<(), ConnectError> {
+        let sender = self.new_h1().await?;
+        self.put_back(Reusable::H1(sender));
+        Ok(())
+    }
+
     /// Returns an HTTP/1 connection whose response ended cleanly to the pool.
-    pub fn put_back_h1(&self, sender: http1::SendRequest<RequestBody>) {
+    pub fn put_back(&self, conn: Reusable) {
+        let sender = match conn {
+            Reusable::H1(sender) => sender,
+            Reusable::H2(stream) => return drop(stream),
+        };
         if sender.is_closed() {
             return;
         }
@@ -127,13 +287,13 @@ impl EndpointClient {
     }
 
     /// The endpoint's shared HTTP/2 connection, (re)connecting when there is none or it closed.
-    pub async fn h2(&self) -> Result<http2::SendRequest<RequestBody>, ConnectError> {
-        if let Some(s) = self.shared_h2() {
-            return Ok(s);
+    async fn h2(&self) -> Result<Conn, ConnectError> {
+        if let Some(c) = self.shared_h2() {
+            return Ok(c);
         }
         let _connecting = self.h2_connecting.lock().await;
-        if let Some(s) = self.shared_h2() {
-            return Ok(s);
+        if let Some(c) = self.shared_h2() {
+            return Ok(c);
         }
         let io = self.connect().await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -150,18 +310,198 @@ impl EndpointClient {
                 tracing::debug!(%addr, error = %e, "endpoint h2 connection closed with an error");
             }
         });
-        *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
-        Ok(sender)
+        let id = self.h2_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let conn = H2Conn { id, sender, streams: Arc::default() };
+        let stream = conn.stream();
+        let sender = conn.sender.clone();
+        self.h2.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        Ok(Conn::H2 { sender, stream })
     }
 
-    fn shared_h2(&self) -> Option<http2::SendRequest<RequestBody>> {
-        self.h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|s| !s.is_closed()).cloned()
+    /// A request slot on an open HTTP/2 connection with fewer than [`H2_MAX_STREAMS`] requests.
+    fn shared_h2(&self) -> Option<Conn> {
+        let mut conns = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+        conns.retain(|c| !c.sender.is_closed());
+        let c = conns.iter().find(|c| c.streams.load(Ordering::Relaxed) < H2_MAX_STREAMS)?;
+        Some(Conn::H2 { sender: c.sender.clone(), stream: c.stream() })
+    }
+
+    /// Stops handing out HTTP/2 connection `id` (it is going away); its requests finish on it.
+    fn retire_h2(&self, id: u64) {
+        self.h2.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c.id != id);
     }
 
     /// Idle pooled HTTP/1 connections and whether an HTTP/2 connection is open (for `/endpoints`).
     pub fn pool_state(&self) -> (usize, bool) {
         let idle = self.h1_idle.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| !s.is_closed());
+        let h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|c| !c.sender.is_closed());
         (idle, h2)
+    }
+}
+
+impl EndpointClient {
+    /// Sends `req` on `conn`. A request the server did not process ([`Resend`]) is sent again on a fresh
+    /// connection to the same endpoint (for REFUSED_STREAM, the current shared one): any method when it
+    /// never left the proxy; when it was written, only if its body can be replayed (empty or buffered)
+    /// and, for HTTP/1, its method is idempotent (then once). `reuse`: an HTTP/1 connection may go back to
+    /// the pool after the response (not for upgrades).
+    pub async fn send(
+        &self,
+        conn: Conn,
+        mut req: Request<RequestBody>,
+        reuse: bool,
+    ) -> Result<(Response<Incoming>, Option<Reusable>), SendError> {
+        let version = req.version();
+        let mut conn = conn;
+        let mut resent_unanswered = false;
+        let mut resends = 0;
+        loop {
+            // A copy to send again if the server refuses the request after it was written; only made when
+            // that can be known (HTTP/2, or a pooled HTTP/1 connection) and the body is replayable.
+            let copy = match &conn {
+                Conn::H2 { .. } => replayable(&req),
+                Conn::H1 { pooled: true, .. } if reuse && !resent_unanswered && idempotent(req.method()) => {
+                    replayable(&req)
+                }
+                Conn::H1 { .. } => None,
+            };
+            let (mut failed, why) = match conn {
+                Conn::H1 { mut sender, pooled } => match sender.try_send_request(req).await {
+                    Ok(rsp) => return Ok((rsp, reuse.then_some(Reusable::H1(sender)))),
+                    Err(e) => {
+                        let why = if e.message().is_some() {
+                            Some(Resend::ClosedBeforeWrite)
+                        } else if pooled && closed_without_response(e.error()) {
+                            Some(Resend::ClosedBeforeResponse)
+                        } else {
+                            None
+                        };
+                        (e, why)
+                    }
+                },
+                Conn::H2 { mut sender, stream } => match sender.try_send_request(req).await {
+                    Ok(rsp) => return Ok((rsp, Some(Reusable::H2(stream)))),
+                    Err(e) => {
+                        let why = h2_not_processed(&e);
+                        if why == Some(Resend::GoAway) {
+                            self.retire_h2(stream.id);
+                        }
+                        (e, why)
+                    }
+                },
+            };
+            let Some(why) = why.filter(|_| resends < MAX_RESENDS) else {
+                return Err(failed.into_error().into());
+            };
+            req = match (failed.take_message(), copy) {
+                (Some(unsent), _) => unsent,
+                (None, Some(copy)) => copy,
+                (None, None) => return Err(failed.into_error().into()),
+            };
+            resent_unanswered |= why == Resend::ClosedBeforeResponse;
+            resends += 1;
+            tracing::debug!(endpoint = %self.addr, reason = why.as_str(), "sending again on a fresh connection");
+            self.count_resend(why);
+            conn = match version {
+                Version::HTTP_2 => self.h2().await?,
+                _ => Conn::H1 { sender: self.new_h1().await?, pooled: false },
+            };
+        }
+    }
+
+    fn count_resend(&self, why: Resend) {
+        let i = Resend::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.resend_counters[i]
+            .get_or_init(|| {
+                self.settings.resends.get_or_create(&self.resend_labels.clone().with("reason", why.as_str()))
+            })
+            .inc();
+    }
+}
+
+/// RFC 9110 §9.2.2.
+fn idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+}
+
+/// A copy of `req` to send again, when its body can be replayed: empty, or buffered (not CONNECT).
+fn replayable(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    use http_body::Body;
+    if req.method() == Method::CONNECT {
+        return None;
+    }
+    let body = match req.body() {
+        RequestBody::Replay(r) => r.body(),
+        b if b.is_end_stream() => Replay::default().body(),
+        _ => return None,
+    };
+    let mut copy = Request::new(body);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// HTTP/1: the connection ended (EOF or reset) before any byte of the response arrived.
+fn closed_without_response(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof);
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// hyper's description of a request its connection task dropped before sending it.
+const DISPATCH_GONE: &str = "dispatch task is gone";
+
+/// HTTP/2: did the server provably not process the request? It never left the proxy, or the stream was
+/// above a GOAWAY's last-stream-id, or the server refused it.
+fn h2_not_processed(e: &TrySendError<Request<RequestBody>>) -> Option<Resend> {
+    // Never left the proxy: returned whole, or still waiting for a stream slot (hyper reports a dropped
+    // dispatch task then) when the connection went away.
+    if e.message().is_some() || (e.error().is_user() && e.error().to_string() == DISPATCH_GONE) {
+        return Some(Resend::GoAway);
+    }
+    let mut source = std::error::Error::source(e.error());
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return if h2.is_go_away() && h2.is_remote() {
+                Some(Resend::GoAway)
+            } else if h2.is_reset() && h2.is_remote() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                Some(Resend::RefusedStream)
+            } else {
+                None
+            };
+        }
+        source = s.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_idempotent_methods_and_replayable_bodies_are_sent_again_after_a_write() {
+        assert!(idempotent(&Method::GET) && idempotent(&Method::PUT) && idempotent(&Method::DELETE));
+        assert!(!idempotent(&Method::POST) && !idempotent(&Method::PATCH) && !idempotent(&Method::CONNECT));
+
+        let mut req = Request::new(Replay::default().body());
+        *req.method_mut() = Method::POST;
+        req.headers_mut().insert("x-id", http::HeaderValue::from_static("7"));
+        let copy = replayable(&req).expect("a buffered body can be sent again");
+        assert_eq!((copy.method(), &copy.headers()["x-id"]), (&Method::POST, &http::HeaderValue::from_static("7")));
+
+        *req.method_mut() = Method::CONNECT;
+        assert!(replayable(&req).is_none(), "a tunnel is never sent twice");
     }
 }

@@ -124,6 +124,13 @@ pub struct Config {
     /// A bearer token the tap listener accepts besides the control plane's (never shown in `/config`).
     #[serde(skip)]
     pub tap_token: Option<String>,
+    /// This instance's credential, sent to the control plane with every call (never shown in `/config`).
+    #[serde(skip)]
+    pub control_credential: Option<String>,
+    /// The bearer token that mutating admin endpoints (`PUT /log-level`) need; without one they are off
+    /// (never shown in `/config`).
+    #[serde(skip)]
+    pub admin_token: Option<String>,
     /// The HTTP access log on stderr; off when `None`.
     pub access_log: Option<crate::access_log::AccessLogFormat>,
     pub timeouts: Timeouts,
@@ -147,6 +154,8 @@ impl Default for Config {
             namespace: "default".into(),
             instance: None,
             tap_token: None,
+            control_credential: None,
+            admin_token: None,
             access_log: None,
             timeouts: Timeouts::default(),
             limits: Limits::default(),

@@ -31,6 +31,8 @@ const MAX_LINE: usize = 64 * 1024 * 1024;
 pub struct ControlClient {
     url: String,
     registration: Registration,
+    /// `Authorization: Bearer` of every call: the credential the control plane knows this instance by.
+    credential: Option<String>,
     discovery: Arc<Discovery>,
     /// Set once the first snapshot arrived (the proxy is ready from then on).
     pub synced: Arc<AtomicBool>,
@@ -60,12 +62,14 @@ impl ControlClient {
     pub fn new(
         url: &str,
         registration: Registration,
+        credential: Option<String>,
         discovery: Arc<Discovery>,
         observers: Arc<crate::tap::Observers>,
     ) -> Result<Self, String> {
         let url = url.trim_end_matches('/').to_string();
         authority_of(&url).map_err(|e| e.to_string())?;
-        Ok(ControlClient { url, registration, discovery, synced: Arc::new(AtomicBool::new(false)), observers })
+        let synced = Arc::new(AtomicBool::new(false));
+        Ok(ControlClient { url, registration, credential, discovery, synced, observers })
     }
 
     /// Registers, renews and watches until the proxy drains; then deregisters.
@@ -199,6 +203,9 @@ impl ControlClient {
         let mut req = Request::builder().method(method).uri(path).header(http::header::HOST, authority);
         if has_body {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(credential) = &self.credential {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {credential}"));
         }
         let req = req.body(Full::new(body.unwrap_or_default())).map_err(|_| Error::Url(self.url.clone()))?;
         let rsp = sender.send_request(req).await?;

@@ -21,6 +21,8 @@ pub struct Ctx {
     /// Circuit-breaker transitions by endpoint and state entered.
     pub breaker_transitions: crate::metrics::CounterFamily,
     pub targets: Targets,
+    /// Requests refused before an endpoint was chosen, by the authority asked for.
+    pub(crate) refused: crate::refused::Refused,
     /// Tap subscriptions and the access log: what every request checks once.
     pub observers: Arc<crate::tap::Observers>,
     pub client: Arc<ClientSettings>,
@@ -44,16 +46,26 @@ impl Ctx {
             connect_timeout: config.timeouts.connect,
             max_header_bytes: config.limits.max_header_bytes,
             max_idle_per_endpoint: 64,
+            resends: registry.counter_family(
+                "endpoint_transparent_retries_total",
+                "Requests sent again on a fresh connection because the endpoint provably did not process them \
+                 (reason: goaway, refused_stream, closed_before_write, closed_before_response).",
+            ),
         });
         let server = ServerSettings {
             max_header_bytes: config.limits.max_header_bytes,
             max_headers: config.limits.max_headers,
             header_read_timeout: config.timeouts.header_read,
             h2_max_concurrent_streams: config.limits.h2_max_concurrent_streams,
+            h2c_upgrades_stripped: registry.counter(
+                "h2c_upgrades_stripped_total",
+                "HTTP/1 requests whose Upgrade: h2c offer the proxy removed (they go on as HTTP/1).",
+            ),
         };
         let observers = crate::tap::Observers::new(&config, &registry);
         let own_name = OwnName::new(config.instance.as_deref(), config.workload.as_deref(), &config.namespace);
         Ctx {
+            refused: crate::refused::Refused::new(http_metrics.clone(), config.limits.max_passthrough_series),
             observers,
             config,
             discovery,

@@ -29,7 +29,9 @@ enum Decision {
     NeedMore,
 }
 
-/// Decides from the bytes seen so far; pure, so it is unit tested without sockets.
+/// Decides from the bytes seen so far (`eof`: the peer closed or went silent past the detect timeout);
+/// pure, so it is unit tested without sockets. Traffic that starts like HTTP is never opaque: a head that
+/// stalls is HTTP, closed at the header-read timeout.
 fn decide(buf: &[u8], eof: bool) -> Decision {
     if buf.len() >= H2_PREFACE.len() && buf.starts_with(H2_PREFACE) {
         return Decision::Is(Protocol::Http2);
@@ -37,10 +39,20 @@ fn decide(buf: &[u8], eof: bool) -> Decision {
     if buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf) && !eof {
         return Decision::NeedMore;
     }
+    // Empty lines before a request line are ignored (RFC 9112 §2.2), by the framing guard and hyper too.
+    let blank = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let buf = &buf[blank..];
+    if buf.is_empty() {
+        return if eof { Decision::Is(Protocol::Http1) } else { Decision::NeedMore };
+    }
     // `TOKEN SP` — a method followed by a space looks like HTTP/1; hyper validates the rest (400 when malformed).
     let token_len = buf.iter().take_while(|b| is_method_char(**b)).count();
     if token_len > 0 && token_len <= MAX_METHOD_LEN && buf.get(token_len) == Some(&b' ') {
         return Decision::Is(Protocol::Http1);
+    }
+    // Still inside what may be a method (`G`, `GE`…): more bytes decide; a stall is a slow HTTP head.
+    if token_len == buf.len() && token_len <= MAX_METHOD_LEN {
+        return if eof { Decision::Is(Protocol::Http1) } else { Decision::NeedMore };
     }
     // A malformed method (`G\0T / HTTP/1.1`) still has an HTTP/1 request line: find its end.
     if let Some(nl) = buf.iter().position(|b| *b == b'\n') {
@@ -104,14 +116,6 @@ impl<IO> PrefixedIo<IO> {
     pub fn new(prefix: BytesMut, inner: IO) -> Self {
         PrefixedIo { prefix, inner }
     }
-
-    pub fn prefix(&self) -> &[u8] {
-        &self.prefix
-    }
-
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for PrefixedIo<IO> {
@@ -171,6 +175,13 @@ mod tests {
         assert_eq!(decide(b"hello world\n", false), Is(Tcp));
         assert_eq!(decide(b"SSH-2.0-OpenSSH_9.2\r\n", false), Is(Tcp));
         assert_eq!(decide(b"ping", true), Is(Tcp));
+        // Empty lines before the request line (RFC 9112 §2.2), and heads that stall, are HTTP.
+        assert_eq!(decide(b"\r\nGET /bypass HTTP/1.1\r\n", false), Is(Http1));
+        assert_eq!(decide(b"\r\n\r\n", false), NeedMore);
+        assert_eq!(decide(b"\r\n", true), Is(Http1));
+        assert_eq!(decide(b"G", true), Is(Http1));
+        assert_eq!(decide(b"\r\nPOS", true), Is(Http1));
+        assert_eq!(decide(b"\r\nhello world\n", false), Is(Tcp));
     }
 
     #[tokio::test]

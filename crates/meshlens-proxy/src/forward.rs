@@ -6,148 +6,119 @@
 //! attempt here through its [`Record`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
-use hyper::client::conn::http1;
 use meshlens_api::ProxyErrorReason;
+use meshlens_api::errors::is_failure;
 
 use crate::balance::{Balancer, Endpoint, InFlight};
-use crate::client::ConnectError;
-use crate::errors::{L5D_PROXY_ERROR, peer_label, rescue};
+use crate::client::{Conn, Reusable, SendError};
+use crate::errors::{Caller, Count, L5D_PROXY_ERROR, peer_label, respond};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop};
 use crate::http::request_body::RequestBody;
-use crate::metrics::HttpTargetMetrics;
 use crate::shutdown::Drain;
 use crate::tap::record::Record;
+use crate::unanswered::Unanswered;
 
 /// A connection that failed before any byte of the request was written is tried on another endpoint,
 /// at most this many times in all.
 const CONNECT_ATTEMPTS: usize = 3;
 
-enum Conn {
-    H1(http1::SendRequest<RequestBody>),
-    H2(hyper::client::conn::http2::SendRequest<RequestBody>),
+/// What an attempt produced: the response for the caller and, when the proxy made it, why. The retry
+/// loop reads the outcome from here, never from the response's headers.
+pub(crate) struct Answer {
+    pub rsp: Response<ProxyBody>,
+    pub proxy_error: Option<ProxyErrorReason>,
+}
+
+impl Answer {
+    fn made(rsp: Response<ProxyBody>, reason: ProxyErrorReason) -> Answer {
+        Answer { rsp, proxy_error: Some(reason) }
+    }
 }
 
 /// Sends `req` to an endpoint of `balancer` and returns the response (or the proxy's error response).
-pub async fn forward(
+pub(crate) async fn forward(
     balancer: &Arc<Balancer>,
     req: Request<RequestBody>,
-    grpc: bool,
+    caller: &Caller,
     drain: &Drain,
     record: Option<Record>,
 ) -> Response<ProxyBody> {
-    forward_attempt(balancer, req, grpc, drain, None, record).await
+    forward_attempt(balancer, req, caller, drain, None, record).await.rsp
 }
 
 /// [`forward`] for one attempt of a route with a timeout: when the route tier drops this future after
 /// setting `timed_out`, the endpoint's metrics count the cut attempt as `504`/`error="timeout"` (and its
-/// record, dropped with it, reports the same).
-pub async fn forward_attempt(
+/// record, dropped with it, reports the same); dropped otherwise, the caller went away: `cancelled`.
+pub(crate) async fn forward_attempt(
     balancer: &Arc<Balancer>,
     mut req: Request<RequestBody>,
-    grpc: bool,
+    caller: &Caller,
     drain: &Drain,
     timed_out: Option<&Arc<AtomicBool>>,
     mut record: Option<Record>,
-) -> Response<ProxyBody> {
+) -> Answer {
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && is_upgrade(req.headers());
     prepare_request(&mut req, upgrade);
-    let mut skip = None;
-    let mut attempt = 0;
-    let (ep, conn, in_flight) = loop {
-        attempt += 1;
-        let ep = match balancer.ready_endpoint(skip).await {
-            Ok(ep) => ep,
-            Err(reason) => {
-                let m = balancer.service_metrics.get();
-                m.request();
-                m.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
-                let rsp = rescue(reason, grpc, balancer.name());
-                if let Some(r) = record {
-                    r.respond(&rsp, reason);
-                }
-                return rsp;
+    let mut waiting = Waiting { balancer, caller, timed_out, over: false };
+    let picked = connect(balancer, version).await;
+    waiting.over = true;
+    let (ep, conn, in_flight) = match picked {
+        Ok(picked) => picked,
+        Err(NotConnected { reason, endpoint, detail }) => {
+            let count = match &endpoint {
+                Some(ep) => Count::New(&ep.http_metrics),
+                None => Count::New(balancer.service_metrics.get()),
+            };
+            if let (Some(r), Some(ep)) = (record.as_mut(), &endpoint) {
+                r.dispatch(Some(ep));
             }
-        };
-        // In flight from the moment it is picked: concurrent picks see it while its connection opens.
-        let in_flight = ep.start();
-        let conn = if req.version() == Version::HTTP_2 {
-            ep.client.h2().await.map(Conn::H2)
-        } else {
-            ep.client.h1().await.map(Conn::H1)
-        };
-        match conn {
-            Ok(c) => break (ep, c, in_flight),
-            Err(e) => {
-                balancer.mark_down(&ep);
-                if attempt < CONNECT_ATTEMPTS && balancer.pick(Some(ep.addr)).is_some() {
-                    tracing::info!(endpoint = %ep.addr, error = %e, "connect failed; trying another endpoint");
-                    skip = Some(ep.addr);
-                    continue;
-                }
-                let reason = match e {
-                    ConnectError::Timeout(..) => ProxyErrorReason::ConnectTimeout,
-                    _ => ProxyErrorReason::ConnectError,
-                };
-                ep.http_metrics.request();
-                ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
-                let rsp = rescue(reason, grpc, &e.to_string());
-                if let Some(mut r) = record {
-                    r.dispatch(Some(&ep));
-                    r.respond(&rsp, reason);
-                }
-                return rsp;
-            }
+            return Answer::made(respond(reason, caller, balancer.name(), &detail, count, record), reason);
         }
     };
-
     if let Some(r) = record.as_mut() {
         r.dispatch(Some(&ep));
     }
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    ep.http_metrics.request();
-    let mut cut = CutAttempt { metrics: ep.http_metrics.clone(), timed_out: timed_out.cloned(), grpc, armed: true };
+    let mut guard = Unanswered::start(&ep.http_metrics, caller).cut_by(timed_out);
     let started = Instant::now();
-    let (result, pooled) = match conn {
-        Conn::H1(mut s) => {
-            let r = s.send_request(req).await;
-            (r, if upgrade { None } else { Some(s) })
-        }
-        Conn::H2(mut s) => (s.send_request(req).await, None),
-    };
-    cut.armed = false;
-    let mut rsp = match result {
-        Ok(rsp) => rsp,
+    // Requests the server provably did not process are sent again inside (counted on their own).
+    let (mut rsp, pooled) = match ep.send(conn, req, !upgrade).await {
+        Ok(sent) => sent,
         Err(e) => {
-            let reason = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-                ProxyErrorReason::InvalidResponse
-            } else {
-                ProxyErrorReason::ConnectError
+            let reason = match &e {
+                // Our request body failed: the client's (malformed chunked body, aborted upload).
+                SendError::Http(h) if h.is_user() => ProxyErrorReason::BadRequest,
+                _ => e.reason(),
             };
-            ep.http_metrics.response(status_of(reason, grpc), None, true, Some(reason.as_str()), None);
-            ep.record_outcome(502, None);
-            let detail = match reason {
-                ProxyErrorReason::InvalidResponse => {
-                    format!("endpoint {}: {}", ep.addr, ep.client.invalid_response(&e))
+            if !reason.is_callers() {
+                balancer.answered(&ep, started.elapsed(), true);
+                ep.record_outcome(true);
+                if e.is_connect() {
+                    balancer.mark_down(&ep);
+                }
+            }
+            let detail = match (&e, reason) {
+                (SendError::Http(h), ProxyErrorReason::InvalidResponse) => {
+                    format!("endpoint {}: {}", ep.addr, ep.client.invalid_response(h))
                 }
                 _ => format!("endpoint {}: {e}", ep.addr),
             };
-            let rsp = rescue(reason, grpc, &detail);
-            if let Some(r) = record {
-                r.respond(&rsp, reason);
-            }
-            return rsp;
+            let rsp = respond(reason, caller, balancer.name(), &detail, Count::Settle(guard), record);
+            return Answer::made(rsp, reason);
         }
     };
     let ttfb = started.elapsed();
-    ep.observe(ttfb, balancer.settings().decay);
+    // A failed answer weighs in the endpoint's load estimate as a penalty latency.
+    balancer.answered(&ep, ttfb, is_failure(rsp.status().as_u16(), grpc_status(rsp.headers())));
     // The client gets the response in its own protocol version, whatever the endpoint spoke.
     *rsp.version_mut() = version;
+    guard.head(rsp.status().as_u16());
 
     let headers = rsp.headers_mut();
     let peer_error = headers
@@ -168,20 +139,69 @@ pub async fn forward_attempt(
     }
     let end = ResponseEnd {
         endpoint: ep.clone(),
-        metrics: ep.http_metrics.clone(),
+        guard,
         status: rsp.status().as_u16(),
         grpc_status: grpc_status(rsp.headers()),
         error: peer_error,
         ttfb,
         _in_flight: in_flight,
-        pooled: pooled.map(|s| (s, ep.clone())),
+        pooled,
         record,
     };
-    rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end))))
+    Answer { rsp: rsp.map(|body| ProxyBody::upstream(body, Some(Box::new(end)))), proxy_error: None }
 }
 
-fn status_of(reason: ProxyErrorReason, grpc: bool) -> u16 {
-    if grpc { 200 } else { reason.http_status() }
+/// A request waiting for a ready endpoint and a connection: when its caller goes away (or the route's
+/// timeout cuts it) meanwhile, it is counted on the service's series, since no endpoint's series saw it.
+struct Waiting<'a> {
+    balancer: &'a Balancer,
+    caller: &'a Caller,
+    timed_out: Option<&'a Arc<AtomicBool>>,
+    over: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.over {
+            Unanswered::start(self.balancer.service_metrics.get(), self.caller).cut_by(self.timed_out).cancel();
+        }
+    }
+}
+
+/// Why no connection to an endpoint could be had: the endpoint tried last, if any.
+struct NotConnected {
+    reason: ProxyErrorReason,
+    endpoint: Option<Arc<Endpoint>>,
+    detail: String,
+}
+
+/// Picks a ready endpoint and a connection to it, trying other endpoints when connecting fails.
+async fn connect(balancer: &Arc<Balancer>, version: Version) -> Result<(Arc<Endpoint>, Conn, InFlight), NotConnected> {
+    let mut skip = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let ep = balancer.ready_endpoint(skip).await.map_err(|reason| NotConnected {
+            reason,
+            endpoint: None,
+            detail: "no ready endpoint".to_string(),
+        })?;
+        // In flight from the moment it is picked: concurrent picks see it while its connection opens.
+        let in_flight = ep.start();
+        match ep.client.conn(version).await {
+            Ok(c) => return Ok((ep, c, in_flight)),
+            Err(e) => {
+                balancer.mark_down(&ep);
+                if attempt < CONNECT_ATTEMPTS && balancer.pick(Some(ep.addr)).is_some() {
+                    tracing::info!(endpoint = %ep.addr, error = %e, "connect failed; trying another endpoint");
+                    skip = Some(ep.addr);
+                    continue;
+                }
+                let reason = e.reason();
+                return Err(NotConnected { reason, detail: format!("endpoint {}: {e}", ep.addr), endpoint: Some(ep) });
+            }
+        }
+    }
 }
 
 /// Makes the request fit for the endpoint: origin-form URI and a Host header for HTTP/1, no hop-by-hop
@@ -226,34 +246,17 @@ async fn tunnel_upgrade(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnU
     drop(drain);
 }
 
-/// Counts an attempt that the route's timeout cut before its response arrived.
-struct CutAttempt {
-    metrics: Arc<HttpTargetMetrics>,
-    timed_out: Option<Arc<AtomicBool>>,
-    grpc: bool,
-    armed: bool,
-}
-
-impl Drop for CutAttempt {
-    fn drop(&mut self) {
-        if self.armed && self.timed_out.as_ref().is_some_and(|t| t.load(Ordering::Relaxed)) {
-            let reason = ProxyErrorReason::Timeout;
-            let grpc_status = self.grpc.then_some(reason.grpc_status());
-            self.metrics.response(status_of(reason, self.grpc), grpc_status, true, Some(reason.as_str()), None);
-        }
-    }
-}
-
-/// Settles a forwarded response when its body ends: response metrics, in-flight count, connection reuse.
+/// Settles a forwarded response when its body ends: response metrics, breaker, in-flight count, connection
+/// reuse. A body the caller dropped before its end is a cancellation, not the endpoint's failure.
 struct ResponseEnd {
     endpoint: Arc<Endpoint>,
-    metrics: Arc<HttpTargetMetrics>,
+    guard: Unanswered,
     status: u16,
     grpc_status: Option<u32>,
     error: Option<&'static str>,
     ttfb: Duration,
     _in_flight: InFlight,
-    pooled: Option<(http1::SendRequest<RequestBody>, Arc<Endpoint>)>,
+    pooled: Option<Reusable>,
     record: Option<Record>,
 }
 
@@ -263,12 +266,18 @@ impl OnEnd for ResponseEnd {
         if let Some(r) = self.record {
             r.end(end);
         }
+        if end.cancelled {
+            self.guard.cancel();
+            return;
+        }
         let grpc = end.grpc_status.or(self.grpc_status);
-        let failure = self.status >= 500 || grpc.is_some_and(|c| c != 0) || !complete || self.error.is_some();
-        self.metrics.response(self.status, grpc, failure, self.error, Some(self.ttfb));
-        self.endpoint.record_outcome(if complete { self.status } else { 502 }, grpc);
-        if complete && let Some((sender, ep)) = self.pooled {
-            ep.client.put_back_h1(sender);
+        // A peer proxy's error (`peer:no_route`, …) is a failure of the request; the breaker judges the
+        // endpoint by the response alone.
+        let failed = !complete || is_failure(self.status, grpc);
+        self.guard.settle(self.status, grpc, failed || self.error.is_some(), self.error, Some(self.ttfb));
+        self.endpoint.record_outcome(failed);
+        if complete && let Some(conn) = self.pooled {
+            self.endpoint.client.put_back(conn);
         }
     }
 }

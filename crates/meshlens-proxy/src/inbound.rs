@@ -8,10 +8,10 @@ use tokio::net::TcpStream;
 
 use crate::ctx::Ctx;
 use crate::detect::{Protocol, detect};
-use crate::errors::{is_grpc, rescue};
+use crate::errors::{Caller, Count, is_grpc, respond};
 use crate::forward::forward;
 use crate::http::request_body::RequestBody;
-use crate::http::server::serve;
+use crate::http::server::{EdgeRefusal, OnRefused, serve};
 use crate::inbound_routes::InboundRoutes;
 use crate::io::Counted;
 use crate::shutdown::Drain;
@@ -37,6 +37,7 @@ pub async fn serve_conn(
     };
     match detected.protocol {
         Some(p @ (Protocol::Http1 | Protocol::Http2)) => {
+            let app_target = app.clone();
             let drain2 = drain.clone();
             let ctx2 = ctx.clone();
             let claims = Arc::new(ClaimCache::new());
@@ -48,27 +49,41 @@ pub async fn serve_conn(
                     let src = ctx2.observers.own.inbound_src(peer, req.headers(), &claims);
                     Tapped::new(&ctx2.observers, ProxyDirection::Inbound, src, &req).record(app.tap_dst.clone())
                 });
-                let route = routes.request(&req);
+                let caller = Caller::new(peer, is_grpc(req.headers()));
+                let route = routes.request(&req, &caller);
                 async move {
-                    let grpc = is_grpc(req.headers());
-                    if req.method() == http::Method::CONNECT {
+                    let rsp = if req.method() == http::Method::CONNECT {
                         let reason = meshlens_api::ProxyErrorReason::BadRequest;
-                        let rsp = rescue(reason, grpc, "CONNECT on the inbound listener");
-                        if let Some(r) = record {
-                            r.respond(&rsp, reason);
-                        }
-                        return rsp;
-                    }
-                    let rsp = forward(&app.balancer, req.map(RequestBody::Stream), grpc, &drain, record).await;
+                        let count = Count::New(app.balancer.service_metrics.get());
+                        respond(reason, &caller, "", "CONNECT on the inbound listener", count, record)
+                    } else {
+                        forward(&app.balancer, req.map(RequestBody::Stream), &caller, &drain, record).await
+                    };
                     match route {
                         Some(r) => r.respond(rsp),
                         None => rsp,
                     }
                 }
             };
-            serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;
+            let on_refused = refused_at_edge(&ctx, &app_target, peer);
+            serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string(), Some(on_refused)).await;
         }
         // Not HTTP, or a server-speaks-first protocol (the client sent nothing): opaque TCP to the app.
         Some(Protocol::Tcp) | None => crate::tcp::forward(detected.io, &app.balancer, peer).await,
     }
+}
+
+/// Answers a request the server edge refused (malformed or oversize head): counted on the inbound series.
+fn refused_at_edge(ctx: &Arc<Ctx>, app: &Arc<Target>, peer: SocketAddr) -> OnRefused {
+    let (ctx, app) = (ctx.clone(), app.clone());
+    let claims = Arc::new(ClaimCache::new());
+    Arc::new(move |refusal: EdgeRefusal| {
+        let record = refusal.request.as_ref().filter(|_| ctx.observers.observing()).map(|req| {
+            let src = ctx.observers.own.inbound_src(peer, req.headers(), &claims);
+            Tapped::new(&ctx.observers, ProxyDirection::Inbound, src, req).record(app.tap_dst.clone())
+        });
+        let caller = Caller::new(peer, false);
+        let count = Count::New(app.balancer.service_metrics.get());
+        respond(refusal.reason, &caller, "", refusal.why, count, record)
+    })
 }

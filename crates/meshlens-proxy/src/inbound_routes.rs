@@ -6,19 +6,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{Method, Request, Response, header};
 use meshlens_api::Authority;
 
 use crate::ctx::Ctx;
-use crate::errors::L5D_PROXY_ERROR;
+use crate::errors::{Caller, L5D_PROXY_ERROR};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::metrics::HttpTargetMetrics;
 use crate::policy::classify::ResponseClassifier;
 use crate::policy::profile::{Policy, RouteConfig};
 use crate::policy::route::RequestMatcher;
+use crate::unanswered::Unanswered;
 
 /// The inbound route tables of one proxy, swapped whole on every discovery change.
 pub struct InboundRoutes {
@@ -56,16 +57,16 @@ impl InboundRoutes {
         self.table.store(Arc::new(Table::build(ctx)));
     }
 
-    /// Counts a request on its route; settle its response with [`RouteRequest::respond`]. `None` when this
-    /// workload serves no known service.
-    pub fn request<B>(&self, req: &Request<B>) -> Option<RouteRequest> {
+    /// Counts a request on its route; settle its response with [`RouteRequest::respond`] (dropped before,
+    /// the request counts as cancelled). `None` when this workload serves no known service.
+    pub fn request<B>(&self, req: &Request<B>, caller: &Caller) -> Option<RouteRequest> {
         let table = self.table.load();
         let first = table.services.first()?;
         let service = request_host(req).and_then(|h| table.by_host.get(h)).map_or(first, |&i| &table.services[i]);
         let (method, path) = (req.method(), req.uri().path());
         let route = service.route(method, path).clone();
-        route.metrics.request();
-        Some(RouteRequest { route, started: Instant::now() })
+        let unanswered = Unanswered::start(&route.metrics, caller);
+        Some(RouteRequest { route, unanswered })
     }
 }
 
@@ -81,19 +82,22 @@ impl ServiceRoutes {
 /// A request counted on its route, waiting for its response.
 pub struct RouteRequest {
     route: Arc<Route>,
-    started: Instant,
+    unanswered: Unanswered,
 }
 
 impl RouteRequest {
     /// Counts the response when its body ends (its latency is the time to its head).
-    pub fn respond(self, rsp: Response<ProxyBody>) -> Response<ProxyBody> {
+    pub fn respond(mut self, rsp: Response<ProxyBody>) -> Response<ProxyBody> {
+        let status = rsp.status().as_u16();
+        self.unanswered.head(status);
         let end = RouteEnd {
-            status: rsp.status().as_u16(),
+            status,
             grpc_status: grpc_status(rsp.headers()),
             // Only this proxy's own responses carry the header here (a peer's was renamed and removed).
             error: rsp.headers().get(L5D_PROXY_ERROR).and_then(|v| v.to_str().ok()).map(Box::from),
-            latency: self.started.elapsed(),
+            latency: self.unanswered.elapsed(),
             route: self.route,
+            unanswered: self.unanswered,
         };
         rsp.map(|b| b.on_end(Box::new(end)))
     }
@@ -105,14 +109,19 @@ struct RouteEnd {
     grpc_status: Option<u32>,
     error: Option<Box<str>>,
     latency: Duration,
+    unanswered: Unanswered,
 }
 
 impl OnEnd for RouteEnd {
     fn on_end(self: Box<Self>, end: &BodyEnd<'_>) {
+        if end.cancelled {
+            // The caller left before the response was complete: `cancelled`, with its elapsed time.
+            return self.unanswered.cancel();
+        }
         let grpc = end.grpc_status.or(self.grpc_status);
         let failure =
             !end.complete || self.error.is_some() || self.route.classifier.classify(self.status, grpc).is_failure();
-        self.route.metrics.response(self.status, grpc, failure, self.error.as_deref(), Some(self.latency));
+        self.unanswered.settle(self.status, grpc, failure, self.error.as_deref(), Some(self.latency));
     }
 }
 

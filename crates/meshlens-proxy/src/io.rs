@@ -30,10 +30,6 @@ impl<IO> Counted<IO> {
         self.head = Some(head);
         self
     }
-
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {

@@ -3,34 +3,37 @@
 //! A request's path: [`listen`] accepts → [`detect`] sniffs the protocol → [`outbound`] / [`inbound`]
 //! resolve the destination ([`targets`], from [`discovery`]) → [`balance`] picks an endpoint →
 //! [`forward`] sends it through the endpoint's pooled [`client`] connection and streams the response back,
-//! settling [`metrics`] when it ends. Errors become responses in one place, [`errors::rescue`].
+//! settling [`metrics`] when it ends. Every response the proxy makes takes one path, `errors::respond`,
+//! and every request is accounted for until its response ends (`unanswered`).
 
-pub mod access_log;
-pub mod admin;
-pub mod app;
-pub mod balance;
-pub mod client;
+pub(crate) mod access_log;
+pub(crate) mod admin;
+pub(crate) mod app;
+pub(crate) mod balance;
+pub(crate) mod client;
 pub mod config;
-pub mod control;
-pub mod ctx;
-pub mod detect;
-pub mod discovery;
-pub mod errors;
-pub mod forward;
-pub mod http;
-pub mod inbound;
-pub mod inbound_routes;
-pub mod io;
-pub mod listen;
+pub(crate) mod control;
+pub(crate) mod ctx;
+pub(crate) mod detect;
+pub(crate) mod discovery;
+pub(crate) mod errors;
+pub(crate) mod forward;
+pub(crate) mod http;
+pub(crate) mod inbound;
+pub(crate) mod inbound_routes;
+pub(crate) mod io;
+pub(crate) mod listen;
 pub mod log;
-pub mod logical;
+pub(crate) mod logical;
 pub mod metrics;
-pub mod outbound;
+pub(crate) mod outbound;
 pub mod policy;
-pub mod shutdown;
-pub mod tap;
-pub mod targets;
-pub mod tcp;
+mod refused;
+pub(crate) mod shutdown;
+pub(crate) mod tap;
+pub(crate) mod targets;
+pub(crate) mod tcp;
+mod unanswered;
 
 pub use app::{Listen, Proxy, StartError, start};
 pub use config::Config;

@@ -13,10 +13,10 @@ use tokio::net::TcpStream;
 
 use crate::ctx::Ctx;
 use crate::detect::{Protocol, detect};
-use crate::errors::{is_grpc, rescue};
+use crate::errors::{Caller, Count, is_grpc, respond};
 use crate::http::body::ProxyBody;
 use crate::http::client_name::OwnName;
-use crate::http::server::serve;
+use crate::http::server::{EdgeRefusal, OnRefused, serve};
 use crate::io::Counted;
 use crate::shutdown::Drain;
 use crate::tap::event::Peer;
@@ -56,10 +56,11 @@ pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr,
     };
     match (detected.protocol, &fixed) {
         (Some(p @ (Protocol::Http1 | Protocol::Http2)), _) => {
+            let on_refused = refused_at_edge(&ctx, peer, fixed.clone());
             let state = Arc::new(ConnState { peer, fixed, last: Mutex::new(None), drain: drain.clone() });
             let ctx2 = ctx.clone();
             let svc = move |req| handle(ctx2.clone(), state.clone(), req);
-            serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string()).await;
+            serve(detected.io, p, svc, &ctx.server, drain, &peer.to_string(), Some(on_refused)).await;
         }
         (_, Some(authority)) => match ctx.targets.resolve(&ctx, authority).await {
             Ok(target) => crate::tcp::forward(detected.io, &target.balancer, peer).await,
@@ -73,42 +74,76 @@ pub async fn serve_conn(ctx: Arc<Ctx>, io: Counted<TcpStream>, peer: SocketAddr,
     }
 }
 
+/// Answers a request the server edge refused (malformed or oversize head) like any refused request.
+fn refused_at_edge(ctx: &Arc<Ctx>, peer: SocketAddr, fixed: Option<String>) -> OnRefused {
+    let ctx = ctx.clone();
+    Arc::new(move |refusal: EdgeRefusal| {
+        let caller = Caller::new(peer, false);
+        let req = refusal.request.as_ref();
+        let tapped = req.filter(|_| ctx.observers.observing()).map(|req| tapped(&ctx, peer, req));
+        let asked = fixed.as_deref().or_else(|| req.and_then(request_authority));
+        refuse(&ctx, &caller, asked, refusal.reason, refusal.why, tapped.as_ref(), None)
+    })
+}
+
+/// Captures a request for tap (when someone observes requests).
+fn tapped<B>(ctx: &Ctx, peer: SocketAddr, req: &Request<B>) -> Tapped {
+    let src = Peer { addr: peer, meta: ctx.observers.own.workload.clone() };
+    Tapped::new(&ctx.observers, ProxyDirection::Outbound, src, req)
+}
+
+/// A response the proxy makes before choosing an endpoint: counted under the authority asked for.
+fn refuse(
+    ctx: &Ctx,
+    caller: &Caller,
+    asked: Option<&str>,
+    reason: ProxyErrorReason,
+    context: &str,
+    tapped: Option<&Tapped>,
+    dst: Option<&Target>,
+) -> Response<ProxyBody> {
+    let record =
+        tapped.map(|t| t.record(dst.map_or_else(|| ctx.observers.own.unknown_dst.clone(), |t| t.tap_dst.clone())));
+    let domain = ctx.discovery.load().snapshot.cluster_domain.clone();
+    let series = ctx.refused.series(asked, &ctx.config.namespace, &domain);
+    respond(reason, caller, asked.unwrap_or(""), context, Count::New(&series), record)
+}
+
 async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, mut req: Request<Incoming>) -> Response<ProxyBody> {
-    let grpc = is_grpc(req.headers());
+    let caller = Caller::new(state.peer, is_grpc(req.headers()));
     // The one check per request: does anyone observe requests?
-    let tapped = ctx.observers.observing().then(|| {
-        let src = Peer { addr: state.peer, meta: ctx.observers.own.workload.clone() };
-        Tapped::new(&ctx.observers, ProxyDirection::Outbound, src, &req)
-    });
-    // A response the proxy makes before the request reaches the logical tier.
-    let refuse = |reason: ProxyErrorReason, context: &str, dst: Option<&Target>| {
-        let rsp = rescue(reason, grpc, context);
-        if let Some(t) = &tapped {
-            let dst = dst.map_or_else(|| ctx.observers.own.unknown_dst.clone(), |t| t.tap_dst.clone());
-            t.record(dst).respond(&rsp, reason);
-        }
-        rsp
+    let tapped = ctx.observers.observing().then(|| tapped(&ctx, state.peer, &req));
+    // A response made before an endpoint is chosen names (and is counted under) the authority asked for.
+    let refuse = |reason: ProxyErrorReason, context: &str, asked: Option<&str>, dst: Option<&Target>| {
+        refuse(&ctx, &caller, asked, reason, context, tapped.as_ref(), dst)
     };
     // CONNECT must name its destination in authority form (`CONNECT host:port`), nothing else.
     if req.method() == Method::CONNECT && (req.uri().authority().is_none() || req.uri().scheme().is_some()) {
-        return refuse(ProxyErrorReason::BadRequest, "CONNECT needs an authority-form target (host:port)", None);
+        let asked = state.fixed.as_deref().or_else(|| request_authority(&req));
+        return refuse(ProxyErrorReason::BadRequest, "CONNECT needs an authority-form target (host:port)", asked, None);
     }
     let authority = match &state.fixed {
         Some(a) => a.as_str(),
         None => match request_authority(&req) {
             Some(a) => a,
-            None => return refuse(ProxyErrorReason::BadRequest, "request has no authority (Host)", None),
+            None => return refuse(ProxyErrorReason::BadRequest, "request has no authority (Host)", None, None),
         },
     };
     let target = match target_for(&ctx, &state, authority).await {
         Ok(t) => t,
-        Err(reason) => return refuse(reason, authority, None),
+        Err(reason) => return refuse(reason, "the authority resolves to no destination", Some(authority), None),
     };
     if target.loops {
-        return refuse(ProxyErrorReason::Loop, &target.authority, Some(&target));
+        let why = "an endpoint is this proxy's own outbound listener";
+        return refuse(ProxyErrorReason::Loop, why, Some(authority), Some(&target));
     }
     if req.method() == Method::CONNECT {
-        return connect_tunnel(target, req, state.drain.clone()).await;
+        if !target.meshed && to_this_host(&target) {
+            // Not other proxies' admin or tap listeners, nor any other local port (docs/security.md).
+            let why = "CONNECT to a port on this host is allowed for mesh services only";
+            return refuse(ProxyErrorReason::Forbidden, why, Some(authority), Some(&target));
+        }
+        return connect_tunnel(target, req, &caller, state.drain.clone()).await;
     }
     // Only a meshed destination's inbound proxy reads who is calling; nobody else gets the header.
     if target.meshed {
@@ -116,11 +151,21 @@ async fn handle(ctx: Arc<Ctx>, state: Arc<ConnState>, mut req: Request<Incoming>
     } else {
         OwnName::clear(req.headers_mut());
     }
-    crate::logical::serve(&ctx, &target, req, grpc, &state.drain, tapped).await
+    crate::logical::serve(&ctx, &target, req, &caller, &state.drain, tapped).await
+}
+
+/// Does an unmeshed destination lead to this host (a loopback or wildcard address, `localhost`)?
+fn to_this_host(target: &Target) -> bool {
+    let host = target.authority.rsplit_once(':').map_or(target.authority.as_str(), |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        || target.balancer.view().iter().any(|e| e.address.ip().is_loopback() || e.address.ip().is_unspecified())
 }
 
 /// The authority a request names: absolute-form URI or `:authority`, else the Host header.
-fn request_authority(req: &Request<Incoming>) -> Option<&str> {
+fn request_authority<B>(req: &Request<B>) -> Option<&str> {
     if let Some(a) = req.uri().authority() {
         return Some(a.as_str());
     }
@@ -142,11 +187,19 @@ async fn target_for(ctx: &Ctx, state: &ConnState, authority: &str) -> Result<Arc
 }
 
 /// `CONNECT host:port`: answers 200 once the destination accepts, then joins the two connections.
-async fn connect_tunnel(target: Arc<Target>, mut req: Request<Incoming>, drain: Drain) -> Response<ProxyBody> {
+async fn connect_tunnel(
+    target: Arc<Target>,
+    mut req: Request<Incoming>,
+    caller: &Caller,
+    drain: Drain,
+) -> Response<ProxyBody> {
     let balancer = target.balancer.clone();
     let ep = match balancer.ready_endpoint(None).await {
         Ok(ep) => ep,
-        Err(reason) => return rescue(reason, false, &target.authority),
+        Err(reason) => {
+            let count = Count::New(balancer.service_metrics.get());
+            return respond(reason, caller, &target.authority, "CONNECT: no ready endpoint", count, None);
+        }
     };
     let mut server = match ep.client.connect().await {
         Ok(s) => s,
@@ -156,7 +209,8 @@ async fn connect_tunnel(target: Arc<Target>, mut req: Request<Incoming>, drain: 
                 crate::client::ConnectError::Timeout(..) => ProxyErrorReason::ConnectTimeout,
                 _ => ProxyErrorReason::ConnectError,
             };
-            return rescue(reason, false, &e.to_string());
+            let detail = format!("CONNECT: endpoint {}: {e}", ep.addr);
+            return respond(reason, caller, &target.authority, &detail, Count::New(&ep.http_metrics), None);
         }
     };
     let upgrade = hyper::upgrade::on(&mut req);

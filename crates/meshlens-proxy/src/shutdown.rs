@@ -20,10 +20,6 @@ impl Drain {
         let mut rx = self.signal.clone();
         let _ = rx.wait_for(|draining| *draining).await;
     }
-
-    pub fn is_draining(&self) -> bool {
-        *self.signal.borrow()
-    }
 }
 
 pub struct DrainController {

@@ -13,6 +13,7 @@ use crate::balance::{Balancer, BalancerSettings, Breaker, Endpoint};
 use crate::client::EndpointClient;
 use crate::ctx::{Ctx, dst_label_name, with_target};
 use crate::discovery::ServicePortRef;
+use crate::logical::service::ServicePolicy;
 use crate::metrics::LabelSet;
 use crate::policy::breaker::BreakerParams;
 use crate::tap::event::{Metadata, Peer};
@@ -30,7 +31,7 @@ pub struct Target {
     /// Some endpoint is one of this proxy's own outbound listeners: requests would loop.
     pub loops: bool,
     /// The service's profile and split, compiled; `None` when it has neither.
-    pub policy: Option<Arc<crate::logical::service::ServicePolicy>>,
+    pub policy: Option<Arc<ServicePolicy>>,
     /// The destination tap shows before (or without) an endpoint: the service's name, namespace, port.
     pub tap_dst: Peer,
     /// Discovery version this target was built from (mesh services are rebuilt when it changes).
@@ -85,7 +86,7 @@ impl Targets {
             let old = t.balancer.endpoints();
             t.balancer.set_endpoints(service_endpoints(ctx, &sp, &authority, &old));
             let policy = match apex {
-                None => crate::logical::service::ServicePolicy::build(ctx, &sp, t.policy.as_ref()),
+                None => policy(ctx, &sp, t.policy.as_ref()),
                 Some(_) => None,
             };
             let target = Arc::new(Target {
@@ -108,7 +109,7 @@ impl Targets {
             .with(meshlens_api::labels::DST_SERVICE, &sp.name);
         let endpoints = service_endpoints(ctx, &sp, &authority, &[]);
         let policy = match apex {
-            None => crate::logical::service::ServicePolicy::build(ctx, &sp, None),
+            None => policy(ctx, &sp, None),
             Some(_) => None,
         };
         let tap_dst = service_tap_dst(&sp);
@@ -231,6 +232,12 @@ impl Targets {
     }
 }
 
+/// The compiled profile and split of a service port (`None` without either).
+fn policy(ctx: &Ctx, sp: &ServicePortRef, previous: Option<&Arc<ServicePolicy>>) -> Option<Arc<ServicePolicy>> {
+    let domain = &ctx.discovery.load().snapshot.cluster_domain;
+    ServicePolicy::build(&ctx.routes, domain, sp, previous)
+}
+
 /// The endpoints of a service port counted under `authority`, reusing those of `old` that did not change.
 fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, authority: &str, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
     let breaker = sp.circuit_breaker.as_ref().map(|cb| breaker_params(&sp.canonical, cb));
@@ -272,12 +279,7 @@ fn new_balancer(
 }
 
 pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
-    BalancerSettings {
-        decay: ctx.config.balancer.decay,
-        failfast,
-        queue_capacity: ctx.config.limits.queue_capacity,
-        connect_timeout: ctx.config.timeouts.connect,
-    }
+    BalancerSettings { decay: ctx.config.balancer.decay, failfast, queue_capacity: ctx.config.limits.queue_capacity }
 }
 
 /// An endpoint with its metric handles: `direction`, `authority`, `target_*`, `tls`, then `dst_*` labels.
@@ -335,7 +337,8 @@ fn endpoint_with(
     }
     let tcp = with_target(LabelSet::new().with("direction", direction).with("peer", "dst"), label_addr)
         .with("tls", "disabled");
-    let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp));
+    let resend_labels = with_target(LabelSet::new().with("direction", direction), label_addr);
+    let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp), resend_labels);
     let breaker = breaker.map(|params| {
         let counter = |state| ctx.breaker_transitions.get_or_create(&labels.clone().with("state", state));
         Breaker::new(params, [counter("open"), counter("probation"), counter("closed")])

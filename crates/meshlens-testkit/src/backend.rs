@@ -122,10 +122,109 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    serve_faulty(stream, tasks, service, None).await
+}
+
+/// [`serve_http`], closing the connection when `faults` says so (see [`ConnFaults`]).
+async fn serve_faulty<S, B>(stream: tokio::net::TcpStream, tasks: Tasks, service: S, faults: Option<ConnFaultState>)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let mut builder = auto::Builder::new(tasks);
     builder.http1().max_buf_size(MAX_HEADER_BYTES as usize + 8192);
     builder.http2().max_header_list_size(MAX_HEADER_BYTES);
-    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+    if let Some(n) = faults.as_ref().and_then(|f| f.faults.max_concurrent_streams) {
+        builder.http2().max_concurrent_streams(n);
+    }
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let Some(faults) = faults else {
+        let _ = conn.await;
+        return;
+    };
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = faults.close.notified() => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
+}
+
+// === Connection faults ===
+
+/// Connection-level faults of a backend ([`HttpBackend::start_faulty`]), as real servers show them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnFaults {
+    /// Close each connection after this many responses were sent on it: HTTP/2 with GOAWAY (like
+    /// nginx's `keepalive_requests`), HTTP/1 by closing the socket once the last response is out, without
+    /// `Connection: close` (like an idle keep-alive timeout: a client may be writing its next request).
+    pub close_every: Option<usize>,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: streams a client opens over it (before it has read the
+    /// settings of a new connection) are refused with REFUSED_STREAM.
+    pub max_concurrent_streams: Option<u32>,
+}
+
+/// The faults of one connection: responses sent so far, and the signal to close it.
+#[derive(Clone)]
+struct ConnFaultState {
+    faults: ConnFaults,
+    sent: Arc<AtomicUsize>,
+    close: Arc<tokio::sync::Notify>,
+}
+
+impl ConnFaultState {
+    fn new(faults: ConnFaults) -> Self {
+        Self { faults, sent: Arc::default(), close: Arc::default() }
+    }
+
+    /// Counts the response once its body was sent (dropped by the server), closing after the N-th.
+    fn count(&self, rsp: Response<BoxBody>) -> Response<BoxBody> {
+        let Some(every) = self.faults.close_every else { return rsp };
+        let (sent, close) = (self.sent.clone(), self.close.clone());
+        let on_sent = move || {
+            if sent.fetch_add(1, Ordering::SeqCst) + 1 == every {
+                close.notify_one();
+            }
+        };
+        rsp.map(|body| BodyExt::boxed(OnDrop { body, on_drop: Some(Box::new(on_sent)) }))
+    }
+}
+
+/// A body that runs a function when dropped (after it was sent, or abandoned).
+struct OnDrop {
+    body: BoxBody,
+    on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_drop.take() {
+            f();
+        }
+    }
+}
+
+impl http_body::Body for OnDrop {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 // === HttpBackend ===
@@ -167,22 +266,47 @@ impl HttpBackend {
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<BoxBody>> + Send + 'static,
     {
+        Self::start_with(addr, None, handler)
+    }
+
+    /// Starts on `127.0.0.1:0` with connection-level faults (see [`ConnFaults`]).
+    pub fn start_faulty<F, Fut>(faults: ConnFaults, handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<BoxBody>> + Send + 'static,
+    {
+        Self::start_with(loopback_any(), Some(faults), handler)
+    }
+
+    fn start_with<F, Fut>(addr: SocketAddr, faults: Option<ConnFaults>, handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<BoxBody>> + Send + 'static,
+    {
         let handler = Arc::new(handler);
         let ledger = Arc::new(Ledger::default());
         let server = Server::start(addr, {
             let ledger = ledger.clone();
             move |stream, peer, tasks| {
                 let (handler, ledger) = (handler.clone(), ledger.clone());
+                let conn = faults.map(ConnFaultState::new);
                 let service = hyper::service::service_fn({
-                    let tasks = tasks.clone();
+                    let (tasks, conn) = (tasks.clone(), conn.clone());
                     move |mut req: Request<Incoming>| {
                         ledger.record(SeenRequest::new(&req, peer));
                         req.extensions_mut().insert(tasks.clone());
                         let fut = handler(req);
-                        async move { Ok::<_, Infallible>(fut.await) }
+                        let conn = conn.clone();
+                        async move {
+                            let rsp = fut.await;
+                            Ok::<_, Infallible>(match conn {
+                                Some(c) => c.count(rsp),
+                                None => rsp,
+                            })
+                        }
                     }
                 });
-                serve_http(stream, tasks, service)
+                serve_faulty(stream, tasks, service, conn)
             }
         });
         Self { server, ledger }

@@ -42,10 +42,22 @@ impl HttpReply {
 /// absolute form (`http://host/path`) to send it through a proxy. Connecting may take 2 s, reading and
 /// writing `timeout` each.
 pub fn http_get(addr: SocketAddr, host: &str, target: &str, timeout: Duration) -> std::io::Result<HttpReply> {
+    http_get_as(addr, host, target, timeout, None)
+}
+
+/// [`http_get`] with `Authorization: Bearer <token>` when a token is given.
+pub fn http_get_as(
+    addr: SocketAddr,
+    host: &str,
+    target: &str,
+    timeout: Duration,
+    token: Option<&str>,
+) -> std::io::Result<HttpReply> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n")?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();

@@ -9,6 +9,7 @@
 //! | [`eventually`] | `assert_eventually!`, `eventually()`, the patience deadline |
 //! | [`blocking`] | `http_get`: a blocking HTTP/1.1 GET for whole-binary tests |
 //! | [`backend`] | `HttpBackend` (HTTP/1.1 + h2c) and ready-made handlers (`echo`, `fixed`, …) |
+//! | [`faults`] | `failing_fast`, `Stall` (stop answering, resume); `ConnFaults` for GOAWAY, closes, refused streams |
 //! | [`latency`] | a handler with a known latency distribution and failure share; exact quantiles |
 //! | [`grpc`] | a real gRPC `test.Echo` server and client (tonic + prost, no codegen) |
 //! | [`tcp`] | `TcpEchoBackend`, `TcpSinkBackend`, `RawTcpBackend` |
@@ -20,6 +21,7 @@
 pub mod backend;
 pub mod blocking;
 pub mod eventually;
+pub mod faults;
 pub mod grpc;
 pub mod latency;
 pub mod process;
@@ -28,8 +30,8 @@ pub mod raw;
 pub mod tcp;
 pub mod tempdir;
 
-pub use backend::{BoxBody, HttpBackend, SeenRequest};
-pub use blocking::{HttpReply, http_get};
+pub use backend::{BoxBody, ConnFaults, HttpBackend, SeenRequest};
+pub use blocking::{HttpReply, http_get, http_get_as};
 pub use eventually::{eventually, eventually_blocking, patience};
 pub use grpc::{GrpcBackend, GrpcClient};
 pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};

@@ -108,7 +108,6 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel(CHANNEL);
     let (directory, directory_rx) = watch::channel(Arc::new(Directory::of(&resources)));
     let fanout = Fanout {
-        token: store.tap_token().to_string(),
         store,
         plan,
         tx,
@@ -127,7 +126,6 @@ pub(crate) fn start(
 struct Fanout {
     store: Arc<Store>,
     plan: TapPlan,
-    token: String,
     tx: mpsc::Sender<Bytes>,
     directory: watch::Sender<Arc<Directory>>,
     directory_rx: watch::Receiver<Arc<Directory>>,
@@ -206,8 +204,8 @@ impl Fanout {
             if open.contains(&base) {
                 continue;
             }
-            let stream =
-                follow(target, base, query.clone(), self.token.clone(), self.tx.clone(), self.directory_rx.clone());
+            let token = self.store.tap_token(&target.peer.namespace, &target.peer.instance);
+            let stream = follow(target, base, query.clone(), token, self.tx.clone(), self.directory_rx.clone());
             let handle = self.workers.spawn(stream);
             self.running.insert(handle.id(), (base, handle));
         }

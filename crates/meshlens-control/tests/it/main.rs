@@ -2,7 +2,9 @@
 //! driven over HTTP as proxies, the CLI and curl use it. One binary.
 
 mod api;
+mod auth;
 mod diagnostics;
+mod hardening;
 mod logs;
 mod prometheus;
 mod reload;

@@ -14,6 +14,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use meshlens_api::control::{Registration, WatchEvent};
 use meshlens_api::discovery::Snapshot;
+use meshlens_control::auth::ProxyKey;
 use meshlens_control::{Config, Running};
 use serde_json::Value;
 
@@ -96,11 +97,36 @@ impl Drop for MeshDir {
     }
 }
 
-/// A test configuration: 127.0.0.1:0, no restart grace, real reload polling (200 ms).
+/// The API token of test control planes.
+pub const API_TOKEN: &str = "test-api-token";
+
+/// The key test control planes check proxy credentials with.
+pub fn proxy_key() -> ProxyKey {
+    ProxyKey::from_hex(&"5a".repeat(32)).unwrap()
+}
+
+/// A test configuration: 127.0.0.1:0, no restart grace, real reload polling (200 ms), known secrets.
 pub fn config(dir: &MeshDir) -> Config {
     let mut c = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
     c.restart_grace = Duration::ZERO;
+    c.proxy_credentials = Arc::new(proxy_key());
+    c.api_token = API_TOKEN.into();
     c
+}
+
+/// The credential a request sends, as the right caller would: a proxy's for `/v1/proxies…` (DELETE:
+/// the instance in the path; POST: `orders-0`, [`register`] sends the registration's own), else the API
+/// token.
+fn credential_for(path: &str) -> String {
+    let instance = path.strip_prefix("/v1/proxies/").and_then(|rest| rest.split_once('/'));
+    match instance {
+        Some((ns, instance)) => {
+            let workload = instance.rsplit_once('-').map_or(instance, |(w, _)| w);
+            proxy_key().mint(ns, workload, instance)
+        }
+        None if path == "/v1/proxies" => proxy_key().mint("prod", "orders", "orders-0"),
+        None => API_TOKEN.into(),
+    }
 }
 
 pub async fn start(config: Config) -> Running {
@@ -129,17 +155,43 @@ pub async fn request(addr: SocketAddr, method: Method, path: &str, body: &[u8]) 
 }
 
 pub async fn send(addr: SocketAddr, method: Method, path: &str, body: &[u8]) -> hyper::Response<hyper::body::Incoming> {
+    send_as(addr, method, path, body, Some(&credential_for(path))).await
+}
+
+/// One HTTP/1 request with `Authorization: Bearer <bearer>` (none: no header).
+pub async fn send_as(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    bearer: Option<&str>,
+) -> hyper::Response<hyper::body::Incoming> {
     let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
     tokio::spawn(conn);
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(path)
         .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .unwrap();
-    sender.send_request(req).await.unwrap()
+        .header("content-type", "application/json");
+    if let Some(bearer) = bearer {
+        req = req.header("authorization", format!("Bearer {bearer}"));
+    }
+    sender.send_request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()).await.unwrap()
+}
+
+/// [`send_as`], with the status and the whole body (JSON).
+pub async fn request_as(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    bearer: Option<&str>,
+) -> (StatusCode, Value) {
+    let resp = send_as(addr, method, path, body, bearer).await;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}")))
 }
 
 pub async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
@@ -153,9 +205,10 @@ pub async fn status(addr: SocketAddr) -> Value {
     v
 }
 
+/// Registers with the credential of the registration's own instance.
 pub async fn register(addr: SocketAddr, reg: &Registration) -> (StatusCode, Value) {
-    let (status, body) = request(addr, Method::POST, "/v1/proxies", &serde_json::to_vec(reg).unwrap()).await;
-    (status, serde_json::from_slice(&body).unwrap())
+    let credential = proxy_key().mint(&reg.namespace, &reg.workload, &reg.instance);
+    request_as(addr, Method::POST, "/v1/proxies", &serde_json::to_vec(reg).unwrap(), Some(&credential)).await
 }
 
 pub async fn metrics(addr: SocketAddr) -> String {

@@ -21,6 +21,8 @@ pub struct BodyEnd<'a> {
     pub bytes: u64,
     /// The proxy itself dropped the response unread (a failed attempt it retries): not a stream error.
     pub discarded: bool,
+    /// The caller went away (closed, reset) before the response was complete.
+    pub cancelled: bool,
     pub trailers: Option<&'a HeaderMap>,
 }
 
@@ -89,11 +91,12 @@ impl ProxyBody {
         self
     }
 
-    fn finish(&mut self, grpc_status: Option<u32>, complete: bool, trailers: Option<&HeaderMap>) {
+    fn finish(&mut self, grpc_status: Option<u32>, complete: bool, cancelled: bool, trailers: Option<&HeaderMap>) {
         if self.on_end.is_none() && self.on_end_outer.is_none() {
             return;
         }
-        let end = BodyEnd { grpc_status, complete, bytes: self.bytes, discarded: self.discarded, trailers };
+        let (bytes, discarded) = (self.bytes, self.discarded);
+        let end = BodyEnd { grpc_status, complete, bytes, discarded, cancelled: cancelled && !discarded, trailers };
         if let Some(f) = self.on_end.take() {
             f.on_end(&end);
         }
@@ -121,22 +124,22 @@ impl Body for ProxyBody {
             if let Some(bytes) = this.full.take() {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
-            this.finish(None, true, None);
+            this.finish(None, true, false, None);
             return Poll::Ready(None);
         };
         let frame = ready!(Pin::new(inner).poll_frame(cx));
         match &frame {
-            None => this.finish(None, true, None),
+            None => this.finish(None, true, false, None),
             Some(Ok(f)) => {
                 if let Some(data) = f.data_ref() {
                     this.bytes += data.len() as u64;
                 } else if let Some(trailers) = f.trailers_ref() {
                     let status = grpc_status(trailers);
                     // Trailers are the last frame; hyper reports the end on the next poll, but the response is done.
-                    this.finish(status, true, Some(trailers));
+                    this.finish(status, true, false, Some(trailers));
                 }
             }
-            Some(Err(_)) => this.finish(None, false, None),
+            Some(Err(_)) => this.finish(None, false, false, None),
         }
         Poll::Ready(frame)
     }
@@ -164,7 +167,8 @@ impl Body for ProxyBody {
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
+        // Dropped before its end (and not by the proxy): the caller went away.
         let complete = self.inner.as_ref().is_none_or(|b| b.is_end_stream());
-        self.finish(None, complete, None);
+        self.finish(None, complete, !complete, None);
     }
 }

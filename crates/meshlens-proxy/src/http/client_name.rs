@@ -51,6 +51,7 @@ impl OwnName {
         headers.remove(CLIENT_HEADER);
     }
 
+    #[cfg(test)]
     pub fn value(&self) -> Option<&HeaderValue> {
         self.0.as_ref()
     }

@@ -17,6 +17,8 @@ use bytes::{Buf, BytesMut};
 use meshlens_api::ProxyErrorReason;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::http::server::{EdgeRefusal, OnRefused};
+
 /// Limits the guard enforces on request heads.
 #[derive(Clone, Copy, Debug)]
 pub struct HeadLimits {
@@ -214,7 +216,8 @@ impl Scanner {
             } else if name.eq_ignore_ascii_case(b"host") {
                 hosts += 1;
             } else if name.eq_ignore_ascii_case(b"upgrade") {
-                upgrade = true;
+                // h2c is never performed (the server strips it): what follows is still HTTP/1.
+                upgrade |= !value.split(|b| *b == b',').all(|p| trim(p).eq_ignore_ascii_case(b"h2c"));
             }
         }
         if hosts > 1 {
@@ -295,6 +298,23 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// What can be read of a refused head: its method, target and Host, when they parse.
+fn readable_request(head: &[u8]) -> Option<http::Request<()>> {
+    let head = &head[..head.len().min(8 * 1024)];
+    let mut lines = head.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut parts = lines.next()?.split(|b| *b == b' ');
+    let (method, target) = (parts.next()?, parts.next()?);
+    let mut req = http::Request::builder().method(method).uri(target);
+    let host = lines.take_while(|l| !l.is_empty()).find_map(|l| {
+        let colon = l.iter().position(|b| *b == b':')?;
+        l[..colon].eq_ignore_ascii_case(b"host").then(|| trim(&l[colon + 1..]))
+    });
+    if let Some(host) = host {
+        req = req.header(http::header::HOST, host);
+    }
+    req.body(()).ok()
+}
+
 /// Counts the responses hyper has finished (their bodies dropped), so a refusal is written only after
 /// the responses to every request that came before it.
 #[derive(Clone, Default)]
@@ -328,10 +348,12 @@ pub struct FramingWatch<IO> {
     /// The refusal response still to write; `None` with a refusal means it was written.
     reply: Option<BytesMut>,
     read_waker: Option<Waker>,
+    /// Counts, taps and logs a refusal (the listener's accounting); without it the refusal is only logged.
+    on_refused: Option<OnRefused>,
 }
 
 impl<IO> FramingWatch<IO> {
-    pub fn new(inner: IO, limits: HeadLimits, responded: Responded) -> Self {
+    pub(crate) fn new(inner: IO, limits: HeadLimits, responded: Responded, on_refused: Option<OnRefused>) -> Self {
         FramingWatch {
             inner,
             scanner: Scanner { state: State::Head, limits, heads: 0 },
@@ -345,6 +367,7 @@ impl<IO> FramingWatch<IO> {
             refusal: None,
             reply: None,
             read_waker: None,
+            on_refused,
         }
     }
 
@@ -353,23 +376,21 @@ impl<IO> FramingWatch<IO> {
         self.heads == 0 || (self.responded.count() >= self.heads && self.flushed_after >= self.heads)
     }
 
-    fn refuse(&mut self, refusal: Refusal) {
-        tracing::warn!(
-            reason = refusal.reason.as_str(),
-            why = refusal.why,
-            "refused a malformed request from the client"
-        );
-        let status = refusal.reason.http_status();
-        let text = match status {
-            431 => "Request Header Fields Too Large",
-            _ => "Bad Request",
-        };
-        let reply = format!(
-            "HTTP/1.1 {status} {text}\r\nl5d-proxy-error: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            refusal.reason.as_str()
-        );
+    /// Refuses the head that starts `head` (the bytes read of it so far).
+    fn refuse(&mut self, refusal: Refusal, head: &[u8]) {
+        match &self.on_refused {
+            Some(on_refused) => {
+                let request = readable_request(head);
+                on_refused(EdgeRefusal { reason: refusal.reason, why: refusal.why, request });
+            }
+            None => tracing::warn!(
+                reason = refusal.reason.as_str(),
+                why = refusal.why,
+                "refused a malformed request from the client"
+            ),
+        }
         self.refusal = Some(refusal);
-        self.reply = Some(BytesMut::from(reply.as_bytes()));
+        self.reply = Some(BytesMut::from(&crate::errors::rescue_http1(refusal.reason)[..]));
     }
 }
 
@@ -441,7 +462,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for FramingWatch<IO> {
                         at
                     }
                     Step::Refuse(at, refusal) => {
-                        this.refuse(refusal);
+                        let head = out.filled()[before + at..].to_vec();
+                        this.refuse(refusal, &head);
                         at
                     }
                 };
@@ -467,8 +489,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for FramingWatch<IO> {
                 Step::Refuse(at, refusal) => {
                     this.ready = at;
                     this.scanned = at;
-                    this.held.truncate(at);
-                    this.refuse(refusal);
+                    let head = this.held.split_off(at);
+                    this.refuse(refusal, &head);
                 }
             }
             this.heads += this.scanner.heads - heads_before;

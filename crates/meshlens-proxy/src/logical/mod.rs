@@ -3,8 +3,8 @@
 //! within the profile's budget), and traffic splits choose the backend service of each attempt. Without a
 //! profile or split the request goes straight to the service's balancer, paying nothing for policy.
 
-pub mod metrics;
-pub mod service;
+pub(crate) mod metrics;
+pub(crate) mod service;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,41 +13,40 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use meshlens_api::ProxyErrorReason;
-use tokio::time::Instant;
 
 use crate::ctx::Ctx;
-use crate::errors::{L5D_PROXY_ERROR, rescue};
-use crate::forward::{forward, forward_attempt};
+use crate::errors::{Caller, Count, respond};
+use crate::forward::{Answer, forward, forward_attempt};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::request_body::{Buffered, RequestBody};
 use crate::shutdown::Drain;
 use crate::tap::record::{Record, RetryChain, Tapped};
 use crate::targets::Target;
-use metrics::{Fate, RouteMetrics};
+use crate::unanswered::Unanswered;
+use metrics::Fate;
 use service::{CompiledRoute, ServicePolicy};
 
 /// Serves one request to `target` (`tapped` when someone observes requests).
-pub async fn serve(
+pub(crate) async fn serve(
     ctx: &Ctx,
     target: &Arc<Target>,
     req: Request<Incoming>,
-    grpc: bool,
+    caller: &Caller,
     drain: &Drain,
     tapped: Option<Tapped>,
 ) -> Response<ProxyBody> {
     let single_attempt = |t: Tapped| t.record(target.tap_dst.clone()).attempt(None, 1, None, None);
     let Some(policy) = target.policy.as_ref() else {
         let record = tapped.map(single_attempt);
-        return forward(&target.balancer, req.map(RequestBody::Stream), grpc, drain, record).await;
+        return forward(&target.balancer, req.map(RequestBody::Stream), caller, drain, record).await;
     };
     let Some(route) = policy.route(req.method(), req.uri().path()) else {
         // A split without a profile: pick the backend, no route metrics.
         let record = tapped.map(single_attempt);
-        let balancer = policy.backend(ctx, target);
-        return forward(&balancer, req.map(RequestBody::Stream), grpc, drain, record).await;
+        let balancer = backend(ctx, policy, target);
+        return forward(&balancer, req.map(RequestBody::Stream), caller, drain, record).await;
     };
-    route.metrics.effective.request();
-    let started = Instant::now();
+    let mut effective = Unanswered::start(&route.metrics.effective, caller);
     let timeout = match (route.timeout, grpc_timeout(req.headers())) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -55,9 +54,9 @@ pub async fn serve(
     let timed_out = Arc::new(AtomicBool::new(false));
     let tapped = tapped.as_ref();
     let (rsp, fate, error) = match timeout {
-        None => attempts(ctx, target, policy, route, req, grpc, drain, &timed_out, tapped).await,
+        None => attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped).await,
         Some(limit) => {
-            let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, grpc, drain, &timed_out, tapped));
+            let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped));
             let outcome = tokio::select! {
                 r = &mut attempts => Some(r),
                 _ = tokio::time::sleep(limit) => None,
@@ -68,23 +67,23 @@ pub async fn serve(
                     // Cancel the attempt in flight (its endpoint counts it as cut by the timeout).
                     timed_out.store(true, Ordering::Relaxed);
                     drop(attempts);
-                    let context = format!("route '{}' of {} timed out after {limit:?}", route.name, target.authority);
-                    (
-                        rescue(ProxyErrorReason::Timeout, grpc, &context),
-                        Fate::FailedTimeout,
-                        Some(ProxyErrorReason::Timeout),
-                    )
+                    let context = format!("route '{}' timed out after {limit:?}", route.name);
+                    let reason = ProxyErrorReason::Timeout;
+                    let rsp = respond(reason, caller, &target.authority, &context, Count::Above, None);
+                    (rsp, Fate::FailedTimeout, Some(reason))
                 }
             }
         }
     };
     route.metrics.fate(fate);
+    effective.head(rsp.status().as_u16());
     let end = RouteEnd {
         route: route.clone(),
+        effective,
         status: rsp.status().as_u16(),
         grpc_status: grpc_status(rsp.headers()),
         error,
-        ttfb: started.elapsed(),
+        ttfb: caller.received.elapsed(),
     };
     rsp.map(|b| b.on_end(Box::new(end)))
 }
@@ -98,7 +97,7 @@ async fn attempts(
     policy: &ServicePolicy,
     route: &CompiledRoute,
     req: Request<Incoming>,
-    grpc: bool,
+    caller: &Caller,
     drain: &Drain,
     timed_out: &Arc<AtomicBool>,
     tapped: Option<&Tapped>,
@@ -125,12 +124,11 @@ async fn attempts(
             Ok(Buffered::Complete(r)) => (None, Some(r)),
             Ok(Buffered::TooLarge(b)) => (Some(b), None),
             Err(e) => {
+                // The client's body failed (malformed chunked body, aborted upload): the client's failure.
                 let context = format!("reading the request body failed: {e}");
-                let rsp = rescue(ProxyErrorReason::BadRequest, grpc, &context);
-                if let Some(r) = first_record {
-                    r.respond(&rsp, ProxyErrorReason::BadRequest);
-                }
-                return (rsp, Fate::FailedNotRetryable, None);
+                let reason = ProxyErrorReason::BadRequest;
+                let rsp = respond(reason, caller, &target.authority, &context, Count::Above, first_record);
+                return (rsp, Fate::FailedNotRetryable, Some(reason));
             }
         },
     };
@@ -149,14 +147,16 @@ async fn attempts(
         *req.version_mut() = parts.version;
         *req.headers_mut() = parts.headers.clone();
         let record = if attempt == 1 { first_record.take() } else { new_record(attempt) };
-        let balancer = policy.backend(ctx, target);
-        route.metrics.actual.request();
-        let rsp = forward_attempt(&balancer, req, grpc, drain, Some(timed_out), record).await;
+        let balancer = backend(ctx, policy, target);
+        let actual = Unanswered::start(&route.metrics.actual, caller).cut_by(Some(timed_out));
+        let Answer { rsp, proxy_error } = forward_attempt(&balancer, req, caller, drain, Some(timed_out), record).await;
         let status = rsp.status().as_u16();
         let grpc_code = grpc_status(rsp.headers());
-        let failure = route.is_failure(status, grpc_code);
-        let proxy_error = own_error(&rsp);
-        route.metrics.actual.response(status, grpc_code, failure, proxy_error.map(|r| r.as_str()), None);
+        let failure = match proxy_error {
+            Some(reason) => reason.is_failure(status, grpc_code),
+            None => route.is_failure(status, grpc_code),
+        };
+        actual.settle(status, grpc_code, failure, proxy_error.map(|r| r.as_str()), None);
         let retried = attempt > 1;
         let fate = if !failure {
             Some(if retried { Fate::SucceededAfterRetry } else { Fate::SucceededFirst })
@@ -190,9 +190,11 @@ async fn attempts(
     }
 }
 
-/// The reason of a response this proxy made itself (not a peer's: those were renamed `peer:…`).
-fn own_error(rsp: &Response<ProxyBody>) -> Option<ProxyErrorReason> {
-    rsp.headers().get(L5D_PROXY_ERROR).and_then(|v| v.to_str().ok()).and_then(ProxyErrorReason::from_token)
+/// The balancer of an attempt's backend (a split's pick): a leaf target of the apex (counted under the
+/// apex's authority, the leaf in `dst_service`).
+fn backend(ctx: &Ctx, policy: &ServicePolicy, target: &Arc<Target>) -> Arc<crate::balance::Balancer> {
+    let resolve = |leaf: &str| ctx.targets.leaf(ctx, &target.authority, leaf).map(|t| t.balancer.clone());
+    policy.backend(|| ctx.discovery.version(), (&target.authority, &target.balancer), resolve)
 }
 
 /// Failures that happen before any byte of the request was written: safe to retry whatever the method.
@@ -229,9 +231,10 @@ pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     })
 }
 
-/// Counts the effective response of a route when the caller's response ends.
+/// Counts the effective response of a route when the caller's response ends (or the caller went away).
 struct RouteEnd {
     route: Arc<CompiledRoute>,
+    effective: Unanswered,
     status: u16,
     grpc_status: Option<u32>,
     error: Option<ProxyErrorReason>,
@@ -240,10 +243,17 @@ struct RouteEnd {
 
 impl OnEnd for RouteEnd {
     fn on_end(self: Box<Self>, end: &BodyEnd<'_>) {
+        if end.cancelled {
+            self.effective.cancel();
+            return;
+        }
         let (grpc, complete) = (end.grpc_status.or(self.grpc_status), end.complete);
-        let failure = !complete || self.error.is_some() || self.route.is_failure(self.status, grpc);
-        let m: &RouteMetrics = &self.route.metrics;
-        m.effective.response(self.status, grpc, failure, self.error.map(|e| e.as_str()), Some(self.ttfb));
+        let failure = !complete
+            || match self.error {
+                Some(reason) => reason.is_failure(self.status, grpc),
+                None => self.route.is_failure(self.status, grpc),
+            };
+        self.effective.settle(self.status, grpc, failure, self.error.map(|e| e.as_str()), Some(self.ttfb));
     }
 }
 

@@ -5,16 +5,15 @@
 use std::sync::{Arc, Mutex};
 
 use http::Method;
+use meshlens_api::ProxyErrorReason;
 use meshlens_api::profile::{ServiceProfile, TrafficSplit};
 
 use crate::balance::Balancer;
-use crate::ctx::Ctx;
 use crate::discovery::ServicePortRef;
-use crate::logical::metrics::RouteMetrics;
+use crate::logical::metrics::{RouteFamilies, RouteMetrics};
 use crate::policy::budget::RetryBudget;
 use crate::policy::profile::{Policy, RouteConfig};
 use crate::policy::split::{WeightedPicker, split_backends};
-use crate::targets::Target;
 
 /// One route of a service, ready for requests.
 pub struct CompiledRoute {
@@ -37,11 +36,11 @@ impl CompiledRoute {
     }
 }
 
-/// A backend service of a split, with the target it resolved to (per discovery version; the apex's when
+/// A backend service of a split, with the balancer it resolved to (per discovery version; the apex's when
 /// it did not resolve).
 struct Backend {
     authority: String,
-    resolved: Mutex<Option<(u64, Arc<Target>)>>,
+    resolved: Mutex<Option<(u64, Arc<Balancer>)>>,
 }
 
 pub struct ServicePolicy {
@@ -54,8 +53,14 @@ pub struct ServicePolicy {
 }
 
 impl ServicePolicy {
-    /// The policy of a service port, reusing `previous` when its profile and split are unchanged.
-    pub fn build(ctx: &Ctx, sp: &ServicePortRef, previous: Option<&Arc<ServicePolicy>>) -> Option<Arc<ServicePolicy>> {
+    /// The policy of a service port (its routes' metric handles from `routes`), reusing `previous` when its
+    /// profile and split are unchanged.
+    pub fn build(
+        routes: &RouteFamilies,
+        cluster_domain: &str,
+        sp: &ServicePortRef,
+        previous: Option<&Arc<ServicePolicy>>,
+    ) -> Option<Arc<ServicePolicy>> {
         if sp.profile.is_none() && sp.split.is_none() {
             return None;
         }
@@ -87,12 +92,12 @@ impl ServicePolicy {
                 retryable: config.retryable,
                 budget: config.retry_budget.clone(),
                 timeout: config.timeout,
-                metrics: ctx.routes.route(&sp.canonical, &config.name),
+                metrics: routes.route(&sp.canonical, &config.name),
                 config: config.clone(),
             })
         };
         let routes = policy.as_ref().map(|p| (p.routes.iter().map(route).collect(), route(&p.default_route)));
-        let suffix = format!(".{}.svc.{}:{}", sp.namespace, ctx.discovery.load().snapshot.cluster_domain, sp.port);
+        let suffix = format!(".{}.svc.{cluster_domain}:{}", sp.namespace, sp.port);
         let weighted: Vec<(String, u32)> = match (&sp.split, &policy) {
             (Some(split), _) => match split_backends(split) {
                 Ok(b) => b.into_iter().map(|(name, w)| (format!("{name}{suffix}"), w)).collect(),
@@ -133,32 +138,35 @@ impl ServicePolicy {
         self.backends.as_ref().is_some_and(|b| b.iter().any(|(backend, w)| w > 0 && backend.authority == authority))
     }
 
-    /// The balancer of this attempt's backend: a split's weighted pick (counted under the apex's authority),
-    /// else the service itself.
-    pub fn backend(&self, ctx: &Ctx, target: &Arc<Target>) -> Arc<Balancer> {
+    /// The balancer of this attempt's backend: a split's weighted pick (resolved with `resolve` once per
+    /// discovery `version`: its leaf counted under the apex's authority), else the apex service's own
+    /// balancer. A backend that does not resolve is warned about once per version; until the next one the
+    /// apex serves its share.
+    pub fn backend(
+        &self,
+        version: impl FnOnce() -> u64,
+        apex: (&str, &Arc<Balancer>),
+        resolve: impl FnOnce(&str) -> Result<Arc<Balancer>, ProxyErrorReason>,
+    ) -> Arc<Balancer> {
+        let (apex_authority, apex_balancer) = apex;
         let Some(backend) = self.backends.as_ref().and_then(|b| b.pick()) else {
-            return target.balancer.clone();
+            return apex_balancer.clone();
         };
-        if backend.authority == target.authority {
-            return target.balancer.clone();
+        if backend.authority == apex_authority {
+            return apex_balancer.clone();
         }
-        let version = ctx.discovery.version();
-        if let Some((v, t)) = backend.resolved.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        let version = version();
+        if let Some((v, b)) = backend.resolved.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && *v == version
         {
-            return t.balancer.clone();
+            return b.clone();
         }
-        match ctx.targets.leaf(ctx, &target.authority, &backend.authority) {
-            Ok(t) => {
-                *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, t.clone()));
-                t.balancer.clone()
-            }
-            Err(reason) => {
-                // Said once per discovery version: until the next one, the apex serves this backend's share.
-                tracing::warn!(apex = %target.authority, backend = %backend.authority, reason = reason.as_str(), "split backend does not resolve; using the apex service");
-                *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, target.clone()));
-                target.balancer.clone()
-            }
+        let resolved = resolve(&backend.authority);
+        if let Err(reason) = &resolved {
+            tracing::warn!(apex = %apex_authority, backend = %backend.authority, reason = reason.as_str(), "split backend does not resolve; using the apex service");
         }
+        let balancer = resolved.unwrap_or_else(|_| apex_balancer.clone());
+        *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, balancer.clone()));
+        balancer
     }
 }

@@ -212,6 +212,7 @@ impl HttpTargetMetrics {
     /// Counts one response in `response_total{<target>,status_code,classification,grpc_status,error}`
     /// and, when `latency` is given, records it in `response_latency_ms{<target>,status_code}`.
     ///
+    /// `status` 0 means no response head reached the caller (`status_code=""`: a cancellation).
     /// `grpc_status` is the gRPC status seen (trailers or trailers-only headers); `failure` the
     /// classification; `error` the reason token when the proxy made the response or the stream
     /// failed (`timeout`, `peer:timeout`, …). Never locks; allocates only the first time a
@@ -274,8 +275,9 @@ impl ResponseSeries {
         let class = if failure { "failure" } else { "success" };
         let _ = write!(
             l,
-            "{}=\"{status}\",{}=\"{class}\",{}=\"",
+            "{}=\"{}\",{}=\"{class}\",{}=\"",
             labels::STATUS_CODE,
+            StatusText(status),
             labels::CLASSIFICATION,
             labels::GRPC_STATUS
         );
@@ -296,17 +298,22 @@ impl ResponseSeries {
 
 impl LatencySeries {
     fn new(status: u16) -> LatencySeries {
-        LatencySeries {
-            status,
-            labels: format!("{}=\"{status}\"", labels::STATUS_CODE).into(),
-            hist: Histogram::new(),
-            extremes: Extremes::default(),
-        }
+        let labels = format!("{}=\"{}\"", labels::STATUS_CODE, StatusText(status)).into();
+        LatencySeries { status, labels, hist: Histogram::new(), extremes: Extremes::default() }
     }
 
     #[inline]
     fn observe(&self, d: Duration) {
         self.hist.observe(d);
         self.extremes.observe(d);
+    }
+}
+
+/// A `status_code` label value: empty for 0, a request cancelled before any response head.
+struct StatusText(u16);
+
+impl std::fmt::Display for StatusText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 0 { Ok(()) } else { write!(f, "{}", self.0) }
     }
 }

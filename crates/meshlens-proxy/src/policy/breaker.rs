@@ -325,14 +325,6 @@ impl Default for ConsecutiveFailures {
     }
 }
 
-/// Whether a response counts as a failure for the breaker, as Linkerd's consecutive failure accrual counts
-/// them: HTTP 5xx, or one of the gRPC statuses DEADLINE_EXCEEDED (4), PERMISSION_DENIED (7), INTERNAL (13),
-/// UNAVAILABLE (14), DATA_LOSS (15). Other gRPC errors (NOT_FOUND, RESOURCE_EXHAUSTED, ...) are the
-/// caller's business, not the endpoint's health.
-pub fn is_failure(status: u16, grpc_status: Option<u32>) -> bool {
-    (500..=599).contains(&status) || matches!(grpc_status, Some(4 | 7 | 13 | 14 | 15))
-}
-
 #[cfg(test)]
 #[path = "tests/breaker.rs"]
 mod tests;

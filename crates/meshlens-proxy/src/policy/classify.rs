@@ -1,9 +1,8 @@
 //! Response classification: a route's `responseClasses` compiled, deciding whether a response is a success
 //! or a failure (for metrics' `classification`, retries and the breaker).
 //!
-//! The first class whose condition matches decides (`isFailure`). When none matches, the default applies
-//! (Linkerd's): a gRPC status, when there is one, decides (non-zero = failure); otherwise HTTP 5xx is a
-//! failure and anything else a success.
+//! The first class whose condition matches decides (`isFailure`). When none matches, the default applies:
+//! the proxy's one failure rule, [`meshlens_api::errors::is_failure`] (HTTP 5xx, or a non-zero gRPC status).
 //!
 //! Conditions follow Linkerd's controller (`profile_translator.go`, `pkg/profiles` validation): several fields
 //! in one match must all match (AND); a match that sets no field is refused; `status.min`/`status.max` must be
@@ -96,12 +95,9 @@ impl ResponseClassifier {
     }
 }
 
-/// The default classification: a gRPC status, if present, decides (0 = OK = success); else 5xx = failure.
+/// The default classification: [`meshlens_api::errors::is_failure`].
 pub fn default_class(status: u16, grpc_status: Option<u32>) -> Class {
-    match grpc_status {
-        Some(code) => Class::from_failure(code != 0),
-        None => Class::from_failure((500..=599).contains(&status)),
-    }
+    Class::from_failure(meshlens_api::errors::is_failure(status, grpc_status))
 }
 
 impl Node {

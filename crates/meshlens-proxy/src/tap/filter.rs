@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use http::Method;
-use meshlens_api::tap::{ProxyDirection, StatusFilter, grpc_is_failure};
+use meshlens_api::tap::{ProxyDirection, StatusFilter};
 
 /// A bad query: the parameter at fault and what is wrong with it (answered as 400).
 #[derive(Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct ResponseFacts {
     pub status: Option<u16>,
     pub grpc_status: Option<u32>,
     pub reset: bool,
-    pub proxy_error: bool,
+    pub proxy_error: Option<meshlens_api::ProxyErrorReason>,
 }
 
 impl Filter {
@@ -124,11 +124,9 @@ impl Filter {
             None => true,
             Some(s) => r.status.is_some_and(|code| s.matches(code)),
         };
-        let failed_ok = !self.failed
-            || r.status.is_some_and(|s| s >= 500)
-            || r.grpc_status.is_some_and(grpc_is_failure)
-            || r.reset
-            || r.proxy_error;
+        let classified =
+            r.status.is_some_and(|s| meshlens_api::errors::response_failed(s, r.grpc_status, r.proxy_error));
+        let failed_ok = !self.failed || classified || r.reset;
         status_ok && failed_ok
     }
 }
@@ -203,6 +201,7 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meshlens_api::ProxyErrorReason;
     use meshlens_api::tap::TapFilter;
 
     #[test]
@@ -275,16 +274,21 @@ mod tests {
     fn response_filters() {
         let f = Filter::parse("failed=true").unwrap();
         let rsp = |status, grpc, reset, proxy_error| ResponseFacts { status, grpc_status: grpc, reset, proxy_error };
-        assert!(f.matches_response(&rsp(Some(503), None, false, false)));
-        assert!(f.matches_response(&rsp(Some(200), Some(14), false, false)));
-        assert!(!f.matches_response(&rsp(Some(200), Some(5), false, false)), "NotFound is not a failure");
-        assert!(f.matches_response(&rsp(Some(200), None, true, false)));
-        assert!(f.matches_response(&rsp(Some(404), None, false, true)));
-        assert!(!f.matches_response(&rsp(Some(404), None, false, false)));
+        assert!(f.matches_response(&rsp(Some(503), None, false, None)));
+        assert!(f.matches_response(&rsp(Some(200), Some(14), false, None)));
+        assert!(
+            f.matches_response(&rsp(Some(200), Some(5), false, None)),
+            "a non-zero grpc-status, as metrics count it"
+        );
+        assert!(f.matches_response(&rsp(Some(503), Some(0), false, None)), "a 5xx whatever its grpc-status");
+        assert!(f.matches_response(&rsp(Some(200), None, true, None)));
+        assert!(f.matches_response(&rsp(Some(404), None, false, Some(ProxyErrorReason::NoRoute))));
+        assert!(!f.matches_response(&rsp(Some(400), None, false, Some(ProxyErrorReason::BadRequest))), "the client's");
+        assert!(!f.matches_response(&rsp(Some(404), None, false, None)));
         let f = Filter::parse("status=504").unwrap();
-        assert!(f.matches_response(&rsp(Some(504), None, false, true)));
-        assert!(!f.matches_response(&rsp(Some(503), None, false, false)));
-        assert!(!f.matches_response(&rsp(None, None, true, false)), "no response, no status");
+        assert!(f.matches_response(&rsp(Some(504), None, false, Some(ProxyErrorReason::Timeout))));
+        assert!(!f.matches_response(&rsp(Some(503), None, false, None)));
+        assert!(!f.matches_response(&rsp(None, None, true, None)), "no response, no status");
     }
 
     #[test]

@@ -147,7 +147,14 @@ impl Record {
     /// A response the proxy made itself: its headers and end at once.
     pub fn respond(mut self, rsp: &Response<ProxyBody>, reason: ProxyErrorReason) {
         self.0.response(rsp.status().as_u16(), rsp.headers(), Some(reason.as_str()));
-        self.0.finish(&BodyEnd { grpc_status: None, complete: true, bytes: 0, discarded: false, trailers: None });
+        self.0.finish(&BodyEnd {
+            grpc_status: None,
+            complete: true,
+            bytes: 0,
+            discarded: false,
+            cancelled: false,
+            trailers: None,
+        });
     }
 
     /// The response ended (its body's end, trailers included).
@@ -208,7 +215,7 @@ impl State {
                 status: self.rsp.as_ref().map(|r| r.status),
                 grpc_status: grpc,
                 reset,
-                proxy_error: proxy_error.is_some(),
+                proxy_error: proxy_error.and_then(ProxyErrorReason::from_token),
             };
             for m in &matches {
                 if m.held {
@@ -312,6 +319,13 @@ impl Drop for State {
             grpc_status = self.info.grpc.then_some(reason.grpc_status());
             self.response(status, &HeaderMap::new(), Some(reason.as_str()));
         }
-        self.finish(&BodyEnd { grpc_status, complete: cut, bytes: 0, discarded: false, trailers: None });
+        self.finish(&BodyEnd {
+            grpc_status,
+            complete: cut,
+            bytes: 0,
+            discarded: false,
+            cancelled: !cut,
+            trailers: None,
+        });
     }
 }

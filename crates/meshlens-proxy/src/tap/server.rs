@@ -42,7 +42,7 @@ pub async fn serve_conn(
         let drain = d.clone();
         async move { handle(&observers, req, drain) }
     };
-    serve(io, Protocol::Http1, svc, &settings, drain, &peer.to_string()).await;
+    serve(io, Protocol::Http1, svc, &settings, drain, &peer.to_string(), None).await;
 }
 
 fn handle(observers: &Arc<Observers>, req: Request<Incoming>, drain: Drain) -> Response<ProxyBody> {

@@ -1,282 +1,354 @@
-//! What the numbers and logs say about known traffic: split series keep the apex, inbound routes are named
-//! from the profile, latency extremes bound what was observed, routine events are not warnings, and a real
-//! failure is a WARN served by `GET /logs` and counted in `log_events_total`.
+//! Every request accounted for (issue 11, DESIGN.md §5): a caller that gives up is counted `cancelled` at
+//! both proxies of the edge, with its elapsed time; every response the proxy makes is counted once under
+//! `error=<reason>`, tapped once and logged once; a client's malformed body is the client's failure.
+
+use std::net::SocketAddr;
 
 use std::time::{Duration, Instant};
 
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use meshlens_api::Snapshot;
-use meshlens_api::logs::{LogEvent, LogPage};
-use meshlens_api::profile::ServiceProfile;
-use meshlens_testkit::backend::{delayed, echo};
-use meshlens_testkit::prom::{find, sum};
-use meshlens_testkit::{HttpBackend, RawTcpBackend, assert_eventually};
+use meshlens_api::tap::TapEvent;
+use meshlens_proxy::Proxy;
+use meshlens_testkit::backend::{delayed, echo, full};
+use meshlens_testkit::prom::{Sample, sum};
+use meshlens_testkit::raw::raw_http1_with;
+use meshlens_testkit::{HttpBackend, RawTcpBackend, assert_eventually, raw_http1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::support::*;
+use crate::tap::{TapStream, tap_config};
+
+/// `response_total` samples carrying `error=<error>`, summed.
+fn errors(samples: &[Sample], direction: &str, error: &str) -> f64 {
+    sum(samples, "response_total", &[("direction", direction), ("error", error)]).unwrap_or(0.0)
+}
+
+/// Requests and responses of `direction`, summed over every series.
+fn law(samples: &[Sample], direction: &str) -> (f64, f64) {
+    let requests = sum(samples, "request_total", &[("direction", direction)]).unwrap_or(0.0);
+    let responses = sum(samples, "response_total", &[("direction", direction)]).unwrap_or(0.0);
+    (requests, responses)
+}
 
 #[tokio::test]
-async fn split_series_carry_the_apex_authority_and_the_leaf_in_dst_service() {
-    let a = HttpBackend::start(echo("a"));
-    let b = HttpBackend::start(echo("b"));
-    let snap = items_split(&[("a", 500, a.addr()), ("b", 500, b.addr())]);
-    let (proxy, _d) = start(config(), &snap).await;
-    let mut c = h1(proxy.listen().outbound).await;
-    let n = 60;
-    for _ in 0..n {
-        let (rsp, _) = collect(c.send_request(get("/", "items.prod")).await.unwrap()).await;
-        assert_eq!(rsp.status(), 200);
-    }
-    drop(c);
-    let apex = "items.prod.svc.cluster.local:80";
-    let leaf = |name: &'static str| [("direction", "outbound"), ("authority", apex), ("dst_service", name)];
-    let mut samples;
-    assert_eventually!(
-        {
-            samples = metrics(&proxy).await;
-            sum(&samples, "response_total", &leaf("items-a")).unwrap_or(0.0)
-                + sum(&samples, "response_total", &leaf("items-b")).unwrap_or(0.0)
-                == n as f64
-        },
-        "every response under the apex, by leaf: {samples:#?}"
-    );
-    let to_a = sum(&samples, "request_total", &leaf("items-a")).unwrap_or(0.0);
-    let to_b = sum(&samples, "request_total", &leaf("items-b")).unwrap_or(0.0);
-    assert_eq!(to_a as usize, a.requests(), "leaf a's series count what a received");
-    assert_eq!(to_b as usize, b.requests(), "leaf b's series count what b received");
-    assert!(to_a > 0.0 && to_b > 0.0, "both leaves chosen: {to_a} {to_b}");
-    let pods: Vec<&str> =
-        samples.iter().filter(|s| s.name == "request_total").filter_map(|s| s.label("dst_pod")).collect();
-    assert!(pods.contains(&"items-a-0") && pods.contains(&"items-b-0"), "endpoint labels kept: {pods:?}");
-    for s in samples.iter().filter(|s| s.name == "request_total" && s.label("direction") == Some("outbound")) {
-        assert_eq!(s.label("authority"), Some(apex), "no series names a leaf as its authority: {s:?}");
-    }
+async fn a_caller_that_gives_up_is_cancelled_at_both_proxies_with_its_elapsed_time() {
+    let backend = HttpBackend::start(delayed(Duration::from_secs(2), echo("slow")));
+    let (callee, _d1) = start(config_with_app(backend.addr()), &Snapshot::default()).await;
+    let inbound = callee.listen().inbound.unwrap();
+    let (caller, _d2) = start(tap_config(), &snapshot(vec![service("users", "default", &[inbound])])).await;
+    let mut tap = TapStream::open(&caller, "").await;
 
-    // The admin view shows each leaf's balancer under the apex, with its endpoints' live state.
-    let (_, body) = send(proxy.listen().admin, get("/endpoints", "admin")).await;
-    let view: meshlens_api::balancer::ProxyBalancers = serde_json::from_slice(&body).unwrap();
-    for (name, backend) in [("items-a", &a), ("items-b", &b)] {
-        let leaf = format!("{name}.prod.svc.cluster.local:80");
-        let balancer = view
-            .destinations
-            .iter()
-            .find(|d| d.leaf.as_deref() == Some(leaf.as_str()))
-            .unwrap_or_else(|| panic!("a balancer for leaf {leaf}: {view:#?}"));
-        assert_eq!(balancer.authority, apex);
-        let ep = &balancer.endpoints[0];
-        assert_eq!(ep.address, backend.addr());
-        assert_eq!(ep.requests_total as usize, backend.requests(), "{ep:?}");
-        assert!(ep.ewma_ms > 0.0 && ep.in_flight == 0 && ep.breaker.is_none(), "{ep:?}");
+    // The app gives up after 500 ms and closes its connection. Each proxy's elapsed time runs from when it
+    // received the request to when it saw the caller go: about the caller's patience (at least half of it
+    // on a loaded machine), and far below the backend's 2 s.
+    let patience = Duration::from_millis(500);
+    give_up(caller.listen().outbound, "users", patience).await;
+    let end = loop {
+        let e = tap.next().await.expect("tap stream open");
+        if let Some(end) = e.response_end_event {
+            break end;
+        }
+    };
+    let elapsed = Duration::from(end.since_request_init);
+    assert!(elapsed >= patience / 2 && elapsed < Duration::from_secs(2), "tap's end: {elapsed:?}");
+    assert!(end.reset_error_code.is_some(), "tap shows the request cut short");
+
+    for (proxy, direction) in [(&caller, "outbound"), (&callee, "inbound")] {
+        assert_eventually!(
+            errors(&metrics(proxy).await, direction, "cancelled") == 1.0,
+            "{direction}: the request is counted cancelled once"
+        );
+        let samples = metrics(proxy).await;
+        let cancelled = [("direction", direction), ("status_code", ""), ("classification", "failure")];
+        assert_eq!(sum(&samples, "response_total", &cancelled), Some(1.0), "{direction}: status_code \"\", a failure");
+        let count = sum(&samples, "response_latency_ms_count", &[("direction", direction), ("status_code", "")]);
+        let ms = sum(&samples, "response_latency_ms_sum", &[("direction", direction), ("status_code", "")]);
+        assert_eq!(count, Some(1.0), "{direction}: its elapsed time is in the latency histogram");
+        let ms = ms.unwrap_or(0.0);
+        assert!(ms >= patience.as_millis() as f64 / 2.0, "{direction}: elapsed {ms} ms ≈ the caller's patience");
+        assert!(ms < 2000.0, "{direction}: elapsed {ms} ms ends when the caller left, not with the backend");
+        let (requests, responses) = law(&samples, direction);
+        assert_eq!(requests, responses, "{direction}: requests = responses + cancellations");
     }
 }
 
-const PAYMENTS_PROFILE: &str = "apiVersion: linkerd.io/v1alpha2
+/// Sends `GET /slow` for `host` and closes the connection after `patience` without a response.
+async fn give_up(addr: SocketAddr, host: &str, patience: Duration) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(format!("GET /slow HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(patience, conn.read(&mut buf)).await;
+    assert!(read.is_err(), "no response within the caller's patience");
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_is_cancelled_on_its_route_and_while_waiting_for_an_endpoint() {
+    let backend = HttpBackend::start(delayed(Duration::from_secs(2), echo("slow")));
+    let profile = "apiVersion: linkerd.io/v1alpha2
 kind: ServiceProfile
-metadata: {name: payments.prod.svc.cluster.local, namespace: prod}
+metadata: {name: items.default.svc.cluster.local, namespace: default}
 spec:
   routes:
-    - name: POST /charge
-      condition: {method: POST, pathRegex: /charge}
-      responseClasses:
-        - condition: {status: {min: 402, max: 402}}
-          isFailure: true
+    - name: GET /slow
+      condition: {method: GET, pathRegex: /slow}
 ";
-
-#[tokio::test]
-async fn inbound_route_series_are_named_from_the_served_service_profile() {
-    let app = HttpBackend::start(move |req: http::Request<hyper::body::Incoming>| {
-        let status = if req.uri().path() == "/charge" && req.headers().contains_key("x-decline") { 402 } else { 200 };
-        async move {
-            let mut rsp = http::Response::new(meshlens_testkit::backend::full("ok"));
-            *rsp.status_mut() = http::StatusCode::from_u16(status).unwrap();
-            rsp
-        }
-    });
-    let mut payments = service("payments", "prod", &[]);
-    payments.workload = Some("payments".into());
-    let profile: ServiceProfile = serde_saphyr::from_str(PAYMENTS_PROFILE).unwrap();
-    let snap = Snapshot { services: vec![payments], profiles: vec![profile], ..Snapshot::default() };
-    let mut cfg = config_with_app(app.addr());
-    cfg.workload = Some("payments".into());
-    cfg.namespace = "prod".into();
-    let (proxy, _d) = start(cfg, &snap).await;
-    let inbound = proxy.listen().inbound.unwrap();
-
-    // An unmeshed caller naming the service, one naming nothing the proxy knows, and a declined charge.
-    let post = |host: &str, decline: bool| {
-        let mut req = http::Request::post("/charge").header("host", host);
-        if decline {
-            req = req.header("x-decline", "1");
-        }
-        req.body(http_body_util::Full::new(bytes::Bytes::new())).unwrap()
+    let snap = Snapshot {
+        services: vec![service("items", "default", &[backend.addr()]), service("nobody", "default", &[])],
+        profiles: vec![serde_saphyr::from_str(profile).unwrap()],
+        ..Snapshot::default()
     };
-    assert_eq!(send(inbound, post("payments", false)).await.0.status(), 200);
-    assert_eq!(send(inbound, post(&inbound.to_string(), false)).await.0.status(), 200);
-    assert_eq!(send(inbound, post("payments.prod.svc.cluster.local:80", true)).await.0.status(), 402);
-    assert_eq!(send(inbound, get("/health", "payments")).await.0.status(), 200);
+    let (proxy, _d) = start(config(), &snap).await;
+    give_up(proxy.listen().outbound, "items", Duration::from_millis(500)).await;
+    give_up(proxy.listen().outbound, "nobody", Duration::from_millis(500)).await;
 
-    let route = |name: &'static str| {
-        [("direction", "inbound"), ("dst", "payments.prod.svc.cluster.local:80"), ("rt_route", name)]
-    };
-    let mut samples;
+    let route = [("rt_route", "GET /slow"), ("error", "cancelled"), ("status_code", "")];
     assert_eventually!(
-        {
-            samples = metrics(&proxy).await;
-            sum(&samples, "route_response_total", &route("POST /charge")) == Some(3.0)
-                && sum(&samples, "route_response_total", &route("[DEFAULT]")) == Some(1.0)
-        },
-        "inbound route series: {:#?}",
-        samples.iter().filter(|s| s.name.starts_with("route_")).collect::<Vec<_>>()
+        sum(&metrics(&proxy).await, "route_response_total", &route) == Some(1.0),
+        "the route's effective series counts the cancellation"
     );
-    assert_eq!(find(&samples, "route_request_total", &route("POST /charge")), Some(3.0));
-    let failed = [route("POST /charge").as_slice(), &[("classification", "failure"), ("status_code", "402")]].concat();
-    assert_eq!(sum(&samples, "route_response_total", &failed), Some(1.0), "the profile's response class applies");
-    assert!(
-        sum(&samples, "route_response_latency_ms_count", &route("POST /charge")) == Some(3.0),
-        "latency recorded per route"
+    let samples = metrics(&proxy).await;
+    assert_eq!(sum(&samples, "route_actual_response_total", &route), Some(1.0), "so does the attempt's");
+    let latency = sum(&samples, "route_response_latency_ms_sum", &[("rt_route", "GET /slow"), ("status_code", "")]);
+    assert!(latency.is_some_and(|ms| (250.0..2000.0).contains(&ms)), "with its elapsed time: {latency:?}");
+    let waiting = [("authority", "nobody.default.svc.cluster.local:80"), ("error", "cancelled")];
+    assert_eventually!(
+        sum(&metrics(&proxy).await, "response_total", &waiting) == Some(1.0),
+        "a request that waited for an endpoint is counted on its service"
     );
-}
-
-#[tokio::test]
-async fn latency_extremes_bound_the_observed_latencies() {
-    let slow = HttpBackend::start(delayed(Duration::from_millis(120), echo("slow")));
-    let (proxy, _d) = start(config(), &snapshot(vec![service("slow", "prod", &[slow.addr()])])).await;
-    let mut c = h1(proxy.listen().outbound).await;
-    let (mut fastest, mut slowest) = (Duration::MAX, Duration::ZERO);
-    for _ in 0..5 {
-        let started = Instant::now();
-        let (rsp, _) = collect(c.send_request(get("/", "slow.prod")).await.unwrap()).await;
-        let took = started.elapsed();
-        assert_eq!(rsp.status(), 200);
-        (fastest, slowest) = (fastest.min(took), slowest.max(took));
+    let samples = metrics(&proxy).await;
+    for family in ["", "route_", "route_actual_"] {
+        let requests = sum(&samples, &format!("{family}request_total"), &[]).unwrap_or(0.0);
+        let responses = sum(&samples, &format!("{family}response_total"), &[]).unwrap_or(0.0);
+        assert_eq!(requests, responses, "{family}request_total = responses + cancellations");
     }
-    drop(c);
-    let labels = [("authority", "slow.prod.svc.cluster.local:80"), ("status_code", "200")];
-    let mut samples;
-    assert_eventually!(
-        {
-            samples = metrics(&proxy).await;
-            find(&samples, "response_latency_ms_count", &labels) == Some(5.0)
-        },
-        "5 responses recorded"
-    );
-    let max = find(&samples, "response_latency_ms_max", &labels).expect("a _max gauge next to the histogram");
-    let min = find(&samples, "response_latency_ms_min", &labels).expect("a _min gauge next to the histogram");
-    // The proxy sees each response after the backend's delay and before the client does.
-    assert!(min >= 120.0, "min {min} ms covers the backend's 120 ms delay");
-    assert!(min <= max, "min {min} <= max {max}");
-    assert!(min <= fastest.as_secs_f64() * 1000.0, "min {min} ms within what the client saw ({fastest:?})");
-    assert!(max <= slowest.as_secs_f64() * 1000.0 + 1.0, "max {max} ms within what the client saw ({slowest:?})");
-    let gauge = samples.iter().find(|s| s.name == "response_latency_ms_max").unwrap();
-    assert_eq!(gauge.label("le"), None, "gauges have no bucket label");
 }
 
-#[tokio::test]
-async fn an_idle_keep_alive_connection_closed_at_the_header_read_timeout_logs_no_warning() {
-    let app = HttpBackend::start(echo("users"));
-    let mut cfg = config();
-    cfg.timeouts.header_read = Duration::from_millis(300);
-    let (proxy, _d, _log) = start_capturing(cfg, &snapshot(vec![service("users", "prod", &[app.addr()])])).await;
-
-    // One request, then the connection stays open and silent until the proxy closes it.
-    let mut conn = tokio::net::TcpStream::connect(proxy.listen().outbound).await.unwrap();
-    conn.write_all(b"GET / HTTP/1.1\r\nhost: users.prod\r\n\r\n").await.unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let closed = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the proxy closes an idle keep-alive connection");
-    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"), "the request was served first");
-
-    let page = logs(&proxy, "since=0").await;
-    assert!(page.events.is_empty(), "no WARN/ERROR for a routine close: {:#?}", page.events);
-    let samples = metrics(&proxy).await;
-    assert_eq!(sum(&samples, "log_events_total", &[]), None, "nothing counted");
-}
-
-#[tokio::test]
-async fn a_real_failure_is_a_warn_served_by_logs_and_counted() {
-    // A port nothing listens on: the connect is refused.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (proxy, _d, _log) = start_capturing(config(), &snapshot(vec![service("users", "prod", &[dead])])).await;
-    let (rsp, _) = send(proxy.listen().outbound, get("/", "users.prod")).await;
-    assert_eq!(rsp.status(), 502);
-
-    let page = logs(&proxy, "since=0&level=warn").await;
-    let event = with_reason(&page, "connect_error");
-    assert_eq!(event.level, "WARN");
-    assert!(event.target.starts_with("meshlens_proxy"), "{event:?}");
-    assert!(event.timestamp.ends_with('Z'), "{event:?}");
-    let text = format!("{} {:?}", event.message, event.fields);
-    assert!(text.contains(&dead.to_string()), "the event names the endpoint it affected: {event:?}");
-    assert_eq!(page.last_seq, page.events.last().unwrap().seq);
-    assert!(logs(&proxy, &format!("since={}", page.last_seq)).await.events.is_empty(), "nothing newer");
-    assert!(logs(&proxy, "level=error").await.events.is_empty(), "no ERROR");
-
-    let samples = metrics(&proxy).await;
-    let counted = sum(&samples, "log_events_total", &[("level", "warn"), ("reason", "connect_error")]);
-    assert!(counted.is_some_and(|n| n >= 1.0), "log_events_total counts it: {counted:?}");
-    let total = sum(&samples, "log_events_total", &[]).unwrap_or(0.0);
-    assert!(total as usize >= page.events.len(), "every event in the ring is counted: {total}");
-
-    let (rsp, body) = send(proxy.listen().admin, get("/logs?since=x", "admin")).await;
-    assert_eq!(rsp.status(), 400);
-    let reason: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert!(reason["error"].as_str().unwrap().contains("since"), "{reason}");
-}
-
-#[tokio::test]
-async fn the_warn_for_an_invalid_upstream_response_names_the_header_and_why() {
-    let upstream = RawTcpBackend::start(|mut stream| async move {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match stream.read(&mut byte).await {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Bad: a\rb\r\nContent-Length: 2\r\n\r\nok").await;
-    });
-    let snap = snapshot(vec![service("users", "prod", &[upstream.addr()])]);
-    let (proxy, _d, _log) = start_capturing(config(), &snap).await;
-    let (rsp, _) = send(proxy.listen().outbound, get("/", "users.prod")).await;
-    assert_eq!(rsp.status(), 502);
-    let page = logs(&proxy, "since=0").await;
-    let event = with_reason(&page, "invalid_response");
-    let text = format!("{} {:?}", event.message, event.fields);
-    assert!(text.contains("X-Bad") && text.contains("control character"), "names the header and why: {text}");
-    assert!(text.contains(&upstream.addr().to_string()), "names the endpoint: {text}");
-}
-
-/// The event of `page` whose `reason` is `reason`.
-fn with_reason<'a>(page: &'a LogPage, reason: &str) -> &'a LogEvent {
+/// WARN events of `proxy` (its `GET /logs`) naming `reason` and mentioning `name` (unique to one case).
+async fn logged(proxy: &Proxy, reason: &str, name: &str) -> usize {
+    let page = logs(proxy, "since=0&level=warn").await;
     page.events
         .iter()
-        .find(|e| e.fields.get("reason").map(String::as_str) == Some(reason))
-        .unwrap_or_else(|| panic!("an event with reason {reason}: {:#?}", page.events))
+        .filter(|e| e.level == "WARN" && e.fields.get("reason").map(String::as_str) == Some(reason))
+        .filter(|e| format!("{} {:?}", e.message, e.fields).contains(name))
+        .count()
+}
+
+/// One way to make the proxy answer with a reason: what to send, and where.
+struct Case {
+    reason: &'static str,
+    status: u16,
+    /// Unique to this case: the authority asked for (named in the log line).
+    name: String,
+    request: String,
+    snapshot: Snapshot,
+}
+
+/// A raw upstream that answers every request with garbage.
+fn garbage_upstream() -> RawTcpBackend {
+    RawTcpBackend::start(|mut s: TcpStream| async move {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(b"HTTP/1.1 2oo OK\r\n\r\n").await;
+    })
 }
 
 #[tokio::test]
-async fn a_split_backend_that_does_not_resolve_is_warned_about_once() {
-    let apex = HttpBackend::start(echo("apex"));
-    let mut snap = items_split(&[("gone", 100, apex.addr())]);
-    snap.services.retain(|s| s.name != "items-gone");
-    snap.services[0] = service("items", "prod", &[apex.addr()]);
-    let (proxy, _d, _log) = start_capturing(config(), &snap).await;
-    let mut c = h1(proxy.listen().outbound).await;
-    for _ in 0..20 {
-        let (rsp, _) = collect(c.send_request(get("/", "items.prod")).await.unwrap()).await;
-        assert_eq!(rsp.status(), 200, "the apex serves the missing backend's share");
+async fn every_local_proxy_error_is_counted_tapped_and_logged_once() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let garbage = garbage_upstream();
+    let get = |host: &str| format!("GET /x HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let svc = |name: &str, addrs: &[SocketAddr]| snapshot(vec![service(name, "default", addrs)]);
+    let cases = [
+        Case {
+            reason: "connect_error",
+            status: 502,
+            name: "acct-dead".into(),
+            request: get("acct-dead"),
+            snapshot: svc("acct-dead", &[dead]),
+        },
+        Case {
+            reason: "invalid_response",
+            status: 502,
+            name: "acct-garbage".into(),
+            request: get("acct-garbage"),
+            snapshot: svc("acct-garbage", &[garbage.addr()]),
+        },
+        Case {
+            reason: "no_route",
+            status: 404,
+            name: "acct-nosuch".into(),
+            request: get("acct-nosuch"),
+            snapshot: Snapshot::default(),
+        },
+        Case {
+            reason: "bad_request",
+            status: 400,
+            name: "acct-connect".into(),
+            request: "CONNECT /x HTTP/1.1\r\nHost: acct-connect\r\n\r\n".into(),
+            snapshot: Snapshot::default(),
+        },
+        Case {
+            reason: "bad_request",
+            status: 400,
+            name: "acct-smuggle".into(),
+            request:
+                "POST /x HTTP/1.1\r\nHost: acct-smuggle\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    .into(),
+            snapshot: Snapshot::default(),
+        },
+        Case {
+            reason: "headers_too_large",
+            status: 431,
+            name: "acct-big".into(),
+            request: format!("GET /x HTTP/1.1\r\nHost: acct-big\r\nX-Big: {}\r\n\r\n", "a".repeat(70 * 1024)),
+            snapshot: Snapshot::default(),
+        },
+    ];
+    for case in cases {
+        let (proxy, _d, _log) = start_capturing(tap_config(), &case.snapshot).await;
+        let mut tap = TapStream::open(&proxy, "").await;
+        // Whether the proxy closes the connection is not the point here: do not wait for it.
+        let rsp = raw_http1_with(proxy.listen().outbound, &case.request, Duration::from_millis(50)).await;
+        let what = format!("{} ({})", case.reason, case.name);
+        assert_eq!(rsp.status, Some(case.status), "{what}");
+        assert_eq!(rsp.header("l5d-proxy-error"), Some(case.reason), "{what}");
+
+        assert_eventually!(errors(&metrics(&proxy).await, "outbound", case.reason) == 1.0, "{what}: counted");
+        let samples = metrics(&proxy).await;
+        let (requests, responses) = law(&samples, "outbound");
+        assert_eq!((requests, responses), (1.0, 1.0), "{what}: one request, one response");
+        assert_no_more_than_one(&mut tap, case.reason, &what).await;
+        assert_eventually!(logged(&proxy, case.reason, &case.name).await >= 1, "{what}: logged");
+        assert_eq!(logged(&proxy, case.reason, &case.name).await, 1, "{what}: logged once");
     }
-    let page = logs(&proxy, "since=0").await;
-    let event = with_reason(&page, "no_route");
-    assert_eq!(event.fields["backend"], "items-gone.prod.svc.cluster.local:80", "{event:?}");
-    assert_eq!(page.events.len(), 1, "one WARN, not one per request: {:#?}", page.events);
+
+    // HTTP/2 refuses oversize headers on the stream: the same path.
+    let (proxy, _d, _log) = start_capturing(tap_config(), &Snapshot::default()).await;
+    let mut tap = TapStream::open(&proxy, "").await;
+    let mut c = h2(proxy.listen().outbound).await;
+    let req = Request::get("http://acct-h2big/x")
+        .header("x-big", "a".repeat(70 * 1024))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let rsp = c.send_request(req).await.expect("a 431 response on the stream");
+    assert_eq!(rsp.status(), 431);
+    assert_eventually!(errors(&metrics(&proxy).await, "outbound", "headers_too_large") == 1.0, "HTTP/2 431 counted");
+    let samples = metrics(&proxy).await;
+    let asked = [("authority", "acct-h2big.default.svc.cluster.local:80"), ("error", "headers_too_large")];
+    assert_eq!(sum(&samples, "response_total", &asked), Some(1.0), "under the authority asked for");
+    assert_no_more_than_one(&mut tap, "headers_too_large", "HTTP/2 431").await;
+    assert_eventually!(logged(&proxy, "headers_too_large", "acct-h2big").await == 1, "HTTP/2 431 logged once");
+
+    // Refused before an endpoint was chosen: under the authority asked for, without a target.
+    let (proxy, _d) = start(config(), &Snapshot::default()).await;
+    raw_http1_with(proxy.listen().outbound, get("acct-missing"), Duration::from_millis(50)).await;
+    let samples = metrics(&proxy).await;
+    let asked = [
+        ("authority", "acct-missing.default.svc.cluster.local:80"),
+        ("target_addr", ""),
+        ("error", "no_route"),
+        ("status_code", "404"),
+    ];
+    assert_eq!(sum(&samples, "response_total", &asked), Some(1.0), "counted under the name asked for");
+    assert!(samples.iter().filter(|s| s.label("error") == Some("no_route")).all(|s| s.label("dst_service").is_none()));
+}
+
+/// The end event of the one proxy-made response, and nothing else with that reason.
+async fn assert_no_more_than_one(tap: &mut TapStream, reason: &str, what: &str) {
+    let mut ends = Vec::<TapEvent>::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ends.is_empty() && Instant::now() < deadline {
+        let Some(e) = tap.next().await else { break };
+        if e.response_end_event.is_some() {
+            ends.push(e);
+        }
+    }
+    assert_eq!(ends.len(), 1, "{what}: tapped");
+    assert_eq!(ends[0].proxy_error.as_deref(), Some(reason), "{what}: tap names the reason");
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_failure_and_leaves_the_breaker_closed() {
+    // The backend reads the whole body before it answers.
+    let backend = HttpBackend::start(|req: Request<Incoming>| async move {
+        let ok = req.into_body().collect().await.is_ok();
+        Response::new(full(if ok { "read" } else { "broken" }))
+    });
+    let mut svc = service("uploads", "default", &[backend.addr()]);
+    svc.circuit_breaker =
+        Some(meshlens_api::discovery::CircuitBreaker { consecutive_failures: 1, ..Default::default() });
+    let (proxy, _d) = start(config(), &snapshot(vec![svc])).await;
+    let out = proxy.listen().outbound;
+    let malformed = "POST /up HTTP/1.1\r\nHost: uploads\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
+    for i in 0..3 {
+        let rsp = raw_http1(out, malformed).await;
+        assert_eq!(rsp.status, Some(400), "malformed body {i}");
+        assert_eq!(rsp.header("l5d-proxy-error"), Some("bad_request"), "malformed body {i}");
+    }
+    let (rsp, body) = send(out, get("/fine", "uploads")).await;
+    assert_eq!((rsp.status(), &body[..]), (http::StatusCode::OK, &b"read"[..]), "the endpoint still takes traffic");
+    let samples = metrics(&proxy).await;
+    let opened = sum(&samples, "endpoint_breaker_transitions_total", &[("state", "open")]).unwrap_or(0.0);
+    assert_eq!(opened, 0.0, "the client's mistakes never open the endpoint's breaker");
+    let failures = sum(&samples, "response_total", &[("direction", "outbound"), ("classification", "failure")]);
+    assert_eq!(failures, None, "not the endpoint's failures");
+    assert_eq!(errors(&samples, "outbound", "bad_request"), 3.0, "counted as the client's bad requests");
+}
+
+/// A request body that sends one chunk, then fails: an upload the client aborts.
+struct AbortedUpload(bool);
+
+impl http_body::Body for AbortedUpload {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let first = !std::mem::replace(&mut self.0, true);
+        std::task::Poll::Ready(Some(match first {
+            true => Ok(http_body::Frame::data(bytes::Bytes::from_static(b"part of an upload"))),
+            false => Err(std::io::Error::other("the client gave up")),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn an_aborted_http2_upload_is_the_clients_and_leaves_the_breaker_closed() {
+    let backend = HttpBackend::start(|req: Request<Incoming>| async move {
+        let ok = req.into_body().collect().await.is_ok();
+        Response::new(full(if ok { "read" } else { "broken" }))
+    });
+    let mut svc = service("uploads", "default", &[backend.addr()]);
+    svc.circuit_breaker =
+        Some(meshlens_api::discovery::CircuitBreaker { consecutive_failures: 1, ..Default::default() });
+    let (proxy, _d) = start(config(), &snapshot(vec![svc])).await;
+    let io = hyper_util::rt::TokioIo::new(TcpStream::connect(proxy.listen().outbound).await.unwrap());
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+    tokio::spawn(conn);
+    for i in 0..3 {
+        let req = Request::post("http://uploads/up").body(AbortedUpload(false)).unwrap();
+        let outcome = h2.send_request(req).await;
+        assert!(outcome.is_err() || outcome.as_ref().is_ok_and(|r| r.status() == 400), "upload {i}: {outcome:?}");
+    }
+    assert_eventually!(
+        {
+            let samples = metrics(&proxy).await;
+            let (requests, responses) = law(&samples, "outbound");
+            requests == 3.0 && responses == 3.0
+        },
+        "each aborted upload is settled"
+    );
+    let (rsp, body) = send(proxy.listen().outbound, get("/fine", "uploads")).await;
+    assert_eq!((rsp.status(), &body[..]), (http::StatusCode::OK, &b"read"[..]), "the endpoint still takes traffic");
+    let samples = metrics(&proxy).await;
+    let opened = sum(&samples, "endpoint_breaker_transitions_total", &[("state", "open")]).unwrap_or(0.0);
+    assert_eq!(opened, 0.0, "an aborted upload never opens the endpoint's breaker");
+    let clients = errors(&samples, "outbound", "cancelled") + errors(&samples, "outbound", "bad_request");
+    assert_eq!(clients, 3.0, "counted as the client's: cancelled or bad_request");
 }

@@ -95,6 +95,12 @@ async fn handle(
     use futures_util::StreamExt;
     use http_body_util::Either;
     let full = |s: &str| Either::Left(http_body_util::Full::new(Bytes::from(s.to_string())));
+    // Like the real control plane: nothing without the instance's credential.
+    if req.headers().get("authorization").is_none_or(|v| v.as_bytes() != format!("Bearer {CREDENTIAL}").as_bytes()) {
+        let mut rsp = Response::new(full(r#"{"error":"missing credential"}"#));
+        *rsp.status_mut() = http::StatusCode::UNAUTHORIZED;
+        return rsp;
+    }
     match (req.method().clone(), req.uri().path().to_string()) {
         (Method::POST, p) if p == "/v1/proxies" => {
             let body = req.into_body().collect().await.unwrap().to_bytes();
@@ -130,9 +136,13 @@ fn snapshot_event(version: u64, complete: bool, endpoints: &[SocketAddr]) -> Wat
     WatchEvent::Snapshot { complete, snapshot }
 }
 
+/// The credential the proxies of these tests hold (the fake accepts only it).
+const CREDENTIAL: &str = "mlp1:prod:web:web-0:0123";
+
 async fn client_proxy(control: &FakeControl) -> Proxy {
     let mut cfg = config();
     cfg.control = Some(control.url());
+    cfg.control_credential = Some(CREDENTIAL.into());
     cfg.workload = Some("web".into());
     cfg.namespace = "prod".into();
     cfg.instance = Some("web-0".into());

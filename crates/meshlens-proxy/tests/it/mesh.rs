@@ -87,7 +87,9 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn admin_endpoints() {
     let app = HttpBackend::start(echo("users"));
-    let (proxy, _d) = start(config(), &snapshot(vec![service("users", "default", &[app.addr()])])).await;
+    let mut cfg = config();
+    cfg.admin_token = Some("admin-s3cret".into());
+    let (proxy, _d) = start(cfg, &snapshot(vec![service("users", "default", &[app.addr()])])).await;
     let admin = proxy.listen().admin;
     let _ = send(proxy.listen().outbound, get("/", "users")).await;
 
@@ -107,12 +109,21 @@ async fn admin_endpoints() {
     assert!(dest["endpoints"][0]["ewma_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(dest["endpoints"][0]["in_flight"], 0);
 
-    let put = |body: &'static str| {
-        http::Request::put("/log-level")
-            .header("host", "a")
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .unwrap()
+    let put_as = |body: &'static str, token: Option<&str>| {
+        let mut req = http::Request::put("/log-level").header("host", "a");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        req.body(http_body_util::Full::new(bytes::Bytes::from(body))).unwrap()
     };
+    let put = |body: &'static str| put_as(body, Some("admin-s3cret"));
+    // Without the admin token, or with another one: 401, and the level stays.
+    for token in [None, Some("guess")] {
+        let (rsp, body) = send(admin, put_as("trace", token)).await;
+        assert_eq!(rsp.status(), 401, "{token:?}: {body:?}");
+    }
+    let (_, body) = send(admin, get("/log-level", "a")).await;
+    assert_ne!(body, "trace\n");
     let (rsp, _) = send(admin, put("debug,hyper=info")).await;
     assert_eq!(rsp.status(), 200);
     let (_, body) = send(admin, get("/log-level", "a")).await;

@@ -22,10 +22,10 @@ use tokio::io::AsyncWriteExt;
 use crate::support::*;
 use meshlens_testkit::TempDir;
 
-const TOKEN: &str = "tap-secret";
+pub(crate) const TOKEN: &str = "tap-secret";
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn tap_config() -> Config {
+pub(crate) fn tap_config() -> Config {
     let mut c = config();
     c.tap_token = Some(TOKEN.into());
     c
@@ -42,13 +42,13 @@ async fn tap_request(addr: SocketAddr, token: Option<&str>, query: &str) -> Resp
 }
 
 /// An open tap stream, read one NDJSON event at a time.
-struct TapStream {
+pub(crate) struct TapStream {
     body: Incoming,
     buf: Vec<u8>,
 }
 
 impl TapStream {
-    async fn open(proxy: &Proxy, query: &str) -> TapStream {
+    pub(crate) async fn open(proxy: &Proxy, query: &str) -> TapStream {
         let rsp = tap_request(proxy.listen().tap, Some(TOKEN), query).await;
         assert_eq!(rsp.status(), 200, "tap stream opens");
         assert_eq!(rsp.headers()["content-type"], "application/x-ndjson");
@@ -56,7 +56,7 @@ impl TapStream {
     }
 
     /// The next event, or `None` when the stream ended.
-    async fn next(&mut self) -> Option<TapEvent> {
+    pub(crate) async fn next(&mut self) -> Option<TapEvent> {
         loop {
             if let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=nl).collect();

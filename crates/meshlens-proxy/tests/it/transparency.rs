@@ -122,9 +122,9 @@ async fn websocket_upgrade_is_tunneled() {
 #[tokio::test]
 async fn connect_tunnels_to_the_destination() {
     let echo = TcpEchoBackend::start();
-    let (proxy, _d) = start(config(), &snapshot(vec![])).await;
+    let (proxy, _d) = start(config(), &snapshot(vec![service("echo", "default", &[echo.addr()])])).await;
     let mut s = tokio::net::TcpStream::connect(proxy.listen().outbound).await.unwrap();
-    let target = echo.addr();
+    let target = "echo:80";
     s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes()).await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {

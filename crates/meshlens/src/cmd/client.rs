@@ -1,6 +1,9 @@
 //! Finding and calling the control plane's API (DESIGN.md §10): `--control URL`, else `MESHLENS_CONTROL`,
-//! else the session file that `meshlens up`/`demo` writes, else `http://127.0.0.1:8086`.
+//! else the session file that `meshlens up`/`demo` writes, else `http://127.0.0.1:8086`. Every call sends
+//! the API token: `--api-token-file`, else `MESHLENS_API_TOKEN_FILE`, else the session file's token when
+//! the session is of that control plane.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -20,17 +23,30 @@ pub struct ControlArg {
     /// `meshlens demo`, else http://127.0.0.1:8086).
     #[arg(long, value_name = "URL")]
     pub control: Option<String>,
+    /// A file with the control plane's API token (default: MESHLENS_API_TOKEN_FILE, else the token in the
+    /// session file of that control plane).
+    #[arg(long, value_name = "FILE", env = "MESHLENS_API_TOKEN_FILE")]
+    pub api_token_file: Option<std::path::PathBuf>,
 }
 
+/// The API token every call of this process sends (the CLI talks to one control plane): set by
+/// [`ControlArg::url`]; an unreadable token file is the error of every call.
+static TOKEN: OnceLock<Result<Option<String>, String>> = OnceLock::new();
+
 impl ControlArg {
-    /// The control plane's base URL, without a trailing slash.
+    /// The control plane's base URL, without a trailing slash; also chooses the API token calls send.
     pub fn url(&self) -> String {
         let from_env = std::env::var("MESHLENS_CONTROL").ok().filter(|v| !v.trim().is_empty());
-        let from_session = || {
-            crate::runtime::session::session_path().and_then(|p| crate::runtime::session::read(&p)).map(|s| s.control)
-        };
+        let session = crate::runtime::session::session_path().and_then(|p| crate::runtime::session::read(&p));
+        let from_session = || session.as_ref().map(|s| s.control.clone());
         let url = self.control.clone().or(from_env).or_else(from_session).unwrap_or_else(|| DEFAULT_CONTROL.into());
-        url.trim_end_matches('/').to_string()
+        let url = url.trim_end_matches('/').to_string();
+        let token = match &self.api_token_file {
+            Some(file) => crate::runtime::secrets::read_secret(file).map(Some).map_err(|e| format!("{e:#}")),
+            None => Ok(session.filter(|s| s.control.trim_end_matches('/') == url).and_then(|s| s.token)),
+        };
+        let _ = TOKEN.set(token);
+        url
     }
 }
 
@@ -44,16 +60,10 @@ pub fn resource(words: &[String]) -> Option<String> {
     }
 }
 
-/// Percent-encodes a query value.
-pub fn encode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b',' => out.push(b as char),
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+/// A URL query string (`key=value&…`, form-encoded) of `pairs`.
+pub fn query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    serde_urlencoded::to_string(pairs).expect("string pairs always encode")
 }
 
 /// `GET base + path_and_query`, decoded as JSON; API errors (`{"error": …}`) become the error message.
@@ -153,10 +163,18 @@ pub fn nothing_found(base: &str, what: &str, namespace: &str, all_namespaces: bo
     }
 }
 
-/// `GET uri` on the control plane at `base`; the response head (within 10 s), its body still to read.
+/// `GET uri` on the control plane at `base`, with the API token; the response head (within 10 s), its
+/// body still to read.
 pub async fn request(base: &str, uri: hyper::Uri) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+    let mut req = hyper::Request::get(uri);
+    match TOKEN.get() {
+        Some(Err(e)) => return Err(anyhow!("cannot read the API token: {e}")),
+        Some(Ok(Some(token))) => req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}")),
+        _ => {}
+    }
+    let req = req.body(Empty::new()).context("invalid request")?;
+    tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .map_err(|_| unreachable(base, &"timed out"))?
         .map_err(|e| {

@@ -71,14 +71,11 @@ fn proxy_metrics(args: ProxyMetricsArgs) -> anyhow::Result<ExitCode> {
     let resource = client::resource(&args.resource)
         .filter(|r| r.contains('/'))
         .ok_or_else(|| anyhow::anyhow!("expected one resource: TYPE/NAME or TYPE NAME (e.g. deploy/web)"))?;
-    let mut q = format!(
-        "/api/v1/proxy-metrics?resource={}&namespace={}",
-        client::encode(&resource),
-        client::encode(&args.namespace)
-    );
+    let mut pairs = vec![("resource", resource.as_str()), ("namespace", &args.namespace)];
     if args.obfuscate {
-        q.push_str("&obfuscate=true");
+        pairs.push(("obfuscate", "true"));
     }
+    let q = format!("/api/v1/proxy-metrics?{}", client::query(&pairs));
     let pages: Vec<ProxyMetrics> = client::get_json(&args.control.url(), &q)?;
     if pages.is_empty() {
         eprintln!("No running instances of {resource} found.");
@@ -107,14 +104,12 @@ pub fn render_proxy_metrics(pages: &[ProxyMetrics]) -> String {
 }
 
 fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
-    let mut q = format!(
-        "/api/v1/endpoints?authority={}&namespace={}",
-        client::encode(&args.authorities.join(",")),
-        client::encode(&args.namespace)
-    );
+    let authorities = args.authorities.join(",");
+    let mut pairs = vec![("authority", authorities.as_str()), ("namespace", &args.namespace)];
     if args.output == output::Format::Wide {
-        q.push_str(&format!("&balancers=true&window={}", client::encode(&args.time_window)));
+        pairs.extend([("balancers", "true"), ("window", &args.time_window)]);
     }
+    let q = format!("/api/v1/endpoints?{}", client::query(&pairs));
     let resolved: EndpointsResponse = client::get_json(&args.control.url(), &q)?;
     match args.output {
         output::Format::Json => print!("{}", output::json(&resolved)?),

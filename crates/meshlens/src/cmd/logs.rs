@@ -55,18 +55,15 @@ pub const HEADER: [&str; 5] = ["TIME", "LEVEL", "POD", "TARGET", "MESSAGE"];
 pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let resource = client::resource(&args.resource)
         .ok_or_else(|| anyhow!("expected one resource: TYPE/NAME, TYPE NAME or control (e.g. deploy/web)"))?;
-    let mut q = format!(
-        "/api/v1/logs?resource={}&namespace={}&level={}",
-        client::encode(&resource),
-        client::encode(&args.namespace),
-        if args.level == Level::Error { "error" } else { "warn" }
-    );
+    let level = if args.level == Level::Error { "error" } else { "warn" };
+    let mut pairs = vec![("resource", resource.as_str()), ("namespace", &args.namespace), ("level", level)];
     if let Some(since) = &args.since {
-        q.push_str(&format!("&since={}", client::encode(since)));
+        pairs.push(("since", since));
     }
     if args.follow {
-        q.push_str("&follow=true");
+        pairs.push(("follow", "true"));
     }
+    let q = format!("/api/v1/logs?{}", client::query(&pairs));
     let base = args.control.url();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -27,12 +27,21 @@ pub struct PrometheusConfigArgs {
 }
 
 pub fn run(args: PrometheusConfigArgs) -> anyhow::Result<ExitCode> {
-    print!("{}", render(&args.control.url(), &args.job_name, args.scrape_interval, args.refresh_interval));
+    let control = args.control.url();
+    let token_file = args.control.api_token_file.as_deref().map(std::path::absolute).transpose()?;
+    print!("{}", render(&control, &args.job_name, args.scrape_interval, args.refresh_interval, token_file.as_deref()));
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configuration text.
-fn render(control: &str, job: &str, scrape: Duration, refresh: Duration) -> String {
+/// The configuration text; service discovery sends the API token from `token_file` (the control plane's
+/// /api/v1/ needs it).
+fn render(
+    control: &str,
+    job: &str,
+    scrape: Duration,
+    refresh: Duration,
+    token_file: Option<&std::path::Path>,
+) -> String {
     let ms = |d: Duration| match d.as_millis() {
         ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
         ms => format!("{ms}ms"),
@@ -41,6 +50,13 @@ fn render(control: &str, job: &str, scrape: Duration, refresh: Duration) -> Stri
     let (scrape, refresh) = (ms(scrape), ms(refresh));
     let job = yaml_string(job);
     let targets = yaml_string(&format!("{control}/api/v1/prometheus/targets"));
+    let auth = match token_file {
+        Some(file) => format!(
+            "        authorization:\n          type: Bearer\n          credentials_file: {}\n",
+            yaml_string(&file.display().to_string())
+        ),
+        None => "        # the control plane's API needs its token: run with --api-token-file FILE\n".into(),
+    };
     format!(
         "# Prometheus configuration for the meshlens proxies registered with {control}.\n\
          # Each proxy's admin /metrics is scraped, labelled namespace/deployment/pod, the labels\n\
@@ -55,7 +71,7 @@ fn render(control: &str, job: &str, scrape: Duration, refresh: Duration) -> Stri
              metrics_path: /metrics\n    \
              http_sd_configs:\n      \
                - url: {targets}\n        \
-                 refresh_interval: {refresh}\n"
+                 refresh_interval: {refresh}\n{auth}"
     )
 }
 
@@ -78,16 +94,25 @@ mod tests {
 
     #[test]
     fn renders_a_job_following_the_control_plane() {
-        let text = render("http://127.0.0.1:8086", "meshlens-proxies", Duration::from_secs(5), Duration::from_secs(1));
+        let token = std::path::Path::new("/run/api.token");
+        let text = render(
+            "http://127.0.0.1:8086",
+            "meshlens-proxies",
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+            Some(token),
+        );
         let expected = "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: \"meshlens-proxies\"\n    \
             scrape_interval: 5s\n    scrape_timeout: 5s\n    metrics_path: /metrics\n    http_sd_configs:\n      \
-            - url: \"http://127.0.0.1:8086/api/v1/prometheus/targets\"\n        refresh_interval: 1s\n";
+            - url: \"http://127.0.0.1:8086/api/v1/prometheus/targets\"\n        refresh_interval: 1s\n        \
+            authorization:\n          type: Bearer\n          credentials_file: \"/run/api.token\"\n";
         assert!(text.ends_with(expected), "{text}");
         assert!(text.lines().take_while(|l| l.starts_with('#')).count() >= 3);
-        let long = render("http://x", "j", Duration::from_secs(30), Duration::from_secs(5));
+        let long = render("http://x", "j", Duration::from_secs(30), Duration::from_secs(5), None);
         assert!(long.contains("scrape_interval: 30s\n    scrape_timeout: 10s\n"), "{long}");
         assert!(
-            render("http://x", "j", Duration::from_millis(250), Duration::from_secs(5)).contains("interval: 250ms")
+            render("http://x", "j", Duration::from_millis(250), Duration::from_secs(5), None)
+                .contains("interval: 250ms")
         );
     }
 }

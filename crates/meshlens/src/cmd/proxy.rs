@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use meshlens_control::auth::ProxyKey;
 use meshlens_proxy::config::{Config, UpstreamConfig};
+
+use crate::runtime::secrets::read_secret;
 
 /// Run the sidecar proxy. Every flag can also be set with the env var shown.
 ///
@@ -31,6 +34,22 @@ pub struct ProxyArgs {
     /// a control plane. Without either, tap answers 403.
     #[arg(long, env = "MESHLENS_PROXY_TAP_TOKEN", hide_env_values = true)]
     tap_token: Option<String>,
+    /// This instance's credential for the control plane (a file; `meshlens up` writes one per proxy).
+    #[arg(long, env = "MESHLENS_PROXY_CREDENTIAL_FILE", value_name = "FILE", requires = "control")]
+    credential_file: Option<PathBuf>,
+    /// Instead of --credential-file: the control plane's proxy key (a file, e.g. the one `meshlens control`
+    /// wrote); the proxy mints its own credential for its namespace, workload and instance.
+    #[arg(
+        long,
+        env = "MESHLENS_PROXY_KEY_FILE",
+        value_name = "FILE",
+        requires = "control",
+        conflicts_with = "credential_file"
+    )]
+    proxy_key_file: Option<PathBuf>,
+    /// The bearer token that PUT /log-level needs (a file); without it, changes are off.
+    #[arg(long, env = "MESHLENS_PROXY_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Log every HTTP request on stderr, in Linkerd's `apache` or `json` format (off by default).
     #[arg(long, env = "MESHLENS_PROXY_ACCESS_LOG", value_parser = ["apache", "json"])]
     access_log: Option<String>,
@@ -41,7 +60,8 @@ pub struct ProxyArgs {
     #[arg(long, env = "MESHLENS_PROXY_DISCOVERY")]
     discovery: Option<PathBuf>,
     /// Control plane URL: the proxy registers under a lease and follows discovery from it (instead of
-    /// --discovery); the lease also carries the tap token.
+    /// --discovery); the lease also carries the tap token. Registering needs --credential-file or
+    /// --proxy-key-file.
     #[arg(long, env = "MESHLENS_PROXY_CONTROL")]
     control: Option<String>,
     /// Name of the workload this proxy serves.
@@ -87,8 +107,18 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         namespace: args.namespace,
         upstreams: args.upstreams,
         tap_token: args.tap_token,
+        admin_token: args.admin_token_file.as_deref().map(read_secret).transpose()?,
         access_log: args.access_log.map(|f| f.parse().map_err(anyhow::Error::msg)).transpose()?,
         ..defaults
+    };
+    config.control_credential = match (&args.credential_file, &args.proxy_key_file) {
+        (Some(file), _) => Some(read_secret(file)?),
+        (None, Some(file)) => {
+            let key = ProxyKey::from_hex(&read_secret(file)?).map_err(anyhow::Error::msg)?;
+            let workload = config.workload.as_deref().context("--proxy-key-file needs --workload")?;
+            Some(key.mint(&config.namespace, workload, config.instance.as_deref().unwrap_or_default()))
+        }
+        (None, None) => None,
     };
     config.timeouts.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     anyhow::ensure!(

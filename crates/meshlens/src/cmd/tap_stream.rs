@@ -83,18 +83,18 @@ impl TapTargetArgs {
     }
 }
 
-/// The query string of `/api/v1/tap`: the request keys, then the filter keys (written as the CLI's other
-/// queries are: `/` and `,` kept, numbers without a needless `.0`).
+/// The query string of `/api/v1/tap`: the request keys, then the filter keys (numbers without a needless
+/// `.0`).
 pub fn query(request: &TapRequest, filter: &TapFilter) -> anyhow::Result<String> {
     let mut pairs = Vec::new();
     for part in [serde_urlencoded::to_string(request)?, serde_urlencoded::to_string(filter)?] {
         for (key, value) in serde_urlencoded::from_str::<Vec<(String, String)>>(&part)? {
             // `100.0` → `100`: the float as Rust prints it.
             let value = value.parse::<f64>().ok().filter(|_| key == "maxRps").map_or(value, |f| f.to_string());
-            pairs.push(format!("{key}={}", client::encode(&value)));
+            pairs.push((key, value));
         }
     }
-    Ok(pairs.join("&"))
+    Ok(client::query(&pairs))
 }
 
 /// An open `/api/v1/tap` stream.
@@ -204,13 +204,14 @@ mod tests {
         };
         let (request, filter) = q.request();
         let path = format!("/api/v1/tap?{}", query(&request, &filter).unwrap());
-        assert_eq!(path, "/api/v1/tap?resource=deploy/web&namespace=prod&direction=inbound&maxRps=100");
+        assert_eq!(path, "/api/v1/tap?resource=deploy%2Fweb&namespace=prod&direction=inbound&maxRps=100");
         // Every key is one of the contract's: the request's or the filter's.
         let (mut request, mut filter) = (serde_json::Map::new(), serde_json::Map::new());
-        for (k, v) in path.split_once('?').unwrap().1.split('&').filter_map(|kv| kv.split_once('=')) {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(path.split_once('?').unwrap().1).unwrap();
+        for (k, v) in pairs {
             let value = v.parse::<f64>().map_or_else(|_| serde_json::json!(v), |n| serde_json::json!(n));
-            let to = if matches!(k, "resource" | "namespace") { &mut request } else { &mut filter };
-            to.insert(k.to_string(), value);
+            let to = if matches!(k.as_str(), "resource" | "namespace") { &mut request } else { &mut filter };
+            to.insert(k, value);
         }
         let request: meshlens_api::tap::TapRequest = serde_json::from_value(request.into()).unwrap();
         let filter: meshlens_api::tap::TapFilter = serde_json::from_value(filter.into()).unwrap();

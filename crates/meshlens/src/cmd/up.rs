@@ -15,8 +15,9 @@ use crate::runtime::up::{self, UpOptions};
 /// Every instance gets fixed loopback ports (app, proxy inbound/outbound/admin/tap, one upstream listener
 /// per `calls` entry), so a restarted process keeps its addresses. Apps get PORT, HTTP_PROXY (their
 /// proxy's outbound listener), MESHLENS_UPSTREAM_<SERVICE>, MESHLENS_WORKLOAD, MESHLENS_NAMESPACE,
-/// MESHLENS_INSTANCE, MESHLENS_CONTROL and the workload's env. Output lines are prefixed with the
-/// process's name. A crashed process is restarted with backoff. Ctrl-C or SIGTERM stops everything
+/// MESHLENS_INSTANCE, MESHLENS_CONTROL and the workload's env. Each proxy gets a credential for its
+/// instance, and the CLI an API token in the session file, both as private files (docs/security.md).
+/// Output lines are prefixed with the process's name. A crashed process is restarted with backoff. Ctrl-C or SIGTERM stops everything
 /// (SIGTERM, then SIGKILL after the grace period) and exits 0.
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -36,6 +37,13 @@ pub struct RunArgs {
     /// Use a control plane that is already running instead of starting one.
     #[arg(long, value_name = "URL")]
     pub control: Option<String>,
+    /// With --control: the key that control plane checks proxy credentials with (`meshlens control`
+    /// says where it wrote it); each proxy gets a credential minted with it.
+    #[arg(long, value_name = "FILE", requires = "control")]
+    pub proxy_key_file: Option<PathBuf>,
+    /// With --control: that control plane's API token, written into the session file for the CLI.
+    #[arg(long, value_name = "FILE", requires = "control")]
+    pub api_token_file: Option<PathBuf>,
     /// Write each process's output to DIR/<name>.log instead of the terminal.
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -55,6 +63,8 @@ impl RunArgs {
                 Some(url) => ControlChoice::External(url.clone()),
                 None => ControlChoice::Start { port: self.control_port },
             },
+            proxy_key_file: self.proxy_key_file.clone(),
+            api_token_file: self.api_token_file.clone(),
             log_dir: self.log_dir.clone(),
             echo: vec![],
             stop_grace: Duration::from_secs(self.stop_grace),

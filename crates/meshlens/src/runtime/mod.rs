@@ -11,7 +11,8 @@
 //! | [`output`] | prefixed (and, on a terminal, coloured) output lines, or one log file per process |
 //! | [`reaper`] | a watchdog process that stops the mesh's process groups if `up` itself is killed |
 //! | [`reconcile`] | following `mesh.yaml` while running: instances started/stopped as workloads change |
-//! | [`session`] | the session file the CLI uses to find the control plane |
+//! | [`secrets`] | the 0700 directory of the proxy key, the API token and each proxy's credential |
+//! | [`session`] | the session file the CLI uses to find the control plane (and its API token) |
 //! | [`up`] | the whole `up` sequence: plan → control plane → proxies → apps → table → wait → stop |
 
 pub mod mesh;
@@ -20,6 +21,7 @@ pub mod plan;
 pub mod ports;
 pub mod reaper;
 pub mod reconcile;
+pub mod secrets;
 pub mod session;
 pub mod supervisor;
 pub mod up;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use meshlens_api::mesh::{Command, Mesh};
 
 use super::ports::PortPicker;
+use super::secrets::Secrets;
 
 /// The control plane port `up` prefers (the CLI's default control URL).
 pub const DEFAULT_CONTROL_PORT: u16 = 8086;
@@ -107,6 +108,8 @@ pub struct PlanInput<'a> {
     pub control: ControlChoice,
     /// This process, so `meshlens` children can notice when it is gone.
     pub supervisor_pid: u32,
+    /// Where the control plane's key and token are, and each proxy's credential goes.
+    pub secrets: &'a Secrets,
 }
 
 /// Chooses every port and builds every process. Ports are released before returning.
@@ -121,17 +124,27 @@ pub fn build(input: PlanInput<'_>) -> anyhow::Result<Plan> {
                 Some(p) => ports.reserve(*p),
             }
             .with_context(|| format!("cannot bind the control plane port 127.0.0.1:{}", port.unwrap_or(0)))?;
+            let mut args = vec![
+                "control".into(),
+                "--mesh-dir".into(),
+                input.mesh_dir.display().to_string(),
+                "--listen".into(),
+                addr.to_string(),
+            ];
+            let files = [
+                ("--proxy-key-file", input.secrets.proxy_key_file()),
+                ("--api-token-file", input.secrets.api_token_file.clone()),
+            ];
+            for (flag, file) in files {
+                if let Some(file) = file {
+                    args.extend([flag.to_string(), file.display().to_string()]);
+                }
+            }
             let spec = ProcSpec {
                 name: "control".into(),
                 role: Role::Control,
                 program: input.exe.to_owned(),
-                args: vec![
-                    "control".into(),
-                    "--mesh-dir".into(),
-                    input.mesh_dir.display().to_string(),
-                    "--listen".into(),
-                    addr.to_string(),
-                ],
+                args,
                 env: vec![],
                 cwd: input.mesh_dir.to_owned(),
                 wait_listening: true,
@@ -145,6 +158,7 @@ pub fn build(input: PlanInput<'_>) -> anyhow::Result<Plan> {
         mesh_dir: input.mesh_dir.to_owned(),
         exe: input.exe.to_owned(),
         supervisor_pid: input.supervisor_pid,
+        secrets: input.secrets.clone(),
     };
     let mut instances = Vec::new();
     for w in &input.mesh.spec.workloads {
@@ -163,6 +177,7 @@ pub struct InstanceContext {
     pub mesh_dir: PathBuf,
     pub exe: PathBuf,
     pub supervisor_pid: u32,
+    pub secrets: Secrets,
 }
 
 /// One instance of a workload: its ports (from `ports`) and its processes.
@@ -211,6 +226,17 @@ pub fn instance(
     for u in &upstreams {
         args.push("--upstream".into());
         args.push(format!("{}={}", u.call, u.addr));
+    }
+    // Secrets go in files, never in argv: the instance's credential, and the user's API token as the
+    // admin token (PUT /log-level).
+    let files = [
+        ("--credential-file", ctx.secrets.credential(&w.namespace, &w.name, &name)?),
+        ("--admin-token-file", ctx.secrets.api_token_file.clone()),
+    ];
+    for (flag, file) in files {
+        if let Some(file) = file {
+            args.extend([flag.to_string(), file.display().to_string()]);
+        }
     }
     let proxy_spec = ProcSpec {
         name: format!("{name}/proxy"),
@@ -350,12 +376,16 @@ spec:
     #[test]
     fn wires_each_app_to_its_own_sidecar() {
         let mesh = mesh();
+        let dir = std::env::temp_dir().join(format!("meshlens-plan-{}", std::process::id()));
+        let key = meshlens_control::auth::ProxyKey::generate();
+        let secrets = Secrets::create(dir.clone(), Some(key), Some("s3cr3t")).unwrap();
         let plan = build(PlanInput {
             mesh: &mesh,
             mesh_dir: Path::new("/m"),
             exe: Path::new("/bin/dir/meshlens"),
             control: ControlChoice::Start { port: Some(0) },
             supervisor_pid: 42,
+            secrets: &secrets,
         })
         .unwrap();
         let control = plan.control.as_ref().unwrap();
@@ -388,6 +418,16 @@ spec:
         assert_eq!(arg("--inbound"), Some(web1.inbound.to_string()));
         assert_eq!(arg("--instance").as_deref(), Some("web-1"));
         assert_eq!(arg("--control"), Some(plan.control_url.clone()));
+        let credential = arg("--credential-file").expect("the proxy gets its credential in a file");
+        assert_eq!(credential, dir.join("prod.web-1.credential").display().to_string());
+        assert!(std::fs::read_to_string(&credential).unwrap().starts_with("mlp1:prod:web:web-1:"));
+        assert_eq!(arg("--admin-token-file"), Some(dir.join("api.token").display().to_string()));
+        let control_arg = |flag: &str| control.args.iter().position(|a| a == flag).map(|i| control.args[i + 1].clone());
+        assert_eq!(control_arg("--proxy-key-file"), Some(dir.join("proxy.key").display().to_string()));
+        assert!(
+            proxy.args.iter().chain(&control.args).all(|a| !a.contains("s3cr3t") && !a.starts_with("mlp1")),
+            "no secret in argv"
+        );
         let ups: Vec<_> = proxy.args.windows(2).filter(|w| w[0] == "--upstream").map(|w| w[1].clone()).collect();
         assert_eq!(
             ups,
@@ -405,22 +445,28 @@ spec:
         ports.sort();
         ports.dedup();
         assert_eq!(ports.len(), n, "every port is different");
+        secrets.remove();
     }
 
     #[test]
     fn an_external_control_plane_is_not_started() {
         let mesh = mesh();
+        let dir = std::env::temp_dir().join(format!("meshlens-plan-ext-{}", std::process::id()));
+        let secrets = Secrets::create(dir, None, None).unwrap();
         let plan = build(PlanInput {
             mesh: &mesh,
             mesh_dir: Path::new("/m"),
             exe: Path::new("/x/meshlens"),
             control: ControlChoice::External("http://127.0.0.1:9/".into()),
             supervisor_pid: 1,
+            secrets: &secrets,
         })
         .unwrap();
         assert!(plan.control.is_none());
         assert_eq!(plan.control_url, "http://127.0.0.1:9");
         assert_eq!(plan.specs().count(), 3 * 2, "web-0, web-1, api-0: app and proxy; legacy-0 is external");
+        assert!(plan.instances[0].proxy_spec.args.iter().all(|a| a != "--credential-file"), "no key, no credential");
+        secrets.remove();
     }
 
     #[test]

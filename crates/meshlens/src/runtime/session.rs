@@ -1,7 +1,8 @@
 //! The session file (DESIGN.md §10): where `meshlens up`/`demo` tell the CLI how to reach the control plane.
 //!
 //! `$XDG_STATE_HOME/meshlens/session.json`, falling back to `~/.local/state/meshlens/session.json`:
-//! `{"control":"http://127.0.0.1:8086","pid":1234,"meshDir":"/abs/dir","startedAt":"2025-01-01T12:00:00Z"}`.
+//! `{"control":"http://127.0.0.1:8086","pid":1234,"meshDir":"/abs/dir","startedAt":"2025-01-01T12:00:00Z",
+//! "token":"…"}`: `token` is the API token the CLI sends, so the file is 0600 in a 0700 directory.
 //! Written once the control plane listens; removed when `up` exits, unless another session replaced it.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ pub struct Session {
     pub mesh_dir: PathBuf,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// The control plane's API token (absent with an external control plane whose token `up` was not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// `$XDG_STATE_HOME/meshlens`, else `$HOME/.local/state/meshlens` (None when neither is set).
@@ -53,12 +57,12 @@ impl SessionFile {
     /// that one's process is still running (two `up`s at once: the newer one owns the file).
     pub fn write(path: &Path, session: &Session) -> anyhow::Result<(Self, Option<Session>)> {
         let dir = path.parent().context("session file path has no directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        super::secrets::private_dir(dir)?;
         let previous = read(path).filter(|s| s.pid != session.pid && process_alive(s.pid));
         let tmp = dir.join(format!(".session.json.{}", session.pid));
         let mut text = serde_json::to_string_pretty(session)?;
         text.push('\n');
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        super::secrets::write_private(&tmp, text.trim_end())?;
         std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok((SessionFile { path: path.to_owned(), pid: session.pid }, previous))
     }
@@ -99,9 +103,13 @@ mod tests {
             pid: std::process::id(),
             mesh_dir: "/m".into(),
             started_at: rfc3339(SystemTime::now()),
+            token: Some("tok".into()),
         };
         let (file, previous) = SessionFile::write(&path, &s).unwrap();
         assert!(previous.is_none());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["control"], "http://127.0.0.1:8086");
         assert_eq!(v["meshDir"], "/m");

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use meshlens_api::mesh::Mesh;
+use meshlens_control::auth::ProxyKey;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::output::Output;
 use super::plan::{self, ControlChoice, Plan, PlanInput};
 use super::reaper::Reaper;
 use super::reconcile::Reconciler;
+use super::secrets::{Secrets, read_secret};
 use super::session::{self, Session, SessionFile};
 use super::supervisor::Supervisor;
 
@@ -25,6 +27,9 @@ pub type Guide = Box<dyn FnOnce(&Plan) -> String>;
 pub struct UpOptions {
     pub mesh_dir: PathBuf,
     pub control: ControlChoice,
+    /// With an external control plane: its proxy key and API token (files).
+    pub proxy_key_file: Option<PathBuf>,
+    pub api_token_file: Option<PathBuf>,
     /// Write each process's output to `DIR/<name>.log` instead of the terminal.
     pub log_dir: Option<PathBuf>,
     /// With `log_dir`: processes whose output still goes to the terminal too.
@@ -46,16 +51,43 @@ pub fn run(opts: UpOptions) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &opts.log_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the log directory {}", dir.display()))?;
     }
+    let secrets = session_secrets(&opts)?;
     let plan = plan::build(PlanInput {
         mesh: &mesh,
         mesh_dir: &mesh_dir,
         exe: &exe,
         control: opts.control.clone(),
         supervisor_pid: std::process::id(),
-    })?;
+        secrets: &secrets,
+    });
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(e) => {
+            secrets.remove();
+            return Err(e);
+        }
+    };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    runtime.block_on(supervise(mesh, mesh_dir, plan, opts))
+    let result = runtime.block_on(supervise(mesh, mesh_dir, plan, opts));
+    secrets.remove();
+    result
+}
+
+/// This session's secrets directory: a new key and API token for a control plane `up` starts, the given
+/// ones for an external control plane (none given: its proxies get no credential).
+fn session_secrets(opts: &UpOptions) -> anyhow::Result<Secrets> {
+    let base = session::state_dir().unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("run-{}", std::process::id()));
+    let (key, token) = match &opts.control {
+        ControlChoice::Start { .. } => (Some(ProxyKey::generate()), Some(meshlens_control::auth::new_token())),
+        ControlChoice::External(_) => {
+            let key = opts.proxy_key_file.as_deref().map(read_secret).transpose()?;
+            let key = key.map(|k| ProxyKey::from_hex(&k)).transpose().map_err(anyhow::Error::msg)?;
+            (key, opts.api_token_file.as_deref().map(read_secret).transpose()?)
+        }
+    };
+    Secrets::create(dir, key, token.as_deref())
 }
 
 async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOptions) -> anyhow::Result<ExitCode> {
@@ -173,7 +205,12 @@ async fn start(
             }
             out.say(&format!("control plane listening at {url} (pid {})", started.pid));
         }
-        None => out.say(&format!("using the control plane at {}", plan.control_url)),
+        None => {
+            out.say(&format!("using the control plane at {}", plan.control_url));
+            if plan.context.secrets.proxy_key_file().is_none() {
+                out.say("note: without --proxy-key-file the proxies have no credential, and a meshlens control refuses them");
+            }
+        }
     }
 
     let session = match session::session_path() {
@@ -182,7 +219,9 @@ async fn start(
             None
         }
         Some(path) => {
+            let token = plan.context.secrets.api_token_file.as_deref().map(read_secret).transpose()?;
             let s = Session {
+                token,
                 control: plan.control_url.clone(),
                 pid: std::process::id(),
                 mesh_dir: mesh_dir.to_owned(),

@@ -17,15 +17,17 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::header::AUTHORIZATION;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use meshlens_control::auth::ProxyKey;
 use meshlens_proxy::metrics::LATENCY_BOUNDS_MS;
 use meshlens_testkit::latency::{REFERENCE_MIX, mixed_latency, quantile};
 use meshlens_testkit::{ChildGuard, HttpBackend, eventually_blocking, spawn_and_read_json_line};
@@ -67,6 +69,33 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// The API token of every control plane these tests start.
+const API_TOKEN: &str = "accuracy-api-token";
+
+fn proxy_key() -> ProxyKey {
+    ProxyKey::from_hex(&"7b".repeat(32)).unwrap()
+}
+
+/// The files of the proxy key and the API token (private, as `meshlens up` writes them), made once.
+fn secret_files() -> &'static (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("meshlens-accuracy-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (key, token) = (dir.join("proxy.key"), dir.join("api.token"));
+        std::fs::write(&key, proxy_key().to_hex()).unwrap();
+        std::fs::write(&token, API_TOKEN).unwrap();
+        (key, token)
+    })
+}
+
+/// `meshlens` for a CLI command: it sends the API token.
+fn cli() -> std::process::Command {
+    let mut cmd = meshlens();
+    cmd.env("MESHLENS_API_TOKEN_FILE", &secret_files().1);
+    cmd
+}
+
 /// The test's own async side: backends, load, API calls.
 struct Async {
     rt: tokio::runtime::Runtime,
@@ -83,9 +112,10 @@ impl Async {
         Async { rt, http }
     }
 
-    /// `GET url` → (status, JSON body or Null).
+    /// `GET url` with the API token → (status, JSON body or Null).
     fn get_json(&self, url: &str) -> (u16, Value) {
-        let req = hyper::Request::get(url).body(Full::default()).unwrap();
+        let req = hyper::Request::get(url).header(AUTHORIZATION, format!("Bearer {API_TOKEN}"));
+        let req = req.body(Full::default()).unwrap();
         self.rt.block_on(call_json(&self.http, req))
     }
 }
@@ -109,6 +139,8 @@ fn control(dir: &Path, scrape_interval: &str, extra: &[&str]) -> (ChildGuard, St
         scrape_interval,
     ]);
     cmd.args(extra).env_remove("MESHLENS_CONTROL_PROMETHEUS_URL").env("MESHLENS_CONTROL_LOG_LEVEL", "warn");
+    let (key, token) = secret_files();
+    cmd.env("MESHLENS_CONTROL_PROXY_KEY_FILE", key).env("MESHLENS_CONTROL_API_TOKEN_FILE", token);
     let (guard, line) = spawn_and_read_json_line(&mut cmd);
     let url = format!("http://{}", line["api"].as_str().unwrap());
     (guard, url)
@@ -138,6 +170,7 @@ impl Mesh {
             cmd.args(["proxy", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--tap", "127.0.0.1:0"]);
             cmd.args(["--control", control, "--workload", workload, "--namespace", "prod", "--instance", instance]);
             cmd.args(["--tap-token", TAP_TOKEN]).env("MESHLENS_PROXY_LOG_LEVEL", "warn");
+            cmd.env("MESHLENS_PROXY_KEY_FILE", &secret_files().0);
             if let Some(app) = app {
                 cmd.args(["--inbound", "127.0.0.1:0", "--app", &app.to_string()]);
             }
@@ -426,7 +459,7 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
     let (_prom_mode, b) = control(dir.path(), "100ms", &["--prometheus-url", &prom_url]);
     let (_embedded, e) = control(dir.path(), "500ms", &[]);
 
-    let config = meshlens()
+    let config = cli()
         .args(["prometheus-config", "--control", &b, "--scrape-interval", "100ms", "--refresh-interval", "1s"])
         .env_remove("MESHLENS_CONTROL")
         .output()
@@ -481,7 +514,10 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
     let proxied = proxied.all(m.total());
     let embedded = embedded_accuracy(&a, &e, &m, &proxied);
     // Prometheus has the final counter values.
-    let promql = |q: &str| a.get_json(&format!("{prom_url}/api/v1/query?query={}", encode(q))).1;
+    let promql = |q: &str| {
+        let q = serde_urlencoded::to_string([("query", q)]).unwrap();
+        a.get_json(&format!("{prom_url}/api/v1/query?{q}")).1
+    };
     eventually_blocking(
         || {
             let v = promql("sum(response_total{direction=\"inbound\",deployment=\"web\"})");
@@ -574,7 +610,7 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
     close("actual_success", &pr[0], &er[0]);
 
     // The CLI renders Prometheus mode's answers like any other.
-    let out = meshlens().args(["stat", "deploy", "-n", "prod", "-t", WINDOW, "--control", &b]).output().unwrap();
+    let out = cli().args(["stat", "deploy", "-n", "prod", "-t", WINDOW, "--control", &b]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with("web ") && l.contains("2/2")), "{table}");
@@ -583,7 +619,10 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
 
 /// Registers every proxy registered with `from` with `to` too (a renewal when it already is).
 async fn mirror_registrations(http: &HttpClient, from: &str, to: &str) {
-    let req = hyper::Request::get(format!("{from}/api/v1/resources")).body(Full::default()).unwrap();
+    let req = hyper::Request::get(format!("{from}/api/v1/resources"))
+        .header(AUTHORIZATION, format!("Bearer {API_TOKEN}"))
+        .body(Full::default())
+        .unwrap();
     let (_, resources) = call_json(http, req).await;
     for w in resources["workloads"].as_array().into_iter().flatten() {
         for i in w["instances"].as_array().into_iter().flatten() {
@@ -594,24 +633,20 @@ async fn mirror_registrations(http: &HttpClient, from: &str, to: &str) {
                     reg[key] = i[key].clone();
                 }
             }
+            let credential = proxy_key().mint(
+                w["namespace"].as_str().unwrap_or_default(),
+                w["name"].as_str().unwrap_or_default(),
+                i["instance"].as_str().unwrap_or_default(),
+            );
             let req = hyper::Request::post(format!("{to}/v1/proxies"))
                 .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header(AUTHORIZATION, format!("Bearer {credential}"))
                 .body(Full::from(reg.to_string()))
                 .unwrap();
             // A failed attempt is retried on the next round, well within the lease.
             let _ = call_json(http, req).await;
         }
     }
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Prometheus down: the CLI says which Prometheus and why, and fails.
@@ -621,7 +656,7 @@ fn an_unreachable_prometheus_is_reported_by_the_cli() {
     dir.write("mesh.yaml", MESH_YAML);
     let prom_url = format!("http://127.0.0.1:{}", free_port());
     let (_control, url) = control(dir.path(), "1s", &["--prometheus-url", &prom_url]);
-    let out = meshlens().args(["stat", "deploy", "-n", "prod", "--control", &url]).output().unwrap();
+    let out = cli().args(["stat", "deploy", "-n", "prod", "--control", &url]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

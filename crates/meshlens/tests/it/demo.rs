@@ -93,6 +93,17 @@ fn demo_starts_serves_through_a_proxy_and_stops_cleanly() {
     let session: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.path().join("meshlens/session.json")).unwrap()).unwrap();
     assert!(session["control"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    // The CLI's API token is in the session file, private to the user; no secret is in any argv.
+    use std::os::unix::fs::PermissionsExt;
+    let token = session["token"].as_str().expect("the session file carries the API token");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state.path().join("meshlens/session.json")), 0o600);
+    assert_eq!(mode(&state.path().join("meshlens")), 0o700);
+    let children = descendants(pid);
+    assert!(children.iter().any(|p| p.cmdline.contains("--credential-file")), "proxies get credential files");
+    for p in &children {
+        assert!(!p.cmdline.contains(token) && !p.cmdline.contains("mlp1:"), "a secret in argv: {}", p.cmdline);
+    }
 
     let rows = table(&out);
     assert_eq!(rows.len(), 16, "{out}");
@@ -110,6 +121,7 @@ fn demo_starts_serves_through_a_proxy_and_stops_cleanly() {
     let status = demo.wait_for_exit();
     assert_eq!(status.code(), Some(0), "{}", demo.stdout_text());
     assert!(!state.path().join("meshlens/session.json").exists());
+    assert!(!state.path().join(format!("meshlens/run-{pid}")).exists(), "the secrets directory is removed");
     let mut groups = reaper.0.clone();
     groups.insert(pid);
     eventually_blocking(|| in_groups(&groups).is_empty(), "no process left");

@@ -9,11 +9,11 @@ use crate::support::meshlens;
 fn proxy_metrics_and_endpoints_match_golden_files() {
     let (url, seen) = fake_control();
     golden("diagnostics_proxy_metrics", &run(&url, &["diagnostics", "proxy-metrics", "deploy/web", "-n", "prod"]).0);
-    assert_eq!(seen.lock().unwrap().last().unwrap(), "/api/v1/proxy-metrics?resource=deploy/web&namespace=prod");
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "/api/v1/proxy-metrics?resource=deploy%2Fweb&namespace=prod");
     run(&url, &["diagnostics", "proxy-metrics", "po", "web-0", "-n", "prod", "--obfuscate"]);
     assert_eq!(
         seen.lock().unwrap().last().unwrap(),
-        "/api/v1/proxy-metrics?resource=po/web-0&namespace=prod&obfuscate=true"
+        "/api/v1/proxy-metrics?resource=po%2Fweb-0&namespace=prod&obfuscate=true"
     );
     let (out, err) = run(&url, &["diagnostics", "proxy-metrics", "deploy/none"]);
     assert_eq!((out.as_str(), err.as_str()), ("", "No running instances of deploy/none found.\n"));
@@ -22,7 +22,7 @@ fn proxy_metrics_and_endpoints_match_golden_files() {
     golden("diagnostics_endpoints_table", &run(&url, &args).0);
     assert_eq!(
         seen.lock().unwrap().last().unwrap(),
-        "/api/v1/endpoints?authority=web,db.data.svc.cluster.local%3A5432,orders.prod%3A80&namespace=prod"
+        "/api/v1/endpoints?authority=web%2Cdb.data.svc.cluster.local%3A5432%2Corders.prod%3A80&namespace=prod"
     );
     golden("diagnostics_endpoints_json", &run(&url, &[&args[..], &["-o", "json"]].concat()).0);
     let (out, err) = run(&url, &["diagnostics", "endpoints", "orders"]);

@@ -91,7 +91,7 @@ fn fake_control() -> FakeControl {
                 });
                 continue;
             }
-            let (status, body) = if target.contains("resource=deploy/nope") {
+            let (status, body) = if target.contains("resource=deploy%2Fnope") {
                 ("404 Not Found", json!({"error": "deployment 'nope' not found in namespace 'prod'"}))
             } else if target.starts_with("/api/v1/logs") {
                 ("200 OK", relayed())
@@ -116,13 +116,16 @@ fn logs_table_json_and_mistakes() {
     let fake = fake_control();
     let (out, err) = run(&fake.url, &["logs", "deploy/web", "-n", "prod"]);
     golden("logs_table", &out);
-    assert_eq!(fake.seen.lock().unwrap().last().unwrap(), "/api/v1/logs?resource=deploy/web&namespace=prod&level=warn");
+    assert_eq!(
+        fake.seen.lock().unwrap().last().unwrap(),
+        "/api/v1/logs?resource=deploy%2Fweb&namespace=prod&level=warn"
+    );
     assert!(err.contains("web-2 (prod/web): its events could not be read: cannot read 127.0.0.1:4191/logs"), "{err}");
     golden("logs_json", &run(&fake.url, &["logs", "deploy", "web", "-n", "prod", "-o", "json"]).0);
     run(&fake.url, &["logs", "po/web-0", "-n", "prod", "--level", "error", "--since", "10m"]);
     assert_eq!(
         fake.seen.lock().unwrap().last().unwrap(),
-        "/api/v1/logs?resource=po/web-0&namespace=prod&level=error&since=10m"
+        "/api/v1/logs?resource=po%2Fweb-0&namespace=prod&level=error&since=10m"
     );
 
     let out = meshlens().args(["logs", "deploy/nope", "-n", "prod", "--control", &fake.url]).output().unwrap();

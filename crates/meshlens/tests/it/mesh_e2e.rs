@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use meshlens_testkit::process::Stream;
 use meshlens_testkit::prom::{Sample, parse_prometheus, sum};
-use meshlens_testkit::{ChildGuard, HttpReply, eventually_blocking, http_get};
+use meshlens_testkit::{ChildGuard, HttpReply, eventually_blocking, http_get, http_get_as};
 use serde_json::Value;
 
 use crate::support::{GroupReaper, TempDir, addr, descendants, in_groups, meshlens, table};
@@ -128,7 +128,11 @@ fn via_proxy(outbound: SocketAddr, service: &str, path: &str) -> std::io::Result
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
-    let r = http_get(addr, "localhost", path, Duration::from_secs(5)).ok()?;
+    get_json_as(addr, path, None)
+}
+
+fn get_json_as(addr: SocketAddr, path: &str, token: Option<&str>) -> Option<Value> {
+    let r = http_get_as(addr, "localhost", path, Duration::from_secs(5), token).ok()?;
     if r.status != 200 {
         return None;
     }
@@ -329,7 +333,14 @@ impl Mesh {
     }
 
     fn status(&self) -> Value {
-        get_json(self.control, "/api/v1/status").expect("control plane /api/v1/status")
+        self.api("/api/v1/status").expect("control plane /api/v1/status")
+    }
+
+    /// `GET path` on the control plane with the API token of the session file, as the CLI sends it.
+    fn api(&self, path: &str) -> Option<Value> {
+        let session = std::fs::read(self._state.path().join("meshlens/session.json")).ok()?;
+        let session: Value = serde_json::from_slice(&session).ok()?;
+        get_json_as(self.control, path, session["token"].as_str())
     }
 
     fn wait_proxies(&self, what: &str, pred: impl Fn(&Value) -> bool) {
@@ -370,7 +381,7 @@ impl Mesh {
                 .iter()
                 .map(|(n, a)| format!("  {n}: {}", discovery(*a).map(|d| summary(&d)).unwrap_or_default()))
                 .collect();
-            let status = get_json(self.control, "/api/v1/status").unwrap_or_default();
+            let status = self.api("/api/v1/status").unwrap_or_default();
             let msg = format!(
                 "{what}: not on every proxy within {deadline:?} (control plane: version {}, complete {}, uptime {} s); they have:\n{}",
                 status["version"],
@@ -896,11 +907,11 @@ fn killing_the_control_plane_fails_no_request_and_proxies_reconnect() {
     marks.push((Instant::now(), format!("up: {}", line.trim())));
     mesh.track();
     eventually_blocking(
-        || get_json(mesh.control, "/api/v1/status").is_some_and(|s| s["startedAt"] != started_before),
+        || mesh.api("/api/v1/status").is_some_and(|s| s["startedAt"] != started_before),
         "the restarted control plane answers",
     );
     eventually_blocking(
-        || get_json(mesh.control, "/api/v1/status").is_some_and(|s| s["proxies"] == 3 && s["watchers"] == 3),
+        || mesh.api("/api/v1/status").is_some_and(|s| s["proxies"] == 3 && s["watchers"] == 3),
         "every proxy registered and watches the restarted control plane",
     );
     let reconnected_after = killed_at.elapsed();

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,7 +53,17 @@ fn run_bounded(cmd: &mut Command) -> Output {
 
 /// Runs `meshlens profile ARGS`, expecting success: (stdout, stderr).
 fn profile(args: &[&str]) -> (String, String) {
-    let out = run_bounded(meshlens().arg("profile").args(args).env_remove("MESHLENS_CONTROL"));
+    profile_in(None, args)
+}
+
+/// [`profile`] as the user of a session: its state directory holds the session file with the API token.
+fn profile_in(state: Option<&Path>, args: &[&str]) -> (String, String) {
+    let mut cmd = meshlens();
+    cmd.arg("profile").args(args).env_remove("MESHLENS_CONTROL");
+    if let Some(state) = state {
+        cmd.env("XDG_STATE_HOME", state);
+    }
+    let out = run_bounded(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{args:?}: {stderr}");
     (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
@@ -294,7 +304,8 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<String>>) {
     let Some(query) = path.strip_prefix("/api/v1/tap?") else {
         return reply(&mut conn, "404 Not Found", r#"{"error":"no such endpoint"}"#);
     };
-    let resource = query.split('&').find_map(|kv| kv.strip_prefix("resource=")).unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let resource = pairs.iter().find(|(k, _)| k == "resource").map(|(_, v)| v.as_str()).unwrap_or_default();
     if resource != "deploy/web" && resource != "deploy/brief" {
         return reply(
             &mut conn,
@@ -328,7 +339,7 @@ fn tap_folds_the_observed_requests_into_routes() {
     assert!(stderr.contains("10 requests seen in 1s; 4 routes"), "{stderr}");
     assert_eq!(
         seen.lock().unwrap().as_slice(),
-        ["/api/v1/resources", "/api/v1/tap?resource=deploy/web&namespace=prod&direction=inbound&maxRps=100"]
+        ["/api/v1/resources", "/api/v1/tap?resource=deploy%2Fweb&namespace=prod&direction=inbound&maxRps=100"]
     );
     let loaded = control_plane_loads("web", "prod", "example.org", &yaml);
     assert_eq!(loaded.metadata.name, "web.prod.svc.example.org");
@@ -428,17 +439,20 @@ fn a_tapped_profile_carries_the_demo_traffic() {
     // Tap until user-service has been called (the load starts with the shop).
     let mut poller = Poller::with_patience(Duration::from_secs(90));
     let yaml = loop {
-        let (yaml, stderr) = profile(&[
-            "--tap",
-            "deploy/user-service",
-            "user-service",
-            "-n",
-            "prod",
-            "--tap-duration",
-            "5s",
-            "--control",
-            &control,
-        ]);
+        let (yaml, stderr) = profile_in(
+            Some(state.path()),
+            &[
+                "--tap",
+                "deploy/user-service",
+                "user-service",
+                "-n",
+                "prod",
+                "--tap-duration",
+                "5s",
+                "--control",
+                &control,
+            ],
+        );
         if yaml.contains("name: GET /users/{id}") {
             eprintln!("[e2e] profile --tap on the demo: {}", stderr.trim());
             break yaml;
@@ -453,7 +467,7 @@ fn a_tapped_profile_carries_the_demo_traffic() {
     std::fs::write(shop.join("user-service.profile.yaml"), &yaml).unwrap();
     // The control plane loads it, and api-gateway's requests to user-service then count on the route.
     let routes = || -> serde_json::Value {
-        let out = run_bounded(meshlens().args([
+        let out = run_bounded(meshlens().env("XDG_STATE_HOME", state.path()).args([
             "routes",
             "deploy/user-service",
             "-n",

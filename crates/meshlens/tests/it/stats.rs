@@ -148,7 +148,7 @@ pub(crate) fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Str
                 routes(path.contains("&to="))
             } else if path.starts_with("/api/v1/edges") {
                 edges()
-            } else if path.starts_with("/api/v1/proxy-metrics?resource=deploy/none") {
+            } else if path.starts_with("/api/v1/proxy-metrics?resource=deploy%2Fnone") {
                 json!([])
             } else if path.starts_with("/api/v1/proxy-metrics") {
                 proxy_metrics()

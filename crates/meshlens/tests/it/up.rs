@@ -57,8 +57,14 @@ async fn runs_a_mesh_restarts_crashes_and_stops_cleanly() {
 fn run_and_stop(control_url: String) {
     let dir = mesh_dir();
     let state = TempDir::new("up-state");
+    // The external control plane's key and token, as `meshlens control` wrote them.
+    let key = meshlens_control::auth::ProxyKey::generate();
+    dir.write("secrets/proxy.key", &key.to_hex());
+    dir.write("secrets/api.token", "external-token");
     let mut cmd = meshlens();
     cmd.args(["up", "-f"]).arg(dir.path()).args(["--control", &control_url, "--stop-grace", "5"]);
+    cmd.arg("--proxy-key-file").arg(dir.path().join("secrets/proxy.key"));
+    cmd.arg("--api-token-file").arg(dir.path().join("secrets/api.token"));
     cmd.env("XDG_STATE_HOME", state.path()).env_remove("NO_COLOR");
     // Declared before the guard of up: dropped after it, it kills whatever a failed test left.
     let mut reaper = GroupReaper(BTreeSet::new());
@@ -107,6 +113,12 @@ fn run_and_stop(control_url: String) {
     assert_eq!(session["pid"], up_pid);
     assert_eq!(session["meshDir"], dir.path().to_str().unwrap());
     assert!(session["startedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(session["token"], "external-token");
+    // Each proxy gets a credential minted with the external control plane's key, in a file.
+    let credential = state.path().join(format!("meshlens/run-{up_pid}/prod.web-0.credential"));
+    let credential = std::fs::read_to_string(&credential).unwrap();
+    use meshlens_control::auth::ProxyCredentials;
+    assert_eq!(key.verify(credential.trim()).unwrap().instance, "web-0");
 
     // Every process up started runs in a process group of its own.
     let children = descendants(up_pid);

@@ -106,3 +106,13 @@ fn upgrades_pass_through_untouched() {
     assert_eq!(r, None);
     assert_eq!(out, input);
 }
+
+#[test]
+fn a_refused_head_is_read_as_far_as_it_parses() {
+    let req =
+        readable_request(b"POST /up?x=1 HTTP/1.1\r\nX-A: b\r\nhOsT:  users:8080 \r\nContent-Length: 5\r\nTransfer-")
+            .unwrap();
+    assert_eq!((req.method().as_str(), req.uri().to_string().as_str()), ("POST", "/up?x=1"));
+    assert_eq!(req.headers()["host"], "users:8080");
+    assert!(readable_request(b"GET\r\n").is_none(), "no target: nothing to name");
+}

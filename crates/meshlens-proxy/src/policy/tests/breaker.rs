@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::advance;
 
-use super::{BreakerParams, BreakerState, ConsecutiveFailures, Transition, is_failure};
+use super::{BreakerParams, BreakerState, ConsecutiveFailures, Transition};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -221,18 +221,4 @@ fn state_serializes_for_the_admin_view() {
     assert_eq!(Transition::Opened { penalty: secs(1) }.as_str(), "open");
     assert_eq!(Transition::Probation.as_str(), "probation");
     assert_eq!(Transition::Closed.as_str(), "closed");
-}
-
-#[test]
-fn failure_accrual_classification() {
-    assert!(is_failure(500, None));
-    assert!(is_failure(503, None));
-    assert!(!is_failure(404, None));
-    assert!(!is_failure(429, None));
-    for code in [4, 7, 13, 14, 15] {
-        assert!(is_failure(200, Some(code)), "{code}");
-    }
-    for code in [0, 1, 2, 3, 5, 8, 12] {
-        assert!(!is_failure(200, Some(code)), "{code}");
-    }
 }

@@ -26,11 +26,11 @@ fn default_classification() {
     assert_eq!(c.classify(500, None), Failure);
     assert_eq!(c.classify(503, None), Failure);
     assert_eq!(c.classify(599, None), Failure);
-    // gRPC: the status decides, whatever the HTTP status.
+    // gRPC: a non-zero status fails; a 5xx fails whatever its grpc-status (one rule with the endpoint's).
     assert_eq!(c.classify(200, Some(0)), Success);
     assert_eq!(c.classify(200, Some(14)), Failure);
     assert_eq!(c.classify(200, Some(5)), Failure);
-    assert_eq!(c.classify(503, Some(0)), Success);
+    assert_eq!(c.classify(503, Some(0)), Failure);
     assert_eq!(default_class(502, None), Failure);
 }
 

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use meshlens_api::tap::{StreamId, TapEndpoint, TapEvent, grpc_is_failure};
+use meshlens_api::ProxyErrorReason;
+use meshlens_api::errors::response_failed;
+use meshlens_api::tap::{StreamId, TapEndpoint, TapEvent};
 
 /// Requests seen but not ended yet are forgotten beyond this many (their `end` never came).
 const MAX_PENDING: usize = 10_000;
@@ -86,8 +88,8 @@ impl TopTable {
         } else if let Some(end) = &event.response_end_event {
             let Some((key, status)) = self.pending.remove(&end.id) else { return };
             let latency = Duration::from(end.since_request_init);
-            let success =
-                status < 500 && !end.grpc_status_code.is_some_and(grpc_is_failure) && end.reset_error_code.is_none();
+            let proxy_error = event.proxy_error.as_deref().and_then(ProxyErrorReason::from_token);
+            let success = !response_failed(status, end.grpc_status_code, proxy_error) && end.reset_error_code.is_none();
             self.add(key, latency, success);
         }
     }

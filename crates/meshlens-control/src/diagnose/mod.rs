@@ -7,6 +7,7 @@
 //! | `wilson` | success-rate intervals, so few requests never make a finding |
 //! | `failing` | steps 1–2: workloads and instances whose own answers fail (callees netted out) |
 //! | `latency` | step 1: routes that succeed with a tail far beyond their median (a slow success path) |
+//! | `patience` | step 3 from the counts: callers that give up (cancel) before their callees answer |
 //! | `proxy` | step 5 by reason: route timeouts, invalid responses, unknown and unreachable names |
 //! | `retries` | step 4: retry amplification and spent budgets |
 //! | `topology` | step 2: edges that carried traffic before and stopped |
@@ -17,6 +18,7 @@ mod config;
 mod evidence;
 mod failing;
 mod latency;
+mod patience;
 mod proxy;
 mod rank;
 mod retries;
@@ -125,6 +127,7 @@ fn run(ev: &Evidence<'_>) -> Report {
     }
     failing::check(ev, &mut found, &mut checked);
     latency::check(ev, &mut found, &mut checked);
+    patience::check(ev, &mut found, &mut checked);
     proxy::check(ev, &mut found, &mut checked);
     retries::check(ev, &mut found, &mut checked);
     topology::check(ev, &mut found, &mut checked);

@@ -442,3 +442,16 @@ fn a_slow_success_path_is_a_slow_route_not_a_failure() {
     let report = slow_route_report(&[("10", 4.0), ("30", 5.0), ("+Inf", 5.0)]);
     assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
 }
+
+#[test]
+fn a_caller_that_gives_up_names_the_slow_callee() {
+    // web's app gives up on 10% of its calls to api after its own timeout; api's proxy sees them cancelled.
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.0, 1.0, ""), call("api", 9.0, 1.0, "cancelled")].concat())
+        .add("api", "api-0", [served(4.5, 0.0, ""), cancelled(0.5)].concat())
+        .add("api", "api-1", [served(4.5, 0.0, ""), cancelled(0.5)].concat());
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::CALLER_GAVE_UP, "deploy/api", Severity::Critical), "{report:#?}");
+    assert!(report.findings[0].cause.starts_with("web gives up on 10.00%"), "{}", report.findings[0].cause);
+    assert!(!kinds_of(&report).iter().any(|k| k.0 == kinds::FAILING_WORKLOAD), "{report:#?}");
+}

@@ -46,11 +46,8 @@ fn budget(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
-    let path = format!(
-        "/api/v1/diagnose?namespace={}&window={}",
-        client::encode(&args.namespace),
-        client::encode(&args.time_window)
-    );
+    let path =
+        format!("/api/v1/diagnose?{}", client::query(&[("namespace", &args.namespace), ("window", &args.time_window)]));
     let url = args.control.url();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

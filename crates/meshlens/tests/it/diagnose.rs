@@ -112,3 +112,33 @@ fn slow_success_names_the_slow_route_first() {
     let report = names_first("slow-success", "slow-route", "route deploy/payment-service POST /charge");
     assert_eq!(report["findings"][0]["severity"], "warning", "{report:#}");
 }
+
+/// Polls `diagnose` on a mesh directory until (kind, subject) is first over a whole window.
+fn mesh_names_first(name: &str, files: &[(&'static str, String)], kind: &str, subject: &str) -> Value {
+    let _one = crate::mesh_e2e::one_mesh_at_a_time();
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let mesh = Running::up(name, &files);
+    let args = ["diagnose", "-n", "prod", "-t", "30s"];
+    let report = mesh.poll(&args, Duration::from_secs(120), |r| {
+        r["covered_s"].as_f64() >= Some(30.0) && first(r) == (kind.to_string(), subject.to_string())
+    });
+    eprintln!("{name}: {:#}", report["findings"][0]);
+    report
+}
+
+/// A fault of our own: a caller asks for a service by a name no service has.
+#[test]
+fn a_misspelled_service_name_is_blamed_on_its_caller() {
+    let callee = "routes:\n  - {path: /work, latency: 2ms}\n";
+    let files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}, {service: calee, path: /w}");
+    let report = mesh_names_first("diagnose-misspelled", &files, "unknown-destination", "deploy/caller");
+    assert!(report["findings"][0]["cause"].as_str().unwrap().contains("calee"), "{report:#}");
+}
+
+/// A fault of our own: the callee takes 3 s on a quarter of its requests, the caller waits 2 s.
+#[test]
+fn a_caller_that_gives_up_names_the_slow_callee() {
+    let callee = "routes:\n  - path: /work\n    latency: 5ms\n    faults:\n      - {rate: 0.25, latency: 3s}\n";
+    let files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}");
+    mesh_names_first("diagnose-impatient", &files, "caller-gave-up", "deploy/callee");
+}

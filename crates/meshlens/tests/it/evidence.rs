@@ -25,7 +25,7 @@ pub(crate) struct Running {
 
 impl Running {
     /// `meshlens up -f DIR` on a mesh directory made of `files`.
-    fn up(name: &str, files: &[(&str, &str)]) -> Running {
+    pub(crate) fn up(name: &str, files: &[(&str, &str)]) -> Running {
         let dir = TempDir::new(name);
         for (rel, text) in files {
             dir.write(rel, text);
@@ -116,7 +116,7 @@ fn f(v: &Value, key: &str) -> f64 {
 
 /// A mesh where `caller` calls `callee` with a 2 s client timeout, and the callee takes 3 s for a quarter
 /// of its requests: the caller gives up on those. `traffic` drives the caller at 10 req/s.
-fn impatient_mesh(callee_conf: &str, caller_calls: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn impatient_mesh(callee_conf: &str, caller_calls: &str) -> Vec<(&'static str, String)> {
     let mesh = "apiVersion: meshlens.io/v1alpha1
 kind: Mesh
 metadata: {name: impatient}

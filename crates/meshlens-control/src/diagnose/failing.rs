@@ -3,14 +3,13 @@
 //! more than their peers.
 
 use meshlens_api::diagnose::{FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONSE, LOW_CONFIDENCE, Severity};
-
 use meshlens_api::labels::ERROR_CANCELLED;
 
 use super::evidence::{Counts, Evidence};
 use super::{Candidate, DEFAULT_OBJECTIVE, finding, pct, wilson};
 
-/// Proxy-error reasons at a workload's own inbound proxy that are not the app answering.
-const INBOUND_REASONS: &[&str] = &["invalid_response", "connect_error", "connect_timeout"];
+/// Proxy-error reasons at a workload's own inbound proxy that say its app could not be reached.
+const INBOUND_REASONS: &[&str] = &["connect_error", "connect_timeout"];
 
 pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut Vec<String>) {
     let mut judged = 0;

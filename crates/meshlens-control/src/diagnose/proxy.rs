@@ -81,8 +81,8 @@ fn timeouts(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
             let p50 = served.p50_ms.unwrap_or_default();
             let cancelled = served.errors.get(ERROR_CANCELLED).copied().unwrap_or(0.0);
             f.evidence.push(format!(
-                "{workload} answered in time with p50 {p50:.0} ms, p99 {p99:.0} ms; {cancelled:.0} requests it was \
-                 still working on were cancelled when the timeout fired"
+                "{workload}'s own proxy saw p50 {p50:.0} ms, p99 {p99:.0} ms; {cancelled:.0} requests it was still \
+                 working on were cancelled when the timeout fired"
             ));
         }
         f.commands

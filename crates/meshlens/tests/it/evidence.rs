@@ -146,7 +146,6 @@ spec:
 /// caller's outbound edge and at the callee's inbound — with its elapsed time (≈ the caller's patience)
 /// in the latency, not a silent 100%.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn a_caller_that_gives_up_is_counted_at_both_ends_of_the_edge() {
     let _one = one_mesh_at_a_time();
     let callee = "routes:\n  - path: /work\n    latency: 5ms\n    faults:\n      - {rate: 0.25, latency: 3s}\n";
@@ -181,7 +180,6 @@ fn a_caller_that_gives_up_is_counted_at_both_ends_of_the_edge() {
 /// Reproduction 2: a workload calling a service that does not exist — the proxy answers 404 `no_route`
 /// before choosing any endpoint; `stat` counts it in PROXY_ERRORS and `edges` shows the name asked for.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn a_destination_that_does_not_exist_is_counted_under_the_name_asked_for() {
     let _one = one_mesh_at_a_time();
     let callee = "routes:\n  - {path: /work, latency: 2ms}\n";
@@ -215,7 +213,6 @@ fn a_destination_that_does_not_exist_is_counted_under_the_name_asked_for() {
 /// the weights; `stat svc/ml-inference` has the apex's traffic), inbound routes carry the profile's names,
 /// and 20 s after the start the rates are those of the load (the window is only partly covered, and says so).
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn the_demo_split_inbound_routes_and_a_young_window_add_up() {
     let _one = one_mesh_at_a_time();
     let started = Instant::now();
@@ -272,7 +269,6 @@ fn the_demo_split_inbound_routes_and_a_young_window_add_up() {
 /// never a value interpolated inside the 5000–10000 ms bucket. Reproduction 1 on the scenario: the
 /// callee's inbound counts the requests its caller's proxy cut as cancellations.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn requests_cut_by_the_route_timeout_keep_p99_at_the_timeout() {
     let _one = one_mesh_at_a_time();
     let demo = Running::demo("evidence-504", &["--rps", "40", "--scenario", "timeout-504"]);
@@ -297,7 +293,6 @@ fn requests_cut_by_the_route_timeout_keep_p99_at_the_timeout() {
 /// Reproduction 9: a resource that does not exist is an error naming it (exit 1); an empty namespace while
 /// workloads run elsewhere gets a hint naming where they run.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn mistakes_in_the_query_are_answered_not_met_with_silence() {
     let _one = one_mesh_at_a_time();
     let callee = "routes:\n  - {path: /work, latency: 2ms}\n";

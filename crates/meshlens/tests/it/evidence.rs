@@ -317,3 +317,52 @@ fn mistakes_in_the_query_are_answered_not_met_with_silence() {
     let said = format!("{out}{err}");
     assert!(said.contains("\"prod\"") || said.contains("-n prod"), "the hint names where workloads run: {said}");
 }
+
+/// A keep-alive connection to `addr` that sent one `HEAD target` and read its answer, then stays idle.
+fn idle_keep_alive(addr: std::net::SocketAddr, host: &str, target: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "HEAD {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "{addr} answers: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    s
+}
+
+/// Reproduction 8: a healthy demo, with keep-alive connections left idle until the proxies close them at
+/// the header-read timeout, logs no WARN or ERROR from any proxy or from the control plane.
+#[test]
+fn a_healthy_demo_with_idle_keep_alive_connections_logs_no_warning() {
+    let _one = one_mesh_at_a_time();
+    let demo = Running::demo("quiet", &[]);
+    let rows = crate::support::table(&demo.up.stdout_text());
+    let frontend = rows.iter().find(|(k, _)| k.ends_with("/frontend-0")).map(|(_, r)| r.clone());
+    let frontend = frontend.unwrap_or_else(|| panic!("frontend-0 in up's table: {rows:?}"));
+    let (inbound, outbound) = (frontend[1].parse().unwrap(), frontend[2].parse().unwrap());
+    let mut idle = [
+        idle_keep_alive(inbound, "frontend", "/products/42"),
+        idle_keep_alive(outbound, "frontend", "http://frontend/products/42"),
+    ];
+    // Held past the header-read timeout (10 s): each proxy closes its idle connection.
+    for s in &mut idle {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(s.read(&mut buf), Ok(0)), "the proxy closes an idle keep-alive connection");
+    }
+    let deployments = demo.poll(&["stat", "deploy", "-n", "prod"], Duration::from_secs(60), |v| {
+        row(v, "frontend").is_some_and(|r| r["rps"].as_f64().is_some_and(|rps| rps > 0.0))
+    });
+    let mut names: Vec<String> =
+        deployments.as_array().unwrap().iter().map(|r| format!("deploy/{}", r["name"].as_str().unwrap())).collect();
+    names.push("control".into());
+    for name in names {
+        let logs = demo.json(&["logs", &name, "-n", "prod"]).unwrap_or_else(|| panic!("logs {name}"));
+        assert_eq!(logs["events"], serde_json::json!([]), "{name} logged WARN/ERROR on a healthy demo: {logs}");
+        assert!(logs["unreachable"].is_null(), "every instance of {name} answered: {logs}");
+    }
+}

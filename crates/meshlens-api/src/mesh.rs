@@ -50,6 +50,11 @@ pub struct MeshSpec {
     pub workloads: Vec<Workload>,
     #[serde(default)]
     pub services: Vec<MeshService>,
+    /// Proxies may register addresses other than loopback (instances on other hosts). Off by default:
+    /// local mode serves one host, and without mTLS traffic between hosts is not protected
+    /// (docs/security.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote_endpoints: bool,
 }
 
 /// A workload: instances of one program. Without a `command` it is external: its instances are started

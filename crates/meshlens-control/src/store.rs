@@ -181,7 +181,8 @@ impl Store {
     pub fn register(&self, reg: Registration) -> Result<Lease, String> {
         let now = Instant::now();
         let mut st = self.lock();
-        let checked = check_registration(&reg).and_then(|()| {
+        let remote_ok = st.config.mesh.spec.remote_endpoints;
+        let checked = check_registration(&reg, remote_ok).and_then(|()| {
             let declared =
                 st.config.mesh.spec.workloads.iter().any(|w| w.name == reg.workload && w.namespace == reg.namespace);
             match declared {
@@ -506,7 +507,7 @@ pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
 const MAX_LABELS: usize = 32;
 const MAX_LABEL_BYTES: usize = 256;
 
-fn check_registration(reg: &Registration) -> Result<(), String> {
+fn check_registration(reg: &Registration, remote_ok: bool) -> Result<(), String> {
     if !is_dns_label(&reg.workload) {
         return Err(format!("workload: '{}' is not a valid workload name", reg.workload));
     }
@@ -528,12 +529,15 @@ fn check_registration(reg: &Registration) -> Result<(), String> {
         {
             return Err(format!("{field}: {addr} has port 0 (register the bound address)"));
         }
-        // Local mode: every process of the mesh runs on this host (docs/security.md); a wildcard bind
-        // address is reached on loopback.
+        // Local mode: every process of the mesh runs on this host (docs/security.md) unless mesh.yaml sets
+        // `spec.remoteEndpoints`; a wildcard bind address is reached on loopback.
         if let Some(addr) = addr
-            && !(addr.ip().is_loopback() || addr.ip().is_unspecified())
+            && !(remote_ok || addr.ip().is_loopback() || addr.ip().is_unspecified())
         {
-            return Err(format!("{field}: {addr} is not a loopback address (local mode serves this host only)"));
+            return Err(format!(
+                "{field}: {addr} is not a loopback address (local mode serves this host only; \
+                 mesh.yaml's spec.remoteEndpoints: true allows others)"
+            ));
         }
     }
     if reg.labels.len() > MAX_LABELS {

@@ -202,7 +202,7 @@ fn registrations_are_checked() {
     let bad = |f: &dyn Fn(&mut Registration)| {
         let mut r = reg("orders", "orders-0", "127.0.0.1:4143");
         f(&mut r);
-        check_registration(&r).unwrap_err()
+        check_registration(&r, false).unwrap_err()
     };
     assert_eq!(bad(&|r| r.workload = "Orders".into()), "workload: 'Orders' is not a valid workload name");
     assert_eq!(bad(&|r| r.namespace = String::new()), "namespace: '' is not a valid namespace name");
@@ -222,8 +222,13 @@ fn registrations_are_checked() {
     );
     assert_eq!(
         bad(&|r| r.admin = "10.1.2.3:4191".parse().unwrap()),
-        "admin: 10.1.2.3:4191 is not a loopback address (local mode serves this host only)"
+        "admin: 10.1.2.3:4191 is not a loopback address (local mode serves this host only; \
+         mesh.yaml's spec.remoteEndpoints: true allows others)"
     );
+    // A mesh that declares instances on other hosts accepts their addresses.
+    let mut remote = reg("orders", "orders-0", "10.1.2.3:4143");
+    remote.admin = "10.1.2.3:4191".parse().unwrap();
+    assert_eq!(check_registration(&remote, true), Ok(()));
     assert_eq!(
         bad(&|r| r.labels = (0..33).map(|i| (format!("l{i}"), String::new())).collect()),
         "labels: 33 labels, at most 32 are allowed"

@@ -44,13 +44,14 @@ pub async fn serve_conn(
             let svc = move |req: http::Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 let drain = drain2.clone();
+                let caller = Caller::new(peer, is_grpc(req.headers()));
+                let route = routes.request(&req, &caller);
                 // The one check per request: does anyone observe requests?
                 let record = ctx2.observers.observing().then(|| {
                     let src = ctx2.observers.own.inbound_src(peer, req.headers(), &claims);
-                    Tapped::new(&ctx2.observers, ProxyDirection::Inbound, src, &req).record(app.tap_dst.clone())
+                    let tapped = Tapped::new(&ctx2.observers, ProxyDirection::Inbound, src, &req);
+                    tapped.record(app.tap_dst.clone()).route(route.as_ref().and_then(|r| r.tap_name()))
                 });
-                let caller = Caller::new(peer, is_grpc(req.headers()));
-                let route = routes.request(&req, &caller);
                 async move {
                     let rsp = if req.method() == http::Method::CONNECT {
                         let reason = meshlens_api::ProxyErrorReason::BadRequest;

@@ -42,6 +42,8 @@ struct ServiceRoutes {
 
 /// One route of a served service, with its metric handles.
 struct Route {
+    /// The name tap shows in `routeMeta` (`None` for `[DEFAULT]`).
+    tap_name: Option<Arc<str>>,
     matcher: Option<RequestMatcher>,
     classifier: ResponseClassifier,
     metrics: Arc<HttpTargetMetrics>,
@@ -86,6 +88,11 @@ pub struct RouteRequest {
 }
 
 impl RouteRequest {
+    /// The route's name as tap shows it (`None` for `[DEFAULT]`).
+    pub fn tap_name(&self) -> Option<Arc<str>> {
+        self.route.tap_name.clone()
+    }
+
     /// Counts the response when its body ends (its latency is the time to its head).
     pub fn respond(mut self, rsp: Response<ProxyBody>) -> Response<ProxyBody> {
         let status = rsp.status().as_u16();
@@ -158,6 +165,8 @@ impl Table {
                     .and_then(|p| Policy::compile_for_port(&p, port.port).ok());
                 let route = |config: &RouteConfig| {
                     Arc::new(Route {
+                        tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME)
+                            .then(|| Arc::from(config.name.as_str())),
                         matcher: config.matcher.clone(),
                         classifier: config.classifier.clone(),
                         metrics: ctx.routes.inbound(&canonical, &config.name),

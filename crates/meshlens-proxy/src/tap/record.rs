@@ -134,6 +134,12 @@ impl Record {
         self
     }
 
+    /// Inbound: the ServiceProfile route of the served service (`None` for `[DEFAULT]`).
+    pub fn route(mut self, route: Option<Arc<str>>) -> Record {
+        self.0.route = route;
+        self
+    }
+
     /// The request goes to `endpoint` now (outbound: its discovery metadata becomes the destination).
     pub fn dispatch(&mut self, endpoint: Option<&Endpoint>) {
         self.0.dispatch(endpoint);

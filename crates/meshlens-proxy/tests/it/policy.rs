@@ -115,7 +115,7 @@ async fn metric(proxy: &Proxy, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn retries_hide_a_20_percent_failure_within_the_budget() {
-    // Every 5th request fails: a retry (the next request) always succeeds.
+    // Every 5th request the backend sees fails: a retry (a later request) almost always succeeds.
     let (backend, served) = programmable(|n| if n % 5 == 0 { 503 } else { 200 });
     let mesh = mesh(backend.addr(), vec![profile(RETRYABLE)]).await;
     let n = 2000;
@@ -136,7 +136,10 @@ async fn retries_hide_a_20_percent_failure_within_the_budget() {
     let fate = |f: &'static str| async move { metric(proxy, "route_retry_fate_total", &[route[0], ("fate", f)]).await };
     let (first, after) = (fate("succeeded_first").await, fate("succeeded_after_retry").await);
     assert_eq!(first + after + fate("failed_no_budget").await + fate("failed_retries_exhausted").await, n as f64);
-    assert_eq!(after, attempts - n as f64, "every retry succeeded");
+    // Each retried request took at least one retry; concurrent requests share the backend's counter, so a
+    // retry now and then lands on another failing turn and needs a second one — rarely.
+    let retries = attempts - n as f64;
+    assert!(after <= retries && retries - after <= 0.01 * n as f64, "retries {retries}, succeeded after retry {after}");
 }
 
 #[tokio::test]

@@ -98,8 +98,10 @@ async fn inbound_route_series_are_named_from_the_served_service_profile() {
     let mut cfg = config_with_app(app.addr());
     cfg.workload = Some("payments".into());
     cfg.namespace = "prod".into();
+    cfg.tap_token = crate::tap::tap_config().tap_token;
     let (proxy, _d) = start(cfg, &snap).await;
     let inbound = proxy.listen().inbound.unwrap();
+    let mut tap = crate::tap::TapStream::open(&proxy, "direction=inbound").await;
 
     // An unmeshed caller naming the service, one naming nothing the proxy knows, and a declined charge.
     let post = |host: &str, decline: bool| {
@@ -134,6 +136,9 @@ async fn inbound_route_series_are_named_from_the_served_service_profile() {
         sum(&samples, "route_response_latency_ms_count", &route("POST /charge")) == Some(3.0),
         "latency recorded per route"
     );
+    // Tap (and so `top --routes`) names the inbound route too: the first request's events.
+    let event = tap.next().await.expect("a tap event");
+    assert_eq!(event.route_meta.get("route").map(String::as_str), Some("POST /charge"), "{event:?}");
 }
 
 #[tokio::test]

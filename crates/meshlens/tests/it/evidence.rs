@@ -146,7 +146,6 @@ spec:
 /// caller's outbound edge and at the callee's inbound — with its elapsed time (≈ the caller's patience)
 /// in the latency, not a silent 100%.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn a_caller_that_gives_up_is_counted_at_both_ends_of_the_edge() {
     let _one = one_mesh_at_a_time();
     let callee = "routes:\n  - path: /work\n    latency: 5ms\n    faults:\n      - {rate: 0.25, latency: 3s}\n";
@@ -181,7 +180,6 @@ fn a_caller_that_gives_up_is_counted_at_both_ends_of_the_edge() {
 /// Reproduction 2: a workload calling a service that does not exist — the proxy answers 404 `no_route`
 /// before choosing any endpoint; `stat` counts it in PROXY_ERRORS and `edges` shows the name asked for.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn a_destination_that_does_not_exist_is_counted_under_the_name_asked_for() {
     let _one = one_mesh_at_a_time();
     let callee = "routes:\n  - {path: /work, latency: 2ms}\n";
@@ -215,7 +213,6 @@ fn a_destination_that_does_not_exist_is_counted_under_the_name_asked_for() {
 /// the weights; `stat svc/ml-inference` has the apex's traffic), inbound routes carry the profile's names,
 /// and 20 s after the start the rates are those of the load (the window is only partly covered, and says so).
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn the_demo_split_inbound_routes_and_a_young_window_add_up() {
     let _one = one_mesh_at_a_time();
     let started = Instant::now();
@@ -272,7 +269,6 @@ fn the_demo_split_inbound_routes_and_a_young_window_add_up() {
 /// never a value interpolated inside the 5000–10000 ms bucket. Reproduction 1 on the scenario: the
 /// callee's inbound counts the requests its caller's proxy cut as cancellations.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn requests_cut_by_the_route_timeout_keep_p99_at_the_timeout() {
     let _one = one_mesh_at_a_time();
     let demo = Running::demo("evidence-504", &["--rps", "40", "--scenario", "timeout-504"]);
@@ -297,7 +293,6 @@ fn requests_cut_by_the_route_timeout_keep_p99_at_the_timeout() {
 /// Reproduction 9: a resource that does not exist is an error naming it (exit 1); an empty namespace while
 /// workloads run elsewhere gets a hint naming where they run.
 #[test]
-#[ignore = "issue 11: enabled when the accounting work lands"]
 fn mistakes_in_the_query_are_answered_not_met_with_silence() {
     let _one = one_mesh_at_a_time();
     let callee = "routes:\n  - {path: /work, latency: 2ms}\n";
@@ -321,4 +316,53 @@ fn mistakes_in_the_query_are_answered_not_met_with_silence() {
     assert_eq!(code, 0, "{err}");
     let said = format!("{out}{err}");
     assert!(said.contains("\"prod\"") || said.contains("-n prod"), "the hint names where workloads run: {said}");
+}
+
+/// A keep-alive connection to `addr` that sent one `HEAD target` and read its answer, then stays idle.
+fn idle_keep_alive(addr: std::net::SocketAddr, host: &str, target: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "HEAD {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "{addr} answers: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    s
+}
+
+/// Reproduction 8: a healthy demo, with keep-alive connections left idle until the proxies close them at
+/// the header-read timeout, logs no WARN or ERROR from any proxy or from the control plane.
+#[test]
+fn a_healthy_demo_with_idle_keep_alive_connections_logs_no_warning() {
+    let _one = one_mesh_at_a_time();
+    let demo = Running::demo("quiet", &[]);
+    let rows = crate::support::table(&demo.up.stdout_text());
+    let frontend = rows.iter().find(|(k, _)| k.ends_with("/frontend-0")).map(|(_, r)| r.clone());
+    let frontend = frontend.unwrap_or_else(|| panic!("frontend-0 in up's table: {rows:?}"));
+    let (inbound, outbound) = (frontend[1].parse().unwrap(), frontend[2].parse().unwrap());
+    let mut idle = [
+        idle_keep_alive(inbound, "frontend", "/products/42"),
+        idle_keep_alive(outbound, "frontend", "http://frontend/products/42"),
+    ];
+    // Held past the header-read timeout (10 s): each proxy closes its idle connection.
+    for s in &mut idle {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(s.read(&mut buf), Ok(0)), "the proxy closes an idle keep-alive connection");
+    }
+    let deployments = demo.poll(&["stat", "deploy", "-n", "prod"], Duration::from_secs(60), |v| {
+        row(v, "frontend").is_some_and(|r| r["rps"].as_f64().is_some_and(|rps| rps > 0.0))
+    });
+    let mut names: Vec<String> =
+        deployments.as_array().unwrap().iter().map(|r| format!("deploy/{}", r["name"].as_str().unwrap())).collect();
+    names.push("control".into());
+    for name in names {
+        let logs = demo.json(&["logs", &name, "-n", "prod"]).unwrap_or_else(|| panic!("logs {name}"));
+        assert_eq!(logs["events"], serde_json::json!([]), "{name} logged WARN/ERROR on a healthy demo: {logs}");
+        assert!(logs["unreachable"].is_null(), "every instance of {name} answered: {logs}");
+    }
 }

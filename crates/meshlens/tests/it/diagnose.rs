@@ -43,8 +43,17 @@ fn retry_storm_names_order_service_first_and_its_retries_after() {
 
 #[test]
 fn the_healthy_demo_has_nothing_above_info_five_runs_in_a_row() {
+    healthy_five_runs("20");
+}
+
+#[test]
+fn the_healthy_demo_at_40_rps_has_nothing_above_info_five_runs_in_a_row() {
+    healthy_five_runs("40");
+}
+
+fn healthy_five_runs(rps: &str) {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
-    let demo = Running::demo("diagnose-healthy", &["--rps", "40"]);
+    let demo = Running::demo(&format!("diagnose-healthy-{rps}"), &["--rps", rps]);
     let args = ["diagnose", "-n", "prod", "-t", "30s"];
     // Once the shop has traffic enough to judge (no namespace-wide low-confidence note) …
     demo.poll(&args, Duration::from_secs(120), |r| {

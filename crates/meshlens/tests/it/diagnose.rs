@@ -64,8 +64,11 @@ fn healthy_five_runs(rps: &str) {
     for run in 0..5 {
         let report = demo.json(&args).expect("diagnose answers");
         assert!(above_info(&report).is_empty(), "run {run}: {report:#}");
+        let started = std::time::Instant::now();
         let (code, out, err) = demo.cli(&["diagnose", "-n", "prod", "-t", "30s", "--fail-on", "warning"]);
         assert_eq!(code, 0, "run {run}: {out}{err}");
+        // The wall-clock of one run, for docs/diagnose.md (`--nocapture`).
+        eprintln!("diagnose at {rps} req/s took {:?}", started.elapsed());
     }
 }
 

@@ -311,9 +311,16 @@ async fn stats_answer<T: serde::Serialize>(
             Ok(v) => json(StatusCode::OK, &v),
             Err(e) => query_error(e),
         },
-        Err(WindowError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
-        Err(WindowError::Prometheus(PromError::Unreachable(e))) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-        Err(WindowError::Prometheus(PromError::Failed(e))) => error(StatusCode::BAD_GATEWAY, e),
+        Err(e) => window_error(e),
+    }
+}
+
+/// 400 for a bad window, 503 when Prometheus cannot be reached, 502 when it answers an error.
+fn window_error(e: WindowError) -> Response {
+    match e {
+        WindowError::Invalid(e) => error(StatusCode::BAD_REQUEST, e),
+        WindowError::Prometheus(PromError::Unreachable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        WindowError::Prometheus(PromError::Failed(e)) => error(StatusCode::BAD_GATEWAY, e),
     }
 }
 
@@ -467,8 +474,18 @@ async fn diagnose(
 ) -> Response {
     match query {
         Ok(Query(q)) => {
-            let window = q.stat_query();
-            stats_answer(&s, &window, |res, ms, end| crate::diagnose::diagnose(res, ms, &q, end)).await
+            let resources = s.store.resources();
+            let found = match s.stats.window(&q.stat_query(), &resources).await {
+                Ok((store, end)) => crate::diagnose::diagnose(&resources, &store, &q, end),
+                Err(e) => return window_error(e),
+            };
+            match found {
+                Ok(mut report) => {
+                    crate::diagnose::attach_logs(&mut report, &resources).await;
+                    json(StatusCode::OK, &report)
+                }
+                Err(e) => query_error(e),
+            }
         }
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid diagnose query: {e}")),
     }

@@ -12,12 +12,14 @@
 //! | `retries` | step 4: retry amplification and spent budgets |
 //! | `topology` | step 2: edges that carried traffic before and stopped |
 //! | `config` | step 4: split weights, splits that omit a live backend, routes that match nothing |
+//! | `logs` | step 5: the implicated workloads' recent WARN/ERROR proxy log lines as evidence |
 //! | `rank` | a root cause above its symptoms, then by requests per second explained |
 
 mod config;
 mod evidence;
 mod failing;
 mod latency;
+mod logs;
 mod patience;
 mod proxy;
 mod rank;
@@ -37,6 +39,7 @@ use crate::diagnostics::QueryError;
 use crate::metricstore::MetricStore;
 use crate::statsapi;
 use evidence::Evidence;
+pub(crate) use logs::attach as attach_logs;
 
 /// The success objective a workload is held to unless configured otherwise.
 pub(crate) const DEFAULT_OBJECTIVE: f64 = 0.995;

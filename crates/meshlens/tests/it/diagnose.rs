@@ -95,7 +95,16 @@ fn timeout_504_names_the_route_timeout_first() {
 
 #[test]
 fn bad_headers_names_auth_service_s_responses_first() {
-    names_first("bad-headers", "invalid-response", "deploy/auth-service");
+    let report = names_first("bad-headers", "invalid-response", "deploy/auth-service");
+    // Its proxy's log lines are the evidence.
+    let evidence = report["findings"][0]["evidence"].as_array().unwrap();
+    assert!(
+        evidence
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|e| e.starts_with("log auth-service-") && e.contains("invalid_response")),
+        "{report:#}"
+    );
 }
 
 #[test]

@@ -23,8 +23,9 @@ use crate::statsource::StatsSource;
 use crate::store::{LeaseTiming, Published, Store};
 use crate::{reload, server};
 
-/// Where the control plane listens and reads, and its timing (defaults as DESIGN.md §4 says).
-#[derive(Clone, Debug)]
+/// Where the control plane listens and reads, and its timing (defaults as DESIGN.md §4 says). Its `Debug`
+/// never shows the API token.
+#[derive(Clone)]
 pub struct Config {
     /// The mesh directory (`mesh.yaml` + profiles and splits).
     pub mesh_dir: PathBuf,
@@ -62,6 +63,30 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Connections served at once (256); beyond it, only those whose first request authenticates.
     pub max_connections: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("mesh_dir", &self.mesh_dir)
+            .field("listen", &self.listen)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("lease_renew", &self.lease_renew)
+            .field("restart_grace", &self.restart_grace)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("heartbeat", &self.heartbeat)
+            .field("reload_interval", &self.reload_interval)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("scrape_interval", &self.scrape_interval)
+            .field("metrics_retention", &self.metrics_retention)
+            .field("prometheus_url", &self.prometheus_url)
+            .field("own_logs", &self.own_logs)
+            .field("proxy_credentials", &self.proxy_credentials)
+            .field("api_token", &"<redacted>")
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 impl Config {
@@ -267,5 +292,16 @@ impl Drop for Running {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn debug_output_never_shows_the_api_token() {
+        let mut c = super::Config::new("/tmp/mesh", "127.0.0.1:0".parse().unwrap());
+        c.api_token = "s3cret-token-value".into();
+        let text = format!("{c:?}");
+        assert!(!text.contains("s3cret-token-value") && text.contains("<redacted>"), "{text}");
     }
 }

@@ -11,12 +11,13 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::control::ControlClient;
-use crate::ctx::{Ctx, with_target};
+use crate::ctx::Ctx;
 use crate::discovery::{self, Discovery};
 use crate::inbound_routes::InboundRoutes;
 use crate::listen::{Bind, accept_loop};
 use crate::log::LogLevel;
 use crate::metrics::{LabelSet, Registry};
+use crate::shared::with_target;
 use crate::shutdown::DrainController;
 use crate::{inbound, outbound, targets};
 

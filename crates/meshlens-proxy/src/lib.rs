@@ -29,6 +29,7 @@ pub mod metrics;
 pub(crate) mod outbound;
 pub mod policy;
 mod refused;
+pub(crate) mod shared;
 pub(crate) mod shutdown;
 pub(crate) mod tap;
 pub(crate) mod targets;

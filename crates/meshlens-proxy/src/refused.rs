@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use meshlens_api::Authority;
 use meshlens_api::authority::canonical;
 
-use crate::ctx::with_target;
 use crate::metrics::{HttpMetrics, HttpTargetMetrics, LabelSet};
+use crate::shared::with_target;
 
 /// The authority label of what a request asked for, when it asked for nothing readable.
 const UNREADABLE: &str = "";

@@ -11,11 +11,11 @@ use meshlens_api::{Authority, ProxyErrorReason};
 
 use crate::balance::{Balancer, BalancerSettings, Breaker, Endpoint};
 use crate::client::EndpointClient;
-use crate::ctx::{Ctx, dst_label_name, with_target};
 use crate::discovery::ServicePortRef;
 use crate::logical::service::ServicePolicy;
 use crate::metrics::LabelSet;
 use crate::policy::breaker::BreakerParams;
+use crate::shared::{Shared, dst_label_name, with_target};
 use crate::tap::event::{Metadata, Peer};
 
 /// A resolved destination.
@@ -48,7 +48,7 @@ pub struct Targets {
 
 impl Targets {
     /// Resolves `authority` as the app wrote it (`users`, `users.prod:8080`, `10.0.0.1:80`, `example.com`).
-    pub async fn resolve(&self, ctx: &Ctx, authority: &str) -> Result<Arc<Target>, ProxyErrorReason> {
+    pub async fn resolve(&self, ctx: &Shared, authority: &str) -> Result<Arc<Target>, ProxyErrorReason> {
         let auth = Authority::parse(authority, 80).map_err(|_| ProxyErrorReason::BadRequest)?;
         let index = ctx.discovery.load();
         if let Some(sp) = index.resolve(&auth, &ctx.config.namespace) {
@@ -58,13 +58,13 @@ impl Targets {
         self.passthrough(ctx, &auth).await
     }
 
-    fn service(&self, ctx: &Ctx, sp: ServicePortRef, version: u64) -> Arc<Target> {
+    fn service(&self, ctx: &Shared, sp: ServicePortRef, version: u64) -> Arc<Target> {
         self.service_as(ctx, sp, version, None)
     }
 
     /// A split's leaf (`leaf`, canonical) as its apex (`apex`, canonical) uses it: the leaf's endpoints,
     /// with their own balancer state, counted under the apex's `authority` and the leaf's `dst_service`.
-    pub fn leaf(&self, ctx: &Ctx, apex: &str, leaf: &str) -> Result<Arc<Target>, ProxyErrorReason> {
+    pub fn leaf(&self, ctx: &Shared, apex: &str, leaf: &str) -> Result<Arc<Target>, ProxyErrorReason> {
         let auth = Authority::parse(leaf, 80).map_err(|_| ProxyErrorReason::BadRequest)?;
         let index = ctx.discovery.load();
         let sp = index.resolve(&auth, &ctx.config.namespace).ok_or(ProxyErrorReason::NoRoute)?;
@@ -73,7 +73,7 @@ impl Targets {
 
     /// The target of `sp` counted under `apex` (a split's leaf) or under its own authority. Label sets and
     /// endpoints are built here, once per discovery version.
-    fn service_as(&self, ctx: &Ctx, sp: ServicePortRef, version: u64, apex: Option<&str>) -> Arc<Target> {
+    fn service_as(&self, ctx: &Shared, sp: ServicePortRef, version: u64, apex: Option<&str>) -> Arc<Target> {
         let authority = apex.unwrap_or(&sp.canonical).to_string();
         let key = (authority.clone(), sp.canonical.clone());
         let leaf = apex.map(|_| sp.canonical.clone());
@@ -137,7 +137,7 @@ impl Targets {
 
     /// Follows a new discovery snapshot: every service target already in use gets its new endpoint set
     /// now (so requests queued for a service without endpoints are served as soon as one appears).
-    pub fn refresh(&self, ctx: &Ctx) {
+    pub fn refresh(&self, ctx: &Shared) {
         let index = ctx.discovery.load();
         let version = index.snapshot.version;
         let mut known: Vec<(String, String)> =
@@ -163,7 +163,7 @@ impl Targets {
         }
     }
 
-    async fn passthrough(&self, ctx: &Ctx, auth: &Authority) -> Result<Arc<Target>, ProxyErrorReason> {
+    async fn passthrough(&self, ctx: &Shared, auth: &Authority) -> Result<Arc<Target>, ProxyErrorReason> {
         let key = auth.to_string();
         let now = Instant::now();
         if let Some(t) = self.passthrough.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
@@ -233,13 +233,13 @@ impl Targets {
 }
 
 /// The compiled profile and split of a service port (`None` without either).
-fn policy(ctx: &Ctx, sp: &ServicePortRef, previous: Option<&Arc<ServicePolicy>>) -> Option<Arc<ServicePolicy>> {
+fn policy(ctx: &Shared, sp: &ServicePortRef, previous: Option<&Arc<ServicePolicy>>) -> Option<Arc<ServicePolicy>> {
     let domain = &ctx.discovery.load().snapshot.cluster_domain;
     ServicePolicy::build(&ctx.routes, domain, sp, previous)
 }
 
 /// The endpoints of a service port counted under `authority`, reusing those of `old` that did not change.
-fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, authority: &str, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
+fn service_endpoints(ctx: &Shared, sp: &ServicePortRef, authority: &str, old: &[Arc<Endpoint>]) -> Vec<Arc<Endpoint>> {
     let breaker = sp.circuit_breaker.as_ref().map(|cb| breaker_params(&sp.canonical, cb));
     sp.endpoints
         .iter()
@@ -258,13 +258,13 @@ fn service_endpoints(ctx: &Ctx, sp: &ServicePortRef, authority: &str, old: &[Arc
         .collect()
 }
 
-fn base_labels(_ctx: &Ctx, direction: &str, authority: &str) -> LabelSet {
+fn base_labels(_ctx: &Shared, direction: &str, authority: &str) -> LabelSet {
     with_target(LabelSet::new().with("direction", direction).with("authority", authority), None).with("tls", "disabled")
 }
 
 /// A balancer over `endpoints`; `service_labels` count what it answers before choosing an endpoint.
 fn new_balancer(
-    ctx: &Ctx,
+    ctx: &Shared,
     name: String,
     endpoints: Vec<Arc<Endpoint>>,
     service_labels: LabelSet,
@@ -278,13 +278,13 @@ fn new_balancer(
     )
 }
 
-pub fn balancer_settings(ctx: &Ctx, failfast: std::time::Duration) -> BalancerSettings {
+pub fn balancer_settings(ctx: &Shared, failfast: std::time::Duration) -> BalancerSettings {
     BalancerSettings { decay: ctx.config.balancer.decay, failfast, queue_capacity: ctx.config.limits.queue_capacity }
 }
 
 /// An endpoint with its metric handles: `direction`, `authority`, `target_*`, `tls`, then `dst_*` labels.
 pub fn endpoint(
-    ctx: &Ctx,
+    ctx: &Shared,
     direction: &str,
     authority: &str,
     addr: SocketAddr,
@@ -319,7 +319,7 @@ fn breaker_params(service: &str, cb: &meshlens_api::discovery::CircuitBreaker) -
 }
 
 fn endpoint_with(
-    ctx: &Ctx,
+    ctx: &Shared,
     direction: &str,
     authority: &str,
     addr: SocketAddr,
@@ -366,7 +366,7 @@ impl Target {
 }
 
 /// The inbound destination: the local app, with Linkerd's shorter inbound failfast (1 s).
-pub fn app_target(ctx: &Ctx, app: SocketAddr) -> Arc<Target> {
+pub fn app_target(ctx: &Shared, app: SocketAddr) -> Arc<Target> {
     let ep = endpoint(ctx, "inbound", "", app, BTreeMap::new());
     let labels = with_target(LabelSet::new().with("direction", "inbound"), None).with("tls", "disabled");
     let failfast = std::time::Duration::from_secs(1).min(ctx.config.timeouts.failfast);

@@ -685,4 +685,4 @@ pub(crate) fn edges(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) 
 
 #[cfg(test)]
 #[path = "statsapi_tests.rs"]
-mod tests;
+pub(crate) mod tests;

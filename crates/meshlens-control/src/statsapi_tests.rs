@@ -26,15 +26,20 @@ const PROFILE: &str = "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nme
     condition: {method: GET, pathRegex: /api/orders}\n";
 
 fn resources() -> Resources {
-    let dir = TempDir::new("statsapi");
-    dir.write("mesh.yaml", MESH);
-    dir.write("split.yaml", SPLIT);
-    dir.write("profiles/orders.yaml", PROFILE);
+    let files = [("mesh.yaml", MESH), ("split.yaml", SPLIT), ("profiles/orders.yaml", PROFILE)];
+    registered(&files, &[("web", "web-0"), ("orders", "orders-0"), ("orders-v2", "orders-v2-0")])
+}
+
+/// The resources of a mesh directory made of `files`, with `instances` (workload, instance) registered in
+/// `prod` (inbound ports 20001, 20002, …): what the stats and diagnose tests query.
+pub(crate) fn registered(files: &[(&str, &str)], instances: &[(&str, &str)]) -> Resources {
+    let dir = TempDir::new("registered");
+    for (name, text) in files {
+        dir.write(name, text);
+    }
     let timing = LeaseTiming { ttl: Duration::from_secs(10), renew: Duration::from_secs(3), grace: Duration::ZERO };
     let store = Store::new(crate::meshdir::load(dir.path()).unwrap(), timing, Arc::new(Metrics::new()));
-    for (i, (workload, instance)) in
-        [("web", "web-0"), ("orders", "orders-0"), ("orders-v2", "orders-v2-0")].iter().enumerate()
-    {
+    for (i, (workload, instance)) in instances.iter().enumerate() {
         store
             .register(Registration {
                 workload: workload.to_string(),

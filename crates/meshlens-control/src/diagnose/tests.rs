@@ -1,20 +1,12 @@
 //! Each rule on metric text in the shape the proxies emit, fed through the metric store a minute at a
 //! time: the first finding names the fault, a healthy mesh yields nothing above info.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use meshlens_api::control::Registration;
 use meshlens_api::diagnose::{self as kinds, Report, Severity};
 use meshlens_api::promtext::parse;
-use meshlens_testkit::TempDir;
 
 use super::{DiagnoseQuery, diagnose};
 use crate::api_types::Resources;
-use crate::metrics::Metrics;
 use crate::metricstore::{MetricStore, Peer, Settings, Source};
-use crate::store::{LeaseTiming, Store};
 
 const MESH: &str = "\
 apiVersion: meshlens.io/v1alpha1
@@ -69,28 +61,8 @@ const INSTANCES: &[(&str, &str)] =
     &[("web", "web-0"), ("api", "api-0"), ("api", "api-1"), ("db", "db-0"), ("db-v2", "db-v2-0"), ("db-v3", "db-v3-0")];
 
 fn resources(extra: &[(&str, &str)]) -> Resources {
-    let dir = TempDir::new("diagnose");
-    dir.write("mesh.yaml", MESH);
-    for (name, text) in extra {
-        dir.write(name, text);
-    }
-    let timing = LeaseTiming { ttl: Duration::from_secs(10), renew: Duration::from_secs(3), grace: Duration::ZERO };
-    let store = Store::new(crate::meshdir::load(dir.path()).unwrap(), timing, Arc::new(Metrics::new()));
-    for (i, (workload, instance)) in INSTANCES.iter().enumerate() {
-        store
-            .register(Registration {
-                workload: workload.to_string(),
-                namespace: "prod".into(),
-                instance: instance.to_string(),
-                inbound: Some(format!("127.0.0.1:{}", 20001 + i).parse().unwrap()),
-                admin: "127.0.0.1:4191".parse().unwrap(),
-                tap: "127.0.0.1:4190".parse().unwrap(),
-                app: None,
-                labels: BTreeMap::new(),
-            })
-            .unwrap();
-    }
-    store.resources()
+    let files: Vec<(&str, &str)> = [("mesh.yaml", MESH)].into_iter().chain(extra.iter().copied()).collect();
+    crate::statsapi::tests::registered(&files, INSTANCES)
 }
 
 /// Per second, what one instance's proxy counts: each line `(series without value, per-second rate)`.

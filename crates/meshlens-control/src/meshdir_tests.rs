@@ -368,6 +368,28 @@ fn mesh_names_and_references() {
         m("  namespaces: [prod]\n", "  namespaces: [prod]\n  clusterDomain: cluster..local\n"),
         ["mesh.yaml:7: spec.clusterDomain: 'cluster..local' is not a valid DNS domain"]
     );
+    assert_eq!(
+        m(
+            "  namespaces: [prod]\n",
+            "  namespaces: [prod]\n  objectives:\n    successRate: 150\n    services:\n      prod/web: {retryRate: -1}\n"
+        ),
+        [
+            "mesh.yaml:8: spec.objectives.successRate: 150 must be a percent in (0, 100]",
+            "mesh.yaml:10: spec.objectives.services.prod/web.retryRate: -1 must be a percent >= 0",
+        ]
+    );
+}
+
+#[test]
+fn objectives_default_mesh_wide_and_a_service_overrides_what_it_names() {
+    let text = "apiVersion: meshlens.io/v1alpha1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  namespaces: [prod]\n  objectives:\n    retryRate: 10\n    services:\n      prod/pay: {successRate: 99.9}\n      web: {latencyFactor: 3}\n  workloads: [{name: a, namespace: prod, command: 'sleep 1'}]\n";
+    let cfg = load_ok(&[("mesh.yaml", text)]);
+    let o = &cfg.mesh.spec.objectives;
+    let pay = o.for_service("prod", "pay");
+    assert_eq!((pay.success_rate, pay.latency_factor, pay.retry_rate), (99.9, 2.0, 10.0));
+    let web = o.for_service("staging", "web");
+    assert_eq!((web.success_rate, web.latency_factor, web.retry_rate), (99.5, 3.0, 10.0));
+    assert_eq!(o.for_service("prod", "other").success_rate, 99.5);
 }
 
 #[test]

@@ -76,6 +76,10 @@ fn check_mesh(m: &Parsed<Mesh>, errors: &mut Errors) -> Index {
         at.err("spec.clusterDomain", format!("'{}' is not a valid DNS domain", spec.cluster_domain));
     }
 
+    for (path, message) in spec.objectives.problems() {
+        at.err(&format!("spec.{path}"), message);
+    }
+
     let mut namespaces = BTreeSet::from([DEFAULT_NAMESPACE.to_string()]);
     let mut declared = BTreeSet::new();
     for (i, ns) in spec.namespaces.iter().enumerate() {

@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod balancer;
+pub mod check;
 pub mod control;
 pub mod diagnose;
 pub mod diagnostics;

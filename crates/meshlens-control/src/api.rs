@@ -67,6 +67,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/tap", get(tap))
         .route("/api/v1/logs", get(logs))
         .route("/api/v1/diagnose", get(diagnose))
+        .route("/api/v1/check", get(check))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_api_token));
     Router::new()
         .route("/v1/proxies", post(register))
@@ -488,6 +489,29 @@ async fn diagnose(
             }
         }
         Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid diagnose query: {e}")),
+    }
+}
+
+/// `GET /api/v1/check?window=`: install health and the configuration against traffic (`meshlens check`).
+async fn check(
+    State(s): State<Arc<Shared>>,
+    query: Result<Query<crate::check::CheckQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid check query: {e}")),
+    };
+    let (status, resources, config) = (s.store.status(), s.store.resources(), s.store.configs().borrow().clone());
+    let (store, end) = match s.stats.window(&q.stat_query(), &resources).await {
+        Ok(w) => w,
+        Err(e) => return window_error(e),
+    };
+    let embedded = matches!(s.stats, StatsSource::Embedded(_));
+    let live =
+        crate::check::Live { status: &status, resources: &resources, config: &config, store: &store, end, embedded };
+    match crate::check::live(&live, &q).await {
+        Ok(report) => json(StatusCode::OK, &report),
+        Err(e) => query_error(e),
     }
 }
 

@@ -32,6 +32,8 @@
 //! | `promquery` | Prometheus mode: PromQL `increase` over the window, rolled up like scrapes |
 //! | `promsd` | `/api/v1/prometheus/targets`: Prometheus HTTP service discovery of the proxies |
 //! | `httpget` | one HTTP/1.1 GET with a deadline (scrapes, proxies' admin pages, Prometheus queries) |
+//! | [`check`] | `/api/v1/check` and `check --pre`: install health, audits of the configuration against traffic |
+//! | [`drift`] | the differences between two meshes' configurations (`check --compare`) |
 //! | `diagnose` | `/api/v1/diagnose`: ranked findings with evidence over the metric store and the configuration |
 //! | `diagnostics` | `/api/v1/proxy-metrics` (relays proxies' raw metrics), `/api/v1/endpoints` (discovery, balancers) |
 //! | `logs` | `/api/v1/logs`: proxies' (or its own) recent WARN/ERROR events, merged; `follow` streams them |
@@ -41,9 +43,11 @@ mod api;
 pub mod api_types;
 mod app;
 pub mod auth;
+pub mod check;
 mod clock;
 mod diagnose;
 mod diagnostics;
+pub mod drift;
 mod httpget;
 mod logs;
 pub mod meshdir;

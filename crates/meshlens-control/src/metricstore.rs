@@ -507,6 +507,11 @@ impl MetricStore {
         }
     }
 
+    /// When each instance was last scraped (store time, ms).
+    pub fn last_scrapes(&self) -> HashMap<Source, u64> {
+        self.lock().instances.iter().filter_map(|(src, st)| st.last_scrape.map(|t| (src.clone(), t))).collect()
+    }
+
     /// Says the store holds data from `at` on (a store filled with the sums of a whole window at once).
     pub fn holds_from(&self, at: u64) {
         let mut inner = self.lock();

@@ -21,6 +21,16 @@ fn short(service: &str) -> &str {
     service.split('.').next().unwrap_or(service)
 }
 
+/// The sum of a split's weights (in thousandths) when they look meant as percentages (whole numbers
+/// adding to 80–120) but do not add to 100; `None` when they add up or are relative weights.
+pub(crate) fn misweighted(split: &meshlens_api::profile::TrafficSplit) -> Option<i64> {
+    let weights: Vec<i64> = split.spec.backends.iter().filter_map(|b| b.weight.milli_value()).collect();
+    let sum: i64 = weights.iter().sum();
+    let whole = weights.iter().all(|w| w % 1000 == 0);
+    (whole && sum != 100_000 && (80_000..=120_000).contains(&sum) && weights.len() == split.spec.backends.len())
+        .then_some(sum)
+}
+
 fn splits(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
     for ts in &ev.res.traffic_splits {
         let split = &ts.traffic_split;
@@ -28,11 +38,7 @@ fn splits(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
             continue;
         }
         let name = &split.metadata.name;
-        let weights: Vec<i64> = split.spec.backends.iter().filter_map(|b| b.weight.milli_value()).collect();
-        let sum: i64 = weights.iter().sum();
-        // Whole numbers that almost add to 100 were meant as percentages.
-        let whole = weights.iter().all(|w| w % 1000 == 0);
-        if whole && sum != 100_000 && (80_000..=120_000).contains(&sum) && weights.len() == split.spec.backends.len() {
+        if let Some(sum) = misweighted(split) {
             let mut f = finding(
                 ev,
                 Severity::Warning,

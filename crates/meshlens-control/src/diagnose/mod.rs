@@ -38,8 +38,10 @@ use crate::api_types::Resources;
 use crate::diagnostics::QueryError;
 use crate::metricstore::MetricStore;
 use crate::statsapi;
-use evidence::Evidence;
+pub(crate) use config::misweighted;
+pub(crate) use evidence::Evidence;
 pub(crate) use logs::attach as attach_logs;
+pub(crate) use wilson::below_objective;
 
 /// The success objective a workload is held to unless configured otherwise.
 pub(crate) const DEFAULT_OBJECTIVE: f64 = 0.995;
@@ -98,6 +100,17 @@ pub(crate) fn diagnose(res: &Resources, ms: &MetricStore, q: &DiagnoseQuery, now
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let ev = Evidence::gather(res, ms, &ns, now, window);
     Ok(run(&ev))
+}
+
+/// The configuration-against-traffic findings `check` reports: splits that omit a live backend, routes
+/// that match nothing while `[DEFAULT]` carries the traffic, spent retry budgets.
+pub(crate) fn audits(ev: &Evidence<'_>) -> Vec<Finding> {
+    use meshlens_api::diagnose::{RETRY_BUDGET_EXHAUSTED, ROUTE_MATCHES_NOTHING, SPLIT_OMITS_BACKEND};
+    let (mut found, mut checked) = (Vec::new(), Vec::new());
+    config::check(ev, &mut found, &mut checked);
+    retries::check(ev, &mut found, &mut checked);
+    let wanted = [SPLIT_OMITS_BACKEND, ROUTE_MATCHES_NOTHING, RETRY_BUDGET_EXHAUSTED];
+    found.into_iter().map(|c| c.finding).filter(|f| wanted.contains(&f.kind.as_str())).collect()
 }
 
 fn run(ev: &Evidence<'_>) -> Report {

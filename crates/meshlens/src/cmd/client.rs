@@ -68,12 +68,21 @@ pub fn query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
 
 /// `GET base + path_and_query`, decoded as JSON; API errors (`{"error": …}`) become the error message.
 pub fn get_json<T: serde::de::DeserializeOwned>(base: &str, path_and_query: &str) -> anyhow::Result<T> {
+    get_json_as(base, path_and_query, None)
+}
+
+/// [`get_json`] with `token` instead of this process's API token (another control plane's), when given.
+pub fn get_json_as<T: serde::de::DeserializeOwned>(
+    base: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> anyhow::Result<T> {
     let url = format!("{base}{path_and_query}");
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let (status, body) = runtime.block_on(async {
         let uri: hyper::Uri = url.parse().map_err(|e| anyhow!("invalid control plane URL {base}: {e}"))?;
-        let resp = request(base, uri).await?;
+        let resp = request_as(base, uri, token).await?;
         let status = resp.status();
         let body = resp.into_body().collect().await.map_err(|e| unreachable(base, &e))?.to_bytes();
         anyhow::Ok((status, body))
@@ -166,12 +175,25 @@ pub fn nothing_found(base: &str, what: &str, namespace: &str, all_namespaces: bo
 /// `GET uri` on the control plane at `base`, with the API token; the response head (within 10 s), its
 /// body still to read.
 pub async fn request(base: &str, uri: hyper::Uri) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+    request_as(base, uri, None).await
+}
+
+/// [`request`] with `token` instead of this process's API token, when given.
+async fn request_as(
+    base: &str,
+    uri: hyper::Uri,
+    token: Option<&str>,
+) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::get(uri);
-    match TOKEN.get() {
-        Some(Err(e)) => return Err(anyhow!("cannot read the API token: {e}")),
-        Some(Ok(Some(token))) => req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}")),
-        _ => {}
+    let token = match (token, TOKEN.get()) {
+        (Some(token), _) => Some(token),
+        (None, Some(Ok(token))) => token.as_deref(),
+        (None, Some(Err(e))) => return Err(anyhow!("cannot read the API token: {e}")),
+        (None, None) => None,
+    };
+    if let Some(token) = token {
+        req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
     }
     let req = req.body(Empty::new()).context("invalid request")?;
     tokio::time::timeout(Duration::from_secs(10), client.request(req))

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use meshlens_api::check::Check;
-use serde::Deserialize;
 
 use super::Live;
 use crate::api_types::{InstanceResource, Resources, Status, WorkloadResource};
@@ -46,16 +45,6 @@ pub(crate) fn configuration(status: &Status, config: &MeshConfig) -> Vec<Check> 
     out
 }
 
-#[derive(Deserialize)]
-struct ProxyConfig {
-    discovery: Discovery,
-}
-
-#[derive(Deserialize)]
-struct Discovery {
-    version: u64,
-}
-
 /// What one proxy's admin listener said.
 struct Probe {
     ready: Result<(), String>,
@@ -69,8 +58,10 @@ async fn probe(i: &InstanceResource) -> Probe {
         Ok(r) => Err(format!("/ready answered {}: {}", r.status, r.body.trim())),
         Err(e) => Err(format!("cannot read {admin}/ready: {e}")),
     };
-    let version =
-        httpget::get_json::<ProxyConfig>(i.admin, "/config", FETCH_TIMEOUT).await.map(|c| c.discovery.version);
+    // `/config` names `discovery` twice (the proxy's setting, then the snapshot in force): the last wins.
+    let version = httpget::get_json::<serde_json::Value>(i.admin, "/config", FETCH_TIMEOUT).await.and_then(|c| {
+        c["discovery"]["version"].as_u64().ok_or_else(|| format!("{}/config names no discovery version", i.admin))
+    });
     Probe { ready, version }
 }
 

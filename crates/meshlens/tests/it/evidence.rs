@@ -58,6 +58,11 @@ impl Running {
         Running { up, _reaper: reaper, state, _dir: dir }
     }
 
+    /// The mesh directory of a mesh started with [`Running::up`].
+    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(|d| d.path())
+    }
+
     /// Runs the CLI against this mesh (found through the session file): (exit code, stdout, stderr).
     pub(crate) fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = meshlens()

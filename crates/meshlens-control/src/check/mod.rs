@@ -12,9 +12,6 @@ mod install;
 mod statics;
 mod traffic;
 
-#[cfg(test)]
-mod tests;
-
 use std::path::Path;
 
 use meshlens_api::check::{Check, CheckReport, Section};

@@ -48,9 +48,10 @@ pub(crate) fn audits(config: &MeshConfig, served: &Served) -> Vec<Check> {
                 100.0 * w / sum as f64,
                 w / 1000.0
             );
-            let seen = workload_of(config, ns, &b.service).and_then(|w| served.get(&(ns.to_string(), w.to_string())));
-            if let Some(n) = seen.filter(|_| total > 0.0) {
-                line.push_str(&format!(", observed {:.1}%", 100.0 * n / total));
+            if total > 0.0 {
+                let seen =
+                    workload_of(config, ns, &b.service).and_then(|w| served.get(&(ns.to_string(), w.to_string())));
+                line.push_str(&format!(", observed {:.1}%", 100.0 * seen.copied().unwrap_or(0.0) / total));
             }
             detail.push(line);
         }

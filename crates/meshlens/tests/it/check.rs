@@ -151,19 +151,49 @@ fn the_healthy_demo_passes_every_check_and_a_tampered_directory_fails() {
 fn split_math_fails_naming_the_split_its_sum_and_the_shares_observed() {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
     let demo = Running::demo("check-split-math", &["--scenario", "split-math"]);
-    let report = poll_check(&demo, |code, r| {
-        code == 1
-            && checks(r).iter().any(|(s, d, detail)| {
-                s == "failure" && d.starts_with("ts/checkout-service") && detail.contains("observed")
-            })
-    });
+    // The canary's share as observed, once it has served some of the window.
+    let canary = |r: &Value| -> Option<f64> {
+        let (_, _, detail) =
+            checks(r).into_iter().find(|(s, d, _)| s == "failure" && d.starts_with("ts/checkout-service"))?;
+        let line = detail.lines().find(|l| l.starts_with("checkout-service-canary:"))?.to_string();
+        line.split("observed ").nth(1)?.trim_end_matches('%').parse().ok()
+    };
+    let report = poll_check(&demo, |code, r| code == 1 && canary(r).is_some_and(|share| share > 0.0));
     let (_, description, detail) =
         checks(&report).into_iter().find(|(_, d, _)| d.starts_with("ts/checkout-service")).unwrap();
     assert_eq!(description, "ts/checkout-service -n prod: the weights add up to 110%, not 100%");
     assert!(detail.contains("checkout-service-canary: weight 50 → share 45.5% (not 50%), observed"), "{detail}");
+    let share = canary(&report).unwrap();
+    assert!((25.0..=65.0).contains(&share), "the canary gets about 45.5%, not 50%: {detail}");
     // Nothing else of the install is wrong.
     let failures: Vec<_> = checks(&report).into_iter().filter(|(s, _, _)| s == "failure").collect();
     assert_eq!(failures.len(), 1, "{failures:#?}");
+}
+
+/// Starts the demo with `scenario` and waits until a check with `status` starts with `description`;
+/// returns that check's detail.
+fn scenario_reports(scenario: &str, status: &str, description: &str) -> String {
+    let _one = crate::mesh_e2e::one_mesh_at_a_time();
+    let demo = Running::demo(&format!("check-{scenario}"), &["--scenario", scenario]);
+    let found = |r: &Value| checks(r).into_iter().find(|(s, d, _)| s == status && d.starts_with(description));
+    let report = poll_check(&demo, |code, r| code == i32::from(status == "failure") && found(r).is_some());
+    found(&report).unwrap().2
+}
+
+#[test]
+fn timeout_504_fails_the_route_whose_timeout_is_below_its_p99() {
+    let detail = scenario_reports(
+        "timeout-504",
+        "failure",
+        "route GET /users/{id} of svc/user-service -n prod: timeout 5s is below the observed p99",
+    );
+    assert!(detail.contains("user-service.profile.yaml:3: timeout 5s"), "{detail}");
+}
+
+#[test]
+fn regex_miss_warns_of_the_route_that_matches_nothing() {
+    let detail = scenario_reports("regex-miss", "warning", "route deploy/order-service PUT /orders/{id} -n prod");
+    assert!(detail.contains("[DEFAULT]"), "{detail}");
 }
 
 #[test]

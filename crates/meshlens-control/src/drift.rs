@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn one_timeout_and_one_weight_are_two_differences() {
         let d = compare(&view("2s", [50, 50]), &view("5s", [50, 40]));
-        let got: Vec<(&str, &str, Change, Option<&str>, Option<&str>)> = d
+        type Row<'a> = (&'a str, &'a str, Change, Option<&'a str>, Option<&'a str>);
+        let got: Vec<Row<'_>> = d
             .iter()
             .map(|d| (d.kind.as_str(), d.subject.as_str(), d.change, d.this.as_deref(), d.other.as_deref()))
             .collect();

@@ -67,7 +67,7 @@ pub(crate) fn audits(l: &Live<'_>, window: u64) -> Vec<Check> {
     section(timeouts, "every route timeout is above the p99 its route needs".into());
     section(rules, "splits reach every live backend, routes match their traffic, retry budgets hold".into());
     section(unprofiled, "every service that receives traffic has a ServiceProfile".into());
-    section(objectives, "every workload meets its success objective".into());
+    section(objectives, "every workload meets its success objective, every route its retry objective".into());
     out
 }
 
@@ -141,10 +141,27 @@ fn without_profile(l: &Live<'_>, ns: &str, window: u64) -> Vec<Check> {
     out
 }
 
-/// Workloads whose own success rate is surely below their objective (mesh.yaml `spec.objectives`).
+/// Workloads whose own success rate is surely below their objective, and routes whose retries add more
+/// attempts than the callee's retry objective allows (mesh.yaml `spec.objectives`).
 fn below_objectives(l: &Live<'_>, ev: &Evidence<'_>) -> Vec<Check> {
     let objectives = &l.config.mesh.spec.objectives;
     let mut out = Vec::new();
+    for (id, rc) in &ev.routes {
+        let n = rc.effective.requests();
+        let service = id.service();
+        let allowed = objectives.for_service(&ev.namespace, service).retry_rate;
+        let extra = 100.0 * (rc.actual.requests() / n.max(1.0) - 1.0);
+        if n < MIN_REQUESTS || extra <= allowed {
+            continue;
+        }
+        out.push(Check::warning(
+            format!(
+                "route {} of svc/{service} -n {}: {}'s retries add {extra:.1}% attempts (objective ≤ {allowed}%)",
+                id.route, ev.namespace, id.src
+            ),
+            format!("meshlens routes deploy/{} --to svc/{service} -n {} -o wide", id.src, ev.namespace),
+        ));
+    }
     for (workload, c) in &ev.served {
         let n = c.requests();
         let goal = objectives.for_service(&ev.namespace, workload).success_rate;

@@ -20,20 +20,28 @@ const FAILED: u8 = 1;
 /// The control plane cannot be reached (usage errors exit 2 too).
 const UNREACHABLE: u8 = 2;
 
-/// Check the mesh: the control plane, the configuration it serves, every declared instance's proxy and the
-/// leases, then the configuration against live traffic (split weights and observed shares, backends a
-/// split leaves out, route timeouts below the observed p99, spent retry budgets, routes matching nothing,
-/// services without a ServiceProfile, objectives). Exit 0 when nothing failed (‼ warnings allowed), 1 on
-/// a failure (×), 2 when the control plane cannot be reached.
-///
-/// Examples:
-///   meshlens check                              # the running mesh
-///   meshlens check -o json
-///   meshlens check --pre ./shop                 # a mesh directory before `meshlens up -f ./shop`
-///   meshlens check --compare ./staging          # drift: this control plane against a directory
-///   meshlens check --pre ./prod --compare http://10.0.0.7:8086 --compare-token-file prod.token
+/// What `meshlens check --help` prints below the options.
+const ABOUT: &str = "\
+Checks, as sections of √ (passed) / ‼ (warning) / × (failed) lines with a hint under each ‼ and ×: the
+control plane (reachable, version), its configuration (the last reload, file:line when rejected), every
+declared instance's proxy (registered, ready, on the latest snapshot, scraped) and the leases; then the
+configuration against live traffic: split weights not adding to 100% (and the shares observed), backends a
+split leaves out, route timeouts below the observed p99, spent retry budgets, routes matching nothing while
+[DEFAULT] carries the traffic, services called without a ServiceProfile, workloads below their objectives.
+
+Exit codes: 0 nothing failed (warnings allowed), 1 a check failed or (--compare) the meshes differ,
+2 the control plane cannot be reached or the command is wrong.
+
+Examples:
+  meshlens check                              # the running mesh
+  meshlens check -o json
+  meshlens check --pre ./shop                 # a mesh directory before `meshlens up -f ./shop`
+  meshlens check --compare ./staging          # drift: this control plane against a directory
+  meshlens check --pre ./prod --compare http://127.0.0.1:9086 --compare-token-file other.token";
+
+/// `meshlens check` flags.
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = ABOUT)]
 pub struct CheckArgs {
     /// Check this mesh directory without a control plane: validation (file:line) and the audits that
     /// need no traffic. With --compare: the mesh compared.

@@ -197,6 +197,24 @@ fn regex_miss_warns_of_the_route_that_matches_nothing() {
 }
 
 #[test]
+fn retry_storm_fails_order_service_s_objective_and_warns_of_the_retries() {
+    let _one = crate::mesh_e2e::one_mesh_at_a_time();
+    let demo = Running::demo("check-retry-storm", &["--scenario", "retry-storm"]);
+    let report = poll_check(&demo, |code, r| {
+        let all = checks(r);
+        code == 1
+            && all.iter().any(|(s, d, _)| s == "failure" && d.starts_with("deploy/order-service -n prod: success"))
+            && all.iter().any(|(s, d, _)| {
+                s == "warning"
+                    && d.starts_with("route PUT /orders/{id} of svc/order-service -n prod: payment-service's retries")
+            })
+    });
+    let all = checks(&report);
+    let objective = all.iter().find(|(_, d, _)| d.starts_with("deploy/order-service -n prod: success")).unwrap();
+    assert!(objective.1.ends_with("is below its objective 99.5%"), "{objective:?}");
+}
+
+#[test]
 fn pre_checks_every_scenario_directory_and_compare_lists_exactly_what_changed() {
     let root = TempDir::new("check-pre");
     let scenarios =

@@ -507,8 +507,9 @@ async fn check(
         Err(e) => return window_error(e),
     };
     let embedded = matches!(s.stats, StatsSource::Embedded(_));
-    let live =
-        crate::check::Live { status: &status, resources: &resources, config: &config, store: &store, end, embedded };
+    let tap = Some(crate::check::TapAccess { store: s.store.clone(), shutdown: s.shutdown.clone() });
+    let (resources, config) = (&resources, &config);
+    let live = crate::check::Live { status: &status, resources, config, store: &store, end, embedded, tap };
     match crate::check::live(&live, &q).await {
         Ok(report) => json(StatusCode::OK, &report),
         Err(e) => query_error(e),

@@ -48,6 +48,14 @@ pub(crate) struct Live<'a> {
     pub end: u64,
     /// The control plane scrapes the proxies itself (not Prometheus mode).
     pub embedded: bool,
+    /// Taps the proxies for sample paths (absent: no samples).
+    pub tap: Option<TapAccess>,
+}
+
+/// What tapping needs: the registrations, and the server's stop signal.
+pub(crate) struct TapAccess {
+    pub store: std::sync::Arc<crate::store::Store>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// `/api/v1/check`.
@@ -61,7 +69,7 @@ pub(crate) async fn live(l: &Live<'_>, q: &CheckQuery) -> Result<CheckReport, Qu
     ];
     let served = traffic::served(l, window);
     sections.push(Section { name: "audits".into(), checks: statics::audits(l.config, &served) });
-    sections.push(Section { name: "traffic".into(), checks: traffic::audits(l, window) });
+    sections.push(Section { name: "traffic".into(), checks: traffic::audits(l, window).await });
     Ok(CheckReport {
         version: Some(env!("CARGO_PKG_VERSION").to_string()),
         window_s: Some(window as f64 / 1000.0),

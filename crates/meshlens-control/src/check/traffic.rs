@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use meshlens_api::check::Check;
-use meshlens_api::diagnose::{Finding, Severity};
+use meshlens_api::diagnose::{Finding, ROUTE_MATCHES_NOTHING, Severity};
 
 use super::Live;
 use super::statics::Served;
@@ -38,7 +38,35 @@ fn from_finding(f: Finding) -> Check {
     check.with_detail(f.evidence)
 }
 
-pub(crate) fn audits(l: &Live<'_>, window: u64) -> Vec<Check> {
+/// How long `check` taps for sample paths of a route that matches nothing, at the most.
+const SAMPLE_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+/// Sample paths shown per route.
+const SAMPLES: usize = 5;
+
+/// Up to [`SAMPLES`] distinct paths of requests to `workload` that no route matched (`[DEFAULT]`),
+/// tapped from its callers' proxies for at most [`SAMPLE_FOR`].
+async fn default_paths(tap: &super::TapAccess, ns: &str, workload: &str) -> Vec<String> {
+    let query = crate::tap::parse(&format!(
+        "resource=ns/{ns}&namespace={ns}&to=deploy/{workload}&route=%5BDEFAULT%5D&direction=outbound&maxRps=50"
+    ));
+    let Ok(mut rx) = query.and_then(|plan| crate::tap::start(tap.store.clone(), plan, tap.shutdown.clone())) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + SAMPLE_FOR;
+    while paths.len() < SAMPLES {
+        let Ok(Some(line)) = tokio::time::timeout_at(deadline, rx.recv()).await else { break };
+        let event: Option<meshlens_api::tap::TapEvent> = serde_json::from_slice(&line).ok();
+        if let Some(path) = event.and_then(|e| e.request_init_event).map(|r| r.path)
+            && !paths.contains(&path)
+        {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+pub(crate) async fn audits(l: &Live<'_>, window: u64) -> Vec<Check> {
     let mut out = Vec::new();
     let mut namespaces = l.resources.namespaces.clone();
     for w in &l.resources.workloads {
@@ -53,7 +81,16 @@ pub(crate) fn audits(l: &Live<'_>, window: u64) -> Vec<Check> {
         requests += ev.served.values().map(|c| c.requests()).sum::<f64>();
         timeouts.extend(route_timeouts(&ev));
         objectives.extend(below_objectives(l, &ev));
-        rules.extend(diagnose_audits(&ev).into_iter().map(from_finding));
+        for mut f in diagnose_audits(&ev) {
+            let unmatched = f.subject.strip_prefix("route deploy/").and_then(|r| r.split_once(' ')).map(|(w, _)| w);
+            if let (Some(workload), Some(tap), true) = (unmatched, &l.tap, f.kind == ROUTE_MATCHES_NOTHING) {
+                let paths = default_paths(tap, ns, workload).await;
+                if !paths.is_empty() {
+                    f.evidence.push(format!("sample [DEFAULT] paths: {}", paths.join(", ")));
+                }
+            }
+            rules.push(from_finding(f));
+        }
         unprofiled.extend(without_profile(l, ns, window));
     }
     let window_s = window as f64 / 1000.0;

@@ -27,7 +27,8 @@ control plane (reachable, version), its configuration (the last reload, file:lin
 declared instance's proxy (registered, ready, on the latest snapshot, scraped) and the leases; then the
 configuration against live traffic: split weights not adding to 100% (and the shares observed), backends a
 split leaves out, route timeouts below the observed p99, spent retry budgets, routes matching nothing while
-[DEFAULT] carries the traffic, services called without a ServiceProfile, workloads below their objectives.
+[DEFAULT] carries the traffic (with sample paths), services called without a ServiceProfile, workloads
+below their objectives (success rate, retries).
 
 Exit codes: 0 nothing failed (warnings allowed), 1 a check failed or (--compare) the meshes differ,
 2 the control plane cannot be reached or the command is wrong.

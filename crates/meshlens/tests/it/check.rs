@@ -194,6 +194,9 @@ fn timeout_504_fails_the_route_whose_timeout_is_below_its_p99() {
 fn regex_miss_warns_of_the_route_that_matches_nothing() {
     let detail = scenario_reports("regex-miss", "warning", "route deploy/order-service PUT /orders/{id} -n prod");
     assert!(detail.contains("[DEFAULT]"), "{detail}");
+    // The paths it was meant to match, tapped from the callers: UUIDs, not numbers.
+    let samples = detail.lines().find_map(|l| l.strip_prefix("sample [DEFAULT] paths: "));
+    assert!(samples.is_some_and(|s| s.starts_with("/orders/") && s.contains('-')), "{detail}");
 }
 
 #[test]

@@ -176,7 +176,7 @@ fn scenario_reports(scenario: &str, status: &str, description: &str) -> String {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
     let demo = Running::demo(&format!("check-{scenario}"), &["--scenario", scenario]);
     let found = |r: &Value| checks(r).into_iter().find(|(s, d, _)| s == status && d.starts_with(description));
-    let report = poll_check(&demo, |code, r| code == i32::from(status == "failure") && found(r).is_some());
+    let report = poll_check(&demo, |code, r| (status != "failure" || code == 1) && found(r).is_some());
     found(&report).unwrap().2
 }
 
@@ -197,6 +197,12 @@ fn regex_miss_warns_of_the_route_that_matches_nothing() {
     // The paths it was meant to match, tapped from the callers: UUIDs, not numbers.
     let samples = detail.lines().find_map(|l| l.strip_prefix("sample [DEFAULT] paths: "));
     assert!(samples.is_some_and(|s| s.starts_with("/orders/") && s.contains('-')), "{detail}");
+}
+
+#[test]
+fn stale_split_warns_of_the_live_backend_it_leaves_out() {
+    let detail = scenario_reports("stale-split", "warning", "ts/ml-inference -n prod: ml-inference-c gets no traffic");
+    assert!(detail.contains("ml-inference.split.yaml:3: backends ml-inference-a, ml-inference-b"), "{detail}");
 }
 
 #[test]

@@ -507,6 +507,11 @@ impl MetricStore {
         }
     }
 
+    /// Where the data the store holds begins (None before the first scrape).
+    pub fn held_from(&self) -> Option<u64> {
+        self.lock().data_from
+    }
+
     /// Says the store holds data from `at` on (a store filled with the sums of a whole window at once).
     pub fn holds_from(&self, at: u64) {
         let mut inner = self.lock();

@@ -28,20 +28,15 @@ fn splits(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
             continue;
         }
         let name = &split.metadata.name;
-        let weights: Vec<i64> = split.spec.backends.iter().filter_map(|b| b.weight.milli_value()).collect();
-        let sum: i64 = weights.iter().sum();
-        // Whole numbers that almost add to 100 were meant as percentages.
-        let whole = weights.iter().all(|w| w % 1000 == 0);
-        if whole && sum != 100_000 && (80_000..=120_000).contains(&sum) && weights.len() == split.spec.backends.len() {
+        let milli: Vec<Option<i64>> = split.spec.backends.iter().map(|b| b.weight.milli_value()).collect();
+        if let Some(sum) = meshlens_api::alerts::percent_weights_off(&milli) {
             let mut f = finding(
                 ev,
                 Severity::Warning,
                 SPLIT_WEIGHTS,
                 format!("ts/{name}"),
                 format!(
-                    "the weights of TrafficSplit {name} add up to {}, not 100: each backend gets its weight / {}",
-                    sum / 1000,
-                    sum / 1000
+                    "the weights of TrafficSplit {name} add up to {sum}, not 100: each backend gets its weight / {sum}"
                 ),
             );
             for b in &split.spec.backends {
@@ -50,7 +45,7 @@ fn splits(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
                     "{}: weight {} → effective share {:.1}%",
                     b.service,
                     b.weight,
-                    100.0 * w / sum as f64
+                    100.0 * w / (sum * 1000) as f64
                 ));
             }
             f.evidence.push(format!("declared at {}", ts.source));

@@ -224,8 +224,15 @@ pub struct Alert {
     pub resolved_at: Option<String>,
 }
 
+impl Alert {
+    /// Its `namespace` label.
+    pub fn namespace(&self) -> &str {
+        self.labels.get("namespace").map_or("", String::as_str)
+    }
+}
+
 /// `GET /api/v1/alerts`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertsReport {
     /// False in Prometheus mode (use `meshlens alerts --prometheus-rules` there).
@@ -237,6 +244,9 @@ pub struct AlertsReport {
     pub alerts: Vec<Alert>,
     /// Each rule: key, alert name, enabled, `for:`.
     pub rules: Vec<RuleInfo>,
+    /// The configuration judged by (what `meshlens alerts --prometheus-rules` renders).
+    pub spec: AlertsSpec,
+    pub objectives: crate::mesh::Objectives,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -76,6 +76,8 @@ impl Alerts {
                     for_: spec.for_of(key).to_string(),
                 })
                 .collect(),
+            spec: spec.clone(),
+            objectives: config.mesh.spec.objectives.clone(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand.
 
+pub mod alerts;
 pub mod client;
 pub mod control;
 pub mod demo;
@@ -55,6 +56,8 @@ pub enum Command {
     PrometheusConfig(prometheus_config::PrometheusConfigArgs),
     /// Find what is wrong with a namespace's traffic: ranked findings with evidence (exit 3 with --fail-on).
     Diagnose(diagnose::DiagnoseArgs),
+    /// Pending and firing alerts with their evidence (--watch), or the rules for Prometheus (--prometheus-rules).
+    Alerts(alerts::AlertsArgs),
     /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
     Diagnostics(diagnostics::DiagnosticsArgs),
     /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Edges(args) => edges::run(args),
         Command::PrometheusConfig(args) => prometheus_config::run(args),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Alerts(args) => alerts::run(args),
         Command::Diagnostics(args) => diagnostics::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Logs(args) => logs::run(args),

@@ -58,6 +58,16 @@ impl Running {
         Running { up, _reaper: reaper, state, _dir: dir }
     }
 
+    /// The mesh directory of [`Running::up`].
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.as_ref().expect("a mesh started with up").path()
+    }
+
+    /// The state directory (`XDG_STATE_HOME`: session file, secrets).
+    pub(crate) fn state(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
     /// Runs the CLI against this mesh (found through the session file): (exit code, stdout, stderr).
     pub(crate) fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = meshlens()

@@ -5,7 +5,7 @@
 //! alerts:
 //!   window: 1m              # rates, success and p99 are judged over this window (default 1m)
 //!   baseline: 1h            # p99 is compared with the same window this long ago (PromQL's offset; default 1h),
-//!                           # or with the first window held while the store is younger
+//!                           # or with the second window held while the store is younger
 //!   minRequestRate: 1       # req/s a series needs in the window to be judged (default 1)
 //!   rules:                  # each: {enabled: true, for: DURATION}
 //!     successRate: {for: 2m}

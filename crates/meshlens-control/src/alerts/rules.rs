@@ -26,6 +26,9 @@ impl Windows {
     }
 }
 
+/// A p99 of fewer requests than this is little more than their maximum: not compared.
+const MIN_LATENCY_REQUESTS: f64 = 100.0;
+
 fn alertname(rule: &str) -> &'static str {
     api::RULES.iter().find(|r| r.0 == rule).map_or("", |r| r.1)
 }
@@ -70,10 +73,10 @@ pub(crate) fn judge(config: &MeshConfig, ms: &MetricStore, w: &Windows) -> Vec<O
 }
 
 /// Where the baseline window ends: `baseline` before now (PromQL's `offset`), or, while the store holds
-/// less history than that, at the end of the first whole window it holds. None while that window would
-/// overlap the current one.
+/// less history than that, at the end of its second whole window (the first has start-up in it: new
+/// connections, cold caches). None while that window would overlap the current one.
 fn baseline_end(ms: &MetricStore, w: &Windows) -> Option<u64> {
-    let first = ms.held_from()? + w.window;
+    let first = ms.held_from()? + 2 * w.window;
     let end = w.now.saturating_sub(w.baseline).max(first);
     (end <= w.now.saturating_sub(w.window)).then_some(end)
 }
@@ -134,7 +137,10 @@ fn latency(
     for (key @ (ns, workload), t) in served {
         let (Some(p99), Some(base)) = (t.quantile(0.99), earlier.get(key)) else { continue };
         let Some(base_p99) = base.quantile(0.99) else { continue };
-        if t.requests() / covered_s < spec.min_request_rate || base.requests() / earlier_s < spec.min_request_rate {
+        if t.requests() / covered_s < spec.min_request_rate
+            || base.requests() / earlier_s < spec.min_request_rate
+            || t.requests().min(base.requests()) < MIN_LATENCY_REQUESTS
+        {
             continue;
         }
         let factor = objectives.for_service(ns, workload).latency_factor;

@@ -2,6 +2,7 @@
 //!
 //! This crate depends on serde only. Nothing here does I/O.
 
+pub mod alerts;
 pub mod authority;
 pub mod balancer;
 pub mod check;

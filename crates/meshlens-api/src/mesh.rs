@@ -58,6 +58,9 @@ pub struct MeshSpec {
     /// What traffic is held to: `diagnose`, `check` and alerts measure against these.
     #[serde(default, skip_serializing_if = "Objectives::is_default")]
     pub objectives: Objectives,
+    /// Alert rules evaluated on the control plane's store, and where notifications go (`crate::alerts`).
+    #[serde(default, skip_serializing_if = "crate::alerts::AlertsSpec::is_default")]
+    pub alerts: crate::alerts::AlertsSpec,
 }
 
 /// Service-level objectives of the mesh, with per-service overrides.

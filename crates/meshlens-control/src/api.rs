@@ -22,6 +22,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::alerts::Alerts;
 use crate::api_types::{ErrorBody, Resources};
 use crate::auth::{Auth, CredentialError, ProxyIdentity};
 use crate::diagnostics::{self, QueryError};
@@ -45,6 +46,7 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// Where traffic numbers come from: the embedded metric store (what the scraper saw) or Prometheus.
     pub stats: StatsSource,
+    pub alerts: Arc<Alerts>,
     pub heartbeat: Duration,
     /// The control plane's own WARN/ERROR events (`/api/v1/logs?resource=control`).
     pub own_logs: Option<OwnLogs>,
@@ -68,6 +70,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/logs", get(logs))
         .route("/api/v1/diagnose", get(diagnose))
         .route("/api/v1/check", get(check))
+        .route("/api/v1/alerts", get(alerts))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_api_token));
     Router::new()
         .route("/v1/proxies", post(register))
@@ -516,6 +519,12 @@ async fn check(
     }
 }
 
+/// `GET /api/v1/alerts`: pending, firing and recently resolved alerts with their evidence (docs/api.md).
+async fn alerts(State(s): State<Arc<Shared>>) -> Response {
+    let config = s.store.configs().borrow().clone();
+    json(StatusCode::OK, &s.alerts.report(&config))
+}
+
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let text = s.metrics.encode(&s.store.gauges());
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -545,7 +554,8 @@ mod tests {
         )));
         let auth = Arc::new(Auth::new(Arc::new(crate::auth::ProxyKey::generate()), "token".into()));
         let heartbeat = Duration::from_secs(5);
-        (Arc::new(Shared { auth, store, metrics, stats, heartbeat, own_logs: None, shutdown: rx }), tx)
+        let alerts = Arc::new(Alerts::new(true, "http://127.0.0.1:8086".into()).0);
+        (Arc::new(Shared { auth, store, metrics, stats, alerts, heartbeat, own_logs: None, shutdown: rx }), tx)
     }
 
     fn parse(line: &Bytes) -> WatchEvent {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::alerts::{self, Alerts};
 use crate::api::{self, Shared};
 use crate::api_types::Status;
 use crate::auth::{Auth, ProxyCredentials, ProxyKey};
@@ -191,8 +192,12 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
             shutdown_rx.clone(),
         )),
     ];
+    let (alerts, notices) = Alerts::new(matches!(stats, StatsSource::Embedded(_)), format!("http://{addr}"));
+    let alerts = Arc::new(alerts);
+    tasks.push(tokio::spawn(alerts::webhook::run(notices, shutdown_rx.clone())));
     if let StatsSource::Embedded(metric_store) = &stats {
-        let scraper = scrape::run(store.clone(), metric_store.clone(), scrape_timing, shutdown_rx.clone());
+        let scraper =
+            scrape::run(store.clone(), metric_store.clone(), alerts.clone(), scrape_timing, shutdown_rx.clone());
         tasks.push(tokio::spawn(scraper));
     }
 
@@ -202,6 +207,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         store: store.clone(),
         metrics,
         stats,
+        alerts,
         heartbeat: config.heartbeat,
         own_logs: config.own_logs.clone(),
         shutdown: shutdown_rx.clone(),

@@ -39,6 +39,7 @@
 //! | `logs` | `/api/v1/logs`: proxies' (or its own) recent WARN/ERROR events, merged; `follow` streams them |
 //! | `tap` | `/api/v1/tap`: the resource's proxies tapped with the control plane's token, events merged |
 
+mod alerts;
 mod api;
 pub mod api_types;
 mod app;

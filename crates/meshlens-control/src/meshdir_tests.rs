@@ -378,6 +378,17 @@ fn mesh_names_and_references() {
             "mesh.yaml:10: spec.objectives.services.prod/web.retryRate: -1 must be a percent >= 0",
         ]
     );
+    assert_eq!(
+        m(
+            "  namespaces: [prod]\n",
+            "  namespaces: [prod]\n  alerts:\n    window: soon\n    rules:\n      latency: {for: 5 min}\n    receivers:\n      - {name: ops, url: 'https://x'}\n"
+        ),
+        [
+            "mesh.yaml:8: spec.alerts.window: 'soon' is not a duration (e.g. 5s, 300ms)",
+            "mesh.yaml:10: spec.alerts.rules.latency.for: '5 min' is not a duration (e.g. 5s, 300ms)",
+            "mesh.yaml:12: spec.alerts.receivers[0].url: 'https://x' must be an http:// URL",
+        ]
+    );
 }
 
 #[test]

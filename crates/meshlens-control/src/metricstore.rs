@@ -512,6 +512,11 @@ impl MetricStore {
         self.lock().instances.iter().filter_map(|(src, st)| st.last_scrape.map(|t| (src.clone(), t))).collect()
     }
 
+    /// Where the data the store holds begins (None before the first scrape).
+    pub fn held_from(&self) -> Option<u64> {
+        self.lock().data_from
+    }
+
     /// Says the store holds data from `at` on (a store filled with the sums of a whole window at once).
     pub fn holds_from(&self, at: u64) {
         let mut inner = self.lock();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::alerts::Alerts;
 use crate::api_types::Resources;
 use crate::httpget;
 use crate::metricstore::{MetricStore, Peer, Source};
@@ -28,6 +29,7 @@ pub(crate) struct ScrapeTiming {
 pub(crate) async fn run(
     store: Arc<Store>,
     metrics: Arc<MetricStore>,
+    alerts: Arc<Alerts>,
     timing: ScrapeTiming,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -40,6 +42,9 @@ pub(crate) async fn run(
             _ = shutdown.wait_for(|s| *s) => return,
         }
         scrape_all(&store, &metrics, timing, started.elapsed() >= timing.warmup).await;
+        // Alerts are judged on what each round brought.
+        let config = store.configs().borrow().clone();
+        alerts.evaluate(&config, &metrics);
     }
 }
 

@@ -76,7 +76,7 @@ fn check_mesh(m: &Parsed<Mesh>, errors: &mut Errors) -> Index {
         at.err("spec.clusterDomain", format!("'{}' is not a valid DNS domain", spec.cluster_domain));
     }
 
-    for (path, message) in spec.objectives.problems() {
+    for (path, message) in spec.objectives.problems().into_iter().chain(spec.alerts.problems()) {
         at.err(&format!("spec.{path}"), message);
     }
 

@@ -45,7 +45,7 @@ pub(crate) fn audits(config: &MeshConfig, served: &Served) -> Vec<Check> {
                 "{}: weight {} → share {:.1}% (not {:.0}%)",
                 b.service,
                 b.weight,
-                100.0 * w / sum as f64,
+                100.0 * w / (sum * 1000) as f64,
                 w / 1000.0
             );
             if total > 0.0 {
@@ -58,7 +58,7 @@ pub(crate) fn audits(config: &MeshConfig, served: &Served) -> Vec<Check> {
         detail.push(format!("declared at {}", ts.origin()));
         out.push(
             Check::failure(
-                format!("ts/{name} -n {ns}: the weights add up to {}%, not 100%", sum / 1000),
+                format!("ts/{name} -n {ns}: the weights add up to {}%, not 100%", sum),
                 format!("make the weights of {} add up to 100", ts.origin()),
             )
             .with_detail(detail),

@@ -21,14 +21,11 @@ fn short(service: &str) -> &str {
     service.split('.').next().unwrap_or(service)
 }
 
-/// The sum of a split's weights (in thousandths) when they look meant as percentages (whole numbers
-/// adding to 80–120) but do not add to 100; `None` when they add up or are relative weights.
+/// The sum of a split's weights (whole percent) when they look meant as percentages but do not add to 100
+/// (`meshlens_api::alerts::percent_weights_off`); `None` when they add up or are relative weights.
 pub(crate) fn misweighted(split: &meshlens_api::profile::TrafficSplit) -> Option<i64> {
-    let weights: Vec<i64> = split.spec.backends.iter().filter_map(|b| b.weight.milli_value()).collect();
-    let sum: i64 = weights.iter().sum();
-    let whole = weights.iter().all(|w| w % 1000 == 0);
-    (whole && sum != 100_000 && (80_000..=120_000).contains(&sum) && weights.len() == split.spec.backends.len())
-        .then_some(sum)
+    let milli: Vec<Option<i64>> = split.spec.backends.iter().map(|b| b.weight.milli_value()).collect();
+    meshlens_api::alerts::percent_weights_off(&milli)
 }
 
 fn splits(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
@@ -45,9 +42,7 @@ fn splits(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
                 SPLIT_WEIGHTS,
                 format!("ts/{name}"),
                 format!(
-                    "the weights of TrafficSplit {name} add up to {}, not 100: each backend gets its weight / {}",
-                    sum / 1000,
-                    sum / 1000
+                    "the weights of TrafficSplit {name} add up to {sum}, not 100: each backend gets its weight / {sum}"
                 ),
             );
             for b in &split.spec.backends {
@@ -56,7 +51,7 @@ fn splits(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
                     "{}: weight {} → effective share {:.1}%",
                     b.service,
                     b.weight,
-                    100.0 * w / sum as f64
+                    100.0 * w / (sum * 1000) as f64
                 ));
             }
             f.evidence.push(format!("declared at {}", ts.source));

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand.
 
+pub mod alerts;
 pub mod check;
 pub mod client;
 pub mod control;
@@ -59,6 +60,8 @@ pub enum Command {
     /// Check the mesh's health and its configuration against traffic (√ / ‼ / ×), a directory before `up`
     /// (--pre), or the drift between two meshes (--compare).
     Check(check::CheckArgs),
+    /// Pending and firing alerts with their evidence (--watch), or the rules for Prometheus (--prometheus-rules).
+    Alerts(alerts::AlertsArgs),
     /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
     Diagnostics(diagnostics::DiagnosticsArgs),
     /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
@@ -94,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::PrometheusConfig(args) => prometheus_config::run(args),
         Command::Diagnose(args) => diagnose::run(args),
         Command::Check(args) => check::run(args),
+        Command::Alerts(args) => alerts::run(args),
         Command::Diagnostics(args) => diagnostics::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Logs(args) => logs::run(args),

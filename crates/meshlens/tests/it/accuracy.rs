@@ -404,12 +404,12 @@ fn embedded_accuracy(a: &Async, control: &str, m: &Measured, proxied: &[f64]) ->
     rows
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Where the `prometheus` server binary is: `MESHLENS_PROMETHEUS`, else on PATH. Required in CI.
-fn prometheus_binary() -> Option<std::path::PathBuf> {
+pub(crate) fn prometheus_binary() -> Option<std::path::PathBuf> {
     let found = std::env::var_os("MESHLENS_PROMETHEUS").map(Into::into).or_else(|| {
         std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("prometheus")).find(|p| p.is_file())
     });

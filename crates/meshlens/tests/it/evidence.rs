@@ -63,6 +63,11 @@ impl Running {
         self._dir.as_ref().map(|d| d.path())
     }
 
+    /// The state directory (`XDG_STATE_HOME`: session file, secrets).
+    pub(crate) fn state(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
     /// Runs the CLI against this mesh (found through the session file): (exit code, stdout, stderr).
     pub(crate) fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = meshlens()

@@ -1,6 +1,7 @@
 //! Whole-binary tests: `meshlens` processes started the way a user starts them.
 
 mod accuracy;
+mod alerts;
 mod check;
 mod credentials;
 mod demo;

@@ -42,6 +42,7 @@ pub mod api_types;
 mod app;
 pub mod auth;
 mod clock;
+mod dashboard;
 mod diagnose;
 mod diagnostics;
 mod httpget;

@@ -68,12 +68,25 @@ pub fn query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
 
 /// `GET base + path_and_query`, decoded as JSON; API errors (`{"error": …}`) become the error message.
 pub fn get_json<T: serde::de::DeserializeOwned>(base: &str, path_and_query: &str) -> anyhow::Result<T> {
+    call_json(hyper::Method::GET, base, path_and_query)
+}
+
+/// `POST base + path` without a body, decoded as JSON (errors as [`get_json`]).
+pub fn post_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<T> {
+    call_json(hyper::Method::POST, base, path)
+}
+
+fn call_json<T: serde::de::DeserializeOwned>(
+    method: hyper::Method,
+    base: &str,
+    path_and_query: &str,
+) -> anyhow::Result<T> {
     let url = format!("{base}{path_and_query}");
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let (status, body) = runtime.block_on(async {
         let uri: hyper::Uri = url.parse().map_err(|e| anyhow!("invalid control plane URL {base}: {e}"))?;
-        let resp = request(base, uri).await?;
+        let resp = send(method, base, uri).await?;
         let status = resp.status();
         let body = resp.into_body().collect().await.map_err(|e| unreachable(base, &e))?.to_bytes();
         anyhow::Ok((status, body))
@@ -166,8 +179,16 @@ pub fn nothing_found(base: &str, what: &str, namespace: &str, all_namespaces: bo
 /// `GET uri` on the control plane at `base`, with the API token; the response head (within 10 s), its
 /// body still to read.
 pub async fn request(base: &str, uri: hyper::Uri) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+    send(hyper::Method::GET, base, uri).await
+}
+
+async fn send(
+    method: hyper::Method,
+    base: &str,
+    uri: hyper::Uri,
+) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = hyper::Request::get(uri);
+    let mut req = hyper::Request::builder().method(method).uri(uri);
     match TOKEN.get() {
         Some(Err(e)) => return Err(anyhow!("cannot read the API token: {e}")),
         Some(Ok(Some(token))) => req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}")),

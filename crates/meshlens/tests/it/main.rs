@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod credentials;
+mod dashboard;
 mod demo;
 mod demo_app;
 mod diagnose;

@@ -1,0 +1,71 @@
+//! The overview (`/`): every namespace and workload with the numbers of `meshlens stat`, rows below their
+//! success objective marked.
+
+use std::fmt::Write;
+
+use meshlens_api::stats::StatRow;
+
+use super::Window;
+use super::html::{Frame, esc, millis, page, percent, rate};
+use crate::diagnostics::QueryError;
+use crate::statsapi;
+
+/// The page, or the stats query's error.
+pub(super) fn render(w: &Window) -> Result<String, QueryError> {
+    let namespaces = statsapi::stat(&w.res, &w.store, &w.query("ns"), w.end)?;
+    let workloads = statsapi::stat(&w.res, &w.store, &w.query("deploy"), w.end)?;
+    let mut body = String::from("<div data-live=\"overview\"><h2>Namespaces</h2>");
+    table(&mut body, w, &namespaces, "data-namespace", |r| r.name.clone());
+    body.push_str("<h2>Workloads</h2>");
+    table(&mut body, w, &workloads, "data-workload", |r| format!("{}/{}", r.namespace, r.name));
+    body.push_str("</div>");
+    let command = format!("meshlens stat deploy -A -t {}", w.window);
+    Ok(page(&Frame { title: "Overview", page: "overview", window: &w.window, command }, &body))
+}
+
+/// A table of stat rows; each row carries `attr="key"` and is marked `below` when its success rate is
+/// under its objective.
+pub(super) fn table(out: &mut String, w: &Window, rows: &[StatRow], attr: &str, key: impl Fn(&StatRow) -> String) {
+    out.push_str(
+        "<table class=\"stats\"><thead><tr><th>NAMESPACE</th><th>NAME</th><th>MESHED</th><th>SUCCESS</th>\
+         <th>RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th><th>LATENCY_P99</th><th>TCP_CONN</th></tr></thead><tbody>",
+    );
+    for r in rows {
+        let workload = attr == "data-workload";
+        let objective = if workload { w.objective(&r.namespace, &r.name) } else { w.objectives().success_rate / 100.0 };
+        let below = r.success.is_some_and(|s| s < objective);
+        let name = if workload {
+            format!(
+                "<a href=\"/workload/{}/{}?window={}\">{}</a>",
+                esc(&r.namespace),
+                esc(&r.name),
+                esc(&w.window),
+                esc(&r.name)
+            )
+        } else {
+            esc(&r.name)
+        };
+        let _ = write!(
+            out,
+            "<tr {attr}=\"{}\"{}><td>{}</td><td>{name}</td><td data-col=\"meshed\">{}</td>\
+             <td data-col=\"success\" title=\"objective {:.2}%\">{}</td><td data-col=\"rps\">{}</td>\
+             <td data-col=\"p50\">{}</td><td data-col=\"p95\">{}</td><td data-col=\"p99\">{}</td>\
+             <td data-col=\"tcp\">{}</td></tr>",
+            esc(&key(r)),
+            if below { " class=\"below\" data-below=\"true\"" } else { "" },
+            esc(&r.namespace),
+            esc(&r.meshed),
+            objective * 100.0,
+            percent(r.success),
+            rate(r.rps),
+            millis(r.latency_ms_p50),
+            millis(r.latency_ms_p95),
+            millis(r.latency_ms_p99),
+            r.tcp_open_connections.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("<tr><td colspan=\"9\">No traffic or workloads yet.</td></tr>");
+    }
+    out.push_str("</tbody></table>");
+}

@@ -1,0 +1,186 @@
+//! One workload's page: who calls it and what it calls, its routes (EFFECTIVE vs ACTUAL per callee),
+//! its instances, the diagnosis findings about it; recent proxy log events and a live tap are loaded by
+//! the script from `/api/v1/logs` and `/api/v1/tap`.
+
+use std::fmt::Write;
+
+use meshlens_api::stats::{RouteNumbers, RouteRow, StatQuery};
+
+use super::Window;
+use super::html::{Frame, esc, millis, page, percent, rate};
+use super::overview::table;
+use crate::diagnose::{self, DiagnoseQuery};
+use crate::statsapi;
+
+fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
+    StatQuery {
+        resource: resource.into(),
+        namespace: Some(ns.into()),
+        window: Some(w.window.clone()),
+        ..StatQuery::default()
+    }
+}
+
+/// The page; a failing query shows its error in place of its section.
+pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
+    let me = format!("deploy/{name}");
+    let mut body = String::from("<div data-live=\"workload\">");
+    let key = |r: &meshlens_api::stats::StatRow| format!("{}/{}", r.namespace, r.name);
+    let section = |body: &mut String, title: &str, q: StatQuery, attr: &str| {
+        let _ = write!(body, "<h2>{title}</h2>");
+        match statsapi::stat(&w.res, &w.store, &q, w.end) {
+            Ok(rows) => table(body, w, &rows, attr, key),
+            Err(e) => {
+                let _ = write!(body, "<p class=\"error\">{}</p>", esc(&format!("{e:?}")));
+            }
+        }
+    };
+    section(&mut body, "Inbound", query(w, ns, &me), "data-workload");
+    section(&mut body, "Callers", StatQuery { to: Some(me.clone()), ..query(w, ns, "deploy") }, "data-caller");
+    let outbound = StatQuery { from: Some(me.clone()), ..query(w, ns, "deploy") };
+    section(&mut body, "Callees", outbound.clone(), "data-callee");
+
+    body.push_str("<h2>Routes</h2>");
+    let mut routes: Vec<(String, Vec<RouteRow>)> = Vec::new();
+    if let Ok(map) = statsapi::routes(&w.res, &w.store, &query(w, ns, &me), w.end) {
+        routes.extend(map.into_iter().map(|(k, v)| (format!("served ({k})"), v)));
+    }
+    let callees = statsapi::stat(&w.res, &w.store, &outbound, w.end).unwrap_or_default();
+    for c in callees.iter().filter(|c| c.rps.is_some_and(|r| r > 0.0)) {
+        let q = StatQuery {
+            to: Some(format!("deploy/{}", c.name)),
+            to_namespace: Some(c.namespace.clone()),
+            ..query(w, ns, &me)
+        };
+        if let Ok(map) = statsapi::routes(&w.res, &w.store, &q, w.end) {
+            routes.extend(map.into_iter().map(|(_, v)| (format!("to {}/{}", c.namespace, c.name), v)));
+        }
+    }
+    route_table(&mut body, &routes);
+
+    body.push_str("<h2>Instances</h2>");
+    let wl = w.res.workloads.iter().find(|x| x.namespace == ns && x.name == name);
+    let names: Vec<&str> = wl.map(|x| x.instances.iter().map(|i| i.instance.as_str()).collect()).unwrap_or_default();
+    if names.is_empty() {
+        body.push_str("<p>No instance is registered.</p>");
+    } else {
+        let q = StatQuery { names: Some(names.join(",")), ..query(w, ns, "po") };
+        match statsapi::stat(&w.res, &w.store, &q, w.end) {
+            Ok(rows) => table(&mut body, w, &rows, "data-instance", key),
+            Err(e) => {
+                let _ = write!(body, "<p class=\"error\">{}</p>", esc(&format!("{e:?}")));
+            }
+        }
+    }
+
+    diagnosis(&mut body, w, ns, name);
+    body.push_str("</div>");
+
+    let _ = write!(
+        body,
+        "<h2>Recent proxy log events</h2><div id=\"logs\" data-logs=\"{0}\" data-namespace=\"{1}\"><p>loading…</p></div>\
+         <h2>Live tap</h2><p><button id=\"tap-toggle\" data-tap=\"{0}\" data-namespace=\"{1}\">start</button> \
+         <span class=\"cli\">CLI: <code>meshlens tap {0} -n {1}</code></span></p>\
+         <table class=\"stats\" id=\"tap\"><thead><tr><th>TIME</th><th>DIRECTION</th><th>METHOD</th><th>AUTHORITY</th>\
+         <th>PATH</th><th>STATUS</th><th>LATENCY</th><th>NOTE</th></tr></thead><tbody></tbody></table>",
+        esc(&me),
+        esc(ns)
+    );
+    let command = format!(
+        "meshlens stat {me} -n {ns} -t {0}; meshlens routes {me} -n {ns} --to deploy/CALLEE -o wide -t {0}",
+        w.window
+    );
+    page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, command }, &body)
+}
+
+fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
+    if routes.is_empty() {
+        body.push_str("<p>No routes in the window.</p>");
+        return;
+    }
+    body.push_str(
+        "<table class=\"stats\"><thead><tr><th>FOR</th><th>ROUTE</th><th>AUTHORITY</th><th>EFFECTIVE_SUCCESS</th>\
+         <th>EFFECTIVE_RPS</th><th>ACTUAL_SUCCESS</th><th>ACTUAL_RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th>\
+         <th>LATENCY_P99</th><th>TIMEOUTS</th></tr></thead><tbody>",
+    );
+    for (what, rows) in routes {
+        for r in rows {
+            let (es, er, a_s, ar) = match r.numbers {
+                RouteNumbers::ToTarget { effective_success, effective_rps, actual_success, actual_rps } => {
+                    (effective_success, effective_rps, actual_success, actual_rps)
+                }
+                RouteNumbers::Plain { success, rps } => (success, rps, None, None),
+            };
+            let _ = write!(
+                body,
+                "<tr data-route=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.route),
+                esc(what),
+                esc(&r.route),
+                esc(&r.authority),
+                percent(es),
+                rate(er),
+                percent(a_s),
+                rate(ar),
+                millis(r.latency_ms_p50),
+                millis(r.latency_ms_p95),
+                millis(r.latency_ms_p99),
+                r.timeouts.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    body.push_str("</tbody></table>");
+}
+
+/// The findings of `/api/v1/diagnose` about this workload (or naming it), each linked to its subject.
+fn diagnosis(body: &mut String, w: &Window, ns: &str, name: &str) {
+    let q = DiagnoseQuery { namespace: Some(ns.into()), window: Some(w.window.clone()) };
+    let Ok(report) = diagnose::diagnose(&w.res, &w.store, &q, w.end) else { return };
+    let about = |text: &str| text.split(|c: char| !(c.is_alphanumeric() || c == '-')).any(|word| word == name);
+    let findings: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| about(&f.subject) || about(&f.cause) || f.evidence.iter().any(|e| about(e)))
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Diagnosis</h2><p class=\"cli\">CLI: <code>meshlens diagnose -n {} -t {}</code></p>",
+        esc(ns),
+        esc(&w.window)
+    );
+    if findings.is_empty() {
+        body.push_str("<p>No finding about this workload.</p>");
+        return;
+    }
+    body.push_str("<ul class=\"findings\">");
+    for f in findings {
+        let subject = match f.subject.strip_prefix("deploy/") {
+            Some(target) => format!(
+                "<a href=\"/workload/{}/{}?window={}\">{}</a>",
+                esc(&f.namespace),
+                esc(target),
+                esc(&w.window),
+                esc(&f.subject)
+            ),
+            None => esc(&f.subject),
+        };
+        let _ = write!(
+            body,
+            "<li class=\"{}\" data-finding=\"{}\"><b>{}</b> {} {subject}: {}<ul>",
+            f.severity.as_str(),
+            esc(&f.kind),
+            f.severity.as_str(),
+            esc(&f.kind),
+            esc(&f.cause)
+        );
+        for e in &f.evidence {
+            let _ = write!(body, "<li>{}</li>", esc(e));
+        }
+        for c in &f.commands {
+            let _ = write!(body, "<li><code>{}</code></li>", esc(c));
+        }
+        body.push_str("</ul></li>");
+    }
+    body.push_str("</ul>");
+}

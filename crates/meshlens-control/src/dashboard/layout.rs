@@ -144,7 +144,7 @@ pub(super) fn svg(g: &Graph, window: &str) -> String {
         s,
         "<svg id=\"topology\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
          viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"topology\"><defs><marker id=\"arrow\" \
-         viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\">\
+         viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" markerWidth=\"9\" markerHeight=\"9\" orient=\"auto-start-reverse\">\
          <path d=\"M0,0L10,5L0,10z\" fill=\"#888\"/></marker></defs><g class=\"edges\">"
     );
     for e in &g.edges {

@@ -31,7 +31,7 @@ pub(super) fn table(out: &mut String, w: &Window, rows: &[StatRow], attr: &str, 
          <th>RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th><th>LATENCY_P99</th><th>TCP_CONN</th></tr></thead><tbody>",
     );
     for r in rows {
-        let workload = attr == "data-workload";
+        let workload = matches!(attr, "data-workload" | "data-caller" | "data-callee");
         let objective = if workload { w.objective(&r.namespace, &r.name) } else { w.objectives().success_rate / 100.0 };
         let below = r.success.is_some_and(|s| s < objective);
         let name = if workload {

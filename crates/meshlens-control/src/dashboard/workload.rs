@@ -26,10 +26,15 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
     let me = format!("deploy/{name}");
     let mut body = String::from("<div data-live=\"workload\">");
     let key = |r: &meshlens_api::stats::StatRow| format!("{}/{}", r.namespace, r.name);
+    // Callers and callees: only the workloads with traffic to or from this one.
     let section = |body: &mut String, title: &str, q: StatQuery, attr: &str| {
         let _ = write!(body, "<h2>{title}</h2>");
+        let peers = q.to.is_some() || q.from.is_some();
         match statsapi::stat(&w.res, &w.store, &q, w.end) {
-            Ok(rows) => table(body, w, &rows, attr, key),
+            Ok(mut rows) => {
+                rows.retain(|r| !peers || r.rps.is_some_and(|rps| rps > 0.0));
+                table(body, w, &rows, attr, key)
+            }
             Err(e) => {
                 let _ = write!(body, "<p class=\"error\">{}</p>", esc(&format!("{e:?}")));
             }

@@ -285,7 +285,11 @@ mod tests {
         // Ten tiers of ten, each node calling two of the next tier.
         let edges: Vec<(usize, usize)> =
             (0..90).flat_map(|i| [(i, (i / 10 + 1) * 10 + i % 10), (i, (i / 10 + 1) * 10 + (i + 3) % 10)]).collect();
-        let cells = layout(&graph(100, &edges));
+        let g = graph(100, &edges);
+        let t0 = std::time::Instant::now();
+        let cells = layout(&g);
+        let svg = svg(&g, "1m");
+        eprintln!("100 nodes, {} edges: layout and SVG in {:?}, {} bytes", edges.len(), t0.elapsed(), svg.len());
         let mut seen = cells.clone();
         seen.sort_unstable();
         seen.dedup();

@@ -58,7 +58,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
             ..query(w, ns, &me)
         };
         if let Ok(map) = statsapi::routes(&w.res, &w.store, &q, w.end) {
-            routes.extend(map.into_iter().map(|(_, v)| (format!("to {}/{}", c.namespace, c.name), v)));
+            routes.extend(map.into_values().map(|v| (format!("to {}/{}", c.namespace, c.name), v)));
         }
     }
     route_table(&mut body, &routes);

@@ -131,6 +131,22 @@ async fn assert_no_console_error(c: &Client, page: &str) {
     assert!(severe.is_empty(), "console errors on {page}: {severe:?}");
 }
 
+/// Prints the page's first contentful paint, DOM ready time and size (the figures in docs/dashboard.md).
+async fn report_timing(c: &Client, page: &str) {
+    let t = c
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0];
+             const p = performance.getEntriesByName('first-contentful-paint')[0];
+             return { fcp_ms: p ? Math.round(p.startTime) : null, dom_ready_ms: Math.round(n.domContentLoadedEventEnd),
+                      html_bytes: n.decodedBodySize,
+                      all_bytes: performance.getEntriesByType('resource').reduce((s, r) => s + r.decodedBodySize, n.decodedBodySize) };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    eprintln!("dashboard {page}: {t}");
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&dir).unwrap();
@@ -257,6 +273,7 @@ async fn every_page_loads_and_the_overview_matches_stat() {
         );
     }
     assert_no_console_error(&c, "/").await;
+    report_timing(&c, "/").await;
     screenshot(&c, "overview").await;
 
     // Live update: the page refreshes itself.
@@ -276,6 +293,7 @@ async fn every_page_loads_and_the_overview_matches_stat() {
     let edge = c.find(Locator::Css("[data-edge='prod/frontend->prod/api-gateway']")).await.unwrap();
     assert_eq!(edge.attr("data-state").await.unwrap().as_deref(), Some("ok"));
     assert_no_console_error(&c, "/topology").await;
+    report_timing(&c, "/topology").await;
     screenshot(&c, "topology").await;
 
     // A click on a node opens its workload page.
@@ -290,6 +308,9 @@ async fn every_page_loads_and_the_overview_matches_stat() {
         })
         .await;
         assert_no_console_error(&c, &format!("/workload/{name}")).await;
+        if wl == "payment-service" {
+            report_timing(&c, "/workload/prod/payment-service").await;
+        }
         screenshot(&c, &format!("workload-{wl}")).await;
     }
 

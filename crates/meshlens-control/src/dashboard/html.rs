@@ -57,7 +57,7 @@ pub(crate) fn page(f: &Frame<'_>, body: &str) -> String {
         esc(f.title),
         f.page
     );
-    for (page, label) in [("overview", "Overview"), ("topology", "Topology")] {
+    for (page, label) in [("overview", "Overview"), ("topology", "Topology"), ("config", "Configuration")] {
         let href = if page == "overview" { "/".to_string() } else { format!("/{page}") };
         let current = if page == f.page { " aria-current=\"page\"" } else { "" };
         let _ = write!(s, "<a href=\"{href}?window={}\"{current}>{label}</a>", esc(f.window));

@@ -8,8 +8,12 @@
 //! | `overview` | namespaces and workloads (`/`) |
 //! | `graph` | the topology's nodes and edges from one read of the window |
 //! | `layout` | layered layout and the SVG of the graph (`/topology`) |
+//! | `config` | validation and reload status, splits (weights and actual shares), profiles (`/config`) |
+//! | `findings` | the diagnosis panel: findings linked to the workloads they name |
 //! | `workload` | one workload (`/workload/NS/NAME`): stats, routes, instances, logs, diagnosis |
 
+mod config;
+mod findings;
 mod graph;
 mod html;
 mod layout;
@@ -43,6 +47,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     let pages = Router::new()
         .route("/", get(overview_page))
         .route("/topology", get(topology_page))
+        .route("/config", get(config_page))
         .route("/workload/{namespace}/{name}", get(workload_page))
         .route_layer(middleware::from_fn_with_state(shared, require_session));
     Router::new()
@@ -188,6 +193,13 @@ async fn topology_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>)
         Ok(w) => {
             graph::Graph::read(&w).map(|g| html(StatusCode::OK, layout::render(&w, &g))).unwrap_or_else(query_failed)
         }
+        Err(rsp) => rsp,
+    }
+}
+
+async fn config_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
+    match Window::read(&s, q.window()).await {
+        Ok(w) => html(StatusCode::OK, config::render(&w, &s.store.status())),
         Err(rsp) => rsp,
     }
 }

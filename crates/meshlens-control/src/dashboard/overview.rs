@@ -18,6 +18,12 @@ pub(super) fn render(w: &Window) -> Result<String, QueryError> {
     table(&mut body, w, &namespaces, "data-namespace", |r| r.name.clone());
     body.push_str("<h2>Workloads</h2>");
     table(&mut body, w, &workloads, "data-workload", |r| format!("{}/{}", r.namespace, r.name));
+    let mut namespaces: Vec<&str> = w.res.workloads.iter().map(|x| x.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    for ns in namespaces {
+        super::findings::render(&mut body, w, ns, None);
+    }
     body.push_str("</div>");
     let command = format!("meshlens stat deploy -A -t {}", w.window);
     Ok(page(&Frame { title: "Overview", page: "overview", window: &w.window, command }, &body))

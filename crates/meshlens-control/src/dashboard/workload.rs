@@ -6,10 +6,9 @@ use std::fmt::Write;
 
 use meshlens_api::stats::{RouteNumbers, RouteRow, StatQuery};
 
-use super::Window;
 use super::html::{Frame, esc, millis, page, percent, rate};
 use super::overview::table;
-use crate::diagnose::{self, DiagnoseQuery};
+use super::{Window, findings};
 use crate::statsapi;
 
 fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
@@ -78,7 +77,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
         }
     }
 
-    diagnosis(&mut body, w, ns, name);
+    findings::render(&mut body, w, ns, Some(name));
     body.push_str("</div>");
 
     let _ = write!(
@@ -136,56 +135,4 @@ fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
         }
     }
     body.push_str("</tbody></table>");
-}
-
-/// The findings of `/api/v1/diagnose` about this workload (or naming it), each linked to its subject.
-fn diagnosis(body: &mut String, w: &Window, ns: &str, name: &str) {
-    let q = DiagnoseQuery { namespace: Some(ns.into()), window: Some(w.window.clone()) };
-    let Ok(report) = diagnose::diagnose(&w.res, &w.store, &q, w.end) else { return };
-    let about = |text: &str| text.split(|c: char| !(c.is_alphanumeric() || c == '-')).any(|word| word == name);
-    let findings: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| about(&f.subject) || about(&f.cause) || f.evidence.iter().any(|e| about(e)))
-        .collect();
-    let _ = write!(
-        body,
-        "<h2>Diagnosis</h2><p class=\"cli\">CLI: <code>meshlens diagnose -n {} -t {}</code></p>",
-        esc(ns),
-        esc(&w.window)
-    );
-    if findings.is_empty() {
-        body.push_str("<p>No finding about this workload.</p>");
-        return;
-    }
-    body.push_str("<ul class=\"findings\">");
-    for f in findings {
-        let subject = match f.subject.strip_prefix("deploy/") {
-            Some(target) => format!(
-                "<a href=\"/workload/{}/{}?window={}\">{}</a>",
-                esc(&f.namespace),
-                esc(target),
-                esc(&w.window),
-                esc(&f.subject)
-            ),
-            None => esc(&f.subject),
-        };
-        let _ = write!(
-            body,
-            "<li class=\"{}\" data-finding=\"{}\"><b>{}</b> {} {subject}: {}<ul>",
-            f.severity.as_str(),
-            esc(&f.kind),
-            f.severity.as_str(),
-            esc(&f.kind),
-            esc(&f.cause)
-        );
-        for e in &f.evidence {
-            let _ = write!(body, "<li>{}</li>", esc(e));
-        }
-        for c in &f.commands {
-            let _ = write!(body, "<li><code>{}</code></li>", esc(c));
-        }
-        body.push_str("</ul></li>");
-    }
-    body.push_str("</ul>");
 }

@@ -296,6 +296,15 @@ async fn every_page_loads_and_the_overview_matches_stat() {
     report_timing(&c, "/topology").await;
     screenshot(&c, "topology").await;
 
+    // The configuration: the directory is valid, the demo's split shows its backends.
+    c.goto(&format!("{base}/config")).await.unwrap();
+    let reload = c.find(Locator::Css("[data-reload]")).await.unwrap();
+    assert_eq!(reload.attr("data-reload").await.unwrap().as_deref(), Some("ok"));
+    c.find(Locator::Css("[data-split='prod/ml-inference-c']")).await.unwrap();
+    assert_no_console_error(&c, "/config").await;
+    screenshot(&c, "config").await;
+    c.goto(&format!("{base}/topology")).await.unwrap();
+
     // A click on a node opens its workload page.
     c.find(Locator::Css("[data-node='prod/payment-service']")).await.unwrap().click().await.unwrap();
     until(&c, "the workload page", "return location.pathname", |v| v == "/workload/prod/payment-service").await;

@@ -85,5 +85,5 @@ pub(super) fn render(w: &Window, status: &Status) -> String {
     }
     body.push_str("</div>");
     let command = format!("meshlens stat ts -A -t {}", w.window);
-    page(&Frame { title: "Configuration", page: "config", window: &w.window, command }, &body)
+    page(&Frame { title: "Configuration", page: "config", window: &w.window, offset: None, command }, &body)
 }

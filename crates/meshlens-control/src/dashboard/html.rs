@@ -42,8 +42,13 @@ pub(crate) struct Frame<'a> {
     /// `overview`, `topology`, `workload`: marks the navigation link.
     pub page: &'a str,
     pub window: &'a str,
+    /// The comparison offset the overview shows, if any.
+    pub offset: Option<&'a str>,
     pub command: String,
 }
+
+/// The offsets the overview compares with.
+pub(crate) const OFFSETS: [&str; 4] = ["10m", "1h", "6h", "24h"];
 
 /// The whole page: `body` inside the frame. The `<main>` is what the script swaps on a live update.
 pub(crate) fn page(f: &Frame<'_>, body: &str) -> String {
@@ -66,6 +71,13 @@ pub(crate) fn page(f: &Frame<'_>, body: &str) -> String {
     for w in WINDOWS {
         let sel = if w == f.window { " selected" } else { "" };
         let _ = write!(s, "<option{sel}>{w}</option>");
+    }
+    if f.page == "overview" {
+        s.push_str("</select></label> <label>compare with <select name=\"offset\"><option value=\"\">none</option>");
+        for o in OFFSETS {
+            let sel = if Some(o) == f.offset { " selected" } else { "" };
+            let _ = write!(s, "<option value=\"{o}\"{sel}>{o} ago</option>");
+        }
     }
     let _ = write!(
         s,

@@ -237,7 +237,7 @@ pub(super) fn render(w: &Window, g: &Graph) -> String {
     }
     body.push_str("</div>");
     let command = format!("meshlens edges deploy -A -t {}; meshlens stat deploy -A -t {}", w.window, w.window);
-    page(&Frame { title: "Topology", page: "topology", window: &w.window, command }, &body)
+    page(&Frame { title: "Topology", page: "topology", window: &w.window, offset: None, command }, &body)
 }
 
 #[cfg(test)]

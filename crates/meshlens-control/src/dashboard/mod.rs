@@ -125,6 +125,8 @@ async fn login(State(s): State<Arc<Shared>>, Query(q): Query<LoginQuery>) -> Res
 #[derive(Debug, Default, Deserialize)]
 struct PageQuery {
     window: Option<String>,
+    /// Compare with the same window this long ago (overview).
+    offset: Option<String>,
 }
 
 impl PageQuery {
@@ -138,23 +140,39 @@ struct Window {
     res: Resources,
     store: Arc<MetricStore>,
     end: u64,
+    /// The same window `offset` ago, when the page compares: the offset, its store and end.
+    then: Option<(String, Arc<MetricStore>, u64)>,
     config: Arc<MeshConfig>,
     window: String,
 }
 
 impl Window {
     async fn read(s: &Shared, window: &str) -> Result<Window, Response> {
+        Window::read_compared(s, window, None).await
+    }
+
+    /// The window, and with an offset also the same window that long ago.
+    async fn read_compared(s: &Shared, window: &str, offset: Option<&str>) -> Result<Window, Response> {
         let res = s.store.resources();
         let q = StatQuery { resource: "deploy".into(), window: Some(window.into()), ..StatQuery::default() };
-        let (store, end) = s.stats.window(&q, &res).await.map_err(|e| {
+        let failed = |e: WindowError| {
             let (status, text) = match e {
                 WindowError::Invalid(e) => (StatusCode::BAD_REQUEST, e),
                 WindowError::Prometheus(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e:?}")),
             };
             html(status, html::message("Cannot read the window", &text))
-        })?;
+        };
+        let (store, end) = s.stats.window(&q, &res).await.map_err(failed)?;
+        let then = match offset.filter(|o| !o.is_empty()) {
+            Some(o) => {
+                let q = StatQuery { offset: Some(o.into()), ..q };
+                let (store, end) = s.stats.window(&q, &res).await.map_err(failed)?;
+                Some((o.to_string(), store, end))
+            }
+            None => None,
+        };
         let config = s.store.configs().borrow().clone();
-        Ok(Window { res, store, end, config, window: window.to_string() })
+        Ok(Window { res, store, end, then, config, window: window.to_string() })
     }
 
     /// A stats query over this window.
@@ -182,7 +200,7 @@ fn query_failed(e: crate::diagnostics::QueryError) -> Response {
 }
 
 async fn overview_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
-    match Window::read(&s, q.window()).await {
+    match Window::read_compared(&s, q.window(), q.offset.as_deref()).await {
         Ok(w) => overview::render(&w).map(|b| html(StatusCode::OK, b)).unwrap_or_else(query_failed),
         Err(rsp) => rsp,
     }

@@ -94,7 +94,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
         "meshlens stat {me} -n {ns} -t {0}; meshlens routes {me} -n {ns} --to deploy/CALLEE -o wide -t {0}",
         w.window
     );
-    page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, command }, &body)
+    page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, offset: None, command }, &body)
 }
 
 fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {

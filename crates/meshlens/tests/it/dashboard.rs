@@ -296,6 +296,12 @@ async fn every_page_loads_and_the_overview_matches_stat() {
     report_timing(&c, "/topology").await;
     screenshot(&c, "topology").await;
 
+    // Compared with 10 minutes ago (before the demo started: no numbers then).
+    c.goto(&format!("{base}/?offset=10m")).await.unwrap();
+    let row = c.find(Locator::Css("[data-compare='prod/frontend']")).await.unwrap();
+    assert!(row.text().await.unwrap().contains('%'), "now has a success rate");
+    assert_no_console_error(&c, "/?offset=10m").await;
+
     // The configuration: the directory is valid, the demo's split shows its backends.
     c.goto(&format!("{base}/config")).await.unwrap();
     let reload = c.find(Locator::Css("[data-reload]")).await.unwrap();

@@ -4,15 +4,16 @@
 
 const REFRESH_MS = 5000;
 
-// The window selector: reload the page with the chosen window.
+// The window (and comparison) selectors: reload the page with the chosen values.
 function windowSelector() {
-  const select = document.querySelector("form.window select");
-  if (!select) return;
-  select.addEventListener("change", () => {
-    const url = new URL(location.href);
-    url.searchParams.set("window", select.value);
-    location.href = url.toString();
-  });
+  for (const select of document.querySelectorAll("form.window select")) {
+    select.addEventListener("change", () => {
+      const url = new URL(location.href);
+      if (select.value) url.searchParams.set(select.name, select.value);
+      else url.searchParams.delete(select.name);
+      location.href = url.toString();
+    });
+  }
 }
 
 // Live update: fetch this page again and swap every [data-live] element, paused while the tab is hidden.

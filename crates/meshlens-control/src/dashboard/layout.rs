@@ -167,8 +167,7 @@ pub(super) fn svg(g: &Graph, window: &str) -> String {
         if let Some(why) = &e.expected {
             let _ = write!(title, "; expected ({why}) but carries nothing");
         }
-        let _ = write!(
-            s,
+        let path = format!(
             "<path data-edge=\"{}->{}\" data-state=\"{}\" class=\"edge {}\" d=\"{d}\" stroke-width=\"{width:.1}\" \
              marker-end=\"url(#arrow)\"><title>{}</title></path>",
             esc(&e.src),
@@ -177,6 +176,20 @@ pub(super) fn svg(g: &Graph, window: &str) -> String {
             e.state,
             esc(&title)
         );
+        let (from, to) = (&g.nodes[a], &g.nodes[b]);
+        if from.kind == NodeKind::Workload && to.kind == NodeKind::Workload {
+            let _ = write!(
+                s,
+                "<a href=\"/edge/{}/{}/{}/{}?window={}\">{path}</a>",
+                esc(&from.namespace),
+                esc(&from.name),
+                esc(&to.namespace),
+                esc(&to.name),
+                esc(window)
+            );
+        } else {
+            s.push_str(&path);
+        }
     }
     s.push_str("</g><g class=\"nodes\">");
     for (i, n) in g.nodes.iter().enumerate() {

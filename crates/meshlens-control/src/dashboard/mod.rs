@@ -9,10 +9,12 @@
 //! | `graph` | the topology's nodes and edges from one read of the window |
 //! | `layout` | layered layout and the SVG of the graph (`/topology`) |
 //! | `config` | validation and reload status, splits (weights and actual shares), profiles (`/config`) |
+//! | `edge` | one caller → callee edge (`/edge/NS/SRC/NS/DST`): its numbers and routes |
 //! | `findings` | the diagnosis panel: findings linked to the workloads they name |
 //! | `workload` | one workload (`/workload/NS/NAME`): stats, routes, instances, logs, diagnosis |
 
 mod config;
+mod edge;
 mod findings;
 mod graph;
 mod html;
@@ -48,6 +50,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/", get(overview_page))
         .route("/topology", get(topology_page))
         .route("/config", get(config_page))
+        .route("/edge/{src_namespace}/{src}/{dst_namespace}/{dst}", get(edge_page))
         .route("/workload/{namespace}/{name}", get(workload_page))
         .route_layer(middleware::from_fn_with_state(shared, require_session));
     Router::new()
@@ -220,6 +223,23 @@ async fn config_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>) -
         Ok(w) => html(StatusCode::OK, config::render(&w, &s.store.status())),
         Err(rsp) => rsp,
     }
+}
+
+async fn edge_page(
+    State(s): State<Arc<Shared>>,
+    Path((src_ns, src, dst_ns, dst)): Path<(String, String, String, String)>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let w = match Window::read(&s, q.window()).await {
+        Ok(w) => w,
+        Err(rsp) => return rsp,
+    };
+    for (ns, name) in [(&src_ns, &src), (&dst_ns, &dst)] {
+        if !w.res.workloads.iter().any(|x| &x.namespace == ns && &x.name == name) {
+            return html(StatusCode::NOT_FOUND, html::message("No such workload", &format!("{ns}/{name}")));
+        }
+    }
+    html(StatusCode::OK, edge::render(&w, (&src_ns, &src), (&dst_ns, &dst)))
 }
 
 async fn workload_page(

@@ -97,7 +97,8 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
     page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, offset: None, command }, &body)
 }
 
-fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
+/// Route rows under the column FOR (served, or to which callee): effective and actual numbers, timeouts, retry fates.
+pub(super) fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
     if routes.is_empty() {
         body.push_str("<p>No routes in the window.</p>");
         return;
@@ -105,7 +106,7 @@ fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
     body.push_str(
         "<table class=\"stats\"><thead><tr><th>FOR</th><th>ROUTE</th><th>AUTHORITY</th><th>EFFECTIVE_SUCCESS</th>\
          <th>EFFECTIVE_RPS</th><th>ACTUAL_SUCCESS</th><th>ACTUAL_RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th>\
-         <th>LATENCY_P99</th><th>TIMEOUTS</th></tr></thead><tbody>",
+         <th>LATENCY_P99</th><th>TIMEOUTS</th><th>RETRY_FATES</th></tr></thead><tbody>",
     );
     for (what, rows) in routes {
         for r in rows {
@@ -118,7 +119,7 @@ fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
             let _ = write!(
                 body,
                 "<tr data-route=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&r.route),
                 esc(what),
                 esc(&r.route),
@@ -130,7 +131,14 @@ fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
                 millis(r.latency_ms_p50),
                 millis(r.latency_ms_p95),
                 millis(r.latency_ms_p99),
-                r.timeouts.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+                r.timeouts.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                esc(&r
+                    .retry_fates
+                    .iter()
+                    .flatten()
+                    .map(|(fate, n)| format!("{fate}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "))
             );
         }
     }

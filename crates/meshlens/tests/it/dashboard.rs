@@ -296,6 +296,14 @@ async fn every_page_loads_and_the_overview_matches_stat() {
     report_timing(&c, "/topology").await;
     screenshot(&c, "topology").await;
 
+    // An edge's page: the callee's numbers as the caller sees them, the caller's routes to it.
+    c.goto(&format!("{base}/edge/prod/checkout-service/prod/payment-service")).await.unwrap();
+    c.find(Locator::Css("tr[data-callee='prod/payment-service']")).await.unwrap();
+    c.find(Locator::Css("tr[data-route]")).await.expect("checkout-service's routes to payment-service");
+    assert_no_console_error(&c, "/edge/prod/checkout-service/prod/payment-service").await;
+    screenshot(&c, "edge").await;
+    c.goto(&format!("{base}/topology")).await.unwrap();
+
     // Compared with 10 minutes ago (before the demo started: no numbers then).
     c.goto(&format!("{base}/?offset=10m")).await.unwrap();
     let row = c.find(Locator::Css("[data-compare='prod/frontend']")).await.unwrap();

@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | `session` | one-time login codes → session cookies; what a session may read |
+//! | `history` | a workload's RPS, success and p99 over time, from the metric store, as SVG lines |
 //! | `html` | the page frame, escaping, number formats |
 //! | `overview` | namespaces and workloads (`/`) |
 //! | `graph` | the topology's nodes and edges from one read of the window |
@@ -17,6 +18,7 @@ mod config;
 mod edge;
 mod findings;
 mod graph;
+mod history;
 mod html;
 mod layout;
 mod overview;

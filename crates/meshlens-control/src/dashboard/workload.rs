@@ -44,6 +44,8 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
     let outbound = StatQuery { from: Some(me.clone()), ..query(w, ns, "deploy") };
     section(&mut body, "Callees", outbound.clone(), "data-callee");
 
+    super::history::render(&mut body, w, ns, name);
+
     body.push_str("<h2>Routes</h2>");
     let mut routes: Vec<(String, Vec<RouteRow>)> = Vec::new();
     if let Ok(map) = statsapi::routes(&w.res, &w.store, &query(w, ns, &me), w.end) {

@@ -326,6 +326,7 @@ async fn every_page_loads_and_the_overview_matches_stat() {
         let (ns, wl) = name.split_once('/').unwrap();
         c.goto(&format!("{base}/workload/{ns}/{wl}")).await.unwrap();
         c.find(Locator::Css(&format!("tr[data-workload='{name}']"))).await.unwrap();
+        c.find(Locator::Css("[data-chart=RPS] polyline")).await.expect("an RPS history line");
         until(&c, "log events loaded", "return document.getElementById('logs').textContent", |v| {
             v.as_str().is_some_and(|s| !s.contains("loading"))
         })

@@ -85,8 +85,12 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
     let _ = write!(
         body,
         "<h2>Recent proxy log events</h2><div id=\"logs\" data-logs=\"{0}\" data-namespace=\"{1}\"><p>loading…</p></div>\
-         <h2>Live tap</h2><p><button id=\"tap-toggle\" data-tap=\"{0}\" data-namespace=\"{1}\">start</button> \
-         <span class=\"cli\">CLI: <code>meshlens tap {0} -n {1}</code></span></p>\
+         <h2>Live tap</h2><form id=\"tap-filter\" class=\"tap-filter\"><label>method <input name=\"method\" size=\"6\"></label> <label>path <input name=\"path\" size=\"14\"></label> \
+         <label>authority <input name=\"authority\" size=\"14\"></label> \
+         <label>status <input name=\"status\" size=\"7\" placeholder=\"5xx\"></label> \
+         <label><input type=\"checkbox\" name=\"failed\" value=\"true\"> failed only</label></form>\
+         <p><button id=\"tap-toggle\" data-tap=\"{0}\" data-namespace=\"{1}\">start</button> \
+         <span class=\"cli\">CLI: <code id=\"tap-command\">meshlens tap {0} -n {1}</code></span></p>\
          <table class=\"stats\" id=\"tap\"><thead><tr><th>TIME</th><th>DIRECTION</th><th>METHOD</th><th>AUTHORITY</th>\
          <th>PATH</th><th>STATUS</th><th>LATENCY</th><th>NOTE</th></tr></thead><tbody></tbody></table>",
         esc(&me),

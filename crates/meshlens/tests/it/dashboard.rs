@@ -339,12 +339,26 @@ async fn every_page_loads_and_the_overview_matches_stat() {
     }
 
     // The live tap panel streams the workload's requests.
+    // With the CLI's filters: only GET requests whose path starts with /products.
     c.goto(&format!("{base}/workload/prod/frontend")).await.unwrap();
+    c.find(Locator::Css("#tap-filter [name=method]")).await.unwrap().send_keys("GET").await.unwrap();
+    c.find(Locator::Css("#tap-filter [name=path]")).await.unwrap().send_keys("/products").await.unwrap();
     c.find(Locator::Id("tap-toggle")).await.unwrap().click().await.unwrap();
     until(&c, "tap rows", "return document.querySelectorAll('#tap tbody tr').length", |v| {
         v.as_u64().is_some_and(|n| n >= 3)
     })
     .await;
+    let paths = c
+        .execute(
+            "return [...document.querySelectorAll('#tap tbody tr')].map(r => r.cells[4].textContent).filter(p => p)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let paths = paths.as_array().unwrap();
+    assert!(!paths.is_empty() && paths.iter().all(|p| p.as_str().unwrap().starts_with("/products")), "{paths:?}");
+    let command = c.find(Locator::Id("tap-command")).await.unwrap().text().await.unwrap();
+    assert_eq!(command, "meshlens tap deploy/frontend -n prod --method GET --path /products");
     screenshot(&c, "tap").await;
     c.find(Locator::Id("tap-toggle")).await.unwrap().click().await.unwrap();
     assert_no_console_error(&c, "/workload/prod/frontend (tap)").await;

@@ -92,6 +92,17 @@ function tap() {
     abort = new AbortController();
     button.textContent = "stop";
     const q = new URLSearchParams({ resource: button.dataset.tap, namespace: button.dataset.namespace, maxRps: "50" });
+    const form = document.getElementById("tap-filter");
+    const flags = [];
+    if (form) {
+      for (const [name, value] of new FormData(form)) {
+        if (!value) continue;
+        q.set(name, value);
+        flags.push(name === "failed" ? "--failed" : "--" + name + " " + value);
+      }
+    }
+    const command = document.getElementById("tap-command");
+    if (command) command.textContent = ["meshlens tap", button.dataset.tap, "-n", button.dataset.namespace].concat(flags).join(" ");
     try {
       const rsp = await fetch("/api/v1/tap?" + q, { credentials: "same-origin", signal: abort.signal });
       if (!rsp.ok) throw new Error((await rsp.json()).error || "HTTP " + rsp.status);

@@ -63,18 +63,20 @@ fn success(c: &Counts) -> Option<f64> {
 }
 
 impl Graph {
-    pub fn read(w: &Window) -> Result<Graph, QueryError> {
+    /// Every namespace's graph, or only `only`'s (its workloads and their peers).
+    pub fn read(w: &Window, only: Option<&str>) -> Result<Graph, QueryError> {
         let window_ms =
             statsapi::window_ms(Some(&w.window), w.store.settings().interval_ms).map_err(QueryError::Invalid)?;
         let mut g = Graph::default();
         let mut namespaces: Vec<&str> = w.res.workloads.iter().map(|x| x.namespace.as_str()).collect();
         namespaces.sort_unstable();
         namespaces.dedup();
+        namespaces.retain(|ns| only.is_none_or(|o| o == *ns));
         for ns in namespaces {
             let ev = Evidence::gather(&w.res, &w.store, ns, w.end, window_ms);
             g.add_namespace(w, &ev);
         }
-        g.add_unmeshed(w)?;
+        g.add_unmeshed(w, only)?;
         Ok(g)
     }
 
@@ -181,9 +183,11 @@ impl Graph {
     }
 
     /// Unmeshed peers and unknown destinations, from the same rows as `meshlens edges`.
-    fn add_unmeshed(&mut self, w: &Window) -> Result<(), QueryError> {
+    fn add_unmeshed(&mut self, w: &Window, only: Option<&str>) -> Result<(), QueryError> {
         let rows = statsapi::edges(&w.res, &w.store, &w.query("deploy"), w.end)?;
-        for r in rows.iter().filter(|r| !r.src_meshed || !r.dst_meshed || r.dst_unknown) {
+        let wanted = |ns: &str| only.is_none_or(|o| o == ns);
+        let rows = rows.iter().filter(|r| wanted(&r.src_namespace) || wanted(&r.dst_namespace));
+        for r in rows.filter(|r| !r.src_meshed || !r.dst_meshed || r.dst_unknown) {
             let src = if r.src_meshed {
                 format!("{}/{}", r.src_namespace, r.src)
             } else {

@@ -237,8 +237,21 @@ pub(super) fn svg(g: &Graph, window: &str) -> String {
 }
 
 /// The whole topology page.
-pub(super) fn render(w: &Window, g: &Graph) -> String {
-    let mut body = String::from(
+pub(super) fn render(w: &Window, g: &Graph, only: Option<&str>) -> String {
+    let mut namespaces: Vec<&str> = w.res.workloads.iter().map(|x| x.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let mut body = String::from("<p class=\"namespaces\">namespace: ");
+    let choice = |label: &str, ns: &str, current: bool| {
+        let mark = if current { " aria-current=\"page\"" } else { "" };
+        format!("<a href=\"/topology?window={}&amp;namespace={}\"{mark}>{}</a> ", esc(&w.window), esc(ns), esc(label))
+    };
+    body.push_str(&choice("all", "", only.is_none()));
+    for ns in namespaces {
+        body.push_str(&choice(ns, ns, only == Some(ns)));
+    }
+    body.push_str("</p>");
+    body.push_str(
         "<p class=\"legend\"><span class=\"ok\">ok</span> <span class=\"failing\">failing (below objective)</span> \
          <span class=\"retrying\">retrying (&gt; retry objective)</span> <span class=\"missing\">expected, no traffic</span> \
          <span class=\"idle\">idle node</span> · thickness: requests per second · click a workload</p><div class=\"graph\" data-live=\"topology\">",
@@ -249,7 +262,8 @@ pub(super) fn render(w: &Window, g: &Graph) -> String {
         body.push_str(&svg(g, &w.window));
     }
     body.push_str("</div>");
-    let command = format!("meshlens edges deploy -A -t {}; meshlens stat deploy -A -t {}", w.window, w.window);
+    let scope = only.map(|ns| format!("-n {ns}")).unwrap_or_else(|| "-A".into());
+    let command = format!("meshlens edges deploy {scope} -t {0}; meshlens stat deploy {scope} -t {0}", w.window);
     page(&Frame { title: "Topology", page: "topology", window: &w.window, offset: None, command }, &body)
 }
 

@@ -132,6 +132,8 @@ struct PageQuery {
     window: Option<String>,
     /// Compare with the same window this long ago (overview).
     offset: Option<String>,
+    /// Only this namespace (topology).
+    namespace: Option<String>,
 }
 
 impl PageQuery {
@@ -214,7 +216,10 @@ async fn overview_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>)
 async fn topology_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
     match Window::read(&s, q.window()).await {
         Ok(w) => {
-            graph::Graph::read(&w).map(|g| html(StatusCode::OK, layout::render(&w, &g))).unwrap_or_else(query_failed)
+            let only = q.namespace.as_deref().filter(|n| !n.is_empty());
+            graph::Graph::read(&w, only)
+                .map(|g| html(StatusCode::OK, layout::render(&w, &g, only)))
+                .unwrap_or_else(query_failed)
         }
         Err(rsp) => rsp,
     }

@@ -71,12 +71,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/diagnose", get(diagnose))
         .route("/api/v1/check", get(check))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/dashboard/login-code", post(crate::dashboard::login_code))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_api_token));
     Router::new()
         .route("/v1/proxies", post(register))
         .route("/v1/proxies/{namespace}/{instance}", delete(deregister))
         .route("/v1/watch", get(watch_stream))
         .merge(api)
+        .merge(crate::dashboard::router(shared.clone()))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
@@ -111,9 +113,11 @@ fn unauthorized(what: &str, e: CredentialError) -> Response {
     rsp
 }
 
+/// The API token; or, for the dashboard's own reads (same-origin GETs), its session cookie.
 async fn require_api_token(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     match s.auth.api(req.headers()) {
         Ok(()) => next.run(req).await,
+        Err(_) if s.auth.sessions.may_read(req.method(), req.headers()) => next.run(req).await,
         Err(e) => unauthorized("the API needs the token of the session file (meshlens up writes it)", e),
     }
 }

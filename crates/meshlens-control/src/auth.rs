@@ -101,11 +101,13 @@ impl ProxyCredentials for ProxyKey {
 pub(crate) struct Auth {
     proxies: std::sync::Arc<dyn ProxyCredentials>,
     api_token: String,
+    /// Dashboard logins (login codes minted for the API token's holder, browser sessions).
+    pub sessions: crate::dashboard::session::Sessions,
 }
 
 impl Auth {
     pub fn new(proxies: std::sync::Arc<dyn ProxyCredentials>, api_token: String) -> Self {
-        Auth { proxies, api_token }
+        Auth { proxies, api_token, sessions: Default::default() }
     }
 
     /// The CLI/dashboard API token in `Authorization: Bearer …`.

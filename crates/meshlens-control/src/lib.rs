@@ -46,6 +46,7 @@ mod app;
 pub mod auth;
 pub mod check;
 mod clock;
+mod dashboard;
 mod diagnose;
 mod diagnostics;
 pub mod drift;

@@ -16,7 +16,7 @@
 //! | `rank` | a root cause above its symptoms, then by requests per second explained |
 
 mod config;
-mod evidence;
+pub(crate) mod evidence;
 mod failing;
 mod latency;
 mod logs;

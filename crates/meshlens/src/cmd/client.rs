@@ -77,12 +77,26 @@ pub fn get_json_as<T: serde::de::DeserializeOwned>(
     path_and_query: &str,
     token: Option<&str>,
 ) -> anyhow::Result<T> {
+    call_json(hyper::Method::GET, base, path_and_query, token)
+}
+
+/// `POST base + path` without a body, decoded as JSON (errors as [`get_json`]).
+pub fn post_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<T> {
+    call_json(hyper::Method::POST, base, path, None)
+}
+
+fn call_json<T: serde::de::DeserializeOwned>(
+    method: hyper::Method,
+    base: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+) -> anyhow::Result<T> {
     let url = format!("{base}{path_and_query}");
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let (status, body) = runtime.block_on(async {
         let uri: hyper::Uri = url.parse().map_err(|e| anyhow!("invalid control plane URL {base}: {e}"))?;
-        let resp = request_as(base, uri, token).await?;
+        let resp = send(method, base, uri, token).await?;
         let status = resp.status();
         let body = resp.into_body().collect().await.map_err(|e| unreachable(base, &e))?.to_bytes();
         anyhow::Ok((status, body))
@@ -175,17 +189,19 @@ pub fn nothing_found(base: &str, what: &str, namespace: &str, all_namespaces: bo
 /// `GET uri` on the control plane at `base`, with the API token; the response head (within 10 s), its
 /// body still to read.
 pub async fn request(base: &str, uri: hyper::Uri) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
-    request_as(base, uri, None).await
+    send(hyper::Method::GET, base, uri, None).await
 }
 
-/// [`request`] with `token` instead of this process's API token, when given.
-async fn request_as(
+/// `method uri` on the control plane at `base`, with `token` instead of this process's API token when
+/// given.
+async fn send(
+    method: hyper::Method,
     base: &str,
     uri: hyper::Uri,
     token: Option<&str>,
 ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = hyper::Request::get(uri);
+    let mut req = hyper::Request::builder().method(method).uri(uri);
     let token = match (token, TOKEN.get()) {
         (Some(token), _) => Some(token),
         (None, Some(Ok(token))) => token.as_deref(),

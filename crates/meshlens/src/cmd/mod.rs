@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod check;
 pub mod client;
 pub mod control;
+pub mod dashboard;
 pub mod demo;
 pub mod demo_app;
 pub mod demo_load;
@@ -78,6 +79,8 @@ pub enum Command {
     Tap(tap::TapArgs),
     /// Live traffic of a resource, aggregated by path or route (Linkerd's `viz top`).
     Top(top::TopArgs),
+    /// Print a one-time login link to the web dashboard and open it in a browser when there is one.
+    Dashboard(dashboard::DashboardArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Logs(args) => logs::run(args),
         Command::Tap(args) => tap::run(args),
         Command::Top(args) => top::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

@@ -334,6 +334,7 @@ pub fn table(mesh: &Mesh, plan: &Plan) -> String {
     }
     let _ = writeln!(s, "\nReach the mesh:");
     let _ = writeln!(s, "  control plane     {}", plan.control_url);
+    let _ = writeln!(s, "  dashboard         meshlens dashboard   (prints a login link to {}/)", plan.control_url);
     if let Some(path) = session::session_path() {
         let _ = writeln!(s, "  session file      {} (the meshlens CLI finds the control plane there)", path.display());
     }

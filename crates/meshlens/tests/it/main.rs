@@ -4,6 +4,7 @@ mod accuracy;
 mod alerts;
 mod check;
 mod credentials;
+mod dashboard;
 mod demo;
 mod demo_app;
 mod diagnose;

@@ -1,0 +1,152 @@
+//! One workload's page: who calls it and what it calls, its routes (EFFECTIVE vs ACTUAL per callee),
+//! its instances, the diagnosis findings about it; recent proxy log events and a live tap are loaded by
+//! the script from `/api/v1/logs` and `/api/v1/tap`.
+
+use std::fmt::Write;
+
+use meshlens_api::stats::{RouteNumbers, RouteRow, StatQuery};
+
+use super::html::{Frame, esc, millis, page, percent, rate};
+use super::overview::table;
+use super::{Window, findings};
+use crate::statsapi;
+
+fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
+    StatQuery {
+        resource: resource.into(),
+        namespace: Some(ns.into()),
+        window: Some(w.window.clone()),
+        ..StatQuery::default()
+    }
+}
+
+/// The page; a failing query shows its error in place of its section.
+pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
+    let me = format!("deploy/{name}");
+    let mut body = String::from("<div data-live=\"workload\">");
+    let key = |r: &meshlens_api::stats::StatRow| format!("{}/{}", r.namespace, r.name);
+    // Callers and callees: only the workloads with traffic to or from this one.
+    let section = |body: &mut String, title: &str, q: StatQuery, attr: &str| {
+        let _ = write!(body, "<h2>{title}</h2>");
+        let peers = q.to.is_some() || q.from.is_some();
+        match statsapi::stat(&w.res, &w.store, &q, w.end) {
+            Ok(mut rows) => {
+                rows.retain(|r| !peers || r.rps.is_some_and(|rps| rps > 0.0));
+                table(body, w, &rows, attr, key)
+            }
+            Err(e) => {
+                let _ = write!(body, "<p class=\"error\">{}</p>", esc(&format!("{e:?}")));
+            }
+        }
+    };
+    section(&mut body, "Inbound", query(w, ns, &me), "data-workload");
+    section(&mut body, "Callers", StatQuery { to: Some(me.clone()), ..query(w, ns, "deploy") }, "data-caller");
+    let outbound = StatQuery { from: Some(me.clone()), ..query(w, ns, "deploy") };
+    section(&mut body, "Callees", outbound.clone(), "data-callee");
+
+    super::history::render(&mut body, w, ns, name);
+
+    body.push_str("<h2>Routes</h2>");
+    let mut routes: Vec<(String, Vec<RouteRow>)> = Vec::new();
+    if let Ok(map) = statsapi::routes(&w.res, &w.store, &query(w, ns, &me), w.end) {
+        routes.extend(map.into_iter().map(|(k, v)| (format!("served ({k})"), v)));
+    }
+    let callees = statsapi::stat(&w.res, &w.store, &outbound, w.end).unwrap_or_default();
+    for c in callees.iter().filter(|c| c.rps.is_some_and(|r| r > 0.0)) {
+        let q = StatQuery {
+            to: Some(format!("deploy/{}", c.name)),
+            to_namespace: Some(c.namespace.clone()),
+            ..query(w, ns, &me)
+        };
+        if let Ok(map) = statsapi::routes(&w.res, &w.store, &q, w.end) {
+            routes.extend(map.into_values().map(|v| (format!("to {}/{}", c.namespace, c.name), v)));
+        }
+    }
+    route_table(&mut body, &routes);
+
+    body.push_str("<h2>Instances</h2>");
+    let wl = w.res.workloads.iter().find(|x| x.namespace == ns && x.name == name);
+    let names: Vec<&str> = wl.map(|x| x.instances.iter().map(|i| i.instance.as_str()).collect()).unwrap_or_default();
+    if names.is_empty() {
+        body.push_str("<p>No instance is registered.</p>");
+    } else {
+        let q = StatQuery { names: Some(names.join(",")), ..query(w, ns, "po") };
+        match statsapi::stat(&w.res, &w.store, &q, w.end) {
+            Ok(rows) => table(&mut body, w, &rows, "data-instance", key),
+            Err(e) => {
+                let _ = write!(body, "<p class=\"error\">{}</p>", esc(&format!("{e:?}")));
+            }
+        }
+    }
+
+    findings::render(&mut body, w, ns, Some(name));
+    body.push_str("</div>");
+
+    let _ = write!(
+        body,
+        "<h2>Recent proxy log events</h2><div id=\"logs\" data-logs=\"{0}\" data-namespace=\"{1}\"><p>loading…</p></div>\
+         <h2>Live tap</h2><form id=\"tap-filter\" class=\"tap-filter\"><label>method <input name=\"method\" size=\"6\"></label> <label>path <input name=\"path\" size=\"14\"></label> \
+         <label>authority <input name=\"authority\" size=\"14\"></label> \
+         <label>status <input name=\"status\" size=\"7\" placeholder=\"5xx\"></label> \
+         <label><input type=\"checkbox\" name=\"failed\" value=\"true\"> failed only</label></form>\
+         <p><button id=\"tap-toggle\" data-tap=\"{0}\" data-namespace=\"{1}\">start</button> \
+         <span class=\"cli\">CLI: <code id=\"tap-command\">meshlens tap {0} -n {1}</code></span></p>\
+         <table class=\"stats\" id=\"tap\"><thead><tr><th>TIME</th><th>DIRECTION</th><th>METHOD</th><th>AUTHORITY</th>\
+         <th>PATH</th><th>STATUS</th><th>LATENCY</th><th>NOTE</th></tr></thead><tbody></tbody></table>",
+        esc(&me),
+        esc(ns)
+    );
+    let command = format!(
+        "meshlens stat {me} -n {ns} -t {0}; meshlens routes {me} -n {ns} --to deploy/CALLEE -o wide -t {0}",
+        w.window
+    );
+    page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, offset: None, command }, &body)
+}
+
+/// Route rows under the column FOR (served, or to which callee): effective and actual numbers, timeouts, retry fates.
+pub(super) fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
+    if routes.is_empty() {
+        body.push_str("<p>No routes in the window.</p>");
+        return;
+    }
+    body.push_str(
+        "<table class=\"stats\"><thead><tr><th>FOR</th><th>ROUTE</th><th>AUTHORITY</th><th>EFFECTIVE_SUCCESS</th>\
+         <th>EFFECTIVE_RPS</th><th>ACTUAL_SUCCESS</th><th>ACTUAL_RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th>\
+         <th>LATENCY_P99</th><th>TIMEOUTS</th><th>RETRY_FATES</th></tr></thead><tbody>",
+    );
+    for (what, rows) in routes {
+        for r in rows {
+            let (es, er, a_s, ar) = match r.numbers {
+                RouteNumbers::ToTarget { effective_success, effective_rps, actual_success, actual_rps } => {
+                    (effective_success, effective_rps, actual_success, actual_rps)
+                }
+                RouteNumbers::Plain { success, rps } => (success, rps, None, None),
+            };
+            let _ = write!(
+                body,
+                "<tr data-route=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.route),
+                esc(what),
+                esc(&r.route),
+                esc(&r.authority),
+                percent(es),
+                rate(er),
+                percent(a_s),
+                rate(ar),
+                millis(r.latency_ms_p50),
+                millis(r.latency_ms_p95),
+                millis(r.latency_ms_p99),
+                r.timeouts.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                esc(&r
+                    .retry_fates
+                    .iter()
+                    .flatten()
+                    .map(|(fate, n)| format!("{fate}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "))
+            );
+        }
+    }
+    body.push_str("</tbody></table>");
+}

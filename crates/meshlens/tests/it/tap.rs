@@ -240,7 +240,7 @@ fn tap_output_formats_match_golden_files() {
 fn tap_errors_say_what_is_wrong() {
     let (url, _) = fake_control();
     let err = |out: std::process::Output| {
-        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.status.code(), Some(1));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let e = err(run(&url, &["tap", "deploy/missing", "-n", "prod"]));

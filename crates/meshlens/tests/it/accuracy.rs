@@ -409,7 +409,7 @@ fn free_port() -> u16 {
 }
 
 /// Where the `prometheus` server binary is: `MESHLENS_PROMETHEUS`, else on PATH. Required in CI.
-fn prometheus_binary() -> Option<std::path::PathBuf> {
+pub(crate) fn prometheus_binary() -> Option<std::path::PathBuf> {
     let found = std::env::var_os("MESHLENS_PROMETHEUS").map(Into::into).or_else(|| {
         std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("prometheus")).find(|p| p.is_file())
     });

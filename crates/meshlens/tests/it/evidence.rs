@@ -58,6 +58,11 @@ impl Running {
         Running { up, _reaper: reaper, state, _dir: dir }
     }
 
+    /// The state directory of this mesh (session file, secrets).
+    pub(crate) fn state_dir(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
     /// Runs the CLI against this mesh (found through the session file): (exit code, stdout, stderr).
     pub(crate) fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = meshlens()

@@ -84,7 +84,7 @@ fn an_invalid_discovery_file_stops_start_up_with_file_and_line() {
 #[test]
 fn inbound_without_app_is_refused() {
     let out = meshlens().args(["proxy", "--inbound", "127.0.0.1:0"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--app"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshlens_testkit::ChildGuard;
-use meshlens_testkit::blocking::http_get;
 use meshlens_testkit::eventually::Poller;
 use serde_json::Value;
 
@@ -43,8 +42,17 @@ struct Prometheus {
 impl Prometheus {
     fn get(&self, path: &str, params: &[(&str, &str)]) -> Value {
         let q = serde_urlencoded::to_string(params).unwrap();
-        let reply = http_get(self.addr, "prometheus", &format!("{path}?{q}"), Duration::from_secs(30)).unwrap();
-        serde_json::from_str(&reply.body).unwrap_or(Value::Null)
+        // HTTP/1.0, so the body is not chunked; Null while Prometheus is starting.
+        let get = || -> std::io::Result<String> {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            write!(s, "GET {path}?{q} HTTP/1.0\r\nHost: prometheus\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+        };
+        get().ok().and_then(|body| serde_json::from_str(&body).ok()).unwrap_or(Value::Null)
     }
 
     /// The values of a `label_values(SELECTOR, LABEL)` variable query.
@@ -75,19 +83,26 @@ fn substitute(query: &str, vars: &[(String, String)]) -> String {
     q
 }
 
-/// Picks each variable's value in order (later variables may use earlier ones); asserts each has values.
-fn resolve(prom: &Prometheus, variables: &[(String, String)], ran: &mut Vec<String>) -> Vec<(String, String)> {
+/// Picks each variable's value in order (later variables may use earlier ones); Err names a variable
+/// without values.
+fn resolve(
+    prom: &Prometheus,
+    variables: &[(String, String)],
+    ran: &mut Vec<String>,
+) -> Result<Vec<(String, String)>, String> {
     let mut values = Vec::new();
     for (name, query) in variables {
         let query = substitute(query, &values);
         let found = prom.label_values(&query);
         ran.push(format!("{query} -> {found:?}"));
-        assert!(!found.is_empty(), "variable {name}: {query} has no values");
+        if found.is_empty() {
+            return Err(format!("variable {name}: {query} has no values"));
+        }
         let preferred = PREFERRED.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
         let value = preferred.filter(|p| found.iter().any(|f| f == p)).map_or_else(|| found[0].clone(), String::from);
         values.push((name.clone(), value));
     }
-    values
+    Ok(values)
 }
 
 /// (variables, panel queries) of a dashboard file.
@@ -128,7 +143,8 @@ fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
 fn shipped_and_linkerd_dashboards_answer_on_the_demo() {
     let Some(prometheus) = crate::accuracy::prometheus_binary() else { return };
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
-    let demo = Running::demo("grafana", &[]);
+    // A demo with failures, so the failure panels have data.
+    let demo = Running::demo("grafana", &["--scenario", "retry-storm"]);
     let token = find(demo.state_dir(), "api.token").expect("the demo's API token file");
     let (code, config, err) = demo.cli(&[
         "prometheus-config",
@@ -179,16 +195,13 @@ fn shipped_and_linkerd_dashboards_answer_on_the_demo() {
         let mut empty = Vec::new();
         for (suite, variables, queries) in &suites {
             ran.push(format!("== {suite}"));
-            let values = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut lines = Vec::new();
-                let v = resolve(&prom, variables, &mut lines);
-                (v, lines)
-            }));
-            let Ok((values, lines)) = values else {
-                empty.push(format!("{suite}: a variable has no values"));
-                continue;
+            let values = match resolve(&prom, variables, &mut ran) {
+                Ok(v) => v,
+                Err(e) => {
+                    empty.push(format!("{suite}: {e}"));
+                    continue;
+                }
             };
-            ran.extend(lines);
             for q in queries {
                 let q = substitute(q, &values);
                 let n = prom.series(&q);

@@ -203,7 +203,7 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '--scrape-interval=[How often Prometheus scrapes each proxy (give the control plane the same --scrape-interval)]:SCRAPE_INTERVAL:_default' \
 '--refresh-interval=[How often Prometheus asks the control plane which proxies there are]:REFRESH_INTERVAL:_default' \
-'--job-name=[The job'\''s name]:JOB_NAME:_default' \
+'--job-name=[The job'\''s name\: the \`job\` label of every proxy series (\`linkerd-proxy\` is the one Linkerd'\''s dashboards and alerts select)]:JOB_NAME:_default' \
 '--control=[The control plane'\''s URL (default\: MESHLENS_CONTROL, else the session of a running \`meshlens up\` or \`meshlens demo\`, else http\://127.0.0.1\:8086)]:URL:_default' \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \
 '-h[Print help]' \

@@ -158,7 +158,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s A -l all-nam
 complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s h -l help -d 'Print help'
 complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l scrape-interval -d 'How often Prometheus scrapes each proxy (give the control plane the same --scrape-interval)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l refresh-interval -d 'How often Prometheus asks the control plane which proxies there are' -r
-complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l job-name -d 'The job\'s name' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l job-name -d 'The job\'s name: the `job` label of every proxy series (`linkerd-proxy` is the one Linkerd\'s dashboards and alerts select)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -s h -l help -d 'Print help'

@@ -32,6 +32,9 @@ const LINKERD_PANELS: [&str; 10] = [
     r#"process_resident_memory_bytes{job="linkerd-proxy"}"#,
 ];
 
+/// A dashboard: its name, its variables (name, query) and its panel queries.
+type Suite = (String, Vec<(String, String)>, Vec<String>);
+
 /// The value a variable takes when the demo has it (others: the first value Prometheus lists).
 const PREFERRED: [(&str, &str); 2] = [("namespace", "prod"), ("deployment", "frontend")];
 
@@ -130,10 +133,8 @@ fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
         if p.file_name().is_some_and(|n| n == name) {
             return Some(p);
         }
-        if p.is_dir() {
-            if let Some(f) = find(&p, name) {
-                return Some(f);
-            }
+        if let Some(f) = p.is_dir().then(|| find(&p, name)).flatten() {
+            return Some(f);
         }
     }
     None
@@ -178,7 +179,7 @@ fn shipped_and_linkerd_dashboards_answer_on_the_demo() {
     files.sort();
     let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["mesh.json", "proxies.json", "route.json", "workload.json"]);
-    let mut suites: Vec<(String, Vec<(String, String)>, Vec<String>)> = files
+    let mut suites: Vec<Suite> = files
         .iter()
         .map(|f| {
             let (v, q) = dashboard(f);

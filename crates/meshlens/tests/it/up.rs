@@ -178,7 +178,7 @@ fn a_bad_mesh_directory_stops_up_with_the_reason() {
 
 #[test]
 fn a_proxy_that_cannot_start_stops_up_and_everything_it_started() {
-    // A call the proxy can't turn into an upstream listener: the proxy exits 1 at start.
+    // A call the proxy can't turn into an upstream listener: clap refuses its flag value, the proxy exits 2 at start.
     let dir = TempDir::new("up-proxy-fails");
     dir.write(
         "mesh.yaml",
@@ -194,7 +194,7 @@ fn a_proxy_that_cannot_start_stops_up_and_everything_it_started() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("w-0/proxy exited (exit status 1) before it was ready"), "{stdout}");
+    assert!(stdout.contains("w-0/proxy exited (exit status 2) before it was ready"), "{stdout}");
     assert!(!state.path().join("meshlens/session.json").exists(), "session file removed");
 }
 

@@ -53,7 +53,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "meshlens tap deploy/web -n prod",
             "meshlens tap deploy/web --to svc/orders --path /api --status 5xx",
-            "meshlens tap deploy -n prod -o json",
+            "meshlens tap deploy -n prod -l tier=ml -o json",
         ],
     ),
     ("top", &["meshlens top deploy/web -n prod", "meshlens top deploy/web --routes"]),

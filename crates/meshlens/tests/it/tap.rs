@@ -209,6 +209,8 @@ fn tap_output_formats_match_golden_files() {
             "-o",
             "json",
             "--headers",
+            "-l",
+            "tier=ml",
         ],
     );
     let (request, filter) = parsed(seen.lock().unwrap().last().unwrap());
@@ -218,7 +220,8 @@ fn tap_output_formats_match_golden_files() {
             resource: "deploy/web".into(),
             namespace: "default".into(),
             to: Some("svc/orders".into()),
-            to_namespace: Some("shop".into())
+            to_namespace: Some("shop".into()),
+            selector: Some("tier=ml".into()),
         }
     );
     assert_eq!(

@@ -348,6 +348,8 @@ _arguments "${_arguments_options[@]}" : \
 '--authority=[Only requests with exactly this \:authority]:AUTHORITY:_default' \
 '--max-rps=[At most this many requests per second, divided among the resource'\''s proxies]:MAX_RPS:_default' \
 '--status=[Only responses with these HTTP statuses\: a code (504), a class (5xx) or a range (500-503), comma-separated]:STATUS:_default' \
+'-l+[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \
+'--selector=[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \
 '-o+[Output format\: wide (adds the endpoints'\'' metadata) or json (one event per line)]:OUTPUT:(wide json)' \
 '--output=[Output format\: wide (adds the endpoints'\'' metadata) or json (one event per line)]:OUTPUT:(wide json)' \
 '--control=[The control plane'\''s URL (default\: MESHLENS_CONTROL, else the session of a running \`meshlens up\` or \`meshlens demo\`, else http\://127.0.0.1\:8086)]:URL:_default' \
@@ -370,6 +372,8 @@ _arguments "${_arguments_options[@]}" : \
 '--authority=[Only requests with exactly this \:authority]:AUTHORITY:_default' \
 '--max-rps=[At most this many requests per second, divided among the resource'\''s proxies]:MAX_RPS:_default' \
 '--status=[Only responses with these HTTP statuses\: a code (504), a class (5xx) or a range (500-503), comma-separated]:STATUS:_default' \
+'-l+[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \
+'--selector=[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \
 '--interval=[When stdout is not a terminal\: print the table this often]:INTERVAL:_default' \
 '--control=[The control plane'\''s URL (default\: MESHLENS_CONTROL, else the session of a running \`meshlens up\` or \`meshlens demo\`, else http\://127.0.0.1\:8086)]:URL:_default' \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \

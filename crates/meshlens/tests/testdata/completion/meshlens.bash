@@ -1313,7 +1313,7 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__tap)
-            opts="-n -o -h --namespace --to --to-namespace --method --path --authority --max-rps --status --failed --output --headers --control --api-token-file --help"
+            opts="-n -l -o -h --namespace --to --to-namespace --method --path --authority --max-rps --status --failed --selector --output --headers --control --api-token-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1352,6 +1352,14 @@ _meshlens() {
                     return 0
                     ;;
                 --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --selector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1379,7 +1387,7 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__top)
-            opts="-n -h --namespace --to --to-namespace --method --path --authority --max-rps --status --failed --hide-sources --routes --interval --control --api-token-file --help"
+            opts="-n -l -h --namespace --to --to-namespace --method --path --authority --max-rps --status --failed --selector --hide-sources --routes --interval --control --api-token-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1418,6 +1426,14 @@ _meshlens() {
                     return 0
                     ;;
                 --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --selector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -224,6 +224,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l path -d 'Only 
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l authority -d 'Only requests with exactly this :authority' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l max-rps -d 'At most this many requests per second, divided among the resource\'s proxies' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l status -d 'Only responses with these HTTP statuses: a code (504), a class (5xx) or a range (500-503), comma-separated' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -s l -l selector -d 'Only instances whose labels match this selector (Kubernetes syntax, as `stat -l`)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -s o -l output -d 'Output format: wide (adds the endpoints\' metadata) or json (one event per line)' -r -f -a "wide\t''
 json\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
@@ -239,6 +240,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l path -d 'Only 
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l authority -d 'Only requests with exactly this :authority' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l max-rps -d 'At most this many requests per second, divided among the resource\'s proxies' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l status -d 'Only responses with these HTTP statuses: a code (504), a class (5xx) or a range (500-503), comma-separated' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand top" -s l -l selector -d 'Only instances whose labels match this selector (Kubernetes syntax, as `stat -l`)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l interval -d 'When stdout is not a terminal: print the table this often' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F

@@ -9,6 +9,8 @@ pub const TCP_OPEN_CONNECTIONS: &str = "tcp_open_connections";
 pub const TCP_READ_BYTES_TOTAL: &str = "tcp_read_bytes_total";
 pub const TCP_WRITE_BYTES_TOTAL: &str = "tcp_write_bytes_total";
 pub const TCP_CLOSE_TOTAL: &str = "tcp_close_total";
+/// `proxy_build_info{date,git_sha,profile,vendor,version} 1` (Linkerd's labels), on the proxy's /metrics.
+pub const PROXY_BUILD_INFO: &str = "proxy_build_info";
 
 pub const DIRECTION: &str = "direction";
 pub const AUTHORITY: &str = "authority";
@@ -20,6 +22,9 @@ pub const STATUS_CODE: &str = "status_code";
 pub const CLASSIFICATION: &str = "classification";
 pub const GRPC_STATUS: &str = "grpc_status";
 pub const ERROR: &str = "error";
+/// Transport series: `peer="src"` (connections accepted) or `peer="dst"` (opened by the proxy). Outbound
+/// `peer="dst"` series carry the endpoint's labels as its HTTP series do (`authority`, `target_*`, `tls`,
+/// `dst_*`), as Linkerd's do.
 pub const PEER: &str = "peer";
 /// Endpoint metadata labels are exported with this prefix (`dst_deployment`, `dst_namespace`, …).
 pub const DST_PREFIX: &str = "dst_";

@@ -1,6 +1,6 @@
 //! Shared vocabulary of meshlens: the serde types that the proxy, the control plane and the CLI exchange.
 //!
-//! This crate depends on serde only. Nothing here does I/O.
+//! This crate depends on serde only. Nothing here does I/O, except [`process`] reading `/proc/self` at scrape time.
 
 pub mod alerts;
 pub mod authority;
@@ -16,6 +16,7 @@ pub mod labels;
 pub mod logs;
 pub mod mesh;
 pub mod meta;
+pub mod process;
 pub mod profile;
 pub mod promtext;
 pub mod selector;

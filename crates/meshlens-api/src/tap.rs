@@ -224,6 +224,10 @@ pub struct TapRequest {
     pub to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to_namespace: Option<String>,
+    /// Only the instances whose labels match this label selector (`app=web`, `tier!=db`, …; the syntax of
+    /// [`crate::selector`]): a workload's declared labels plus what its instance registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 /// A parsed `status` response filter: `504`, `5xx`, `500-503`, comma-separated.

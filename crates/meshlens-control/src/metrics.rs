@@ -1,5 +1,5 @@
 //! The control plane's own metrics (`GET /metrics`, Prometheus text 0.0.4): reloads, registrations, leases,
-//! watch streams. Counters are atomics owned by one `Metrics` value created in `app::start`.
+//! watch streams, and the `process_*` families. Counters are atomics owned by one `Metrics` value created in `app::start`.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -118,6 +118,7 @@ impl Metrics {
             "Seconds since the control plane started.",
             &[("", format!("{:.3}", g.uptime_seconds))],
         );
+        meshlens_api::process::encode_current(&mut out);
         out
     }
 }
@@ -139,6 +140,7 @@ mod tests {
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
         assert_eq!(helps, types);
-        assert_eq!(helps, 11);
+        assert_eq!(helps, 11 + meshlens_api::process::FAMILIES.len());
+        assert!(text.contains("\nprocess_start_time_seconds "), "{text}");
     }
 }

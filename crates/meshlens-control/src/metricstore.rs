@@ -26,7 +26,8 @@ pub struct Source {
     pub instance: String,
 }
 
-/// A destination peer resolved from an address (TCP and passthrough series have no `dst_*` labels).
+/// A destination peer resolved from an address (passthrough series have no `dst_*` labels; TCP series are
+/// resolved by address too, so a connection counts where its endpoint is registered now).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
     pub namespace: String,

@@ -404,12 +404,13 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -
     }
     // A resource named but not there is a mistake to answer (`all/NAME`: not there as any kind).
     let every = q.resource.split(',').any(|s| s == "all" || s.starts_with("all/"));
-    // A namespace named is found whatever `namespace` says (`stat ns/prod`).
-    let scope_of = |k: Kind, named: bool| if k == Kind::Namespace && named { None } else { scope };
+    // Namespaces are listed and found whatever `namespace` says (`stat ns` lists every namespace, as
+    // Linkerd's does; `stat ns/prod`).
+    let scope_of = |k: Kind| if k == Kind::Namespace { None } else { scope };
     for (kind, name) in &wanted {
-        let there = |k: Kind| resources_of(res, k, scope_of(k, true)).iter().any(|r| &r.0.name == name);
+        let there = |k: Kind| resources_of(res, k, scope_of(k)).iter().any(|r| &r.0.name == name);
         if !there(*kind) && (!every || ![Kind::Deployment, Kind::Pod, Kind::Service].into_iter().any(there)) {
-            return Err(QueryError::NotFound(match scope_of(*kind, true) {
+            return Err(QueryError::NotFound(match scope_of(*kind) {
                 Some(ns) => format!("{} '{name}' not found in namespace '{ns}'", kind.name()),
                 None => format!("{} '{name}' not found", kind.name()),
             }));
@@ -419,7 +420,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -
     let mut rows = Vec::new();
     for kind in kinds {
         let named: Vec<&String> = wanted.iter().filter(|w| w.0 == kind).map(|w| &w.1).collect();
-        let mut list = resources_of(res, kind, scope_of(kind, !named.is_empty()));
+        let mut list = resources_of(res, kind, scope_of(kind));
         if !named.is_empty() {
             list.retain(|r| named.contains(&&r.0.name));
         }

@@ -266,3 +266,12 @@ fn resources_that_do_not_exist_are_named() {
     default.namespace = Some("default".into());
     assert_eq!(rows(stat(&res, &ms, &default, 12_000)), json!([]));
 }
+
+#[test]
+fn stat_ns_lists_every_namespace_whatever_namespace_says() {
+    let (res, ms) = (resources(), scraped(12));
+    let mut ns = q("ns");
+    ns.namespace = Some("default".into());
+    let rows = rows(stat(&res, &ms, &ns, 12_000));
+    assert_eq!(named(&rows, "prod")["namespace"], "prod", "{rows}");
+}

@@ -34,6 +34,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Arc<Config>, discovery: Arc<Discovery>, registry: Registry) -> Shared {
+        crate::metrics::register_process(&registry);
         let http_metrics = HttpMetrics::register(&registry);
         let tcp_metrics = TcpMetrics::register(&registry);
         let routes = crate::logical::metrics::RouteFamilies::register(&registry);

@@ -327,16 +327,19 @@ fn endpoint_with(
     meta: BTreeMap<String, String>,
     breaker: Option<BreakerParams>,
 ) -> Arc<Endpoint> {
-    let mut labels = LabelSet::new().with("direction", direction);
+    // The endpoint's labels (authority, target, tls, dst_*), rendered once per endpoint and shared by its
+    // HTTP series and its connections' `tcp_*` series (`peer="dst"`), as Linkerd labels both.
+    let mut endpoint_labels = LabelSet::new();
     if !authority.is_empty() {
-        labels = labels.with("authority", authority);
+        endpoint_labels = endpoint_labels.with("authority", authority);
     }
-    let mut labels = with_target(labels, label_addr).with("tls", "disabled");
+    let mut endpoint_labels = with_target(endpoint_labels, label_addr).with("tls", "disabled");
     for (k, v) in &meta {
-        labels = labels.with(&dst_label_name(k), v);
+        endpoint_labels = endpoint_labels.with(&dst_label_name(k), v);
     }
-    let tcp = with_target(LabelSet::new().with("direction", direction).with("peer", "dst"), label_addr)
-        .with("tls", "disabled");
+    let direction_labels = LabelSet::new().with("direction", direction);
+    let labels = direction_labels.clone().extend(&endpoint_labels);
+    let tcp = direction_labels.with("peer", "dst").extend(&endpoint_labels);
     let resend_labels = with_target(LabelSet::new().with("direction", direction), label_addr);
     let client = EndpointClient::new(addr, ctx.client.clone(), ctx.tcp_metrics.target(tcp), resend_labels);
     let breaker = breaker.map(|params| {

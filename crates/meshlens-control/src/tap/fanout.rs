@@ -58,6 +58,13 @@ fn targets(resources: &Resources, plan: &TapPlan) -> Vec<Target> {
         .iter()
         .flat_map(|w| w.instances.iter().map(move |i| (w, i)))
         .filter(|(w, i)| plan.selector.matches(&w.namespace, &w.name, &i.instance))
+        .filter(|(w, i)| {
+            plan.labels.as_ref().is_none_or(|l| {
+                let mut labels = w.labels.clone();
+                labels.extend(i.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                l.matches(&labels)
+            })
+        })
         .map(|(w, i)| Target {
             peer: Peer { namespace: w.namespace.clone(), workload: w.name.clone(), instance: i.instance.clone() },
             tap: reachable(i.tap),

@@ -6,7 +6,7 @@ use meshlens_api::tap::{StatusFilter, TAP_FILTER_KEYS, TapFilter, TapRequest};
 /// `maxRps` when the query has none (Linkerd's default).
 pub(crate) const DEFAULT_MAX_RPS: f64 = 100.0;
 
-const REQUEST_KEYS: [&str; 4] = ["resource", "namespace", "to", "toNamespace"];
+const REQUEST_KEYS: [&str; 5] = ["resource", "namespace", "to", "toNamespace", "selector"];
 
 /// Why a tap is refused: 400 or 404, with a message naming the parameter or the resource.
 #[derive(Debug, PartialEq)]
@@ -49,6 +49,8 @@ pub(crate) struct TapPlan {
     /// What every proxy gets, `maxRps` still the total (see [`per_proxy_rps`]).
     pub filter: TapFilter,
     pub max_rps: f64,
+    /// Only instances whose labels match (`selector=`); None taps every instance of the resource.
+    pub labels: Option<meshlens_api::selector::Selector>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -193,7 +195,18 @@ pub(crate) fn parse(query: &str) -> Result<TapPlan, TapError> {
         *m = m.to_ascii_uppercase();
     }
     let max_rps = filter.max_rps.unwrap_or(DEFAULT_MAX_RPS);
-    Ok(TapPlan { selector, described, filter, max_rps })
+    let labels = req
+        .selector
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(meshlens_api::selector::Selector::parse)
+        .transpose()
+        .map_err(|e| bad(format!("selector: {e}")))?;
+    let described = match &req.selector {
+        Some(s) if labels.is_some() => format!("{described} with labels {s}"),
+        _ => described,
+    };
+    Ok(TapPlan { selector, described, filter, max_rps, labels })
 }
 
 /// Each proxy's share of the rate: an even split, but at least 1 per proxy (Linkerd's floor; the whole rate
@@ -232,6 +245,18 @@ mod tests {
         assert_eq!(parse("resource=namespace/prod").unwrap().selector, Selector::Namespace("prod".into()));
         assert_eq!(parse("resource=po&namespace=prod").unwrap().selector, Selector::Namespace("prod".into()));
         assert_eq!(parse("resource=deploy&namespace=prod").unwrap().described, "deploy in namespace prod");
+    }
+
+    #[test]
+    fn a_label_selector_narrows_the_instances() {
+        let p = parse("resource=deploy&namespace=prod&selector=tier%3Dml%2C%21canary").unwrap();
+        let labels = p.labels.expect("parsed selector");
+        let of = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert!(labels.matches(&of(&[("tier", "ml")])));
+        assert!(!labels.matches(&of(&[("tier", "ml"), ("canary", "true")])));
+        assert_eq!(p.described, "deploy in namespace prod with labels tier=ml,!canary");
+        assert!(err("resource=deploy&selector=tier%20in%20(ml").starts_with("selector: "));
+        assert!(parse("resource=deploy/web").unwrap().labels.is_none());
     }
 
     #[test]

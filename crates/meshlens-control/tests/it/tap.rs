@@ -344,3 +344,21 @@ async fn bad_taps_are_refused_with_the_parameter_named() {
     }
     assert_eq!(bases, BTreeSet::from([0]));
 }
+
+#[tokio::test]
+async fn a_label_selector_taps_only_the_matching_instances() {
+    let dir = MeshDir::new(&[("mesh.yaml", MESH)]);
+    let cp = start(config(&dir)).await;
+    let addr = cp.addr();
+    let web_inbound: SocketAddr = "127.0.0.1:5100".parse().unwrap();
+    let canary = FakeTap::start(Mode::Hold, event(1, "/from-canary", web_inbound)).await;
+    let stable = FakeTap::start(Mode::Hold, event(1, "/from-stable", web_inbound)).await;
+    let mut reg = with_tap(registration("orders", "orders-0", "127.0.0.1:5000"), canary.addr);
+    reg.labels.insert("canary".into(), "true".into());
+    register_tap(addr, reg, &canary).await;
+    register_tap(addr, with_tap(registration("orders", "orders-1", "127.0.0.1:5001"), stable.addr), &stable).await;
+
+    let client = TapClient::open(addr, "resource=deploy/orders&namespace=prod&selector=%21canary").await;
+    assert_eventually!(client.paths_of(0) == ["/from-stable"], "events so far: {:?}", client.events());
+    assert_eq!(canary.streams(), 0, "orders-0 has the label canary");
+}

@@ -47,6 +47,10 @@ async fn exact_lines_after_known_requests() {
         format!("response_latency_ms_count{{{users},status_code=\"200\"}} 3"),
         format!("response_latency_ms_bucket{{{users},status_code=\"200\",le=\"+Inf\"}} 3"),
         format!("response_latency_ms_count{{{orders},status_code=\"503\"}} 2"),
+        format!(
+            "proxy_build_info{{date=\"\",git_sha=\"\",profile=\"debug\",vendor=\"meshlens\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
     ];
     let mut text;
     assert_eventually!(
@@ -57,7 +61,8 @@ async fn exact_lines_after_known_requests() {
         "expected lines in /metrics; missing: {:?}\n{text}",
         expected.iter().filter(|l| !text.lines().any(|t| t == l.as_str())).collect::<Vec<_>>()
     );
-    for family in ["request_total", "response_total", "response_latency_ms", "tcp_open_total", "tcp_close_total"] {
+    let families = ["request_total", "response_total", "response_latency_ms", "tcp_open_total", "tcp_close_total"];
+    for family in families.into_iter().chain(meshlens_api::process::FAMILIES) {
         assert!(text.contains(&format!("# TYPE {family} ")), "TYPE line for {family}");
         assert!(text.contains(&format!("# HELP {family} ")), "HELP line for {family}");
     }
@@ -65,6 +70,19 @@ async fn exact_lines_after_known_requests() {
     let samples = meshlens_testkit::parse_prometheus(&text);
     let opened = meshlens_testkit::prom::sum(&samples, "tcp_open_total", &[("direction", "outbound"), ("peer", "src")]);
     assert!(opened.unwrap_or(0.0) >= 1.0, "accepted connections counted");
+    // Connections the proxy opened carry the endpoint's labels, as Linkerd's (edges and TCP panels group by them).
+    let dst = [
+        ("direction", "outbound"),
+        ("peer", "dst"),
+        ("authority", "users.prod.svc.cluster.local:80"),
+        ("dst_deployment", "users"),
+        ("dst_namespace", "prod"),
+        ("dst_service", "users"),
+    ];
+    let opened = meshlens_testkit::prom::sum(&samples, "tcp_open_total", &dst);
+    assert!(opened.unwrap_or(0.0) >= 1.0, "connections to users labelled with dst_* and authority\n{text}");
+    let rss = meshlens_testkit::prom::sum(&samples, "process_resident_memory_bytes", &[]);
+    assert!(rss.unwrap_or(0.0) > 1e6, "resident memory of the proxy process: {rss:?}");
 }
 
 #[tokio::test]

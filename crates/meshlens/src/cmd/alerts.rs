@@ -12,22 +12,17 @@ use meshlens_api::alerts::{Alert, AlertState, AlertsReport};
 use super::client::{self, ControlArg};
 use super::output::{self, Format};
 
-const ABOUT: &str = "\
+pub const ABOUT: &str = "\
+Pending and firing alerts with their evidence (--watch), or the rules for Prometheus (--prometheus-rules).
+
 The control plane judges four rules on live traffic after every scrape round: success rate below the
 objective, p99 above latencyFactor x its own baseline, retry rate above the objective (thresholds from
 spec.objectives of mesh.yaml), and TrafficSplit weights that do not add up to 100. spec.alerts sets each
 rule's `for:`, turns rules off, sets the minimum request rate, and lists webhook receivers (Alertmanager's
-webhook format). Listed: pending and firing alerts, then those resolved in the last 15 minutes.
-
-Examples:
-  meshlens alerts                       # what is pending or firing now
-  meshlens alerts -o wide               # with the evidence of each
-  meshlens alerts --watch               # print again whenever an alert changes
-  meshlens alerts --prometheus-rules > rules.yml && promtool check rules rules.yml";
+webhook format). Listed: pending and firing alerts, then those resolved in the last 15 minutes.";
 
 /// `meshlens alerts` (the command's description is its entry in `Command`).
 #[derive(Args, Debug)]
-#[command(after_help = ABOUT)]
 pub struct AlertsArgs {
     /// table, wide (with evidence) or json.
     #[arg(short = 'o', long, value_enum, default_value = "table")]

@@ -20,8 +20,11 @@ const FAILED: u8 = 1;
 /// The control plane cannot be reached (usage errors exit 2 too).
 const UNREACHABLE: u8 = 2;
 
-/// What `meshlens check --help` prints below the options.
-const ABOUT: &str = "\
+/// What `meshlens check --help` says (examples: cmd/examples.rs).
+pub const ABOUT: &str = "\
+Check the mesh's health and its configuration against traffic (√ / ‼ / ×), a directory before `up`
+(--pre), or the drift between two meshes (--compare).
+
 Checks, as sections of √ (passed) / ‼ (warning) / × (failed) lines with a hint under each ‼ and ×: the
 control plane (reachable, version), its configuration (the last reload, file:line when rejected), every
 declared instance's proxy (registered, ready, on the latest snapshot, scraped) and the leases; then the
@@ -31,18 +34,10 @@ split leaves out, route timeouts below the observed p99, spent retry budgets, ro
 below their objectives (success rate, retries).
 
 Exit codes: 0 nothing failed (warnings allowed), 1 a check failed or (--compare) the meshes differ,
-2 the control plane cannot be reached or the command is wrong.
-
-Examples:
-  meshlens check                              # the running mesh
-  meshlens check -o json
-  meshlens check --pre ./shop                 # a mesh directory before `meshlens up -f ./shop`
-  meshlens check --compare ./staging          # drift: this control plane against a directory
-  meshlens check --pre ./prod --compare http://127.0.0.1:9086 --compare-token-file other.token";
+2 the control plane cannot be reached or the command is wrong.";
 
 /// `meshlens check` flags.
 #[derive(Args, Debug)]
-#[command(after_help = ABOUT)]
 pub struct CheckArgs {
     /// Check this mesh directory without a control plane: validation (file:line) and the audits that
     /// need no traffic. With --compare: the mesh compared.

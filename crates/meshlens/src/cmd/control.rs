@@ -14,7 +14,7 @@ use crate::runtime::secrets::{Secrets, read_secret};
 /// Run the control plane on a mesh directory (mesh.yaml + ServiceProfile/TrafficSplit YAML, hot-reloaded).
 ///
 /// It prints one JSON line `{"message":"listening","api":"HOST:PORT"}` on stdout once it serves, and logs
-/// JSON lines on stderr. An invalid mesh directory at start exits with status 2 and every error on
+/// JSON lines on stderr. An invalid mesh directory at start exits with status 1 and every error on
 /// stderr. SIGTERM or SIGINT stop it gracefully.
 ///
 /// Proxies register with a credential minted from the proxy key, and every /api/v1/ request needs the
@@ -82,12 +82,12 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
                 for line in errors.lines() {
                     eprintln!("  {line}");
                 }
-                return Ok(ExitCode::from(2));
+                return Ok(ExitCode::from(1));
             }
             Err(e) => {
                 tracing::error!(error = %e, "control plane failed to start");
                 eprintln!("meshlens control: {e}");
-                return Ok(ExitCode::from(2));
+                return Ok(ExitCode::from(1));
             }
         };
         println!("{}", control.listening_message());

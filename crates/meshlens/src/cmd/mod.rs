@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod check;
 pub mod client;
+pub mod completion;
 pub mod control;
 pub mod dashboard;
 pub mod demo;
@@ -11,6 +12,8 @@ pub mod demo_load;
 pub mod diagnose;
 pub mod diagnostics;
 pub mod edges;
+pub mod examples;
+pub mod global;
 pub mod logs;
 pub mod output;
 pub mod profile;
@@ -23,11 +26,11 @@ pub mod tap_stream;
 pub mod top;
 pub mod up;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// meshlens: a service mesh that makes traffic between services debuggable.
 #[derive(Parser, Debug)]
-#[command(name = "meshlens", version, about, long_about = None)]
+#[command(name = "meshlens", version, about, long_about = None, after_help = global::HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -60,12 +63,14 @@ pub enum Command {
     Diagnose(diagnose::DiagnoseArgs),
     /// Check the mesh's health and its configuration against traffic (√ / ‼ / ×), a directory before `up`
     /// (--pre), or the drift between two meshes (--compare).
+    #[command(long_about = check::ABOUT)]
     Check(check::CheckArgs),
     /// Pending and firing alerts with their evidence (--watch), or the rules for Prometheus (--prometheus-rules).
+    #[command(long_about = alerts::ABOUT)]
     Alerts(alerts::AlertsArgs),
     /// Proxies' raw metrics and discovery as proxies see it (Linkerd's `diagnostics`).
     Diagnostics(diagnostics::DiagnosticsArgs),
-    /// Write a ServiceProfile: a commented template, routes from an OpenAPI document, or routes from live traffic.
+    /// Write a ServiceProfile: a commented template, routes from an OpenAPI document or gRPC services, or from live traffic.
     Profile(profile::ProfileArgs),
     /// Recent WARN/ERROR events of a resource's proxies, per instance: "grep the proxy logs for errors".
     ///
@@ -81,9 +86,23 @@ pub enum Command {
     Top(top::TopArgs),
     /// Print a one-time login link to the web dashboard and open it in a browser when there is one.
     Dashboard(dashboard::DashboardArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(completion::CompletionArgs),
     /// Internal: the watchdog of `meshlens up` (stops its processes if it is killed).
     #[command(name = "__reap", hide = true)]
     Reap,
+}
+
+/// The command tree as users see it: every command's help ends with its examples.
+pub fn command() -> clap::Command {
+    examples::attach(Cli::command())
+}
+
+/// Parses the command line (program name first): shared flags given before the command are the
+/// command's ([`global`]); a usage error exits 2 with clap's message, `--help` and `--version` exit 0.
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Cli {
+    let matches = command().get_matches_from(global::hoist(args.into_iter().collect()));
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -107,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Tap(args) => tap::run(args),
         Command::Top(args) => top::run(args),
         Command::Dashboard(args) => dashboard::run(args),
+        Command::Completion(args) => completion::run(args),
         Command::Reap => Ok(crate::runtime::reaper::run()),
     }
 }

@@ -1,5 +1,5 @@
 //! `meshlens profile`: writes a ServiceProfile for a service, from a commented template (`--template`), an
-//! OpenAPI 3 / Swagger 2 document (`--open-api FILE`) or live traffic (`--tap RESOURCE`, ids folded into
+//! OpenAPI 3 / Swagger 2 document (`--open-api FILE`, `-` for stdin), gRPC services (`--proto FILE`) or live traffic (`--tap RESOURCE`, ids folded into
 //! `{id}` templates) — reference/linkerd.md §1.7.
 
 use std::process::ExitCode;
@@ -13,11 +13,11 @@ use meshlens_api::tap::{ProxyDirection, TapEvent};
 
 use super::client::{self, ControlArg};
 use super::tap_stream::{self, TapEnd, TapQuery};
-use crate::profilegen::{self, DEFAULT_CLUSTER_DOMAIN, ProfileTarget, fold, openapi, template};
+use crate::profilegen::{self, DEFAULT_CLUSTER_DOMAIN, ProfileTarget, fold, openapi, proto, template};
 
 /// Write a ServiceProfile for a service: a template, from an OpenAPI document, or from live traffic.
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("source").required(true).args(["template", "open_api", "tap"])))]
+#[command(group(ArgGroup::new("source").required(true).args(["template", "open_api", "proto", "tap"])))]
 pub struct ProfileArgs {
     /// The service the profile is for.
     #[arg(value_name = "SERVICE")]
@@ -25,9 +25,13 @@ pub struct ProfileArgs {
     /// A commented template to edit.
     #[arg(long)]
     template: bool,
-    /// Routes from an OpenAPI 3 or Swagger 2 document (JSON or YAML).
+    /// Routes from an OpenAPI 3 or Swagger 2 document (JSON or YAML); `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     open_api: Option<std::path::PathBuf>,
+    /// Routes from the gRPC services of a protobuf file (`POST /pkg.Service/Method`, one per rpc;
+    /// retryable when its idempotency_level is IDEMPOTENT or NO_SIDE_EFFECTS); `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    proto: Option<std::path::PathBuf>,
     /// Routes from the inbound requests of a resource (deploy/NAME, po/NAME) seen for --tap-duration.
     #[arg(long, value_name = "RESOURCE")]
     tap: Option<String>,
@@ -79,6 +83,10 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     } else if let Some(file) = &args.open_api {
         let profile = target(args.cluster_domain.clone()).profile(openapi::routes_from_file(file)?);
         render(&profile, args.output)?
+    } else if let Some(file) = &args.proto {
+        let (shown, text) = profilegen::read_input(file)?;
+        let routes = proto::routes(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
+        render(&target(args.cluster_domain.clone()).profile(routes), args.output)?
     } else if let Some(resource) = &args.tap {
         let tap_duration = duration::parse(&args.tap_duration).map_err(|e| anyhow!("--tap-duration: {e}"))?;
         if tap_duration.is_zero() {
@@ -111,7 +119,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         let profile = target(Some(domain)).profile(routes.iter().map(fold::FoldedRoute::to_route_spec).collect());
         render(&profile, args.output)?
     } else {
-        unreachable!("clap requires one of --template, --open-api, --tap");
+        unreachable!("clap requires one of --template, --open-api, --proto, --tap");
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)

@@ -19,7 +19,8 @@ pub struct PrometheusConfigArgs {
     /// How often Prometheus asks the control plane which proxies there are.
     #[arg(long, default_value = "5s", value_parser = interval)]
     refresh_interval: Duration,
-    /// The job's name.
+    /// The job's name: the `job` label of every proxy series (`linkerd-proxy` is the one Linkerd's dashboards
+    /// and alerts select).
     #[arg(long, default_value = "meshlens-proxies")]
     job_name: String,
     #[command(flatten)]

@@ -137,7 +137,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 tracing::error!(error = %e, "proxy failed to start");
                 eprintln!("meshlens proxy: {e}");
-                return Ok(ExitCode::from(2));
+                return Ok(ExitCode::from(1));
             }
         };
         // The start-up line (DESIGN.md §10), plus the runtime it runs on.

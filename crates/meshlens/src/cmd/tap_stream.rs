@@ -46,6 +46,9 @@ pub struct TapTargetArgs {
     /// Only failed requests: HTTP 5xx, a failing grpc-status, a reset, or a response the proxy made.
     #[arg(long)]
     pub failed: bool,
+    /// Only instances whose labels match this selector (Kubernetes syntax, as `stat -l`).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
 }
 
 fn positive(text: &str) -> Result<f64, String> {
@@ -69,6 +72,7 @@ impl TapTargetArgs {
             namespace: self.namespace.clone(),
             to: self.to.clone(),
             to_namespace: self.to_namespace.clone(),
+            selector: super::stat::checked_selector(self.selector.as_deref())?,
         };
         let filter = TapFilter {
             method: self.method.clone(),

@@ -3,6 +3,7 @@
 
 pub mod fold;
 pub mod openapi;
+pub mod proto;
 pub mod template;
 
 use meshlens_api::meta::ObjectMeta;
@@ -34,6 +35,23 @@ impl ProfileTarget {
             spec: ServiceProfileSpec { routes, ..Default::default() },
         }
     }
+}
+
+/// The text of a generator's input: a file, or standard input for `-` (as Linkerd's docs pipe it); the
+/// name to show in errors (`<stdin>` for `-`).
+pub fn read_input(file: &std::path::Path) -> anyhow::Result<(String, String)> {
+    use std::io::Read;
+    let (shown, bytes) = if file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| anyhow::anyhow!("<stdin>: cannot read: {e}"))?;
+        ("<stdin>".to_string(), bytes)
+    } else {
+        let shown = file.display().to_string();
+        let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{shown}: cannot read: {e}"))?;
+        (shown, bytes)
+    };
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: not UTF-8 text"))?;
+    Ok((shown, text))
 }
 
 /// Go's `regexp.QuoteMeta` (what Linkerd's generators use): a backslash before each of `\.+*?()|[]{}^$`.

@@ -30,9 +30,7 @@ pub const PARAM_REGEX: &str = "[^/]*";
 
 /// Reads `file` and returns its routes; every error names the file (and the line, when parsing failed).
 pub fn routes_from_file(file: &Path) -> anyhow::Result<Vec<RouteSpec>> {
-    let shown = file.display();
-    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{shown}: cannot read: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: not UTF-8 text"))?;
+    let (shown, text) = super::read_input(file)?;
     let doc = parse(&text).map_err(|e| anyhow::anyhow!("{shown}:{e}"))?;
     routes(&doc).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
 }

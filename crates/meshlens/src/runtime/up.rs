@@ -132,7 +132,7 @@ async fn supervise(mesh: Mesh, mesh_dir: PathBuf, plan: Plan, mut opts: UpOption
             out.say("stopping what was started");
             sup.stop_all(grace).await;
             finish();
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(1));
         }
     };
     let sig = match early {

@@ -119,7 +119,7 @@ fn check_reports_config_errors_with_the_field() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("routes[0].faults[0]: rate: 2 is not between 0 and 1"), "{err}");
 }

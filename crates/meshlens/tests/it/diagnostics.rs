@@ -29,6 +29,6 @@ fn proxy_metrics_and_endpoints_match_golden_files() {
     assert_eq!((out.as_str(), err.as_str()), ("", "No endpoints found.\n"));
 
     let out = meshlens().args(["diagnostics", "proxy-metrics", "deploy/a", "b", "--control", &url]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected one resource: TYPE/NAME or TYPE NAME"));
 }

@@ -10,6 +10,7 @@ mod demo_app;
 mod diagnose;
 mod diagnostics;
 mod evidence;
+mod grafana;
 mod logs;
 mod mesh_e2e;
 mod profile;

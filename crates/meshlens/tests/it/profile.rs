@@ -114,6 +114,46 @@ fn the_template_is_a_profile_the_control_plane_loads() {
 }
 
 #[test]
+fn open_api_from_stdin_and_grpc_services_from_a_proto_file() {
+    let file = testdata("bookstore.openapi3.yaml");
+    let (from_file, _) = profile(&["--open-api", file.to_str().unwrap(), "books", "-n", "shop"]);
+    let mut cmd = meshlens();
+    cmd.args(["profile", "--open-api", "-", "books", "-n", "shop"]).env_remove("MESHLENS_CONTROL");
+    let child = cmd
+        .stdin(Stdio::from(std::fs::File::open(&file).unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), from_file, "stdin reads as the file does");
+
+    let dir = TempDir::new("profile-proto");
+    dir.write(
+        "emoji.proto",
+        "syntax = \"proto3\";\npackage emojivoto.v1;\nservice EmojiService {\n  \
+         rpc ListAll (ListAllEmojiRequest) returns (ListAllEmojiResponse);\n  \
+         rpc FindByShortcode (FindByShortcodeRequest) returns (FindByShortcodeResponse) {\n    \
+         option idempotency_level = NO_SIDE_EFFECTS;\n  }\n}\n",
+    );
+    let proto = dir.path().join("emoji.proto");
+    let (yaml, _) = profile(&["--proto", proto.to_str().unwrap(), "emoji-svc", "-n", "emojivoto"]);
+    let loaded = control_plane_loads("emoji-svc", "emojivoto", "cluster.local", &yaml);
+    assert_routes(
+        &loaded,
+        &[
+            ("POST", "/emojivoto.v1.EmojiService/ListAll", "ListAll"),
+            ("POST", "/emojivoto.v1.EmojiService/FindByShortcode", "FindByShortcode"),
+            ("GET", "/emojivoto.v1.EmojiService/ListAll", "[DEFAULT]"),
+            ("POST", "/emojivoto.v1xEmojiService/ListAll", "[DEFAULT]"),
+        ],
+    );
+    let retryable: Vec<(&str, bool)> = loaded.spec.routes.iter().map(|r| (r.name.as_str(), r.is_retryable)).collect();
+    assert_eq!(retryable, [("FindByShortcode", true), ("ListAll", false)]);
+}
+
+#[test]
 fn an_openapi_3_document_becomes_a_golden_profile_whose_regexes_match() {
     let file = testdata("bookstore.openapi3.yaml");
     let (yaml, _) = profile(&["--open-api", file.to_str().unwrap(), "books", "-n", "shop"]);
@@ -214,7 +254,7 @@ fn bad_input_gets_an_error_naming_the_file_and_line() {
     for (args, expected) in cases {
         let out = run_bounded(meshlens().arg("profile").args(&args));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(&expected), "{args:?}: {stderr:?} lacks {expected:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
@@ -393,7 +433,7 @@ fn tap_reports_a_stream_that_ends_early_and_a_refused_resource() {
 
     let out = run_bounded(meshlens().args(["profile", "--tap", "deploy/nope", "web", "-n", "prod", "--control", &url]));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("the control plane answered 404 Not Found: no workload deploy/nope in namespace prod"),
         "{stderr}"
@@ -403,7 +443,7 @@ fn tap_reports_a_stream_that_ends_early_and_a_refused_resource() {
     let out =
         run_bounded(meshlens().args(["profile", "--tap", "deploy/web", "web", "--control", &format!("http://{dead}")]));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot reach the control plane"), "{stderr}");
 }
 

@@ -73,7 +73,7 @@ fn an_invalid_discovery_file_stops_start_up_with_file_and_line() {
         .arg(&file)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!("{}:3:", file.display());
     assert!(stderr.contains(&expected), "names file and line ({expected}): {stderr}");

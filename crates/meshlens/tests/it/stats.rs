@@ -249,12 +249,17 @@ fn output_formats_match_golden_files() {
         last,
         "/api/v1/stat?resource=po&namespace=prod&window=1m&selector=app+in+%28web%2Corders%29%2C%21canary"
     );
+    // Shared flags before the command, as Linkerd's docs write them.
+    run(&url, &["-n", "prod", "-o", "json", "stat", "deploy"]);
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "/api/v1/stat?resource=deploy&namespace=prod&window=1m");
+    let out = meshlens().args(["-n", "prod", "stat"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error is clap's exit status 2");
     run(&url, &["routes", "deploy/web", "-n", "prod", "--selector", "app=web"]);
     assert!(seen.lock().unwrap().last().unwrap().ends_with("&selector=app%3Dweb"));
     let asked = seen.lock().unwrap().len();
     for cmd in [&["stat", "deploy"][..], &["routes", "deploy/web"][..]] {
         let out = meshlens().args(cmd).args(["-l", "app in (web", "--control", &url]).output().unwrap();
-        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("invalid selector 'app in (web': missing ')'"), "{err}");
     }
@@ -298,7 +303,7 @@ fn finds_the_control_plane_or_says_how_to_start_one() {
         .env("MESHLENS_CONTROL", &dead_url)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("cannot reach the control plane at {dead_url}")), "{err}");
     assert!(err.contains("is `meshlens up` or `meshlens demo` running?"), "{err}");
@@ -408,7 +413,7 @@ fn stat_on_the_running_demo() {
         .env_remove("MESHLENS_CONTROL")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("'no-such-service' does not resolve to a mesh service"), "{err}");
 

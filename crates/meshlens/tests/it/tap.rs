@@ -209,6 +209,8 @@ fn tap_output_formats_match_golden_files() {
             "-o",
             "json",
             "--headers",
+            "-l",
+            "tier=ml",
         ],
     );
     let (request, filter) = parsed(seen.lock().unwrap().last().unwrap());
@@ -218,7 +220,8 @@ fn tap_output_formats_match_golden_files() {
             resource: "deploy/web".into(),
             namespace: "default".into(),
             to: Some("svc/orders".into()),
-            to_namespace: Some("shop".into())
+            to_namespace: Some("shop".into()),
+            selector: Some("tier=ml".into()),
         }
     );
     assert_eq!(
@@ -239,10 +242,12 @@ fn tap_output_formats_match_golden_files() {
 #[test]
 fn tap_errors_say_what_is_wrong() {
     let (url, _) = fake_control();
-    let err = |out: std::process::Output| {
-        assert_eq!(out.status.code(), Some(2));
+    // Exit status 1 for an error, 2 for a flag value clap refuses.
+    let status_err = |out: std::process::Output, code: i32| {
+        assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
+    let err = |out: std::process::Output| status_err(out, 1);
     let e = err(run(&url, &["tap", "deploy/missing", "-n", "prod"]));
     assert!(
         e.contains("the control plane answered 404 Not Found: no running instance of deploy/missing in namespace prod"),
@@ -255,9 +260,9 @@ fn tap_errors_say_what_is_wrong() {
 
     let e = err(run(&url, &["tap", "deploy/web", "--headers"]));
     assert!(e.contains("--headers is only available with -o json"), "{e}");
-    let e = err(run(&url, &["tap", "deploy/web", "--status", "6xx"]));
+    let e = status_err(run(&url, &["tap", "deploy/web", "--status", "6xx"]), 2);
     assert!(e.contains("--status") && e.contains("invalid status filter"), "{e}");
-    let e = err(run(&url, &["tap", "deploy/web", "--max-rps", "0"]));
+    let e = status_err(run(&url, &["tap", "deploy/web", "--max-rps", "0"]), 2);
     assert!(e.contains("--max-rps") && e.contains("greater than 0"), "{e}");
     let e = err(run(&url, &["top", "deploy/missing", "-n", "prod"]));
     assert!(e.contains("no running instance of deploy/missing"), "{e}");

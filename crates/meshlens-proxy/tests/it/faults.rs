@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use meshlens_testkit::backend::{delayed, echo};
-use meshlens_testkit::faults::{Stall, failing_fast};
+use meshlens_testkit::faults::{Stall, failing_fast, failing_in_trailers};
 use meshlens_testkit::{ConnFaults, HttpBackend, eventually};
 
 use crate::support::*;
@@ -136,6 +136,53 @@ async fn an_instance_failing_fast_gets_less_than_its_share() {
     );
     assert!(bad_share <= 0.25, "the failing instance gets less than a third: a={na} b={nb} failing={nbad}");
     assert!(success >= 0.92, "the service answers ≥ 92% (was ~87%): {ok} of {total}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_failing_only_in_grpc_trailers_gets_less_than_its_share() {
+    // Every head is `200`; the failing instance says `grpc-status: 14` in the trailers of 30% of its answers.
+    let latency = Duration::from_millis(3);
+    let a = HttpBackend::start(failing_in_trailers(0.0, 1, latency));
+    let b = HttpBackend::start(failing_in_trailers(0.0, 2, latency));
+    let bad = HttpBackend::start(failing_in_trailers(0.3, 13, latency));
+    let (proxy, _d) =
+        start(config(), &snapshot(vec![service("users", "default", &[a.addr(), b.addr(), bad.addr()])])).await;
+    let out = proxy.listen().outbound;
+
+    // Four clients, each sending its calls one after the other.
+    let (workers, per_worker) = (4, 400);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let mut c = h2(out).await;
+        tasks.spawn(async move {
+            let mut ok = 0;
+            for _ in 0..per_worker {
+                let req = Request::post("http://users/test.Echo/Unary")
+                    .header("content-type", "application/grpc")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let rsp = c.send_request(req).await.unwrap();
+                let body = rsp.into_body().collect().await.unwrap();
+                let status = body.trailers().and_then(|t| t.get("grpc-status")).cloned();
+                ok += usize::from(status.is_some_and(|s| s == "0"));
+            }
+            ok
+        });
+    }
+    let mut ok = 0;
+    while let Some(n) = tasks.join_next().await {
+        ok += n.unwrap();
+    }
+    let total = workers * per_worker;
+    let (na, nb, nbad) = (a.requests(), b.requests(), bad.requests());
+    assert_eq!(na + nb + nbad, total);
+    let bad_share = nbad as f64 / total as f64;
+    eprintln!(
+        "failing in trailers: {:.1}% of {total} calls; {:.1}% succeeded",
+        bad_share * 100.0,
+        ok as f64 * 100.0 / total as f64
+    );
+    assert!(bad_share <= 0.25, "the failing instance gets less than a third: a={na} b={nb} failing={nbad}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

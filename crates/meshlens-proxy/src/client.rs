@@ -144,10 +144,11 @@ struct H2Pool {
 }
 
 impl H2Pool {
-    /// A request slot on an open connection with fewer than [`H2_MAX_STREAMS`] requests.
-    fn slot(&mut self) -> Option<Conn> {
+    /// A request slot on an open connection with fewer than [`H2_MAX_STREAMS`] requests, opened after
+    /// connection `after` (ids grow with each connection opened; 0: any).
+    fn slot(&mut self, after: u64) -> Option<Conn> {
         self.conns.retain(|c| !c.sender.is_closed());
-        let c = self.conns.iter().find(|c| c.streams.load(Ordering::Relaxed) < H2_MAX_STREAMS)?;
+        let c = self.conns.iter().find(|c| c.id > after && c.streams.load(Ordering::Relaxed) < H2_MAX_STREAMS)?;
         Some(Conn::H2 { sender: c.sender.clone(), stream: c.stream() })
     }
 }
@@ -243,7 +244,7 @@ impl EndpointClient {
     /// A connection for a request of `version`: HTTP/2 shared, HTTP/1 pooled or new.
     pub async fn conn(&self, version: Version) -> Result<Conn, ConnectError> {
         if version == Version::HTTP_2 {
-            return self.h2().await;
+            return self.h2(0).await;
         }
         if let Some(sender) = self.idle_h1() {
             return Ok(Conn::H1 { sender, pooled: true });
@@ -315,16 +316,17 @@ impl EndpointClient {
         }
     }
 
-    /// A request slot on one of the endpoint's HTTP/2 connections, opening one when none has a free slot:
+    /// A request slot on one of the endpoint's HTTP/2 connections opened after connection `after` (0: any),
+    /// opening one when none has a free slot:
     /// one connect at a time, the other requests waiting for it to end (see [`H2Pool::opening`]).
-    async fn h2(&self) -> Result<Conn, ConnectError> {
+    async fn h2(&self, after: u64) -> Result<Conn, ConnectError> {
         loop {
             let opened = self.h2_opened.notified();
             tokio::pin!(opened);
             opened.as_mut().enable();
             {
                 let mut pool = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(c) = pool.slot() {
+                if let Some(c) = pool.slot(after) {
                     return Ok(c);
                 }
                 if !pool.opening {
@@ -392,6 +394,9 @@ impl EndpointClient {
         let mut conn = conn;
         let mut resent_unanswered = false;
         let mut resends = 0;
+        // HTTP/2: a request sent again goes to a connection opened after this one (the one that turned it
+        // away, or for REFUSED_STREAM that one or later), never to an older one, which goes away sooner.
+        let mut after = 0;
         loop {
             // A copy to send again if the server refuses the request after it was written; only made when
             // that can be known (HTTP/2, or a pooled HTTP/1 connection) and the body is replayable.
@@ -420,8 +425,10 @@ impl EndpointClient {
                     Ok(rsp) => return Ok((rsp, Some(Reusable::H2(stream)))),
                     Err(e) => {
                         let why = h2_not_processed(&e);
+                        after = stream.id - 1;
                         if why == Some(Resend::GoAway) {
                             self.retire_h2(stream.id);
+                            after = stream.id;
                         }
                         (e, why)
                     }
@@ -440,7 +447,7 @@ impl EndpointClient {
             tracing::debug!(endpoint = %self.addr, reason = why.as_str(), "sending again on a fresh connection");
             self.count_resend(why);
             conn = match version {
-                Version::HTTP_2 => self.h2().await?,
+                Version::HTTP_2 => self.h2(after).await?,
                 _ => Conn::H1 { sender: self.new_h1().await?, pooled: false },
             };
         }

@@ -133,6 +133,36 @@ struct H2Conn {
     streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// An endpoint's HTTP/2 connections, and whether one is being opened.
+#[derive(Default)]
+struct H2Pool {
+    conns: Vec<H2Conn>,
+    /// A connect is under way: requests finding no free slot wait for it to end, then all look again at
+    /// once. (Not a lock handed from one waiting request to the next: that costs a scheduler turn per
+    /// request, and under a burst of resends a thousand of them queued for tens of seconds.)
+    opening: bool,
+}
+
+impl H2Pool {
+    /// A request slot on an open connection with fewer than [`H2_MAX_STREAMS`] requests, opened after
+    /// connection `after` (ids grow with each connection opened; 0: any).
+    fn slot(&mut self, after: u64) -> Option<Conn> {
+        self.conns.retain(|c| !c.sender.is_closed());
+        let c = self.conns.iter().find(|c| c.id > after && c.streams.load(Ordering::Relaxed) < H2_MAX_STREAMS)?;
+        Some(Conn::H2 { sender: c.sender.clone(), stream: c.stream() })
+    }
+}
+
+/// Ends an HTTP/2 connect when dropped: the next one may start, and the waiting requests look again.
+struct Opening<'a>(&'a EndpointClient);
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.h2.lock().unwrap_or_else(|e| e.into_inner()).opening = false;
+        self.0.h2_opened.notify_waiters();
+    }
+}
+
 /// A request counted on its HTTP/2 connection.
 pub struct H2Stream {
     id: u64,
@@ -167,13 +197,13 @@ pub struct EndpointClient {
     settings: Arc<ClientSettings>,
     tcp_metrics: Arc<TcpTargetMetrics>,
     h1_idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
-    h2: Mutex<Vec<H2Conn>>,
+    h2: Mutex<H2Pool>,
     h2_ids: AtomicU64,
     /// The endpoint's labels for `endpoint_transparent_retries_total`, and its counters, made on first use.
     resend_labels: LabelSet,
     resend_counters: [OnceLock<Arc<Counter>>; 4],
-    /// One HTTP/2 connect at a time: concurrent requests wait for it and share the connection.
-    h2_connecting: tokio::sync::Mutex<()>,
+    /// Notified when an HTTP/2 connect ends: the requests waiting for a slot look again.
+    h2_opened: tokio::sync::Notify,
     /// Why the last HTTP/1 response refused as invalid was invalid (the header and why), until taken.
     invalid: Arc<Mutex<Option<String>>>,
 }
@@ -190,11 +220,11 @@ impl EndpointClient {
             settings,
             tcp_metrics,
             h1_idle: Mutex::new(Vec::new()),
-            h2: Mutex::new(Vec::new()),
+            h2: Mutex::default(),
             h2_ids: AtomicU64::new(0),
             resend_labels,
             resend_counters: Default::default(),
-            h2_connecting: tokio::sync::Mutex::new(()),
+            h2_opened: tokio::sync::Notify::new(),
             invalid: Arc::default(),
         }
     }
@@ -214,7 +244,7 @@ impl EndpointClient {
     /// A connection for a request of `version`: HTTP/2 shared, HTTP/1 pooled or new.
     pub async fn conn(&self, version: Version) -> Result<Conn, ConnectError> {
         if version == Version::HTTP_2 {
-            return self.h2().await;
+            return self.h2(0).await;
         }
         if let Some(sender) = self.idle_h1() {
             return Ok(Conn::H1 { sender, pooled: true });
@@ -286,15 +316,36 @@ impl EndpointClient {
         }
     }
 
-    /// The endpoint's shared HTTP/2 connection, (re)connecting when there is none or it closed.
-    async fn h2(&self) -> Result<Conn, ConnectError> {
-        if let Some(c) = self.shared_h2() {
-            return Ok(c);
+    /// A request slot on one of the endpoint's HTTP/2 connections opened after connection `after` (0: any),
+    /// opening one when none has a free slot:
+    /// one connect at a time, the other requests waiting for it to end (see [`H2Pool::opening`]).
+    async fn h2(&self, after: u64) -> Result<Conn, ConnectError> {
+        loop {
+            let opened = self.h2_opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            {
+                let mut pool = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(c) = pool.slot(after) {
+                    return Ok(c);
+                }
+                if !pool.opening {
+                    pool.opening = true;
+                    break;
+                }
+            }
+            opened.await;
         }
-        let _connecting = self.h2_connecting.lock().await;
-        if let Some(c) = self.shared_h2() {
-            return Ok(c);
-        }
+        // Whatever happens (opened, failed, cancelled), the waiting requests look again.
+        let _opening = Opening(self);
+        let conn = self.open_h2().await?;
+        let slot = Conn::H2 { sender: conn.sender.clone(), stream: conn.stream() };
+        self.h2.lock().unwrap_or_else(|e| e.into_inner()).conns.push(conn);
+        Ok(slot)
+    }
+
+    /// A new HTTP/2 connection to the endpoint.
+    async fn open_h2(&self) -> Result<H2Conn, ConnectError> {
         let io = self.connect().await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -311,30 +362,18 @@ impl EndpointClient {
             }
         });
         let id = self.h2_ids.fetch_add(1, Ordering::Relaxed) + 1;
-        let conn = H2Conn { id, sender, streams: Arc::default() };
-        let stream = conn.stream();
-        let sender = conn.sender.clone();
-        self.h2.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        Ok(Conn::H2 { sender, stream })
-    }
-
-    /// A request slot on an open HTTP/2 connection with fewer than [`H2_MAX_STREAMS`] requests.
-    fn shared_h2(&self) -> Option<Conn> {
-        let mut conns = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-        conns.retain(|c| !c.sender.is_closed());
-        let c = conns.iter().find(|c| c.streams.load(Ordering::Relaxed) < H2_MAX_STREAMS)?;
-        Some(Conn::H2 { sender: c.sender.clone(), stream: c.stream() })
+        Ok(H2Conn { id, sender, streams: Arc::default() })
     }
 
     /// Stops handing out HTTP/2 connection `id` (it is going away); its requests finish on it.
     fn retire_h2(&self, id: u64) {
-        self.h2.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c.id != id);
+        self.h2.lock().unwrap_or_else(|e| e.into_inner()).conns.retain(|c| c.id != id);
     }
 
     /// Idle pooled HTTP/1 connections and whether an HTTP/2 connection is open (for `/endpoints`).
     pub fn pool_state(&self) -> (usize, bool) {
         let idle = self.h1_idle.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|c| !c.sender.is_closed());
+        let h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner()).conns.iter().any(|c| !c.sender.is_closed());
         (idle, h2)
     }
 }
@@ -355,6 +394,9 @@ impl EndpointClient {
         let mut conn = conn;
         let mut resent_unanswered = false;
         let mut resends = 0;
+        // HTTP/2: a request sent again goes to a connection opened after this one (the one that turned it
+        // away, or for REFUSED_STREAM that one or later), never to an older one, which goes away sooner.
+        let mut after = 0;
         loop {
             // A copy to send again if the server refuses the request after it was written; only made when
             // that can be known (HTTP/2, or a pooled HTTP/1 connection) and the body is replayable.
@@ -383,8 +425,10 @@ impl EndpointClient {
                     Ok(rsp) => return Ok((rsp, Some(Reusable::H2(stream)))),
                     Err(e) => {
                         let why = h2_not_processed(&e);
+                        after = stream.id - 1;
                         if why == Some(Resend::GoAway) {
                             self.retire_h2(stream.id);
+                            after = stream.id;
                         }
                         (e, why)
                     }
@@ -403,7 +447,7 @@ impl EndpointClient {
             tracing::debug!(endpoint = %self.addr, reason = why.as_str(), "sending again on a fresh connection");
             self.count_resend(why);
             conn = match version {
-                Version::HTTP_2 => self.h2().await?,
+                Version::HTTP_2 => self.h2(after).await?,
                 _ => Conn::H1 { sender: self.new_h1().await?, pooled: false },
             };
         }

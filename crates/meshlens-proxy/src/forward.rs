@@ -15,7 +15,7 @@ use meshlens_api::errors::is_failure;
 
 use crate::balance::{Balancer, Endpoint, InFlight};
 use crate::client::{Conn, Reusable, SendError};
-use crate::errors::{Caller, Count, L5D_PROXY_ERROR, peer_label, respond};
+use crate::errors::{Caller, Count, L5D_PROXY_ERROR, is_grpc, peer_label, respond};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop};
 use crate::http::request_body::RequestBody;
@@ -114,8 +114,14 @@ pub(crate) async fn forward_attempt(
         }
     };
     let ttfb = started.elapsed();
-    // A failed answer weighs in the endpoint's load estimate as a penalty latency.
-    balancer.answered(&ep, ttfb, is_failure(rsp.status().as_u16(), grpc_status(rsp.headers())));
+    // A failed answer weighs in the endpoint's load estimate as a penalty latency. A gRPC response whose
+    // head carries no `grpc-status` tells its outcome in the trailers: the balancer hears it at the end.
+    let head_grpc_status = grpc_status(rsp.headers());
+    let failed_at_head = is_failure(rsp.status().as_u16(), head_grpc_status);
+    let outcome_in_trailers = !failed_at_head && head_grpc_status.is_none() && is_grpc(rsp.headers());
+    if !outcome_in_trailers {
+        balancer.answered(&ep, ttfb, failed_at_head);
+    }
     // The client gets the response in its own protocol version, whatever the endpoint spoke.
     *rsp.version_mut() = version;
     guard.head(rsp.status().as_u16());
@@ -141,7 +147,8 @@ pub(crate) async fn forward_attempt(
         endpoint: ep.clone(),
         guard,
         status: rsp.status().as_u16(),
-        grpc_status: grpc_status(rsp.headers()),
+        grpc_status: head_grpc_status,
+        balancer: outcome_in_trailers.then(|| balancer.clone()),
         error: peer_error,
         ttfb,
         _in_flight: in_flight,
@@ -253,6 +260,8 @@ struct ResponseEnd {
     guard: Unanswered,
     status: u16,
     grpc_status: Option<u32>,
+    /// Set when the balancer is yet to hear how the response went (its outcome is in the trailers).
+    balancer: Option<Arc<Balancer>>,
     error: Option<&'static str>,
     ttfb: Duration,
     _in_flight: InFlight,
@@ -276,6 +285,9 @@ impl OnEnd for ResponseEnd {
         let failed = !complete || is_failure(self.status, grpc);
         self.guard.settle(self.status, grpc, failed || self.error.is_some(), self.error, Some(self.ttfb));
         self.endpoint.record_outcome(failed);
+        if let Some(balancer) = &self.balancer {
+            balancer.answered(&self.endpoint, self.ttfb, failed);
+        }
         if complete && let Some(conn) = self.pooled {
             self.endpoint.client.put_back(conn);
         }

@@ -1,11 +1,16 @@
-//! Handlers that misbehave as real instances do: failing a share of requests fast, and stalling then
-//! resuming (like SIGSTOP and SIGCONT). Connection-level faults (GOAWAY, closes, refused streams) are
+//! Handlers that misbehave as real instances do: failing a share of requests fast (or only in gRPC
+//! trailers), and stalling then resuming (like SIGSTOP and SIGCONT). Connection-level faults (GOAWAY, closes, refused streams) are
 //! [`ConnFaults`](crate::backend::ConnFaults) of [`HttpBackend::start_faulty`](crate::HttpBackend::start_faulty).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 use tokio::sync::watch;
 
@@ -32,6 +37,31 @@ where
         }
         let fut = inner(req);
         Box::pin(fut)
+    }
+}
+
+/// A gRPC-style answer after `delay`: `200`, `content-type: application/grpc`, one empty message, and
+/// `grpc-status` only in the trailers: `14` (UNAVAILABLE) on a `share` of requests (drawn from `seed`),
+/// `0` on the others. The head alone does not tell a failure from a success.
+pub fn failing_in_trailers(
+    share: f64,
+    seed: u64,
+    delay: Duration,
+) -> impl Fn(Request<Incoming>) -> HandlerFuture + Clone + Send + Sync + 'static {
+    let random = Arc::new(Uniform::new(seed));
+    move |_req: Request<Incoming>| {
+        let code = if random.next() < share { "14" } else { "0" };
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static(code));
+            let frames =
+                [Ok::<_, crate::BoxError>(Frame::data(Bytes::from_static(&[0; 5]))), Ok(Frame::trailers(trailers))];
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            let mut rsp = Response::new(BodyExt::boxed(body));
+            rsp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            rsp
+        }) as HandlerFuture
     }
 }
 

@@ -9,7 +9,7 @@
 //! | [`eventually`] | `assert_eventually!`, `eventually()`, the patience deadline |
 //! | [`blocking`] | `http_get`: a blocking HTTP/1.1 GET for whole-binary tests |
 //! | [`backend`] | `HttpBackend` (HTTP/1.1 + h2c) and ready-made handlers (`echo`, `fixed`, …) |
-//! | [`faults`] | `failing_fast`, `Stall` (stop answering, resume); `ConnFaults` for GOAWAY, closes, refused streams |
+//! | [`faults`] | `failing_fast`, `failing_in_trailers`, `Stall` (stop answering, resume); `ConnFaults` for GOAWAY, closes, refused streams |
 //! | [`latency`] | a handler with a known latency distribution and failure share; exact quantiles |
 //! | [`grpc`] | a real gRPC `test.Echo` server and client (tonic + prost, no codegen) |
 //! | [`tcp`] | `TcpEchoBackend`, `TcpSinkBackend`, `RawTcpBackend` |

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use meshlens_testkit::backend::{delayed, echo};
-use meshlens_testkit::faults::{Stall, failing_fast};
+use meshlens_testkit::faults::{Stall, failing_fast, failing_in_trailers};
 use meshlens_testkit::{ConnFaults, HttpBackend, eventually};
 
 use crate::support::*;
@@ -139,6 +139,53 @@ async fn an_instance_failing_fast_gets_less_than_its_share() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_failing_only_in_grpc_trailers_gets_less_than_its_share() {
+    // Every head is `200`; the failing instance says `grpc-status: 14` in the trailers of 30% of its answers.
+    let latency = Duration::from_millis(3);
+    let a = HttpBackend::start(failing_in_trailers(0.0, 1, latency));
+    let b = HttpBackend::start(failing_in_trailers(0.0, 2, latency));
+    let bad = HttpBackend::start(failing_in_trailers(0.3, 13, latency));
+    let (proxy, _d) =
+        start(config(), &snapshot(vec![service("users", "default", &[a.addr(), b.addr(), bad.addr()])])).await;
+    let out = proxy.listen().outbound;
+
+    // Four clients, each sending its calls one after the other.
+    let (workers, per_worker) = (4, 400);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let mut c = h2(out).await;
+        tasks.spawn(async move {
+            let mut ok = 0;
+            for _ in 0..per_worker {
+                let req = Request::post("http://users/test.Echo/Unary")
+                    .header("content-type", "application/grpc")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let rsp = c.send_request(req).await.unwrap();
+                let body = rsp.into_body().collect().await.unwrap();
+                let status = body.trailers().and_then(|t| t.get("grpc-status")).cloned();
+                ok += usize::from(status.is_some_and(|s| s == "0"));
+            }
+            ok
+        });
+    }
+    let mut ok = 0;
+    while let Some(n) = tasks.join_next().await {
+        ok += n.unwrap();
+    }
+    let total = workers * per_worker;
+    let (na, nb, nbad) = (a.requests(), b.requests(), bad.requests());
+    assert_eq!(na + nb + nbad, total);
+    let bad_share = nbad as f64 / total as f64;
+    eprintln!(
+        "failing in trailers: {:.1}% of {total} calls; {:.1}% succeeded",
+        bad_share * 100.0,
+        ok as f64 * 100.0 / total as f64
+    );
+    assert!(bad_share <= 0.25, "the failing instance gets less than a third: a={na} b={nb} failing={nbad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_instance_wins_back_traffic_soon_after_it_resumes() {
     let latency = Duration::from_millis(3);
     let stall = Stall::default();
@@ -259,39 +306,46 @@ async fn h2_load(out: SocketAddr, conns: usize, streams: usize, total: usize) ->
     ok
 }
 
-// Volume: 20 connections × 50 streams, 20,000 requests (the issue asks 50 × 100 and ≥ 100,000 on a
-// dedicated machine; this size runs in well under a minute on a shared 2-core one).
-const H2_CONNS: usize = 20;
-const H2_STREAMS: usize = 50;
-const H2_TOTAL: usize = 20_000;
+/// Connections × concurrent streams, and requests in all, against a server sending GOAWAY every 100. (Issue
+/// 13's 100,000 requests take ~170 s in the debug build on a shared 2-core machine, which they overload:
+/// docs/performance.md, "Under faults".)
+const GOAWAY_LOAD: (usize, usize, usize) = (50, 100, 20_000);
+/// The same against a server also refusing streams over 10 (about nine requests in ten are sent again, at
+/// least once: see `a_server_refusing_streams_over_its_limit_fails_nothing`).
+const REFUSING_LOAD: (usize, usize, usize) = (20, 50, 20_000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_sending_goaway_every_100_requests_fails_nothing() {
     let backend = HttpBackend::start_faulty(ConnFaults { close_every: Some(100), ..ConnFaults::default() }, echo("b"));
     let (proxy, _d) = start(config(), &snapshot(vec![service("users", "default", &[backend.addr()])])).await;
-    let ok = h2_load(proxy.listen().outbound, H2_CONNS, H2_STREAMS, H2_TOTAL).await;
+    let (conns, streams, total) = GOAWAY_LOAD;
+    let ok = h2_load(proxy.listen().outbound, conns, streams, total).await;
     let resent = transparent_retries(&proxy, "goaway").await;
     eprintln!(
-        "GOAWAY every 100: {ok} of {H2_TOTAL} ok over {} connections, {resent} sent again",
+        "GOAWAY every 100: {ok} of {total} ok ({conns} × {streams} streams) over {} connections, {resent} sent again",
         backend.connections()
     );
-    assert_eq!(ok, H2_TOTAL, "no request fails");
-    assert!(backend.connections() >= H2_TOTAL / 100 / 2, "the server did close its connections");
+    assert_eq!(ok, total, "no request fails");
+    assert!(backend.connections() >= total / 100 / 2, "the server did close its connections");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 13: now and then a request never completes when the server refuses streams and goes away together"]
+#[ignore = "issue 13: now and then (2 runs of 52), a few requests still get no answer within 30 s"]
 async fn a_server_refusing_streams_over_its_limit_fails_nothing() {
     // A limit of 10 streams, and a new connection every 100 requests: each new connection meets the
     // proxy's queued requests before the proxy has read the limit, and refuses the excess.
     let faults = ConnFaults { close_every: Some(100), max_concurrent_streams: Some(10) };
     let backend = HttpBackend::start_faulty(faults, echo("b"));
     let (proxy, _d) = start(config(), &snapshot(vec![service("users", "default", &[backend.addr()])])).await;
-    let ok = h2_load(proxy.listen().outbound, H2_CONNS, H2_STREAMS, H2_TOTAL).await;
+    let (conns, streams, total) = REFUSING_LOAD;
+    let ok = h2_load(proxy.listen().outbound, conns, streams, total).await;
     let refused = transparent_retries(&proxy, "refused_stream").await;
     let goaway = transparent_retries(&proxy, "goaway").await;
-    eprintln!("refusing over 10 streams: {ok} of {H2_TOTAL} ok; sent again: {refused} refused, {goaway} goaway");
-    assert_eq!(ok, H2_TOTAL, "no request fails");
+    eprintln!(
+        "refusing over 10 streams: {ok} of {total} ok ({conns} × {streams} streams); sent again: {refused} \
+         refused, {goaway} goaway"
+    );
+    assert_eq!(ok, total, "no request fails");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

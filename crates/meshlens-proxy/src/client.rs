@@ -517,7 +517,9 @@ fn h2_not_processed(e: &TrySendError<Request<RequestBody>>) -> Option<Resend> {
     let mut source = std::error::Error::source(e.error());
     while let Some(s) = source {
         if let Some(h2) = s.downcast_ref::<h2::Error>() {
-            return if h2.is_go_away() && h2.is_remote() {
+            // A graceful GOAWAY (NO_ERROR) fails only the streams above its last-stream-id; one with an
+            // error code fails the connection's processed streams too, so those are not provably unseen.
+            return if h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR) {
                 Some(Resend::GoAway)
             } else if h2.is_reset() && h2.is_remote() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
                 Some(Resend::RefusedStream)

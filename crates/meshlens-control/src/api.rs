@@ -475,8 +475,9 @@ async fn diagnose(
     match query {
         Ok(Query(q)) => {
             let resources = s.store.resources();
+            let objectives = s.store.configs().borrow().mesh.spec.objectives.clone();
             let found = match s.stats.window(&q.stat_query(), &resources).await {
-                Ok((store, end)) => crate::diagnose::diagnose(&resources, &store, &q, end),
+                Ok((store, end)) => crate::diagnose::diagnose(&resources, &objectives, &store, &q, end),
                 Err(e) => return window_error(e),
             };
             match found {

@@ -31,6 +31,7 @@ mod wilson;
 mod tests;
 
 use meshlens_api::diagnose::{Finding, LOW_CONFIDENCE, Report, Severity};
+use meshlens_api::mesh::Objectives;
 use meshlens_api::stats::StatQuery;
 use serde::Deserialize;
 
@@ -40,9 +41,6 @@ use crate::metricstore::MetricStore;
 use crate::statsapi;
 use evidence::Evidence;
 pub(crate) use logs::attach as attach_logs;
-
-/// The success objective a workload is held to unless configured otherwise.
-pub(crate) const DEFAULT_OBJECTIVE: f64 = 0.995;
 
 /// Query parameters of `/api/v1/diagnose`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -93,10 +91,17 @@ pub(crate) fn pct(v: f64) -> String {
 }
 
 /// `/api/v1/diagnose`.
-pub(crate) fn diagnose(res: &Resources, ms: &MetricStore, q: &DiagnoseQuery, now: u64) -> Result<Report, QueryError> {
+/// `objectives` are mesh.yaml's (`spec.objectives`): what each workload is held to.
+pub(crate) fn diagnose(
+    res: &Resources,
+    objectives: &Objectives,
+    ms: &MetricStore,
+    q: &DiagnoseQuery,
+    now: u64,
+) -> Result<Report, QueryError> {
     let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms).map_err(QueryError::Invalid)?;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
-    let ev = Evidence::gather(res, ms, &ns, now, window);
+    let ev = Evidence::gather(res, objectives, ms, &ns, now, window);
     Ok(run(&ev))
 }
 
@@ -130,6 +135,7 @@ fn run(ev: &Evidence<'_>) -> Report {
     }
     failing::check(ev, &mut found, &mut checked);
     latency::check(ev, &mut found, &mut checked);
+    latency::regressions(ev, &mut found, &mut checked);
     patience::check(ev, &mut found, &mut checked);
     proxy::check(ev, &mut found, &mut checked);
     retries::check(ev, &mut found, &mut checked);

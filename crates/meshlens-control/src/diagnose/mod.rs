@@ -12,6 +12,7 @@
 //! | `retries` | step 4: retry amplification and spent budgets |
 //! | `topology` | step 2: edges that carried traffic before and stopped |
 //! | `config` | step 4: split weights, splits that omit a live backend, routes that match nothing |
+//! | `sample` | step 3: a bounded tap sample of the serious findings' workloads (reasons, instances, periods) |
 //! | `logs` | step 5: the implicated workloads' recent WARN/ERROR proxy log lines as evidence |
 //! | `rank` | a root cause above its symptoms, then by requests per second explained |
 
@@ -24,6 +25,7 @@ mod patience;
 mod proxy;
 mod rank;
 mod retries;
+mod sample;
 mod topology;
 mod wilson;
 
@@ -41,6 +43,7 @@ use crate::metricstore::MetricStore;
 use crate::statsapi;
 use evidence::Evidence;
 pub(crate) use logs::attach as attach_logs;
+pub(crate) use sample::attach as attach_sample;
 
 /// Query parameters of `/api/v1/diagnose`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -50,9 +53,21 @@ pub(crate) struct DiagnoseQuery {
     /// Go-style duration, default `1m`.
     #[serde(default)]
     pub window: Option<String>,
+    /// Go-style duration: how long the caller waits; the tap sample takes a tenth of it (at most 3 s).
+    #[serde(default)]
+    pub budget: Option<String>,
 }
 
 impl DiagnoseQuery {
+    /// How long to tap the serious findings' workloads.
+    pub fn sample_duration(&self) -> Result<std::time::Duration, String> {
+        let budget = match self.budget.as_deref() {
+            Some(b) => Some(meshlens_api::duration::parse(b).map_err(|e| format!("invalid budget '{b}': {e}"))?),
+            None => None,
+        };
+        Ok(sample::duration(budget))
+    }
+
     /// The window as the stats queries name it (what the metric source reads).
     pub fn stat_query(&self) -> StatQuery {
         StatQuery {

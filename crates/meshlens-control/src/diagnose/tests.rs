@@ -175,7 +175,7 @@ fn run(res: &Resources, traffic: &Traffic) -> Report {
 fn run_held_to(res: &Resources, traffic: &Traffic, objectives: &Objectives) -> Report {
     let ms = MetricStore::new(Settings::new(1000, 3_600_000));
     traffic.feed(&ms, 0, 60);
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()) };
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()), ..Default::default() };
     diagnose(res, objectives, &ms, &q, 60_000).unwrap()
 }
 
@@ -374,7 +374,7 @@ fn an_edge_that_stopped_is_reported() {
         .add("api", "api-0", served(5.0, 0.0, ""))
         .add("api", "api-1", served(5.0, 0.0, ""))
         .feed(&ms, 61, 120);
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()) };
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()), ..Default::default() };
     let report = diagnose(&resources(&[]), &Objectives::default(), &ms, &q, 120_000).unwrap();
     assert_eq!(first(&report), (kinds::STOPPED_EDGE, "deploy/db", Severity::Warning), "{report:#?}");
 }
@@ -382,7 +382,7 @@ fn an_edge_that_stopped_is_reported() {
 #[test]
 fn a_window_shorter_than_two_scrapes_is_refused() {
     let ms = MetricStore::new(Settings::new(1000, 3_600_000));
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1s".into()) };
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1s".into()), ..Default::default() };
     let Err(crate::diagnostics::QueryError::Invalid(e)) = diagnose(&resources(&[]), &Objectives::default(), &ms, &q, 0)
     else {
         panic!()
@@ -514,7 +514,7 @@ fn slowed_down(objectives: &Objectives) -> Report {
             .collect()
     };
     t.feed_with(&ms, 0, 120, latency);
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()) };
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()), ..Default::default() };
     diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, 120_000).unwrap()
 }
 

@@ -46,8 +46,9 @@ fn budget(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
-    let path =
-        format!("/api/v1/diagnose?{}", client::query(&[("namespace", &args.namespace), ("window", &args.time_window)]));
+    let budget = format!("{}ms", args.time_budget.as_millis());
+    let params = [("namespace", &args.namespace), ("window", &args.time_window), ("budget", &budget)];
+    let path = format!("/api/v1/diagnose?{}", client::query(&params));
     let url = args.control.url();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

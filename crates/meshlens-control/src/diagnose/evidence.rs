@@ -115,9 +115,11 @@ pub(crate) struct Evidence<'a> {
     /// service, no ready endpoint, shed).
     pub refused: BTreeMap<(String, String), Counts>,
     pub routes: BTreeMap<RouteId, RouteCounts>,
-    /// Caller → callee requests in the window before this one.
+    /// Caller → callee requests in the baseline window (the window before this one, or `offset` ago).
     pub earlier_edges: BTreeMap<Edge, f64>,
-    /// Each route as its caller saw it in the baseline window (the window before this one).
+    /// How long before this window's end the baseline window ends (s).
+    pub baseline_offset_s: f64,
+    /// Each route as its caller saw it in the baseline window.
     pub baseline_routes: BTreeMap<RouteId, Counts>,
 }
 
@@ -156,8 +158,9 @@ impl<'a> Evidence<'a> {
         ms: &MetricStore,
         namespace: &str,
         now: u64,
-        window_ms: u64,
+        (window_ms, baseline_offset_ms): (u64, u64),
     ) -> Evidence<'a> {
+        let baseline_end = now.saturating_sub(baseline_offset_ms);
         let ns = namespace;
         let at = (now, window_ms);
         let http = |k: &Key| k.family == Family::Http && k.namespace == ns;
@@ -193,12 +196,9 @@ impl<'a> Evidence<'a> {
         {
             routes.entry(id).or_default().fates.insert(fate, t.success);
         }
-        let baseline_routes = grouped(ms, (now.saturating_sub(window_ms), window_ms), |k| route_id(k, Family::Route));
-        let earlier_edges = ms
-            .query(now.saturating_sub(window_ms), window_ms, edge)
-            .into_iter()
-            .map(|(e, t)| (e, t.requests()))
-            .collect();
+        let baseline_routes = grouped(ms, (baseline_end, window_ms), |k| route_id(k, Family::Route));
+        let earlier_edges =
+            ms.query(baseline_end, window_ms, edge).into_iter().map(|(e, t)| (e, t.requests())).collect();
         Evidence {
             res,
             objectives,
@@ -212,6 +212,7 @@ impl<'a> Evidence<'a> {
             routes,
             earlier_edges,
             baseline_routes,
+            baseline_offset_s: baseline_offset_ms as f64 / 1000.0,
         }
     }
 

@@ -51,12 +51,13 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         );
         f.impact_rps = ev.rps(e.requests() * share);
         f.evidence.push(format!(
-            "{} → {}: p50 {:.0} ms, p99 {p99:.0} ms over {:.0} requests; the window before: p50 {:.0} ms, p99 \
+            "{} → {}: p50 {:.0} ms, p99 {p99:.0} ms over {:.0} requests; the baseline ({:.0}s earlier): p50 {:.0} ms, p99 \
              {base_p99:.0} ms over {:.0}",
             id.src,
             id.route,
             e.p50_ms.unwrap_or_default(),
             e.requests(),
+            ev.baseline_offset_s,
             base.p50_ms.unwrap_or_default(),
             base.requests()
         ));
@@ -64,7 +65,7 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
             .push(format!("objective for {workload}: p99 at most {factor}× its baseline (mesh.yaml spec.objectives)"));
         let cmd = format!("meshlens routes deploy/{} --to svc/{} -n {}", id.src, id.service(), ev.namespace);
         f.commands.push(format!("{cmd} -t {:.0}s", ev.window_s));
-        f.commands.push(format!("{cmd} -t {:.0}s --offset {:.0}s", ev.window_s, ev.window_s));
+        f.commands.push(format!("{cmd} -t {:.0}s --offset {:.0}s", ev.window_s, ev.baseline_offset_s));
         // A symptom: what slowed it (retries, a callee, a timeout) ranks above when found.
         out.push(Candidate { finding: f, root: false });
     }

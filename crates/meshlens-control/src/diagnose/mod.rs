@@ -53,6 +53,10 @@ pub(crate) struct DiagnoseQuery {
     /// Go-style duration, default `1m`.
     #[serde(default)]
     pub window: Option<String>,
+    /// Go-style duration: the baseline (latencies, edges that stopped) is the same window this long ago;
+    /// default: the window just before.
+    #[serde(default)]
+    pub offset: Option<String>,
     /// Go-style duration: how long the caller waits; the tap sample takes a tenth of it (at most 3 s).
     #[serde(default)]
     pub budget: Option<String>,
@@ -116,7 +120,11 @@ pub(crate) fn diagnose(
 ) -> Result<Report, QueryError> {
     let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms).map_err(QueryError::Invalid)?;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
-    let ev = Evidence::gather(res, objectives, ms, &ns, now, window);
+    let baseline = match q.offset.as_deref() {
+        Some(_) => statsapi::offset_ms(q.offset.as_deref()).map_err(QueryError::Invalid)?,
+        None => window,
+    };
+    let ev = Evidence::gather(res, objectives, ms, &ns, now, (window, baseline));
     Ok(run(&ev))
 }
 

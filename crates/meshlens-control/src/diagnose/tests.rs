@@ -492,6 +492,10 @@ fn a_service_s_retry_objective_decides_whether_retries_amplify() {
 
 /// api → db `GET /items/{id}` at 10 requests a second: within 25 ms for the first minute, then 100–200 ms.
 fn slowed_down(objectives: &Objectives) -> Report {
+    slowed_down_with(objectives, None)
+}
+
+fn slowed_down_with(objectives: &Objectives, offset: Option<&str>) -> Report {
     let api = || {
         [served(5.0, 0.0, ""), call("db", 5.0, 0.0, ""), route("GET /items/{id}", (5.0, 0.0, 0.0), (5.0, 0.0), &[])]
             .concat()
@@ -514,7 +518,12 @@ fn slowed_down(objectives: &Objectives) -> Report {
             .collect()
     };
     t.feed_with(&ms, 0, 120, latency);
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()), ..Default::default() };
+    let q = DiagnoseQuery {
+        namespace: Some("prod".into()),
+        window: Some("1m".into()),
+        offset: offset.map(str::to_string),
+        ..Default::default()
+    };
     diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, 120_000).unwrap()
 }
 
@@ -533,4 +542,15 @@ fn a_p99_beyond_its_latency_objective_times_its_baseline_is_a_regression() {
     let tolerant = objectives("db", ObjectiveOverride { latency_factor: Some(10.0), ..Default::default() });
     let report = slowed_down(&tolerant);
     assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+}
+
+#[test]
+fn the_baseline_is_the_window_offset_ago_when_asked() {
+    // Against itself (offset 0) the slowed route has not regressed.
+    let report = slowed_down_with(&Objectives::default(), Some("0s"));
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    // 70 s ago the route was fast still (the window up to 50 s).
+    let report = slowed_down_with(&Objectives::default(), Some("70s"));
+    assert_eq!(first(&report).0, kinds::LATENCY_REGRESSION, "{report:#?}");
+    assert!(report.findings[0].commands.iter().any(|c| c.ends_with("-t 60s --offset 70s")), "{report:#?}");
 }

@@ -18,16 +18,41 @@ const MIN_SLOW_SHARE: f64 = 0.02;
 /// moves a p99, not a twentieth of the requests.
 const MIN_REGRESSED_SHARE: f64 = 0.05;
 
-/// Routes whose p99 rose beyond `latencyFactor` × the baseline's, with ≥5% of the requests beyond it.
+/// A baseline is comparable when its request rate is within this factor of the window's (a load change
+/// explains a latency change).
+const COMPARABLE_LOAD: f64 = 1.5;
+
+/// Routes whose p99 rose beyond `latencyFactor` × the baseline's, with ≥5% of the requests beyond it — on
+/// comparable traffic, and not when the medians of most routes rose as much (the host, not a service).
 pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut Vec<String>) {
+    let comparable: Vec<_> = ev
+        .routes
+        .iter()
+        .filter_map(|(id, rc)| {
+            let (e, base) = (&rc.effective, ev.baseline_routes.get(id)?);
+            let (n, b) = (e.requests(), base.requests());
+            let load = n / b.max(1.0);
+            (n >= wilson::MIN_REQUESTS
+                && b >= wilson::MIN_REQUESTS
+                && (1.0 / COMPARABLE_LOAD..=COMPARABLE_LOAD).contains(&load))
+            .then_some((id, e, base))
+        })
+        .collect();
+    let mut medians: Vec<f64> =
+        comparable.iter().filter_map(|(_, e, base)| Some(e.p50_ms? / base.p50_ms?.max(1.0))).collect();
+    medians.sort_by(f64::total_cmp);
+    let everything_slower = medians.len() >= 2 && medians[medians.len() / 2] >= 2.0;
+    if everything_slower {
+        checked.push(format!(
+            "p99 of {} routes against their baseline: not judged, the medians of most routes rose ≥2× together (the \
+             host, not one service)",
+            comparable.len()
+        ));
+        return;
+    }
     let mut judged = 0;
-    for (id, rc) in &ev.routes {
-        let e = &rc.effective;
-        let Some(base) = ev.baseline_routes.get(id).filter(|b| b.requests() >= wilson::MIN_REQUESTS) else { continue };
+    for (id, e, base) in comparable {
         let (Some(p99), Some(base_p99)) = (e.p99_ms, base.p99_ms) else { continue };
-        if e.requests() < wilson::MIN_REQUESTS {
-            continue;
-        }
         judged += 1;
         let workload = ev.route_workload(id).to_string();
         let factor = ev.objectives_of(&workload).latency_factor;
@@ -69,7 +94,7 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         // A symptom: what slowed it (retries, a callee, a timeout) ranks above when found.
         out.push(Candidate { finding: f, root: false });
     }
-    checked.push(format!("p99 of {judged} routes against their baseline (the window before) and objectives"));
+    checked.push(format!("p99 of {judged} routes against their baseline on comparable traffic and objectives"));
 }
 
 pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut Vec<String>) {

@@ -492,13 +492,16 @@ fn a_service_s_retry_objective_decides_whether_retries_amplify() {
 
 /// api → db `GET /items/{id}` at 10 requests a second: within 25 ms for the first minute, then 100–200 ms.
 fn slowed_down(objectives: &Objectives) -> Report {
-    slowed_down_with(objectives, None)
+    slowed_down_with(objectives, None, false)
 }
 
-fn slowed_down_with(objectives: &Objectives, offset: Option<&str>) -> Report {
+/// The same; `everything`: a second route of db, `GET /other`, is just as fast, then just as slow.
+fn slowed_down_with(objectives: &Objectives, offset: Option<&str>, everything: bool) -> Report {
+    let routes: &[&str] = if everything { &["GET /items/{id}", "GET /other"] } else { &["GET /items/{id}"] };
     let api = || {
-        [served(5.0, 0.0, ""), call("db", 5.0, 0.0, ""), route("GET /items/{id}", (5.0, 0.0, 0.0), (5.0, 0.0), &[])]
-            .concat()
+        let mut rates = vec![served(5.0, 0.0, ""), call("db", 5.0, 0.0, "")];
+        rates.extend(routes.iter().map(|r| route(r, (5.0, 0.0, 0.0), (5.0, 0.0), &[])));
+        rates.concat()
     };
     let t = Traffic::new()
         .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
@@ -512,10 +515,8 @@ fn slowed_down_with(objectives: &Objectives, offset: Option<&str>) -> Report {
         }
         let fast = 5 * s.min(60);
         let buckets = [("25", fast), ("100", fast), ("200", 5 * s), ("+Inf", 5 * s)];
-        route_latency("GET /items/{id}", &buckets.map(|(le, n)| (le, n as f64)))
-            .iter()
-            .map(|(series, n)| format!("{series} {n}\n"))
-            .collect()
+        let buckets = buckets.map(|(le, n)| (le, n as f64));
+        routes.iter().flat_map(|r| route_latency(r, &buckets)).map(|(series, n)| format!("{series} {n}\n")).collect()
     };
     t.feed_with(&ms, 0, 120, latency);
     let q = DiagnoseQuery {
@@ -547,10 +548,17 @@ fn a_p99_beyond_its_latency_objective_times_its_baseline_is_a_regression() {
 #[test]
 fn the_baseline_is_the_window_offset_ago_when_asked() {
     // Against itself (offset 0) the slowed route has not regressed.
-    let report = slowed_down_with(&Objectives::default(), Some("0s"));
+    let report = slowed_down_with(&Objectives::default(), Some("0s"), false);
     assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
     // 70 s ago the route was fast still (the window up to 50 s).
-    let report = slowed_down_with(&Objectives::default(), Some("70s"));
+    let report = slowed_down_with(&Objectives::default(), Some("70s"), false);
     assert_eq!(first(&report).0, kinds::LATENCY_REGRESSION, "{report:#?}");
     assert!(report.findings[0].commands.iter().any(|c| c.ends_with("-t 60s --offset 70s")), "{report:#?}");
+}
+
+#[test]
+fn every_route_slowing_down_together_is_the_host_not_a_regression() {
+    let report = slowed_down_with(&Objectives::default(), None, true);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    assert!(report.checked.iter().any(|c| c.contains("(the host, not one service)")), "{:?}", report.checked);
 }

@@ -243,9 +243,14 @@ impl<'a> Evidence<'a> {
         1.0 + self.objectives_of(self.route_workload(id)).retry_rate / 100.0
     }
 
-    /// Whether a route's retries send more attempts than its callee's retry objective allows.
+    /// Whether a route's retries surely send more attempts than its callee's retry objective allows: the
+    /// Wilson interval of the extra attempts' share of all attempts is above the objective's share (a
+    /// handful of retries on a quiet route is chance).
     pub fn retried(&self, id: &RouteId, rc: &RouteCounts) -> bool {
-        rc.actual.requests() >= rc.effective.requests() * self.retry_limit(id) && rc.effective.requests() > 0.0
+        let (n, attempts) = (rc.effective.requests(), rc.actual.requests());
+        let extra = (attempts - n).max(0.0);
+        let limit = self.retry_limit(id);
+        n > 0.0 && attempts >= n * limit && super::wilson::interval(extra, attempts).0 > (limit - 1.0) / limit
     }
 
     pub fn rps(&self, n: f64) -> f64 {

@@ -562,3 +562,19 @@ fn every_route_slowing_down_together_is_the_host_not_a_regression() {
     assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
     assert!(report.checked.iter().any(|c| c.contains("(the host, not one service)")), "{:?}", report.checked);
 }
+
+#[test]
+fn a_few_retries_on_a_healthy_route_are_chance_not_amplification() {
+    // 1.054 attempts per request, every attempt succeeds: at the objective's edge, not surely beyond it.
+    let api = || {
+        [served(2.5, 0.0, ""), call("db", 2.63, 0.0, ""), route("GET /items/{id}", (2.5, 0.0, 0.0), (2.63, 0.0), &[])]
+            .concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(5.0, 0.0, ""), call("api", 5.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(5.26, 0.0, ""));
+    let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &t);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+}

@@ -1,5 +1,5 @@
-//! Step 3, tap: a bounded sample (`maxRps`-limited, a few seconds) of the workloads the serious findings
-//! name, through the control plane's tap relay: proxy-made vs app-made failures by reason, failures
+//! Step 3, tap: a bounded sample (`maxRps`-limited, a few seconds) of the (at most three) workloads the
+//! serious findings name, each tapped once, through the control plane's tap relay: proxy-made vs app-made failures by reason, failures
 //! concentrated on one instance or route, periodicity (every Nth request of an instance), and up to 3
 //! failed requests as tap lines.
 
@@ -246,13 +246,14 @@ pub(crate) async fn attach(
     shutdown: &watch::Receiver<bool>,
     duration: Duration,
 ) {
-    let mut targets: Vec<(usize, String)> = Vec::new();
+    // (findings, workload): one tap per workload, for every finding naming it.
+    let mut targets: Vec<(Vec<usize>, String)> = Vec::new();
     for (i, f) in report.findings.iter().enumerate().filter(|(_, f)| f.severity > Severity::Info) {
-        if targets.len() == MAX_TARGETS {
-            break;
-        }
-        if let Some(w) = workload_of(&f.subject, store) {
-            targets.push((i, w));
+        let Some(w) = workload_of(&f.subject, store) else { continue };
+        if let Some((findings, _)) = targets.iter_mut().find(|(_, t)| *t == w) {
+            findings.push(i);
+        } else if targets.len() < MAX_TARGETS {
+            targets.push((vec![i], w));
         }
     }
     if targets.is_empty() || duration.is_zero() {
@@ -271,9 +272,11 @@ pub(crate) async fn attach(
     let samples = futures_util::future::join_all(reads).await;
     let seconds = duration.as_secs_f64();
     let mut tapped = Vec::new();
-    for ((i, w), events) in targets.iter().zip(samples) {
-        let reqs = requests(&events);
-        report.findings[*i].evidence.extend(evidence(w, &reqs, seconds));
+    for ((findings, w), events) in targets.iter().zip(samples) {
+        let lines = evidence(w, &requests(&events), seconds);
+        for i in findings {
+            report.findings[*i].evidence.extend(lines.iter().cloned());
+        }
         tapped.push(format!("deploy/{w}"));
     }
     report.checked.push(format!(

@@ -111,16 +111,17 @@ fn watch(args: &DiagnoseArgs, mut last: Report, every: Duration) -> anyhow::Resu
     }
 }
 
-/// What changed between two reports: findings (kind and subject) that are new, resolved, or changed
-/// severity; nothing when nothing changed.
+/// What changed between two reports, in rank order: findings (kind and subject) that are new, changed
+/// severity, or resolved; nothing when nothing changed.
 pub fn changes(before: &Report, after: &Report, at: &str) -> String {
     use std::fmt::Write;
     let key = |f: &Finding| (f.kind.clone(), f.subject.clone());
     let old: std::collections::BTreeMap<_, _> = before.findings.iter().map(|f| (key(f), f)).collect();
     let new: std::collections::BTreeMap<_, _> = after.findings.iter().map(|f| (key(f), f)).collect();
     let mut out = String::new();
-    for (k, f) in &new {
-        match old.get(k) {
+    // In rank order.
+    for f in &after.findings {
+        match old.get(&key(f)) {
             None => {
                 let _ = writeln!(
                     out,
@@ -138,8 +139,8 @@ pub fn changes(before: &Report, after: &Report, at: &str) -> String {
             Some(_) => {}
         }
     }
-    for (k, f) in &old {
-        if !new.contains_key(k) {
+    for f in &before.findings {
+        if !new.contains_key(&key(f)) {
             let _ = writeln!(out, "{at} RESOLVED {} {} {}", f.severity.as_str().to_uppercase(), f.kind, f.subject);
         }
     }
@@ -247,8 +248,8 @@ mod tests {
         after.findings.push(stopped);
         assert_eq!(
             changes(&before, &after, "12:00:10"),
-            "12:00:10 NEW CRITICAL stopped-edge deploy/db: web stopped calling db\n12:00:10 NOW CRITICAL (was WARNING) \
-             failing-workload deploy/db: db itself answers 10.00% of its requests with failures\n"
+            "12:00:10 NOW CRITICAL (was WARNING) failing-workload deploy/db: db itself answers 10.00% of its requests \
+             with failures\n12:00:10 NEW CRITICAL stopped-edge deploy/db: web stopped calling db\n"
         );
         assert_eq!(
             changes(&after, &report(&[]), "12:00:20"),

@@ -68,6 +68,8 @@ impl Counts {
 pub(crate) struct Edge {
     pub src: String,
     pub dst: String,
+    /// The callee's namespace (the caller's is the one diagnosed).
+    pub dst_ns: String,
 }
 
 /// A route as a caller's proxy sees it.
@@ -167,8 +169,11 @@ impl<'a> Evidence<'a> {
         let served = grouped(ms, at, |k| (http(k) && !k.outbound).then(|| k.workload.clone()));
         let instances = grouped(ms, at, |k| (http(k) && !k.outbound).then(|| (k.workload.clone(), k.instance.clone())));
         let edge = |k: &Key| {
-            (http(k) && k.outbound && !k.dst_workload.is_empty())
-                .then(|| Edge { src: k.workload.clone(), dst: k.dst_workload.clone() })
+            (http(k) && k.outbound && !k.dst_workload.is_empty()).then(|| Edge {
+                src: k.workload.clone(),
+                dst: k.dst_workload.clone(),
+                dst_ns: k.dst_namespace.clone(),
+            })
         };
         let edges = grouped(ms, at, edge);
         let refused = grouped(ms, at, |k| {
@@ -273,7 +278,11 @@ impl<'a> Evidence<'a> {
 
     /// Callers of a workload with their per-attempt requests to it.
     pub fn callers_of(&self, workload: &str) -> Vec<(&str, &Counts)> {
-        self.edges.iter().filter(|(e, _)| e.dst == workload).map(|(e, c)| (e.src.as_str(), c)).collect()
+        self.edges
+            .iter()
+            .filter(|(e, _)| e.dst == workload && e.dst_ns == self.namespace)
+            .map(|(e, c)| (e.src.as_str(), c))
+            .collect()
     }
 
     /// The workload behind a service of this namespace.

@@ -163,6 +163,7 @@ fn run(ev: &Evidence<'_>) -> Report {
     proxy::check(ev, &mut found, &mut checked);
     retries::check(ev, &mut found, &mut checked);
     topology::check(ev, &mut found, &mut checked);
+    topology::other_namespaces(ev, &mut found, &mut checked);
     config::check(ev, &mut found, &mut checked);
     let findings = rank::rank(found);
     if findings.iter().all(|f| f.severity == Severity::Info) {

@@ -246,10 +246,10 @@ pub(crate) async fn attach(
     shutdown: &watch::Receiver<bool>,
     duration: Duration,
 ) {
-    // (findings, workload): one tap per workload, for every finding naming it.
-    let mut targets: Vec<(Vec<usize>, String)> = Vec::new();
+    // (findings, (namespace, workload)): one tap per workload, for every finding naming it.
+    let mut targets: Vec<(Vec<usize>, (String, String))> = Vec::new();
     for (i, f) in report.findings.iter().enumerate().filter(|(_, f)| f.severity > Severity::Info) {
-        let Some(w) = workload_of(&f.subject, store) else { continue };
+        let Some(w) = workload_of(&f.subject, store).map(|w| (f.namespace.clone(), w)) else { continue };
         if let Some((findings, _)) = targets.iter_mut().find(|(_, t)| *t == w) {
             findings.push(i);
         } else if targets.len() < MAX_TARGETS {
@@ -259,8 +259,7 @@ pub(crate) async fn attach(
     if targets.is_empty() || duration.is_zero() {
         return;
     }
-    let ns = report.namespace.clone();
-    let reads = targets.iter().map(|(_, w)| {
+    let reads = targets.iter().map(|(_, (ns, w))| {
         let query = serde_urlencoded::to_string([
             ("resource", format!("deploy/{w}")),
             ("namespace", ns.clone()),
@@ -272,7 +271,7 @@ pub(crate) async fn attach(
     let samples = futures_util::future::join_all(reads).await;
     let seconds = duration.as_secs_f64();
     let mut tapped = Vec::new();
-    for ((findings, w), events) in targets.iter().zip(samples) {
+    for ((findings, (_, w)), events) in targets.iter().zip(samples) {
         let lines = evidence(w, &requests(&events), seconds);
         for i in findings {
             report.findings[*i].evidence.extend(lines.iter().cloned());

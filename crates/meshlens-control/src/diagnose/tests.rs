@@ -578,3 +578,25 @@ fn a_few_retries_on_a_healthy_route_are_chance_not_amplification() {
     let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &t);
     assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
 }
+
+#[test]
+fn a_callee_in_another_namespace_is_named_in_its_namespace() {
+    // api calls cache in namespace shared, which fails 10% of the attempts; api fails those requests.
+    let l = "direction=\"outbound\",authority=\"cache.shared.svc.cluster.local:80\",target_addr=\"127.0.0.1:9\",\
+             dst_namespace=\"shared\",dst_deployment=\"cache\",dst_pod=\"cache-0\",dst_service=\"cache\"";
+    let to_cache = vec![
+        (format!("response_total{{{l},status_code=\"200\",classification=\"success\",error=\"\"}}"), 4.5),
+        (format!("response_total{{{l},status_code=\"503\",classification=\"failure\",error=\"\"}}"), 0.5),
+    ];
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.0, 1.0, ""), call("api", 9.0, 1.0, "")].concat())
+        .add("api", "api-0", [served(4.5, 0.5, ""), to_cache.clone()].concat())
+        .add("api", "api-1", [served(4.5, 0.5, ""), to_cache].concat());
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::FAILING_WORKLOAD, "deploy/cache", Severity::Critical), "{report:#?}");
+    let f = &report.findings[0];
+    assert_eq!(f.namespace, "shared");
+    assert!(f.cause.starts_with("cache in namespace shared fails 10.00%"), "{}", f.cause);
+    assert!(f.commands.contains(&"meshlens diagnose -n shared".to_string()), "{:?}", f.commands);
+    assert_eq!(kinds_of(&report).len(), 1, "api and web are symptoms: {report:#?}");
+}

@@ -21,8 +21,10 @@ fn retry_storm_names_order_service_first_and_its_retries_after() {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
     let demo = Running::demo("diagnose-retry-storm", &["--scenario", "retry-storm"]);
     let args = ["diagnose", "-n", "prod", "-t", "30s"];
+    // Once there are requests enough for the retries to be surely beyond the objective, too.
     let report = demo.poll(&args, Duration::from_secs(120), |r| {
         first(r) == ("failing-workload".into(), "deploy/order-service".into())
+            && r["findings"].as_array().into_iter().flatten().any(|f| f["kind"] == "retry-amplification")
     });
     let findings = report["findings"].as_array().unwrap();
     assert_eq!(findings[0]["severity"], "critical", "{report:#}");

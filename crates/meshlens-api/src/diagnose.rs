@@ -50,6 +50,8 @@ pub const UNKNOWN_DESTINATION: &str = "unknown-destination";
 pub const UNREACHABLE_DESTINATION: &str = "unreachable-destination";
 /// A route succeeds but a share of its requests is far slower than its median (a slow success path).
 pub const SLOW_ROUTE: &str = "slow-route";
+/// A route's p99 rose beyond its latency objective (`latencyFactor` × its baseline p99).
+pub const LATENCY_REGRESSION: &str = "latency-regression";
 /// A caller gives up (cancels) on a callee's requests before they are answered.
 pub const CALLER_GAVE_UP: &str = "caller-gave-up";
 /// A TrafficSplit's weights do not add up to 100%.
@@ -71,6 +73,7 @@ pub const KINDS: &[&str] = &[
     RETRY_BUDGET_EXHAUSTED,
     ROUTE_TIMEOUT,
     SLOW_ROUTE,
+    LATENCY_REGRESSION,
     CALLER_GAVE_UP,
     INVALID_RESPONSE,
     UNKNOWN_DESTINATION,

@@ -475,20 +475,26 @@ async fn logs(State(s): State<Arc<Shared>>, query: Result<Query<logs::LogsQuery>
     }
 }
 
-/// `GET /api/v1/diagnose?namespace=&window=`: ranked findings with evidence (docs/diagnose.md).
+/// `GET /api/v1/diagnose?namespace=&window=&budget=`: ranked findings with evidence (docs/diagnose.md).
 async fn diagnose(
     State(s): State<Arc<Shared>>,
     query: Result<Query<crate::diagnose::DiagnoseQuery>, QueryRejection>,
 ) -> Response {
     match query {
         Ok(Query(q)) => {
+            let sample = match q.sample_duration() {
+                Ok(d) => d,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            };
             let resources = s.store.resources();
+            let objectives = s.store.configs().borrow().mesh.spec.objectives.clone();
             let found = match s.stats.window(&q.stat_query(), &resources).await {
-                Ok((store, end)) => crate::diagnose::diagnose(&resources, &store, &q, end),
+                Ok((store, end)) => crate::diagnose::diagnose(&resources, &objectives, &store, &q, end),
                 Err(e) => return window_error(e),
             };
             match found {
                 Ok(mut report) => {
+                    crate::diagnose::attach_sample(&mut report, &s.store, &s.shutdown, sample).await;
                     crate::diagnose::attach_logs(&mut report, &resources).await;
                     json(StatusCode::OK, &report)
                 }

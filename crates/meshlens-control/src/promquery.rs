@@ -6,6 +6,8 @@
 //! discovery) and every label the rollup reads. Each answer is fed, as one scrape of its source, to a
 //! one-slot [`MetricStore`], so both modes roll up, group and interpolate with the same code: a quantile
 //! is PromQL's `histogram_quantile(q, sum by (le, …) (increase(response_latency_ms_bucket[window])))`.
+//! Rates are over the seconds Prometheus holds (from the oldest scrape of a proxy in the window), not
+//! over a window it has only partly seen, as in the embedded store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -127,7 +129,9 @@ impl Prometheus {
             let answer = self.instant_query(&promql(name, ask, window_ms), at).await;
             answer.map(|series| (name, series))
         });
-        let answers = futures_util::future::join_all(asks).await;
+        let first = first_scrape(window_ms, self.interval_ms);
+        let (answers, first) = tokio::join!(futures_util::future::join_all(asks), self.instant_query(&first, at));
+        let covered_ms = covered_ms(first?, at, window_ms);
         let mut by_source: BTreeMap<Source, Vec<Sample>> = BTreeMap::new();
         for answer in answers {
             let (name, series) = answer?;
@@ -138,7 +142,7 @@ impl Prometheus {
             }
         }
         let store = MetricStore::new(Settings::new(self.interval_ms, window_ms));
-        store.holds_from(0);
+        store.holds_from(window_ms - covered_ms);
         let peer = |addr: &str| addr.parse::<SocketAddr>().ok().and_then(|a| peers.get(&a).cloned());
         for (source, samples) in &by_source {
             // The values are already the increases over the window: counted from 0, in full.
@@ -180,6 +184,19 @@ fn promql(name: &str, ask: Ask, window_ms: u64) -> String {
         Ask::Max => format!("max by ({by}) (max_over_time({selector}[{window_ms}ms]))"),
         Ask::Min => format!("min by ({by}) (min_over_time({selector}[{window_ms}ms]))"),
     }
+}
+
+/// The time of the oldest proxy scrape Prometheus holds in the window: a subquery at the scrape interval
+/// over each target's `up` sample times (robust to scrapes it missed, unlike counting samples).
+fn first_scrape(window_ms: u64, interval_ms: u64) -> String {
+    format!("min(min_over_time(timestamp(up{{namespace!=\"\",pod!=\"\"}})[{window_ms}ms:{interval_ms}ms]))")
+}
+
+/// How much of the window ending at `at` (unix seconds) Prometheus holds, from the answer to
+/// [`first_scrape`]: the whole window when its oldest scrape is older (or unknown: then it holds no
+/// counts either).
+fn covered_ms(first: Vec<Series>, at: f64, window_ms: u64) -> u64 {
+    first.first().map_or(window_ms, |s| (((at - s.value) * 1000.0).max(0.0) as u64).min(window_ms))
 }
 
 fn source_of(labels: &BTreeMap<String, String>) -> Option<Source> {
@@ -337,6 +354,9 @@ mod tests {
         answers.insert("response_latency_ms_bucket", buckets.join(","));
         let tcp = r#""direction":"outbound","peer":"dst","target_addr":"127.0.0.1:7""#;
         answers.insert("tcp_open_connections", series(&format!("{web0},{tcp}"), 3.0));
+        // Prometheus' oldest scrape in the window is 20 s old.
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        answers.insert("up", series("", unix - 20.0));
         let url = fake_prometheus(answers).await;
         let prom = Prometheus::new(&url, Duration::from_secs(1)).unwrap();
         let peers = HashMap::from([(
@@ -351,6 +371,9 @@ mod tests {
         assert_eq!(web.quantile(0.95), Some(60.0));
         let tcp = store.query(now, 60_000, |k| (k.family == Family::Tcp).then(|| k.dst_workload.clone()));
         assert_eq!(tcp["db"].open_connections, 3.0);
+        let covered = store.covered(now, 60_000);
+        assert!((20_000..25_000).contains(&covered), "rates are over the 20 s Prometheus holds, not 60: {covered}");
+        assert!(first_scrape(60_000, 5_000).ends_with("(timestamp(up{namespace!=\"\",pod!=\"\"})[60000ms:5000ms]))"));
 
         // Unreachable.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

@@ -77,7 +77,7 @@ pub(crate) async fn audits(l: &Live<'_>, window: u64) -> Vec<Check> {
     let mut requests = 0.0;
     let (mut timeouts, mut unprofiled, mut objectives, mut rules) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for ns in &namespaces {
-        let ev = Evidence::gather(l.resources, l.store, ns, l.end, window);
+        let ev = Evidence::gather(l.resources, &l.config.mesh.spec.objectives, l.store, ns, l.end, (window, window));
         requests += ev.served.values().map(|c| c.requests()).sum::<f64>();
         timeouts.extend(route_timeouts(&ev));
         objectives.extend(below_objectives(l, &ev));

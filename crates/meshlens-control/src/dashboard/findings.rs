@@ -10,8 +10,8 @@ use crate::diagnose::{self, DiagnoseQuery};
 /// The findings of `/api/v1/diagnose` for namespace `ns` (only those naming workload `about`, when given),
 /// each linked to its subject's page; nothing when diagnosis cannot run.
 pub(super) fn render(body: &mut String, w: &Window, ns: &str, about: Option<&str>) {
-    let q = DiagnoseQuery { namespace: Some(ns.into()), window: Some(w.window.clone()) };
-    let Ok(report) = diagnose::diagnose(&w.res, &w.store, &q, w.end) else { return };
+    let q = DiagnoseQuery { namespace: Some(ns.into()), window: Some(w.window.clone()), ..DiagnoseQuery::default() };
+    let Ok(report) = diagnose::diagnose(&w.res, &w.config.mesh.spec.objectives, &w.store, &q, w.end) else { return };
     let names =
         |text: &str, name: &str| text.split(|c: char| !(c.is_alphanumeric() || c == '-')).any(|word| word == name);
     let about = |text: &str| about.is_none_or(|name| names(text, name));

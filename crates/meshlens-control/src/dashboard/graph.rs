@@ -73,7 +73,8 @@ impl Graph {
         namespaces.dedup();
         namespaces.retain(|ns| only.is_none_or(|o| o == *ns));
         for ns in namespaces {
-            let ev = Evidence::gather(&w.res, &w.store, ns, w.end, window_ms);
+            let ev =
+                Evidence::gather(&w.res, &w.config.mesh.spec.objectives, &w.store, ns, w.end, (window_ms, window_ms));
             g.add_namespace(w, &ev);
         }
         g.add_unmeshed(w, only)?;

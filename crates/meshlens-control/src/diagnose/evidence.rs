@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use meshlens_api::mesh::{Objectives, ServiceObjectives};
+
 use crate::api_types::Resources;
 use crate::metricstore::{Family, Key, MetricStore, Totals};
 
@@ -18,6 +20,8 @@ pub(crate) struct Counts {
     pub p99_ms: Option<f64>,
     /// The share of requests slower than [`SLOW_FACTOR`] × the median.
     pub slow_share: f64,
+    /// The latency histogram: `(lower ms, upper ms, requests)` per bucket.
+    pub buckets: Vec<(f64, f64, f64)>,
 }
 
 /// How many times the median makes a request slow.
@@ -26,6 +30,28 @@ pub(crate) const SLOW_FACTOR: f64 = 4.0;
 impl Counts {
     pub fn requests(&self) -> f64 {
         self.ok + self.failed
+    }
+
+    /// The share of the requests slower than `limit_ms` (interpolated inside its bucket).
+    pub fn share_above(&self, limit_ms: f64) -> f64 {
+        let total: f64 = self.buckets.iter().map(|b| b.2).sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let slow: f64 = self
+            .buckets
+            .iter()
+            .map(|&(lo, hi, n)| {
+                if lo >= limit_ms {
+                    n
+                } else if hi > limit_ms && hi.is_finite() {
+                    n * (hi - limit_ms) / (hi - lo)
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        slow / total
     }
 
     fn add(&mut self, t: &Totals, error: &str) {
@@ -42,6 +68,8 @@ impl Counts {
 pub(crate) struct Edge {
     pub src: String,
     pub dst: String,
+    /// The callee's namespace (the caller's is the one diagnosed).
+    pub dst_ns: String,
 }
 
 /// A route as a caller's proxy sees it.
@@ -72,6 +100,8 @@ pub(crate) struct RouteCounts {
 /// Everything diagnosis reads about one namespace and window.
 pub(crate) struct Evidence<'a> {
     pub res: &'a Resources,
+    /// mesh.yaml's `spec.objectives`.
+    pub objectives: &'a Objectives,
     pub namespace: String,
     pub window_s: f64,
     /// How much of the window the store holds (less while it is younger than the window); rates are
@@ -87,30 +117,20 @@ pub(crate) struct Evidence<'a> {
     /// service, no ready endpoint, shed).
     pub refused: BTreeMap<(String, String), Counts>,
     pub routes: BTreeMap<RouteId, RouteCounts>,
-    /// Caller → callee requests in the window before this one.
+    /// Caller → callee requests in the baseline window (the window before this one, or `offset` ago).
     pub earlier_edges: BTreeMap<Edge, f64>,
+    /// How long before this window's end the baseline window ends (s).
+    pub baseline_offset_s: f64,
+    /// Each route as its caller saw it in the baseline window.
+    pub baseline_routes: BTreeMap<RouteId, Counts>,
 }
 
 fn quantiles(c: &mut Counts, t: &Totals) {
     c.p50_ms = t.quantile(0.5);
     c.p99_ms = t.quantile(0.99);
-    let total: f64 = t.buckets.iter().map(|b| b.2).sum();
-    if let Some(p50) = c.p50_ms.filter(|_| total > 0.0) {
-        let limit = SLOW_FACTOR * p50;
-        let slow: f64 = t
-            .buckets
-            .iter()
-            .map(|&(lo, hi, n)| {
-                if lo >= limit {
-                    n
-                } else if hi > limit && hi.is_finite() {
-                    n * (hi - limit) / (hi - lo)
-                } else {
-                    0.0
-                }
-            })
-            .sum();
-        c.slow_share = slow / total;
+    c.buckets = t.buckets.clone();
+    if let Some(p50) = c.p50_ms {
+        c.slow_share = c.share_above(SLOW_FACTOR * p50);
     }
 }
 
@@ -134,15 +154,26 @@ fn grouped<G: Ord + Clone>(
 }
 
 impl<'a> Evidence<'a> {
-    pub fn gather(res: &'a Resources, ms: &MetricStore, namespace: &str, now: u64, window_ms: u64) -> Evidence<'a> {
+    pub fn gather(
+        res: &'a Resources,
+        objectives: &'a Objectives,
+        ms: &MetricStore,
+        namespace: &str,
+        now: u64,
+        (window_ms, baseline_offset_ms): (u64, u64),
+    ) -> Evidence<'a> {
+        let baseline_end = now.saturating_sub(baseline_offset_ms);
         let ns = namespace;
         let at = (now, window_ms);
         let http = |k: &Key| k.family == Family::Http && k.namespace == ns;
         let served = grouped(ms, at, |k| (http(k) && !k.outbound).then(|| k.workload.clone()));
         let instances = grouped(ms, at, |k| (http(k) && !k.outbound).then(|| (k.workload.clone(), k.instance.clone())));
         let edge = |k: &Key| {
-            (http(k) && k.outbound && !k.dst_workload.is_empty())
-                .then(|| Edge { src: k.workload.clone(), dst: k.dst_workload.clone() })
+            (http(k) && k.outbound && !k.dst_workload.is_empty()).then(|| Edge {
+                src: k.workload.clone(),
+                dst: k.dst_workload.clone(),
+                dst_ns: k.dst_namespace.clone(),
+            })
         };
         let edges = grouped(ms, at, edge);
         let refused = grouped(ms, at, |k| {
@@ -170,13 +201,12 @@ impl<'a> Evidence<'a> {
         {
             routes.entry(id).or_default().fates.insert(fate, t.success);
         }
-        let earlier_edges = ms
-            .query(now.saturating_sub(window_ms), window_ms, edge)
-            .into_iter()
-            .map(|(e, t)| (e, t.requests()))
-            .collect();
+        let baseline_routes = grouped(ms, (baseline_end, window_ms), |k| route_id(k, Family::Route));
+        let earlier_edges =
+            ms.query(baseline_end, window_ms, edge).into_iter().map(|(e, t)| (e, t.requests())).collect();
         Evidence {
             res,
+            objectives,
             namespace: ns.to_string(),
             window_s: window_ms as f64 / 1000.0,
             covered_s: ms.covered(now, window_ms) as f64 / 1000.0,
@@ -186,7 +216,46 @@ impl<'a> Evidence<'a> {
             refused,
             routes,
             earlier_edges,
+            baseline_routes,
+            baseline_offset_s: baseline_offset_ms as f64 / 1000.0,
         }
+    }
+
+    /// The objectives a workload is held to: an override naming it, else one naming a service it backs,
+    /// else the mesh-wide ones.
+    pub fn objectives_of(&self, workload: &str) -> ServiceObjectives {
+        let ns = &self.namespace;
+        let services = self.res.services.iter().filter(|s| &s.namespace == ns && s.workload == workload);
+        let named = std::iter::once(workload).chain(services.map(|s| s.name.as_str())).find(|name| {
+            self.objectives.services.contains_key(&format!("{ns}/{name}"))
+                || self.objectives.services.contains_key(*name)
+        });
+        self.objectives.for_service(ns, named.unwrap_or(workload))
+    }
+
+    /// A workload's success objective as a fraction (99.5% → 0.995).
+    pub fn success_objective(&self, workload: &str) -> f64 {
+        self.objectives_of(workload).success_rate / 100.0
+    }
+
+    /// The workload serving a route (its service's, else the service's name).
+    pub fn route_workload<'r>(&'r self, id: &'r RouteId) -> &'r str {
+        self.workload_of_service(id.service()).unwrap_or(id.service())
+    }
+
+    /// Attempts per request on a route beyond which its retries matter: 1 + the callee's retry objective.
+    pub fn retry_limit(&self, id: &RouteId) -> f64 {
+        1.0 + self.objectives_of(self.route_workload(id)).retry_rate / 100.0
+    }
+
+    /// Whether a route's retries surely send more attempts than its callee's retry objective allows: the
+    /// Wilson interval of the extra attempts' share of all attempts is above the objective's share (a
+    /// handful of retries on a quiet route is chance).
+    pub fn retried(&self, id: &RouteId, rc: &RouteCounts) -> bool {
+        let (n, attempts) = (rc.effective.requests(), rc.actual.requests());
+        let extra = (attempts - n).max(0.0);
+        let limit = self.retry_limit(id);
+        n > 0.0 && attempts >= n * limit && super::wilson::interval(extra, attempts).0 > (limit - 1.0) / limit
     }
 
     pub fn rps(&self, n: f64) -> f64 {
@@ -209,7 +278,11 @@ impl<'a> Evidence<'a> {
 
     /// Callers of a workload with their per-attempt requests to it.
     pub fn callers_of(&self, workload: &str) -> Vec<(&str, &Counts)> {
-        self.edges.iter().filter(|(e, _)| e.dst == workload).map(|(e, c)| (e.src.as_str(), c)).collect()
+        self.edges
+            .iter()
+            .filter(|(e, _)| e.dst == workload && e.dst_ns == self.namespace)
+            .map(|(e, c)| (e.src.as_str(), c))
+            .collect()
     }
 
     /// The workload behind a service of this namespace.

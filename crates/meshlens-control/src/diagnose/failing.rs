@@ -6,7 +6,7 @@ use meshlens_api::diagnose::{FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONS
 use meshlens_api::labels::ERROR_CANCELLED;
 
 use super::evidence::{Counts, Evidence};
-use super::{Candidate, DEFAULT_OBJECTIVE, finding, pct, wilson};
+use super::{Candidate, finding, pct, wilson};
 
 /// Proxy-error reasons at a workload's own inbound proxy that say its app could not be reached.
 const INBOUND_REASONS: &[&str] = &["connect_error", "connect_timeout"];
@@ -19,8 +19,9 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
             continue;
         }
         judged += 1;
+        let objective = ev.success_objective(workload);
         let invalid = served.errors.get("invalid_response").copied().unwrap_or(0.0);
-        if invalid > 0.0 && wilson::below_objective(invalid, n, DEFAULT_OBJECTIVE) {
+        if invalid > 0.0 && wilson::below_objective(invalid, n, objective) {
             out.push(Candidate { finding: invalid_response(ev, workload, served, invalid), root: true });
         }
         let explained = ev.failures_from_callees(workload);
@@ -28,7 +29,7 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
         // Requests the caller gave up on are its impatience (or a route timeout), not this app's answer.
         let cancelled = served.errors.get(ERROR_CANCELLED).copied().unwrap_or(0.0);
         let own = (served.failed - explained - invalid - cancelled).max(0.0);
-        if !wilson::below_objective(own, n, DEFAULT_OBJECTIVE) {
+        if !wilson::below_objective(own, n, objective) {
             if own >= 1.0 && n < wilson::MIN_REQUESTS {
                 let mut f = finding(
                     ev,
@@ -80,7 +81,7 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
             ev.window_s,
             served.failed,
             pct(1.0 - served.failed / n),
-            pct(DEFAULT_OBJECTIVE)
+            pct(objective)
         ));
         if explained > 0.0 {
             f.evidence.push(format!("{explained:.0} of its failures came from services it calls (counted there)"));
@@ -91,8 +92,9 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
         out.push(Candidate { finding: f, root: true });
     }
     checked.push(format!(
-        "success of {judged} workloads against the {} objective, failures from their callees netted out",
-        pct(DEFAULT_OBJECTIVE)
+        "success of {judged} workloads against their objectives (mesh-wide {}%), failures from their callees \
+         netted out",
+        ev.objectives.success_rate
     ));
 }
 
@@ -121,9 +123,7 @@ fn callers_evidence(ev: &Evidence<'_>, workload: &str, evidence: &mut Vec<String
             .routes
             .iter()
             .filter(|(r, rc)| {
-                r.src == caller
-                    && ev.workload_of_service(r.service()) == Some(workload)
-                    && rc.actual.requests() > rc.effective.requests() * 1.05
+                r.src == caller && ev.workload_of_service(r.service()) == Some(workload) && ev.retried(r, rc)
             })
             .collect();
         let (eff_ok, eff_n) =

@@ -12,6 +12,7 @@
 //! | `retries` | step 4: retry amplification and spent budgets |
 //! | `topology` | step 2: edges that carried traffic before and stopped |
 //! | `config` | step 4: split weights, splits that omit a live backend, routes that match nothing |
+//! | `sample` | step 3: a bounded tap sample of the serious findings' workloads (reasons, instances, periods) |
 //! | `logs` | step 5: the implicated workloads' recent WARN/ERROR proxy log lines as evidence |
 //! | `rank` | a root cause above its symptoms, then by requests per second explained |
 
@@ -24,6 +25,7 @@ mod patience;
 mod proxy;
 mod rank;
 mod retries;
+mod sample;
 mod topology;
 mod wilson;
 
@@ -31,6 +33,7 @@ mod wilson;
 mod tests;
 
 use meshlens_api::diagnose::{Finding, LOW_CONFIDENCE, Report, Severity};
+use meshlens_api::mesh::Objectives;
 use meshlens_api::stats::StatQuery;
 use serde::Deserialize;
 
@@ -41,10 +44,8 @@ use crate::statsapi;
 pub(crate) use config::misweighted;
 pub(crate) use evidence::Evidence;
 pub(crate) use logs::attach as attach_logs;
+pub(crate) use sample::attach as attach_sample;
 pub(crate) use wilson::below_objective;
-
-/// The success objective a workload is held to unless configured otherwise.
-pub(crate) const DEFAULT_OBJECTIVE: f64 = 0.995;
 
 /// Query parameters of `/api/v1/diagnose`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -54,9 +55,25 @@ pub(crate) struct DiagnoseQuery {
     /// Go-style duration, default `1m`.
     #[serde(default)]
     pub window: Option<String>,
+    /// Go-style duration: the baseline (latencies, edges that stopped) is the same window this long ago;
+    /// default: the window just before.
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// Go-style duration: how long the caller waits; the tap sample takes a tenth of it (at most 3 s).
+    #[serde(default)]
+    pub budget: Option<String>,
 }
 
 impl DiagnoseQuery {
+    /// How long to tap the serious findings' workloads.
+    pub fn sample_duration(&self) -> Result<std::time::Duration, String> {
+        let budget = match self.budget.as_deref() {
+            Some(b) => Some(meshlens_api::duration::parse(b).map_err(|e| format!("invalid budget '{b}': {e}"))?),
+            None => None,
+        };
+        Ok(sample::duration(budget))
+    }
+
     /// The window as the stats queries name it (what the metric source reads).
     pub fn stat_query(&self) -> StatQuery {
         StatQuery {
@@ -95,10 +112,21 @@ pub(crate) fn pct(v: f64) -> String {
 }
 
 /// `/api/v1/diagnose`.
-pub(crate) fn diagnose(res: &Resources, ms: &MetricStore, q: &DiagnoseQuery, now: u64) -> Result<Report, QueryError> {
+/// `objectives` are mesh.yaml's (`spec.objectives`): what each workload is held to.
+pub(crate) fn diagnose(
+    res: &Resources,
+    objectives: &Objectives,
+    ms: &MetricStore,
+    q: &DiagnoseQuery,
+    now: u64,
+) -> Result<Report, QueryError> {
     let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms).map_err(QueryError::Invalid)?;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
-    let ev = Evidence::gather(res, ms, &ns, now, window);
+    let baseline = match q.offset.as_deref() {
+        Some(_) => statsapi::offset_ms(q.offset.as_deref()).map_err(QueryError::Invalid)?,
+        None => window,
+    };
+    let ev = Evidence::gather(res, objectives, ms, &ns, now, (window, baseline));
     Ok(run(&ev))
 }
 
@@ -143,10 +171,12 @@ fn run(ev: &Evidence<'_>) -> Report {
     }
     failing::check(ev, &mut found, &mut checked);
     latency::check(ev, &mut found, &mut checked);
+    latency::regressions(ev, &mut found, &mut checked);
     patience::check(ev, &mut found, &mut checked);
     proxy::check(ev, &mut found, &mut checked);
     retries::check(ev, &mut found, &mut checked);
     topology::check(ev, &mut found, &mut checked);
+    topology::other_namespaces(ev, &mut found, &mut checked);
     config::check(ev, &mut found, &mut checked);
     let findings = rank::rank(found);
     if findings.iter().all(|f| f.severity == Severity::Info) {

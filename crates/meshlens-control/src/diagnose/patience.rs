@@ -5,13 +5,13 @@ use meshlens_api::diagnose::{CALLER_GAVE_UP, Severity};
 use meshlens_api::labels::ERROR_CANCELLED;
 
 use super::evidence::Evidence;
-use super::{Candidate, DEFAULT_OBJECTIVE, finding, pct, wilson};
+use super::{Candidate, finding, pct, wilson};
 
 pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut Vec<String>) {
     for (edge, c) in &ev.edges {
         let n = c.requests();
         let cancelled = c.errors.get(ERROR_CANCELLED).copied().unwrap_or(0.0);
-        if cancelled < 0.5 * c.failed || !wilson::below_objective(cancelled, n, DEFAULT_OBJECTIVE) {
+        if cancelled < 0.5 * c.failed || !wilson::below_objective(cancelled, n, ev.success_objective(&edge.dst)) {
             continue;
         }
         // A route timeout of the caller's proxy cancels too: that is a `route-timeout`, not impatience.

@@ -6,8 +6,6 @@ use meshlens_api::diagnose::{RETRY_AMPLIFICATION, RETRY_BUDGET_EXHAUSTED, Severi
 use super::evidence::{Evidence, RouteId};
 use super::{Candidate, finding, pct};
 
-/// Attempts per request above which retries are a finding.
-const AMPLIFICATION: f64 = 1.05;
 /// Fewer requests than this on a route in a window say nothing about its retries.
 const MIN_REQUESTS: f64 = 20.0;
 
@@ -37,7 +35,7 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
         let subject = format!("route deploy/{workload} {}", id.route);
         let cmd = format!("meshlens routes deploy/{} --to svc/{} -n {} -o wide", id.src, id.service(), ev.namespace);
         let ratio = rc.actual.requests() / n;
-        if ratio >= AMPLIFICATION {
+        if ev.retried(id, rc) {
             let extra = rc.actual.requests() - n;
             let mut f = finding(
                 ev,
@@ -60,6 +58,10 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
                 ev.rps(n),
                 ev.rps(rc.actual.requests()),
                 ev.window_s
+            ));
+            f.evidence.push(format!(
+                "objective for {workload}: at most {:.0}% extra attempts (mesh.yaml spec.objectives retryRate)",
+                (ev.retry_limit(id) - 1.0) * 100.0
             ));
             f.evidence.push(budget(ev, id));
             f.commands.push(cmd.clone());

@@ -2,6 +2,7 @@
 //! time: the first finding names the fault, a healthy mesh yields nothing above info.
 
 use meshlens_api::diagnose::{self as kinds, Report, Severity};
+use meshlens_api::mesh::{ObjectiveOverride, Objectives};
 use meshlens_api::promtext::parse;
 
 use super::{DiagnoseQuery, diagnose};
@@ -149,10 +150,16 @@ impl Traffic {
 
     /// Feeds seconds `from..=to` (one scrape a second) into the store.
     fn feed(&self, ms: &MetricStore, from: u64, to: u64) {
+        self.feed_with(ms, from, to, |_, _| String::new());
+    }
+
+    /// The same, with `extra(instance, second)` appended to each scrape (series that do not grow linearly).
+    fn feed_with(&self, ms: &MetricStore, from: u64, to: u64, extra: impl Fn(&str, u64) -> String) {
         for s in from..=to {
             for (workload, instance, rates) in &self.0 {
-                let text: String =
+                let mut text: String =
                     rates.iter().map(|(series, rate)| format!("{series} {}\n", (rate * s as f64).round())).collect();
+                text.push_str(&extra(instance, s));
                 let src =
                     Source { namespace: "prod".into(), workload: workload.to_string(), instance: instance.to_string() };
                 ms.ingest(&src, s * 1000, &parse(&text).0, true, &|_: &str| -> Option<Peer> { None });
@@ -162,10 +169,19 @@ impl Traffic {
 }
 
 fn run(res: &Resources, traffic: &Traffic) -> Report {
+    run_held_to(res, traffic, &Objectives::default())
+}
+
+fn run_held_to(res: &Resources, traffic: &Traffic, objectives: &Objectives) -> Report {
     let ms = MetricStore::new(Settings::new(1000, 3_600_000));
     traffic.feed(&ms, 0, 60);
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()) };
-    diagnose(res, &ms, &q, 60_000).unwrap()
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()), ..Default::default() };
+    diagnose(res, objectives, &ms, &q, 60_000).unwrap()
+}
+
+/// mesh.yaml's `spec.objectives` with one service's override.
+fn objectives(service: &str, own: ObjectiveOverride) -> Objectives {
+    Objectives { services: [(service.to_string(), own)].into(), ..Objectives::default() }
 }
 
 fn first(report: &Report) -> (&str, &str, Severity) {
@@ -358,16 +374,19 @@ fn an_edge_that_stopped_is_reported() {
         .add("api", "api-0", served(5.0, 0.0, ""))
         .add("api", "api-1", served(5.0, 0.0, ""))
         .feed(&ms, 61, 120);
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()) };
-    let report = diagnose(&resources(&[]), &ms, &q, 120_000).unwrap();
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1m".into()), ..Default::default() };
+    let report = diagnose(&resources(&[]), &Objectives::default(), &ms, &q, 120_000).unwrap();
     assert_eq!(first(&report), (kinds::STOPPED_EDGE, "deploy/db", Severity::Warning), "{report:#?}");
 }
 
 #[test]
 fn a_window_shorter_than_two_scrapes_is_refused() {
     let ms = MetricStore::new(Settings::new(1000, 3_600_000));
-    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1s".into()) };
-    let Err(crate::diagnostics::QueryError::Invalid(e)) = diagnose(&resources(&[]), &ms, &q, 0) else { panic!() };
+    let q = DiagnoseQuery { namespace: Some("prod".into()), window: Some("1s".into()), ..Default::default() };
+    let Err(crate::diagnostics::QueryError::Invalid(e)) = diagnose(&resources(&[]), &Objectives::default(), &ms, &q, 0)
+    else {
+        panic!()
+    };
     assert!(e.contains("too short"), "{e}");
 }
 
@@ -426,4 +445,158 @@ fn a_caller_that_gives_up_names_the_slow_callee() {
     assert_eq!(first(&report), (kinds::CALLER_GAVE_UP, "deploy/api", Severity::Critical), "{report:#?}");
     assert!(report.findings[0].cause.starts_with("web gives up on 10.00%"), "{}", report.findings[0].cause);
     assert!(!kinds_of(&report).iter().any(|k| k.0 == kinds::FAILING_WORKLOAD), "{report:#?}");
+}
+
+#[test]
+fn a_service_s_own_success_objective_decides_whether_it_fails() {
+    // db fails 2%: below the mesh-wide 99.5%, within a 95% objective set for it (by NAMESPACE/NAME or NAME).
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.8, 0.2, ""), call("api", 9.8, 0.2, "")].concat())
+        .add("api", "api-0", [served(4.9, 0.1, ""), call("db", 4.9, 0.1, "")].concat())
+        .add("api", "api-1", [served(4.9, 0.1, ""), call("db", 4.9, 0.1, "")].concat())
+        .add("db", "db-0", served(9.8, 0.2, ""));
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::FAILING_WORKLOAD, "deploy/db", Severity::Warning), "{report:#?}");
+    assert!(report.findings[0].evidence.iter().any(|e| e.contains("objective 99.50%")), "{report:#?}");
+    for key in ["prod/db", "db"] {
+        let lenient = objectives(key, ObjectiveOverride { success_rate: Some(95.0), ..Default::default() });
+        let report = run_held_to(&resources(&[]), &t, &lenient);
+        assert!(report.worst().is_none_or(|s| s == Severity::Info), "{key}: {report:#?}");
+    }
+    // A stricter mesh-wide objective than the failures allow still names db, with its objective.
+    let strict = Objectives { success_rate: 99.9, ..Objectives::default() };
+    let report = run_held_to(&resources(&[]), &t, &strict);
+    assert!(report.findings[0].evidence.iter().any(|e| e.contains("objective 99.90%")), "{report:#?}");
+}
+
+#[test]
+fn a_service_s_retry_objective_decides_whether_retries_amplify() {
+    // api retries db 1.18 attempts per request: above the mesh-wide 5%, within a 20% objective for db.
+    let fates = [("succeeded_first", 4.25), ("succeeded_after_retry", 0.75)];
+    let api = || {
+        [served(5.0, 0.0, ""), call("db", 5.0, 0.9, ""), route("GET /items/{id}", (5.0, 0.0, 0.0), (5.0, 0.9), &fates)]
+            .concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(10.0, 1.8, ""));
+    let res = resources(&[("db.profile.yaml", PROFILE)]);
+    let retry = |o: &Objectives| {
+        kinds_of(&run_held_to(&res, &t, o)).contains(&(kinds::RETRY_AMPLIFICATION, "route deploy/db GET /items/{id}"))
+    };
+    assert!(retry(&Objectives::default()));
+    assert!(!retry(&objectives("prod/db", ObjectiveOverride { retry_rate: Some(20.0), ..Default::default() })));
+}
+
+/// api → db `GET /items/{id}` at 10 requests a second: within 25 ms for the first minute, then 100–200 ms.
+fn slowed_down(objectives: &Objectives) -> Report {
+    slowed_down_with(objectives, None, false)
+}
+
+/// The same; `everything`: a second route of db, `GET /other`, is just as fast, then just as slow.
+fn slowed_down_with(objectives: &Objectives, offset: Option<&str>, everything: bool) -> Report {
+    let routes: &[&str] = if everything { &["GET /items/{id}", "GET /other"] } else { &["GET /items/{id}"] };
+    let api = || {
+        let mut rates = vec![served(5.0, 0.0, ""), call("db", 5.0, 0.0, "")];
+        rates.extend(routes.iter().map(|r| route(r, (5.0, 0.0, 0.0), (5.0, 0.0), &[])));
+        rates.concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(10.0, 0.0, ""));
+    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
+    let latency = |instance: &str, s: u64| {
+        if !instance.starts_with("api") {
+            return String::new();
+        }
+        let fast = 5 * s.min(60);
+        let buckets = [("25", fast), ("100", fast), ("200", 5 * s), ("+Inf", 5 * s)];
+        let buckets = buckets.map(|(le, n)| (le, n as f64));
+        routes.iter().flat_map(|r| route_latency(r, &buckets)).map(|(series, n)| format!("{series} {n}\n")).collect()
+    };
+    t.feed_with(&ms, 0, 120, latency);
+    let q = DiagnoseQuery {
+        namespace: Some("prod".into()),
+        window: Some("1m".into()),
+        offset: offset.map(str::to_string),
+        ..Default::default()
+    };
+    diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, 120_000).unwrap()
+}
+
+#[test]
+fn a_p99_beyond_its_latency_objective_times_its_baseline_is_a_regression() {
+    let report = slowed_down(&Objectives::default());
+    assert_eq!(
+        first(&report),
+        (kinds::LATENCY_REGRESSION, "route deploy/db GET /items/{id}", Severity::Warning),
+        "{report:#?}"
+    );
+    let f = &report.findings[0];
+    assert!(f.cause.contains("(objective: at most 2×)"), "{}", f.cause);
+    assert!(f.commands.iter().any(|c| c.ends_with("-t 60s --offset 60s")), "{:?}", f.commands);
+    // db may be 10× slower than its baseline.
+    let tolerant = objectives("db", ObjectiveOverride { latency_factor: Some(10.0), ..Default::default() });
+    let report = slowed_down(&tolerant);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+}
+
+#[test]
+fn the_baseline_is_the_window_offset_ago_when_asked() {
+    // Against itself (offset 0) the slowed route has not regressed.
+    let report = slowed_down_with(&Objectives::default(), Some("0s"), false);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    // 70 s ago the route was fast still (the window up to 50 s).
+    let report = slowed_down_with(&Objectives::default(), Some("70s"), false);
+    assert_eq!(first(&report).0, kinds::LATENCY_REGRESSION, "{report:#?}");
+    assert!(report.findings[0].commands.iter().any(|c| c.ends_with("-t 60s --offset 70s")), "{report:#?}");
+}
+
+#[test]
+fn every_route_slowing_down_together_is_the_host_not_a_regression() {
+    let report = slowed_down_with(&Objectives::default(), None, true);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    assert!(report.checked.iter().any(|c| c.contains("(the host, not one service)")), "{:?}", report.checked);
+}
+
+#[test]
+fn a_few_retries_on_a_healthy_route_are_chance_not_amplification() {
+    // 1.054 attempts per request, every attempt succeeds: at the objective's edge, not surely beyond it.
+    let api = || {
+        [served(2.5, 0.0, ""), call("db", 2.63, 0.0, ""), route("GET /items/{id}", (2.5, 0.0, 0.0), (2.63, 0.0), &[])]
+            .concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(5.0, 0.0, ""), call("api", 5.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(5.26, 0.0, ""));
+    let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &t);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+}
+
+#[test]
+fn a_callee_in_another_namespace_is_named_in_its_namespace() {
+    // api calls cache in namespace shared, which fails 10% of the attempts; api fails those requests.
+    let l = "direction=\"outbound\",authority=\"cache.shared.svc.cluster.local:80\",target_addr=\"127.0.0.1:9\",\
+             dst_namespace=\"shared\",dst_deployment=\"cache\",dst_pod=\"cache-0\",dst_service=\"cache\"";
+    let to_cache = vec![
+        (format!("response_total{{{l},status_code=\"200\",classification=\"success\",error=\"\"}}"), 4.5),
+        (format!("response_total{{{l},status_code=\"503\",classification=\"failure\",error=\"\"}}"), 0.5),
+    ];
+    let t = Traffic::new()
+        .add("web", "web-0", [served(9.0, 1.0, ""), call("api", 9.0, 1.0, "")].concat())
+        .add("api", "api-0", [served(4.5, 0.5, ""), to_cache.clone()].concat())
+        .add("api", "api-1", [served(4.5, 0.5, ""), to_cache].concat());
+    let report = run(&resources(&[]), &t);
+    assert_eq!(first(&report), (kinds::FAILING_WORKLOAD, "deploy/cache", Severity::Critical), "{report:#?}");
+    let f = &report.findings[0];
+    assert_eq!(f.namespace, "shared");
+    assert!(f.cause.starts_with("cache in namespace shared fails 10.00%"), "{}", f.cause);
+    assert!(f.commands.contains(&"meshlens diagnose -n shared".to_string()), "{:?}", f.commands);
+    assert_eq!(kinds_of(&report).len(), 1, "api and web are symptoms: {report:#?}");
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
-use meshlens_api::diagnose::{Report, Severity};
+use meshlens_api::diagnose::{Finding, Report, Severity};
+use meshlens_api::time::{Precision, rfc3339};
 
 use super::client::{self, ControlArg};
 use super::output::{self, Format};
@@ -30,9 +31,16 @@ pub struct DiagnoseArgs {
     /// Exit with code 3 when a finding is at least this severe (critical, warning, info).
     #[arg(long, value_name = "SEVERITY", value_parser = severity)]
     fail_on: Option<Severity>,
-    /// Give up after this long (Go-style duration).
+    /// Give up after this long (Go-style duration); the tap sample takes a tenth of it (at most 3 s).
     #[arg(long, default_value = "60s", value_parser = budget)]
     time_budget: Duration,
+    /// The baseline latencies and edges are compared with: the same window this long ago (default: the
+    /// window just before).
+    #[arg(long, value_name = "DURATION")]
+    offset: Option<String>,
+    /// Re-evaluate every this long (e.g. 10s) and print what changed: new and resolved findings.
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = budget)]
+    watch: Option<Duration>,
     #[command(flatten)]
     control: ControlArg,
 }
@@ -45,27 +53,98 @@ fn budget(s: &str) -> Result<Duration, String> {
     meshlens_api::duration::parse(s).map_err(|e| format!("invalid time budget '{s}': {e}"))
 }
 
-pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
-    let path =
-        format!("/api/v1/diagnose?{}", client::query(&[("namespace", &args.namespace), ("window", &args.time_window)]));
+/// One evaluation within the time budget.
+fn evaluate(args: &DiagnoseArgs) -> anyhow::Result<Report> {
+    let budget = format!("{}ms", args.time_budget.as_millis());
+    let mut params = vec![("namespace", &args.namespace), ("window", &args.time_window), ("budget", &budget)];
+    if let Some(offset) = &args.offset {
+        params.push(("offset", offset));
+    }
+    let path = format!("/api/v1/diagnose?{}", client::query(&params));
     let url = args.control.url();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(client::get_json::<Report>(&url, &path));
     });
-    let report = match rx.recv_timeout(args.time_budget) {
-        Ok(r) => r?,
+    match rx.recv_timeout(args.time_budget) {
+        Ok(r) => r,
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            return Err(anyhow!("diagnose did not finish within its time budget of {:?}", args.time_budget));
+            Err(anyhow!("diagnose did not finish within its time budget of {:?}", args.time_budget))
         }
-        Err(mpsc::RecvTimeoutError::Disconnected) => return Err(anyhow!("diagnose stopped without an answer")),
-    };
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(anyhow!("diagnose stopped without an answer")),
+    }
+}
+
+pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
+    let report = evaluate(&args)?;
     let text = if args.output == Format::Json { output::json(&report)? } else { render(&report) };
     print!("{text}");
+    if let Some(every) = args.watch {
+        watch(&args, report.clone(), every)?;
+    }
     if args.fail_on.is_some_and(|min| report.worst().is_some_and(|w| w >= min)) {
         return Ok(ExitCode::from(FAIL_ON_EXIT));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-evaluates every `every` until interrupted, printing what changed (json: each new report).
+fn watch(args: &DiagnoseArgs, mut last: Report, every: Duration) -> anyhow::Result<()> {
+    use std::io::Write;
+    loop {
+        std::thread::sleep(every);
+        let next = match evaluate(args) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("diagnose: {e:#}");
+                continue;
+            }
+        };
+        let text = if args.output == Format::Json {
+            serde_json::to_string(&next)? + "\n"
+        } else {
+            changes(&last, &next, &rfc3339(std::time::SystemTime::now(), Precision::Seconds))
+        };
+        print!("{text}");
+        std::io::stdout().flush()?;
+        last = next;
+    }
+}
+
+/// What changed between two reports, in rank order: findings (kind and subject) that are new, changed
+/// severity, or resolved; nothing when nothing changed.
+pub fn changes(before: &Report, after: &Report, at: &str) -> String {
+    use std::fmt::Write;
+    let key = |f: &Finding| (f.kind.clone(), f.subject.clone());
+    let old: std::collections::BTreeMap<_, _> = before.findings.iter().map(|f| (key(f), f)).collect();
+    let new: std::collections::BTreeMap<_, _> = after.findings.iter().map(|f| (key(f), f)).collect();
+    let mut out = String::new();
+    // In rank order.
+    for f in &after.findings {
+        match old.get(&key(f)) {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{at} NEW {} {} {}: {}",
+                    f.severity.as_str().to_uppercase(),
+                    f.kind,
+                    f.subject,
+                    f.cause
+                );
+            }
+            Some(o) if o.severity != f.severity => {
+                let (from, to) = (o.severity.as_str().to_uppercase(), f.severity.as_str().to_uppercase());
+                let _ = writeln!(out, "{at} NOW {to} (was {from}) {} {}: {}", f.kind, f.subject, f.cause);
+            }
+            Some(_) => {}
+        }
+    }
+    for f in &before.findings {
+        if !new.contains_key(&key(f)) {
+            let _ = writeln!(out, "{at} RESOLVED {} {} {}", f.severity.as_str().to_uppercase(), f.kind, f.subject);
+        }
+    }
+    out
 }
 
 /// The human form: each finding with its cause, evidence and commands; then what was checked.
@@ -110,7 +189,7 @@ fn fails(report: &Report, min: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use meshlens_api::diagnose::{FAILING_WORKLOAD, Finding};
+    use meshlens_api::diagnose::{FAILING_WORKLOAD, STOPPED_EDGE};
 
     use super::*;
 
@@ -156,5 +235,25 @@ mod tests {
              success of 3 workloads\n"
         );
         assert!(render(&report(&[])).starts_with("Namespace prod, last 60s: nothing wrong found\n"));
+    }
+
+    #[test]
+    fn watching_prints_new_resolved_and_changed_findings_only() {
+        let before = report(&[Severity::Warning]);
+        assert_eq!(changes(&before, &before, "12:00:00"), "");
+        let mut after = report(&[Severity::Critical]);
+        let mut stopped = after.findings[0].clone();
+        stopped.kind = STOPPED_EDGE.into();
+        stopped.cause = "web stopped calling db".into();
+        after.findings.push(stopped);
+        assert_eq!(
+            changes(&before, &after, "12:00:10"),
+            "12:00:10 NOW CRITICAL (was WARNING) failing-workload deploy/db: db itself answers 10.00% of its requests \
+             with failures\n12:00:10 NEW CRITICAL stopped-edge deploy/db: web stopped calling db\n"
+        );
+        assert_eq!(
+            changes(&after, &report(&[]), "12:00:20"),
+            "12:00:20 RESOLVED CRITICAL failing-workload deploy/db\n12:00:20 RESOLVED CRITICAL stopped-edge deploy/db\n"
+        );
     }
 }

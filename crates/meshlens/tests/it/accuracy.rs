@@ -472,6 +472,7 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
         .arg(format!("--storage.tsdb.path={}", prom_dir.path().join("data").display()))
         .arg(format!("--web.listen-address={}", prom_url.trim_start_matches("http://")))
         .arg("--log.level=warn");
+    let prometheus_started = Instant::now();
     let _prometheus = ChildGuard::spawn(&mut cmd).unwrap();
     eventually_blocking(
         || {
@@ -510,7 +511,8 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
     let started = Instant::now();
     let proxied = ProxiedLatencies::open(&a, &mesh.taps);
     let m = drive(&a, mesh.outbound, 100.0, 3000);
-    eprintln!("load: {} requests in {:?}", m.total(), started.elapsed());
+    let started_to_loaded = started.elapsed();
+    eprintln!("load: {} requests in {started_to_loaded:?}", m.total());
     let proxied = proxied.all(m.total());
     let embedded = embedded_accuracy(&a, &e, &m, &proxied);
     // Prometheus has the final counter values.
@@ -538,8 +540,15 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
     };
     assert_eq!(names(&prom), names(&embedded));
     let (pw, ew) = (row(&prom, "web"), row(&embedded, "web"));
-    // Rates are compared as counts: the embedded store covers only the part of the window it has seen,
-    // Prometheus mode the whole window.
+    // Prometheus holds less than the window: rates are over the seconds it holds (from before the load
+    // began, since it counted every request, to now), not over the whole window.
+    let covered = num(pw, "covered_s");
+    let (held_at_most, load) = (prometheus_started.elapsed().as_secs_f64(), started_to_loaded.as_secs_f64());
+    assert!(
+        num(pw, "window_s") == 300.0 && covered >= load && covered <= held_at_most + 1.0,
+        "Prometheus mode covers {covered} s: the load took {load:.1} s, Prometheus ran {held_at_most:.1} s\n{pw}"
+    );
+    // Rates are compared as counts: each store covers the part of the window it has seen.
     let close = |key: &str, p: &Value, e: &Value| {
         let count = |v: &Value| if key.ends_with("rps") { num(v, key) * num(v, "covered_s") } else { num(v, key) };
         let (pv, ev) = (count(p), count(e));

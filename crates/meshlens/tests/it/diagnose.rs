@@ -21,8 +21,10 @@ fn retry_storm_names_order_service_first_and_its_retries_after() {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
     let demo = Running::demo("diagnose-retry-storm", &["--scenario", "retry-storm"]);
     let args = ["diagnose", "-n", "prod", "-t", "30s"];
+    // Once there are requests enough for the retries to be surely beyond the objective, too.
     let report = demo.poll(&args, Duration::from_secs(120), |r| {
         first(r) == ("failing-workload".into(), "deploy/order-service".into())
+            && r["findings"].as_array().into_iter().flatten().any(|f| f["kind"] == "retry-amplification")
     });
     let findings = report["findings"].as_array().unwrap();
     assert_eq!(findings[0]["severity"], "critical", "{report:#}");
@@ -105,6 +107,10 @@ fn bad_headers_names_auth_service_s_responses_first() {
             .any(|e| e.starts_with("log auth-service-") && e.contains("invalid_response")),
         "{report:#}"
     );
+    // Grouped by reason, and a tap sample of auth-service says its proxy made them.
+    let text = report["findings"][0]["evidence"].to_string();
+    assert!(text.contains("with reason invalid_response (auth-service-"), "{report:#}");
+    assert!(text.contains("proxy-made invalid_response"), "{report:#}");
 }
 
 #[test]
@@ -162,4 +168,34 @@ fn a_caller_that_gives_up_names_the_slow_callee() {
     let callee = "routes:\n  - path: /work\n    latency: 5ms\n    faults:\n      - {rate: 0.25, latency: 3s}\n";
     let files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}");
     mesh_names_first("diagnose-impatient", &files, "caller-gave-up", "deploy/callee");
+}
+
+/// A fault of our own: the callee's app answers every 5th request with 503. The tap sample names the
+/// period and says the app (not the proxy) made them.
+#[test]
+fn every_fifth_request_failing_names_the_callee_and_its_period() {
+    let callee = "routes:\n  - path: /work\n    latency: 2ms\n    faults:\n      - {every: 5, status: 503}\n";
+    let files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}");
+    let report = mesh_names_first("diagnose-every-fifth", &files, "failing-workload", "deploy/callee");
+    let evidence = report["findings"][0]["evidence"].to_string();
+    assert!(evidence.contains("tap sample of deploy/callee"), "{report:#}");
+    assert!(evidence.contains("app-made 503"), "{report:#}");
+    assert!(evidence.contains("failed every 5th request it served"), "{report:#}");
+}
+
+/// A fault of our own: one of the callee's two instances fails 30% of its requests, the other none.
+#[test]
+fn one_bad_instance_of_two_is_named() {
+    let callee =
+        "routes:\n  - path: /work\n    latency: 2ms\n    faults:\n      - {rate: 0.3, status: 500, instances: [1]}\n";
+    let mut files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}");
+    files[0].1 = files[0].1.replace(
+        "      command: [meshlens, demo-app, --config, apps/callee.conf]",
+        "      replicas: 2\n      command: [meshlens, demo-app, --config, apps/callee.conf]",
+    );
+    assert!(files[0].1.contains("replicas: 2"));
+    let report = mesh_names_first("diagnose-bad-instance", &files, "failing-instance", "po/callee-1");
+    // The balancer steers most requests away from it; its peer's clean record is the evidence.
+    let evidence = report["findings"][0]["evidence"].to_string();
+    assert!(evidence.contains("callee-0: 0 of "), "{report:#}");
 }

@@ -64,6 +64,8 @@ pub const ROUTE_MATCHES_NOTHING: &str = "route-matches-nothing";
 pub const STOPPED_EDGE: &str = "stopped-edge";
 /// Too little traffic or window coverage to conclude (info).
 pub const LOW_CONFIDENCE: &str = "low-confidence";
+/// The configuration differs from another mesh's (`meshlens diagnose --compare`; info).
+pub const CONFIG_DRIFT: &str = "config-drift";
 
 /// Every kind, in the order docs/diagnose.md documents them.
 pub const KINDS: &[&str] = &[
@@ -83,6 +85,7 @@ pub const KINDS: &[&str] = &[
     ROUTE_MATCHES_NOTHING,
     STOPPED_EDGE,
     LOW_CONFIDENCE,
+    CONFIG_DRIFT,
 ];
 
 /// One finding.

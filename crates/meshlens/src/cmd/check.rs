@@ -134,7 +134,7 @@ pub fn render(report: &CheckReport) -> String {
 }
 
 /// A mesh's configuration as drift compares it: a directory, or a control plane's resources.
-fn view(what: &str, token: Option<&str>) -> anyhow::Result<MeshView> {
+pub(crate) fn view(what: &str, token: Option<&str>) -> anyhow::Result<MeshView> {
     if what.starts_with("http://") || what.starts_with("https://") {
         let base = what.trim_end_matches('/');
         let res: Resources = client::get_json_as(base, "/api/v1/resources", token)?;

@@ -41,6 +41,13 @@ pub struct DiagnoseArgs {
     /// Re-evaluate every this long (e.g. 10s) and print what changed: new and resolved findings.
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = budget)]
     watch: Option<Duration>,
+    /// Compare this mesh's configuration with another's (a mesh directory, or a control plane's URL): the
+    /// differences are a `config-drift` finding, and each finding about a service that differs names them.
+    #[arg(long, value_name = "DIR_OR_URL")]
+    compare: Option<String>,
+    /// The API token of the --compare control plane.
+    #[arg(long, value_name = "FILE", requires = "compare")]
+    compare_token_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     control: ControlArg,
 }
@@ -66,13 +73,75 @@ fn evaluate(args: &DiagnoseArgs) -> anyhow::Result<Report> {
     std::thread::spawn(move || {
         let _ = tx.send(client::get_json::<Report>(&url, &path));
     });
-    match rx.recv_timeout(args.time_budget) {
-        Ok(r) => r,
+    let mut report = match rx.recv_timeout(args.time_budget) {
+        Ok(r) => r?,
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            Err(anyhow!("diagnose did not finish within its time budget of {:?}", args.time_budget))
+            return Err(anyhow!("diagnose did not finish within its time budget of {:?}", args.time_budget));
         }
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(anyhow!("diagnose stopped without an answer")),
+        Err(mpsc::RecvTimeoutError::Disconnected) => return Err(anyhow!("diagnose stopped without an answer")),
+    };
+    if let Some(other) = &args.compare {
+        let token = match &args.compare_token_file {
+            Some(f) => Some(crate::runtime::secrets::read_secret(f)?),
+            None => None,
+        };
+        let res: meshlens_control::api_types::Resources = client::get_json(&args.control.url(), "/api/v1/resources")?;
+        let this = meshlens_control::drift::MeshView::from_resources(&res);
+        let differences = meshlens_control::drift::compare(&this, &super::check::view(other, token.as_deref())?);
+        add_drift(&mut report, other, &differences);
     }
+    Ok(report)
+}
+
+/// The service a drift subject is about (`svc/NS/NAME`, `sp/NS/NAME.NS.svc…`, `route sp/NS/NAME… ROUTE`,
+/// `ts/NS/NAME[ BACKEND]`): its namespace and short name.
+fn drift_service(subject: &str) -> Option<(&str, &str)> {
+    let resource = subject.strip_prefix("route ").unwrap_or(subject).split(' ').next()?;
+    let mut parts = resource.splitn(3, '/');
+    let (_, ns, name) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((ns, name.split('.').next()?))
+}
+
+/// Adds `differences` from mesh `other` to the report: evidence on every finding that names a service
+/// that differs, and one `config-drift` finding listing them all (info: drift alone is not a fault).
+pub fn add_drift(report: &mut Report, other: &str, differences: &[meshlens_api::check::Difference]) {
+    let line = |d: &meshlens_api::check::Difference| {
+        let this = d.this.as_deref().unwrap_or("absent");
+        let theirs = d.other.as_deref().unwrap_or("absent");
+        format!("{} {}: {this} here, {theirs} in {other}", d.kind, d.subject)
+    };
+    let words = |text: &str, name: &str| text.split(|c: char| !(c.is_alphanumeric() || c == '-')).any(|w| w == name);
+    for f in &mut report.findings {
+        for d in differences {
+            let Some((ns, name)) = drift_service(&d.subject) else { continue };
+            if ns == f.namespace && (words(&f.subject, name) || words(&f.cause, name)) {
+                f.evidence.push(format!("configuration differs from {other}: {}", line(d)));
+            }
+        }
+    }
+    let mine: Vec<&meshlens_api::check::Difference> = differences
+        .iter()
+        .filter(|d| drift_service(&d.subject).is_some_and(|(ns, _)| ns == report.namespace))
+        .collect();
+    report.checked.push(format!(
+        "the configuration against {other}: {} difference(s) in namespace {} ({} in all)",
+        mine.len(),
+        report.namespace,
+        differences.len()
+    ));
+    if mine.is_empty() {
+        return;
+    }
+    report.findings.push(Finding {
+        severity: Severity::Info,
+        kind: meshlens_api::diagnose::CONFIG_DRIFT.to_string(),
+        subject: format!("ns/{}", report.namespace),
+        namespace: report.namespace.clone(),
+        cause: format!("the configuration differs from {other} in {} place(s)", mine.len()),
+        evidence: mine.iter().map(|d| line(d)).collect(),
+        commands: vec![format!("meshlens check --compare {other}")],
+        impact_rps: 0.0,
+    });
 }
 
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
@@ -214,6 +283,39 @@ mod tests {
             findings,
             checked: vec!["success of 3 workloads".into()],
         }
+    }
+
+    #[test]
+    fn drift_names_the_differences_on_the_findings_about_them() {
+        use meshlens_api::check::{Change, Difference};
+        let diff = |kind: &str, subject: &str, this: &str, other: &str| Difference {
+            kind: kind.into(),
+            subject: subject.into(),
+            change: Change::Changed,
+            this: Some(this.into()),
+            other: Some(other.into()),
+        };
+        let differences = [
+            diff("timeout", "route sp/prod/db.prod.svc.cluster.local GET /rows", "2s", "3s"),
+            diff("weight", "ts/staging/db ml-b", "50", "100"),
+        ];
+        let mut r = report(&[Severity::Warning]);
+        add_drift(&mut r, "./staging", &differences);
+        assert_eq!(
+            r.findings[0].evidence.last().unwrap(),
+            "configuration differs from ./staging: timeout route sp/prod/db.prod.svc.cluster.local GET /rows: 2s here, 3s in ./staging"
+        );
+        let drift = &r.findings[1];
+        assert_eq!(
+            (drift.kind.as_str(), drift.subject.as_str(), drift.severity),
+            ("config-drift", "ns/prod", Severity::Info)
+        );
+        assert_eq!(drift.evidence.len(), 1, "only this namespace's differences: {:?}", drift.evidence);
+        assert!(r.checked.last().unwrap().contains("1 difference(s) in namespace prod (2 in all)"));
+
+        let mut same = report(&[Severity::Warning]);
+        add_drift(&mut same, "./staging", &[]);
+        assert_eq!(same.findings.len(), 1, "no drift finding when nothing differs");
     }
 
     #[test]

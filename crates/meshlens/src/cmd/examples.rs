@@ -30,7 +30,14 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "meshlens prometheus-config --job-name linkerd-proxy --scrape-interval 10s",
         ],
     ),
-    ("diagnose", &["meshlens diagnose -n prod", "meshlens diagnose -n prod --fail-on warning -o json"]),
+    (
+        "diagnose",
+        &[
+            "meshlens diagnose -n prod",
+            "meshlens diagnose -n prod --fail-on warning -o json",
+            "meshlens diagnose -n prod --compare ./staging",
+        ],
+    ),
     (
         "diagnostics",
         &["meshlens diagnostics proxy-metrics deploy/web -n prod", "meshlens diagnostics endpoints orders.prod:80"],

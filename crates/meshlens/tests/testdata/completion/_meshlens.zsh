@@ -219,7 +219,12 @@ _arguments "${_arguments_options[@]}" : \
 '-o+[table (wide is the same) or json]:OUTPUT:(table wide json)' \
 '--output=[table (wide is the same) or json]:OUTPUT:(table wide json)' \
 '--fail-on=[Exit with code 3 when a finding is at least this severe (critical, warning, info)]:SEVERITY:_default' \
-'--time-budget=[Give up after this long (Go-style duration)]:TIME_BUDGET:_default' \
+'--time-budget=[Give up after this long (Go-style duration); the tap sample takes a tenth of it (at most 3 s)]:TIME_BUDGET:_default' \
+'--offset=[The baseline latencies and edges are compared with\: the same window this long ago (default\: the window just before)]:DURATION:_default' \
+'-w+[Re-evaluate every this long (e.g. 10s) and print what changed\: new and resolved findings]:DURATION:_default' \
+'--watch=[Re-evaluate every this long (e.g. 10s) and print what changed\: new and resolved findings]:DURATION:_default' \
+'--compare=[Compare this mesh'\''s configuration with another'\''s (a mesh directory, or a control plane'\''s URL)\: the differences are a \`config-drift\` finding, and each finding about a service that differs names them]:DIR_OR_URL:_default' \
+'--compare-token-file=[The API token of the --compare control plane]:FILE:_files' \
 '--control=[The control plane'\''s URL (default\: MESHLENS_CONTROL, else the session of a running \`meshlens up\` or \`meshlens demo\`, else http\://127.0.0.1\:8086)]:URL:_default' \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \
 '-h[Print help]' \

@@ -499,7 +499,7 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__diagnose)
-            opts="-n -t -o -h --namespace --time-window --output --fail-on --time-budget --control --api-token-file --help"
+            opts="-n -t -o -w -h --namespace --time-window --output --fail-on --time-budget --offset --watch --compare --compare-token-file --control --api-token-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -534,6 +534,26 @@ _meshlens() {
                     return 0
                     ;;
                 --time-budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compare)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compare-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -171,7 +171,11 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -s o -l outp
 wide\t''
 json\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l fail-on -d 'Exit with code 3 when a finding is at least this severe (critical, warning, info)' -r
-complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l time-budget -d 'Give up after this long (Go-style duration)' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l time-budget -d 'Give up after this long (Go-style duration); the tap sample takes a tenth of it (at most 3 s)' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l offset -d 'The baseline latencies and edges are compared with: the same window this long ago (default: the window just before)' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -s w -l watch -d 'Re-evaluate every this long (e.g. 10s) and print what changed: new and resolved findings' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l compare -d 'Compare this mesh\'s configuration with another\'s (a mesh directory, or a control plane\'s URL): the differences are a `config-drift` finding, and each finding about a service that differs names them' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l compare-token-file -d 'The API token of the --compare control plane' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -s h -l help -d 'Print help'

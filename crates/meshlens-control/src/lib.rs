@@ -63,5 +63,5 @@ mod yaml;
 
 pub use app::{Config, Running, StartError, start};
 pub use logs::OwnLogs;
-pub use meshdir::{ConfigError, ConfigErrors, MeshConfig, load};
+pub use meshdir::{ConfigError, ConfigErrors, LoadOptions, MeshConfig, load, load_with};
 pub use store::Published;

@@ -172,9 +172,9 @@ fn errors_are_all_reported_in_file_and_line_order() {
         "  routes:\n  - name: a\n    condition: {pathRegex: '/x/('}\n    timeout: soon\n  - name: a\n    condition: {method: GET}\n",
     );
     assert_eq!(
-        errors(&[("mesh.yaml", MESH), ("b.yaml", &bad), ("a.yaml", "kind: Gadget\napiVersion: v1\n")]),
+        errors(&[("mesh.yaml", MESH), ("b.yaml", &bad), ("a.yaml", "kind: Gadget\napiVersion: linkerd.io/v1\n")]),
         [
-            "a.yaml:1: kind: unknown kind 'Gadget' (expected ServiceProfile or TrafficSplit)",
+            "a.yaml:1: kind: unknown kind 'Gadget' in linkerd.io (expected ServiceProfile or TrafficSplit)",
             "b.yaml:9: spec.routes[0].condition.pathRegex: '/x/(' is not a valid regular expression: unclosed group",
             "b.yaml:10: spec.routes[0].timeout: 'soon' is not a duration (e.g. 5s, 300ms)",
             "b.yaml:11: spec.routes[1].name: duplicate route name 'a' (first at line 8)",
@@ -227,9 +227,9 @@ fn yaml_syntax_errors_name_the_line() {
 #[test]
 fn kinds_and_api_versions() {
     assert_eq!(
-        errors(&[("mesh.yaml", MESH), ("x.yaml", "apiVersion: linkerd.io/v1alpha1\nkind: ServiceProfile\n")]),
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "apiVersion: linkerd.io/v1beta1\nkind: ServiceProfile\n")]),
         [
-            "x.yaml:1: apiVersion: 'linkerd.io/v1alpha1' is not a supported apiVersion for ServiceProfile (expected linkerd.io/v1alpha2)"
+            "x.yaml:1: apiVersion: 'linkerd.io/v1beta1' is not a supported apiVersion for ServiceProfile (expected linkerd.io/v1alpha2 or linkerd.io/v1alpha1)"
         ]
     );
     assert_eq!(
@@ -485,10 +485,12 @@ fn response_classes() {
 
 #[test]
 fn timeouts_budgets_overrides() {
-    assert_eq!(
-        profile_errors("  routes:\n  - name: a\n    condition: {method: GET}\n    timeout: 0s\n"),
-        ["sp.yaml:10: spec.routes[0].timeout: '0s' must be greater than 0"]
-    );
+    // `0s` is no timeout, as Linkerd reads a zero timeout.
+    let cfg = load_ok(&[
+        ("mesh.yaml", MESH),
+        ("sp.yaml", &profile("  routes:\n  - name: a\n    condition: {method: GET}\n    timeout: 0s\n")),
+    ]);
+    assert_eq!(cfg.profiles[0].value.spec.routes[0].timeout.as_deref(), Some("0s"));
     assert_eq!(
         profile_errors("  retryBudget:\n    retryRatio: 1001\n    minRetriesPerSecond: 10\n    ttl: 90s\n"),
         [
@@ -540,10 +542,7 @@ fn traffic_splits() {
         split_errors(
             "  service: orders\n  backends:\n  - service: orders\n    weight: 0\n  - service: orders\n    weight: 0m\n"
         ),
-        [
-            "ts.yaml:8: spec.backends: every weight is 0, so the split sends traffic nowhere",
-            "ts.yaml:11: spec.backends[1].service: backend 'orders' is listed twice",
-        ]
+        ["ts.yaml:8: spec.backends: every weight is 0, so the split sends traffic nowhere"]
     );
     let two = format!("{SPLIT}---\n{}", SPLIT.replace("name: orders-split", "name: other"));
     assert_eq!(
@@ -571,4 +570,105 @@ fn listing_follows_symlinks_like_a_configmap() {
     let files = list_files(dir.path()).unwrap();
     assert_eq!(files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(), ["mesh.yaml"]);
     assert_eq!(load(dir.path()).unwrap().mesh.spec.workloads.len(), 3);
+}
+
+const MIXED: &str = "\
+apiVersion: v1
+kind: Service
+metadata:
+  name: orders
+  annotations:
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders}
+spec: {replicas: 2}
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: orders-http}
+---
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata:
+  name: orders-split
+  annotations:
+spec:
+  service: orders
+  backends:
+  - service: orders
+    weight: 1
+  - service: orders-canary
+    weight: 0m
+  - weight: 0
+";
+
+#[test]
+fn real_manifests_load_foreign_kinds_skipped_zero_weights_and_the_default_namespace() {
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("app.yaml", MIXED)]);
+    assert_eq!(
+        cfg.skipped,
+        [
+            "app.yaml:1: skipped Service 'orders' (v1): not a mesh kind",
+            "app.yaml:7: skipped Deployment 'orders' (apps/v1): not a mesh kind",
+            "app.yaml:12: skipped Server 'orders-http' (policy.linkerd.io/v1beta3): not supported by meshlens",
+        ]
+    );
+    // No namespace: the mesh's first namespace (prod), where the services are.
+    let split = &cfg.traffic_splits[0].value;
+    assert_eq!(split.metadata.namespace.as_deref(), Some("prod"));
+    assert!(split.metadata.annotations.is_empty());
+    assert_eq!(split.spec.backends.len(), 3);
+    // `-n default` would put it where no `orders` service is declared.
+    let dir = dir_with(&[("mesh.yaml", MESH), ("app.yaml", MIXED)]);
+    let options = LoadOptions { default_namespace: Some("default".into()) };
+    let errs = load_with(dir.path(), &options).unwrap_err().lines();
+    assert_eq!(
+        errs,
+        [
+            "app.yaml:22: spec.service: no service 'orders' in namespace 'default' is declared in mesh.yaml",
+            "app.yaml:24: spec.backends[0].service: no service 'orders' in namespace 'default' is declared in mesh.yaml",
+        ]
+    );
+}
+
+#[test]
+fn lists_are_unpacked_with_the_lines_of_their_items() {
+    let list = format!(
+        "apiVersion: v1\nkind: List\nmetadata:\n  resourceVersion: \"\"\nitems:\n{}- apiVersion: linkerd.io/v1alpha1\n  kind: ServiceProfile\n  metadata:\n    name: web.prod.svc.cluster.local\n    namespace: prod\n  spec:\n    routes:\n    - name: x\n      condition: {{pathRegex: '/('}}\n",
+        PROFILE
+            .replace("5 seconds", "5s")
+            .lines()
+            .map(|l| if l.starts_with("apiVersion") { format!("- {l}\n") } else { format!("  {l}\n") })
+            .collect::<String>()
+    );
+    let errs = errors(&[("mesh.yaml", MESH), ("sp.yaml", &list)]);
+    assert_eq!(
+        errs,
+        ["sp.yaml:28: spec.routes[0].condition.pathRegex: '/(' is not a valid regular expression: unclosed group"]
+    );
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("sp.yaml", &list.replace("'/('", "/x"))]);
+    assert_eq!(cfg.profiles.len(), 2);
+    assert_eq!((cfg.profiles[0].line, cfg.profiles[1].line), (6, 20));
+    assert_eq!(cfg.profiles[1].value.api_version, "linkerd.io/v1alpha1");
+}
+
+#[test]
+fn unknown_kinds_of_mesh_groups_stay_errors() {
+    let typo = "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplits\nmetadata: {name: s}\n";
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", typo)]),
+        ["x.yaml:2: kind: unknown kind 'TrafficSplits' in split.smi-spec.io (expected ServiceProfile or TrafficSplit)"]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "kind: ConfigMap\nmetadata: {name: c}\n")]),
+        ["x.yaml:1: apiVersion: missing (every document needs apiVersion and kind)"]
+    );
+    assert_eq!(
+        errors(&[
+            ("mesh.yaml", MESH),
+            ("x.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n")
+        ]),
+        ["x.yaml:5: items[0].kind: a List inside a List"]
+    );
 }

@@ -279,10 +279,9 @@ fn check_profile(
             check_response_match(&mut at, &format!("{path}.responseClasses[{j}].condition"), &class.condition);
         }
         if let Some(t) = &route.timeout {
-            match duration::parse(t) {
-                Err(e) => at.err(&format!("{path}.timeout"), e),
-                Ok(d) if d.is_zero() => at.err(&format!("{path}.timeout"), format!("'{t}' must be greater than 0")),
-                Ok(_) => {}
+            // `0s` is accepted and means no timeout (Linkerd's `0` turns a route timeout off).
+            if let Err(e) = duration::parse(t) {
+                at.err(&format!("{path}.timeout"), e);
             }
         }
     }
@@ -445,6 +444,16 @@ fn check_split(
     let mut backends = BTreeSet::new();
     for (i, b) in ts.spec.backends.iter().enumerate() {
         let path = format!("spec.backends[{i}]");
+        let weight = check_weight(&mut at, &format!("{path}.weight"), &b.weight);
+        match weight {
+            Some(w) => total = total.saturating_add(w),
+            None => all_valid = false,
+        }
+        // A zero-weight backend gets no traffic, so it may name a service that does not exist (yet), or
+        // none: Linkerd copies such backends as they are and its proxy drops them.
+        if weight == Some(0) {
+            continue;
+        }
         if let Some(index) = index {
             match split_service(index, &ns, &b.service) {
                 Err(e) => at.err(&format!("{path}.service"), e),
@@ -454,10 +463,6 @@ fn check_split(
                     }
                 }
             }
-        }
-        match check_weight(&mut at, &format!("{path}.weight"), &b.weight) {
-            Some(w) => total = total.saturating_add(w),
-            None => all_valid = false,
         }
     }
     if all_valid && total == 0 {

@@ -48,6 +48,24 @@ pub struct RouteSpec {
     /// A Go-style duration (`300ms`, `5s`, `1m30s`) covering the request including retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Compiled from an HTTPRoute/GRPCRoute only (a ServiceProfile document may not set it): the responses
+    /// retried, at most this many times per request, without a budget (Linkerd's `retry.linkerd.io/*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RouteRetry>,
+}
+
+/// Linkerd's route retry annotations, compiled: which responses are retried and how many times.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteRetry {
+    /// HTTP statuses retried (`retry.linkerd.io/http`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<StatusRange>,
+    /// gRPC status codes retried (`retry.linkerd.io/grpc`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grpc: Vec<u32>,
+    /// Retries per request (`retry.linkerd.io/limit`, default 1).
+    pub limit: u32,
 }
 
 /// Several fields set at once all must match (AND).

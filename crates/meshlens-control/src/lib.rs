@@ -16,6 +16,7 @@
 //! |---|---|
 //! | [`meshdir`] | the mesh directory source: files → documents → [`MeshConfig`], or every error with file:line |
 //! | `validate` | semantic checks (names, references, durations, regexes, budgets, weights) |
+//! | `httproute` | HTTPRoute/GRPCRoute checked and compiled into the profiles proxies apply |
 //! | `yaml` | YAML documents with the line of every field |
 //! | [`duration`] | Go-style durations |
 //! | `store` | config + registrations → versioned snapshots shared by all watchers; leases, restart rule |
@@ -45,6 +46,7 @@ mod clock;
 mod diagnose;
 mod diagnostics;
 mod httpget;
+mod httproute;
 mod logs;
 pub mod meshdir;
 mod metrics;

@@ -11,11 +11,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use meshlens_api::httproute::{GRPC_ROUTE_API_VERSIONS, GrpcRoute, HTTP_ROUTE_API_VERSIONS, HttpRoute};
 use meshlens_api::mesh::{MESH_API_VERSION, Mesh, MeshService};
 use meshlens_api::profile::{SERVICE_PROFILE_API_VERSIONS, ServiceProfile, TRAFFIC_SPLIT_API_VERSIONS, TrafficSplit};
 
-use crate::validate;
 use crate::yaml::{self, Document};
+use crate::{httproute, validate};
 
 /// The file that holds the `Mesh` document.
 pub const MESH_FILE: &str = "mesh.yaml";
@@ -213,6 +214,8 @@ enum Kind {
     Mesh,
     Profile,
     Split,
+    HttpRoute,
+    GrpcRoute,
 }
 
 /// How a directory is read.
@@ -309,6 +312,7 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<MeshConfig, Config
         .unwrap_or_else(|| validate::DEFAULT_NAMESPACE.to_string());
     let mut profiles = Vec::new();
     let mut splits = Vec::new();
+    let mut routes = httproute::RouteDocs::default();
     for (file, mut doc, kind) in typed {
         match kind {
             Kind::Profile => match doc.parse::<ServiceProfile>() {
@@ -322,21 +326,56 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<MeshConfig, Config
                     Err(e) => errors.at(&file, e.line, e.message),
                 }
             }
+            Kind::HttpRoute => {
+                doc.default_namespace(&default_ns);
+                match doc.parse::<HttpRoute>() {
+                    Ok(value) => routes.http.push(Parsed { file, doc, value }),
+                    Err(e) => errors.at(&file, e.line, e.message),
+                }
+            }
+            Kind::GrpcRoute => {
+                doc.default_namespace(&default_ns);
+                match doc.parse::<GrpcRoute>() {
+                    Ok(value) => routes.grpc.push(Parsed { file, doc, value }),
+                    Err(e) => errors.at(&file, e.line, e.message),
+                }
+            }
             Kind::Mesh => unreachable!("parsed as it was read"),
         }
     }
 
-    validate::all(mesh.as_ref(), &profiles, &splits, &mut errors);
+    let index = validate::all(mesh.as_ref(), &profiles, &splits, &mut errors);
+    let mut notes = Vec::new();
+    let compiled = httproute::compile(index.as_ref(), &profiles, &routes, &mut errors, &mut notes);
+    for line in notes {
+        tracing::info!("{line}");
+        skipped.push(line);
+    }
     match mesh {
         Some(mesh) if errors.is_empty() => Ok(MeshConfig {
             dir: dir.to_path_buf(),
             mesh: mesh.value,
-            profiles: profiles.into_iter().map(sourced).collect(),
+            profiles: with_routes(profiles.into_iter().map(sourced).collect(), compiled),
             traffic_splits: splits.into_iter().map(sourced).collect(),
             skipped,
         }),
         _ => Err(errors.into_sorted()),
     }
+}
+
+/// The directory's profiles with those compiled from routes: a profile a route completes is replaced
+/// in place, the others follow.
+fn with_routes(
+    mut profiles: Vec<Sourced<ServiceProfile>>,
+    compiled: httproute::CompiledProfiles,
+) -> Vec<Sourced<ServiceProfile>> {
+    for (at, profile) in compiled {
+        match at {
+            Some(i) => profiles[i].value = profile.value,
+            None => profiles.push(profile),
+        }
+    }
+    profiles
 }
 
 fn sourced<T>(p: Parsed<T>) -> Sourced<T> {
@@ -412,6 +451,8 @@ fn classify(file: &str, doc: &Document, errors: &mut Errors) -> Result<Option<Ki
         "Mesh" => (&[MESH_API_VERSION], Kind::Mesh),
         "ServiceProfile" => (&SERVICE_PROFILE_API_VERSIONS, Kind::Profile),
         "TrafficSplit" => (&TRAFFIC_SPLIT_API_VERSIONS, Kind::Split),
+        "HTTPRoute" => (&HTTP_ROUTE_API_VERSIONS, Kind::HttpRoute),
+        "GRPCRoute" => (&GRPC_ROUTE_API_VERSIONS, Kind::GrpcRoute),
         other => {
             let Some(api_version) = api_version else {
                 errors.field(file, doc, "apiVersion", "missing (every document needs apiVersion and kind)");
@@ -426,7 +467,9 @@ fn classify(file: &str, doc: &Document, errors: &mut Errors) -> Result<Option<Ki
                 file,
                 doc,
                 "kind",
-                format!("unknown kind '{other}' in {group} (expected {mesh_hint}ServiceProfile or TrafficSplit)"),
+                format!(
+                    "unknown kind '{other}' in {group} (expected {mesh_hint}ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+                ),
             );
             return Err(());
         }

@@ -174,7 +174,7 @@ fn errors_are_all_reported_in_file_and_line_order() {
     assert_eq!(
         errors(&[("mesh.yaml", MESH), ("b.yaml", &bad), ("a.yaml", "kind: Gadget\napiVersion: linkerd.io/v1\n")]),
         [
-            "a.yaml:1: kind: unknown kind 'Gadget' in linkerd.io (expected ServiceProfile or TrafficSplit)",
+            "a.yaml:1: kind: unknown kind 'Gadget' in linkerd.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)",
             "b.yaml:9: spec.routes[0].condition.pathRegex: '/x/(' is not a valid regular expression: unclosed group",
             "b.yaml:10: spec.routes[0].timeout: 'soon' is not a duration (e.g. 5s, 300ms)",
             "b.yaml:11: spec.routes[1].name: duplicate route name 'a' (first at line 8)",
@@ -658,7 +658,9 @@ fn unknown_kinds_of_mesh_groups_stay_errors() {
     let typo = "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplits\nmetadata: {name: s}\n";
     assert_eq!(
         errors(&[("mesh.yaml", MESH), ("x.yaml", typo)]),
-        ["x.yaml:2: kind: unknown kind 'TrafficSplits' in split.smi-spec.io (expected ServiceProfile or TrafficSplit)"]
+        [
+            "x.yaml:2: kind: unknown kind 'TrafficSplits' in split.smi-spec.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+        ]
     );
     assert_eq!(
         errors(&[("mesh.yaml", MESH), ("x.yaml", "kind: ConfigMap\nmetadata: {name: c}\n")]),
@@ -671,4 +673,162 @@ fn unknown_kinds_of_mesh_groups_stay_errors() {
         ]),
         ["x.yaml:5: items[0].kind: a List inside a List"]
     );
+}
+
+fn corpus(name: &str) -> MeshConfig {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(name);
+    load(&dir).unwrap_or_else(|e| panic!("corpus {name} does not load:\n{e}"))
+}
+
+fn profile_of<'a>(cfg: &'a MeshConfig, fqdn: &str) -> &'a ServiceProfile {
+    &cfg.profiles.iter().find(|p| p.value.metadata.name == fqdn).unwrap_or_else(|| panic!("no profile {fqdn}")).value
+}
+
+#[test]
+fn corpus_booksapp_loads_lists_mixed_kinds_and_v1alpha1() {
+    let cfg = corpus("booksapp");
+    assert_eq!(cfg.profiles.len(), 3);
+    let books = profile_of(&cfg, "books.booksapp.svc.cluster.local");
+    assert_eq!(books.api_version, "linkerd.io/v1alpha1");
+    assert_eq!(books.spec.routes[3].timeout.as_deref(), Some("0s"));
+    assert_eq!(
+        cfg.skipped,
+        [
+            "app.yaml:3: skipped Service 'webapp' (v1): not a mesh kind",
+            "app.yaml:17: skipped Deployment 'webapp' (apps/v1): not a mesh kind",
+            "app.yaml:39: skipped ConfigMap 'booksapp-config' (v1): not a mesh kind",
+        ]
+    );
+}
+
+#[test]
+fn corpus_emojivoto_compiles_a_grpc_route_with_retries_and_a_timeout() {
+    let cfg = corpus("emojivoto");
+    let voting = profile_of(&cfg, "voting-svc.emojivoto.svc.cluster.local");
+    let routes = &voting.spec.routes;
+    assert_eq!(routes.len(), 2);
+    // The longer match (service and method) first.
+    assert_eq!(routes[0].condition.path_regex.as_deref(), Some(r"/emojivoto\.v1\.VotingService/VoteDoughnut"));
+    assert_eq!(routes[1].condition.path_regex.as_deref(), Some(r"/emojivoto\.v1\.VotingService/[^/]+"));
+    assert!(routes.iter().all(|r| r.name == "voting-grpc" && r.condition.method.as_deref() == Some("POST")));
+    assert_eq!(routes[0].timeout.as_deref(), Some("2s"));
+    let retry = routes[0].retry.as_ref().unwrap();
+    assert_eq!((retry.grpc.as_slice(), retry.limit), (&[14, 13][..], 2));
+    assert!(voting.spec.dst_overrides.is_empty());
+}
+
+#[test]
+fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
+    let cfg = corpus("howtos");
+    let smiley = profile_of(&cfg, "smiley.faces.svc.cluster.local");
+    let retry = smiley.spec.routes[0].retry.as_ref().unwrap();
+    assert_eq!((retry.http[0].min, retry.http[0].max, retry.limit), (Some(500), Some(599), 2));
+    assert_eq!(smiley.spec.routes[0].condition.path_regex.as_deref(), Some("/.*"));
+
+    let color = profile_of(&cfg, "color.faces.svc.cluster.local");
+    let got: Vec<_> = color
+        .spec
+        .routes
+        .iter()
+        .map(|r| (r.condition.path_regex.as_deref().unwrap(), r.condition.method.as_deref(), r.timeout.as_deref()))
+        .collect();
+    // The annotation beats timeouts.request; most path characters first.
+    assert_eq!(
+        got,
+        [("/edge/[0-9]+", None, Some("1s")), ("/center", Some("GET"), Some("1s")), ("/edge(?:/.*)?", None, Some("1s")),]
+    );
+
+    let podinfo = profile_of(&cfg, "podinfo.podinfo.svc.cluster.local");
+    let shift: Vec<_> =
+        podinfo.spec.dst_overrides.iter().map(|d| (d.authority.as_str(), d.weight.milli_value())).collect();
+    assert_eq!(
+        shift,
+        [
+            ("podinfo.podinfo.svc.cluster.local:9898", Some(90_000)),
+            ("podinfo-v2.podinfo.svc.cluster.local:9898", Some(10_000))
+        ]
+    );
+    // A zero-weight backend naming no declared service is no backend: the parent keeps its traffic.
+    assert!(profile_of(&cfg, "smiley2.faces.svc.cluster.local").spec.dst_overrides.is_empty());
+    // The TrafficSplit without a namespace lands in the mesh's first namespace.
+    assert_eq!(cfg.traffic_splits[0].value.metadata.namespace.as_deref(), Some("faces"));
+    assert_eq!(
+        cfg.skipped,
+        [
+            "retries.yaml:2: annotation retry.linkerd.io/timeout ignored: not supported yet",
+            "traffic-shifting.yaml:34: HTTPRoute 'smiley2-canary': parentRefs[1] (Gateway, the default kind 'faces-gateway') ignored: only a Service parent routes traffic",
+        ]
+    );
+}
+
+const ROUTE: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: orders-route
+  namespace: prod
+spec:
+  parentRefs:
+  - {name: orders, kind: Service, group: core, port: 80}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /api}
+";
+
+#[test]
+fn invalid_routes_are_rejected_with_file_and_line() {
+    let bad = format!(
+        "{ROUTE}      headers:\n      - {{name: x-user, value: a}}\n    - path: {{type: Regex, value: /x}}\n    - path: {{type: RegularExpression, value: '/('}}\n      method: get\n    timeouts: {{request: soon}}\n    backendRefs:\n    - {{name: payments, port: 80}}\n"
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &bad)]),
+        [
+            "r.yaml:12: spec.rules[0].matches[0].headers: header matches are not supported yet (meshlens matches path and method)",
+            "r.yaml:14: spec.rules[0].matches[1].path.type: 'Regex' is not Exact, PathPrefix or RegularExpression",
+            "r.yaml:15: spec.rules[0].matches[2].path.value: '/(' is not a valid regular expression: unclosed group",
+            "r.yaml:16: spec.rules[0].matches[2].method: 'get' is not an HTTP method (GET, POST, …)",
+            "r.yaml:17: spec.rules[0].timeouts.request: 'soon' is not a duration (e.g. 5s, 300ms)",
+        ]
+    );
+    let bad = format!("{ROUTE}    backendRefs:\n    - {{name: payments, port: 80}}\n");
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &bad.replace("port: 80}", "port: 81}"))]),
+        [
+            "r.yaml:8: spec.parentRefs[0].port: service orders.prod has port 80, not 81",
+            "r.yaml:13: spec.rules[0].backendRefs[0].name: no service 'payments' in namespace 'prod' is declared in mesh.yaml",
+        ]
+    );
+    let annotated =
+        ROUTE.replace("  namespace: prod\n", "  namespace: prod\n  annotations:\n    retry.linkerd.io/http: 5xx,6xx\n");
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &annotated)]),
+        [
+            "r.yaml:7: metadata.annotations.retry.linkerd.io/http: '6xx' is not a status, a range (500-504), 5xx or gateway-error"
+        ]
+    );
+    let typo = ROUTE.replace("kind: HTTPRoute", "kind: HTTPRoutes");
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &typo)]),
+        [
+            "r.yaml:2: kind: unknown kind 'HTTPRoutes' in gateway.networking.k8s.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+        ]
+    );
+}
+
+#[test]
+fn a_profile_with_routes_wins_over_routes_and_one_without_is_completed() {
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("r.yaml", ROUTE), ("sp.yaml", &PROFILE.replace("5 seconds", "5s"))]);
+    assert_eq!(profile_of(&cfg, "orders.prod.svc.cluster.local").spec.routes.len(), 3);
+    assert_eq!(
+        cfg.skipped,
+        [
+            "r.yaml:1: route 'orders-route' of orders.prod ignored: the ServiceProfile at sp.yaml:1 has routes or dstOverrides, and wins"
+        ]
+    );
+    let budget_only = profile("  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 1, ttl: 5s}\n");
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("r.yaml", ROUTE), ("sp.yaml", &budget_only)]);
+    assert_eq!(cfg.profiles.len(), 1);
+    let sp = &cfg.profiles[0];
+    assert_eq!((sp.origin(), sp.value.spec.routes[0].name.as_str()), ("sp.yaml:1".to_string(), "orders-route"));
+    assert_eq!(sp.value.spec.retry_budget.as_ref().map(|b| b.retry_ratio), Some(0.5));
 }

@@ -19,13 +19,14 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 
 const NAME_RULE: &str = "lowercase letters, digits and '-', at most 63 characters";
 
-/// Checks everything; cross-document checks only run when the mesh itself parsed.
+/// Checks everything; cross-document checks only run when the mesh itself parsed. Returns what other
+/// documents may refer to, when the mesh parsed.
 pub(crate) fn all(
     mesh: Option<&Parsed<Mesh>>,
     profiles: &[Parsed<ServiceProfile>],
     splits: &[Parsed<TrafficSplit>],
     errors: &mut Errors,
-) {
+) -> Option<Index> {
     let index = mesh.map(|m| check_mesh(m, errors));
     let mut seen_profiles: BTreeMap<(String, String), String> = BTreeMap::new();
     for p in profiles {
@@ -36,6 +37,7 @@ pub(crate) fn all(
     for s in splits {
         check_split(s, index.as_ref(), &mut seen_apex, &mut seen_names, errors);
     }
+    index
 }
 
 /// What other documents may refer to.
@@ -275,6 +277,12 @@ fn check_profile(
             names.insert(&route.name, p.doc.line_of(&format!("{path}.name")));
         }
         check_request_match(&mut at, &format!("{path}.condition"), &route.condition);
+        if route.retry.is_some() {
+            at.err(
+                &format!("{path}.retry"),
+                "not a ServiceProfile field (use isRetryable, or an HTTPRoute's retry.linkerd.io annotations)",
+            );
+        }
         for (j, class) in route.response_classes.iter().enumerate() {
             check_response_match(&mut at, &format!("{path}.responseClasses[{j}].condition"), &class.condition);
         }

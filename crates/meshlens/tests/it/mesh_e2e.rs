@@ -700,8 +700,9 @@ fn invalid_edits() -> Vec<InvalidEdit> {
     let p = PROFILE.replace("timeout: 5s", "timeout: 5 seconds");
     let place = exact("web.profile.yaml", &p, "timeout", 0, "spec.routes[0].timeout: '5 seconds' is not a duration");
     edit("a timeout that is not a duration", "web.profile.yaml", p, place);
-    let p = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {}\n".to_owned();
-    let place = exact("web.profile.yaml", &p, "kind:", 0, "kind: unknown kind 'ConfigMap'");
+    // A kind of another API group (a ConfigMap) is skipped; an unknown kind of a mesh group is a typo.
+    let p = PROFILE.replace("kind: ServiceProfile", "kind: ServiceProfiles");
+    let place = exact("web.profile.yaml", &p, "kind:", 0, "kind: unknown kind 'ServiceProfiles'");
     edit("an unknown kind", "web.profile.yaml", p, place);
     let p = PROFILE.replace("name: web.prod.svc", "name: shop.prod.svc");
     let place =

@@ -12,6 +12,7 @@ pub mod diagnostics;
 pub mod discovery;
 pub mod duration;
 pub mod errors;
+pub mod httproute;
 pub mod labels;
 pub mod logs;
 pub mod mesh;

@@ -1,4 +1,5 @@
-//! Linkerd's ServiceProfile (`linkerd.io/v1alpha2`) and SMI TrafficSplit (`split.smi-spec.io/v1alpha1`,
+//! Linkerd's ServiceProfile (`linkerd.io/v1alpha2`, and `v1alpha1`, which Linkerd's CRD still serves with
+//! the same schema) and SMI TrafficSplit (`split.smi-spec.io/v1alpha1`,
 //! `v1alpha2`) documents, accepted as written for Linkerd (reference: Linkerd's CRD schemas).
 //!
 //! Durations stay strings here (`"300ms"`, `"5s"`): the control plane validates them with file and line.
@@ -8,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::meta::ObjectMeta;
 
 pub const SERVICE_PROFILE_API_VERSION: &str = "linkerd.io/v1alpha2";
+/// Every apiVersion a ServiceProfile may have, the current one first.
+pub const SERVICE_PROFILE_API_VERSIONS: [&str; 2] = [SERVICE_PROFILE_API_VERSION, "linkerd.io/v1alpha1"];
 pub const TRAFFIC_SPLIT_API_VERSIONS: [&str; 2] = ["split.smi-spec.io/v1alpha1", "split.smi-spec.io/v1alpha2"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,7 +26,7 @@ pub struct ServiceProfile {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceProfileSpec {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::meta::null_as_empty")]
     pub routes: Vec<RouteSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_budget: Option<RetryBudget>,
@@ -45,6 +48,24 @@ pub struct RouteSpec {
     /// A Go-style duration (`300ms`, `5s`, `1m30s`) covering the request including retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Compiled from an HTTPRoute/GRPCRoute only (a ServiceProfile document may not set it): the responses
+    /// retried, at most this many times per request, without a budget (Linkerd's `retry.linkerd.io/*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RouteRetry>,
+}
+
+/// Linkerd's route retry annotations, compiled: which responses are retried and how many times.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteRetry {
+    /// HTTP statuses retried (`retry.linkerd.io/http`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<StatusRange>,
+    /// gRPC status codes retried (`retry.linkerd.io/grpc`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grpc: Vec<u32>,
+    /// Retries per request (`retry.linkerd.io/limit`, default 1).
+    pub limit: u32,
 }
 
 /// Several fields set at once all must match (AND).
@@ -170,6 +191,8 @@ pub struct TrafficSplitSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficSplitBackend {
+    /// May be left out (empty) on a zero-weight backend.
+    #[serde(default)]
     pub service: String,
     pub weight: Quantity,
 }

@@ -54,6 +54,10 @@ pub struct ReloadStatus {
     /// Reloads accepted and rejected since start (the initial load not counted).
     pub accepted: u64,
     pub rejected: u64,
+    /// The documents of the configuration serving now that were skipped (kinds outside the mesh), one
+    /// `file:line: skipped Kind 'name' (apiVersion): why` per line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// `GET /api/v1/resources`: what the mesh holds now.

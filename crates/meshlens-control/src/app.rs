@@ -15,7 +15,7 @@ use crate::api::{self, Shared};
 use crate::api_types::Status;
 use crate::auth::{Auth, ProxyCredentials, ProxyKey};
 use crate::logs::OwnLogs;
-use crate::meshdir::{self, ConfigErrors, MeshConfig};
+use crate::meshdir::{self, ConfigErrors, LoadOptions, MeshConfig};
 use crate::metrics::Metrics;
 use crate::metricstore::{MetricStore, Settings};
 use crate::promquery::Prometheus;
@@ -30,6 +30,8 @@ use crate::{reload, server};
 pub struct Config {
     /// The mesh directory (`mesh.yaml` + profiles and splits).
     pub mesh_dir: PathBuf,
+    /// How the directory is read (the namespace of documents that name none).
+    pub load: LoadOptions,
     /// The API listener; port 0 picks a free port ([`Running::addr`] tells which).
     pub listen: SocketAddr,
     /// A registration lapses this long after its last renewal (10 s).
@@ -70,6 +72,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("mesh_dir", &self.mesh_dir)
+            .field("load", &self.load)
             .field("listen", &self.listen)
             .field("lease_ttl", &self.lease_ttl)
             .field("lease_renew", &self.lease_renew)
@@ -95,6 +98,7 @@ impl Config {
         let lease_ttl = Duration::from_secs(10);
         Config {
             mesh_dir: mesh_dir.into(),
+            load: LoadOptions::default(),
             listen,
             lease_ttl,
             lease_renew: Duration::from_secs(3),
@@ -145,10 +149,11 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         config.mesh_dir = abs;
     }
     let dir = config.mesh_dir.clone();
+    let options = config.load.clone();
     let (seen, loaded) = tokio::task::spawn_blocking(move || {
         // Fingerprint first: a change made while loading is picked up by the first poll.
         let seen = reload::fingerprint(&dir);
-        (seen, meshdir::load(&dir))
+        (seen, meshdir::load_with(&dir, &options))
     })
     .await
     .map_err(|e| StartError::Bind { addr: config.listen, source: io::Error::other(e) })?;
@@ -187,6 +192,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         tokio::spawn(reload::run(
             store.clone(),
             config.mesh_dir.clone(),
+            config.load.clone(),
             config.reload_interval,
             seen,
             shutdown_rx.clone(),

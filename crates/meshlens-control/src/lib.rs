@@ -16,6 +16,7 @@
 //! |---|---|
 //! | [`meshdir`] | the mesh directory source: files → documents → [`MeshConfig`], or every error with file:line |
 //! | `validate` | semantic checks (names, references, durations, regexes, budgets, weights) |
+//! | `httproute` | HTTPRoute/GRPCRoute checked and compiled into the profiles proxies apply |
 //! | `yaml` | YAML documents with the line of every field |
 //! | [`duration`] | Go-style durations |
 //! | `store` | config + registrations → versioned snapshots shared by all watchers; leases, restart rule |
@@ -51,6 +52,7 @@ mod diagnose;
 mod diagnostics;
 pub mod drift;
 mod httpget;
+mod httproute;
 mod logs;
 pub mod meshdir;
 mod metrics;
@@ -69,5 +71,5 @@ mod yaml;
 
 pub use app::{Config, Running, StartError, start};
 pub use logs::OwnLogs;
-pub use meshdir::{ConfigError, ConfigErrors, MeshConfig, load};
+pub use meshdir::{ConfigError, ConfigErrors, LoadOptions, MeshConfig, load, load_with};
 pub use store::Published;

@@ -1,5 +1,7 @@
 //! The mesh directory source: `mesh.yaml` (kind `Mesh`) plus every other `*.yaml`/`*.yml` file (top level
 //! and subdirectories) holding `ServiceProfile` and `TrafficSplit` documents, loaded and validated as a whole.
+//! Manifests written for Kubernetes load as they are: `kind: List` is unpacked, kinds of other API groups
+//! (`Service`, `Deployment`, …) are skipped with an info line, documents without a namespace get the default.
 //!
 //! Entries whose name starts with `.` are skipped: editors' swap files, and the `..data` / `..2024_…`
 //! directories of a mounted Kubernetes ConfigMap (its top-level symlinks are followed instead).
@@ -9,11 +11,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use meshlens_api::httproute::{GRPC_ROUTE_API_VERSIONS, GrpcRoute, HTTP_ROUTE_API_VERSIONS, HttpRoute};
 use meshlens_api::mesh::{MESH_API_VERSION, Mesh, MeshService};
-use meshlens_api::profile::{SERVICE_PROFILE_API_VERSION, ServiceProfile, TRAFFIC_SPLIT_API_VERSIONS, TrafficSplit};
+use meshlens_api::profile::{SERVICE_PROFILE_API_VERSIONS, ServiceProfile, TRAFFIC_SPLIT_API_VERSIONS, TrafficSplit};
 
-use crate::validate;
 use crate::yaml::{self, Document};
+use crate::{httproute, validate};
 
 /// The file that holds the `Mesh` document.
 pub const MESH_FILE: &str = "mesh.yaml";
@@ -29,6 +32,9 @@ pub struct MeshConfig {
     pub mesh: Mesh,
     pub profiles: Vec<Sourced<ServiceProfile>>,
     pub traffic_splits: Vec<Sourced<TrafficSplit>>,
+    /// One line per document skipped (a kind outside the mesh, or one meshlens does not implement):
+    /// `file:line: skipped Deployment 'web' (apps/v1): not a mesh kind`.
+    pub skipped: Vec<String>,
 }
 
 impl MeshConfig {
@@ -178,8 +184,55 @@ pub(crate) struct Parsed<T> {
     pub value: T,
 }
 
+/// The API groups whose kinds a mesh directory reads. A kind of another group (`Service`, `Deployment`, …)
+/// is skipped with an info line; an unknown kind of one of these is an error (a typo would go unnoticed).
+pub const MESH_API_GROUPS: [&str; 5] =
+    ["linkerd.io", "policy.linkerd.io", "split.smi-spec.io", "gateway.networking.k8s.io", "meshlens.io"];
+
+/// Kinds of the mesh's API groups that meshlens does not implement (authorization, gateways, other route
+/// kinds): skipped with an info line, as foreign kinds are.
+const UNSUPPORTED_MESH_KINDS: [&str; 14] = [
+    "Server",
+    "ServerAuthorization",
+    "AuthorizationPolicy",
+    "MeshTLSAuthentication",
+    "NetworkAuthentication",
+    "HTTPLocalRateLimitPolicy",
+    "EgressNetwork",
+    "ExternalWorkload",
+    "Gateway",
+    "GatewayClass",
+    "ReferenceGrant",
+    "TLSRoute",
+    "TCPRoute",
+    "UDPRoute",
+];
+
+/// What the loader does with a document, once its kind and apiVersion are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Mesh,
+    Profile,
+    Split,
+    HttpRoute,
+    GrpcRoute,
+}
+
+/// How a directory is read.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The namespace of documents that name none (kubectl's `-n`); `None`: the mesh's first declared
+    /// namespace, else `default`.
+    pub default_namespace: Option<String>,
+}
+
 /// Reads and validates a mesh directory. Either everything is valid, or every problem is reported.
 pub fn load(dir: &Path) -> Result<MeshConfig, ConfigErrors> {
+    load_with(dir, &LoadOptions::default())
+}
+
+/// [`load`] with options.
+pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<MeshConfig, ConfigErrors> {
     let mut errors = Errors::default();
     let shown = dir.display().to_string();
     if !dir.is_dir() {
@@ -195,8 +248,8 @@ pub fn load(dir: &Path) -> Result<MeshConfig, ConfigErrors> {
     };
 
     let mut mesh: Option<Parsed<Mesh>> = None;
-    let mut profiles = Vec::new();
-    let mut splits = Vec::new();
+    let mut typed: Vec<(String, Document, Kind)> = Vec::new();
+    let mut skipped = Vec::new();
     let mut mesh_file_seen = false;
     let mut mesh_file_failed = false;
     for f in &files {
@@ -233,8 +286,17 @@ pub fn load(dir: &Path) -> Result<MeshConfig, ConfigErrors> {
             );
             mesh_file_failed = true;
         }
-        for doc in docs {
-            classify(&f.rel, doc, &mut mesh, &mut profiles, &mut splits, &mut mesh_file_failed, &mut errors);
+        for doc in unpack_lists(&f.rel, docs, &mut errors) {
+            match classify(&f.rel, &doc, &mut errors) {
+                Err(()) => mesh_file_failed |= is_mesh_file,
+                Ok(None) => {
+                    let line = skipped_line(&f.rel, &doc);
+                    tracing::info!("{line}");
+                    skipped.push(line);
+                }
+                Ok(Some(Kind::Mesh)) => parse_mesh(&f.rel, doc, &mut mesh, &mut mesh_file_failed, &mut errors),
+                Ok(Some(kind)) => typed.push((f.rel.clone(), doc, kind)),
+            }
         }
     }
     if !mesh_file_seen {
@@ -243,119 +305,215 @@ pub fn load(dir: &Path) -> Result<MeshConfig, ConfigErrors> {
         errors.at(MESH_FILE, 1, format!("no Mesh document (apiVersion: {MESH_API_VERSION}, kind: Mesh)"));
     }
 
-    validate::all(mesh.as_ref(), &profiles, &splits, &mut errors);
+    let default_ns = options
+        .default_namespace
+        .clone()
+        .or_else(|| mesh.as_ref().and_then(|m| m.value.spec.namespaces.first().cloned()))
+        .unwrap_or_else(|| validate::DEFAULT_NAMESPACE.to_string());
+    let mut profiles = Vec::new();
+    let mut splits = Vec::new();
+    let mut routes = httproute::RouteDocs::default();
+    for (file, mut doc, kind) in typed {
+        match kind {
+            Kind::Profile => match doc.parse::<ServiceProfile>() {
+                Ok(value) => profiles.push(Parsed { file, doc, value }),
+                Err(e) => errors.at(&file, e.line, e.message),
+            },
+            Kind::Split => {
+                doc.default_namespace(&default_ns);
+                match doc.parse::<TrafficSplit>() {
+                    Ok(value) => splits.push(Parsed { file, doc, value }),
+                    Err(e) => errors.at(&file, e.line, e.message),
+                }
+            }
+            Kind::HttpRoute => {
+                doc.default_namespace(&default_ns);
+                match doc.parse::<HttpRoute>() {
+                    Ok(value) => routes.http.push(Parsed { file, doc, value }),
+                    Err(e) => errors.at(&file, e.line, e.message),
+                }
+            }
+            Kind::GrpcRoute => {
+                doc.default_namespace(&default_ns);
+                match doc.parse::<GrpcRoute>() {
+                    Ok(value) => routes.grpc.push(Parsed { file, doc, value }),
+                    Err(e) => errors.at(&file, e.line, e.message),
+                }
+            }
+            Kind::Mesh => unreachable!("parsed as it was read"),
+        }
+    }
+
+    let index = validate::all(mesh.as_ref(), &profiles, &splits, &mut errors);
+    let mut notes = Vec::new();
+    let compiled = httproute::compile(index.as_ref(), &profiles, &routes, &mut errors, &mut notes);
+    for line in notes {
+        tracing::info!("{line}");
+        skipped.push(line);
+    }
     match mesh {
         Some(mesh) if errors.is_empty() => Ok(MeshConfig {
             dir: dir.to_path_buf(),
             mesh: mesh.value,
-            profiles: profiles.into_iter().map(sourced).collect(),
+            profiles: with_routes(profiles.into_iter().map(sourced).collect(), compiled),
             traffic_splits: splits.into_iter().map(sourced).collect(),
+            skipped,
         }),
         _ => Err(errors.into_sorted()),
     }
+}
+
+/// The directory's profiles with those compiled from routes: a profile a route completes is replaced
+/// in place, the others follow.
+fn with_routes(
+    mut profiles: Vec<Sourced<ServiceProfile>>,
+    compiled: httproute::CompiledProfiles,
+) -> Vec<Sourced<ServiceProfile>> {
+    for (at, profile) in compiled {
+        match at {
+            Some(i) => profiles[i].value = profile.value,
+            None => profiles.push(profile),
+        }
+    }
+    profiles
 }
 
 fn sourced<T>(p: Parsed<T>) -> Sourced<T> {
     Sourced { file: p.file, line: p.doc.line, value: p.value }
 }
 
-/// Sorts one document by kind and apiVersion into its typed form.
-fn classify(
-    file: &str,
-    doc: Document,
-    mesh: &mut Option<Parsed<Mesh>>,
-    profiles: &mut Vec<Parsed<ServiceProfile>>,
-    splits: &mut Vec<Parsed<TrafficSplit>>,
-    mesh_file_failed: &mut bool,
-    errors: &mut Errors,
-) {
+/// Replaces each `kind: List` (what `kubectl get … -o yaml` writes) by its items, one level deep.
+fn unpack_lists(file: &str, docs: Vec<Document>, errors: &mut Errors) -> Vec<Document> {
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        if doc.str_field("kind") != Some("List") {
+            out.push(doc);
+            continue;
+        }
+        match doc.value.get("items") {
+            Some(serde_json::Value::Array(items)) => {
+                for i in 0..items.len() {
+                    match doc.item("items", i) {
+                        Some(item) if item.str_field("kind") == Some("List") => {
+                            errors.field(file, &doc, &format!("items[{i}].kind"), "a List inside a List")
+                        }
+                        Some(item) => out.push(item),
+                        None => {}
+                    }
+                }
+            }
+            Some(serde_json::Value::Null) | None => {}
+            Some(_) => errors.field(file, &doc, "items", "a List's items must be a sequence of documents"),
+        }
+    }
+    out
+}
+
+/// The API group of an apiVersion (`policy.linkerd.io/v1beta3` → `policy.linkerd.io`; `v1` → the core
+/// group, ``).
+fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// `file:line: skipped Deployment 'web' (apps/v1): not a mesh kind`.
+fn skipped_line(file: &str, doc: &Document) -> String {
+    let kind = doc.str_field("kind").unwrap_or_default();
+    let api_version = doc.str_field("apiVersion").unwrap_or_default();
+    let name = doc.value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).unwrap_or_default();
+    let why =
+        if MESH_API_GROUPS.contains(&api_group(api_version)) { "not supported by meshlens" } else { "not a mesh kind" };
+    format!("{file}:{}: skipped {kind} '{name}' ({api_version}): {why}", doc.line)
+}
+
+/// Sorts one document by kind and apiVersion: a kind the mesh reads, `None` for one to skip, `Err` when
+/// the error is reported.
+fn classify(file: &str, doc: &Document, errors: &mut Errors) -> Result<Option<Kind>, ()> {
     let is_mesh_file = file == MESH_FILE;
     if !doc.value.is_object() {
         errors.at(file, doc.line, "a document must be a mapping with apiVersion, kind, metadata and spec");
-        *mesh_file_failed |= is_mesh_file;
-        return;
+        return Err(());
     }
     let kind = match doc.value.get("kind") {
         None => {
             errors.at(file, doc.line, "kind: missing (every document needs apiVersion and kind)");
-            *mesh_file_failed |= is_mesh_file;
-            return;
+            return Err(());
         }
         Some(k) => match k.as_str() {
             Some(k) => k.to_string(),
             None => {
-                errors.field(file, &doc, "kind", format!("{k} is not a kind (a string such as ServiceProfile)"));
-                *mesh_file_failed |= is_mesh_file;
-                return;
+                errors.field(file, doc, "kind", format!("{k} is not a kind (a string such as ServiceProfile)"));
+                return Err(());
             }
         },
     };
-    let api_version = doc.str_field("apiVersion").map(str::to_string);
-    let expected: &[&str] = match kind.as_str() {
-        "Mesh" => &[MESH_API_VERSION],
-        "ServiceProfile" => &[SERVICE_PROFILE_API_VERSION],
-        "TrafficSplit" => &TRAFFIC_SPLIT_API_VERSIONS,
+    let api_version = doc.str_field("apiVersion");
+    let (expected, typed): (&[&str], Kind) = match kind.as_str() {
+        "Mesh" => (&[MESH_API_VERSION], Kind::Mesh),
+        "ServiceProfile" => (&SERVICE_PROFILE_API_VERSIONS, Kind::Profile),
+        "TrafficSplit" => (&TRAFFIC_SPLIT_API_VERSIONS, Kind::Split),
+        "HTTPRoute" => (&HTTP_ROUTE_API_VERSIONS, Kind::HttpRoute),
+        "GRPCRoute" => (&GRPC_ROUTE_API_VERSIONS, Kind::GrpcRoute),
         other => {
+            let Some(api_version) = api_version else {
+                errors.field(file, doc, "apiVersion", "missing (every document needs apiVersion and kind)");
+                return Err(());
+            };
+            let group = api_group(api_version);
+            if !MESH_API_GROUPS.contains(&group) || UNSUPPORTED_MESH_KINDS.contains(&other) {
+                return Ok(None);
+            }
             let mesh_hint = if is_mesh_file { "Mesh, " } else { "" };
             errors.field(
                 file,
-                &doc,
+                doc,
                 "kind",
-                format!("unknown kind '{other}' (expected {mesh_hint}ServiceProfile or TrafficSplit)"),
+                format!(
+                    "unknown kind '{other}' in {group} (expected {mesh_hint}ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+                ),
             );
-            *mesh_file_failed |= is_mesh_file;
-            return;
+            return Err(());
         }
     };
-    match api_version.as_deref() {
-        Some(v) if expected.contains(&v) => {}
+    match api_version {
+        Some(v) if expected.contains(&v) => Ok(Some(typed)),
         Some(v) => {
             errors.field(
                 file,
-                &doc,
+                doc,
                 "apiVersion",
                 format!("'{v}' is not a supported apiVersion for {kind} (expected {})", expected.join(" or ")),
             );
-            *mesh_file_failed |= is_mesh_file;
-            return;
+            Err(())
         }
         None => {
-            errors.field(file, &doc, "apiVersion", format!("missing (expected {})", expected.join(" or ")));
-            *mesh_file_failed |= is_mesh_file;
-            return;
+            errors.field(file, doc, "apiVersion", format!("missing (expected {})", expected.join(" or ")));
+            Err(())
         }
     }
-    match kind.as_str() {
-        "Mesh" => {
-            if !is_mesh_file {
-                errors.field(file, &doc, "kind", format!("a Mesh document belongs in {MESH_FILE}"));
-                return;
-            }
-            if let Some(first) = mesh {
-                errors.field(
-                    file,
-                    &doc,
-                    "kind",
-                    format!("a second Mesh document (the first is at line {})", first.doc.line),
-                );
-                return;
-            }
-            match doc.parse::<Mesh>() {
-                Ok(value) => *mesh = Some(Parsed { file: file.to_string(), doc, value }),
-                Err(e) => {
-                    errors.at(file, e.line, e.message);
-                    *mesh_file_failed = true;
-                }
-            }
+}
+
+/// The `Mesh` document: only in mesh.yaml, only once.
+fn parse_mesh(
+    file: &str,
+    doc: Document,
+    mesh: &mut Option<Parsed<Mesh>>,
+    mesh_file_failed: &mut bool,
+    errors: &mut Errors,
+) {
+    if file != MESH_FILE {
+        errors.field(file, &doc, "kind", format!("a Mesh document belongs in {MESH_FILE}"));
+        return;
+    }
+    if let Some(first) = mesh {
+        errors.field(file, &doc, "kind", format!("a second Mesh document (the first is at line {})", first.doc.line));
+        return;
+    }
+    match doc.parse::<Mesh>() {
+        Ok(value) => *mesh = Some(Parsed { file: file.to_string(), doc, value }),
+        Err(e) => {
+            errors.at(file, e.line, e.message);
+            *mesh_file_failed = true;
         }
-        "ServiceProfile" => match doc.parse::<ServiceProfile>() {
-            Ok(value) => profiles.push(Parsed { file: file.to_string(), doc, value }),
-            Err(e) => errors.at(file, e.line, e.message),
-        },
-        _ => match doc.parse::<TrafficSplit>() {
-            Ok(value) => splits.push(Parsed { file: file.to_string(), doc, value }),
-            Err(e) => errors.at(file, e.line, e.message),
-        },
     }
 }
 

@@ -172,9 +172,9 @@ fn errors_are_all_reported_in_file_and_line_order() {
         "  routes:\n  - name: a\n    condition: {pathRegex: '/x/('}\n    timeout: soon\n  - name: a\n    condition: {method: GET}\n",
     );
     assert_eq!(
-        errors(&[("mesh.yaml", MESH), ("b.yaml", &bad), ("a.yaml", "kind: Gadget\napiVersion: v1\n")]),
+        errors(&[("mesh.yaml", MESH), ("b.yaml", &bad), ("a.yaml", "kind: Gadget\napiVersion: linkerd.io/v1\n")]),
         [
-            "a.yaml:1: kind: unknown kind 'Gadget' (expected ServiceProfile or TrafficSplit)",
+            "a.yaml:1: kind: unknown kind 'Gadget' in linkerd.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)",
             "b.yaml:9: spec.routes[0].condition.pathRegex: '/x/(' is not a valid regular expression: unclosed group",
             "b.yaml:10: spec.routes[0].timeout: 'soon' is not a duration (e.g. 5s, 300ms)",
             "b.yaml:11: spec.routes[1].name: duplicate route name 'a' (first at line 8)",
@@ -227,9 +227,9 @@ fn yaml_syntax_errors_name_the_line() {
 #[test]
 fn kinds_and_api_versions() {
     assert_eq!(
-        errors(&[("mesh.yaml", MESH), ("x.yaml", "apiVersion: linkerd.io/v1alpha1\nkind: ServiceProfile\n")]),
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "apiVersion: linkerd.io/v1beta1\nkind: ServiceProfile\n")]),
         [
-            "x.yaml:1: apiVersion: 'linkerd.io/v1alpha1' is not a supported apiVersion for ServiceProfile (expected linkerd.io/v1alpha2)"
+            "x.yaml:1: apiVersion: 'linkerd.io/v1beta1' is not a supported apiVersion for ServiceProfile (expected linkerd.io/v1alpha2 or linkerd.io/v1alpha1)"
         ]
     );
     assert_eq!(
@@ -496,10 +496,12 @@ fn response_classes() {
 
 #[test]
 fn timeouts_budgets_overrides() {
-    assert_eq!(
-        profile_errors("  routes:\n  - name: a\n    condition: {method: GET}\n    timeout: 0s\n"),
-        ["sp.yaml:10: spec.routes[0].timeout: '0s' must be greater than 0"]
-    );
+    // `0s` is no timeout, as Linkerd reads a zero timeout.
+    let cfg = load_ok(&[
+        ("mesh.yaml", MESH),
+        ("sp.yaml", &profile("  routes:\n  - name: a\n    condition: {method: GET}\n    timeout: 0s\n")),
+    ]);
+    assert_eq!(cfg.profiles[0].value.spec.routes[0].timeout.as_deref(), Some("0s"));
     assert_eq!(
         profile_errors("  retryBudget:\n    retryRatio: 1001\n    minRetriesPerSecond: 10\n    ttl: 90s\n"),
         [
@@ -551,10 +553,7 @@ fn traffic_splits() {
         split_errors(
             "  service: orders\n  backends:\n  - service: orders\n    weight: 0\n  - service: orders\n    weight: 0m\n"
         ),
-        [
-            "ts.yaml:8: spec.backends: every weight is 0, so the split sends traffic nowhere",
-            "ts.yaml:11: spec.backends[1].service: backend 'orders' is listed twice",
-        ]
+        ["ts.yaml:8: spec.backends: every weight is 0, so the split sends traffic nowhere"]
     );
     let two = format!("{SPLIT}---\n{}", SPLIT.replace("name: orders-split", "name: other"));
     assert_eq!(
@@ -582,4 +581,265 @@ fn listing_follows_symlinks_like_a_configmap() {
     let files = list_files(dir.path()).unwrap();
     assert_eq!(files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(), ["mesh.yaml"]);
     assert_eq!(load(dir.path()).unwrap().mesh.spec.workloads.len(), 3);
+}
+
+const MIXED: &str = "\
+apiVersion: v1
+kind: Service
+metadata:
+  name: orders
+  annotations:
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders}
+spec: {replicas: 2}
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: orders-http}
+---
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata:
+  name: orders-split
+  annotations:
+spec:
+  service: orders
+  backends:
+  - service: orders
+    weight: 1
+  - service: orders-canary
+    weight: 0m
+  - weight: 0
+";
+
+#[test]
+fn real_manifests_load_foreign_kinds_skipped_zero_weights_and_the_default_namespace() {
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("app.yaml", MIXED)]);
+    assert_eq!(
+        cfg.skipped,
+        [
+            "app.yaml:1: skipped Service 'orders' (v1): not a mesh kind",
+            "app.yaml:7: skipped Deployment 'orders' (apps/v1): not a mesh kind",
+            "app.yaml:12: skipped Server 'orders-http' (policy.linkerd.io/v1beta3): not supported by meshlens",
+        ]
+    );
+    // No namespace: the mesh's first namespace (prod), where the services are.
+    let split = &cfg.traffic_splits[0].value;
+    assert_eq!(split.metadata.namespace.as_deref(), Some("prod"));
+    assert!(split.metadata.annotations.is_empty());
+    assert_eq!(split.spec.backends.len(), 3);
+    // `-n default` would put it where no `orders` service is declared.
+    let dir = dir_with(&[("mesh.yaml", MESH), ("app.yaml", MIXED)]);
+    let options = LoadOptions { default_namespace: Some("default".into()) };
+    let errs = load_with(dir.path(), &options).unwrap_err().lines();
+    assert_eq!(
+        errs,
+        [
+            "app.yaml:22: spec.service: no service 'orders' in namespace 'default' is declared in mesh.yaml",
+            "app.yaml:24: spec.backends[0].service: no service 'orders' in namespace 'default' is declared in mesh.yaml",
+        ]
+    );
+}
+
+#[test]
+fn lists_are_unpacked_with_the_lines_of_their_items() {
+    let list = format!(
+        "apiVersion: v1\nkind: List\nmetadata:\n  resourceVersion: \"\"\nitems:\n{}- apiVersion: linkerd.io/v1alpha1\n  kind: ServiceProfile\n  metadata:\n    name: web.prod.svc.cluster.local\n    namespace: prod\n  spec:\n    routes:\n    - name: x\n      condition: {{pathRegex: '/('}}\n",
+        PROFILE
+            .replace("5 seconds", "5s")
+            .lines()
+            .map(|l| if l.starts_with("apiVersion") { format!("- {l}\n") } else { format!("  {l}\n") })
+            .collect::<String>()
+    );
+    let errs = errors(&[("mesh.yaml", MESH), ("sp.yaml", &list)]);
+    assert_eq!(
+        errs,
+        ["sp.yaml:28: spec.routes[0].condition.pathRegex: '/(' is not a valid regular expression: unclosed group"]
+    );
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("sp.yaml", &list.replace("'/('", "/x"))]);
+    assert_eq!(cfg.profiles.len(), 2);
+    assert_eq!((cfg.profiles[0].line, cfg.profiles[1].line), (6, 20));
+    assert_eq!(cfg.profiles[1].value.api_version, "linkerd.io/v1alpha1");
+}
+
+#[test]
+fn unknown_kinds_of_mesh_groups_stay_errors() {
+    let typo = "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplits\nmetadata: {name: s}\n";
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", typo)]),
+        [
+            "x.yaml:2: kind: unknown kind 'TrafficSplits' in split.smi-spec.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+        ]
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("x.yaml", "kind: ConfigMap\nmetadata: {name: c}\n")]),
+        ["x.yaml:1: apiVersion: missing (every document needs apiVersion and kind)"]
+    );
+    assert_eq!(
+        errors(&[
+            ("mesh.yaml", MESH),
+            ("x.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n")
+        ]),
+        ["x.yaml:5: items[0].kind: a List inside a List"]
+    );
+}
+
+fn corpus(name: &str) -> MeshConfig {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(name);
+    load(&dir).unwrap_or_else(|e| panic!("corpus {name} does not load:\n{e}"))
+}
+
+fn profile_of<'a>(cfg: &'a MeshConfig, fqdn: &str) -> &'a ServiceProfile {
+    &cfg.profiles.iter().find(|p| p.value.metadata.name == fqdn).unwrap_or_else(|| panic!("no profile {fqdn}")).value
+}
+
+#[test]
+fn corpus_booksapp_loads_lists_mixed_kinds_and_v1alpha1() {
+    let cfg = corpus("booksapp");
+    assert_eq!(cfg.profiles.len(), 3);
+    let books = profile_of(&cfg, "books.booksapp.svc.cluster.local");
+    assert_eq!(books.api_version, "linkerd.io/v1alpha1");
+    assert_eq!(books.spec.routes[3].timeout.as_deref(), Some("0s"));
+    assert_eq!(
+        cfg.skipped,
+        [
+            "app.yaml:3: skipped Service 'webapp' (v1): not a mesh kind",
+            "app.yaml:17: skipped Deployment 'webapp' (apps/v1): not a mesh kind",
+            "app.yaml:39: skipped ConfigMap 'booksapp-config' (v1): not a mesh kind",
+        ]
+    );
+}
+
+#[test]
+fn corpus_emojivoto_compiles_a_grpc_route_with_retries_and_a_timeout() {
+    let cfg = corpus("emojivoto");
+    let voting = profile_of(&cfg, "voting-svc.emojivoto.svc.cluster.local");
+    let routes = &voting.spec.routes;
+    assert_eq!(routes.len(), 2);
+    // The longer match (service and method) first.
+    assert_eq!(routes[0].condition.path_regex.as_deref(), Some(r"/emojivoto\.v1\.VotingService/VoteDoughnut"));
+    assert_eq!(routes[1].condition.path_regex.as_deref(), Some(r"/emojivoto\.v1\.VotingService/[^/]+"));
+    assert!(routes.iter().all(|r| r.name == "voting-grpc" && r.condition.method.as_deref() == Some("POST")));
+    assert_eq!(routes[0].timeout.as_deref(), Some("2s"));
+    let retry = routes[0].retry.as_ref().unwrap();
+    assert_eq!((retry.grpc.as_slice(), retry.limit), (&[14, 13][..], 2));
+    assert!(voting.spec.dst_overrides.is_empty());
+}
+
+#[test]
+fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
+    let cfg = corpus("howtos");
+    let smiley = profile_of(&cfg, "smiley.faces.svc.cluster.local");
+    let retry = smiley.spec.routes[0].retry.as_ref().unwrap();
+    assert_eq!((retry.http[0].min, retry.http[0].max, retry.limit), (Some(500), Some(599), 2));
+    assert_eq!(smiley.spec.routes[0].condition.path_regex.as_deref(), Some("/.*"));
+
+    let color = profile_of(&cfg, "color.faces.svc.cluster.local");
+    let got: Vec<_> = color
+        .spec
+        .routes
+        .iter()
+        .map(|r| (r.condition.path_regex.as_deref().unwrap(), r.condition.method.as_deref(), r.timeout.as_deref()))
+        .collect();
+    // The annotation beats timeouts.request; most path characters first.
+    assert_eq!(
+        got,
+        [("/edge/[0-9]+", None, Some("1s")), ("/center", Some("GET"), Some("1s")), ("/edge(?:/.*)?", None, Some("1s")),]
+    );
+
+    let podinfo = profile_of(&cfg, "podinfo.podinfo.svc.cluster.local");
+    let shift: Vec<_> =
+        podinfo.spec.dst_overrides.iter().map(|d| (d.authority.as_str(), d.weight.milli_value())).collect();
+    assert_eq!(
+        shift,
+        [
+            ("podinfo.podinfo.svc.cluster.local:9898", Some(90_000)),
+            ("podinfo-v2.podinfo.svc.cluster.local:9898", Some(10_000))
+        ]
+    );
+    // A zero-weight backend naming no declared service is no backend: the parent keeps its traffic.
+    assert!(profile_of(&cfg, "smiley2.faces.svc.cluster.local").spec.dst_overrides.is_empty());
+    // The TrafficSplit without a namespace lands in the mesh's first namespace.
+    assert_eq!(cfg.traffic_splits[0].value.metadata.namespace.as_deref(), Some("faces"));
+    assert_eq!(
+        cfg.skipped,
+        [
+            "retries.yaml:2: annotation retry.linkerd.io/timeout ignored: not supported yet",
+            "traffic-shifting.yaml:34: HTTPRoute 'smiley2-canary': parentRefs[1] (Gateway, the default kind 'faces-gateway') ignored: only a Service parent routes traffic",
+        ]
+    );
+}
+
+const ROUTE: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: orders-route
+  namespace: prod
+spec:
+  parentRefs:
+  - {name: orders, kind: Service, group: core, port: 80}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /api}
+";
+
+#[test]
+fn invalid_routes_are_rejected_with_file_and_line() {
+    let bad = format!(
+        "{ROUTE}      headers:\n      - {{name: x-user, value: a}}\n    - path: {{type: Regex, value: /x}}\n    - path: {{type: RegularExpression, value: '/('}}\n      method: get\n    timeouts: {{request: soon}}\n    backendRefs:\n    - {{name: payments, port: 80}}\n"
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &bad)]),
+        [
+            "r.yaml:12: spec.rules[0].matches[0].headers: header matches are not supported yet (meshlens matches path and method)",
+            "r.yaml:14: spec.rules[0].matches[1].path.type: 'Regex' is not Exact, PathPrefix or RegularExpression",
+            "r.yaml:15: spec.rules[0].matches[2].path.value: '/(' is not a valid regular expression: unclosed group",
+            "r.yaml:16: spec.rules[0].matches[2].method: 'get' is not an HTTP method (GET, POST, …)",
+            "r.yaml:17: spec.rules[0].timeouts.request: 'soon' is not a duration (e.g. 5s, 300ms)",
+        ]
+    );
+    let bad = format!("{ROUTE}    backendRefs:\n    - {{name: payments, port: 80}}\n");
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &bad.replace("port: 80}", "port: 81}"))]),
+        [
+            "r.yaml:8: spec.parentRefs[0].port: service orders.prod has port 80, not 81",
+            "r.yaml:13: spec.rules[0].backendRefs[0].name: no service 'payments' in namespace 'prod' is declared in mesh.yaml",
+        ]
+    );
+    let annotated =
+        ROUTE.replace("  namespace: prod\n", "  namespace: prod\n  annotations:\n    retry.linkerd.io/http: 5xx,6xx\n");
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &annotated)]),
+        [
+            "r.yaml:7: metadata.annotations.retry.linkerd.io/http: '6xx' is not a status, a range (500-504), 5xx or gateway-error"
+        ]
+    );
+    let typo = ROUTE.replace("kind: HTTPRoute", "kind: HTTPRoutes");
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &typo)]),
+        [
+            "r.yaml:2: kind: unknown kind 'HTTPRoutes' in gateway.networking.k8s.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+        ]
+    );
+}
+
+#[test]
+fn a_profile_with_routes_wins_over_routes_and_one_without_is_completed() {
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("r.yaml", ROUTE), ("sp.yaml", &PROFILE.replace("5 seconds", "5s"))]);
+    assert_eq!(profile_of(&cfg, "orders.prod.svc.cluster.local").spec.routes.len(), 3);
+    assert_eq!(
+        cfg.skipped,
+        [
+            "r.yaml:1: route 'orders-route' of orders.prod ignored: the ServiceProfile at sp.yaml:1 has routes or dstOverrides, and wins"
+        ]
+    );
+    let budget_only = profile("  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 1, ttl: 5s}\n");
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("r.yaml", ROUTE), ("sp.yaml", &budget_only)]);
+    assert_eq!(cfg.profiles.len(), 1);
+    let sp = &cfg.profiles[0];
+    assert_eq!((sp.origin(), sp.value.spec.routes[0].name.as_str()), ("sp.yaml:1".to_string(), "orders-route"));
+    assert_eq!(sp.value.spec.retry_budget.as_ref().map(|b| b.retry_ratio), Some(0.5));
 }

@@ -54,6 +54,7 @@ async fn fingerprint_async(dir: &Path) -> Fingerprint {
 pub(crate) async fn run(
     store: Arc<Store>,
     dir: PathBuf,
+    options: meshdir::LoadOptions,
     interval: Duration,
     mut seen: Fingerprint,
     mut shutdown: watch::Receiver<bool>,
@@ -75,8 +76,8 @@ pub(crate) async fn run(
         }
         tracing::debug!(dir = %dir.display(), "mesh directory changed: reloading");
         seen = settled;
-        let load_dir = dir.clone();
-        match tokio::task::spawn_blocking(move || meshdir::load(&load_dir)).await {
+        let (load_dir, options) = (dir.clone(), options.clone());
+        match tokio::task::spawn_blocking(move || meshdir::load_with(&load_dir, &options)).await {
             Ok(result) => store.config_loaded(result),
             Err(e) => tracing::error!(error = %e, "reading the mesh directory failed"),
         }

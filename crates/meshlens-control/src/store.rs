@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use meshlens_api::control::{Lease, Registration, WatchEvent};
 use meshlens_api::discovery::{Endpoint, Service, ServicePort, Snapshot, is_dns_label};
+use meshlens_api::profile::TrafficSplit;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -337,6 +338,7 @@ impl Store {
                 last_attempt: clock::rfc3339(r.last_attempt),
                 accepted: r.accepted,
                 rejected: r.rejected,
+                skipped: st.config.skipped.clone(),
             },
             proxies: st.proxies.len(),
             watchers: self.metrics.watchers.load(std::sync::atomic::Ordering::Relaxed),
@@ -489,8 +491,16 @@ fn build_snapshot(config: &MeshConfig, proxies: &BTreeMap<(String, String), Prox
         cluster_domain: spec.cluster_domain.clone(),
         services,
         profiles: config.profiles.iter().map(|p| p.value.clone()).collect(),
-        traffic_splits: config.traffic_splits.iter().map(|t| t.value.clone()).collect(),
+        traffic_splits: config.traffic_splits.iter().map(|t| without_zero_weights(&t.value)).collect(),
     }
+}
+
+/// A split as proxies get it: zero-weight backends (which may name no service) left out, as Linkerd's
+/// proxy drops them.
+fn without_zero_weights(split: &TrafficSplit) -> TrafficSplit {
+    let mut split = split.clone();
+    split.spec.backends.retain(|b| b.weight.milli_value() != Some(0));
+    split
 }
 
 /// A listener bound to the unspecified address is reached on loopback.

@@ -19,13 +19,14 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 
 const NAME_RULE: &str = "lowercase letters, digits and '-', at most 63 characters";
 
-/// Checks everything; cross-document checks only run when the mesh itself parsed.
+/// Checks everything; cross-document checks only run when the mesh itself parsed. Returns what other
+/// documents may refer to, when the mesh parsed.
 pub(crate) fn all(
     mesh: Option<&Parsed<Mesh>>,
     profiles: &[Parsed<ServiceProfile>],
     splits: &[Parsed<TrafficSplit>],
     errors: &mut Errors,
-) {
+) -> Option<Index> {
     let index = mesh.map(|m| check_mesh(m, errors));
     let mut seen_profiles: BTreeMap<(String, String), String> = BTreeMap::new();
     for p in profiles {
@@ -36,6 +37,7 @@ pub(crate) fn all(
     for s in splits {
         check_split(s, index.as_ref(), &mut seen_apex, &mut seen_names, errors);
     }
+    index
 }
 
 /// What other documents may refer to.
@@ -275,14 +277,19 @@ fn check_profile(
             names.insert(&route.name, p.doc.line_of(&format!("{path}.name")));
         }
         check_request_match(&mut at, &format!("{path}.condition"), &route.condition);
+        if route.retry.is_some() {
+            at.err(
+                &format!("{path}.retry"),
+                "not a ServiceProfile field (use isRetryable, or an HTTPRoute's retry.linkerd.io annotations)",
+            );
+        }
         for (j, class) in route.response_classes.iter().enumerate() {
             check_response_match(&mut at, &format!("{path}.responseClasses[{j}].condition"), &class.condition);
         }
         if let Some(t) = &route.timeout {
-            match duration::parse(t) {
-                Err(e) => at.err(&format!("{path}.timeout"), e),
-                Ok(d) if d.is_zero() => at.err(&format!("{path}.timeout"), format!("'{t}' must be greater than 0")),
-                Ok(_) => {}
+            // `0s` is accepted and means no timeout (Linkerd's `0` turns a route timeout off).
+            if let Err(e) = duration::parse(t) {
+                at.err(&format!("{path}.timeout"), e);
             }
         }
     }
@@ -445,6 +452,16 @@ fn check_split(
     let mut backends = BTreeSet::new();
     for (i, b) in ts.spec.backends.iter().enumerate() {
         let path = format!("spec.backends[{i}]");
+        let weight = check_weight(&mut at, &format!("{path}.weight"), &b.weight);
+        match weight {
+            Some(w) => total = total.saturating_add(w),
+            None => all_valid = false,
+        }
+        // A zero-weight backend gets no traffic, so it may name a service that does not exist (yet), or
+        // none: Linkerd copies such backends as they are and its proxy drops them.
+        if weight == Some(0) {
+            continue;
+        }
         if let Some(index) = index {
             match split_service(index, &ns, &b.service) {
                 Err(e) => at.err(&format!("{path}.service"), e),
@@ -454,10 +471,6 @@ fn check_split(
                     }
                 }
             }
-        }
-        match check_weight(&mut at, &format!("{path}.weight"), &b.weight) {
-            Some(w) => total = total.saturating_add(w),
-            None => all_valid = false,
         }
     }
     if all_valid && total == 0 {

@@ -49,6 +49,25 @@ impl Document {
         self.value.get(key).and_then(Value::as_str)
     }
 
+    /// Item `i` of the sequence at top-level field `field` (a `List`'s `items`) as a document of its own:
+    /// its value, its line and the lines of its fields re-rooted at the item.
+    pub fn item(&self, field: &str, i: usize) -> Option<Document> {
+        let value = self.value.get(field)?.get(i)?.clone();
+        let root = format!("{field}[{i}]");
+        let prefix = format!("{root}.");
+        let lines =
+            self.lines.iter().filter_map(|(p, l)| p.strip_prefix(&prefix).map(|rest| (rest.to_string(), *l))).collect();
+        Some(Document { line: self.line_of(&root), value, lines })
+    }
+
+    /// Sets `metadata.namespace` when the document has none (or a null one); its line stays the document's.
+    pub fn default_namespace(&mut self, namespace: &str) {
+        let Some(meta) = self.value.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+        if meta.get("namespace").is_none_or(Value::is_null) {
+            meta.insert("namespace".to_string(), Value::String(namespace.to_string()));
+        }
+    }
+
     /// Deserializes the document into `T`; an error names the field path and its line.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, LineError> {
         serde_path_to_error::deserialize(&self.value).map_err(|e| {
@@ -293,6 +312,19 @@ mod tests {
         assert_eq!(docs[0].line, 1);
         assert_eq!(docs[1].line, 6);
         assert_eq!(docs[1].value, serde_json::json!({"b": [1, 2.5, true, null, "500m", "500m"]}));
+    }
+
+    #[test]
+    fn list_items_are_documents_with_their_lines() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- kind: A\n  metadata:\n    name: a\n- kind: B\n  metadata: {name: b}\n";
+        let docs = parse_documents(text).unwrap();
+        let a = docs[0].item("items", 0).unwrap();
+        assert_eq!((a.line, a.line_of("metadata.name"), a.str_field("kind")), (4, 6, Some("A")));
+        let mut b = docs[0].item("items", 1).unwrap();
+        assert_eq!(b.line, 7);
+        assert!(docs[0].item("items", 2).is_none());
+        b.default_namespace("prod");
+        assert_eq!(b.value["metadata"]["namespace"], "prod");
     }
 
     #[test]

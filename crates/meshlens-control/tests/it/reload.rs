@@ -69,7 +69,7 @@ fn invalid_edits() -> Vec<(&'static str, String, &'static str)> {
             "p.yaml:11: invalid YAML: simple key expected ':'",
         ),
         ("p.yaml", "apiVersion: split.smi-spec.io/v1alpha2\nkind: TrafficSplit\nmetadata: {name: s, namespace: prod}\nspec:\n  service: orders\n  backends:\n  - service: orders-v3\n    weight: 1\n".into(), "p.yaml:7: spec.backends[0].service: no service 'orders-v3'"),
-        ("p.yaml", "kind: Deployment\napiVersion: apps/v1\n".into(), "p.yaml:1: kind: unknown kind 'Deployment'"),
+        ("p.yaml", "kind: Deployment\napiVersion: linkerd.io/v1alpha2\n".into(), "p.yaml:1: kind: unknown kind 'Deployment' in linkerd.io"),
         ("p.yaml", "\t{{\n".into(), "p.yaml:1: invalid YAML"),
     ]
 }

@@ -162,6 +162,8 @@ async fn attempts(
             Some(if retried { Fate::SucceededAfterRetry } else { Fate::SucceededFirst })
         } else if budget.is_none() {
             Some(if route.retryable { Fate::FailedNoBudget } else { Fate::FailedNotRetryable })
+        } else if !route.retries_response(status, grpc_code) {
+            Some(Fate::FailedNotRetryable)
         } else if replay.is_none() {
             Some(Fate::FailedBodyTooLarge)
         } else if !idempotent && !proxy_error.is_some_and(not_written) {
@@ -178,7 +180,7 @@ async fn attempts(
             return (rsp, fate, proxy_error);
         }
         route.metrics.retryable.inc();
-        if attempt > policy.max_retries {
+        if attempt > route.max_retries(policy.max_retries) {
             return (rsp, Fate::FailedRetriesExhausted, proxy_error);
         }
         if !budget.is_some_and(|b| b.withdraw()) {

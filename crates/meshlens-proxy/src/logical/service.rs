@@ -34,6 +34,16 @@ impl CompiledRoute {
     pub fn is_failure(&self, status: u16, grpc_status: Option<u32>) -> bool {
         self.config.classifier.classify(status, grpc_status).is_failure()
     }
+
+    /// Whether a failure may be retried (an HTTPRoute's retries name the statuses).
+    pub fn retries_response(&self, status: u16, grpc_status: Option<u32>) -> bool {
+        self.config.retries_response(status, grpc_status)
+    }
+
+    /// The most retries of one request, given the profile's cap.
+    pub fn max_retries(&self, profile_cap: u32) -> u32 {
+        self.config.max_retries(profile_cap)
+    }
 }
 
 /// A backend service of a split, with the balancer it resolved to (per discovery version; the apex's when

@@ -16,7 +16,7 @@ use std::time::Duration;
 use http::Method;
 use meshlens_api::authority::Authority;
 use meshlens_api::duration;
-use meshlens_api::profile::{RouteSpec, ServiceProfile, ServiceProfileSpec, WeightedDst};
+use meshlens_api::profile::{RouteRetry, RouteSpec, ServiceProfile, ServiceProfileSpec, WeightedDst};
 
 use super::budget::RetryBudget;
 use super::classify::ResponseClassifier;
@@ -54,8 +54,12 @@ pub struct RouteConfig {
     /// The route's `timeout`, covering the request with all its retries; `None` for no timeout (also when
     /// written as zero: Linkerd's controller sends no timeout then).
     pub timeout: Option<Duration>,
-    /// The profile's shared budget when this route may retry: `isRetryable` and a budget in force.
+    /// The profile's shared budget when this route may retry: `isRetryable` and a budget in force. A route
+    /// compiled from an HTTPRoute's retry annotations has a budget that never runs out (Linkerd's have none).
     pub retry_budget: Option<Arc<RetryBudget>>,
+    /// A route compiled from an HTTPRoute/GRPCRoute: only these failures are retried, at most this many
+    /// times per request; `None` for a ServiceProfile route (every failure, the profile's cap).
+    pub retry: Option<RouteRetry>,
 }
 
 impl RouteConfig {
@@ -68,12 +72,28 @@ impl RouteConfig {
             retryable: false,
             timeout: None,
             retry_budget: None,
+            retry: None,
         }
     }
 
     /// Whether the route may retry at all (retryable, with a budget in force).
     pub fn retries(&self) -> bool {
         self.retry_budget.is_some()
+    }
+
+    /// Whether a failed response may be retried on this route (HTTPRoute retries name the statuses).
+    pub fn retries_response(&self, status: u16, grpc_status: Option<u32>) -> bool {
+        let Some(retry) = &self.retry else { return true };
+        let http = retry.http.iter().any(|r| {
+            let (min, max) = (r.min.or(r.max).unwrap_or(0), r.max.or(r.min).unwrap_or(0));
+            (min..=max).contains(&status)
+        });
+        http || grpc_status.is_some_and(|c| retry.grpc.contains(&c))
+    }
+
+    /// The most retries of one request on this route, given the profile's cap.
+    pub fn max_retries(&self, profile_cap: u32) -> u32 {
+        self.retry.as_ref().map_or(profile_cap, |r| r.limit)
     }
 
     /// Whether this is the `[DEFAULT]` route.
@@ -188,18 +208,36 @@ impl Policy {
 fn compile_route(spec: &RouteSpec, budget: Option<&Arc<RetryBudget>>) -> Result<RouteConfig, String> {
     let matcher = RequestMatcher::compile(&spec.condition).map_err(|e| format!("condition: {e}"))?;
     let classifier = ResponseClassifier::compile(&spec.response_classes)?;
-    let timeout = match &spec.timeout {
-        None => None,
-        Some(t) => Some(duration::parse(t).map_err(|e| format!("timeout: {e}"))?).filter(|d| !d.is_zero()),
-    };
+    if let Some(retry) = &spec.retry {
+        // Linkerd's route retries have no budget: only the per-request limit bounds them.
+        let unbounded = Arc::new(RetryBudget::new(1000.0, 1_000_000_000, Duration::from_secs(1)));
+        return Ok(RouteConfig {
+            name: spec.name.clone(),
+            matcher: Some(matcher),
+            classifier,
+            retryable: true,
+            timeout: route_timeout(spec)?,
+            retry_budget: Some(unbounded),
+            retry: Some(retry.clone()),
+        });
+    }
     Ok(RouteConfig {
         name: spec.name.clone(),
         matcher: Some(matcher),
         classifier,
         retryable: spec.is_retryable,
-        timeout,
+        timeout: route_timeout(spec)?,
         retry_budget: budget.filter(|_| spec.is_retryable).cloned(),
+        retry: None,
     })
+}
+
+/// A route's `timeout`; zero is none.
+fn route_timeout(spec: &RouteSpec) -> Result<Option<Duration>, String> {
+    match &spec.timeout {
+        None => Ok(None),
+        Some(t) => Ok(Some(duration::parse(t).map_err(|e| format!("timeout: {e}"))?).filter(|d| !d.is_zero())),
+    }
 }
 
 fn max_retries(annotations: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> u32 {

@@ -26,6 +26,9 @@ pub struct ControlArgs {
     /// The mesh directory: mesh.yaml plus ServiceProfile and TrafficSplit files.
     #[arg(long, env = "MESHLENS_CONTROL_MESH_DIR")]
     mesh_dir: PathBuf,
+    /// The namespace of documents that name none, as kubectl's -n [default: the mesh's first namespace].
+    #[arg(short = 'n', long, env = "MESHLENS_CONTROL_NAMESPACE", value_name = "NAMESPACE")]
+    namespace: Option<String>,
     /// Where the API listens (proxies, CLI, dashboard). Port 0 picks a free port.
     #[arg(long, env = "MESHLENS_CONTROL_LISTEN", default_value = "127.0.0.1:8086")]
     listen: SocketAddr,
@@ -68,6 +71,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let mut config = meshlens_control::Config::new(args.mesh_dir, args.listen);
+        config.load.default_namespace = args.namespace;
         config.scrape_interval = args.scrape_interval;
         config.metrics_retention = args.metrics_retention;
         config.prometheus_url = args.prometheus_url;

@@ -24,6 +24,9 @@ pub struct UpArgs {
     /// The mesh directory: mesh.yaml plus ServiceProfile/TrafficSplit *.yaml files.
     #[arg(short = 'f', long = "file", value_name = "DIR")]
     pub dir: PathBuf,
+    /// The namespace of documents that name none, as kubectl's -n [default: the mesh's first namespace].
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -63,6 +66,7 @@ impl RunArgs {
                 Some(url) => ControlChoice::External(url.clone()),
                 None => ControlChoice::Start { port: self.control_port },
             },
+            namespace: None,
             proxy_key_file: self.proxy_key_file.clone(),
             api_token_file: self.api_token_file.clone(),
             log_dir: self.log_dir.clone(),
@@ -75,5 +79,7 @@ impl RunArgs {
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
-    up::run(args.run.options(args.dir))
+    let mut opts = args.run.options(args.dir);
+    opts.namespace = args.namespace;
+    up::run(opts)
 }

@@ -72,6 +72,7 @@ impl FoldedRoute {
             response_classes: Vec::new(),
             is_retryable: false,
             timeout: None,
+            retry: None,
         }
     }
 

@@ -164,6 +164,7 @@ mod tests {
                 }],
                 is_retryable: true,
                 timeout: Some("1.5s".into()),
+                retry: None,
             })
             .collect();
         let profile = target.profile(routes);

@@ -199,6 +199,7 @@ fn route(at: &str, method: &str, path: &str, path_regex: &str, op: &Value) -> Re
         response_classes,
         is_retryable,
         timeout,
+        retry: None,
     })
 }
 

@@ -106,6 +106,8 @@ pub struct PlanInput<'a> {
     /// The `meshlens` executable (argv[0] `meshlens` of a command means this one).
     pub exe: &'a Path,
     pub control: ControlChoice,
+    /// The namespace of mesh documents that name none (the started control plane's `--namespace`).
+    pub namespace: Option<&'a str>,
     /// This process, so `meshlens` children can notice when it is gone.
     pub supervisor_pid: u32,
     /// Where the control plane's key and token are, and each proxy's credential goes.
@@ -131,6 +133,9 @@ pub fn build(input: PlanInput<'_>) -> anyhow::Result<Plan> {
                 "--listen".into(),
                 addr.to_string(),
             ];
+            if let Some(ns) = input.namespace {
+                args.extend(["--namespace".to_string(), ns.to_string()]);
+            }
             let files = [
                 ("--proxy-key-file", input.secrets.proxy_key_file()),
                 ("--api-token-file", input.secrets.api_token_file.clone()),
@@ -384,6 +389,7 @@ spec:
             mesh_dir: Path::new("/m"),
             exe: Path::new("/bin/dir/meshlens"),
             control: ControlChoice::Start { port: Some(0) },
+            namespace: None,
             supervisor_pid: 42,
             secrets: &secrets,
         })
@@ -458,6 +464,7 @@ spec:
             mesh_dir: Path::new("/m"),
             exe: Path::new("/x/meshlens"),
             control: ControlChoice::External("http://127.0.0.1:9/".into()),
+            namespace: None,
             supervisor_pid: 1,
             secrets: &secrets,
         })

@@ -27,6 +27,8 @@ pub type Guide = Box<dyn FnOnce(&Plan) -> String>;
 pub struct UpOptions {
     pub mesh_dir: PathBuf,
     pub control: ControlChoice,
+    /// The namespace of mesh documents that name none (else the mesh's first namespace).
+    pub namespace: Option<String>,
     /// With an external control plane: its proxy key and API token (files).
     pub proxy_key_file: Option<PathBuf>,
     pub api_token_file: Option<PathBuf>,
@@ -57,6 +59,7 @@ pub fn run(opts: UpOptions) -> anyhow::Result<ExitCode> {
         mesh_dir: &mesh_dir,
         exe: &exe,
         control: opts.control.clone(),
+        namespace: opts.namespace.as_deref(),
         supervisor_pid: std::process::id(),
         secrets: &secrets,
     });

@@ -700,8 +700,9 @@ fn invalid_edits() -> Vec<InvalidEdit> {
     let p = PROFILE.replace("timeout: 5s", "timeout: 5 seconds");
     let place = exact("web.profile.yaml", &p, "timeout", 0, "spec.routes[0].timeout: '5 seconds' is not a duration");
     edit("a timeout that is not a duration", "web.profile.yaml", p, place);
-    let p = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {}\n".to_owned();
-    let place = exact("web.profile.yaml", &p, "kind:", 0, "kind: unknown kind 'ConfigMap'");
+    // A kind of another API group (a ConfigMap) is skipped; an unknown kind of a mesh group is a typo.
+    let p = PROFILE.replace("kind: ServiceProfile", "kind: ServiceProfiles");
+    let place = exact("web.profile.yaml", &p, "kind:", 0, "kind: unknown kind 'ServiceProfiles'");
     edit("an unknown kind", "web.profile.yaml", p, place);
     let p = PROFILE.replace("name: web.prod.svc", "name: shop.prod.svc");
     let place =
@@ -1109,4 +1110,94 @@ fn demo_serves_every_edge_and_reports_its_numbers() {
     assert_eq!(demo.wait_for_exit().code(), Some(0), "{}", demo.stdout_text());
     reaper.0.insert(demo.id());
     eventually_blocking(|| in_groups(&reaper.0).is_empty(), "no process left");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// An HTTPRoute with Linkerd's annotations, as written for Linkerd (issue 17).
+
+/// web: `/slow` answers after 3 s, `/flaky` fails every 2nd request with 503, `/down` always 503.
+const WEB_CONF_FAULTS: &str = "routes:
+  - {path: /slow, latency: 3s}
+  - path: /flaky
+    faults: [{every: 2, status: 503}]
+  - {path: /down, status: 503}
+  - {path: '/*'}
+";
+
+/// A Kubernetes manifest file: the Service, and the route with Linkerd's retry annotations and a
+/// rule timeout for `/slow`.
+const WEB_ROUTE: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: prod}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web-route
+  annotations:
+    retry.linkerd.io/http: 5xx
+    retry.linkerd.io/limit: \"2\"
+spec:
+  parentRefs:
+  - {name: web, kind: Service, group: core, port: 80}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /slow}
+    timeouts: {request: 500ms}
+  - matches:
+    - path: {type: PathPrefix, value: /}
+";
+
+#[test]
+fn an_httproute_routes_times_out_and_retries_as_written() {
+    let _one = one_mesh_at_a_time();
+    let mesh = Mesh::start("e2e-httproute", 1, &[("apps/web.conf", WEB_CONF_FAULTS), ("web-route.yaml", WEB_ROUTE)]);
+    let client = mesh.instance("client-0");
+    // Every attempt the client's proxy made on the route and got a 503 for.
+    let attempts = || {
+        sum(&metrics(client.admin), "route_actual_response_total", &[("rt_route", "web-route"), ("status_code", "503")])
+            .unwrap_or(0.0)
+    };
+
+    // The rule's `timeouts.request: 500ms` answers /slow (3 s at the app) with 504.
+    let t0 = Instant::now();
+    let slow = via_proxy(client.outbound, "web", "/slow").unwrap();
+    assert_eq!(slow.status, 504, "{}", slow.describe());
+    assert!(t0.elapsed() < Duration::from_secs(3), "the route timeout answered before the app: {:?}", t0.elapsed());
+
+    // `retry.linkerd.io/http: 5xx`: every other /flaky request fails at the app, none reaches the caller.
+    for i in 0..10 {
+        let r = via_proxy(client.outbound, "web", "/flaky").unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.describe());
+    }
+
+    // `retry.linkerd.io/limit: 2`: /down is tried three times, then its 503 is the answer.
+    let before = attempts();
+    for _ in 0..4 {
+        assert_eq!(via_proxy(client.outbound, "web", "/down").unwrap().status, 503);
+    }
+    eventually_blocking(|| attempts() - before == 12.0, "4 requests to /down made 12 attempts (1 + 2 retries each)");
+
+    // `meshlens routes` names the route as the HTTPRoute does.
+    eventually_blocking(
+        || {
+            let out = meshlens()
+                .args(["routes", "svc/web", "-n", "prod"])
+                .env("XDG_STATE_HOME", mesh._state.path())
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("web-route "))
+        },
+        "meshlens routes svc/web lists web-route",
+    );
+    // The Service beside the route is skipped, and says so.
+    let status = mesh.status();
+    let skipped: Vec<String> = status["reload"]["skipped"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    assert_eq!(skipped, ["web-route.yaml:1: skipped Service 'web' (v1): not a mesh kind"]);
 }

@@ -208,3 +208,22 @@ fn errors_say_where() {
         "dstOverrides[0]: a: weight 'much' is not a quantity"
     );
 }
+
+#[test]
+fn route_retries_compiled_from_an_httproute_name_the_statuses_and_the_limit() {
+    let p = compile(
+        "spec:\n  routes:\n    - name: web-route\n      condition: {pathRegex: /x}\n      retry: {http: [{min: 502, max: 504}], grpc: [14], limit: 2}\n    - name: plain\n      condition: {method: POST}\n",
+    );
+    let route = p.route(&Method::GET, "/x");
+    assert!(route.retries() && route.retryable, "retries need no isRetryable nor the profile's budget");
+    assert!(route.retries_response(503, None) && route.retries_response(200, Some(14)));
+    assert!(!route.retries_response(500, None) && !route.retries_response(200, Some(13)));
+    assert_eq!(route.max_retries(DEFAULT_MAX_RETRIES), 2);
+    // A budget that never runs out: Linkerd's route retries have none.
+    let budget = route.retry_budget.as_ref().unwrap();
+    assert!((0..1000).all(|_| budget.withdraw()));
+    // A profile route retries every failure, up to the profile's cap.
+    let plain = p.route(&Method::POST, "/y");
+    assert!(plain.retries_response(500, None));
+    assert_eq!(plain.max_retries(DEFAULT_MAX_RETRIES), DEFAULT_MAX_RETRIES);
+}

@@ -82,6 +82,7 @@ fn service_body(
                     response_classes: Vec::new(),
                     is_retryable: retryable,
                     timeout: None,
+                    retry: None,
                 });
                 i = j;
             }

@@ -63,6 +63,8 @@ _arguments "${_arguments_options[@]}" : \
 (control)
 _arguments "${_arguments_options[@]}" : \
 '--mesh-dir=[The mesh directory\: mesh.yaml plus ServiceProfile and TrafficSplit files]:MESH_DIR:_files' \
+'-n+[The namespace of documents that name none, as kubectl'\''s -n \[default\: the mesh'\''s first namespace\]]:NAMESPACE:_default' \
+'--namespace=[The namespace of documents that name none, as kubectl'\''s -n \[default\: the mesh'\''s first namespace\]]:NAMESPACE:_default' \
 '--listen=[Where the API listens (proxies, CLI, dashboard). Port 0 picks a free port]:LISTEN:_default' \
 '--scrape-interval=[How often every registered proxy'\''s /metrics is scraped into the metric store (e.g. 5s, 500ms); with --prometheus-url, how often Prometheus scrapes them (query windows must span two intervals)]:SCRAPE_INTERVAL:_default' \
 '--metrics-retention=[How long the metric store keeps what it scraped]:METRICS_RETENTION:_default' \
@@ -79,6 +81,8 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '-f+[The mesh directory\: mesh.yaml plus ServiceProfile/TrafficSplit *.yaml files]:DIR:_files' \
 '--file=[The mesh directory\: mesh.yaml plus ServiceProfile/TrafficSplit *.yaml files]:DIR:_files' \
+'-n+[The namespace of documents that name none, as kubectl'\''s -n \[default\: the mesh'\''s first namespace\]]:NAMESPACE:_default' \
+'--namespace=[The namespace of documents that name none, as kubectl'\''s -n \[default\: the mesh'\''s first namespace\]]:NAMESPACE:_default' \
 '(--control)--control-port=[Port of the control plane on 127.0.0.1 \[default\: 8086 when free, else any free port; 0\: any\]]:PORT:_default' \
 '--control=[Use a control plane that is already running instead of starting one]:URL:_default' \
 '--proxy-key-file=[With --control\: the key that control plane checks proxy credentials with (\`meshlens control\` says where it wrote it); each proxy gets a credential minted with it]:FILE:_files' \

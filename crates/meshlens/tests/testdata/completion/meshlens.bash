@@ -305,13 +305,21 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__control)
-            opts="-h --mesh-dir --listen --scrape-interval --metrics-retention --prometheus-url --proxy-key-file --api-token-file --secrets-dir --log-level --help"
+            opts="-n -h --mesh-dir --namespace --listen --scrape-interval --metrics-retention --prometheus-url --proxy-key-file --api-token-file --secrets-dir --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mesh-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1643,7 +1651,7 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__up)
-            opts="-f -h --file --control-port --control --proxy-key-file --api-token-file --log-dir --stop-grace --ready-timeout --help"
+            opts="-f -n -h --file --namespace --control-port --control --proxy-key-file --api-token-file --log-dir --stop-grace --ready-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1654,6 +1662,14 @@ _meshlens() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -72,6 +72,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand proxy" -l cores -d 'Wo
 complete -c meshlens -n "__fish_meshlens_using_subcommand proxy" -l failfast-timeout-secs -d 'Seconds to wait for a ready endpoint before failing fast (504, then 503)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand proxy" -s h -l help -d 'Print help'
 complete -c meshlens -n "__fish_meshlens_using_subcommand control" -l mesh-dir -d 'The mesh directory: mesh.yaml plus ServiceProfile and TrafficSplit files' -r -F
+complete -c meshlens -n "__fish_meshlens_using_subcommand control" -s n -l namespace -d 'The namespace of documents that name none, as kubectl\'s -n [default: the mesh\'s first namespace]' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand control" -l listen -d 'Where the API listens (proxies, CLI, dashboard). Port 0 picks a free port' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand control" -l scrape-interval -d 'How often every registered proxy\'s /metrics is scraped into the metric store (e.g. 5s, 500ms); with --prometheus-url, how often Prometheus scrapes them (query windows must span two intervals)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand control" -l metrics-retention -d 'How long the metric store keeps what it scraped' -r
@@ -82,6 +83,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand control" -l secrets-di
 complete -c meshlens -n "__fish_meshlens_using_subcommand control" -l log-level -d 'Log filter, e.g. `info` or `info,meshlens_control=debug`' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand control" -s h -l help -d 'Print help'
 complete -c meshlens -n "__fish_meshlens_using_subcommand up" -s f -l file -d 'The mesh directory: mesh.yaml plus ServiceProfile/TrafficSplit *.yaml files' -r -F
+complete -c meshlens -n "__fish_meshlens_using_subcommand up" -s n -l namespace -d 'The namespace of documents that name none, as kubectl\'s -n [default: the mesh\'s first namespace]' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand up" -l control-port -d 'Port of the control plane on 127.0.0.1 [default: 8086 when free, else any free port; 0: any]' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand up" -l control -d 'Use a control plane that is already running instead of starting one' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand up" -l proxy-key-file -d 'With --control: the key that control plane checks proxy credentials with (`meshlens control` says where it wrote it); each proxy gets a credential minted with it' -r -F

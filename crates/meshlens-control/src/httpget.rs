@@ -12,11 +12,12 @@ use hyper_util::rt::TokioIo;
 /// The most a response may hold (a Prometheus answer for a big mesh is a few MiB).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// A response: its status code and body.
+/// A response: its status code, body, and `Date` header (when it had a valid one).
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub status: u16,
     pub body: String,
+    pub date: Option<std::time::SystemTime>,
 }
 
 /// `GET path_and_query` from `authority` (`host:port`; a name is resolved), with `accept`, answered in full
@@ -60,6 +61,7 @@ async fn exchange(authority: &str, path_and_query: &str, accept: &str) -> io::Re
     let work = async move {
         let resp = sender.send_request(req).await.map_err(hyper_error)?;
         let status = resp.status().as_u16();
+        let date = resp.headers().get(header::DATE).and_then(|d| httpdate::parse_http_date(d.to_str().ok()?).ok());
         let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES).collect().await.map_err(|e| match e
             .downcast::<hyper::Error>()
         {
@@ -67,7 +69,7 @@ async fn exchange(authority: &str, path_and_query: &str, accept: &str) -> io::Re
             Err(_) => invalid("response larger than 64 MiB".into()),
         })?;
         let body = String::from_utf8(body.to_bytes().to_vec()).map_err(|_| invalid("not UTF-8".into()))?;
-        Ok(Reply { status, body })
+        Ok(Reply { status, body, date })
     };
     // The connection is driven here, not in a task of its own, so a deadline that drops this future closes it.
     tokio::pin!(work, conn);

@@ -49,11 +49,46 @@ pub(crate) fn configuration(status: &Status, config: &MeshConfig) -> Vec<Check> 
 struct Probe {
     ready: Result<(), String>,
     version: Result<u64, String>,
+    /// How far the proxy's clock is ahead of the control plane's (negative: behind), in seconds, when it
+    /// is surely off by more than [`CLOCK_TOLERANCE_S`]; `None` when it agrees or did not say.
+    clock_off_s: Option<f64>,
+}
+
+/// Clocks this far apart still agree: windows, tap timestamps and leases tolerate it.
+const CLOCK_TOLERANCE_S: f64 = 2.0;
+
+/// The proxy's clock offset when it is surely beyond the tolerance: its `Date` header (whole seconds, so
+/// its clock read somewhere in `[date, date + 1)`) against the control plane's clock between sending the
+/// request (`sent`) and reading the answer (`answered`).
+fn clock_offset(
+    date: std::time::SystemTime,
+    sent: std::time::SystemTime,
+    answered: std::time::SystemTime,
+) -> Option<f64> {
+    let secs = |t: std::time::SystemTime| match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    };
+    let (date, sent, answered) = (secs(date), secs(sent), secs(answered));
+    // The farthest apart the clocks can be without going beyond the tolerance.
+    let ahead = date - answered;
+    let behind = sent - (date + 1.0);
+    if ahead > CLOCK_TOLERANCE_S {
+        Some(ahead)
+    } else if behind > CLOCK_TOLERANCE_S {
+        Some(-behind)
+    } else {
+        None
+    }
 }
 
 async fn probe(i: &InstanceResource) -> Probe {
     let admin = i.admin.to_string();
-    let ready = match httpget::get(&admin, "/ready", "text/plain", FETCH_TIMEOUT).await {
+    let sent = std::time::SystemTime::now();
+    let reply = httpget::get(&admin, "/ready", "text/plain", FETCH_TIMEOUT).await;
+    let answered = std::time::SystemTime::now();
+    let clock_off_s = reply.as_ref().ok().and_then(|r| r.date).and_then(|d| clock_offset(d, sent, answered));
+    let ready = match reply {
         Ok(r) if r.status == 200 => Ok(()),
         Ok(r) => Err(format!("/ready answered {}: {}", r.status, r.body.trim())),
         Err(e) => Err(format!("cannot read {admin}/ready: {e}")),
@@ -62,7 +97,7 @@ async fn probe(i: &InstanceResource) -> Probe {
     let version = httpget::get_json::<serde_json::Value>(i.admin, "/config", FETCH_TIMEOUT).await.and_then(|c| {
         c["discovery"]["version"].as_u64().ok_or_else(|| format!("{}/config names no discovery version", i.admin))
     });
-    Probe { ready, version }
+    Probe { ready, version, clock_off_s }
 }
 
 fn pod(w: &WorkloadResource, i: &InstanceResource) -> String {
@@ -139,6 +174,25 @@ pub(crate) async fn data_plane(l: &Live<'_>, interval_ms: u64) -> Vec<Check> {
         out.push(Check::ok(format!("every proxy is ready ({})", instances.len())));
     }
     out.extend(not_ready);
+
+    let skewed: Vec<Check> = instances
+        .iter()
+        .zip(&probes)
+        .filter_map(|((w, i), p)| {
+            let off = p.clock_off_s?;
+            let how = if off > 0.0 { "ahead of" } else { "behind" };
+            Some(Check::warning(
+                format!("the clock of {} is {:.1}s {how} the control plane's", pod(w, i), off.abs()),
+                "synchronise the hosts' clocks (chrony, systemd-timesyncd): windows, tap times and leases assume one clock",
+            ))
+        })
+        .collect();
+    if skewed.is_empty() {
+        out.push(Check::ok(format!(
+            "every proxy's clock agrees with the control plane's (within {CLOCK_TOLERANCE_S:.0}s)"
+        )));
+    }
+    out.extend(skewed);
 
     let latest = l.status.version;
     let behind: Vec<Check> = instances
@@ -248,4 +302,24 @@ pub(crate) fn leases(status: &Status, res: &Resources) -> Vec<Check> {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::clock_offset;
+
+    #[test]
+    fn a_clock_is_off_only_when_surely_beyond_the_tolerance() {
+        let at = |s: f64| UNIX_EPOCH + Duration::from_secs_f64(s);
+        // Same clock: the Date header truncates to the second.
+        assert_eq!(clock_offset(at(1000.0), at(1000.7), at(1000.9)), None);
+        // A slow answer widens what the proxy's clock may have read.
+        assert_eq!(clock_offset(at(1003.0), at(1000.0), at(1003.5)), None);
+        let ahead = clock_offset(at(1010.0), at(1000.0), at(1000.1)).unwrap();
+        assert!((ahead - 9.9).abs() < 1e-6, "{ahead}");
+        let behind = clock_offset(at(990.0), at(1000.0), at(1000.1)).unwrap();
+        assert!((behind + 9.0).abs() < 1e-6, "{behind}");
+    }
 }

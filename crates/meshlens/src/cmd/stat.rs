@@ -53,6 +53,10 @@ pub struct StatArgs {
     /// `env in (prod,staging)`, `env notin (dev)`, `canary`, `!canary`; commas join requirements).
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     selector: Option<String>,
+    /// Include unmeshed resources: workloads declared without a proxy (no command, none registered),
+    /// MESHED 0/N. Without it they are listed only when named.
+    #[arg(long)]
+    unmeshed: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: Format,
@@ -90,6 +94,7 @@ pub fn run(args: StatArgs) -> anyhow::Result<ExitCode> {
         from: args.from,
         from_namespace: args.from_namespace,
         selector: checked_selector(args.selector.as_deref())?,
+        unmeshed: args.unmeshed.then_some(true),
     };
     let base = args.control.url();
     let rows: Vec<StatRow> = match client::get_stats(&base, "/api/v1/stat", &query)? {

@@ -156,6 +156,7 @@ _arguments "${_arguments_options[@]}" : \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \
 '-A[Every namespace]' \
 '--all-namespaces[Every namespace]' \
+'--unmeshed[Include unmeshed resources\: workloads declared without a proxy (no command, none registered), MESHED 0/N. Without it they are listed only when named]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '*::resources -- TYPE, TYPE/NAME, or TYPE NAME…:_default' \

@@ -136,6 +136,7 @@ json\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -s A -l all-namespaces -d 'Every namespace'
+complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -l unmeshed -d 'Include unmeshed resources: workloads declared without a proxy (no command, none registered), MESHED 0/N. Without it they are listed only when named'
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -s h -l help -d 'Print help'
 complete -c meshlens -n "__fish_meshlens_using_subcommand routes" -s n -l namespace -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand routes" -s t -l time-window -r

@@ -36,6 +36,9 @@ pub struct StatQuery {
     /// A Kubernetes label selector (`app=web,tier!=db`): only resources whose labels match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// Also list workloads declared without a proxy (external, none registered): MESHED `0/N` (stat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeshed: Option<bool>,
 }
 
 /// The time an answer covers, on every row: the window asked for and how much of it the metric store

@@ -11,7 +11,7 @@ use meshlens_api::labels::ERROR_CANCELLED;
 use meshlens_api::selector::Selector;
 use meshlens_api::stats::{Coverage, EdgeRow, RouteNumbers, RouteRow, StatQuery, StatRow};
 
-use crate::api_types::Resources;
+use crate::api_types::{Resources, WorkloadResource};
 use crate::diagnostics::QueryError;
 use crate::metricstore::{Family, Key, MetricStore, Totals, split_fqdn};
 
@@ -142,6 +142,11 @@ pub(crate) fn offset_ms(offset: Option<&str>) -> Result<u64, String> {
     })
 }
 
+/// The instances a workload should have: its declared replicas, else those registered (at least one).
+fn wanted(w: &WorkloadResource) -> usize {
+    w.replicas.map_or(w.instances.len().max(1), |r| r as usize)
+}
+
 /// Every resource of `kind` in scope (namespace `ns`, or all).
 fn resources_of(res: &Resources, kind: Kind, ns: Option<&str>) -> Vec<(Res, String)> {
     let in_ns = |n: &str| ns.is_none_or(|ns| ns == n);
@@ -152,9 +157,7 @@ fn resources_of(res: &Resources, kind: Kind, ns: Option<&str>) -> Vec<(Res, Stri
             names.extend(res.workloads.iter().map(|w| w.namespace.as_str()));
             for n in names.into_iter().filter(|n| in_ns(n)) {
                 let ws = res.workloads.iter().filter(|w| w.namespace == n);
-                let (meshed, want) = ws.fold((0, 0), |(m, t), w| {
-                    (m + w.instances.len(), t + w.replicas.map_or(w.instances.len(), |r| r as usize))
-                });
+                let (meshed, want) = ws.fold((0, 0), |(m, t), w| (m + w.instances.len(), t + wanted(w)));
                 let r = Res { kind, namespace: n.to_string(), name: n.to_string(), workload: String::new() };
                 out.push((r, format!("{meshed}/{}", want.max(meshed))));
             }
@@ -162,7 +165,7 @@ fn resources_of(res: &Resources, kind: Kind, ns: Option<&str>) -> Vec<(Res, Stri
         Kind::Deployment => {
             for w in res.workloads.iter().filter(|w| in_ns(&w.namespace)) {
                 let meshed = w.instances.len();
-                let want = w.replicas.map_or(meshed, |r| r as usize);
+                let want = wanted(w);
                 let r = Res { kind, namespace: w.namespace.clone(), name: w.name.clone(), workload: w.name.clone() };
                 out.push((r, format!("{meshed}/{}", want.max(meshed))));
             }
@@ -190,6 +193,16 @@ fn resources_of(res: &Resources, kind: Kind, ns: Option<&str>) -> Vec<(Res, Stri
     }
     out.sort();
     out
+}
+
+/// A workload declared without a proxy: external (no command) and no instance registered. Listed only
+/// with `unmeshed` (Linkerd's `--unmeshed`), or when named.
+fn unmeshed(res: &Resources, r: &Res) -> bool {
+    r.kind == Kind::Deployment
+        && res
+            .workloads
+            .iter()
+            .any(|w| w.namespace == r.namespace && w.name == r.name && w.external && w.instances.is_empty())
 }
 
 /// `TYPE/NAME` (+ its namespace) → the one resource it names; 404 when there is none.
@@ -423,6 +436,8 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -
         let mut list = resources_of(res, kind, scope_of(kind));
         if !named.is_empty() {
             list.retain(|r| named.contains(&&r.0.name));
+        } else if !q.unmeshed.unwrap_or(false) {
+            list.retain(|r| !unmeshed(res, &r.0));
         }
         list.retain(|r| selector.matches(&labels_of(res, &r.0)));
         let matches = |r: &Res, k: &Key| -> bool {

@@ -175,6 +175,26 @@ fn refusals_count_under_the_name_asked_for() {
 }
 
 #[test]
+fn workloads_without_a_proxy_are_listed_with_unmeshed() {
+    // orders-v2 is declared without a command and no proxy of it registered.
+    let files = [("mesh.yaml", MESH)];
+    let res = registered(&files, &[("web", "web-0"), ("orders", "orders-0")]);
+    let ms = scraped(30);
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+    };
+    let listed = rows(stat(&res, &ms, &q("deploy"), 30_000));
+    assert_eq!(names(&listed), ["orders", "web"], "{listed}");
+    let all = rows(stat(&res, &ms, &StatQuery { unmeshed: Some(true), ..q("deploy") }, 30_000));
+    assert_eq!(names(&all), ["orders", "orders-v2", "web"], "{all}");
+    assert_eq!(named(&all, "orders-v2")["meshed"], "0/1", "{all}");
+    assert_eq!(named(&all, "orders")["meshed"], "1/2", "a meshed workload short of replicas stays: {all}");
+    // Named, it is shown either way.
+    let one = rows(stat(&res, &ms, &q("deploy/orders-v2"), 30_000));
+    assert_eq!(names(&one), ["orders-v2"], "{one}");
+}
+
+#[test]
 fn a_split_keeps_its_apex_and_shows_shares() {
     let (res, ms) = (resources(), scraped(30));
     let ts = rows(stat(&res, &ms, &q("ts"), 30_000));

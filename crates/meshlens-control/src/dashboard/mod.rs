@@ -188,6 +188,7 @@ impl Window {
             resource: resource.into(),
             window: Some(self.window.clone()),
             all_namespaces: Some(true),
+            unmeshed: Some(true),
             ..StatQuery::default()
         }
     }

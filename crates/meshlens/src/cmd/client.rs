@@ -29,6 +29,18 @@ pub struct ControlArg {
     pub api_token_file: Option<std::path::PathBuf>,
 }
 
+/// `-n/--namespace` and `-A/--all-namespaces`, shared by the commands that list resources across
+/// namespaces as Linkerd's do (`stat`, `edges`); commands about one resource take `-n` alone.
+#[derive(Args, Debug, Clone)]
+pub struct NamespaceArgs {
+    /// The namespace of the resources.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
 /// The API token every call of this process sends (the CLI talks to one control plane): set by
 /// [`ControlArg::url`]; an unreadable token file is the error of every call.
 static TOKEN: OnceLock<Result<Option<String>, String>> = OnceLock::new();
@@ -257,6 +269,36 @@ impl NdjsonLines {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::{Command, parse_result};
+
+    #[test]
+    fn all_namespaces_where_linkerd_has_it() {
+        // Linkerd's `viz stat` and `viz edges` take -A; routes, tap and top are about one resource,
+        // diagnose and logs about one namespace or resource.
+        for line in ["meshlens stat deploy -A", "meshlens -A stat po", "meshlens edges deploy --all-namespaces"] {
+            let cli = parse_result(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let scope = match cli.command {
+                Command::Stat(a) => a.scope,
+                Command::Edges(a) => a.scope,
+                other => panic!("{line}: {other:?}"),
+            };
+            assert!(scope.all_namespaces, "{line}");
+        }
+        for line in [
+            "meshlens routes deploy/web -A",
+            "meshlens tap deploy/web -A",
+            "meshlens top deploy/web -A",
+            "meshlens diagnose -A",
+            "meshlens logs deploy/web -A",
+        ] {
+            let e = parse_result(line).expect_err(line).to_string();
+            assert!(e.contains("unexpected argument '-A'"), "{line}: {e}");
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 use meshlens_api::stats::{EdgeRow, StatQuery};
 
-use super::client::{self, ControlArg};
+use super::client::{self, ControlArg, NamespaceArgs};
 use super::output::{self, Format};
 
 /// Show the edges between resources: sources, destinations and whether the traffic is secured.
@@ -18,10 +18,8 @@ pub struct EdgesArgs {
     /// deploy or po, or deploy/NAME or po/NAME for the edges from or to one resource.
     #[arg(value_name = "RESOURCE")]
     resource: String,
-    #[arg(short = 'n', long, default_value = "default")]
-    namespace: String,
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
+    #[command(flatten)]
+    pub(crate) scope: NamespaceArgs,
     /// The window in which traffic counts.
     #[arg(short = 't', long = "time-window", default_value = "1m")]
     time_window: String,
@@ -37,10 +35,10 @@ pub struct EdgesArgs {
 pub fn run(args: EdgesArgs) -> anyhow::Result<ExitCode> {
     let query = StatQuery {
         resource: args.resource.clone(),
-        namespace: Some(args.namespace.clone()),
+        namespace: Some(args.scope.namespace.clone()),
         window: Some(args.time_window.clone()),
         offset: args.offset.clone(),
-        all_namespaces: args.all_namespaces.then_some(true),
+        all_namespaces: args.scope.all_namespaces.then_some(true),
         ..StatQuery::default()
     };
     let base = args.control.url();
@@ -54,7 +52,7 @@ pub fn run(args: EdgesArgs) -> anyhow::Result<ExitCode> {
             print!("{note}");
         }
         if rows.is_empty() {
-            eprintln!("{}", client::nothing_found(&base, "edges", &args.namespace, args.all_namespaces));
+            eprintln!("{}", client::nothing_found(&base, "edges", &args.scope.namespace, args.scope.all_namespaces));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "meshlens -n prod stat deploy/web --to svc/orders",
             "meshlens stat ns",
             "meshlens stat po -A -o wide",
+            "meshlens stat deploy --unmeshed",
             "meshlens stat deploy -l app=web -t 5m",
         ],
     ),

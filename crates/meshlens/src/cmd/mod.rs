@@ -105,6 +105,13 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+/// [`parse`] of one shell line, the error returned rather than printed.
+#[cfg(test)]
+pub(crate) fn parse_result(line: &str) -> Result<Cli, clap::Error> {
+    let args = global::hoist(line.split_whitespace().map(std::ffi::OsString::from).collect());
+    Cli::from_arg_matches(&command().try_get_matches_from(args)?)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Proxy(args) => proxy::run(args),

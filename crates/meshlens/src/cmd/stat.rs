@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use meshlens_api::stats::{StatQuery, StatRow};
 
-use super::client::{self, ControlArg};
+use super::client::{self, ControlArg, NamespaceArgs};
 use super::output::{self, Format};
 
 /// Show traffic statistics of mesh resources.
@@ -29,12 +29,8 @@ pub struct StatArgs {
     /// TYPE, TYPE/NAME, or TYPE NAME…
     #[arg(required = true, value_name = "RESOURCES")]
     resources: Vec<String>,
-    /// The namespace of the resources.
-    #[arg(short = 'n', long, default_value = "default")]
-    namespace: String,
-    /// Every namespace.
-    #[arg(short = 'A', long)]
-    all_namespaces: bool,
+    #[command(flatten)]
+    pub(crate) scope: NamespaceArgs,
     /// The window the numbers cover (at least two scrape intervals).
     #[arg(short = 't', long = "time-window", default_value = "1m")]
     time_window: String,
@@ -57,6 +53,10 @@ pub struct StatArgs {
     /// `env in (prod,staging)`, `env notin (dev)`, `canary`, `!canary`; commas join requirements).
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     selector: Option<String>,
+    /// Include unmeshed resources: workloads declared without a proxy (no command, none registered),
+    /// MESHED 0/N. Without it they are listed only when named.
+    #[arg(long)]
+    unmeshed: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: Format,
@@ -84,29 +84,30 @@ pub fn run(args: StatArgs) -> anyhow::Result<ExitCode> {
     let (resource, names) = resource_query(&args.resources)?;
     let query = StatQuery {
         resource,
-        namespace: Some(args.namespace.clone()),
+        namespace: Some(args.scope.namespace.clone()),
         window: Some(args.time_window.clone()),
         offset: args.offset.clone(),
         names: (!names.is_empty()).then(|| names.join(",")),
-        all_namespaces: args.all_namespaces.then_some(true),
+        all_namespaces: args.scope.all_namespaces.then_some(true),
         to: args.to,
         to_namespace: args.to_namespace,
         from: args.from,
         from_namespace: args.from_namespace,
         selector: checked_selector(args.selector.as_deref())?,
+        unmeshed: args.unmeshed.then_some(true),
     };
     let base = args.control.url();
     let rows: Vec<StatRow> = match client::get_stats(&base, "/api/v1/stat", &query)? {
         Ok(rows) => rows,
         Err(code) => return Ok(code),
     };
-    print!("{}", render(&rows, args.output, args.all_namespaces)?);
+    print!("{}", render(&rows, args.output, args.scope.all_namespaces)?);
     if args.output != Format::Json {
         if let Some(note) = output::coverage_note(rows.iter().map(|r| &r.coverage), &args.time_window) {
             print!("{note}");
         }
         if rows.is_empty() {
-            eprintln!("{}", client::nothing_found(&base, "traffic", &args.namespace, args.all_namespaces));
+            eprintln!("{}", client::nothing_found(&base, "traffic", &args.scope.namespace, args.scope.all_namespaces));
         }
     }
     Ok(ExitCode::SUCCESS)

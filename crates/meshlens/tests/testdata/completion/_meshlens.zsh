@@ -160,6 +160,7 @@ _arguments "${_arguments_options[@]}" : \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \
 '-A[Every namespace]' \
 '--all-namespaces[Every namespace]' \
+'--unmeshed[Include unmeshed resources\: workloads declared without a proxy (no command, none registered), MESHED 0/N. Without it they are listed only when named]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '*::resources -- TYPE, TYPE/NAME, or TYPE NAME…:_default' \
@@ -187,8 +188,8 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (edges)
 _arguments "${_arguments_options[@]}" : \
-'-n+[]:NAMESPACE:_default' \
-'--namespace=[]:NAMESPACE:_default' \
+'-n+[The namespace of the resources]:NAMESPACE:_default' \
+'--namespace=[The namespace of the resources]:NAMESPACE:_default' \
 '-t+[The window in which traffic counts]:TIME_WINDOW:_default' \
 '--time-window=[The window in which traffic counts]:TIME_WINDOW:_default' \
 '--offset=[The same window, this much earlier (e.g. \`1h\`\: a baseline to compare with)]:DURATION:_default' \
@@ -196,8 +197,8 @@ _arguments "${_arguments_options[@]}" : \
 '--output=[]:OUTPUT:(table wide json)' \
 '--control=[The control plane'\''s URL (default\: MESHLENS_CONTROL, else the session of a running \`meshlens up\` or \`meshlens demo\`, else http\://127.0.0.1\:8086)]:URL:_default' \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \
-'-A[]' \
-'--all-namespaces[]' \
+'-A[Every namespace]' \
+'--all-namespaces[Every namespace]' \
 '-h[Print help]' \
 '--help[Print help]' \
 ':resource -- deploy or po, or deploy/NAME or po/NAME for the edges from or to one resource:_default' \

@@ -1433,7 +1433,7 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__stat)
-            opts="-n -A -t -l -o -h --namespace --all-namespaces --time-window --offset --to --to-namespace --from --from-namespace --selector --output --control --api-token-file --help"
+            opts="-n -A -t -l -o -h --namespace --all-namespaces --time-window --offset --to --to-namespace --from --from-namespace --selector --unmeshed --output --control --api-token-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -138,6 +138,7 @@ json\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -s A -l all-namespaces -d 'Every namespace'
+complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -l unmeshed -d 'Include unmeshed resources: workloads declared without a proxy (no command, none registered), MESHED 0/N. Without it they are listed only when named'
 complete -c meshlens -n "__fish_meshlens_using_subcommand stat" -s h -l help -d 'Print help'
 complete -c meshlens -n "__fish_meshlens_using_subcommand routes" -s n -l namespace -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand routes" -s t -l time-window -r
@@ -151,7 +152,7 @@ json\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand routes" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand routes" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand routes" -s h -l help -d 'Print help'
-complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s n -l namespace -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s n -l namespace -d 'The namespace of the resources' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s t -l time-window -d 'The window in which traffic counts' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -l offset -d 'The same window, this much earlier (e.g. `1h`: a baseline to compare with)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s o -l output -r -f -a "table\t''
@@ -159,7 +160,7 @@ wide\t''
 json\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
-complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s A -l all-namespaces
+complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s A -l all-namespaces -d 'Every namespace'
 complete -c meshlens -n "__fish_meshlens_using_subcommand edges" -s h -l help -d 'Print help'
 complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l scrape-interval -d 'How often Prometheus scrapes each proxy (give the control plane the same --scrape-interval)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand prometheus-config" -l refresh-interval -d 'How often Prometheus asks the control plane which proxies there are' -r

@@ -1,8 +1,9 @@
 //! The overview (`/`): every namespace and workload with the numbers of `meshlens stat`, rows below their
-//! success objective marked.
+//! success objective marked, firing and pending alerts above them.
 
 use std::fmt::Write;
 
+use meshlens_api::alerts::Alert;
 use meshlens_api::stats::StatRow;
 
 use super::Window;
@@ -10,15 +11,17 @@ use super::html::{Frame, esc, millis, page, percent, rate};
 use crate::diagnostics::QueryError;
 use crate::statsapi;
 
-/// The page, or the stats query's error.
-pub(super) fn render(w: &Window) -> Result<String, QueryError> {
+/// The page, or the stats query's error; `alerts` as `/api/v1/alerts` lists them.
+pub(super) fn render(w: &Window, alerts: &[Alert]) -> Result<String, QueryError> {
     let namespaces = statsapi::stat(&w.res, &w.store, &w.query("ns"), w.end)?;
     let workloads = statsapi::stat(&w.res, &w.store, &w.query("deploy"), w.end)?;
     let then = match &w.then {
         Some((offset, store, end)) => Some((offset.as_str(), statsapi::stat(&w.res, store, &w.query("deploy"), *end)?)),
         None => None,
     };
-    let mut body = String::from("<div data-live=\"overview\"><h2>Namespaces</h2>");
+    let mut body = String::from("<div data-live=\"overview\">");
+    super::firing::render(&mut body, alerts, &w.window);
+    body.push_str("<h2>Namespaces</h2>");
     table(&mut body, w, &namespaces, "data-namespace", |r| r.name.clone());
     body.push_str("<h2>Workloads</h2>");
     table(&mut body, w, &workloads, "data-workload", |r| format!("{}/{}", r.namespace, r.name));

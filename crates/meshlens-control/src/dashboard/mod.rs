@@ -265,5 +265,6 @@ async fn workload_page(
     if !w.res.workloads.iter().any(|x| x.namespace == namespace && x.name == name) {
         return html(StatusCode::NOT_FOUND, html::message("No such workload", &format!("{namespace}/{name}")));
     }
-    html(StatusCode::OK, workload::render(&w, &namespace, &name))
+    let balancers = workload::balancers(&s, &w, &namespace, &name).await;
+    html(StatusCode::OK, workload::render(&w, &namespace, &name, &balancers))
 }

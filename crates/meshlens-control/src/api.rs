@@ -395,20 +395,11 @@ async fn endpoints(
         Ok(v) => v,
         Err(e) => return query_error(e),
     };
-    if q.balancers.unwrap_or(false) {
-        let resources = s.store.resources();
-        let window = meshlens_api::stats::StatQuery { window: q.window.clone(), ..Default::default() };
-        let counts = match s.stats.window(&window, &resources).await {
-            Ok((store, now)) => match statsapi::window_ms(q.window.as_deref(), store.settings().interval_ms) {
-                Ok(window_ms) => diagnostics::request_counts(&store, now, window_ms),
-                Err(e) => return error(StatusCode::BAD_REQUEST, e),
-            },
-            Err(WindowError::Invalid(e)) => return error(StatusCode::BAD_REQUEST, e),
-            // Without the numbers, the balancers' state is still worth showing (no shares).
-            Err(WindowError::Prometheus(_)) => Default::default(),
-        };
-        let callers = diagnostics::fetch_balancers(&resources).await;
-        diagnostics::add_callers(&mut resolved, &snapshot, &callers, &counts);
+    if q.balancers.unwrap_or(false)
+        && let Err(e) =
+            diagnostics::add_balancers(&s.stats, &s.store.resources(), &snapshot, &mut resolved, q.window).await
+    {
+        return error(StatusCode::BAD_REQUEST, e);
     }
     json(StatusCode::OK, &resolved)
 }

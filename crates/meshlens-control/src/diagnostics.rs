@@ -17,7 +17,8 @@ use crate::api_types::Resources;
 use crate::httpget;
 use crate::metricstore::{Family, MetricStore};
 use crate::scrape::get_metrics;
-use crate::statsapi::Kind;
+use crate::statsapi::{self, Kind};
+use crate::statsource::{StatsSource, WindowError};
 use meshlens_api::promtext;
 
 /// Label values `obfuscate=true` hashes (the ones that name hosts, addresses, namespaces and identities).
@@ -241,6 +242,29 @@ pub(crate) fn request_counts(store: &MetricStore, now: u64, window_ms: u64) -> R
         })
     });
     counts.into_iter().map(|(g, t)| (g, t.requests())).collect()
+}
+
+/// `balancers=true`: adds to every endpoint how each calling instance's balancer sees it, with the request
+/// shares of `window` (none when Prometheus cannot answer); the error is a bad window.
+pub(crate) async fn add_balancers(
+    stats: &StatsSource,
+    resources: &Resources,
+    snapshot: &Snapshot,
+    resolved: &mut EndpointsResponse,
+    window: Option<String>,
+) -> Result<(), String> {
+    let q = meshlens_api::stats::StatQuery { window, ..Default::default() };
+    let counts = match stats.window(&q, resources).await {
+        Ok((store, now)) => {
+            request_counts(&store, now, statsapi::window_ms(q.window.as_deref(), store.settings().interval_ms)?)
+        }
+        Err(WindowError::Invalid(e)) => return Err(e),
+        // Without the numbers, the balancers' state is still worth showing (no shares).
+        Err(WindowError::Prometheus(_)) => Default::default(),
+    };
+    let callers = fetch_balancers(resources).await;
+    add_callers(resolved, snapshot, &callers, &counts);
+    Ok(())
 }
 
 /// Adds to every endpoint the view of each caller whose balancer for the endpoint's service holds it: the

@@ -12,11 +12,13 @@
 //! | `config` | validation and reload status, splits (weights and actual shares), profiles (`/config`) |
 //! | `edge` | one caller → callee edge (`/edge/NS/SRC/NS/DST`): its numbers and routes |
 //! | `findings` | the diagnosis panel: findings linked to the workloads they name |
+//! | `firing` | the overview's alerts panel: firing and pending alerts linked to their pages |
 //! | `workload` | one workload (`/workload/NS/NAME`): stats, routes, instances, logs, diagnosis |
 
 mod config;
 mod edge;
 mod findings;
+mod firing;
 mod graph;
 mod history;
 mod html;
@@ -209,7 +211,9 @@ fn query_failed(e: crate::diagnostics::QueryError) -> Response {
 
 async fn overview_page(State(s): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
     match Window::read_compared(&s, q.window(), q.offset.as_deref()).await {
-        Ok(w) => overview::render(&w).map(|b| html(StatusCode::OK, b)).unwrap_or_else(query_failed),
+        Ok(w) => overview::render(&w, &s.alerts.report(&w.config).alerts)
+            .map(|b| html(StatusCode::OK, b))
+            .unwrap_or_else(query_failed),
         Err(rsp) => rsp,
     }
 }
@@ -262,5 +266,6 @@ async fn workload_page(
     if !w.res.workloads.iter().any(|x| x.namespace == namespace && x.name == name) {
         return html(StatusCode::NOT_FOUND, html::message("No such workload", &format!("{namespace}/{name}")));
     }
-    html(StatusCode::OK, workload::render(&w, &namespace, &name))
+    let balancers = workload::balancers(&s, &w, &namespace, &name).await;
+    html(StatusCode::OK, workload::render(&w, &namespace, &name, &balancers))
 }

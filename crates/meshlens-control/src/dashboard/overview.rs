@@ -1,8 +1,9 @@
 //! The overview (`/`): every namespace and workload with the numbers of `meshlens stat`, rows below their
-//! success objective marked.
+//! success objective marked, firing and pending alerts above them.
 
 use std::fmt::Write;
 
+use meshlens_api::alerts::Alert;
 use meshlens_api::stats::StatRow;
 
 use super::Window;
@@ -10,15 +11,17 @@ use super::html::{Frame, esc, millis, page, percent, rate};
 use crate::diagnostics::QueryError;
 use crate::statsapi;
 
-/// The page, or the stats query's error.
-pub(super) fn render(w: &Window) -> Result<String, QueryError> {
+/// The page, or the stats query's error; `alerts` as `/api/v1/alerts` lists them.
+pub(super) fn render(w: &Window, alerts: &[Alert]) -> Result<String, QueryError> {
     let namespaces = statsapi::stat(&w.res, &w.store, &w.query("ns"), w.end)?;
     let workloads = statsapi::stat(&w.res, &w.store, &w.query("deploy"), w.end)?;
     let then = match &w.then {
         Some((offset, store, end)) => Some((offset.as_str(), statsapi::stat(&w.res, store, &w.query("deploy"), *end)?)),
         None => None,
     };
-    let mut body = String::from("<div data-live=\"overview\"><h2>Namespaces</h2>");
+    let mut body = String::from("<div data-live=\"overview\">");
+    super::firing::render(&mut body, alerts, &w.window);
+    body.push_str("<h2>Namespaces</h2>");
     table(&mut body, w, &namespaces, "data-namespace", |r| r.name.clone());
     body.push_str("<h2>Workloads</h2>");
     table(&mut body, w, &workloads, "data-workload", |r| format!("{}/{}", r.namespace, r.name));
@@ -45,10 +48,29 @@ pub(super) fn render(w: &Window) -> Result<String, QueryError> {
 /// A table of stat rows; each row carries `attr="key"` and is marked `below` when its success rate is
 /// under its objective.
 pub(super) fn table(out: &mut String, w: &Window, rows: &[StatRow], attr: &str, key: impl Fn(&StatRow) -> String) {
+    table_with(out, w, rows, attr, key, &[]);
+}
+
+/// An extra column of [`table_with`]: its header, its cell's `data-col`, and the cell's HTML.
+pub(super) type Column<'a> = (&'a str, &'a str, &'a dyn Fn(&StatRow) -> String);
+
+/// [`table`] with `extra` columns after the usual ones.
+pub(super) fn table_with(
+    out: &mut String,
+    w: &Window,
+    rows: &[StatRow],
+    attr: &str,
+    key: impl Fn(&StatRow) -> String,
+    extra: &[Column<'_>],
+) {
     out.push_str(
         "<table class=\"stats\"><thead><tr><th>NAMESPACE</th><th>NAME</th><th>MESHED</th><th>SUCCESS</th>\
-         <th>RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th><th>LATENCY_P99</th><th>TCP_CONN</th></tr></thead><tbody>",
+         <th>RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th><th>LATENCY_P99</th><th>TCP_CONN</th>",
     );
+    for (header, _, _) in extra {
+        let _ = write!(out, "<th>{header}</th>");
+    }
+    out.push_str("</tr></thead><tbody>");
     for r in rows {
         let workload = matches!(attr, "data-workload" | "data-caller" | "data-callee");
         let objective = if workload { w.objective(&r.namespace, &r.name) } else { w.objectives().success_rate / 100.0 };
@@ -69,7 +91,7 @@ pub(super) fn table(out: &mut String, w: &Window, rows: &[StatRow], attr: &str, 
             "<tr {attr}=\"{}\"{}><td>{}</td><td>{name}</td><td data-col=\"meshed\">{}</td>\
              <td data-col=\"success\" title=\"objective {:.2}%\">{}</td><td data-col=\"rps\">{}</td>\
              <td data-col=\"p50\">{}</td><td data-col=\"p95\">{}</td><td data-col=\"p99\">{}</td>\
-             <td data-col=\"tcp\">{}</td></tr>",
+             <td data-col=\"tcp\">{}</td>",
             esc(&key(r)),
             if below { " class=\"below\" data-below=\"true\"" } else { "" },
             esc(&r.namespace),
@@ -82,9 +104,13 @@ pub(super) fn table(out: &mut String, w: &Window, rows: &[StatRow], attr: &str, 
             millis(r.latency_ms_p99),
             r.tcp_open_connections.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
         );
+        for (_, col, cell) in extra {
+            let _ = write!(out, "<td data-col=\"{col}\">{}</td>", cell(r));
+        }
+        out.push_str("</tr>");
     }
     if rows.is_empty() {
-        out.push_str("<tr><td colspan=\"9\">No traffic or workloads yet.</td></tr>");
+        let _ = write!(out, "<tr><td colspan=\"{}\">No traffic or workloads yet.</td></tr>", 9 + extra.len());
     }
     out.push_str("</tbody></table>");
 }

@@ -4,12 +4,75 @@
 
 use std::fmt::Write;
 
-use meshlens_api::stats::{RouteNumbers, RouteRow, StatQuery};
+use std::collections::BTreeMap;
+
+use meshlens_api::balancer::CallerView;
+use meshlens_api::stats::{RouteNumbers, RouteRow, StatQuery, StatRow};
 
 use super::html::{Frame, esc, millis, page, percent, rate};
-use super::overview::table;
+use super::overview::{Column, table, table_with};
 use super::{Window, findings};
+use crate::api::Shared;
+use crate::diagnostics::{self, EndpointsQuery};
 use crate::statsapi;
+
+/// Per instance of workload `ns/name`, how each calling instance's balancer sees it (as
+/// `/api/v1/endpoints?balancers=true` answers for the services it backs); empty when it backs none.
+pub(super) async fn balancers(s: &Shared, w: &Window, ns: &str, name: &str) -> BTreeMap<String, Vec<CallerView>> {
+    let snapshot = s.store.current().snapshot.clone();
+    let authorities: Vec<String> = snapshot
+        .services
+        .iter()
+        .filter(|svc| {
+            svc.namespace == ns && svc.endpoints.iter().any(|e| e.labels.get("deployment").is_some_and(|d| d == name))
+        })
+        .filter_map(|svc| Some(format!("{}.{}:{}", svc.name, svc.namespace, svc.ports.first()?.port)))
+        .collect();
+    let q = EndpointsQuery { authority: authorities.join(","), namespace: Some(ns.into()), ..Default::default() };
+    let Ok(mut resolved) = diagnostics::endpoints(&snapshot, &q) else { return BTreeMap::new() };
+    let window = Some(w.window.clone());
+    if diagnostics::add_balancers(&s.stats, &w.res, &snapshot, &mut resolved, window).await.is_err() {
+        return BTreeMap::new();
+    }
+    let mut out: BTreeMap<String, Vec<CallerView>> = BTreeMap::new();
+    for row in resolved.into_values().flatten() {
+        out.entry(row.pod).or_default().extend(row.callers);
+    }
+    out
+}
+
+/// The mean share of the callers' requests an instance answered, over the callers that sent any.
+fn share(callers: &[CallerView]) -> String {
+    let shares: Vec<f64> = callers.iter().filter_map(|c| c.share).collect();
+    if shares.is_empty() {
+        return "-".into();
+    }
+    format!("{:.1}%", shares.iter().sum::<f64>() / shares.len() as f64 * 100.0)
+}
+
+/// How many balancers hold the instance, and their breakers' states (`in 3 balancers, open 1, closed 2`).
+fn state(callers: &[CallerView]) -> String {
+    if callers.is_empty() {
+        return "-".into();
+    }
+    let mut breakers: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in callers.iter().filter_map(|c| c.breaker.as_deref()) {
+        *breakers.entry(c).or_default() += 1;
+    }
+    let mut out = format!("in {} balancer{}", callers.len(), if callers.len() == 1 { "" } else { "s" });
+    for (b, n) in breakers {
+        out.push_str(&format!(", {b} {n}"));
+    }
+    out
+}
+
+/// Proxy errors by reason (`timeout=2 connect_error=1`), `-` when none.
+fn proxy_errors(r: &StatRow) -> String {
+    match &r.proxy_errors {
+        Some(m) if !m.is_empty() => m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" "),
+        _ => "-".into(),
+    }
+}
 
 fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
     StatQuery {
@@ -21,7 +84,8 @@ fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
 }
 
 /// The page; a failing query shows its error in place of its section.
-pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
+/// `balancers`: per instance, the calling balancers' views of it ([`balancers`]).
+pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<String, Vec<CallerView>>) -> String {
     let me = format!("deploy/{name}");
     let mut body = String::from("<div data-live=\"workload\">");
     let key = |r: &meshlens_api::stats::StatRow| format!("{}/{}", r.namespace, r.name);
@@ -72,7 +136,16 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
     } else {
         let q = StatQuery { names: Some(names.join(",")), ..query(w, ns, "po") };
         match statsapi::stat(&w.res, &w.store, &q, w.end) {
-            Ok(rows) => table(&mut body, w, &rows, "data-instance", key),
+            Ok(rows) => {
+                let callers = |r: &StatRow| balancers.get(&r.name).map_or(&[][..], Vec::as_slice);
+                let columns: [Column<'_>; 4] = [
+                    ("CANCELLED", "cancelled", &|r| r.cancelled.map_or_else(|| "-".into(), |n| n.to_string())),
+                    ("PROXY_ERRORS", "proxy-errors", &|r| esc(&proxy_errors(r))),
+                    ("BALANCER_SHARE", "balancer-share", &|r| share(callers(r))),
+                    ("BALANCER_STATE", "balancer-state", &|r| esc(&state(callers(r)))),
+                ];
+                table_with(&mut body, w, &rows, "data-instance", key, &columns)
+            }
             Err(e) => {
                 let _ = write!(body, "<p class=\"error\">{}</p>", esc(&format!("{e:?}")));
             }
@@ -97,7 +170,8 @@ pub(super) fn render(w: &Window, ns: &str, name: &str) -> String {
         esc(ns)
     );
     let command = format!(
-        "meshlens stat {me} -n {ns} -t {0}; meshlens routes {me} -n {ns} --to deploy/CALLEE -o wide -t {0}",
+        "meshlens stat {me} -n {ns} -t {0}; meshlens routes {me} -n {ns} --to deploy/CALLEE -o wide -t {0}; \
+         meshlens diagnostics endpoints SERVICE.{ns}:PORT -n {ns} -o wide -t {0}",
         w.window
     );
     page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, offset: None, command }, &body)
@@ -149,4 +223,37 @@ pub(super) fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)])
         }
     }
     body.push_str("</tbody></table>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(pod: &str, share: Option<f64>, breaker: Option<&str>) -> CallerView {
+        CallerView {
+            namespace: "prod".into(),
+            workload: "frontend".into(),
+            pod: pod.into(),
+            ewma_ms: 3.0,
+            in_flight: 0,
+            requests_total: 10,
+            breaker: breaker.map(Into::into),
+            breaker_remaining_ms: None,
+            share,
+        }
+    }
+
+    #[test]
+    fn instance_balancer_share_and_state_sum_up_the_callers() {
+        assert_eq!((share(&[]), state(&[])), ("-".to_string(), "-".to_string()), "not in any balancer");
+        let callers = [
+            caller("frontend-0", Some(0.5), Some("closed")),
+            caller("frontend-1", Some(0.25), Some("open")),
+            caller("frontend-2", None, Some("closed")),
+        ];
+        assert_eq!(share(&callers), "37.5%", "the mean over the callers that sent requests");
+        assert_eq!(state(&callers), "in 3 balancers, closed 2, open 1");
+        assert_eq!(state(&[caller("a", None, None)]), "in 1 balancer");
+        assert_eq!(share(&[caller("a", None, None)]), "-");
+    }
 }

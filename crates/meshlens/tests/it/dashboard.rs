@@ -352,6 +352,15 @@ async fn every_page_loads_and_the_overview_matches_stat() {
         assert_no_console_error(&c, &format!("/workload/{name}")).await;
         if wl == "payment-service" {
             report_timing(&c, "/workload/prod/payment-service").await;
+            // Its instances sit in checkout-service's balancer and answer a share of its requests.
+            let cells = "return [...document.querySelectorAll('tr[data-instance] td[data-col=balancer-state]')]\
+                         .map(td => td.textContent)";
+            until(&c, "instances in a balancer", cells, |v| {
+                v.as_array().is_some_and(|a| {
+                    !a.is_empty() && a.iter().all(|s| s.as_str().is_some_and(|s| s.starts_with("in ")))
+                })
+            })
+            .await;
         }
         screenshot(&c, &format!("workload-{wl}")).await;
     }

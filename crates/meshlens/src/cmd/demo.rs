@@ -294,6 +294,7 @@ fn guide(plan: &Plan, scenario: Option<Scenario>) -> String {
     s.push_str("  dashboard         meshlens dashboard   (a login link; opens a browser when there is one)\n");
     s.push_str("  look              meshlens stat deploy -n prod; meshlens edges deploy -n prod; meshlens routes deploy/frontend -n prod\n");
     s.push_str("  what is wrong?    meshlens diagnose -n prod; meshlens logs deploy/frontend -n prod\n");
+    s.push_str("  healthy?          meshlens check; meshlens alerts\n");
     match scenario {
         None => s.push_str("  scenario          none: a healthy shop (pick one with --scenario, see --help)\n"),
         Some(sc) => {

@@ -43,8 +43,9 @@ pub(super) fn render(w: &Window, (src_ns, src): (&str, &str), (dst_ns, dst): (&s
     };
     match statsapi::routes(&w.res, &w.store, &q, w.end) {
         Ok(map) => {
-            let routes: Vec<_> = map.into_values().map(|v| (format!("to {dst_ns}/{dst}"), v)).collect();
-            route_table(&mut body, &routes);
+            let callee = (dst_ns.to_string(), dst.to_string());
+            let routes: Vec<_> = map.into_values().map(|v| (format!("to {dst_ns}/{dst}"), callee.clone(), v)).collect();
+            route_table(&mut body, &w.window, &routes);
         }
         Err(e) => {
             let _ = write!(body, "<p class=\"error\">{}</p>", esc(&format!("{e:?}")));

@@ -24,6 +24,7 @@ mod history;
 mod html;
 mod layout;
 mod overview;
+mod route;
 pub(crate) mod session;
 mod workload;
 
@@ -56,6 +57,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/config", get(config_page))
         .route("/edge/{src_namespace}/{src}/{dst_namespace}/{dst}", get(edge_page))
         .route("/workload/{namespace}/{name}", get(workload_page))
+        .route("/route/{namespace}/{name}", get(route_page))
         .route_layer(middleware::from_fn_with_state(shared, require_session));
     Router::new()
         .merge(pages)
@@ -136,6 +138,8 @@ struct PageQuery {
     offset: Option<String>,
     /// Only this namespace (topology).
     namespace: Option<String>,
+    /// The route's name (route page).
+    route: Option<String>,
 }
 
 impl PageQuery {
@@ -268,4 +272,22 @@ async fn workload_page(
     }
     let balancers = workload::balancers(&s, &w, &namespace, &name).await;
     html(StatusCode::OK, workload::render(&w, &namespace, &name, &balancers))
+}
+
+async fn route_page(
+    State(s): State<Arc<Shared>>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let Some(route) = q.route.as_deref().filter(|r| !r.is_empty()) else {
+        return html(StatusCode::BAD_REQUEST, html::message("Which route?", "Add ?route=NAME (e.g. GET /users/{id})."));
+    };
+    let w = match Window::read(&s, q.window()).await {
+        Ok(w) => w,
+        Err(rsp) => return rsp,
+    };
+    if !w.res.workloads.iter().any(|x| x.namespace == namespace && x.name == name) {
+        return html(StatusCode::NOT_FOUND, html::message("No such workload", &format!("{namespace}/{name}")));
+    }
+    html(StatusCode::OK, route::render(&w, &namespace, &name, route))
 }

@@ -111,9 +111,10 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
     super::history::render(&mut body, w, ns, name);
 
     body.push_str("<h2>Routes</h2>");
-    let mut routes: Vec<(String, Vec<RouteRow>)> = Vec::new();
+    let mut routes: Vec<RouteGroup> = Vec::new();
+    let mine = || (ns.to_string(), name.to_string());
     if let Ok(map) = statsapi::routes(&w.res, &w.store, &query(w, ns, &me), w.end) {
-        routes.extend(map.into_iter().map(|(k, v)| (format!("served ({k})"), v)));
+        routes.extend(map.into_iter().map(|(k, v)| (format!("served ({k})"), mine(), v)));
     }
     let callees = statsapi::stat(&w.res, &w.store, &outbound, w.end).unwrap_or_default();
     for c in callees.iter().filter(|c| c.rps.is_some_and(|r| r > 0.0)) {
@@ -123,10 +124,11 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
             ..query(w, ns, &me)
         };
         if let Ok(map) = statsapi::routes(&w.res, &w.store, &q, w.end) {
-            routes.extend(map.into_values().map(|v| (format!("to {}/{}", c.namespace, c.name), v)));
+            let callee = (c.namespace.clone(), c.name.clone());
+            routes.extend(map.into_values().map(|v| (format!("to {}/{}", c.namespace, c.name), callee.clone(), v)));
         }
     }
-    route_table(&mut body, &routes);
+    route_table(&mut body, &w.window, &routes);
 
     body.push_str("<h2>Instances</h2>");
     let wl = w.res.workloads.iter().find(|x| x.namespace == ns && x.name == name);
@@ -155,6 +157,17 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
     findings::render(&mut body, w, ns, Some(name));
     body.push_str("</div>");
 
+    log_and_tap_panels(&mut body, &me, ns);
+    let command = format!(
+        "meshlens stat {me} -n {ns} -t {0}; meshlens routes {me} -n {ns} --to deploy/CALLEE -o wide -t {0}; \
+         meshlens diagnostics endpoints SERVICE.{ns}:PORT -n {ns} -o wide -t {0}",
+        w.window
+    );
+    page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, offset: None, command }, &body)
+}
+
+/// The recent proxy log events of `resource` (`deploy/NAME`) and a live tap panel with the CLI's filters.
+pub(super) fn log_and_tap_panels(body: &mut String, me: &str, ns: &str) {
     let _ = write!(
         body,
         "<h2>Recent proxy log events</h2><div id=\"logs\" data-logs=\"{0}\" data-namespace=\"{1}\"><p>loading…</p></div>\
@@ -166,19 +179,18 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
          <span class=\"cli\">CLI: <code id=\"tap-command\">meshlens tap {0} -n {1}</code></span></p>\
          <table class=\"stats\" id=\"tap\"><thead><tr><th>TIME</th><th>DIRECTION</th><th>METHOD</th><th>AUTHORITY</th>\
          <th>PATH</th><th>STATUS</th><th>LATENCY</th><th>NOTE</th></tr></thead><tbody></tbody></table>",
-        esc(&me),
+        esc(me),
         esc(ns)
     );
-    let command = format!(
-        "meshlens stat {me} -n {ns} -t {0}; meshlens routes {me} -n {ns} --to deploy/CALLEE -o wide -t {0}; \
-         meshlens diagnostics endpoints SERVICE.{ns}:PORT -n {ns} -o wide -t {0}",
-        w.window
-    );
-    page(&Frame { title: &format!("{ns}/{name}"), page: "workload", window: &w.window, offset: None, command }, &body)
 }
 
-/// Route rows under the column FOR (served, or to which callee): effective and actual numbers, timeouts, retry fates.
-pub(super) fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)]) {
+/// A group of route rows: what they are for (served, to which callee, from which caller), the workload
+/// serving the routes (namespace, name: the route pages link there), and the rows.
+pub(super) type RouteGroup = (String, (String, String), Vec<RouteRow>);
+
+/// Route rows under the column FOR (served, or to which callee): effective and actual numbers, timeouts,
+/// retry fates; each route links to its page.
+pub(super) fn route_table(body: &mut String, window: &str, routes: &[RouteGroup]) {
     if routes.is_empty() {
         body.push_str("<p>No routes in the window.</p>");
         return;
@@ -188,7 +200,7 @@ pub(super) fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)])
          <th>EFFECTIVE_RPS</th><th>ACTUAL_SUCCESS</th><th>ACTUAL_RPS</th><th>LATENCY_P50</th><th>LATENCY_P95</th>\
          <th>LATENCY_P99</th><th>TIMEOUTS</th><th>RETRY_FATES</th></tr></thead><tbody>",
     );
-    for (what, rows) in routes {
+    for (what, (ns, server), rows) in routes {
         for r in rows {
             let (es, er, a_s, ar) = match r.numbers {
                 RouteNumbers::ToTarget { effective_success, effective_rps, actual_success, actual_rps } => {
@@ -198,10 +210,11 @@ pub(super) fn route_table(body: &mut String, routes: &[(String, Vec<RouteRow>)])
             };
             let _ = write!(
                 body,
-                "<tr data-route=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                "<tr data-route=\"{}\"><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
                  <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&r.route),
                 esc(what),
+                esc(&super::route::href(ns, server, &r.route, window)),
                 esc(&r.route),
                 esc(&r.authority),
                 percent(es),

@@ -313,6 +313,18 @@ async fn every_page_loads_and_the_overview_matches_stat() {
     c.find(Locator::Css("tr[data-route]")).await.expect("checkout-service's routes to payment-service");
     assert_no_console_error(&c, "/edge/prod/checkout-service/prod/payment-service").await;
     screenshot(&c, "edge").await;
+
+    // A route's page, reached from the edge page's route link: the route as served and as called, its
+    // configuration with file:line.
+    let link = c.find(Locator::Css("tr[data-route='POST /charge'] a")).await.expect("a link to POST /charge's page");
+    link.click().await.unwrap();
+    c.find(Locator::Css("tr[data-route-config='POST /charge']")).await.expect("the route's configuration");
+    let rows = c.find_all(Locator::Css("tr[data-route='POST /charge']")).await.unwrap();
+    assert!(!rows.is_empty(), "POST /charge as served and as called");
+    let declared = c.find(Locator::Css("tr[data-route-config='POST /charge']")).await.unwrap().text().await.unwrap();
+    assert!(declared.contains(".yaml:"), "declared at file:line: {declared}");
+    assert_no_console_error(&c, "/route/prod/payment-service").await;
+    screenshot(&c, "route").await;
     c.goto(&format!("{base}/topology")).await.unwrap();
 
     // Compared with 10 minutes ago (before the demo started: no numbers then).

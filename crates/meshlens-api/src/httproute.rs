@@ -7,6 +7,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::meta::{ObjectMeta, null_as_empty};
+pub use crate::profile::ValueMatch;
 
 pub const HTTP_ROUTE_API_VERSIONS: [&str; 4] = [
     "policy.linkerd.io/v1beta2",
@@ -137,16 +138,6 @@ pub struct PathMatch {
     pub kind: Option<String>,
     #[serde(default)]
     pub value: Option<String>,
-}
-
-/// A header or query parameter match: `type` `Exact` (the default) or `RegularExpression`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ValueMatch {
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    pub name: String,
-    pub value: String,
 }
 
 /// `type` is `Exact` (the default); Linkerd refuses `RegularExpression`.

@@ -83,6 +83,25 @@ pub struct RequestMatch {
     pub path_regex: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// Request headers that all must match (names case-insensitive); compiled from an HTTPRoute's
+    /// `matches[].headers`, and a meshlens extension in a ServiceProfile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+    /// Query parameters that all must match (names case-sensitive, the first occurrence counts); compiled
+    /// from an HTTPRoute's `matches[].queryParams`, and a meshlens extension in a ServiceProfile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<ValueMatch>,
+}
+
+/// A header or query parameter match, as the Gateway API writes it: `type` `Exact` (the default) or
+/// `RegularExpression` (matching the whole value).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueMatch {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub name: String,
+    pub value: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{Method, Request, Response, header};
+use http::{Request, Response, header};
 use meshlens_api::Authority;
 
 use crate::ctx::Ctx;
@@ -18,7 +18,7 @@ use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::metrics::HttpTargetMetrics;
 use crate::policy::classify::ResponseClassifier;
 use crate::policy::profile::{Policy, RouteConfig};
-use crate::policy::route::RequestMatcher;
+use crate::policy::route::{RequestHead, RequestMatcher};
 use crate::unanswered::Unanswered;
 
 /// The inbound route tables of one proxy, swapped whole on every discovery change.
@@ -65,19 +65,15 @@ impl InboundRoutes {
         let table = self.table.load();
         let first = table.services.first()?;
         let service = request_host(req).and_then(|h| table.by_host.get(h)).map_or(first, |&i| &table.services[i]);
-        let (method, path) = (req.method(), req.uri().path());
-        let route = service.route(method, path).clone();
+        let route = service.route(&RequestHead::of(req)).clone();
         let unanswered = Unanswered::start(&route.metrics, caller);
         Some(RouteRequest { route, unanswered })
     }
 }
 
 impl ServiceRoutes {
-    fn route(&self, method: &Method, path: &str) -> &Arc<Route> {
-        self.routes
-            .iter()
-            .find(|r| r.matcher.as_ref().is_some_and(|m| m.matches(method, path)))
-            .unwrap_or(&self.default)
+    fn route(&self, head: &RequestHead<'_>) -> &Arc<Route> {
+        self.routes.iter().find(|r| r.matcher.as_ref().is_some_and(|m| m.matches(head))).unwrap_or(&self.default)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::errors::{Caller, Count, respond};
 use crate::forward::{Answer, forward, forward_attempt};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::request_body::{Buffered, RequestBody};
+use crate::policy::route::RequestHead;
 use crate::shutdown::Drain;
 use crate::tap::record::{Record, RetryChain, Tapped};
 use crate::targets::Target;
@@ -40,7 +41,7 @@ pub(crate) async fn serve(
         let record = tapped.map(single_attempt);
         return forward(&target.balancer, req.map(RequestBody::Stream), caller, drain, record).await;
     };
-    let Some(route) = policy.route(req.method(), req.uri().path()) else {
+    let Some(route) = policy.route(&RequestHead::of(&req)) else {
         // A split without a profile: pick the backend, no route metrics.
         let record = tapped.map(single_attempt);
         let balancer = backend(ctx, policy, target);

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use http::Method;
+use crate::policy::route::RequestHead;
 use meshlens_api::ProxyErrorReason;
 use meshlens_api::profile::{ServiceProfile, TrafficSplit};
 
@@ -133,14 +133,9 @@ impl ServicePolicy {
     }
 
     /// The route a request takes (first match, else `[DEFAULT]`); `None` when the service has no profile.
-    pub fn route(&self, method: &Method, path: &str) -> Option<&Arc<CompiledRoute>> {
+    pub fn route(&self, head: &RequestHead<'_>) -> Option<&Arc<CompiledRoute>> {
         let (routes, default) = self.routes.as_ref()?;
-        Some(
-            routes
-                .iter()
-                .find(|r| r.config.matcher.as_ref().is_some_and(|m| m.matches(method, path)))
-                .unwrap_or(default),
-        )
+        Some(routes.iter().find(|r| r.config.matcher.as_ref().is_some_and(|m| m.matches(head))).unwrap_or(default))
     }
 
     /// Does a split (or `dstOverrides`) of this policy send traffic to `authority` (canonical)?

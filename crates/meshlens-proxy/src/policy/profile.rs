@@ -13,14 +13,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
 use meshlens_api::authority::Authority;
 use meshlens_api::duration;
 use meshlens_api::profile::{RouteRetry, RouteSpec, ServiceProfile, ServiceProfileSpec, WeightedDst};
 
 use super::budget::RetryBudget;
 use super::classify::ResponseClassifier;
-use super::route::RequestMatcher;
+use super::route::{RequestHead, RequestMatcher};
 use super::split::quantity_weight;
 
 /// The name of the route unmatched requests take (the `rt_route` label value).
@@ -195,13 +194,9 @@ impl Policy {
         })
     }
 
-    /// The route a request takes: the first whose condition matches, else the default route. `path` is the
-    /// URI path (a query string is ignored).
-    pub fn route(&self, method: &Method, path: &str) -> &RouteConfig {
-        self.routes
-            .iter()
-            .find(|r| r.matcher.as_ref().is_some_and(|m| m.matches(method, path)))
-            .unwrap_or(&self.default_route)
+    /// The route a request takes: the first whose condition matches, else the default route.
+    pub fn route(&self, head: &RequestHead<'_>) -> &RouteConfig {
+        self.routes.iter().find(|r| r.matcher.as_ref().is_some_and(|m| m.matches(head))).unwrap_or(&self.default_route)
     }
 }
 

@@ -1,4 +1,5 @@
-//! A ServiceProfile route `condition` (`RequestMatch`) compiled for matching requests by method and path.
+//! A ServiceProfile route `condition` (`RequestMatch`) compiled for matching request heads: method, path,
+//! headers and query parameters.
 //!
 //! Semantics follow Linkerd (controller `profile_translator.go` + `pkg/profiles` validation, proxy
 //! `service-profiles` `proto.rs`/`http.rs`):
@@ -7,6 +8,11 @@
 //!   controller does (`method: get` matches `GET` requests, not a request whose method is literally `get`).
 //! - Several fields in one match must all match (AND), in Linkerd's order: `all`, `any`, `method`, `not`,
 //!   `pathRegex`.
+//! - `headers` and `queryParams` (from HTTPRoute matches, as the Gateway API defines them): each listed
+//!   one must match. A header name is case-insensitive; a request header with several values matches when
+//!   one of them does. A query parameter name is case-sensitive and its first occurrence counts; its value
+//!   is compared as written in the query string (not percent-decoded). `RegularExpression` matches the
+//!   whole value (anchored like `pathRegex`), `Exact` compares bytes.
 //! - An empty string (`pathRegex: ""`, `method: ""`) counts as unset, as in Go.
 //! - A match that sets no field is refused ("A request match must have a field set" in Linkerd's
 //!   controller, which then sends no profile at all): [`RequestMatcher::compile`] returns an error.
@@ -19,8 +25,9 @@
 //! with it the route, or the branch of an `all`/`any`). The regex crate is built without Unicode case
 //! folding: `(?i)` is refused (use `(?i-u)`, ASCII folding, which is what paths need).
 
-use http::Method;
-use meshlens_api::profile::RequestMatch;
+use http::header::{HeaderMap, HeaderName};
+use http::{Method, Request};
+use meshlens_api::profile::{RequestMatch, ValueMatch};
 use regex::Regex;
 
 /// A compiled request condition. Cheap to evaluate: no allocation per request.
@@ -36,6 +43,47 @@ enum Node {
     Not(Box<Node>),
     Path(Regex),
     Method(Method),
+    Header(HeaderName, Value),
+    Query(String, Value),
+}
+
+#[derive(Clone, Debug)]
+enum Value {
+    Exact(String),
+    Regex(Regex),
+}
+
+impl Value {
+    fn matches(&self, v: &[u8]) -> bool {
+        match self {
+            Value::Exact(want) => want.as_bytes() == v,
+            Value::Regex(re) => std::str::from_utf8(v).is_ok_and(|v| re.is_match(v)),
+        }
+    }
+}
+
+/// What a condition looks at: the request head.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    pub method: &'a Method,
+    /// The URI path, with its query string if any (`/a?b=c`).
+    pub path_and_query: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> RequestHead<'a> {
+    pub fn of<B>(req: &'a Request<B>) -> RequestHead<'a> {
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        RequestHead { method: req.method(), path_and_query, headers: req.headers() }
+    }
+}
+
+/// The request head split once for matching: path and query apart.
+struct Split<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a HeaderMap,
 }
 
 impl RequestMatcher {
@@ -45,22 +93,28 @@ impl RequestMatcher {
         Ok(RequestMatcher { node: compile_node(m)? })
     }
 
-    /// Whether a request matches. `path` is the URI path (`uri.path()`); a query string, if passed along
-    /// (`/a?b=c`), is ignored.
-    pub fn matches(&self, method: &Method, path: &str) -> bool {
-        let path = path.split_once('?').map_or(path, |(p, _)| p);
-        self.node.matches(method, path)
+    /// Whether a request matches.
+    pub fn matches(&self, head: &RequestHead<'_>) -> bool {
+        let (path, query) = head.path_and_query.split_once('?').unwrap_or((head.path_and_query, ""));
+        self.node.matches(&Split { method: head.method, path, query, headers: head.headers })
     }
 }
 
 impl Node {
-    fn matches(&self, method: &Method, path: &str) -> bool {
+    fn matches(&self, req: &Split<'_>) -> bool {
         match self {
-            Node::All(ms) => ms.iter().all(|m| m.matches(method, path)),
-            Node::Any(ms) => ms.iter().any(|m| m.matches(method, path)),
-            Node::Not(m) => !m.matches(method, path),
-            Node::Path(re) => re.is_match(path),
-            Node::Method(m) => m == method,
+            Node::All(ms) => ms.iter().all(|m| m.matches(req)),
+            Node::Any(ms) => ms.iter().any(|m| m.matches(req)),
+            Node::Not(m) => !m.matches(req),
+            Node::Path(re) => re.is_match(req.path),
+            Node::Method(m) => m == req.method,
+            Node::Header(name, v) => req.headers.get_all(name).iter().any(|h| v.matches(h.as_bytes())),
+            Node::Query(name, v) => req
+                .query
+                .split('&')
+                .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+                .find(|(n, _)| n == name)
+                .is_some_and(|(_, value)| v.matches(value.as_bytes())),
         }
     }
 }
@@ -87,10 +141,31 @@ fn compile_node(m: &RequestMatch) -> Result<Node, String> {
         let compiled = Regex::new(&anchored).map_err(|e| format!("pathRegex '{re}': {}", one_line(&e)))?;
         parts.push(Node::Path(compiled));
     }
+    for (i, h) in m.headers.iter().enumerate() {
+        let name = HeaderName::from_bytes(h.name.trim().as_bytes())
+            .map_err(|_| format!("headers[{i}].name '{}' is not a header name", h.name))?;
+        parts.push(Node::Header(name, compile_value(h).map_err(|e| format!("headers[{i}]: {e}"))?));
+    }
+    for (i, q) in m.query_params.iter().enumerate() {
+        if q.name.is_empty() {
+            return Err(format!("queryParams[{i}].name is empty"));
+        }
+        parts.push(Node::Query(q.name.clone(), compile_value(q).map_err(|e| format!("queryParams[{i}]: {e}"))?));
+    }
     match parts.len() {
-        0 => Err("a request match must set one of pathRegex, method, all, any, not".to_string()),
+        0 => Err("a request match must set one of pathRegex, method, headers, queryParams, all, any, not".to_string()),
         1 => Ok(parts.pop().expect("one part")),
         _ => Ok(Node::All(parts)),
+    }
+}
+
+fn compile_value(m: &ValueMatch) -> Result<Value, String> {
+    match m.kind.as_deref() {
+        None | Some("Exact") => Ok(Value::Exact(m.value.clone())),
+        Some("RegularExpression") => Regex::new(&format!("^(?:{})$", m.value))
+            .map(Value::Regex)
+            .map_err(|e| format!("value '{}': {}", m.value, one_line(&e))),
+        Some(other) => Err(format!("type '{other}' is not Exact or RegularExpression")),
     }
 }
 

@@ -1,17 +1,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
+use http::{HeaderMap, Method};
 use meshlens_api::profile::ServiceProfile;
 
-use super::{DEFAULT_MAX_RETRIES, DEFAULT_ROUTE_NAME, MAX_RETRIES_ANNOTATION, Policy};
+use super::{DEFAULT_MAX_RETRIES, DEFAULT_ROUTE_NAME, MAX_RETRIES_ANNOTATION, Policy, RouteConfig};
 use crate::policy::Class;
+use crate::policy::route::RequestHead;
 
 fn profile(yaml: &str) -> ServiceProfile {
     let full = format!(
         "apiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\nmetadata:\n  name: web.prod.svc.cluster.local\n  namespace: prod\n{yaml}"
     );
     serde_json::from_value(serde_saphyr::from_str::<serde_json::Value>(&full).unwrap()).unwrap()
+}
+
+/// The route of a request without headers.
+fn route<'a>(p: &'a Policy, method: &Method, path_and_query: &str) -> &'a RouteConfig {
+    p.route(&RequestHead { method, path_and_query, headers: &HeaderMap::new() })
 }
 
 fn compile(yaml: &str) -> Policy {
@@ -45,32 +51,32 @@ fn routes_in_order_first_match_wins_else_default() {
     let p = compile(ROUTES);
     assert_eq!(p.name, "web.prod.svc.cluster.local");
     assert_eq!(p.routes.len(), 3);
-    let r = p.route(&Method::GET, "/users/1");
+    let r = route(&p, &Method::GET, "/users/1");
     assert_eq!(r.name, "get-user", "the first match wins over the later, more specific one");
     assert!(r.retryable && r.retries());
     assert_eq!(r.timeout, Some(Duration::from_millis(300)));
     assert_eq!(r.classifier.classify(404, None), Class::Failure);
-    let r = p.route(&Method::DELETE, "/users/1");
+    let r = route(&p, &Method::DELETE, "/users/1");
     assert_eq!(r.name, "users");
     assert!(!r.retryable && !r.retries());
     assert_eq!(r.timeout, Some(Duration::from_secs(90)));
     assert_eq!(r.classifier.classify(404, None), Class::Success);
     // Unmatched: the default route.
-    let r = p.route(&Method::GET, "/health");
+    let r = route(&p, &Method::GET, "/health");
     assert_eq!(r.name, DEFAULT_ROUTE_NAME);
     assert!(r.is_default() && !r.retryable && !r.retries());
     assert_eq!(r.timeout, None);
     assert_eq!(r.classifier.classify(503, None), Class::Failure);
     assert_eq!(r.classifier.classify(200, Some(2)), Class::Failure);
     // The query is not part of the path.
-    assert_eq!(p.route(&Method::GET, "/users/7?verbose=1").name, "get-user");
+    assert_eq!(route(&p, &Method::GET, "/users/7?verbose=1").name, "get-user");
 }
 
 #[test]
 fn default_policy_and_empty_profile() {
     for p in [Policy::default(), compile("spec: {}")] {
         assert!(p.routes.is_empty());
-        assert_eq!(p.route(&Method::POST, "/x").name, "[DEFAULT]");
+        assert_eq!(route(&p, &Method::POST, "/x").name, "[DEFAULT]");
         let b = p.retry_budget.as_ref().expect("Linkerd's default budget");
         assert_eq!((b.ratio(), b.min_per_sec(), b.ttl()), (0.2, 10, Duration::from_secs(10)));
         assert_eq!(p.max_retries_per_request, DEFAULT_MAX_RETRIES);
@@ -92,10 +98,10 @@ spec:
     );
     let shared = p.retry_budget.as_ref().unwrap();
     assert_eq!((shared.ratio(), shared.min_per_sec(), shared.ttl()), (0.5, 3, Duration::from_secs(20)));
-    let a = p.route(&Method::GET, "/a").retry_budget.as_ref().unwrap();
-    let b = p.route(&Method::GET, "/b").retry_budget.as_ref().unwrap();
+    let a = route(&p, &Method::GET, "/a").retry_budget.as_ref().unwrap();
+    let b = route(&p, &Method::GET, "/b").retry_budget.as_ref().unwrap();
     assert!(Arc::ptr_eq(a, shared) && Arc::ptr_eq(b, shared));
-    assert!(p.route(&Method::GET, "/c").retry_budget.is_none());
+    assert!(route(&p, &Method::GET, "/c").retry_budget.is_none());
     // Spending through one route spends the other's.
     while a.withdraw() {}
     assert!(!b.withdraw());
@@ -114,7 +120,7 @@ fn a_budget_linkerd_refuses_disables_retries() {
             "spec:\n  retryBudget: {budget}\n  routes: [{{name: a, condition: {{method: GET}}, isRetryable: true}}]"
         ));
         assert!(p.retry_budget.is_none(), "{budget}");
-        let r = p.route(&Method::GET, "/");
+        let r = route(&p, &Method::GET, "/");
         assert!(r.retryable && !r.retries(), "{budget}");
         assert_eq!(p.warnings.len(), 1, "{budget}");
         assert!(p.warnings[0].contains("retries are disabled"), "{:?}", p.warnings);
@@ -185,7 +191,7 @@ fn errors_say_where() {
     );
     assert_eq!(
         error("spec:\n  routes: [{name: r, condition: {}}]"),
-        "route 'r': condition: a request match must set one of pathRegex, method, all, any, not"
+        "route 'r': condition: a request match must set one of pathRegex, method, headers, queryParams, all, any, not"
     );
     let e = error("spec:\n  routes: [{name: r, condition: {pathRegex: '/('}}]");
     assert!(e.starts_with("route 'r': condition: pathRegex '/(': "), "{e}");
@@ -214,16 +220,48 @@ fn route_retries_compiled_from_an_httproute_name_the_statuses_and_the_limit() {
     let p = compile(
         "spec:\n  routes:\n    - name: web-route\n      condition: {pathRegex: /x}\n      retry: {http: [{min: 502, max: 504}], grpc: [14], limit: 2}\n    - name: plain\n      condition: {method: POST}\n",
     );
-    let route = p.route(&Method::GET, "/x");
-    assert!(route.retries() && route.retryable, "retries need no isRetryable nor the profile's budget");
-    assert!(route.retries_response(503, None) && route.retries_response(200, Some(14)));
-    assert!(!route.retries_response(500, None) && !route.retries_response(200, Some(13)));
-    assert_eq!(route.max_retries(DEFAULT_MAX_RETRIES), 2);
+    let r = route(&p, &Method::GET, "/x");
+    assert!(r.retries() && r.retryable, "retries need no isRetryable nor the profile's budget");
+    assert!(r.retries_response(503, None) && r.retries_response(200, Some(14)));
+    assert!(!r.retries_response(500, None) && !r.retries_response(200, Some(13)));
+    assert_eq!(r.max_retries(DEFAULT_MAX_RETRIES), 2);
     // A budget that never runs out: Linkerd's route retries have none.
-    let budget = route.retry_budget.as_ref().unwrap();
+    let budget = r.retry_budget.as_ref().unwrap();
     assert!((0..1000).all(|_| budget.withdraw()));
     // A profile route retries every failure, up to the profile's cap.
-    let plain = p.route(&Method::POST, "/y");
+    let plain = route(&p, &Method::POST, "/y");
     assert!(plain.retries_response(500, None));
     assert_eq!(plain.max_retries(DEFAULT_MAX_RETRIES), DEFAULT_MAX_RETRIES);
+}
+
+#[test]
+fn routes_chosen_by_header_and_query_param() {
+    let p = compile(
+        "spec:
+  routes:
+  - name: beta-users
+    condition:
+      pathRegex: /users/.*
+      headers: [{name: x-canary, value: beta}]
+  - name: search-books
+    condition:
+      queryParams: [{name: kind, type: RegularExpression, value: 'book|ebook'}]
+  - name: users
+    condition: {pathRegex: /users/.*}
+",
+    );
+    let pick = |uri: &str, canary: Option<&str>| {
+        let mut req = http::Request::get(uri);
+        if let Some(v) = canary {
+            req = req.header("X-Canary", v);
+        }
+        let req = req.body(()).unwrap();
+        p.route(&RequestHead::of(&req)).name.clone()
+    };
+    assert_eq!(pick("/users/1", Some("beta")), "beta-users");
+    assert_eq!(pick("/users/1", Some("stable")), "users");
+    assert_eq!(pick("/users/1", None), "users");
+    assert_eq!(pick("/users/1?kind=ebook", None), "search-books");
+    assert_eq!(pick("/search?kind=ebook&x=1", Some("beta")), "search-books");
+    assert_eq!(pick("/search?kind=cd", None), DEFAULT_ROUTE_NAME);
 }

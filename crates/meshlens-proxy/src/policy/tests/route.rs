@@ -1,7 +1,18 @@
-use http::Method;
+use http::{HeaderMap, Method, Request};
 use meshlens_api::profile::RequestMatch;
 
-use super::RequestMatcher;
+use super::{RequestHead, RequestMatcher};
+
+trait MatchesPath {
+    /// Whether a request without headers matches.
+    fn matches_path(&self, method: &Method, path_and_query: &str) -> bool;
+}
+
+impl MatchesPath for RequestMatcher {
+    fn matches_path(&self, method: &Method, path_and_query: &str) -> bool {
+        self.matches(&RequestHead { method, path_and_query, headers: &HeaderMap::new() })
+    }
+}
 
 fn path(re: &str) -> RequestMatch {
     RequestMatch { path_regex: Some(re.into()), ..Default::default() }
@@ -22,54 +33,54 @@ fn yaml(s: &str) -> RequestMatch {
 #[test]
 fn path_regex_is_anchored_on_the_whole_path() {
     let m = compile(&path("/api/users/\\d+"));
-    assert!(m.matches(&Method::GET, "/api/users/42"));
-    assert!(!m.matches(&Method::GET, "/api/users/42/orders"));
-    assert!(!m.matches(&Method::GET, "/v2/api/users/42"));
-    assert!(!m.matches(&Method::GET, "/api/users/"));
+    assert!(m.matches_path(&Method::GET, "/api/users/42"));
+    assert!(!m.matches_path(&Method::GET, "/api/users/42/orders"));
+    assert!(!m.matches_path(&Method::GET, "/v2/api/users/42"));
+    assert!(!m.matches_path(&Method::GET, "/api/users/"));
     // Already-anchored regexes keep working.
     let m = compile(&path("^/books/[^/]+$"));
-    assert!(m.matches(&Method::GET, "/books/dune"));
-    assert!(!m.matches(&Method::GET, "/books/dune/1"));
+    assert!(m.matches_path(&Method::GET, "/books/dune"));
+    assert!(!m.matches_path(&Method::GET, "/books/dune/1"));
 }
 
 #[test]
 fn alternation_is_anchored_as_a_whole() {
     let m = compile(&path("/a|/b"));
-    assert!(m.matches(&Method::GET, "/a"));
-    assert!(m.matches(&Method::GET, "/b"));
-    assert!(!m.matches(&Method::GET, "/a/x"));
-    assert!(!m.matches(&Method::GET, "/x/b"));
+    assert!(m.matches_path(&Method::GET, "/a"));
+    assert!(m.matches_path(&Method::GET, "/b"));
+    assert!(!m.matches_path(&Method::GET, "/a/x"));
+    assert!(!m.matches_path(&Method::GET, "/x/b"));
 }
 
 #[test]
 fn path_regex_ignores_the_query() {
     let m = compile(&path("/search"));
-    assert!(m.matches(&Method::GET, "/search?q=x"));
-    assert!(m.matches(&Method::GET, "/search"));
+    assert!(m.matches_path(&Method::GET, "/search?q=x"));
+    assert!(m.matches_path(&Method::GET, "/search"));
     let m = compile(&path("/search\\?q=x"));
-    assert!(!m.matches(&Method::GET, "/search?q=x"));
+    assert!(!m.matches_path(&Method::GET, "/search?q=x"));
 }
 
 #[test]
 fn path_regex_whitespace_is_trimmed_like_linkerd() {
     let m = compile(&path("  /x  "));
-    assert!(m.matches(&Method::GET, "/x"));
+    assert!(m.matches_path(&Method::GET, "/x"));
 }
 
 #[test]
 fn method_is_exact_on_the_request_and_normalised_in_config() {
     let m = compile(&method("GET"));
-    assert!(m.matches(&Method::GET, "/"));
-    assert!(!m.matches(&Method::POST, "/"));
-    assert!(!m.matches(&Method::HEAD, "/"));
+    assert!(m.matches_path(&Method::GET, "/"));
+    assert!(!m.matches_path(&Method::POST, "/"));
+    assert!(!m.matches_path(&Method::HEAD, "/"));
     let lower_req = Method::from_bytes(b"get").unwrap();
-    assert!(!m.matches(&lower_req, "/"), "request methods are case-sensitive");
+    assert!(!m.matches_path(&lower_req, "/"), "request methods are case-sensitive");
     // Linkerd's controller upper-cases the configured method.
-    assert!(compile(&method("post")).matches(&Method::POST, "/"));
-    assert!(compile(&method(" PUT ")).matches(&Method::PUT, "/"));
+    assert!(compile(&method("post")).matches_path(&Method::POST, "/"));
+    assert!(compile(&method(" PUT ")).matches_path(&Method::PUT, "/"));
     // Extension methods.
     let purge = Method::from_bytes(b"PURGE").unwrap();
-    assert!(compile(&method("PURGE")).matches(&purge, "/"));
+    assert!(compile(&method("PURGE")).matches_path(&purge, "/"));
 }
 
 #[test]
@@ -79,9 +90,9 @@ fn several_fields_are_anded() {
         path_regex: Some("/orders".into()),
         ..Default::default()
     });
-    assert!(m.matches(&Method::POST, "/orders"));
-    assert!(!m.matches(&Method::GET, "/orders"));
-    assert!(!m.matches(&Method::POST, "/order"));
+    assert!(m.matches_path(&Method::POST, "/orders"));
+    assert!(!m.matches_path(&Method::GET, "/orders"));
+    assert!(!m.matches_path(&Method::POST, "/order"));
 }
 
 #[test]
@@ -97,29 +108,29 @@ all:
       pathRegex: /api/internal/.*
 "#,
     ));
-    assert!(m.matches(&Method::GET, "/api/users"));
-    assert!(m.matches(&Method::HEAD, "/api/users"));
-    assert!(!m.matches(&Method::POST, "/api/users"));
-    assert!(!m.matches(&Method::GET, "/api/internal/x"));
-    assert!(!m.matches(&Method::GET, "/other"));
+    assert!(m.matches_path(&Method::GET, "/api/users"));
+    assert!(m.matches_path(&Method::HEAD, "/api/users"));
+    assert!(!m.matches_path(&Method::POST, "/api/users"));
+    assert!(!m.matches_path(&Method::GET, "/api/internal/x"));
+    assert!(!m.matches_path(&Method::GET, "/other"));
 
     let not_get = compile(&RequestMatch { not: Some(Box::new(method("GET"))), ..Default::default() });
-    assert!(!not_get.matches(&Method::GET, "/"));
-    assert!(not_get.matches(&Method::DELETE, "/"));
+    assert!(!not_get.matches_path(&Method::GET, "/"));
+    assert!(not_get.matches_path(&Method::DELETE, "/"));
 
     let any = compile(&yaml("any: [{pathRegex: /a}, {pathRegex: /b}]"));
-    assert!(any.matches(&Method::GET, "/a") && any.matches(&Method::GET, "/b"));
-    assert!(!any.matches(&Method::GET, "/c"));
+    assert!(any.matches_path(&Method::GET, "/a") && any.matches_path(&Method::GET, "/b"));
+    assert!(!any.matches_path(&Method::GET, "/c"));
 }
 
 #[test]
 fn empty_lists_follow_linkerd() {
     let all = compile(&yaml("all: []"));
-    assert!(all.matches(&Method::GET, "/anything"));
+    assert!(all.matches_path(&Method::GET, "/anything"));
     let any = compile(&yaml("any: []"));
-    assert!(!any.matches(&Method::GET, "/anything"));
+    assert!(!any.matches_path(&Method::GET, "/anything"));
     let not_any = compile(&yaml("not: {any: []}"));
-    assert!(not_any.matches(&Method::GET, "/anything"));
+    assert!(not_any.matches_path(&Method::GET, "/anything"));
 }
 
 #[test]
@@ -150,13 +161,60 @@ fn invalid_regex_and_method_are_errors() {
 #[test]
 fn perl_classes_work() {
     let m = compile(&path("/v\\d/\\w+/\\S*"));
-    assert!(m.matches(&Method::GET, "/v1/users/"));
-    assert!(m.matches(&Method::GET, "/v2/items/a-b"));
-    assert!(!m.matches(&Method::GET, "/vx/users/"));
+    assert!(m.matches_path(&Method::GET, "/v1/users/"));
+    assert!(m.matches_path(&Method::GET, "/v2/items/a-b"));
+    assert!(!m.matches_path(&Method::GET, "/vx/users/"));
 }
 
 #[test]
 fn case_insensitive_paths_work_as_in_linkerd() {
-    assert!(compile(&path("(?i)/users")).matches(&Method::GET, "/USERS"));
-    assert!(compile(&path("(?i-u)/users")).matches(&Method::GET, "/Users"));
+    assert!(compile(&path("(?i)/users")).matches_path(&Method::GET, "/USERS"));
+    assert!(compile(&path("(?i-u)/users")).matches_path(&Method::GET, "/Users"));
+}
+
+#[test]
+fn headers_match_by_name_case_insensitively_exact_or_by_whole_value_regex() {
+    let m = compile(&yaml(
+        "headers: [{name: X-User, value: alice}, {name: x-tier, type: RegularExpression, value: 'gold|plat.*'}]",
+    ));
+    let req = |headers: &[(&str, &str)]| {
+        let mut b = Request::get("/anything");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    };
+    assert!(m.matches(&RequestHead::of(&req(&[("x-user", "alice"), ("X-TIER", "platinum")]))));
+    assert!(m.matches(&RequestHead::of(&req(&[("x-user", "alice"), ("x-tier", "silver"), ("x-tier", "gold")]))));
+    assert!(!m.matches(&RequestHead::of(&req(&[("x-user", "Alice"), ("x-tier", "gold")]))), "values are exact");
+    assert!(!m.matches(&RequestHead::of(&req(&[("x-user", "alice"), ("x-tier", "golden")]))), "regex is anchored");
+    assert!(!m.matches(&RequestHead::of(&req(&[("x-user", "alice")]))), "every header must match");
+}
+
+#[test]
+fn query_params_match_the_first_occurrence_and_combine_with_the_path() {
+    let m = compile(&yaml(
+        "pathRegex: /search\nqueryParams: [{name: q, value: books}, {name: page, type: RegularExpression, value: '[0-9]+'}]",
+    ));
+    assert!(m.matches_path(&Method::GET, "/search?q=books&page=2"));
+    assert!(m.matches_path(&Method::GET, "/search?page=10&x&q=books"));
+    assert!(!m.matches_path(&Method::GET, "/search?q=books&page=two"));
+    assert!(!m.matches_path(&Method::GET, "/search?q=Books&page=2"), "values are exact");
+    assert!(!m.matches_path(&Method::GET, "/search?Q=books&page=2"), "names are case-sensitive");
+    assert!(!m.matches_path(&Method::GET, "/search?q=music&q=books&page=2"), "the first occurrence counts");
+    assert!(!m.matches_path(&Method::GET, "/search"));
+    assert!(!m.matches_path(&Method::GET, "/other?q=books&page=2"));
+    let req = Request::get("/search?q=books&page=3").body(()).unwrap();
+    assert!(m.matches(&RequestHead::of(&req)));
+}
+
+#[test]
+fn invalid_header_and_query_matches_are_errors() {
+    let e = RequestMatcher::compile(&yaml("headers: [{name: 'x user', value: a}]")).unwrap_err();
+    assert!(e.contains("headers[0].name 'x user' is not a header name"), "{e}");
+    let e =
+        RequestMatcher::compile(&yaml("queryParams: [{name: q, type: RegularExpression, value: '('}]")).unwrap_err();
+    assert!(e.starts_with("queryParams[0]: value '('"), "{e}");
+    let e = RequestMatcher::compile(&yaml("headers: [{name: x, type: Prefix, value: a}]")).unwrap_err();
+    assert!(e.contains("type 'Prefix' is not Exact or RegularExpression"), "{e}");
 }

@@ -11,11 +11,11 @@ use meshlens_api::httproute::{BackendRef, GrpcRoute, HttpRoute, ParentRef, Route
 use meshlens_api::meta::ObjectMeta;
 use meshlens_api::profile::{
     Quantity, RequestMatch, RouteRetry, RouteSpec, SERVICE_PROFILE_API_VERSION, ServiceProfile, ServiceProfileSpec,
-    StatusRange, WeightedDst,
+    StatusRange, ValueMatch, WeightedDst,
 };
 
 use crate::meshdir::{Errors, Parsed, Sourced};
-use crate::validate::{Index, check_regex};
+use crate::validate::{Index, check_regex, check_value_match};
 
 /// Linkerd's annotations on a route (retry family and timeout family).
 const RETRY_HTTP: &str = "retry.linkerd.io/http";
@@ -35,8 +35,9 @@ pub(crate) struct RouteDocs {
 
 /// One match of a rule, compiled, with what orders it among the Service's routes.
 struct Compiled {
-    /// Path characters a request must match (Linkerd orders by them first), then whether a method is set.
-    rank: (usize, bool),
+    /// Path characters a request must match (Linkerd orders by them first), then whether a method is set,
+    /// then the number of header matches, then of query parameter matches (the Gateway API's precedence).
+    rank: (usize, bool, usize, usize),
     origin: String,
     route: RouteSpec,
     backends: Vec<(String, u32)>,
@@ -84,7 +85,7 @@ pub(crate) fn compile(
                 continue;
             }
         }
-        // Most path characters first, then a method; ties keep file and rule order (a stable sort).
+        // Most path characters first, then a method, headers, query parameters; ties keep file and rule order (a stable sort).
         compiled.sort_by_key(|c| std::cmp::Reverse(c.rank));
         let backends = compiled[0].backends.clone();
         for c in &compiled[1..] {
@@ -126,10 +127,10 @@ pub(crate) fn compile(
     out
 }
 
-/// A rule's matches as `(path regex, method, path characters, field path)`, its backendRefs and timeout.
+/// A rule's matches as `(condition, path characters)`, its backendRefs and timeout.
 struct Rule<'a> {
     path: String,
-    matches: Vec<(Option<String>, Option<String>, usize)>,
+    matches: Vec<(RequestMatch, usize)>,
     backends: &'a [BackendRef],
     timeout: Option<String>,
 }
@@ -254,17 +255,13 @@ fn compile_route<S>(
         for (rule, backends, backends_at) in &compiled_rules {
             let backends = if backends.is_empty() { vec![(parent_authority.clone(), 1)] } else { backends.clone() };
             let timeout = annotations.request_timeout.clone().or_else(|| rule.timeout.clone());
-            for (path_regex, method, chars) in &rule.matches {
+            for (condition, chars) in &rule.matches {
                 entry.1.push(Compiled {
-                    rank: (*chars, method.is_some()),
+                    rank: (*chars, condition.method.is_some(), condition.headers.len(), condition.query_params.len()),
                     origin: origin.clone(),
                     route: RouteSpec {
                         name: name.clone(),
-                        condition: RequestMatch {
-                            path_regex: path_regex.clone(),
-                            method: method.clone(),
-                            ..Default::default()
-                        },
+                        condition: condition.clone(),
                         response_classes: Vec::new(),
                         is_retryable: false,
                         timeout: timeout.clone(),
@@ -347,22 +344,12 @@ fn http_rules(r: &Parsed<HttpRoute>) -> Result<Vec<Rule<'_>>, Vec<(String, Strin
         }
         let mut matches = Vec::new();
         if rule.matches.is_empty() {
-            matches.push((Some("/.*".to_string()), None, 1));
+            matches.push((path_match("/.*", None), 1));
         }
         for (m, mt) in rule.matches.iter().enumerate() {
             let mat = format!("{at}.matches[{m}]");
-            if !mt.headers.is_empty() {
-                problems.push((
-                    format!("{mat}.headers"),
-                    "header matches are not supported yet (meshlens matches path and method)".into(),
-                ));
-            }
-            if !mt.query_params.is_empty() {
-                problems.push((
-                    format!("{mat}.queryParams"),
-                    "query parameter matches are not supported yet (meshlens matches path and method)".into(),
-                ));
-            }
+            let headers = value_matches(&mat, "headers", &mt.headers, &mut problems);
+            let query_params = value_matches(&mat, "queryParams", &mt.query_params, &mut problems);
             let method = match &mt.method {
                 Some(method) if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) => {
                     problems
@@ -403,11 +390,32 @@ fn http_rules(r: &Parsed<HttpRoute>) -> Result<Vec<Rule<'_>>, Vec<(String, Strin
                     continue;
                 }
             };
-            matches.push((Some(regex), method, value.len()));
+            let condition =
+                RequestMatch { path_regex: Some(regex), method, headers, query_params, ..Default::default() };
+            matches.push((condition, value.len()));
         }
         rules.push(Rule { path: "spec.rules".into(), matches, backends: &rule.backend_refs, timeout });
     }
     if problems.is_empty() { Ok(rules) } else { Err(problems) }
+}
+
+fn path_match(path_regex: &str, method: Option<&str>) -> RequestMatch {
+    RequestMatch { path_regex: Some(path_regex.into()), method: method.map(str::to_string), ..Default::default() }
+}
+
+/// A match's `headers` or `queryParams`, checked; of several with the same name only the first counts (as
+/// the Gateway API says), header names compared case-insensitively.
+fn value_matches(mat: &str, field: &str, list: &[ValueMatch], problems: &mut Vec<(String, String)>) -> Vec<ValueMatch> {
+    let header = field == "headers";
+    let mut kept: Vec<ValueMatch> = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        if let Err((part, e)) = check_value_match(v, header) {
+            problems.push((format!("{mat}.{field}[{i}].{part}"), e));
+        } else if !kept.iter().any(|k| if header { k.name.eq_ignore_ascii_case(&v.name) } else { k.name == v.name }) {
+            kept.push(v.clone());
+        }
+    }
+    kept
 }
 
 fn grpc_rules(r: &Parsed<GrpcRoute>) -> Result<Vec<Rule<'_>>, Vec<(String, String)>> {
@@ -420,18 +428,13 @@ fn grpc_rules(r: &Parsed<GrpcRoute>) -> Result<Vec<Rule<'_>>, Vec<(String, Strin
         }
         let mut matches = Vec::new();
         if rule.matches.is_empty() {
-            matches.push((Some("/.*".to_string()), Some("POST".to_string()), 1));
+            matches.push((path_match("/.*", Some("POST")), 1));
         }
         for (m, mt) in rule.matches.iter().enumerate() {
             let mat = format!("{at}.matches[{m}]");
-            if !mt.headers.is_empty() {
-                problems.push((
-                    format!("{mat}.headers"),
-                    "header matches are not supported yet (meshlens matches the gRPC method)".into(),
-                ));
-            }
+            let headers = value_matches(&mat, "headers", &mt.headers, &mut problems);
             let Some(method) = &mt.method else {
-                matches.push((Some("/.*".to_string()), Some("POST".to_string()), 1));
+                matches.push((RequestMatch { headers, ..path_match("/.*", Some("POST")) }, 1));
                 continue;
             };
             if method.kind.as_deref().is_some_and(|k| k != "Exact") {
@@ -447,7 +450,7 @@ fn grpc_rules(r: &Parsed<GrpcRoute>) -> Result<Vec<Rule<'_>>, Vec<(String, Strin
             let chars = method.service.as_deref().map_or(0, str::len) + method.method.as_deref().map_or(0, str::len);
             let regex =
                 format!("/{}/{}", service.unwrap_or_else(|| "[^/]+".into()), name.unwrap_or_else(|| "[^/]+".into()));
-            matches.push((Some(regex), Some("POST".to_string()), chars));
+            matches.push((RequestMatch { headers, ..path_match(&regex, Some("POST")) }, chars));
         }
         rules.push(Rule { path: "spec.rules".into(), matches, backends: &rule.backend_refs, timeout: None });
     }

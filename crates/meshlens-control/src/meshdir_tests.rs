@@ -1,6 +1,7 @@
 //! Loading and validating mesh directories: every error kind, with its exact `file:line: field: message`.
 
 use super::*;
+use meshlens_api::profile::{RequestMatch, ValueMatch};
 use meshlens_testkit::TempDir;
 
 pub(crate) const MESH: &str = "\
@@ -274,7 +275,7 @@ fn unknown_fields_and_wrong_types() {
     assert_eq!(
         profile_errors("  routes:\n  - name: a\n    condition: {pathregex: /x}\n"),
         [
-            "sp.yaml:9: spec.routes[0].condition.pathregex: unknown field `pathregex`, expected one of `all`, `any`, `not`, `pathRegex`, `method`"
+            "sp.yaml:9: spec.routes[0].condition.pathregex: unknown field `pathregex`, expected one of `all`, `any`, `not`, `pathRegex`, `method`, `headers`, `queryParams`"
         ]
     );
     assert_eq!(
@@ -446,7 +447,15 @@ fn profile_names_must_be_declared_service_fqdns() {
 fn route_conditions() {
     assert_eq!(
         profile_errors("  routes:\n  - name: a\n    condition: {}\n"),
-        ["sp.yaml:9: spec.routes[0].condition: a condition needs at least one of pathRegex, method, all, any, not"]
+        [
+            "sp.yaml:9: spec.routes[0].condition: a condition needs at least one of pathRegex, method, headers, queryParams, all, any, not"
+        ]
+    );
+    assert_eq!(
+        profile_errors(
+            "  routes:\n  - name: a\n    condition:\n      headers:\n      - {name: x-user, value: a}\n      queryParams:\n      - {name: q, type: Prefix, value: a}\n"
+        ),
+        ["sp.yaml:13: spec.routes[0].condition.queryParams[0].type: 'Prefix' is not Exact or RegularExpression"]
     );
     assert_eq!(
         profile_errors(
@@ -789,12 +798,12 @@ spec:
 #[test]
 fn invalid_routes_are_rejected_with_file_and_line() {
     let bad = format!(
-        "{ROUTE}      headers:\n      - {{name: x-user, value: a}}\n    - path: {{type: Regex, value: /x}}\n    - path: {{type: RegularExpression, value: '/('}}\n      method: get\n    timeouts: {{request: soon}}\n    backendRefs:\n    - {{name: payments, port: 80}}\n"
+        "{ROUTE}      headers:\n      - {{name: 'x user', value: a}}\n    - path: {{type: Regex, value: /x}}\n    - path: {{type: RegularExpression, value: '/('}}\n      method: get\n    timeouts: {{request: soon}}\n    backendRefs:\n    - {{name: payments, port: 80}}\n"
     );
     assert_eq!(
         errors(&[("mesh.yaml", MESH), ("r.yaml", &bad)]),
         [
-            "r.yaml:12: spec.rules[0].matches[0].headers: header matches are not supported yet (meshlens matches path and method)",
+            "r.yaml:13: spec.rules[0].matches[0].headers[0].name: 'x user' is not a header name",
             "r.yaml:14: spec.rules[0].matches[1].path.type: 'Regex' is not Exact, PathPrefix or RegularExpression",
             "r.yaml:15: spec.rules[0].matches[2].path.value: '/(' is not a valid regular expression: unclosed group",
             "r.yaml:16: spec.rules[0].matches[2].method: 'get' is not an HTTP method (GET, POST, …)",
@@ -822,6 +831,30 @@ fn invalid_routes_are_rejected_with_file_and_line() {
         errors(&[("mesh.yaml", MESH), ("r.yaml", &typo)]),
         [
             "r.yaml:2: kind: unknown kind 'HTTPRoutes' in gateway.networking.k8s.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+        ]
+    );
+}
+
+#[test]
+fn header_and_query_matches_compile_into_route_conditions() {
+    let doc = format!(
+        "{ROUTE}    - path: {{type: PathPrefix, value: /api}}\n      headers:\n      - {{name: X-Canary, value: beta}}\n      - {{name: x-canary, value: ignored}}\n      queryParams:\n      - {{name: v, type: RegularExpression, value: '[0-9]+'}}\n"
+    );
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("r.yaml", &doc)]);
+    let routes = &profile_of(&cfg, "orders.prod.svc.cluster.local").spec.routes;
+    let canary = ValueMatch { kind: None, name: "X-Canary".into(), value: "beta".into() };
+    let version = ValueMatch { kind: Some("RegularExpression".into()), name: "v".into(), value: "[0-9]+".into() };
+    // Same path: the match with headers and query parameters first; of two equal header names the first.
+    assert_eq!(
+        routes.iter().map(|r| &r.condition).collect::<Vec<_>>(),
+        [
+            &RequestMatch {
+                path_regex: Some("/api(?:/.*)?".into()),
+                headers: vec![canary],
+                query_params: vec![version],
+                ..Default::default()
+            },
+            &RequestMatch { path_regex: Some("/api(?:/.*)?".into()), ..Default::default() },
         ]
     );
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use meshlens_api::Authority;
 use meshlens_api::discovery::is_dns_label;
 use meshlens_api::mesh::{Command, Mesh, MeshService};
-use meshlens_api::profile::{Quantity, RequestMatch, ResponseMatch, ServiceProfile, TrafficSplit};
+use meshlens_api::profile::{Quantity, RequestMatch, ResponseMatch, ServiceProfile, TrafficSplit, ValueMatch};
 use meshlens_api::selector;
 
 use crate::meshdir::{Errors, Parsed};
@@ -323,9 +323,23 @@ fn check_profile(
 }
 
 fn check_request_match(at: &mut At<'_>, path: &str, m: &RequestMatch) {
-    if m.all.is_none() && m.any.is_none() && m.not.is_none() && m.path_regex.is_none() && m.method.is_none() {
-        at.err(path, "a condition needs at least one of pathRegex, method, all, any, not");
+    if m.all.is_none()
+        && m.any.is_none()
+        && m.not.is_none()
+        && m.path_regex.is_none()
+        && m.method.is_none()
+        && m.headers.is_empty()
+        && m.query_params.is_empty()
+    {
+        at.err(path, "a condition needs at least one of pathRegex, method, headers, queryParams, all, any, not");
         return;
+    }
+    for (field, list, header) in [("headers", &m.headers, true), ("queryParams", &m.query_params, false)] {
+        for (i, v) in list.iter().enumerate() {
+            if let Err((part, e)) = check_value_match(v, header) {
+                at.err(&format!("{path}.{field}[{i}].{part}"), e);
+            }
+        }
     }
     if let Some(re) = &m.path_regex
         && let Err(e) = check_regex(re)
@@ -345,6 +359,22 @@ fn check_request_match(at: &mut At<'_>, path: &str, m: &RequestMatch) {
     }
     if let Some(sub) = &m.not {
         check_request_match(at, &format!("{path}.not"), sub);
+    }
+}
+
+/// A header (`header`) or query parameter match: a name (an HTTP token for a header), type `Exact` or
+/// `RegularExpression`, a regex that compiles. `Err((field, message))`.
+pub(crate) fn check_value_match(v: &ValueMatch, header: bool) -> Result<(), (&'static str, String)> {
+    if v.name.is_empty() || (header && !is_token(&v.name)) {
+        let what = if header { "header" } else { "query parameter" };
+        return Err(("name", format!("'{}' is not a {what} name", v.name)));
+    }
+    match v.kind.as_deref() {
+        None | Some("Exact") => Ok(()),
+        Some("RegularExpression") => check_regex(&v.value)
+            .map(|_| ())
+            .map_err(|e| ("value", format!("'{}' is not a valid regular expression: {e}", v.value))),
+        Some(other) => Err(("type", format!("'{other}' is not Exact or RegularExpression"))),
     }
 }
 

@@ -27,7 +27,7 @@ fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
     }
 }
 
-/// `method` and `pathRegex` of a condition, its `all`/`any`/`not` spelled out.
+/// `method`, `pathRegex`, headers and query parameters of a condition, its `all`/`any`/`not` spelled out.
 fn condition(m: &RequestMatch) -> String {
     let mut parts = Vec::new();
     if let Some(method) = &m.method {
@@ -35,6 +35,12 @@ fn condition(m: &RequestMatch) -> String {
     }
     if let Some(path) = &m.path_regex {
         parts.push(format!("pathRegex {path}"));
+    }
+    for (word, list) in [("header", &m.headers), ("query", &m.query_params)] {
+        for v in list {
+            let op = if v.kind.as_deref() == Some("RegularExpression") { "~" } else { "=" };
+            parts.push(format!("{word} {}{op}{}", v.name, v.value));
+        }
     }
     for (word, list) in [("all", &m.all), ("any", &m.any)] {
         if let Some(list) = list {
@@ -136,6 +142,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, route: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meshlens_api::profile::ValueMatch;
 
     #[test]
     fn a_route_link_escapes_its_name_and_a_condition_reads_as_written() {
@@ -147,8 +154,17 @@ mod tests {
             method: Some("POST".into()),
             path_regex: Some("/charge".into()),
             not: Some(Box::new(RequestMatch { method: Some("GET".into()), ..RequestMatch::default() })),
+            headers: vec![ValueMatch { kind: None, name: "x-user".into(), value: "alice".into() }],
+            query_params: vec![ValueMatch {
+                kind: Some("RegularExpression".into()),
+                name: "page".into(),
+                value: "[0-9]+".into(),
+            }],
             ..RequestMatch::default()
         };
-        assert_eq!(condition(&m), "method POST, pathRegex /charge, not(method GET)");
+        assert_eq!(
+            condition(&m),
+            "method POST, pathRegex /charge, header x-user=alice, query page~[0-9]+, not(method GET)"
+        );
     }
 }

@@ -768,6 +768,19 @@ fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
             ("podinfo-v2.podinfo.svc.cluster.local:9898", Some(10_000))
         ]
     );
+    // Header and query parameter matches pick the route before the plain one of the same path.
+    let face = profile_of(&cfg, "face.faces.svc.cluster.local");
+    let got: Vec<_> = face
+        .spec
+        .routes
+        .iter()
+        .map(|r| (r.name.as_str(), r.condition.headers.len(), r.condition.query_params.len(), r.timeout.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [("face-testers", 1, 0, Some("10s")), ("face-testers", 0, 1, Some("10s")), ("face", 0, 0, Some("2s"))]
+    );
+    assert_eq!(face.spec.routes[1].condition.query_params[0].kind.as_deref(), Some("RegularExpression"));
     // A zero-weight backend naming no declared service is no backend: the parent keeps its traffic.
     assert!(profile_of(&cfg, "smiley2.faces.svc.cluster.local").spec.dst_overrides.is_empty());
     // The TrafficSplit without a namespace lands in the mesh's first namespace.

@@ -123,7 +123,10 @@ pub(crate) mod testutil {
     pub fn route_of(profile: &ServiceProfile, method: &str, path: &str) -> String {
         let policy = Policy::compile(profile).unwrap_or_else(|e| panic!("the proxy refuses the profile: {e}"));
         let method = http::Method::from_bytes(method.as_bytes()).unwrap();
-        policy.route(&method, path).name.clone()
+        let headers = http::HeaderMap::new();
+        let head =
+            meshlens_proxy::policy::route::RequestHead { method: &method, path_and_query: path, headers: &headers };
+        policy.route(&head).name.clone()
     }
 }
 

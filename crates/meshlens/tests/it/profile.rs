@@ -13,6 +13,7 @@ use std::time::Duration;
 use meshlens_api::profile::ServiceProfile;
 use meshlens_api::tap::{ProxyDirection, RequestInit, ResponseInit, StreamId, TapEndpoint, TapEvent};
 use meshlens_proxy::policy::profile::Policy;
+use meshlens_proxy::policy::route::RequestHead;
 use meshlens_testkit::ChildGuard;
 use meshlens_testkit::eventually::Poller;
 use meshlens_testkit::process::Stream;
@@ -92,7 +93,9 @@ fn assert_routes(profile: &ServiceProfile, cases: &[(&str, &str, &str)]) {
     let policy = Policy::compile(profile).unwrap_or_else(|e| panic!("the proxy refuses the profile: {e}"));
     for (method, path, route) in cases {
         let m = http::Method::from_bytes(method.as_bytes()).unwrap();
-        assert_eq!(policy.route(&m, path).name, *route, "{method} {path}");
+        let headers = http::HeaderMap::new();
+        let head = RequestHead { method: &m, path_and_query: path, headers: &headers };
+        assert_eq!(policy.route(&head).name, *route, "{method} {path}");
     }
 }
 

@@ -1124,8 +1124,8 @@ const WEB_CONF_FAULTS: &str = "routes:
   - {path: '/*'}
 ";
 
-/// A Kubernetes manifest file: the Service, and the route with Linkerd's retry annotations and a
-/// rule timeout for `/slow`.
+/// A Kubernetes manifest file: the Service, the route with Linkerd's retry annotations and a rule timeout
+/// for `/slow`, and a route without retries for requests with `?retry=no`.
 const WEB_ROUTE: &str = "apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: prod}
@@ -1148,6 +1148,16 @@ spec:
     timeouts: {request: 500ms}
   - matches:
     - path: {type: PathPrefix, value: /}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-once}
+spec:
+  parentRefs:
+  - {name: web, kind: Service, group: core, port: 80}
+  rules:
+  - matches:
+    - queryParams: [{name: retry, value: \"no\"}]
 ";
 
 #[test]
@@ -1179,6 +1189,16 @@ fn an_httproute_routes_times_out_and_retries_as_written() {
         assert_eq!(via_proxy(client.outbound, "web", "/down").unwrap().status, 503);
     }
     eventually_blocking(|| attempts() - before == 12.0, "4 requests to /down made 12 attempts (1 + 2 retries each)");
+
+    // The query parameter match picks the route without retries: one attempt per request.
+    for _ in 0..4 {
+        assert_eq!(via_proxy(client.outbound, "web", "/down?retry=no").unwrap().status, 503);
+    }
+    let once = || {
+        sum(&metrics(client.admin), "route_actual_response_total", &[("rt_route", "web-once"), ("status_code", "503")])
+            .unwrap_or(0.0)
+    };
+    eventually_blocking(|| once() == 4.0, "4 requests to /down?retry=no made 4 attempts on route web-once");
 
     // `meshlens routes` names the route as the HTTPRoute does.
     eventually_blocking(

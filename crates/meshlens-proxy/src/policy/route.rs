@@ -72,6 +72,7 @@ pub struct RequestHead<'a> {
 }
 
 impl<'a> RequestHead<'a> {
+    /// The head of a request, borrowed (nothing copied).
     pub fn of<B>(req: &'a Request<B>) -> RequestHead<'a> {
         let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
         RequestHead { method: req.method(), path_and_query, headers: req.headers() }
@@ -142,7 +143,7 @@ fn compile_node(m: &RequestMatch) -> Result<Node, String> {
         parts.push(Node::Path(compiled));
     }
     for (i, h) in m.headers.iter().enumerate() {
-        let name = HeaderName::from_bytes(h.name.trim().as_bytes())
+        let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| format!("headers[{i}].name '{}' is not a header name", h.name))?;
         parts.push(Node::Header(name, compile_value(h).map_err(|e| format!("headers[{i}]: {e}"))?));
     }

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 /// `resource` optional). The CLI builds it, the control plane parses it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatQuery {
-    /// `deploy`, `deploy/NAME`, `po`, `svc`, `ns`, `ts`, `all`; several separated by commas (stat).
+    /// `deploy`, `deploy/NAME`, `po`, `svc`, `ns`, `ts`, `au` (authority), `all`; several separated by
+    /// commas (stat).
     pub resource: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -61,7 +62,8 @@ impl Coverage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatRow {
     pub namespace: String,
-    /// `deployment`, `pod`, `service`, `namespace`.
+    /// `deployment`, `pod`, `service`, `namespace`, `trafficsplit`, `authority` (`name` is then the
+    /// authority as `host:port`; `namespace` that of the mesh service it names, empty when none).
     pub kind: String,
     pub name: String,
     /// `meshed/running`, or `-` for services.
@@ -93,6 +95,11 @@ pub struct StatRow {
     pub weight: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<f64>,
+    /// Added (with `to`): the row of requests the destination served that no meshed client sent (callers
+    /// without a proxy), inferred as the destination's inbound minus its meshed callers' requests; `name`
+    /// is empty, latencies `null`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmeshed: bool,
     #[serde(flatten)]
     pub coverage: Coverage,
 }

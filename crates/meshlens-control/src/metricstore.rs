@@ -61,7 +61,8 @@ pub struct Key {
     pub dst_workload: String,
     pub dst_instance: String,
     pub dst_service: String,
-    /// `authority` (HTTP outbound), `dst` (routes), or the `target_addr` of an unmeshed TCP destination.
+    /// `authority` (HTTP outbound and TCP to a meshed instance), `dst` (routes), or the `target_addr` of an
+    /// unmeshed TCP destination.
     pub authority: String,
     /// `rt_route` (routes).
     pub route: String,
@@ -741,6 +742,8 @@ fn key_for(src: &Source, family: Family, s: &Sample, peer: &dyn Fn(&str) -> Opti
                     key.dst_namespace = p.namespace;
                     key.dst_workload = p.workload;
                     key.dst_instance = p.instance;
+                    // The service the app called (`stat au --from`); empty for a passthrough address.
+                    key.authority = s.label("authority").to_string();
                 }
                 // Not a meshed instance: an unmeshed destination, kept by its address (bounded by the
                 // proxy, which folds passthrough addresses past its cap into one series).

@@ -3,7 +3,8 @@
 //!
 //! Views (reference/linkerd.md §1.1): without `to`/`from`, a resource's numbers are what its own proxies
 //! served (inbound). `to=X`: the resource's outbound traffic to X (per attempt). `from=X`: X's outbound
-//! traffic to the resource. Services are seen from their meshed clients (outbound).
+//! traffic to the resource. Services are seen from their meshed clients (outbound). Authorities: see
+//! [`authority`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +15,8 @@ use meshlens_api::stats::{Coverage, EdgeRow, RouteNumbers, RouteRow, StatQuery, 
 use crate::api_types::{Resources, WorkloadResource};
 use crate::diagnostics::QueryError;
 use crate::metricstore::{Family, Key, MetricStore, Totals, split_fqdn};
+
+mod authority;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
@@ -210,9 +213,18 @@ fn target(res: &Resources, spec: &str, ns: &str) -> Result<Res, QueryError> {
     let (kind, name) = spec
         .split_once('/')
         .ok_or_else(|| QueryError::Invalid(format!("'{spec}': expected TYPE/NAME, e.g. deploy/web")))?;
+    if is_authority(kind) {
+        return Err(QueryError::Invalid(format!(
+            "'{spec}': authorities are not supported in --to or --from (list them: resource=au, with to or from)"
+        )));
+    }
     let kind =
         Kind::parse(kind).ok_or_else(|| QueryError::Invalid(format!("'{spec}': unknown resource type '{kind}'")))?;
     find(res, kind, name, ns)
+}
+
+fn is_authority(kind: &str) -> bool {
+    matches!(kind, "au" | "authority" | "authorities")
 }
 
 /// The resource of `kind` named `name` in `ns`; 404 naming it when there is none.
@@ -266,12 +278,25 @@ fn cancelled(http: Option<&Totals>) -> Option<u64> {
 }
 
 fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, span: &Span) -> StatRow {
-    let http = http.filter(|t| t.http);
     let tcp = if r.kind == Kind::Service { None } else { tcp };
+    numbers(r.kind.name(), &r.namespace, &r.name, meshed, http, tcp, span)
+}
+
+/// A stat row of these totals (HTTP numbers only from HTTP data, TCP numbers when `tcp` is given).
+fn numbers(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    meshed: String,
+    http: Option<&Totals>,
+    tcp: Option<&Totals>,
+    span: &Span,
+) -> StatRow {
+    let http = http.filter(|t| t.http);
     StatRow {
-        namespace: r.namespace.clone(),
-        kind: r.kind.name().to_string(),
-        name: r.name.clone(),
+        namespace: namespace.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
         meshed,
         success: http.and_then(Totals::success_rate),
         rps: http.map(|t| span.rate(t.requests())),
@@ -287,6 +312,7 @@ fn row(r: &Res, meshed: String, http: Option<&Totals>, tcp: Option<&Totals>, spa
         leaf: None,
         weight: None,
         share: None,
+        unmeshed: false,
         coverage: span.coverage(),
     }
 }
@@ -381,6 +407,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -
     let mut kinds = Vec::new();
     let mut wanted: Vec<(Kind, String)> = Vec::new();
     let (mut splits, mut split_names) = (false, Vec::new());
+    let (mut authorities, mut authority_names) = (false, Vec::new());
     for spec in q.resource.split(',').filter(|s| !s.is_empty()) {
         let (kind, name) = match spec.split_once('/') {
             Some((k, n)) => (k, Some(n)),
@@ -390,6 +417,12 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -
             split_names.extend(name.map(str::to_string));
             split_names.extend(names.iter().map(|n| n.to_string()));
             splits = true;
+            continue;
+        }
+        if is_authority(kind) {
+            authority_names.extend(name.map(str::to_string));
+            authority_names.extend(names.iter().map(|n| n.to_string()));
+            authorities = true;
             continue;
         }
         let ks: Vec<Kind> = if kind == "all" {
@@ -409,7 +442,7 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -
             }
         }
     }
-    if kinds.is_empty() && !splits {
+    if kinds.is_empty() && !splits && !authorities {
         return Err(QueryError::Invalid("no resource type given (e.g. resource=deploy)".into()));
     }
     if splits && to.is_some() {
@@ -481,11 +514,49 @@ pub(crate) fn stat(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) -
             row.proxy_errors = (!errs.is_empty()).then_some(errs);
             rows.push(row);
         }
+        if let Some(t) = to.as_ref().filter(|_| named.is_empty()) {
+            rows.extend(unmeshed_callers(ms, kind, t, &span));
+        }
+    }
+    if authorities {
+        let view = match (&to, &from) {
+            (Some(t), _) => authority::View::To(t),
+            (_, Some(f)) => authority::View::From(f),
+            _ => authority::View::Served,
+        };
+        if selector.matches(&BTreeMap::new()) {
+            rows.extend(authority::rows(res, ms, scope, &authority_names, view, &span));
+        }
     }
     if splits {
         rows.extend(split_rows(res, ms, (scope, &split_names), &selector, from.as_ref(), &span)?);
     }
     Ok(rows)
+}
+
+/// With `to` a workload or pod: the row of what it served (inbound) beyond what every meshed client,
+/// in any namespace, sent it (outbound), when that is more than scrape skew: requests from callers
+/// without a proxy, so the callers' rows add up to what it served. Its success is the difference's;
+/// latencies are unknown (client and server histograms do not subtract).
+fn unmeshed_callers(ms: &MetricStore, kind: Kind, to: &Res, span: &Span) -> Option<StatRow> {
+    if !matches!(to.kind, Kind::Deployment | Kind::Pod) {
+        return None;
+    }
+    let served = span.query(ms, |k| (k.family == Family::Http && !k.outbound && to.is_source(k)).then_some(()));
+    let sent = span.query(ms, |k| (k.family == Family::Http && k.outbound && to.is_destination(k)).then_some(()));
+    let (served, sent) = (served.get(&()).cloned().unwrap_or_default(), sent.get(&()).cloned().unwrap_or_default());
+    let requests = unmeshed_share(served.requests(), sent.requests())?;
+    let success = (served.success - sent.success).clamp(0.0, requests);
+    let rest = Totals {
+        success,
+        failure: requests - success,
+        cancelled: (served.cancelled - sent.cancelled).clamp(0.0, requests - success),
+        http: true,
+        ..Totals::default()
+    };
+    let mut row = numbers(kind.name(), &to.namespace, "", "-".into(), Some(&rest), None, span);
+    row.unmeshed = true;
+    Some(row)
 }
 
 /// `/api/v1/routes`: the profiled routes of the services behind the target (the resource itself, or
@@ -587,6 +658,12 @@ pub(crate) fn routes(
 const UNMESHED_MIN_SHARE: f64 = 0.01;
 const UNMESHED_MIN_REQUESTS: f64 = 2.0;
 
+/// The requests a destination served that no meshed client sent, when they are more than scrape skew.
+fn unmeshed_share(served: f64, sent_by_meshed: f64) -> Option<f64> {
+    let unmeshed = served - sent_by_meshed;
+    (unmeshed >= UNMESHED_MIN_REQUESTS && unmeshed > UNMESHED_MIN_SHARE * served).then_some(unmeshed)
+}
+
 /// `/api/v1/edges`: every source → destination pair with traffic (HTTP or TCP) in the window, or a
 /// connection open now. `resource` is `deploy` or `po`, or `deploy/NAME`/`po/NAME` for the edges from or
 /// to that one resource (404 when it does not exist).
@@ -685,8 +762,7 @@ pub(crate) fn edges(res: &Resources, ms: &MetricStore, q: &StatQuery, end: u64) 
     });
     for ((dst_ns, dst), t) in served {
         let meshed = sent_by_meshed.get(&(dst_ns.clone(), dst.clone())).map_or(0.0, Totals::requests);
-        let unmeshed = t.requests() - meshed;
-        if unmeshed >= UNMESHED_MIN_REQUESTS && unmeshed > UNMESHED_MIN_SHARE * t.requests() {
+        if unmeshed_share(t.requests(), meshed).is_some() {
             rows.push(EdgeRow { cancelled: None, ..edge(String::new(), String::new(), dst_ns, dst, None) });
         }
     }

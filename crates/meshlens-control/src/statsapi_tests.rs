@@ -295,3 +295,65 @@ fn stat_ns_lists_every_namespace_whatever_namespace_says() {
     let rows = rows(stat(&res, &ms, &ns, 12_000));
     assert_eq!(named(&rows, "prod")["namespace"], "prod", "{rows}");
 }
+
+#[test]
+fn authorities_are_what_was_served_or_what_a_caller_called() {
+    let (res, ms) = (resources(), scraped(30));
+    let orders = "orders.prod.svc.cluster.local:80";
+    // Served: every caller (meshed or not), by the service the requests named.
+    let served = rows(stat(&res, &ms, &q("au"), 30_000));
+    assert_eq!(served.as_array().unwrap().len(), 1, "{served}");
+    let row = named(&served, orders);
+    assert_eq!(
+        (row["kind"].as_str(), row["namespace"].as_str(), row["meshed"].as_str()),
+        (Some("authority"), Some("prod"), Some("-"))
+    );
+    assert!(close(&row["rps"], 10.0) && close(&row["success"], 0.9), "{row}");
+    assert_eq!(row["tcp_open_connections"], Value::Null, "connections are the client's to count: {row}");
+
+    // From web: what web's app called, by authority, with the names no service has.
+    let from = rows(stat(&res, &ms, &StatQuery { from: Some("deploy/web".into()), ..q("au") }, 30_000));
+    let row = named(&from, orders);
+    assert!(close(&row["rps"], 10.0) && close(&row["success"], 0.9), "both leaves of the split: {row}");
+    let refused = named(&from, "recommendations.prod.svc.cluster.local:80");
+    assert_eq!((refused["namespace"].as_str(), refused["success"].as_f64()), (Some(""), Some(0.0)), "{refused}");
+    assert_eq!(refused["proxy_errors"], json!({"no_route": 40}), "{refused}");
+
+    // Named by host alone or host:port; none served in another namespace.
+    let one = rows(stat(&res, &ms, &q("au/orders.prod.svc.cluster.local"), 30_000));
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one}");
+    let to =
+        rows(stat(&res, &ms, &StatQuery { to: Some("deploy/orders".into()), ..q(&format!("au/{orders}")) }, 30_000));
+    assert!(close(&named(&to, orders)["rps"], 9.0), "web's requests to the leaf orders: {to}");
+    let elsewhere = rows(stat(&res, &ms, &StatQuery { namespace: Some("default".into()), ..q("au") }, 30_000));
+    assert_eq!(elsewhere, json!([]));
+
+    let Err(QueryError::Invalid(e)) =
+        stat(&res, &ms, &StatQuery { from: Some(format!("au/{orders}")), ..q("deploy") }, 30_000)
+    else {
+        panic!("--from au/… is refused")
+    };
+    assert!(e.contains("authorities are not supported"), "{e}");
+}
+
+#[test]
+fn callers_without_a_proxy_make_the_callers_add_up() {
+    let (res, ms) = (resources(), scraped(30));
+    let inbound = rows(stat(&res, &ms, &q("deploy/orders"), 30_000));
+    assert!(close(&named(&inbound, "orders")["rps"], 10.0), "{inbound}");
+    let callers = rows(stat(&res, &ms, &StatQuery { to: Some("deploy/orders".into()), ..q("deploy") }, 30_000));
+    let web = named(&callers, "web");
+    assert!(close(&web["rps"], 9.0), "{callers}");
+    let unmeshed = named(&callers, "");
+    assert_eq!((unmeshed["unmeshed"].as_bool(), unmeshed["kind"].as_str()), (Some(true), Some("deployment")));
+    assert!(close(&unmeshed["rps"], 1.0) && close(&unmeshed["success"], 1.0), "{unmeshed}");
+    assert_eq!(unmeshed["latency_ms_p50"], Value::Null, "{unmeshed}");
+    let total: f64 = callers.as_array().unwrap().iter().filter_map(|r| r["rps"].as_f64()).sum();
+    assert!((total - 10.0).abs() < 1e-6, "the callers add up to what orders served: {callers}");
+    // Callers named: only those.
+    let web_only = rows(stat(&res, &ms, &StatQuery { to: Some("deploy/orders".into()), ..q("deploy/web") }, 30_000));
+    assert!(web_only.as_array().unwrap().iter().all(|r| r["name"] == "web"), "{web_only}");
+    // A destination whose callers are all meshed: no such row.
+    let v2 = rows(stat(&res, &ms, &StatQuery { to: Some("deploy/orders-v2".into()), ..q("deploy") }, 30_000));
+    assert!(v2.as_array().unwrap().iter().all(|r| r.get("unmeshed").is_none()), "{v2}");
+}

@@ -163,6 +163,10 @@ pub struct TapFilter {
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// `http` or `https` (any case): the request's scheme, as Linkerd's `--scheme`. A request in origin
+    /// form (`GET /path`, what apps send through the mesh) is `http`; `https` only in absolute form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
     /// ServiceProfile route name (`[DEFAULT]` for requests no route matched).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
@@ -190,11 +194,12 @@ pub struct TapFilter {
 }
 
 /// Every query key of [`TapFilter`] (its serde names): what a tap listener and the control plane accept.
-pub const TAP_FILTER_KEYS: [&str; 13] = [
+pub const TAP_FILTER_KEYS: [&str; 14] = [
     "direction",
     "authority",
     "path",
     "method",
+    "scheme",
     "route",
     "dstWorkload",
     "dstPod",
@@ -348,6 +353,7 @@ mod tests {
             authority: Some("a".into()),
             path: Some("/".into()),
             method: Some("GET".into()),
+            scheme: Some("https".into()),
             route: Some("r".into()),
             dst_workload: Some("w".into()),
             dst_pod: Some("p".into()),

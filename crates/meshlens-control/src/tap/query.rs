@@ -120,6 +120,9 @@ pub(crate) fn parse(query: &str) -> Result<TapPlan, TapError> {
             "failed" | "headers" if value != "true" && value != "false" => {
                 return Err(bad(format!("{key}: expected true or false, got {value:?}")));
             }
+            "scheme" if !value.eq_ignore_ascii_case("http") && !value.eq_ignore_ascii_case("https") => {
+                return Err(bad(format!("scheme: expected http or https, got {value:?}")));
+            }
             "maxRps" if !value.parse::<f64>().is_ok_and(|v| v.is_finite() && v > 0.0) => {
                 return Err(bad(format!("maxRps: expected a number greater than 0, got {value:?}")));
             }
@@ -294,6 +297,8 @@ mod tests {
         assert!(err("resource=deploy/web&to=svc/x&dstPod=y").starts_with("to: cannot be combined"));
         assert!(err("resource=deploy/web&status=6xx").starts_with("status: invalid status filter"));
         assert!(err("resource=deploy/web&maxRps=0").starts_with("maxRps: expected a number greater than 0"));
+        assert!(err("resource=deploy/web&scheme=ftp").starts_with("scheme: expected http or https"));
+        assert_eq!(parse("resource=deploy/web&scheme=HTTPS").unwrap().filter.scheme.as_deref(), Some("HTTPS"));
         assert!(err("resource=deploy/web&maxRps=fast").starts_with("maxRps:"));
         assert!(err("resource=deploy/web&failed=yes").starts_with("failed: expected true or false"));
         assert!(err("resource=deploy/web&direction=sideways").starts_with("direction: expected inbound or outbound"));

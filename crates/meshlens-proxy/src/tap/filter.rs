@@ -27,6 +27,8 @@ pub struct Filter {
     pub authority: Option<String>,
     pub path: Option<String>,
     pub method: Option<Method>,
+    /// `http` or `https`, lower-cased.
+    pub scheme: Option<&'static str>,
     pub route: Option<String>,
     /// Destination metadata that must match: (`deployment`, `x`), (`pod`, `y`)…
     pub dst: Vec<(&'static str, String)>,
@@ -42,6 +44,8 @@ pub struct RequestFacts<'a> {
     pub authority: &'a str,
     pub path: &'a str,
     pub method: &'a Method,
+    /// `http` or `https`.
+    pub scheme: &'a str,
     /// The route name; `[DEFAULT]` when no ServiceProfile route matched.
     pub route: &'a str,
     pub dst: &'a std::collections::BTreeMap<String, String>,
@@ -84,6 +88,14 @@ impl Filter {
                         ),
                     }
                 }
+                "scheme" => {
+                    f.scheme = match value.to_ascii_lowercase().as_str() {
+                        "" => None,
+                        "http" => Some("http"),
+                        "https" => Some("https"),
+                        _ => return Err(bad(&key, format!("{value:?} is neither http nor https"))),
+                    }
+                }
                 "route" => f.route = text(),
                 "dstWorkload" => push_dst(&mut f.dst, "deployment", text()),
                 "dstPod" => push_dst(&mut f.dst, "pod", text()),
@@ -115,6 +127,7 @@ impl Filter {
             && self.authority.as_deref().is_none_or(|a| a == r.authority)
             && self.path.as_deref().is_none_or(|p| r.path.starts_with(p))
             && self.method.as_ref().is_none_or(|m| m == r.method)
+            && self.scheme.is_none_or(|s| s == r.scheme)
             && self.route.as_deref().is_none_or(|n| n == r.route)
             && self.dst.iter().all(|(k, v)| r.dst.get(*k).is_some_and(|have| have == v))
     }
@@ -209,13 +222,14 @@ mod tests {
         let f = Filter::parse(
             "direction=outbound&authority=users.prod%3A80&path=%2Fusers&method=get&route=GET+%2Fusers%2F%7Bid%7D\
              &dstWorkload=users&dstPod=users-0&dstNamespace=prod&dstService=users&status=5xx%2C429&failed=true\
-             &maxRps=2.5&headers=true",
+             &maxRps=2.5&headers=true&scheme=HTTP",
         )
         .unwrap();
         assert_eq!(f.direction, Some(ProxyDirection::Outbound));
         assert_eq!(f.authority.as_deref(), Some("users.prod:80"));
         assert_eq!(f.path.as_deref(), Some("/users"));
         assert_eq!(f.method, Some(Method::GET));
+        assert_eq!(f.scheme, Some("http"));
         assert_eq!(f.route.as_deref(), Some("GET /users/{id}"));
         assert_eq!(f.dst.len(), 4);
         assert!(f.status.as_ref().unwrap().matches(429) && f.failed && f.headers);
@@ -231,6 +245,7 @@ mod tests {
             authority: Some("a".into()),
             path: Some("/".into()),
             method: Some("POST".into()),
+            scheme: Some("https".into()),
             route: Some("[DEFAULT]".into()),
             dst_workload: Some("w".into()),
             dst_pod: Some("p".into()),
@@ -263,11 +278,30 @@ mod tests {
             ("maxRps=0", "maxRps"),
             ("maxRps=-3", "maxRps"),
             ("failed=maybe", "failed"),
+            ("scheme=ftp", "scheme"),
             ("colour=blue", "colour"),
             ("path=%zz", "path"),
         ] {
             assert_eq!(Filter::parse(query).unwrap_err().parameter, param, "{query}");
         }
+    }
+
+    #[test]
+    fn scheme_matches_the_request_scheme() {
+        let f = Filter::parse("scheme=HTTPS").unwrap();
+        let dst = std::collections::BTreeMap::new();
+        let facts = |scheme| RequestFacts {
+            direction: ProxyDirection::Inbound,
+            authority: "a:80",
+            path: "/",
+            method: &Method::GET,
+            scheme,
+            route: "[DEFAULT]",
+            dst: &dst,
+        };
+        assert!(f.matches_request(&facts("https")));
+        assert!(!f.matches_request(&facts("http")), "origin-form requests are http");
+        assert!(Filter::parse("").unwrap().matches_request(&facts("http")));
     }
 
     #[test]

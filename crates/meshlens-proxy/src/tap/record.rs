@@ -264,6 +264,7 @@ impl State {
                 authority: &info.authority,
                 path: info.uri.path(),
                 method: &info.method,
+                scheme: info.scheme,
                 route: self.route.as_deref().unwrap_or(DEFAULT_ROUTE_NAME),
                 dst: self.dst.meta.map(),
             };

@@ -19,6 +19,9 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "meshlens stat ns",
             "meshlens stat po -A -o wide",
             "meshlens stat deploy --unmeshed",
+            "meshlens stat deploy --to deploy/orders -n prod",
+            "meshlens stat au -n prod",
+            "meshlens stat au --from deploy/web -n prod -o wide",
             "meshlens stat deploy -l app=web -t 5m",
         ],
     ),
@@ -62,9 +65,17 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "meshlens tap deploy/web -n prod",
             "meshlens tap deploy/web --to svc/orders --path /api --status 5xx",
             "meshlens tap deploy -n prod -l tier=ml -o json",
+            "meshlens tap deploy/web --scheme https",
         ],
     ),
-    ("top", &["meshlens top deploy/web -n prod", "meshlens top deploy/web --routes"]),
+    (
+        "top",
+        &[
+            "meshlens top deploy/web -n prod",
+            "meshlens top deploy/web --routes",
+            "meshlens top deploy/web --scheme http",
+        ],
+    ),
     (
         "check",
         &[

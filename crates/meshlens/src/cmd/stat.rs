@@ -1,5 +1,5 @@
 //! `meshlens stat`: success rate, RPS, latency percentiles and TCP numbers per namespace, workload
-//! (deployment), instance (pod) or service, from the control plane's metric store, with Linkerd's columns
+//! (deployment), instance (pod), service or authority, from the control plane's metric store, with Linkerd's columns
 //! and formats (reference/linkerd.md §1.1).
 
 use std::process::ExitCode;
@@ -21,9 +21,19 @@ use super::output::{self, Format};
 /// less than the window (`(data for 41s of 1m)`).
 ///
 /// RESOURCES: `TYPE`, `TYPE/NAME`, or `TYPE NAME…`, where TYPE is `ns`, `deploy`, `po`, `svc`, `ts`
-/// (TrafficSplit: one row per leaf) or `all`.
+/// (TrafficSplit: one row per leaf), `au` (authority) or `all`.
 /// Without --to/--from the numbers are what the resource served (inbound); `--to X` shows the resource's
 /// requests to X, `--from X` the requests X sent to the resource (both as the client saw them).
+///
+/// With `--to` a deploy or po, and no callers named, a row `(unmeshed)` holds the requests X served that
+/// no meshed client sent (callers without a proxy): X's inbound minus its meshed callers' requests, so
+/// the rows add up to what X served; its latencies are unknown (`-`).
+///
+/// `au` (as Linkerd's `stat authority`): one row per `host:port` the callers named. Alone, what the
+/// workloads in -n served, every caller counted, by the service each request named (its canonical
+/// name); `--from deploy/X`: what X's app called, by the authority it used (with TCP_CONN); `--to X`:
+/// the requests of the workloads in -n to X. `au/NAME` takes `host:port` or the host alone. An
+/// authority cannot be the target of --to or --from.
 #[derive(Args, Debug)]
 pub struct StatArgs {
     /// TYPE, TYPE/NAME, or TYPE NAME…
@@ -169,9 +179,13 @@ fn short(kind: &str) -> &str {
         "service" => "svc",
         "namespace" => "ns",
         "trafficsplit" => "ts",
+        "authority" => "au",
         k => k,
     }
 }
+
+/// The name of the row of callers without a proxy (no resource can be named so).
+const UNMESHED: &str = "(unmeshed)";
 
 /// The output of `stat` for these rows (tables per kind, separated by a blank line).
 pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow::Result<String> {
@@ -208,11 +222,15 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
         for r in rows.iter().filter(|r| r.kind == kind) {
             let mut line = Vec::new();
             if all_namespaces {
-                line.push(r.namespace.clone());
+                line.push(if r.namespace.is_empty() { "-".into() } else { r.namespace.clone() });
             }
-            line.push(if prefix { format!("{}/{}", short(kind), r.name) } else { r.name.clone() });
+            line.push(match (r.unmeshed, prefix) {
+                (true, _) => UNMESHED.into(),
+                (false, true) => format!("{}/{}", short(kind), r.name),
+                (false, false) => r.name.clone(),
+            });
             if pod {
-                line.push("Running".into());
+                line.push(if r.unmeshed { "-" } else { "Running" }.into());
             }
             line.extend([
                 r.meshed.clone(),

@@ -36,6 +36,10 @@ pub struct TapTargetArgs {
     /// Only requests with exactly this :authority.
     #[arg(long)]
     pub authority: Option<String>,
+    /// Only requests with this scheme: http or https. Apps send requests through the mesh in origin form
+    /// (`GET /path`), which is http; https only for requests in absolute form (`GET https://…`).
+    #[arg(long, value_parser = ["http", "https"], ignore_case = true)]
+    pub scheme: Option<String>,
     /// At most this many requests per second, divided among the resource's proxies.
     #[arg(long, default_value_t = 100.0, value_parser = positive)]
     pub max_rps: f64,
@@ -78,6 +82,7 @@ impl TapTargetArgs {
             method: self.method.clone(),
             path: self.path.clone(),
             authority: self.authority.clone(),
+            scheme: self.scheme.as_ref().map(|s| s.to_ascii_lowercase()),
             status: self.status.clone(),
             failed: self.failed,
             max_rps: Some(self.max_rps),

@@ -63,6 +63,11 @@ impl Running {
         self._dir.as_ref().map(|d| d.path())
     }
 
+    /// What `up` printed so far (the instances table: app, inbound, outbound and admin addresses).
+    pub(crate) fn up_stdout(&self) -> String {
+        self.up.stdout_text()
+    }
+
     /// The state directory (`XDG_STATE_HOME`: session file, secrets).
     pub(crate) fn state(&self) -> &std::path::Path {
         self.state.path()

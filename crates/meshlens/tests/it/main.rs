@@ -15,6 +15,7 @@ mod logs;
 mod mesh_e2e;
 mod profile;
 mod proxy;
+mod stat_habits;
 mod stats;
 mod support;
 mod tap;

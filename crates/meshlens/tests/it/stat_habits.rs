@@ -1,0 +1,123 @@
+//! Linkerd's `stat` habits on a real `meshlens up` mesh: `stat au` (per authority, served and called),
+//! the `(unmeshed)` row of callers without a proxy with `--to`, and tap's `--scheme`.
+
+use std::time::Duration;
+
+use meshlens_testkit::ChildGuard;
+use meshlens_testkit::blocking::http_get;
+use meshlens_testkit::eventually::Poller;
+use serde_json::Value;
+
+use crate::evidence::Running;
+use crate::support::{addr, meshlens, table};
+
+const MESH: &str = "apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata: {name: habits}
+spec:
+  namespaces: [prod]
+  services:
+    - {name: caller, namespace: prod, workload: caller}
+    - {name: callee, namespace: prod, workload: callee}
+  workloads:
+    - name: traffic
+      namespace: prod
+      command: [meshlens, demo-load, --target, 'http://caller', --rps, '10', --mix, 'GET /call=1', --report-every, 1h]
+      calls: [caller]
+    - name: caller
+      namespace: prod
+      command: [meshlens, demo-app, --config, apps/caller.conf]
+      calls: [callee]
+    - name: callee
+      namespace: prod
+      command: [meshlens, demo-app, --config, apps/callee.conf]
+";
+const CALLER: &str = "routes:\n  - path: /call\n    calls: [{service: callee, path: /work}]\n";
+const CALLEE: &str = "routes:\n  - {path: /work, latency: 2ms}\n";
+const CALLEE_AUTHORITY: &str = "callee.prod.svc.cluster.local:80";
+/// Requests the test itself (no proxy) sends to callee's inbound.
+const UNMESHED_REQUESTS: usize = 60;
+
+fn rows(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn named<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    rows(v).iter().find(|r| r["name"] == name && r.get("unmeshed").is_none())
+}
+
+fn unmeshed(v: &Value) -> Option<&Value> {
+    rows(v).iter().find(|r| r["unmeshed"] == true)
+}
+
+/// Requests a row counts: its rate over the seconds the window covers.
+fn requests(row: &Value) -> f64 {
+    row["rps"].as_f64().unwrap_or(0.0) * row["covered_s"].as_f64().unwrap_or(0.0)
+}
+
+#[test]
+fn stat_shows_authorities_and_callers_without_a_proxy() {
+    let _one = crate::mesh_e2e::one_mesh_at_a_time();
+    let files = [("mesh.yaml", MESH), ("apps/caller.conf", CALLER), ("apps/callee.conf", CALLEE)];
+    let mesh = Running::up("stat-habits", &files);
+    let instances = table(&mesh.up_stdout());
+    let callee = addr(&instances.get("prod/callee-0").unwrap_or_else(|| panic!("{instances:?}"))[1]);
+
+    // Meshed traffic first: caller → callee.
+    let to_callee = ["stat", "deploy", "-n", "prod", "--to", "deploy/callee", "-t", "1m"];
+    mesh.poll(&to_callee, Duration::from_secs(120), |v| named(v, "caller").is_some_and(|r| requests(r) >= 20.0));
+
+    // A caller without a proxy: this test, straight to callee's inbound proxy.
+    for _ in 0..UNMESHED_REQUESTS {
+        let reply = http_get(callee, "callee", "/work", Duration::from_secs(10)).expect("callee's inbound answers");
+        assert_eq!(reply.status, 200, "{}", reply.head);
+    }
+    let v = mesh.poll(&to_callee, Duration::from_secs(60), |v| unmeshed(v).is_some_and(|r| requests(r) >= 50.0));
+    let row = unmeshed(&v).unwrap();
+    let n = requests(row);
+    let want = UNMESHED_REQUESTS as f64;
+    assert!((want - 10.0..=want + 10.0).contains(&n), "≈{want} unmeshed requests, within scrape skew: {row}");
+    assert_eq!((row["name"].as_str(), row["success"].as_f64()), (Some(""), Some(1.0)), "{row}");
+    assert!(row["latency_ms_p50"].is_null(), "latencies of a difference are unknown: {row}");
+    // The callers add up to what callee served (two queries a moment apart: within a few percent).
+    let callers: f64 = rows(&v).iter().filter_map(|r| r["rps"].as_f64()).sum();
+    let served = mesh.poll(&["stat", "deploy/callee", "-n", "prod", "-t", "1m"], Duration::from_secs(10), |_| true);
+    let served = named(&served, "callee").and_then(|r| r["rps"].as_f64()).unwrap();
+    assert!((callers - served).abs() <= 0.1 * served, "callers {callers} rps vs callee served {served} rps: {v}");
+    let (code, text, err) = mesh.cli(&to_callee);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.lines().any(|l| l.starts_with("(unmeshed) ")), "{text}");
+
+    // Authorities: what the workloads served (every caller), and what caller's app called (with TCP).
+    let au = mesh.poll(&["stat", "au", "-n", "prod", "-t", "1m"], Duration::from_secs(30), |v| {
+        named(v, CALLEE_AUTHORITY).is_some_and(|r| requests(r) >= n)
+    });
+    let served_au = named(&au, CALLEE_AUTHORITY).unwrap();
+    assert_eq!((served_au["kind"].as_str(), served_au["namespace"].as_str()), (Some("authority"), Some("prod")));
+    assert!(named(&au, "caller.prod.svc.cluster.local:80").is_some(), "{au}");
+    let from = mesh.poll(&["stat", "au", "-n", "prod", "--from", "deploy/caller"], Duration::from_secs(30), |v| {
+        named(v, CALLEE_AUTHORITY).is_some_and(|r| r["tcp_open_connections"].is_u64())
+    });
+    let called = named(&from, CALLEE_AUTHORITY).unwrap();
+    assert!(requests(called) + n <= requests(served_au) * 1.1 + 10.0, "called {called} vs served {served_au}");
+    assert_eq!(rows(&from).len(), 1, "caller calls callee only: {from}");
+    let (code, text, err) = mesh.cli(&["stat", "authority/callee.prod.svc.cluster.local", "-n", "prod"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("NAME ") && text.lines().any(|l| l.starts_with(CALLEE_AUTHORITY)), "{text}");
+    let (code, _, err) = mesh.cli(&["stat", "deploy", "-n", "prod", "--from", "au/callee.prod.svc.cluster.local:80"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("authorities are not supported in --to or --from"), "{err}");
+
+    // tap --scheme: the mesh carries requests in origin form, which are http.
+    let mut cmd = meshlens();
+    cmd.args(["tap", "deploy/callee", "-n", "prod", "--scheme", "HTTP", "--max-rps", "5"])
+        .env("XDG_STATE_HOME", mesh.state())
+        .env_remove("MESHLENS_CONTROL");
+    let tap = ChildGuard::spawn(&mut cmd).unwrap();
+    let mut poller = Poller::with_patience(Duration::from_secs(60));
+    while !tap.stdout_text().lines().any(|l| l.starts_with("req ")) {
+        assert!(poller.wait_blocking(), "no request tapped with --scheme HTTP: {}", tap.stderr_text());
+    }
+    let (code, _, err) = mesh.cli(&["tap", "deploy/callee", "-n", "prod", "--scheme", "ftp"]);
+    assert_eq!(code, 2, "a scheme clap refuses: {err}");
+}

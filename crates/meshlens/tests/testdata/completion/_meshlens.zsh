@@ -356,6 +356,7 @@ _arguments "${_arguments_options[@]}" : \
 '--method=[Only requests with this HTTP method]:METHOD:_default' \
 '--path=[Only requests whose path starts with this prefix]:PATH:_default' \
 '--authority=[Only requests with exactly this \:authority]:AUTHORITY:_default' \
+'--scheme=[Only requests with this scheme\: http or https. Apps send requests through the mesh in origin form (\`GET /path\`), which is http; https only for requests in absolute form (\`GET https\://…\`)]:SCHEME:(http https)' \
 '--max-rps=[At most this many requests per second, divided among the resource'\''s proxies]:MAX_RPS:_default' \
 '--status=[Only responses with these HTTP statuses\: a code (504), a class (5xx) or a range (500-503), comma-separated]:STATUS:_default' \
 '-l+[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \
@@ -380,6 +381,7 @@ _arguments "${_arguments_options[@]}" : \
 '--method=[Only requests with this HTTP method]:METHOD:_default' \
 '--path=[Only requests whose path starts with this prefix]:PATH:_default' \
 '--authority=[Only requests with exactly this \:authority]:AUTHORITY:_default' \
+'--scheme=[Only requests with this scheme\: http or https. Apps send requests through the mesh in origin form (\`GET /path\`), which is http; https only for requests in absolute form (\`GET https\://…\`)]:SCHEME:(http https)' \
 '--max-rps=[At most this many requests per second, divided among the resource'\''s proxies]:MAX_RPS:_default' \
 '--status=[Only responses with these HTTP statuses\: a code (504), a class (5xx) or a range (500-503), comma-separated]:STATUS:_default' \
 '-l+[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \

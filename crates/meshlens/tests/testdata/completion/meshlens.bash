@@ -1507,7 +1507,7 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__tap)
-            opts="-n -l -o -h --namespace --to --to-namespace --method --path --authority --max-rps --status --failed --selector --output --headers --control --api-token-file --help"
+            opts="-n -l -o -h --namespace --to --to-namespace --method --path --authority --scheme --max-rps --status --failed --selector --output --headers --control --api-token-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1539,6 +1539,10 @@ _meshlens() {
                     ;;
                 --authority)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scheme)
+                    COMPREPLY=($(compgen -W "http https" -- "${cur}"))
                     return 0
                     ;;
                 --max-rps)
@@ -1581,7 +1585,7 @@ _meshlens() {
             return 0
             ;;
         meshlens__subcmd__top)
-            opts="-n -l -h --namespace --to --to-namespace --method --path --authority --max-rps --status --failed --selector --hide-sources --routes --interval --control --api-token-file --help"
+            opts="-n -l -h --namespace --to --to-namespace --method --path --authority --scheme --max-rps --status --failed --selector --hide-sources --routes --interval --control --api-token-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1613,6 +1617,10 @@ _meshlens() {
                     ;;
                 --authority)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scheme)
+                    COMPREPLY=($(compgen -W "http https" -- "${cur}"))
                     return 0
                     ;;
                 --max-rps)

@@ -232,6 +232,8 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l to-namespace -
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l method -d 'Only requests with this HTTP method' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l path -d 'Only requests whose path starts with this prefix' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l authority -d 'Only requests with exactly this :authority' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l scheme -d 'Only requests with this scheme: http or https. Apps send requests through the mesh in origin form (`GET /path`), which is http; https only for requests in absolute form (`GET https://…`)' -r -f -a "http\t''
+https\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l max-rps -d 'At most this many requests per second, divided among the resource\'s proxies' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l status -d 'Only responses with these HTTP statuses: a code (504), a class (5xx) or a range (500-503), comma-separated' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -s l -l selector -d 'Only instances whose labels match this selector (Kubernetes syntax, as `stat -l`)' -r
@@ -248,6 +250,8 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l to-namespace -
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l method -d 'Only requests with this HTTP method' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l path -d 'Only requests whose path starts with this prefix' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l authority -d 'Only requests with exactly this :authority' -r
+complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l scheme -d 'Only requests with this scheme: http or https. Apps send requests through the mesh in origin form (`GET /path`), which is http; https only for requests in absolute form (`GET https://…`)' -r -f -a "http\t''
+https\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l max-rps -d 'At most this many requests per second, divided among the resource\'s proxies' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l status -d 'Only responses with these HTTP statuses: a code (504), a class (5xx) or a range (500-503), comma-separated' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -s l -l selector -d 'Only instances whose labels match this selector (Kubernetes syntax, as `stat -l`)' -r

@@ -72,7 +72,8 @@ pub(super) fn table_with(
     }
     out.push_str("</tr></thead><tbody>");
     for r in rows {
-        let workload = matches!(attr, "data-workload" | "data-caller" | "data-callee");
+        // The row of callers without a proxy (`stat --to`) names no workload.
+        let workload = matches!(attr, "data-workload" | "data-caller" | "data-callee") && !r.unmeshed;
         let objective = if workload { w.objective(&r.namespace, &r.name) } else { w.objectives().success_rate / 100.0 };
         let below = r.success.is_some_and(|s| s < objective);
         let name = if workload {
@@ -83,6 +84,8 @@ pub(super) fn table_with(
                 esc(&w.window),
                 esc(&r.name)
             )
+        } else if r.unmeshed {
+            "(unmeshed)".to_string()
         } else {
             esc(&r.name)
         };

@@ -87,7 +87,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, route: &str) -> String {
     }
     let callers = StatQuery { to: Some(me.clone()), ..query(w, ns, "deploy") };
     for c in statsapi::stat(&w.res, &w.store, &callers, w.end).unwrap_or_default() {
-        if !c.rps.is_some_and(|r| r > 0.0) {
+        if c.unmeshed || !c.rps.is_some_and(|r| r > 0.0) {
             continue;
         }
         let q = StatQuery {

@@ -36,8 +36,10 @@ pub struct TapTargetArgs {
     /// Only requests with exactly this :authority.
     #[arg(long)]
     pub authority: Option<String>,
-    /// Only requests with this scheme: http or https. Apps send requests through the mesh in origin form
-    /// (`GET /path`), which is http; https only for requests in absolute form (`GET https://…`).
+    /// Only requests with this scheme: http or https.
+    ///
+    /// Apps send requests through the mesh in origin form (`GET /path`), which is http; https only for
+    /// requests in absolute form (`GET https://…`).
     #[arg(long, value_parser = ["http", "https"], ignore_case = true)]
     pub scheme: Option<String>,
     /// At most this many requests per second, divided among the resource's proxies.

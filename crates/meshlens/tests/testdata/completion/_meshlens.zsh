@@ -356,7 +356,7 @@ _arguments "${_arguments_options[@]}" : \
 '--method=[Only requests with this HTTP method]:METHOD:_default' \
 '--path=[Only requests whose path starts with this prefix]:PATH:_default' \
 '--authority=[Only requests with exactly this \:authority]:AUTHORITY:_default' \
-'--scheme=[Only requests with this scheme\: http or https. Apps send requests through the mesh in origin form (\`GET /path\`), which is http; https only for requests in absolute form (\`GET https\://…\`)]:SCHEME:(http https)' \
+'--scheme=[Only requests with this scheme\: http or https]:SCHEME:(http https)' \
 '--max-rps=[At most this many requests per second, divided among the resource'\''s proxies]:MAX_RPS:_default' \
 '--status=[Only responses with these HTTP statuses\: a code (504), a class (5xx) or a range (500-503), comma-separated]:STATUS:_default' \
 '-l+[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \
@@ -367,8 +367,8 @@ _arguments "${_arguments_options[@]}" : \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \
 '--failed[Only failed requests\: HTTP 5xx, a failing grpc-status, a reset, or a response the proxy made]' \
 '--headers[Capture request and response headers (sensitive ones redacted); -o json only]' \
-'-h[Print help]' \
-'--help[Print help]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
 '*::resource -- TYPE/NAME or TYPE NAME\: deploy, po or ns; `deploy` or `po` alone taps the whole namespace:_default' \
 && ret=0
 ;;
@@ -381,7 +381,7 @@ _arguments "${_arguments_options[@]}" : \
 '--method=[Only requests with this HTTP method]:METHOD:_default' \
 '--path=[Only requests whose path starts with this prefix]:PATH:_default' \
 '--authority=[Only requests with exactly this \:authority]:AUTHORITY:_default' \
-'--scheme=[Only requests with this scheme\: http or https. Apps send requests through the mesh in origin form (\`GET /path\`), which is http; https only for requests in absolute form (\`GET https\://…\`)]:SCHEME:(http https)' \
+'--scheme=[Only requests with this scheme\: http or https]:SCHEME:(http https)' \
 '--max-rps=[At most this many requests per second, divided among the resource'\''s proxies]:MAX_RPS:_default' \
 '--status=[Only responses with these HTTP statuses\: a code (504), a class (5xx) or a range (500-503), comma-separated]:STATUS:_default' \
 '-l+[Only instances whose labels match this selector (Kubernetes syntax, as \`stat -l\`)]:SELECTOR:_default' \
@@ -392,8 +392,8 @@ _arguments "${_arguments_options[@]}" : \
 '--failed[Only failed requests\: HTTP 5xx, a failing grpc-status, a reset, or a response the proxy made]' \
 '--hide-sources[Hide the Source column (rows merge across sources)]' \
 '--routes[One row per ServiceProfile route instead of per method and path]' \
-'-h[Print help]' \
-'--help[Print help]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
 '*::resource -- TYPE/NAME or TYPE NAME\: deploy, po or ns; `deploy` or `po` alone taps the whole namespace:_default' \
 && ret=0
 ;;

@@ -232,7 +232,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l to-namespace -
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l method -d 'Only requests with this HTTP method' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l path -d 'Only requests whose path starts with this prefix' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l authority -d 'Only requests with exactly this :authority' -r
-complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l scheme -d 'Only requests with this scheme: http or https. Apps send requests through the mesh in origin form (`GET /path`), which is http; https only for requests in absolute form (`GET https://…`)' -r -f -a "http\t''
+complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l scheme -d 'Only requests with this scheme: http or https' -r -f -a "http\t''
 https\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l max-rps -d 'At most this many requests per second, divided among the resource\'s proxies' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l status -d 'Only responses with these HTTP statuses: a code (504), a class (5xx) or a range (500-503), comma-separated' -r
@@ -243,14 +243,14 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l control -d 'Th
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l failed -d 'Only failed requests: HTTP 5xx, a failing grpc-status, a reset, or a response the proxy made'
 complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -l headers -d 'Capture request and response headers (sensitive ones redacted); -o json only'
-complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -s h -l help -d 'Print help'
+complete -c meshlens -n "__fish_meshlens_using_subcommand tap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -s n -l namespace -d 'The namespace of the resource' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l to -d 'Only requests to this resource: deploy/NAME, po/NAME, svc/NAME or ns/NAME' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l to-namespace -d 'The namespace of the --to resource (default: --namespace)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l method -d 'Only requests with this HTTP method' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l path -d 'Only requests whose path starts with this prefix' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l authority -d 'Only requests with exactly this :authority' -r
-complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l scheme -d 'Only requests with this scheme: http or https. Apps send requests through the mesh in origin form (`GET /path`), which is http; https only for requests in absolute form (`GET https://…`)' -r -f -a "http\t''
+complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l scheme -d 'Only requests with this scheme: http or https' -r -f -a "http\t''
 https\t''"
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l max-rps -d 'At most this many requests per second, divided among the resource\'s proxies' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l status -d 'Only responses with these HTTP statuses: a code (504), a class (5xx) or a range (500-503), comma-separated' -r
@@ -261,7 +261,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l api-token-file
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l failed -d 'Only failed requests: HTTP 5xx, a failing grpc-status, a reset, or a response the proxy made'
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l hide-sources -d 'Hide the Source column (rows merge across sources)'
 complete -c meshlens -n "__fish_meshlens_using_subcommand top" -l routes -d 'One row per ServiceProfile route instead of per method and path'
-complete -c meshlens -n "__fish_meshlens_using_subcommand top" -s h -l help -d 'Print help'
+complete -c meshlens -n "__fish_meshlens_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshlens -n "__fish_meshlens_using_subcommand check" -l pre -d 'Check this mesh directory without a control plane: validation (file:line) and the audits that need no traffic. With --compare: the mesh compared' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand check" -l compare -d 'List every difference in services, profiles, routes, timeouts, retry budgets and splits between this mesh and another (a mesh directory, or a control plane\'s URL); exit 1 when they differ' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand check" -l compare-token-file -d 'The API token of the --compare control plane' -r -F

@@ -258,3 +258,38 @@ pub fn render(rows: &[StatRow], format: Format, all_namespaces: bool) -> anyhow:
     }
     Ok(out.join("\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: &str, namespace: &str, name: &str, unmeshed: bool) -> StatRow {
+        let mut v = serde_json::json!({
+            "namespace": namespace, "kind": kind, "name": name, "meshed": "-", "success": 1.0, "rps": 2.0,
+            "latency_ms_p50": null, "latency_ms_p95": null, "latency_ms_p99": null, "tcp_open_connections": null,
+            "tcp_read_bytes_rate": null, "tcp_write_bytes_rate": null, "window_s": 60.0, "covered_s": 60.0,
+        });
+        if unmeshed {
+            v["unmeshed"] = true.into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn authorities_and_unmeshed_callers_have_their_names() {
+        let rows = [row("deployment", "prod", "web", false), row("deployment", "prod", "", true)];
+        let text = render(&rows, Format::Table, false).unwrap();
+        let names: Vec<&str> = text.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(names, ["web", "(unmeshed)"], "{text}");
+
+        let rows = [
+            row("authority", "", "example.com:443", false),
+            row("authority", "prod", "web.prod.svc.cluster.local:80", false),
+        ];
+        let text = render(&rows, Format::Table, true).unwrap();
+        assert!(text.starts_with("NAMESPACE   NAME "), "{text}");
+        assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("-           example.com:443 ")), "{text}");
+        let mixed = [row("authority", "prod", "a:80", false), row("service", "prod", "a", false)];
+        assert!(render(&mixed, Format::Table, false).unwrap().contains("au/a:80"));
+    }
+}

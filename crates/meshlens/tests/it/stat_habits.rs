@@ -85,6 +85,7 @@ fn stat_shows_authorities_and_callers_without_a_proxy() {
     let served = mesh.poll(&["stat", "deploy/callee", "-n", "prod", "-t", "1m"], Duration::from_secs(10), |_| true);
     let served = named(&served, "callee").map(requests).unwrap();
     assert!((callers - served).abs() <= 0.05 * served + 25.0, "callers {callers} vs callee served {served}: {v}");
+    eprintln!("[stat_habits] unmeshed callers: {n:.0} requests; callers {callers:.0} vs callee served {served:.0}");
     let (code, text, err) = mesh.cli(&to_callee);
     assert_eq!(code, 0, "{err}");
     assert!(text.lines().any(|l| l.starts_with("(unmeshed) ")), "{text}");

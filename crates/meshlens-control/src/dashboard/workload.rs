@@ -5,10 +5,12 @@
 use std::fmt::Write;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use meshlens_api::balancer::CallerView;
 use meshlens_api::stats::{RouteNumbers, RouteRow, StatQuery, StatRow};
 
+use super::balancers::SharedReading;
 use super::html::{Frame, esc, millis, page, percent, rate};
 use super::overview::{Column, table, table_with};
 use super::{Window, findings};
@@ -17,8 +19,15 @@ use crate::diagnostics::{self, EndpointsQuery};
 use crate::statsapi;
 
 /// Per instance of workload `ns/name`, how each calling instance's balancer sees it (as
-/// `/api/v1/endpoints?balancers=true` answers for the services it backs); empty when it backs none.
-pub(super) async fn balancers(s: &Shared, w: &Window, ns: &str, name: &str) -> BTreeMap<String, Vec<CallerView>> {
+/// `/api/v1/endpoints?balancers=true` answers for the services it backs, from the shared `reading`); empty
+/// when it backs none.
+pub(super) async fn balancers(
+    s: &Shared,
+    reading: &SharedReading,
+    w: &Window,
+    ns: &str,
+    name: &str,
+) -> BTreeMap<String, Vec<CallerView>> {
     let snapshot = s.store.current().snapshot.clone();
     let authorities: Vec<String> = snapshot
         .services
@@ -28,12 +37,16 @@ pub(super) async fn balancers(s: &Shared, w: &Window, ns: &str, name: &str) -> B
         })
         .filter_map(|svc| Some(format!("{}.{}:{}", svc.name, svc.namespace, svc.ports.first()?.port)))
         .collect();
-    let q = EndpointsQuery { authority: authorities.join(","), namespace: Some(ns.into()), ..Default::default() };
-    let Ok(mut resolved) = diagnostics::endpoints(&snapshot, &q) else { return BTreeMap::new() };
-    let window = Some(w.window.clone());
-    if diagnostics::add_balancers(&s.stats, &w.res, &snapshot, &mut resolved, window).await.is_err() {
+    if authorities.is_empty() {
         return BTreeMap::new();
     }
+    let q = EndpointsQuery { authority: authorities.join(","), namespace: Some(ns.into()), ..Default::default() };
+    let Ok(mut resolved) = diagnostics::endpoints(&snapshot, &q) else { return BTreeMap::new() };
+    let Ok(counts) = diagnostics::window_request_counts(&s.stats, &w.res, Some(w.window.clone())).await else {
+        return BTreeMap::new();
+    };
+    let callers = reading.get(Instant::now(), || diagnostics::fetch_balancers(&w.res)).await;
+    diagnostics::add_callers(&mut resolved, &snapshot, &callers, &counts);
     let mut out: BTreeMap<String, Vec<CallerView>> = BTreeMap::new();
     for row in resolved.into_values().flatten() {
         out.entry(row.pod).or_default().extend(row.callers);

@@ -38,7 +38,7 @@ pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line
 pub use prom::{Sample, find, parse_prometheus};
 pub use raw::{RawResponse, raw_http1};
 pub use tcp::{RawTcpBackend, TcpEchoBackend, TcpSinkBackend};
-pub use tempdir::TempDir;
+pub use tempdir::{TempDir, write_atomic};
 
 /// The error type of bodies and handlers in this crate.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -202,6 +202,16 @@ impl Window {
         }
     }
 
+    /// A stats query over this window in namespace `ns`.
+    fn query_in(&self, ns: &str, resource: &str) -> StatQuery {
+        StatQuery {
+            resource: resource.into(),
+            namespace: Some(ns.into()),
+            window: Some(self.window.clone()),
+            ..StatQuery::default()
+        }
+    }
+
     /// The success objective of a workload or service, as a fraction.
     fn objective(&self, namespace: &str, name: &str) -> f64 {
         self.objectives().for_service(namespace, name).success_rate / 100.0

@@ -87,15 +87,6 @@ fn proxy_errors(r: &StatRow) -> String {
     }
 }
 
-fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
-    StatQuery {
-        resource: resource.into(),
-        namespace: Some(ns.into()),
-        window: Some(w.window.clone()),
-        ..StatQuery::default()
-    }
-}
-
 /// The page; a failing query shows its error in place of its section.
 /// `balancers`: per instance, the calling balancers' views of it ([`balancers`]).
 pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<String, Vec<CallerView>>) -> String {
@@ -116,9 +107,9 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
             }
         }
     };
-    section(&mut body, "Inbound", query(w, ns, &me), "data-workload");
-    section(&mut body, "Callers", StatQuery { to: Some(me.clone()), ..query(w, ns, "deploy") }, "data-caller");
-    let outbound = StatQuery { from: Some(me.clone()), ..query(w, ns, "deploy") };
+    section(&mut body, "Inbound", w.query_in(ns, &me), "data-workload");
+    section(&mut body, "Callers", StatQuery { to: Some(me.clone()), ..w.query_in(ns, "deploy") }, "data-caller");
+    let outbound = StatQuery { from: Some(me.clone()), ..w.query_in(ns, "deploy") };
     section(&mut body, "Callees", outbound.clone(), "data-callee");
 
     super::history::render(&mut body, w, ns, name);
@@ -126,7 +117,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
     body.push_str("<h2>Routes</h2>");
     let mut routes: Vec<RouteGroup> = Vec::new();
     let mine = || (ns.to_string(), name.to_string());
-    if let Ok(map) = statsapi::routes(&w.res, &w.store, &query(w, ns, &me), w.end) {
+    if let Ok(map) = statsapi::routes(&w.res, &w.store, &w.query_in(ns, &me), w.end) {
         routes.extend(map.into_iter().map(|(k, v)| (format!("served ({k})"), mine(), v)));
     }
     let callees = statsapi::stat(&w.res, &w.store, &outbound, w.end).unwrap_or_default();
@@ -134,7 +125,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
         let q = StatQuery {
             to: Some(format!("deploy/{}", c.name)),
             to_namespace: Some(c.namespace.clone()),
-            ..query(w, ns, &me)
+            ..w.query_in(ns, &me)
         };
         if let Ok(map) = statsapi::routes(&w.res, &w.store, &q, w.end) {
             let callee = (c.namespace.clone(), c.name.clone());
@@ -149,7 +140,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
     if names.is_empty() {
         body.push_str("<p>No instance is registered.</p>");
     } else {
-        let q = StatQuery { names: Some(names.join(",")), ..query(w, ns, "po") };
+        let q = StatQuery { names: Some(names.join(",")), ..w.query_in(ns, "po") };
         match statsapi::stat(&w.res, &w.store, &q, w.end) {
             Ok(rows) => {
                 let callers = |r: &StatRow| balancers.get(&r.name).map_or(&[][..], Vec::as_slice);

@@ -264,11 +264,8 @@ fn bad_input_gets_an_error_naming_the_file_and_line() {
 }
 
 fn inbound_request(stream: u64, method: &str, path: &str) -> TapEvent {
+    let at = |port| TapEndpoint { ip: "127.0.0.1".into(), port, metadata: BTreeMap::new() };
     TapEvent {
-        source: TapEndpoint { ip: "127.0.0.1".into(), port: 40000, metadata: BTreeMap::new() },
-        destination: TapEndpoint { ip: "127.0.0.1".into(), port: 8080, metadata: BTreeMap::new() },
-        route_meta: BTreeMap::new(),
-        proxy_direction: ProxyDirection::Inbound,
         request_init_event: Some(RequestInit {
             id: StreamId { base: 0, stream },
             method: method.into(),
@@ -277,11 +274,7 @@ fn inbound_request(stream: u64, method: &str, path: &str) -> TapEvent {
             path: path.into(),
             headers: vec![],
         }),
-        response_init_event: None,
-        response_end_event: None,
-        proxy_error: None,
-        attempt: None,
-        original_id: None,
+        ..TapEvent::new(ProxyDirection::Inbound, at(40000), at(8080))
     }
 }
 

@@ -16,12 +16,14 @@
 //! | [`raw`] | `raw_http1`: send arbitrary bytes, read one HTTP/1 response, see if the peer closed |
 //! | [`process`] | `ChildGuard`, `spawn_and_read_json_line` |
 //! | [`prom`] | Prometheus text parsing and lookups |
+//! | [`fixtures`] | `registration`: a proxy's registration with the control plane |
 //! | [`tempdir`] | `TempDir`, removed on drop |
 
 pub mod backend;
 pub mod blocking;
 pub mod eventually;
 pub mod faults;
+pub mod fixtures;
 pub mod grpc;
 pub mod latency;
 pub mod process;
@@ -33,6 +35,7 @@ pub mod tempdir;
 pub use backend::{BoxBody, ConnFaults, HttpBackend, SeenRequest};
 pub use blocking::{HttpReply, http_get, http_get_as};
 pub use eventually::{eventually, eventually_blocking, patience};
+pub use fixtures::registration;
 pub use grpc::{GrpcBackend, GrpcClient};
 pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};
 pub use prom::{Sample, find, parse_prometheus};

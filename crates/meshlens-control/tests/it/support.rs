@@ -1,7 +1,6 @@
 //! Shared plumbing: temporary mesh directories, starting the control plane, an HTTP/1 client and a
 //! background watch-stream reader.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use meshlens_api::discovery::Snapshot;
 use meshlens_control::auth::ProxyKey;
 use meshlens_control::{Config, Running};
 use meshlens_testkit::TempDir;
+pub use meshlens_testkit::registration;
 use serde_json::Value;
 
 pub const MESH: &str = "\
@@ -110,19 +110,6 @@ fn credential_for(path: &str) -> String {
 
 pub async fn start(config: Config) -> Running {
     meshlens_control::start(config).await.expect("control plane starts")
-}
-
-pub fn registration(workload: &str, instance: &str, inbound: &str) -> Registration {
-    Registration {
-        workload: workload.into(),
-        namespace: "prod".into(),
-        instance: instance.into(),
-        inbound: Some(inbound.parse().unwrap()),
-        admin: "127.0.0.1:4191".parse().unwrap(),
-        tap: "127.0.0.1:4190".parse().unwrap(),
-        app: Some("127.0.0.1:8080".parse().unwrap()),
-        labels: BTreeMap::new(),
-    }
 }
 
 /// One HTTP/1 request; the status and the whole body.

@@ -17,6 +17,7 @@
 //! | [`process`] | `ChildGuard`, `spawn_and_read_json_line` |
 //! | [`prom`] | Prometheus text parsing and lookups |
 //! | [`fixtures`] | `registration`: a proxy's registration with the control plane |
+//! | [`golden`] | `assert_golden`: output against a file in the repository; `UPDATE_GOLDEN=1` rewrites it |
 //! | [`tempdir`] | `TempDir`, removed on drop |
 
 pub mod backend;
@@ -24,6 +25,7 @@ pub mod blocking;
 pub mod eventually;
 pub mod faults;
 pub mod fixtures;
+pub mod golden;
 pub mod grpc;
 pub mod latency;
 pub mod process;
@@ -36,6 +38,7 @@ pub use backend::{BoxBody, ConnFaults, HttpBackend, SeenRequest};
 pub use blocking::{HttpReply, http_get, http_get_as};
 pub use eventually::{eventually, eventually_blocking, patience};
 pub use fixtures::registration;
+pub use golden::assert_golden;
 pub use grpc::{GrpcBackend, GrpcClient};
 pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};
 pub use prom::{Sample, find, parse_prometheus};

@@ -25,14 +25,7 @@ fn testdata(name: &str) -> PathBuf {
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = testdata(&format!("{name}.golden"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert_eq!(actual, expected, "{name}: output differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
+    meshlens_testkit::assert_golden(testdata(&format!("{name}.golden")), actual);
 }
 
 /// Runs the command to its end, within the test patience (killed, and the test failed, past it).

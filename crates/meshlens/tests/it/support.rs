@@ -124,12 +124,13 @@ pub fn read_request_target(conn: &std::net::TcpStream) -> String {
     line.split(' ').nth(1).unwrap_or("").to_string()
 }
 
-/// A running `meshlens up` or `meshlens demo` and everything it started (killed on drop).
+/// A running `meshlens up` or `meshlens demo` (its control plane scraping every 500 ms) and everything it
+/// started (killed on drop).
 pub(crate) struct Running {
     up: ChildGuard,
     _reaper: GroupReaper,
     state: TempDir,
-    _dir: Option<TempDir>,
+    mesh_dir: Option<TempDir>,
 }
 
 impl Running {
@@ -164,12 +165,12 @@ impl Running {
         });
         reaper.0.extend(descendants(up.id()).iter().map(|p| p.pgid));
         assert!(ready.contains("apps accept connections") && !ready.contains("not"), "{ready}");
-        Running { up, _reaper: reaper, state, _dir: dir }
+        Running { up, _reaper: reaper, state, mesh_dir: dir }
     }
 
     /// The mesh directory of a mesh started with [`Running::up`].
     pub(crate) fn dir(&self) -> Option<&std::path::Path> {
-        self._dir.as_ref().map(|d| d.path())
+        self.mesh_dir.as_ref().map(|d| d.path())
     }
 
     /// The state directory (`XDG_STATE_HOME`: session file, secrets).

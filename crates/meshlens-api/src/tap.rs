@@ -146,6 +146,25 @@ pub struct TapEvent {
     pub original_id: Option<StreamId>,
 }
 
+impl TapEvent {
+    /// An event of a request from `source` to `destination` seen on the `proxy_direction` side, with no
+    /// route and none of the three event fields set yet (the caller sets one).
+    pub fn new(proxy_direction: ProxyDirection, source: TapEndpoint, destination: TapEndpoint) -> TapEvent {
+        TapEvent {
+            source,
+            destination,
+            route_meta: BTreeMap::new(),
+            proxy_direction,
+            request_init_event: None,
+            response_init_event: None,
+            response_end_event: None,
+            proxy_error: None,
+            attempt: None,
+            original_id: None,
+        }
+    }
+}
+
 /// What a tap stream matches. Request-side fields are ANDed and decided when the request starts;
 /// `status` / `failed` are response filters: the proxy holds a matching request's `req` event until the
 /// response is known and emits req+rsp+end only for matches. Serialized as a URL query (camelCase keys).

@@ -253,18 +253,27 @@ pub(crate) async fn add_balancers(
     resolved: &mut EndpointsResponse,
     window: Option<String>,
 ) -> Result<(), String> {
-    let q = meshlens_api::stats::StatQuery { window, ..Default::default() };
-    let counts = match stats.window(&q, resources).await {
-        Ok((store, now)) => {
-            request_counts(&store, now, statsapi::window_ms(q.window.as_deref(), store.settings().interval_ms)?)
-        }
-        Err(WindowError::Invalid(e)) => return Err(e),
-        // Without the numbers, the balancers' state is still worth showing (no shares).
-        Err(WindowError::Prometheus(_)) => Default::default(),
-    };
+    let counts = window_request_counts(stats, resources, window).await?;
     let callers = fetch_balancers(resources).await;
     add_callers(resolved, snapshot, &callers, &counts);
     Ok(())
+}
+
+/// [`request_counts`] over `window` of the stat source; empty when Prometheus cannot answer (the balancers'
+/// state is still worth showing, without shares); the error is a bad window.
+pub(crate) async fn window_request_counts(
+    stats: &StatsSource,
+    resources: &Resources,
+    window: Option<String>,
+) -> Result<RequestCounts, String> {
+    let q = meshlens_api::stats::StatQuery { window, ..Default::default() };
+    match stats.window(&q, resources).await {
+        Ok((store, now)) => {
+            Ok(request_counts(&store, now, statsapi::window_ms(q.window.as_deref(), store.settings().interval_ms)?))
+        }
+        Err(WindowError::Invalid(e)) => Err(e),
+        Err(WindowError::Prometheus(_)) => Ok(Default::default()),
+    }
 }
 
 /// Adds to every endpoint the view of each caller whose balancer for the endpoint's service holds it: the

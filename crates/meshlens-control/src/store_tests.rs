@@ -1,11 +1,10 @@
 //! The store: snapshots from config + registrations, versions, leases (paused clock), the restart rule.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
 use crate::meshdir::tests::MESH;
-use meshlens_testkit::TempDir;
+use meshlens_testkit::{TempDir, registration as reg};
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -18,19 +17,6 @@ fn config() -> MeshConfig {
 fn store(grace: Duration) -> Store {
     let timing = LeaseTiming { ttl: TTL, renew: Duration::from_secs(3), grace };
     Store::new(config(), timing, Arc::new(Metrics::new()))
-}
-
-fn reg(workload: &str, instance: &str, inbound: &str) -> Registration {
-    Registration {
-        workload: workload.into(),
-        namespace: "prod".into(),
-        instance: instance.into(),
-        inbound: Some(inbound.parse().unwrap()),
-        admin: "127.0.0.1:4191".parse().unwrap(),
-        tap: "127.0.0.1:4190".parse().unwrap(),
-        app: Some("127.0.0.1:8080".parse().unwrap()),
-        labels: BTreeMap::new(),
-    }
 }
 
 fn endpoints(s: &Store, service: &str) -> Vec<String> {

@@ -41,7 +41,7 @@ async fn handle(admin: Arc<Admin>, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, "/metrics") => {
             let mut out = String::with_capacity(16 * 1024);
             admin.ctx.registry.encode(&mut out);
-            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", out)
+            text(StatusCode::OK, crate::metrics::CONTENT_TYPE, out)
         }
         (Method::GET, "/live") => text(StatusCode::OK, "text/plain", "live\n".into()),
         (Method::GET, "/ready") => {

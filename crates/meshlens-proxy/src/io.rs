@@ -1,5 +1,6 @@
-//! I/O wrappers: [`Counted`] adds the bytes that cross a connection to its transport metrics as they flow
-//! (and, on an endpoint's HTTP/1 connection, keeps each response head for diagnosis).
+//! I/O wrappers: [`Counted`] adds the bytes that cross a connection to its transport metrics as they flow,
+//! and the OS error it failed with to its close (and, on an endpoint's HTTP/1 connection, keeps each
+//! response head for diagnosis).
 
 use std::io;
 use std::pin::Pin;
@@ -43,6 +44,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
                 head.read(&buf.filled()[before..]);
             }
         }
+        if let Poll::Ready(Err(e)) = &res {
+            self.guard.set_io_error(e);
+        }
         res
     }
 }
@@ -53,8 +57,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
             head.write();
         }
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            self.guard.wrote(n as u64);
+        match &res {
+            Poll::Ready(Ok(n)) => self.guard.wrote(*n as u64),
+            Poll::Ready(Err(e)) => self.guard.set_io_error(e),
+            Poll::Pending => {}
         }
         res
     }
@@ -68,8 +74,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
             head.write();
         }
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            self.guard.wrote(n as u64);
+        match &res {
+            Poll::Ready(Ok(n)) => self.guard.wrote(*n as u64),
+            Poll::Ready(Err(e)) => self.guard.set_io_error(e),
+            Poll::Pending => {}
         }
         res
     }
@@ -84,5 +92,61 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+    use super::Counted;
+    use crate::metrics::{LabelSet, Registry, TcpMetrics};
+
+    /// A peer that reset the connection: every read and write fails with ECONNRESET.
+    struct Reset;
+
+    impl AsyncRead for Reset {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::Error::from_raw_os_error(104)))
+        }
+    }
+
+    impl AsyncWrite for Reset {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::Error::from_raw_os_error(104)))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_fails_closes_with_its_errno() {
+        let reg = Registry::new();
+        let tcp = TcpMetrics::register(&reg);
+        let target = tcp.target(LabelSet::new().with("peer", "dst"));
+        for read in [true, false] {
+            let mut conn = Counted::new(Reset, target.open());
+            if read {
+                assert!(conn.read(&mut [0; 8]).await.is_err());
+            } else {
+                assert!(conn.write_all(b"ping").await.is_err());
+            }
+        }
+        let mut clean = Counted::new(tokio::io::empty(), target.open());
+        assert_eq!(clean.read(&mut [0; 8]).await.unwrap(), 0);
+        drop(clean);
+        let text = reg.render();
+        assert!(text.contains("tcp_close_total{peer=\"dst\",errno=\"ECONNRESET\"} 2"), "{text}");
+        assert!(text.contains("tcp_close_total{peer=\"dst\",errno=\"\"} 1"), "{text}");
     }
 }

@@ -16,12 +16,16 @@
 //! | [`raw`] | `raw_http1`: send arbitrary bytes, read one HTTP/1 response, see if the peer closed |
 //! | [`process`] | `ChildGuard`, `spawn_and_read_json_line` |
 //! | [`prom`] | Prometheus text parsing and lookups |
+//! | [`fixtures`] | `registration`: a proxy's registration with the control plane |
+//! | [`golden`] | `assert_golden`: output against a file in the repository; `UPDATE_GOLDEN=1` rewrites it |
 //! | [`tempdir`] | `TempDir`, removed on drop |
 
 pub mod backend;
 pub mod blocking;
 pub mod eventually;
 pub mod faults;
+pub mod fixtures;
+pub mod golden;
 pub mod grpc;
 pub mod latency;
 pub mod process;
@@ -33,12 +37,14 @@ pub mod tempdir;
 pub use backend::{BoxBody, ConnFaults, HttpBackend, SeenRequest};
 pub use blocking::{HttpReply, http_get, http_get_as};
 pub use eventually::{eventually, eventually_blocking, patience};
+pub use fixtures::registration;
+pub use golden::assert_golden;
 pub use grpc::{GrpcBackend, GrpcClient};
 pub use process::{ChildGuard, spawn_and_read_json_line, spawn_and_read_json_line_async};
 pub use prom::{Sample, find, parse_prometheus};
 pub use raw::{RawResponse, raw_http1};
 pub use tcp::{RawTcpBackend, TcpEchoBackend, TcpSinkBackend};
-pub use tempdir::TempDir;
+pub use tempdir::{TempDir, write_atomic};
 
 /// The error type of bodies and handlers in this crate.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

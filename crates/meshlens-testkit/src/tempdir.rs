@@ -1,4 +1,5 @@
-//! `TempDir`: a fresh directory under the system temp dir, removed on drop.
+//! `TempDir`: a fresh directory under the system temp dir, removed on drop; `write_atomic`: a file replaced
+//! the way editors and ConfigMaps do.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,6 +34,28 @@ impl TempDir {
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
+
+    /// Replaces `rel` atomically ([`write_atomic`]).
+    pub fn replace(&self, rel: &str, text: &str) {
+        write_atomic(&self.0, rel, text);
+    }
+
+    /// Removes the file `rel`.
+    pub fn remove(&self, rel: &str) {
+        let path = self.0.join(rel);
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+    }
+}
+
+/// Writes `dir/rel` the way editors and ConfigMaps do: to a dot-file beside it (which mesh directory loading
+/// skips), then renamed over it
+/// (a reader sees the old text or the new, never a part); creates parent directories.
+pub fn write_atomic(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = dir.join(format!(".tmp-{}", rel.replace('/', "_")));
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, &path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
 }
 
 impl Drop for TempDir {

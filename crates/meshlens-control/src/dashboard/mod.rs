@@ -3,6 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | `balancers` | one reading of the proxies' balancers shared by the workload pages for a few seconds |
 //! | `session` | one-time login codes → session cookies; what a session may read |
 //! | `history` | a workload's RPS, success and p99 over time, from the metric store, as SVG lines |
 //! | `html` | the page frame, escaping, number formats |
@@ -15,6 +16,7 @@
 //! | `firing` | the overview's alerts panel: firing and pending alerts linked to their pages |
 //! | `workload` | one workload (`/workload/NS/NAME`): stats, routes, instances, logs, diagnosis |
 
+mod balancers;
 mod config;
 mod edge;
 mod findings;
@@ -31,7 +33,7 @@ mod workload;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -58,7 +60,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/edge/{src_namespace}/{src}/{dst_namespace}/{dst}", get(edge_page))
         .route("/workload/{namespace}/{name}", get(workload_page))
         .route("/route/{namespace}/{name}", get(route_page))
-        .route_layer(middleware::from_fn_with_state(shared, require_session));
+        .route_layer(middleware::from_fn_with_state(shared, require_session))
+        .layer(Extension(Arc::new(balancers::SharedReading::default())));
     Router::new()
         .merge(pages)
         .route("/login", get(login))
@@ -199,6 +202,16 @@ impl Window {
         }
     }
 
+    /// A stats query over this window in namespace `ns`.
+    fn query_in(&self, ns: &str, resource: &str) -> StatQuery {
+        StatQuery {
+            resource: resource.into(),
+            namespace: Some(ns.into()),
+            window: Some(self.window.clone()),
+            ..StatQuery::default()
+        }
+    }
+
     /// The success objective of a workload or service, as a fraction.
     fn objective(&self, namespace: &str, name: &str) -> f64 {
         self.objectives().for_service(namespace, name).success_rate / 100.0
@@ -260,6 +273,7 @@ async fn edge_page(
 
 async fn workload_page(
     State(s): State<Arc<Shared>>,
+    Extension(reading): Extension<Arc<balancers::SharedReading>>,
     Path((namespace, name)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Response {
@@ -270,7 +284,7 @@ async fn workload_page(
     if !w.res.workloads.iter().any(|x| x.namespace == namespace && x.name == name) {
         return html(StatusCode::NOT_FOUND, html::message("No such workload", &format!("{namespace}/{name}")));
     }
-    let balancers = workload::balancers(&s, &w, &namespace, &name).await;
+    let balancers = workload::balancers(&s, &reading, &w, &namespace, &name).await;
     html(StatusCode::OK, workload::render(&w, &namespace, &name, &balancers))
 }
 

@@ -18,15 +18,6 @@ pub(super) fn href(ns: &str, name: &str, route: &str, window: &str) -> String {
     format!("/route/{ns}/{name}?{query}")
 }
 
-fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
-    StatQuery {
-        resource: resource.into(),
-        namespace: Some(ns.into()),
-        window: Some(w.window.clone()),
-        ..StatQuery::default()
-    }
-}
-
 /// `method`, `pathRegex`, headers and query parameters of a condition, its `all`/`any`/`not` spelled out.
 fn condition(m: &RequestMatch) -> String {
     let mut parts = Vec::new();
@@ -82,10 +73,10 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, route: &str) -> String {
     );
     let only = |rows: Vec<meshlens_api::stats::RouteRow>| rows.into_iter().filter(|r| r.route == route).collect();
     let mut groups: Vec<RouteGroup> = Vec::new();
-    if let Ok(map) = statsapi::routes(&w.res, &w.store, &query(w, ns, &me), w.end) {
+    if let Ok(map) = statsapi::routes(&w.res, &w.store, &w.query_in(ns, &me), w.end) {
         groups.extend(map.into_iter().map(|(k, v)| (format!("served ({k})"), mine.clone(), only(v))));
     }
-    let callers = StatQuery { to: Some(me.clone()), ..query(w, ns, "deploy") };
+    let callers = StatQuery { to: Some(me.clone()), ..w.query_in(ns, "deploy") };
     for c in statsapi::stat(&w.res, &w.store, &callers, w.end).unwrap_or_default() {
         if c.unmeshed || !c.rps.is_some_and(|r| r > 0.0) {
             continue;
@@ -93,7 +84,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, route: &str) -> String {
         let q = StatQuery {
             to: Some(me.clone()),
             to_namespace: Some(ns.into()),
-            ..query(w, &c.namespace, &format!("deploy/{}", c.name))
+            ..w.query_in(&c.namespace, &format!("deploy/{}", c.name))
         };
         if let Ok(map) = statsapi::routes(&w.res, &w.store, &q, w.end) {
             let from = format!("from {}/{}", c.namespace, c.name);

@@ -5,10 +5,12 @@
 use std::fmt::Write;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use meshlens_api::balancer::CallerView;
 use meshlens_api::stats::{RouteNumbers, RouteRow, StatQuery, StatRow};
 
+use super::balancers::SharedReading;
 use super::html::{Frame, esc, millis, page, percent, rate};
 use super::overview::{Column, table, table_with};
 use super::{Window, findings};
@@ -17,8 +19,15 @@ use crate::diagnostics::{self, EndpointsQuery};
 use crate::statsapi;
 
 /// Per instance of workload `ns/name`, how each calling instance's balancer sees it (as
-/// `/api/v1/endpoints?balancers=true` answers for the services it backs); empty when it backs none.
-pub(super) async fn balancers(s: &Shared, w: &Window, ns: &str, name: &str) -> BTreeMap<String, Vec<CallerView>> {
+/// `/api/v1/endpoints?balancers=true` answers for the services it backs, from the shared `reading`); empty
+/// when it backs none.
+pub(super) async fn balancers(
+    s: &Shared,
+    reading: &SharedReading,
+    w: &Window,
+    ns: &str,
+    name: &str,
+) -> BTreeMap<String, Vec<CallerView>> {
     let snapshot = s.store.current().snapshot.clone();
     let authorities: Vec<String> = snapshot
         .services
@@ -28,12 +37,16 @@ pub(super) async fn balancers(s: &Shared, w: &Window, ns: &str, name: &str) -> B
         })
         .filter_map(|svc| Some(format!("{}.{}:{}", svc.name, svc.namespace, svc.ports.first()?.port)))
         .collect();
-    let q = EndpointsQuery { authority: authorities.join(","), namespace: Some(ns.into()), ..Default::default() };
-    let Ok(mut resolved) = diagnostics::endpoints(&snapshot, &q) else { return BTreeMap::new() };
-    let window = Some(w.window.clone());
-    if diagnostics::add_balancers(&s.stats, &w.res, &snapshot, &mut resolved, window).await.is_err() {
+    if authorities.is_empty() {
         return BTreeMap::new();
     }
+    let q = EndpointsQuery { authority: authorities.join(","), namespace: Some(ns.into()), ..Default::default() };
+    let Ok(mut resolved) = diagnostics::endpoints(&snapshot, &q) else { return BTreeMap::new() };
+    let Ok(counts) = diagnostics::window_request_counts(&s.stats, &w.res, Some(w.window.clone())).await else {
+        return BTreeMap::new();
+    };
+    let callers = reading.get(Instant::now(), || diagnostics::fetch_balancers(&w.res)).await;
+    diagnostics::add_callers(&mut resolved, &snapshot, &callers, &counts);
     let mut out: BTreeMap<String, Vec<CallerView>> = BTreeMap::new();
     for row in resolved.into_values().flatten() {
         out.entry(row.pod).or_default().extend(row.callers);
@@ -74,15 +87,6 @@ fn proxy_errors(r: &StatRow) -> String {
     }
 }
 
-fn query(w: &Window, ns: &str, resource: &str) -> StatQuery {
-    StatQuery {
-        resource: resource.into(),
-        namespace: Some(ns.into()),
-        window: Some(w.window.clone()),
-        ..StatQuery::default()
-    }
-}
-
 /// The page; a failing query shows its error in place of its section.
 /// `balancers`: per instance, the calling balancers' views of it ([`balancers`]).
 pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<String, Vec<CallerView>>) -> String {
@@ -103,9 +107,9 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
             }
         }
     };
-    section(&mut body, "Inbound", query(w, ns, &me), "data-workload");
-    section(&mut body, "Callers", StatQuery { to: Some(me.clone()), ..query(w, ns, "deploy") }, "data-caller");
-    let outbound = StatQuery { from: Some(me.clone()), ..query(w, ns, "deploy") };
+    section(&mut body, "Inbound", w.query_in(ns, &me), "data-workload");
+    section(&mut body, "Callers", StatQuery { to: Some(me.clone()), ..w.query_in(ns, "deploy") }, "data-caller");
+    let outbound = StatQuery { from: Some(me.clone()), ..w.query_in(ns, "deploy") };
     section(&mut body, "Callees", outbound.clone(), "data-callee");
 
     super::history::render(&mut body, w, ns, name);
@@ -113,7 +117,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
     body.push_str("<h2>Routes</h2>");
     let mut routes: Vec<RouteGroup> = Vec::new();
     let mine = || (ns.to_string(), name.to_string());
-    if let Ok(map) = statsapi::routes(&w.res, &w.store, &query(w, ns, &me), w.end) {
+    if let Ok(map) = statsapi::routes(&w.res, &w.store, &w.query_in(ns, &me), w.end) {
         routes.extend(map.into_iter().map(|(k, v)| (format!("served ({k})"), mine(), v)));
     }
     let callees = statsapi::stat(&w.res, &w.store, &outbound, w.end).unwrap_or_default();
@@ -121,7 +125,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
         let q = StatQuery {
             to: Some(format!("deploy/{}", c.name)),
             to_namespace: Some(c.namespace.clone()),
-            ..query(w, ns, &me)
+            ..w.query_in(ns, &me)
         };
         if let Ok(map) = statsapi::routes(&w.res, &w.store, &q, w.end) {
             let callee = (c.namespace.clone(), c.name.clone());
@@ -136,7 +140,7 @@ pub(super) fn render(w: &Window, ns: &str, name: &str, balancers: &BTreeMap<Stri
     if names.is_empty() {
         body.push_str("<p>No instance is registered.</p>");
     } else {
-        let q = StatQuery { names: Some(names.join(",")), ..query(w, ns, "po") };
+        let q = StatQuery { names: Some(names.join(",")), ..w.query_in(ns, "po") };
         match statsapi::stat(&w.res, &w.store, &q, w.end) {
             Ok(rows) => {
                 let callers = |r: &StatRow| balancers.get(&r.name).map_or(&[][..], Vec::as_slice);

@@ -288,18 +288,8 @@ mod tests {
     use super::*;
 
     fn event(direction: ProxyDirection) -> TapEvent {
-        TapEvent {
-            source: TapEndpoint { ip: "127.0.0.1".into(), port: 40000, metadata: BTreeMap::new() },
-            destination: TapEndpoint { ip: "127.0.0.1".into(), port: 5001, metadata: BTreeMap::new() },
-            route_meta: BTreeMap::new(),
-            proxy_direction: direction,
-            request_init_event: None,
-            response_init_event: None,
-            response_end_event: None,
-            proxy_error: None,
-            attempt: None,
-            original_id: None,
-        }
+        let at = |port| TapEndpoint { ip: "127.0.0.1".into(), port, metadata: BTreeMap::new() };
+        TapEvent::new(direction, at(40000), at(5001))
     }
 
     fn peer(workload: &str, instance: &str) -> Peer {

@@ -1,10 +1,7 @@
 //! Shared plumbing: temporary mesh directories, starting the control plane, an HTTP/1 client and a
 //! background watch-stream reader.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +13,8 @@ use meshlens_api::control::{Registration, WatchEvent};
 use meshlens_api::discovery::Snapshot;
 use meshlens_control::auth::ProxyKey;
 use meshlens_control::{Config, Running};
+use meshlens_testkit::TempDir;
+pub use meshlens_testkit::registration;
 use serde_json::Value;
 
 pub const MESH: &str = "\
@@ -56,44 +55,24 @@ spec:
     timeout: 300ms
 ";
 
-/// A temporary mesh directory, removed on drop.
-pub struct MeshDir(PathBuf);
+/// A temporary mesh directory, removed on drop; [`TempDir::replace`] edits it as editors do.
+pub struct MeshDir(TempDir);
 
 impl MeshDir {
     pub fn new(files: &[(&str, &str)]) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("meshlens-control-it-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        let dir = MeshDir(path);
+        let dir = TempDir::new("control-it");
         for (name, text) in files {
             dir.replace(name, text);
         }
-        dir
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `rel` the way editors and ConfigMaps do: to a temporary file, then renamed over it.
-    pub fn replace(&self, rel: &str, text: &str) {
-        let path = self.0.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let tmp = self.0.join(format!(".tmp-{}", rel.replace('/', "_")));
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-
-    pub fn remove(&self, rel: &str) {
-        std::fs::remove_file(self.0.join(rel)).unwrap();
+        MeshDir(dir)
     }
 }
 
-impl Drop for MeshDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl std::ops::Deref for MeshDir {
+    type Target = TempDir;
+
+    fn deref(&self) -> &TempDir {
+        &self.0
     }
 }
 
@@ -131,19 +110,6 @@ fn credential_for(path: &str) -> String {
 
 pub async fn start(config: Config) -> Running {
     meshlens_control::start(config).await.expect("control plane starts")
-}
-
-pub fn registration(workload: &str, instance: &str, inbound: &str) -> Registration {
-    Registration {
-        workload: workload.into(),
-        namespace: "prod".into(),
-        instance: instance.into(),
-        inbound: Some(inbound.parse().unwrap()),
-        admin: "127.0.0.1:4191".parse().unwrap(),
-        tap: "127.0.0.1:4190".parse().unwrap(),
-        app: Some("127.0.0.1:8080".parse().unwrap()),
-        labels: BTreeMap::new(),
-    }
 }
 
 /// One HTTP/1 request; the status and the whole body.

@@ -120,11 +120,8 @@ impl FakeTap {
 
 /// An outbound request-init event with id `0:stream`, to `dst`.
 fn event(stream: u64, path: &str, dst: SocketAddr) -> TapEvent {
+    let at = |a: SocketAddr| TapEndpoint { ip: a.ip().to_string(), port: a.port(), metadata: BTreeMap::new() };
     TapEvent {
-        source: TapEndpoint { ip: "127.0.0.1".into(), port: 40000, metadata: BTreeMap::new() },
-        destination: TapEndpoint { ip: dst.ip().to_string(), port: dst.port(), metadata: BTreeMap::new() },
-        route_meta: BTreeMap::new(),
-        proxy_direction: ProxyDirection::Outbound,
         request_init_event: Some(RequestInit {
             id: StreamId { base: 0, stream },
             method: "GET".into(),
@@ -133,11 +130,7 @@ fn event(stream: u64, path: &str, dst: SocketAddr) -> TapEvent {
             path: path.into(),
             headers: vec![],
         }),
-        response_init_event: None,
-        response_end_event: None,
-        proxy_error: None,
-        attempt: None,
-        original_id: None,
+        ..TapEvent::new(ProxyDirection::Outbound, at("127.0.0.1:40000".parse().unwrap()), at(dst))
     }
 }
 

@@ -90,11 +90,13 @@ impl HttpMetrics {
     }
 
     /// Number of targets (each has one `request_total` series).
+    #[cfg(test)]
     pub fn target_count(&self) -> usize {
         self.inner.order.len()
     }
 
     /// Number of `response_total` series over all targets.
+    #[cfg(test)]
     pub fn series_count(&self) -> usize {
         self.inner.order.snapshot().iter().map(|t| t.responses.len()).sum()
     }
@@ -191,11 +193,6 @@ impl HttpTargetMetrics {
             responses: SeriesList::default(),
             latencies: SeriesList::default(),
         }
-    }
-
-    /// The target labels this handle was created with.
-    pub fn labels(&self) -> &LabelSet {
-        &self.labels
     }
 
     /// Requests counted so far.

@@ -24,6 +24,7 @@ impl<T> SeriesList<T> {
         self.items.load_full()
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.items.load().len()
     }

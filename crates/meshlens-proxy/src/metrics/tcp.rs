@@ -61,11 +61,6 @@ impl TcpMetrics {
         self.inner.order.push(t.clone());
         t
     }
-
-    /// Number of targets (each has one series in every `tcp_*` family, plus one per errno seen).
-    pub fn series_count(&self) -> usize {
-        self.inner.order.len()
-    }
 }
 
 /// A single-valued family: name, HELP, TYPE and the value of one target.
@@ -122,11 +117,6 @@ struct CloseSeries {
 }
 
 impl TcpTargetMetrics {
-    /// The target labels this handle was created with.
-    pub fn labels(&self) -> &LabelSet {
-        &self.labels
-    }
-
     /// Counts `tcp_open_total` and raises `tcp_open_connections`; the guard undoes the gauge and
     /// counts `tcp_close_total` when dropped.
     pub fn open(self: &Arc<Self>) -> TcpConnGuard {

@@ -24,14 +24,9 @@ fn outbound_web() -> LabelSet {
         .with("tls", "disabled")
 }
 
-/// Compares with `testdata/<name>`; `MESHLENS_UPDATE_GOLDEN=1` rewrites the file instead.
+/// Compares with `testdata/<name>`; `UPDATE_GOLDEN=1` rewrites the file instead.
 fn assert_golden(name: &str, actual: &str) {
-    let path = format!("{}/src/metrics/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("MESHLENS_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert!(actual == expected, "output differs from {path}:\n{actual}");
+    meshlens_testkit::assert_golden(format!("{}/src/metrics/testdata/{name}", env!("CARGO_MANIFEST_DIR")), actual);
 }
 
 fn assert_line(text: &str, line: &str) {

@@ -271,9 +271,9 @@ async fn assert_no_more_than_one(tap: &mut TapStream, reason: &str, what: &str) 
     assert_eq!(ends[0].proxy_error.as_deref(), Some(reason), "{what}: tap names the reason");
 }
 
-#[tokio::test]
-async fn a_malformed_chunked_body_is_the_clients_failure_and_leaves_the_breaker_closed() {
-    // The backend reads the whole body before it answers.
+/// A proxy to service `uploads`, whose one endpoint reads the whole body before it answers (`read`, or
+/// `broken` when the body broke off) and whose breaker opens after one failure.
+async fn uploads() -> (HttpBackend, Proxy, meshlens_testkit::TempDir) {
     let backend = HttpBackend::start(|req: Request<Incoming>| async move {
         let ok = req.into_body().collect().await.is_ok();
         Response::new(full(if ok { "read" } else { "broken" }))
@@ -281,7 +281,13 @@ async fn a_malformed_chunked_body_is_the_clients_failure_and_leaves_the_breaker_
     let mut svc = service("uploads", "default", &[backend.addr()]);
     svc.circuit_breaker =
         Some(meshlens_api::discovery::CircuitBreaker { consecutive_failures: 1, ..Default::default() });
-    let (proxy, _d) = start(config(), &snapshot(vec![svc])).await;
+    let (proxy, dir) = start(config(), &snapshot(vec![svc])).await;
+    (backend, proxy, dir)
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_failure_and_leaves_the_breaker_closed() {
+    let (_backend, proxy, _d) = uploads().await;
     let out = proxy.listen().outbound;
     let malformed = "POST /up HTTP/1.1\r\nHost: uploads\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
     for i in 0..3 {
@@ -320,14 +326,7 @@ impl http_body::Body for AbortedUpload {
 
 #[tokio::test]
 async fn an_aborted_http2_upload_is_the_clients_and_leaves_the_breaker_closed() {
-    let backend = HttpBackend::start(|req: Request<Incoming>| async move {
-        let ok = req.into_body().collect().await.is_ok();
-        Response::new(full(if ok { "read" } else { "broken" }))
-    });
-    let mut svc = service("uploads", "default", &[backend.addr()]);
-    svc.circuit_breaker =
-        Some(meshlens_api::discovery::CircuitBreaker { consecutive_failures: 1, ..Default::default() });
-    let (proxy, _d) = start(config(), &snapshot(vec![svc])).await;
+    let (_backend, proxy, _d) = uploads().await;
     let io = hyper_util::rt::TokioIo::new(TcpStream::connect(proxy.listen().outbound).await.unwrap());
     let (mut h2, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
     tokio::spawn(conn);

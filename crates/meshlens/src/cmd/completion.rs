@@ -53,14 +53,10 @@ mod tests {
             for word in ["stat", "prometheus-config", "namespace", "all-namespaces", "completion"] {
                 assert!(text.contains(word), "{name} completes {word}");
             }
-            let path = format!("{}/tests/testdata/completion/{name}", env!("CARGO_MANIFEST_DIR"));
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
-                std::fs::write(&path, &text).unwrap();
-                continue;
-            }
-            let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert!(text == expected, "{name} differs from {path}; UPDATE_GOLDEN=1 rewrites it");
+            meshlens_testkit::assert_golden(
+                format!("{}/tests/testdata/completion/{name}", env!("CARGO_MANIFEST_DIR")),
+                &text,
+            );
         }
     }
 }

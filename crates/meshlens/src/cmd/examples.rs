@@ -182,11 +182,7 @@ mod tests {
             }
         }
         let file = format!("{}/tests/testdata/help_examples.golden", env!("CARGO_MANIFEST_DIR"));
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&file, &golden).unwrap();
-        }
-        let expected = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e} (UPDATE_GOLDEN=1)"));
-        assert!(golden == expected, "help examples differ from {file}; UPDATE_GOLDEN=1 rewrites it");
+        meshlens_testkit::assert_golden(file, &golden);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use meshlens_control::auth::ProxyKey;
-use meshlens_proxy::metrics::LATENCY_BOUNDS_MS;
+use meshlens_proxy::LATENCY_BOUNDS_MS;
 use meshlens_testkit::latency::{REFERENCE_MIX, mixed_latency, quantile};
 use meshlens_testkit::{ChildGuard, HttpBackend, eventually_blocking, spawn_and_read_json_line};
 use serde_json::{Value, json};

@@ -14,8 +14,7 @@ use meshlens_testkit::ChildGuard;
 use meshlens_testkit::eventually::Poller;
 use serde_json::Value;
 
-use crate::evidence::Running;
-use crate::support::{TempDir, meshlens};
+use crate::support::{Running, TempDir, meshlens};
 
 const FOR_S: f64 = 2.0;
 const SCRAPE_S: f64 = 0.5;

@@ -10,9 +10,8 @@ use std::time::Duration;
 use meshlens_testkit::eventually::Poller;
 use serde_json::Value;
 
-use crate::evidence::Running;
 use crate::stats::golden;
-use crate::support::{TempDir, meshlens};
+use crate::support::{Running, TempDir, meshlens};
 
 /// `meshlens args…` without a mesh: (exit code, stdout, stderr).
 fn cli(args: &[&str]) -> (i32, String, String) {

@@ -21,6 +21,31 @@ spec:
     - {name: web, namespace: prod}
 ";
 
+/// `meshlens control` run by hand on a mesh directory holding `mesh_yaml`, writing its secrets to a fresh
+/// directory (none from the environment); stopped on drop.
+struct ByHand {
+    _control: ChildGuard,
+    api: std::net::SocketAddr,
+    secrets_dir: std::path::PathBuf,
+    _dirs: (TempDir, TempDir),
+}
+
+impl ByHand {
+    fn start(tag: &str, mesh_yaml: &str) -> ByHand {
+        let dir = TempDir::new(&format!("{tag}-mesh"));
+        dir.write("mesh.yaml", mesh_yaml);
+        let secrets = TempDir::new(&format!("{tag}-secrets"));
+        let secrets_dir = secrets.path().join("control");
+        let mut cmd = meshlens();
+        cmd.args(["control", "--mesh-dir"]).arg(dir.path()).args(["--listen", "127.0.0.1:0", "--secrets-dir"]);
+        cmd.arg(&secrets_dir);
+        cmd.env_remove("MESHLENS_CONTROL_PROXY_KEY_FILE").env_remove("MESHLENS_CONTROL_API_TOKEN_FILE");
+        let (control, line) = spawn_and_read_json_line(&mut cmd);
+        let api = line["api"].as_str().unwrap().parse().unwrap();
+        ByHand { _control: control, api, secrets_dir, _dirs: (dir, secrets) }
+    }
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -48,18 +73,10 @@ fn status(control: &str, token_file: Option<&Path>) -> std::process::Output {
 
 #[test]
 fn a_control_plane_run_by_hand_writes_its_secrets_and_checks_them() {
-    let dir = TempDir::new("creds-mesh");
-    dir.write("mesh.yaml", MESH);
-    let secrets = TempDir::new("creds-secrets");
-    let secrets_dir = secrets.path().join("control");
-    let mut cmd = meshlens();
-    cmd.args(["control", "--mesh-dir"]).arg(dir.path()).args(["--listen", "127.0.0.1:0", "--secrets-dir"]);
-    cmd.arg(&secrets_dir);
-    cmd.env_remove("MESHLENS_CONTROL_PROXY_KEY_FILE").env_remove("MESHLENS_CONTROL_API_TOKEN_FILE");
-    let (_control, line) = spawn_and_read_json_line(&mut cmd);
-    let control = format!("http://{}", line["api"].as_str().unwrap());
+    let by_hand = ByHand::start("creds", MESH);
+    let (control, secrets_dir) = (format!("http://{}", by_hand.api), &by_hand.secrets_dir);
     let (key, token) = (secrets_dir.join("proxy.key"), secrets_dir.join("api.token"));
-    assert_eq!(mode(&secrets_dir), 0o700);
+    assert_eq!(mode(secrets_dir), 0o700);
     assert_eq!((mode(&key), mode(&token)), (0o600, 0o600));
 
     // The CLI without the token: the control plane's 401, said plainly.
@@ -100,24 +117,14 @@ fn raw(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> u16 
 
 #[test]
 fn forged_registrations_and_deletes_take_no_traffic_from_a_running_mesh() {
-    let dir = TempDir::new("creds-forge");
-    dir.write(
-        "mesh.yaml",
-        &MESH.replace(
-            "    - {name: web, namespace: prod}\n",
-            "    - {name: web, namespace: prod}\n    - {name: client, namespace: prod}\n",
-        ),
+    let mesh = MESH.replace(
+        "    - {name: web, namespace: prod}\n",
+        "    - {name: web, namespace: prod}\n    - {name: client, namespace: prod}\n",
     );
-    let secrets = TempDir::new("creds-forge-secrets");
-    let secrets_dir = secrets.path().join("control");
-    let mut cmd = meshlens();
-    cmd.args(["control", "--mesh-dir"]).arg(dir.path()).args(["--listen", "127.0.0.1:0", "--secrets-dir"]);
-    cmd.arg(&secrets_dir);
-    cmd.env_remove("MESHLENS_CONTROL_PROXY_KEY_FILE").env_remove("MESHLENS_CONTROL_API_TOKEN_FILE");
-    let (_control, line) = spawn_and_read_json_line(&mut cmd);
-    let control_addr: std::net::SocketAddr = line["api"].as_str().unwrap().parse().unwrap();
+    let by_hand = ByHand::start("creds-forge", &mesh);
+    let control_addr = by_hand.api;
     let control = format!("http://{control_addr}");
-    let key = secrets_dir.join("proxy.key");
+    let key = by_hand.secrets_dir.join("proxy.key");
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let _in = rt.enter();

@@ -14,53 +14,30 @@ use meshlens_testkit::eventually::Poller;
 use meshlens_testkit::process::Stream;
 use serde_json::{Value, json};
 
-use crate::support::{GroupReaper, TempDir, descendants, meshlens};
+use crate::support::{Running, TempDir};
 
-/// The demo, running until dropped (its whole process tree is killed).
-struct Demo {
-    state: TempDir,
-    _guard: ChildGuard,
-    _reaper: GroupReaper,
+/// The demo at 40 requests per second (`--scenario` when given), running until dropped.
+fn start_demo(scenario: Option<&str>) -> Running {
+    let name = format!("dashboard-{}", scenario.unwrap_or("demo"));
+    match scenario {
+        Some(s) => Running::demo(&name, &["--rps", "40", "--scenario", s]),
+        None => Running::demo(&name, &["--rps", "40"]),
+    }
 }
 
-impl Demo {
-    fn start(scenario: Option<&str>) -> Demo {
-        let state = TempDir::new("dashboard-demo");
-        let mut cmd = meshlens();
-        cmd.args(["demo", "--control-port", "0", "--rps", "40", "--stop-grace", "5"])
-            .env("XDG_STATE_HOME", state.path())
-            .env_remove("MESHLENS_CONTROL");
-        if let Some(s) = scenario {
-            cmd.args(["--scenario", s]);
-        }
-        let guard = ChildGuard::spawn(&mut cmd).unwrap();
-        guard.wait_for_line(Stream::Stdout, |l| l.contains("apps accept connections"));
-        let reaper = GroupReaper(descendants(guard.id()).iter().map(|p| p.pgid).collect::<BTreeSet<_>>());
-        Demo { state, _guard: guard, _reaper: reaper }
-    }
+/// `meshlens dashboard --no-open`: the one-time login link.
+fn login_link(demo: &Running) -> String {
+    let (code, out, err) = demo.cli(&["dashboard", "--no-open"]);
+    assert_eq!(code, 0, "{err}");
+    let link = out.trim().to_string();
+    assert!(link.starts_with("http://127.0.0.1:") && link.contains("/login?code="), "{link}");
+    link
+}
 
-    /// A CLI command against the demo (through its session file).
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = meshlens();
-        cmd.args(args).env("XDG_STATE_HOME", self.state.path()).env_remove("MESHLENS_CONTROL");
-        cmd.env_remove("BROWSER").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
-        cmd.output().unwrap()
-    }
-
-    /// `meshlens dashboard --no-open`: the one-time login link.
-    fn login_link(&self) -> String {
-        let out = self.cli(&["dashboard", "--no-open"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        assert!(link.starts_with("http://127.0.0.1:") && link.contains("/login?code="), "{link}");
-        link
-    }
-
-    fn stat_json(&self) -> Vec<Value> {
-        let out = self.cli(&["stat", "deploy", "-n", "prod", "-o", "json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
+fn stat_json(demo: &Running) -> Vec<Value> {
+    let (code, out, err) = demo.cli(&["stat", "deploy", "-n", "prod", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
 }
 
 /// chromedriver on a free local port, killed on drop.
@@ -154,8 +131,8 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 /// Logs the browser in with the link and checks it lands on the overview.
-async fn log_in(c: &Client, demo: &Demo) -> String {
-    let link = demo.login_link();
+async fn log_in(c: &Client, demo: &Running) -> String {
+    let link = login_link(demo);
     c.goto(&link).await.unwrap();
     let url = c.current_url().await.unwrap();
     assert_eq!(url.path(), "/", "the login redirects to the overview");
@@ -212,12 +189,12 @@ fn within(page: Option<f64>, before: Option<f64>, after: Option<f64>, rounding: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_loads_and_the_overview_matches_stat() {
-    let demo = Demo::start(None);
+    let demo = start_demo(None);
     let driver = Driver::start();
     let c = driver.browser().await;
     // Without the login nothing is shown: no cookie, no pages, no API.
     let base = {
-        let link = demo.login_link();
+        let link = login_link(&demo);
         let base = link.split("/login").next().unwrap().to_string();
         let addr = crate::support::addr(base.trim_start_matches("http://"));
         let get = |target: &str| {
@@ -233,14 +210,14 @@ async fn every_page_loads_and_the_overview_matches_stat() {
 
     // Every demo workload, with the numbers of `stat -o json` (taken before and after; rounding allowed).
     let names: BTreeSet<String> =
-        demo.stat_json().iter().map(|r| format!("prod/{}", r["name"].as_str().unwrap())).collect();
+        stat_json(&demo).iter().map(|r| format!("prod/{}", r["name"].as_str().unwrap())).collect();
     assert!(names.len() >= 12, "{names:?}");
     let mut poller = Poller::new();
     loop {
-        let before = demo.stat_json();
+        let before = stat_json(&demo);
         c.refresh().await.unwrap();
         let rows = c.execute(ROWS, vec![]).await.unwrap();
-        let after = demo.stat_json();
+        let after = stat_json(&demo);
         let rows = rows.as_array().unwrap();
         let ids: BTreeSet<String> = rows.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
         let find = |rows: &[Value], id: &str| {
@@ -399,7 +376,7 @@ async fn every_page_loads_and_the_overview_matches_stat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_storm_shows_the_payment_to_order_edge_retrying_or_failing() {
-    let demo = Demo::start(Some("retry-storm"));
+    let demo = start_demo(Some("retry-storm"));
     let driver = Driver::start();
     let c = driver.browser().await;
     let base = log_in(&c, &demo).await;
@@ -412,7 +389,7 @@ async fn retry_storm_shows_the_payment_to_order_edge_retrying_or_failing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_split_shows_the_failing_backend_and_the_idle_one() {
-    let demo = Demo::start(Some("stale-split"));
+    let demo = start_demo(Some("stale-split"));
     let driver = Driver::start();
     let c = driver.browser().await;
     let base = log_in(&c, &demo).await;

@@ -9,8 +9,7 @@ use meshlens_testkit::ChildGuard;
 use meshlens_testkit::eventually::Poller;
 use serde_json::Value;
 
-use crate::evidence::Running;
-use crate::support::TempDir;
+use crate::support::{Running, TempDir};
 
 /// Linkerd's viz dashboards' variable queries (namespace and deployment lists).
 const LINKERD_VARIABLES: [(&str, &str); 2] = [

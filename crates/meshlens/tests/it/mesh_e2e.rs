@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use meshlens_testkit::process::Stream;
 use meshlens_testkit::prom::{Sample, parse_prometheus, sum};
-use meshlens_testkit::{ChildGuard, HttpReply, eventually_blocking, http_get, http_get_as};
+use meshlens_testkit::{ChildGuard, HttpReply, eventually_blocking, http_get, http_get_as, write_atomic};
 use serde_json::Value;
 
 use crate::support::{GroupReaper, TempDir, addr, descendants, in_groups, meshlens, table};
@@ -100,14 +100,6 @@ spec:
   backends:
     - {service: web, weight: 100}
 ";
-
-/// Replaces `dir/rel` atomically (write a dot-file beside it, which the control plane ignores, then
-/// rename it), the way editors and ConfigMap updates do.
-fn write_atomic(dir: &Path, rel: &str, text: &str) {
-    let tmp = dir.join(format!(".{rel}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join(rel)).unwrap();
-}
 
 /// The 1-based number of the `nth` (0-based) line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str, nth: usize) -> usize {
@@ -669,105 +661,151 @@ struct InvalidEdit {
     place: Place,
 }
 
+impl InvalidEdit {
+    /// Rejected with `msg` at the line of `text` holding the `nth` (from 0) occurrence of `needle`.
+    fn at(what: &'static str, file: &'static str, text: String, needle: &str, nth: usize, msg: &str) -> InvalidEdit {
+        let place = Place::Exact(format!("{file}:{}: {msg}", line_of(&text, needle, nth)));
+        InvalidEdit { what, file, text, place }
+    }
+
+    /// Rejected at some line of `file` (YAML syntax errors).
+    fn anywhere(what: &'static str, file: &'static str, text: String) -> InvalidEdit {
+        InvalidEdit { what, file, text, place: Place::AnyLine(file) }
+    }
+}
+
 /// 20 invalid edits in a row, each of a kind a user makes, and where its message must point.
 fn invalid_edits() -> Vec<InvalidEdit> {
     let good = mesh_yaml(2, &[]);
-    let mut edits = Vec::new();
-    let mut edit = |what, file, text, place| edits.push(InvalidEdit { what, file, text, place });
-    let exact = |file: &str, text: &str, needle: &str, nth: usize, msg: &str| {
-        Place::Exact(format!("{file}:{}: {msg}", line_of(text, needle, nth)))
-    };
-
-    // ServiceProfile file (web.profile.yaml holds a valid profile in the good state).
-    let p = PROFILE.replace("pathRegex: /hello}", "pathRegex: '/hello/('}");
-    let place = exact(
-        "web.profile.yaml",
-        &p,
-        "pathRegex",
-        0,
-        "spec.routes[0].condition.pathRegex: '/hello/(' is not a valid regular expression",
-    );
-    edit("a regex that does not compile", "web.profile.yaml", p, place);
-    let p = PROFILE_TWO_ROUTES.replace("GET /slow", "GET /hello");
-    let place = exact(
-        "web.profile.yaml",
-        &p,
-        "- name: GET /hello",
-        1,
-        "spec.routes[1].name: duplicate route name 'GET /hello'",
-    );
-    edit("duplicate route names", "web.profile.yaml", p, place);
-    let p = PROFILE.replace("timeout: 5s", "timeout: 5 seconds");
-    let place = exact("web.profile.yaml", &p, "timeout", 0, "spec.routes[0].timeout: '5 seconds' is not a duration");
-    edit("a timeout that is not a duration", "web.profile.yaml", p, place);
-    // A kind of another API group (a ConfigMap) is skipped; an unknown kind of a mesh group is a typo.
-    let p = PROFILE.replace("kind: ServiceProfile", "kind: ServiceProfiles");
-    let place = exact("web.profile.yaml", &p, "kind:", 0, "kind: unknown kind 'ServiceProfiles'");
-    edit("an unknown kind", "web.profile.yaml", p, place);
-    let p = PROFILE.replace("name: web.prod.svc", "name: shop.prod.svc");
-    let place =
-        exact("web.profile.yaml", &p, "name: shop.prod", 0, "metadata.name: no service 'shop' in namespace 'prod'");
-    edit("a profile of an undeclared service", "web.profile.yaml", p, place);
-    let p = PROFILE[..PROFILE.find("pathRegex").unwrap() + 5].to_owned();
-    edit("a truncated profile (cut mid-line)", "web.profile.yaml", p, Place::AnyLine("web.profile.yaml"));
-    let p = PROFILE.replace("  routes:\n", "  routes: [\n");
-    edit("bad YAML in a profile (an unclosed [)", "web.profile.yaml", p, Place::AnyLine("web.profile.yaml"));
-    let s =
-        SPLIT.replace("spec:\n  service: api", "spec:\n  service: web").replace("{service: web,", "{service: nowhere,");
-    let place =
-        exact("web.split.yaml", &s, "nowhere", 0, "spec.backends[0].service: no service 'nowhere' in namespace 'prod'");
-    edit("a split backend that is no service", "web.split.yaml", s, place);
-
-    // mesh.yaml.
-    edit("an empty mesh.yaml", "mesh.yaml", String::new(), Place::Exact("mesh.yaml:1: the file is empty".into()));
-    let m = good[..good.find("apps/web.conf").unwrap() - 10].to_owned();
-    edit("mesh.yaml truncated mid-line", "mesh.yaml", m, Place::AnyLine("mesh.yaml"));
-    let m = good[..good.find("    - name: web").unwrap()].to_owned();
-    let place = exact(
-        "mesh.yaml",
-        &m,
-        "workload: web",
-        0,
-        "spec.services[0].workload: no workload 'web' is declared in namespace 'prod'",
-    );
-    edit("mesh.yaml truncated at a line end (web's workload cut off)", "mesh.yaml", m, place);
-    let m = good.replace("replicas: 2", "replicas: [2");
-    edit("bad YAML: an unclosed [", "mesh.yaml", m, Place::AnyLine("mesh.yaml"));
-    let m = good.replace("{name: e2e}", "{name: \"e2e}");
-    edit("bad YAML: an unclosed quote", "mesh.yaml", m, Place::AnyLine("mesh.yaml"));
-    let m = mesh_yaml(2, &["- {name: ghost, namespace: prod, workload: nobody}"]);
-    let place = exact(
-        "mesh.yaml",
-        &m,
-        "ghost",
-        0,
-        "spec.services[1].workload: no workload 'nobody' is declared in namespace 'prod'",
-    );
-    edit("a service whose workload does not exist", "mesh.yaml", m, place);
-    let m = good.replace("kind: Mesh", "kind: Mash");
-    let place = exact("mesh.yaml", &m, "kind: Mash", 0, "kind: unknown kind 'Mash'");
-    edit("a misspelt kind", "mesh.yaml", m, place);
-    let m = good.replace("replicas: 2", "replicas: two");
-    let place = exact("mesh.yaml", &m, "replicas: two", 0, "spec.workloads[1].replicas");
-    edit("replicas that are not a number", "mesh.yaml", m, place);
-    let m = good.replace("meshlens.io/v1alpha1", "meshlens.io/v9");
-    let place = exact("mesh.yaml", &m, "apiVersion", 0, "apiVersion: 'meshlens.io/v9' is not a supported apiVersion");
-    edit("an unsupported apiVersion", "mesh.yaml", m, place);
-    let m = good.replace("replicas: 2", "replica: 2");
-    edit("a misspelt field (replica)", "mesh.yaml", m, Place::AnyLine("mesh.yaml"));
-    let m = good.replace("calls: [web]", "calls: [web, nowhere]");
-    let place = exact(
-        "mesh.yaml",
-        &m,
-        "calls: [web, nowhere]",
-        0,
-        "spec.workloads[0].calls[1]: 'nowhere' names no declared service",
-    );
-    edit("a call to a service that does not exist", "mesh.yaml", m, place);
-    let m = mesh_yaml(2, &["- {name: web, namespace: prod, workload: client}"]);
-    let place =
-        exact("mesh.yaml", &m, "workload: client}", 0, "spec.services[1].name: service 'web' is declared twice");
-    edit("a service declared twice", "mesh.yaml", m, place);
+    let (at, anywhere) = (InvalidEdit::at, InvalidEdit::anywhere);
+    let (profile, mesh) = ("web.profile.yaml", "mesh.yaml");
+    let edits = vec![
+        // ServiceProfile file (web.profile.yaml holds a valid profile in the good state).
+        at(
+            "a regex that does not compile",
+            profile,
+            PROFILE.replace("pathRegex: /hello}", "pathRegex: '/hello/('}"),
+            "pathRegex",
+            0,
+            "spec.routes[0].condition.pathRegex: '/hello/(' is not a valid regular expression",
+        ),
+        at(
+            "duplicate route names",
+            profile,
+            PROFILE_TWO_ROUTES.replace("GET /slow", "GET /hello"),
+            "- name: GET /hello",
+            1,
+            "spec.routes[1].name: duplicate route name 'GET /hello'",
+        ),
+        at(
+            "a timeout that is not a duration",
+            profile,
+            PROFILE.replace("timeout: 5s", "timeout: 5 seconds"),
+            "timeout",
+            0,
+            "spec.routes[0].timeout: '5 seconds' is not a duration",
+        ),
+        // A kind of another API group (a ConfigMap) is skipped; an unknown kind of a mesh group is a typo.
+        at(
+            "an unknown kind",
+            profile,
+            PROFILE.replace("kind: ServiceProfile", "kind: ServiceProfiles"),
+            "kind:",
+            0,
+            "kind: unknown kind 'ServiceProfiles'",
+        ),
+        at(
+            "a profile of an undeclared service",
+            profile,
+            PROFILE.replace("name: web.prod.svc", "name: shop.prod.svc"),
+            "name: shop.prod",
+            0,
+            "metadata.name: no service 'shop' in namespace 'prod'",
+        ),
+        anywhere(
+            "a truncated profile (cut mid-line)",
+            profile,
+            PROFILE[..PROFILE.find("pathRegex").unwrap() + 5].to_owned(),
+        ),
+        anywhere("bad YAML in a profile (an unclosed [)", profile, PROFILE.replace("  routes:\n", "  routes: [\n")),
+        at(
+            "a split backend that is no service",
+            "web.split.yaml",
+            SPLIT
+                .replace("spec:\n  service: api", "spec:\n  service: web")
+                .replace("{service: web,", "{service: nowhere,"),
+            "nowhere",
+            0,
+            "spec.backends[0].service: no service 'nowhere' in namespace 'prod'",
+        ),
+        // mesh.yaml.
+        InvalidEdit {
+            what: "an empty mesh.yaml",
+            file: mesh,
+            text: String::new(),
+            place: Place::Exact("mesh.yaml:1: the file is empty".into()),
+        },
+        anywhere("mesh.yaml truncated mid-line", mesh, good[..good.find("apps/web.conf").unwrap() - 10].to_owned()),
+        at(
+            "mesh.yaml truncated at a line end (web's workload cut off)",
+            mesh,
+            good[..good.find("    - name: web").unwrap()].to_owned(),
+            "workload: web",
+            0,
+            "spec.services[0].workload: no workload 'web' is declared in namespace 'prod'",
+        ),
+        anywhere("bad YAML: an unclosed [", mesh, good.replace("replicas: 2", "replicas: [2")),
+        anywhere("bad YAML: an unclosed quote", mesh, good.replace("{name: e2e}", "{name: \"e2e}")),
+        at(
+            "a service whose workload does not exist",
+            mesh,
+            mesh_yaml(2, &["- {name: ghost, namespace: prod, workload: nobody}"]),
+            "ghost",
+            0,
+            "spec.services[1].workload: no workload 'nobody' is declared in namespace 'prod'",
+        ),
+        at(
+            "a misspelt kind",
+            mesh,
+            good.replace("kind: Mesh", "kind: Mash"),
+            "kind: Mash",
+            0,
+            "kind: unknown kind 'Mash'",
+        ),
+        at(
+            "replicas that are not a number",
+            mesh,
+            good.replace("replicas: 2", "replicas: two"),
+            "replicas: two",
+            0,
+            "spec.workloads[1].replicas",
+        ),
+        at(
+            "an unsupported apiVersion",
+            mesh,
+            good.replace("meshlens.io/v1alpha1", "meshlens.io/v9"),
+            "apiVersion",
+            0,
+            "apiVersion: 'meshlens.io/v9' is not a supported apiVersion",
+        ),
+        anywhere("a misspelt field (replica)", mesh, good.replace("replicas: 2", "replica: 2")),
+        at(
+            "a call to a service that does not exist",
+            mesh,
+            good.replace("calls: [web]", "calls: [web, nowhere]"),
+            "calls: [web, nowhere]",
+            0,
+            "spec.workloads[0].calls[1]: 'nowhere' names no declared service",
+        ),
+        at(
+            "a service declared twice",
+            mesh,
+            mesh_yaml(2, &["- {name: web, namespace: prod, workload: client}"]),
+            "workload: client}",
+            0,
+            "spec.services[1].name: service 'web' is declared twice",
+        ),
+    ];
     assert_eq!(edits.len(), 20);
     edits
 }

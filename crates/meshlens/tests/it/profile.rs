@@ -25,14 +25,7 @@ fn testdata(name: &str) -> PathBuf {
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = testdata(&format!("{name}.golden"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert_eq!(actual, expected, "{name}: output differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
+    meshlens_testkit::assert_golden(testdata(&format!("{name}.golden")), actual);
 }
 
 /// Runs the command to its end, within the test patience (killed, and the test failed, past it).
@@ -264,11 +257,8 @@ fn bad_input_gets_an_error_naming_the_file_and_line() {
 }
 
 fn inbound_request(stream: u64, method: &str, path: &str) -> TapEvent {
+    let at = |port| TapEndpoint { ip: "127.0.0.1".into(), port, metadata: BTreeMap::new() };
     TapEvent {
-        source: TapEndpoint { ip: "127.0.0.1".into(), port: 40000, metadata: BTreeMap::new() },
-        destination: TapEndpoint { ip: "127.0.0.1".into(), port: 8080, metadata: BTreeMap::new() },
-        route_meta: BTreeMap::new(),
-        proxy_direction: ProxyDirection::Inbound,
         request_init_event: Some(RequestInit {
             id: StreamId { base: 0, stream },
             method: method.into(),
@@ -277,11 +267,7 @@ fn inbound_request(stream: u64, method: &str, path: &str) -> TapEvent {
             path: path.into(),
             headers: vec![],
         }),
-        response_init_event: None,
-        response_end_event: None,
-        proxy_error: None,
-        attempt: None,
-        original_id: None,
+        ..TapEvent::new(ProxyDirection::Inbound, at(40000), at(8080))
     }
 }
 

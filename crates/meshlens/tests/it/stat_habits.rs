@@ -8,7 +8,7 @@ use meshlens_testkit::blocking::http_get;
 use meshlens_testkit::eventually::Poller;
 use serde_json::Value;
 
-use crate::evidence::Running;
+use crate::support::Running;
 use crate::support::{addr, meshlens, table};
 
 const MESH: &str = "apiVersion: meshlens.io/v1alpha1

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use meshlens_testkit::eventually::Poller;
@@ -172,15 +171,9 @@ pub(crate) fn fake_control() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Str
     (format!("http://{addr}"), seen)
 }
 
+/// Compares with `tests/testdata/NAME.golden` (`UPDATE_GOLDEN=1` rewrites it).
 pub(crate) fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(format!("{name}.golden"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert_eq!(actual, expected, "{name}: output differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
+    meshlens_testkit::assert_golden(format!("{}/tests/testdata/{name}.golden", env!("CARGO_MANIFEST_DIR")), actual);
 }
 
 pub(crate) fn run(control: &str, args: &[&str]) -> (String, String) {

@@ -1,9 +1,15 @@
-//! Helpers for whole-binary tests of the local runtime: temp dirs, the process table, `up`'s table.
+//! Helpers for whole-binary tests of the local runtime: a running `up`/`demo`, temp dirs, the process
+//! table, `up`'s table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
+
+use meshlens_testkit::ChildGuard;
+use meshlens_testkit::eventually::Poller;
+use meshlens_testkit::process::Stream;
+use serde_json::Value;
 
 pub fn meshlens() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meshlens"))
@@ -116,4 +122,119 @@ pub fn read_request_target(conn: &std::net::TcpStream) -> String {
         }
     }
     line.split(' ').nth(1).unwrap_or("").to_string()
+}
+
+/// A running `meshlens up` or `meshlens demo` (its control plane scraping every 500 ms) and everything it
+/// started (killed on drop).
+pub(crate) struct Running {
+    up: ChildGuard,
+    _reaper: GroupReaper,
+    state: TempDir,
+    mesh_dir: Option<TempDir>,
+}
+
+impl Running {
+    /// `meshlens up -f DIR` on a mesh directory made of `files`.
+    pub(crate) fn up(name: &str, files: &[(&str, &str)]) -> Running {
+        let dir = TempDir::new(name);
+        for (rel, text) in files {
+            dir.write(rel, text);
+        }
+        let mut cmd = meshlens();
+        cmd.args(["up", "-f"]).arg(dir.path()).args(["--control-port", "0", "--stop-grace", "5"]);
+        Running::start(name, cmd, Some(dir))
+    }
+
+    /// `meshlens demo` with extra arguments (`--scenario …`, `--rps …`).
+    pub(crate) fn demo(name: &str, args: &[&str]) -> Running {
+        let mut cmd = meshlens();
+        cmd.args(["demo", "--control-port", "0", "--stop-grace", "5"]).args(args);
+        Running::start(name, cmd, None)
+    }
+
+    fn start(name: &str, mut cmd: Command, dir: Option<TempDir>) -> Running {
+        let state = TempDir::new(&format!("{name}-state"));
+        cmd.env("XDG_STATE_HOME", state.path())
+            .env("MESHLENS_CONTROL_SCRAPE_INTERVAL", "500ms")
+            .env("NO_COLOR", "1")
+            .env_remove("MESHLENS_CONTROL");
+        let up = ChildGuard::spawn(&mut cmd).unwrap();
+        let mut reaper = GroupReaper(BTreeSet::new());
+        let ready = up.wait_for_line(Stream::Stdout, |l| {
+            l.contains("apps accept connections") || l.contains("not accepting connections")
+        });
+        reaper.0.extend(descendants(up.id()).iter().map(|p| p.pgid));
+        assert!(ready.contains("apps accept connections") && !ready.contains("not"), "{ready}");
+        Running { up, _reaper: reaper, state, mesh_dir: dir }
+    }
+
+    /// The mesh directory of a mesh started with [`Running::up`].
+    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
+        self.mesh_dir.as_ref().map(|d| d.path())
+    }
+
+    /// What `up` printed so far (the instances table: app, inbound, outbound and admin addresses).
+    pub(crate) fn up_stdout(&self) -> String {
+        self.up.stdout_text()
+    }
+
+    /// The state directory (`XDG_STATE_HOME`: session file, secrets).
+    pub(crate) fn state(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
+    /// What `up`/`demo` printed so far.
+    pub(crate) fn stdout_text(&self) -> String {
+        self.up.stdout_text()
+    }
+
+    /// `meshlens ARGS` against this mesh (found through the session file), not yet started; it opens no
+    /// browser.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = meshlens();
+        cmd.args(args)
+            .env("XDG_STATE_HOME", self.state.path())
+            .env("NO_COLOR", "1")
+            .env_remove("MESHLENS_CONTROL")
+            .env_remove("BROWSER")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        cmd
+    }
+
+    /// Runs the CLI against this mesh: (exit code, stdout, stderr).
+    pub(crate) fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.command(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// `args` with `-o json`, parsed; None while the command fails or prints no JSON.
+    pub(crate) fn json(&self, args: &[&str]) -> Option<Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let (code, out, _) = self.cli(&all);
+        if code != 0 {
+            return None;
+        }
+        serde_json::from_str(&out).ok()
+    }
+
+    /// Polls `args` (JSON) until `ok` holds, for up to `patience`; returns the last answer.
+    pub(crate) fn poll(&self, args: &[&str], patience: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+        let mut poller = Poller::with_patience(patience);
+        loop {
+            let v = self.json(args);
+            if let Some(v) = v.as_ref().filter(|v| ok(v)) {
+                return v.clone();
+            }
+            assert!(poller.wait_blocking(), "{args:?} never satisfied the condition; last answer: {v:?}");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.up.terminate();
+    }
 }

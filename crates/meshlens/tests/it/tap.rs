@@ -2,7 +2,6 @@
 //! format pinned by golden files, the query the CLI sends, clear errors, `top` on a pipe and in a real
 //! terminal (tmux).
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
@@ -20,21 +19,6 @@ use crate::support::{TempDir, meshlens, read_request_target};
 fn endpoint(ip: &str, port: u16, labels: &[(&str, &str)]) -> TapEndpoint {
     let metadata = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     TapEndpoint { ip: ip.into(), port, metadata }
-}
-
-fn blank(direction: ProxyDirection, source: TapEndpoint, destination: TapEndpoint) -> TapEvent {
-    TapEvent {
-        source,
-        destination,
-        route_meta: BTreeMap::new(),
-        proxy_direction: direction,
-        request_init_event: None,
-        response_init_event: None,
-        response_end_event: None,
-        proxy_error: None,
-        attempt: None,
-        original_id: None,
-    }
 }
 
 fn req(id: (u32, u64), method: &str, authority: &str, path: &str) -> Option<RequestInit> {
@@ -82,8 +66,8 @@ fn events() -> Vec<TapEvent> {
     let us = Duration::from_micros;
     let client = endpoint("10.42.0.1", 60318, &[("tls", "no_tls_from_remote")]);
     let me = endpoint("127.0.0.1", 8080, &[("deployment", "web"), ("namespace", "prod"), ("pod", "web-0")]);
-    let inbound = blank(ProxyDirection::Inbound, client, me);
-    let mut outbound = blank(
+    let inbound = TapEvent::new(ProxyDirection::Inbound, client, me);
+    let mut outbound = TapEvent::new(
         ProxyDirection::Outbound,
         endpoint("127.0.0.1", 40000, &[("pod", "web-0")]),
         endpoint("127.0.0.1", 5001, &[("deployment", "orders"), ("pod", "orders-1"), ("tls", "no_identity")]),
@@ -92,7 +76,7 @@ fn events() -> Vec<TapEvent> {
     outbound.attempt = Some(2);
     outbound.original_id = Some(StreamId { base: 1, stream: 2 });
     let timed_out = TapEvent { proxy_error: Some("timeout".into()), ..outbound.clone() };
-    let v6 = blank(ProxyDirection::Inbound, endpoint("::1", 1234, &[]), endpoint("::1", 8080, &[]));
+    let v6 = TapEvent::new(ProxyDirection::Inbound, endpoint("::1", 1234, &[]), endpoint("::1", 8080, &[]));
     vec![
         TapEvent {
             request_init_event: req((0, 0), "POST", "web.prod.svc.cluster.local:80", "/shop.Cart/Add"),

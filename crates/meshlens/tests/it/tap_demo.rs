@@ -6,40 +6,13 @@ use std::time::{Duration, Instant};
 
 use meshlens_testkit::ChildGuard;
 use meshlens_testkit::eventually::Poller;
-use meshlens_testkit::process::Stream;
 use serde_json::Value;
 
-use crate::support::{GroupReaper, TempDir, descendants, meshlens};
+use crate::support::Running;
 
-/// The demo, running until dropped (its whole process tree is killed).
-struct Demo {
-    state: TempDir,
-    _guard: ChildGuard,
-    _reaper: GroupReaper,
-}
-
-impl Demo {
-    fn start(scenario: Option<&str>, rps: u32) -> Demo {
-        let state = TempDir::new("tap-demo");
-        let mut cmd = meshlens();
-        cmd.args(["demo", "--control-port", "0", "--rps", &rps.to_string(), "--stop-grace", "5"])
-            .env("XDG_STATE_HOME", state.path())
-            .env_remove("MESHLENS_CONTROL");
-        if let Some(s) = scenario {
-            cmd.args(["--scenario", s]);
-        }
-        let guard = ChildGuard::spawn(&mut cmd).unwrap();
-        guard.wait_for_line(Stream::Stdout, |l| l.contains("apps accept connections"));
-        let reaper = GroupReaper(descendants(guard.id()).iter().map(|p| p.pgid).collect::<BTreeSet<_>>());
-        Demo { state, _guard: guard, _reaper: reaper }
-    }
-
-    /// `meshlens tap ARGS` (finding the demo through its session file), running until dropped.
-    fn tap(&self, args: &[&str]) -> ChildGuard {
-        let mut cmd = meshlens();
-        cmd.arg("tap").args(args).env("XDG_STATE_HOME", self.state.path()).env_remove("MESHLENS_CONTROL");
-        ChildGuard::spawn(&mut cmd).unwrap()
-    }
+/// `meshlens tap ARGS` on the demo, running until dropped.
+fn start_tap(demo: &Running, args: &[&str]) -> ChildGuard {
+    ChildGuard::spawn(&mut demo.command(&[&["tap"], args].concat())).unwrap()
 }
 
 /// Polls the tap's output until `done` holds for its complete lines; panics after `patience`.
@@ -77,9 +50,9 @@ fn latency(line: &str) -> Duration {
 
 #[test]
 fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
-    let demo = Demo::start(None, 20);
+    let demo = Running::demo("tap-demo", &["--rps", "20"]);
     let started = Instant::now();
-    let tap = demo.tap(&["deploy/frontend", "-n", "prod"]);
+    let tap = start_tap(&demo, &["deploy/frontend", "-n", "prod"]);
     let lines = lines_until(&tap, Duration::from_secs(30), "request lines of deploy/frontend", |lines| {
         lines.iter().filter(|l| l.starts_with("req id=")).count() >= 3
             && lines.iter().any(|l| l.starts_with("rsp id="))
@@ -91,7 +64,7 @@ fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
     drop(tap);
 
     // --to: only frontend's requests to api-gateway.
-    let tap = demo.tap(&["deploy/frontend", "-n", "prod", "--to", "deploy/api-gateway", "-o", "json"]);
+    let tap = start_tap(&demo, &["deploy/frontend", "-n", "prod", "--to", "deploy/api-gateway", "-o", "json"]);
     let lines = lines_until(&tap, Duration::from_secs(30), "requests to api-gateway", |l| l.len() >= 6);
     for ev in events(&lines) {
         assert_eq!(ev["proxyDirection"], "OUTBOUND", "{ev}");
@@ -100,7 +73,7 @@ fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
     drop(tap);
 
     // Inbound requests name their caller: frontend is called only by traffic, through traffic's proxy.
-    let tap = demo.tap(&["deploy/frontend", "-n", "prod", "-o", "json"]);
+    let tap = start_tap(&demo, &["deploy/frontend", "-n", "prod", "-o", "json"]);
     let inbound = |l: &[String]| events(l).into_iter().filter(|e| e["proxyDirection"] == "INBOUND").count();
     let lines = lines_until(&tap, Duration::from_secs(30), "inbound requests of frontend", |l| inbound(l) >= 3);
     for ev in events(&lines).iter().filter(|e| e["proxyDirection"] == "INBOUND") {
@@ -111,11 +84,8 @@ fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
     drop(tap);
 
     // `top` shows the calling instance instead of its loopback address.
-    let mut cmd = meshlens();
-    cmd.args(["top", "deploy/frontend", "-n", "prod", "--interval", "500ms"])
-        .env("XDG_STATE_HOME", demo.state.path())
-        .env_remove("MESHLENS_CONTROL");
-    let top = ChildGuard::spawn(&mut cmd).unwrap();
+    let top =
+        ChildGuard::spawn(&mut demo.command(&["top", "deploy/frontend", "-n", "prod", "--interval", "500ms"])).unwrap();
     let rows = lines_until(&top, Duration::from_secs(30), "a top row from traffic-0 to frontend", |l| {
         l.iter().any(|r| r.starts_with("traffic-0 ") && r.contains("frontend-"))
     });
@@ -124,7 +94,7 @@ fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
     drop(top);
 
     // --path: a prefix.
-    let tap = demo.tap(&["deploy/frontend", "-n", "prod", "--path", "/products"]);
+    let tap = start_tap(&demo, &["deploy/frontend", "-n", "prod", "--path", "/products"]);
     let lines = lines_until(&tap, Duration::from_secs(30), "requests under /products", |l| {
         l.iter().filter(|l| l.starts_with("req id=")).count() >= 3
     });
@@ -135,8 +105,8 @@ fn tap_on_the_demo_prints_requests_and_filters_narrow_them() {
 
 #[test]
 fn timeout_504_shows_the_proxy_made_timeouts_at_five_seconds() {
-    let demo = Demo::start(Some("timeout-504"), 20);
-    let tap = demo.tap(&["deploy/api-gateway", "-n", "prod", "--to", "deploy/user-service", "--status", "504"]);
+    let demo = Running::demo("tap-timeout-504", &["--rps", "20", "--scenario", "timeout-504"]);
+    let tap = start_tap(&demo, &["deploy/api-gateway", "-n", "prod", "--to", "deploy/user-service", "--status", "504"]);
     let lines = lines_until(&tap, Duration::from_secs(90), "a proxy-made 504 of user-service", |l| {
         l.iter().any(|l| l.starts_with("rsp id=") && l.contains(":status=504"))
     });
@@ -152,8 +122,8 @@ fn timeout_504_shows_the_proxy_made_timeouts_at_five_seconds() {
 
 #[test]
 fn stale_split_shows_the_periodic_503s_of_ml_inference_b() {
-    let demo = Demo::start(Some("stale-split"), 50);
-    let tap = demo.tap(&["deploy/ml-inference-b", "-n", "prod", "--status", "5xx", "-o", "json"]);
+    let demo = Running::demo("tap-stale-split", &["--rps", "50", "--scenario", "stale-split"]);
+    let tap = start_tap(&demo, &["deploy/ml-inference-b", "-n", "prod", "--status", "5xx", "-o", "json"]);
     let lines = lines_until(&tap, Duration::from_secs(120), "two 503s of ml-inference-b", |l| {
         events(l).iter().filter(|e| e["responseInitEvent"]["httpStatus"] == 503).count() >= 2
     });

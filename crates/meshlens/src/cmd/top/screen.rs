@@ -88,8 +88,6 @@ pub fn run(mut table: TopTable, feed: Receiver<Feed>) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
@@ -110,14 +108,7 @@ mod tests {
 
     /// Compares with `tests/testdata/NAME.golden` (`UPDATE_GOLDEN=1` rewrites it).
     fn golden(name: &str, actual: &str) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(format!("{name}.golden"));
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, actual).unwrap();
-            return;
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-        assert_eq!(actual, expected, "{name}: frame differs from {} (UPDATE_GOLDEN=1 rewrites it)", path.display());
+        meshlens_testkit::assert_golden(format!("{}/tests/testdata/{name}.golden", env!("CARGO_MANIFEST_DIR")), actual);
     }
 
     fn render(table: &TopTable, status: &str, scroll: u16, width: u16) -> (Terminal<TestBackend>, String) {

@@ -227,16 +227,12 @@ pub(crate) mod tests {
         let pod = |s: &str| if s.starts_with(|c: char| c.is_ascii_digit()) { None } else { Some(s.to_string()) };
         let ip = |s: &str| if s.starts_with(|c: char| c.is_ascii_digit()) { s.to_string() } else { "127.0.0.1".into() };
         let base = TapEvent {
-            source: endpoint(&ip(src), pod(src).as_deref()),
-            destination: endpoint(&ip(dst), pod(dst).as_deref()),
             route_meta: route.map(|r| BTreeMap::from([("route".to_string(), r.to_string())])).unwrap_or_default(),
-            proxy_direction: ProxyDirection::Outbound,
-            request_init_event: None,
-            response_init_event: None,
-            response_end_event: None,
-            proxy_error: None,
-            attempt: None,
-            original_id: None,
+            ..TapEvent::new(
+                ProxyDirection::Outbound,
+                endpoint(&ip(src), pod(src).as_deref()),
+                endpoint(&ip(dst), pod(dst).as_deref()),
+            )
         };
         let id = StreamId { base: 0, stream: id };
         let latency = Duration::from_millis(latency_ms);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 use meshlens_api::ProxyErrorReason;
 
@@ -19,6 +19,7 @@ use crate::errors::{Caller, Count, respond};
 use crate::forward::{Answer, forward, forward_attempt};
 use crate::http::body::{BodyEnd, OnEnd, ProxyBody, grpc_status};
 use crate::http::request_body::{Buffered, RequestBody};
+use crate::policy::filters::Redirect;
 use crate::policy::route::RequestHead;
 use crate::shutdown::Drain;
 use crate::tap::record::{Record, RetryChain, Tapped};
@@ -44,17 +45,65 @@ pub(crate) async fn serve(
     let Some(route) = policy.route(&RequestHead::of(&req)) else {
         // A split without a profile: pick the backend, no route metrics.
         let record = tapped.map(single_attempt);
-        let balancer = backend(ctx, policy, target);
+        let balancer = backend(ctx, policy, None, target);
         return forward(&balancer, req.map(RequestBody::Stream), caller, drain, record).await;
     };
     let mut effective = Unanswered::start(&route.metrics.effective, caller);
+    let rule = route.rule();
+    let (mut rsp, fate, error) = if policy.unmatched_not_found && route.is_default() {
+        // Linkerd's outbound router answers 404 when a Service has HTTPRoutes and none matches the request
+        // (linkerd2-proxy `app/outbound/src/http/server.rs`; reference/linkerd-routes.md §1.5): the caller
+        // gets a proxy-made 404 with `l5d-proxy-error: no_route`, counted on the `[DEFAULT]` route.
+        let reason = ProxyErrorReason::NoRoute;
+        let context = "no route of the service's HTTPRoutes matches the request";
+        let rsp = respond(reason, caller, &target.authority, context, Count::Above, tapped.map(single_attempt));
+        (rsp, None, Some(reason))
+    } else if let Some(redirect) = rule.and_then(|r| r.redirect.as_ref()) {
+        (redirect_response(redirect, &req), None, None)
+    } else {
+        let mut req = req;
+        if let Some(edit) = rule.and_then(|r| r.request_headers.as_ref()) {
+            edit.apply(req.headers_mut());
+        }
+        let (rsp, fate, error) = route_attempts(ctx, target, policy, route, req, caller, drain, tapped.as_ref()).await;
+        (rsp, Some(fate), error)
+    };
+    if let (Some(edit), Some(_)) = (rule.and_then(|r| r.response_headers.as_ref()), fate) {
+        edit.apply(rsp.headers_mut());
+    }
+    if let Some(fate) = fate {
+        route.metrics.fate(fate);
+    }
+    effective.head(rsp.status().as_u16());
+    let end = RouteEnd {
+        route: route.clone(),
+        effective,
+        status: rsp.status().as_u16(),
+        grpc_status: grpc_status(rsp.headers()),
+        error,
+        ttfb: caller.received.elapsed(),
+    };
+    rsp.map(|b| b.on_end(Box::new(end)))
+}
+
+/// A request on a route: its attempts under the route's timeout (the shorter of it and a gRPC deadline).
+#[allow(clippy::too_many_arguments)]
+async fn route_attempts(
+    ctx: &Ctx,
+    target: &Arc<Target>,
+    policy: &ServicePolicy,
+    route: &CompiledRoute,
+    req: Request<Incoming>,
+    caller: &Caller,
+    drain: &Drain,
+    tapped: Option<&Tapped>,
+) -> (Response<ProxyBody>, Fate, Option<ProxyErrorReason>) {
     let timeout = match (route.timeout, grpc_timeout(req.headers())) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
     let timed_out = Arc::new(AtomicBool::new(false));
-    let tapped = tapped.as_ref();
-    let (rsp, fate, error) = match timeout {
+    match timeout {
         None => attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped).await,
         Some(limit) => {
             let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped));
@@ -75,18 +124,18 @@ pub(crate) async fn serve(
                 }
             }
         }
-    };
-    route.metrics.fate(fate);
-    effective.head(rsp.status().as_u16());
-    let end = RouteEnd {
-        route: route.clone(),
-        effective,
-        status: rsp.status().as_u16(),
-        grpc_status: grpc_status(rsp.headers()),
-        error,
-        ttfb: caller.received.elapsed(),
-    };
-    rsp.map(|b| b.on_end(Box::new(end)))
+    }
+}
+
+/// The response of a route whose rule redirects (`RequestRedirect`): nothing is forwarded.
+fn redirect_response<B>(redirect: &Redirect, req: &Request<B>) -> Response<ProxyBody> {
+    let location = redirect.location(req.uri(), req.headers());
+    let mut rsp = Response::new(ProxyBody::empty());
+    *rsp.status_mut() = redirect.status;
+    let h = rsp.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_str(&location).unwrap_or_else(|_| HeaderValue::from_static("/")));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    rsp
 }
 
 /// Attempts a request until it succeeds or may not be retried: returns the response the caller gets,
@@ -134,6 +183,7 @@ async fn attempts(
         },
     };
     let idempotent = is_idempotent(&parts.method);
+    let attempt_timeout = route.rule().and_then(|r| r.attempt_timeout);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -148,22 +198,51 @@ async fn attempts(
         *req.version_mut() = parts.version;
         *req.headers_mut() = parts.headers.clone();
         let record = if attempt == 1 { first_record.take() } else { new_record(attempt) };
-        let balancer = backend(ctx, policy, target);
-        let actual = Unanswered::start(&route.metrics.actual, caller).cut_by(Some(timed_out));
-        let Answer { rsp, proxy_error } = forward_attempt(&balancer, req, caller, drain, Some(timed_out), record).await;
+        let balancer = backend(ctx, policy, Some(route), target);
+        let mut actual = Some(Unanswered::start(&route.metrics.actual, caller).cut_by(Some(timed_out)));
+        let sent = forward_attempt(&balancer, req, caller, drain, Some(timed_out), record);
+        let Answer { rsp, proxy_error } = match attempt_timeout {
+            None => sent.await,
+            Some(limit) => {
+                let mut sent = Box::pin(sent);
+                let outcome = tokio::select! {
+                    a = &mut sent => Some(a),
+                    _ = tokio::time::sleep(limit) => None,
+                };
+                match outcome {
+                    Some(answer) => answer,
+                    None => {
+                        // Cut this attempt (its endpoint and the per-attempt series count it as cut by a
+                        // timeout); the route's own timeout keeps running.
+                        timed_out.store(true, Ordering::Relaxed);
+                        drop(sent);
+                        drop(actual.take());
+                        timed_out.store(false, Ordering::Relaxed);
+                        let context = format!("attempt {attempt} on route '{}' timed out after {limit:?}", route.name);
+                        let reason = ProxyErrorReason::Timeout;
+                        let rsp = respond(reason, caller, &target.authority, &context, Count::Above, None);
+                        Answer { rsp, proxy_error: Some(reason) }
+                    }
+                }
+            }
+        };
+        // An attempt cut by the per-attempt timeout may be retried whatever the statuses named (Linkerd).
+        let cut = actual.is_none();
         let status = rsp.status().as_u16();
         let grpc_code = grpc_status(rsp.headers());
         let failure = match proxy_error {
             Some(reason) => reason.is_failure(status, grpc_code),
             None => route.is_failure(status, grpc_code),
         };
-        actual.settle(status, grpc_code, failure, proxy_error.map(|r| r.as_str()), None);
+        if let Some(actual) = actual {
+            actual.settle(status, grpc_code, failure, proxy_error.map(|r| r.as_str()), None);
+        }
         let retried = attempt > 1;
         let fate = if !failure {
             Some(if retried { Fate::SucceededAfterRetry } else { Fate::SucceededFirst })
         } else if budget.is_none() {
             Some(if route.retryable { Fate::FailedNoBudget } else { Fate::FailedNotRetryable })
-        } else if !route.retries_response(status, grpc_code) {
+        } else if !cut && !route.retries_response(status, grpc_code) {
             Some(Fate::FailedNotRetryable)
         } else if replay.is_none() {
             Some(Fate::FailedBodyTooLarge)
@@ -195,9 +274,14 @@ async fn attempts(
 
 /// The balancer of an attempt's backend (a split's pick): a leaf target of the apex (counted under the
 /// apex's authority, the leaf in `dst_service`).
-fn backend(ctx: &Ctx, policy: &ServicePolicy, target: &Arc<Target>) -> Arc<crate::balance::Balancer> {
+fn backend(
+    ctx: &Ctx,
+    policy: &ServicePolicy,
+    route: Option<&CompiledRoute>,
+    target: &Arc<Target>,
+) -> Arc<crate::balance::Balancer> {
     let resolve = |leaf: &str| ctx.targets.leaf(ctx, &target.authority, leaf).map(|t| t.balancer.clone());
-    policy.backend(|| ctx.discovery.version(), (&target.authority, &target.balancer), resolve)
+    policy.backend(route, || ctx.discovery.version(), (&target.authority, &target.balancer), resolve)
 }
 
 /// Failures that happen before any byte of the request was written: safe to retry whatever the method.

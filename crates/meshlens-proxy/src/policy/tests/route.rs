@@ -209,6 +209,20 @@ fn query_params_match_the_first_occurrence_and_combine_with_the_path() {
 }
 
 #[test]
+fn query_params_compare_percent_decoded() {
+    let m = compile(&yaml("queryParams: [{name: user name, value: 'ann & bob/1'}]"));
+    assert!(m.matches_path(&Method::GET, "/?user%20name=ann%20%26%20bob%2F1"));
+    assert!(m.matches_path(&Method::GET, "/?user+name=ann+%26+bob/1"), "+ is a space");
+    assert!(m.matches_path(&Method::GET, "/?user%20name=ann%20%26%20bob%2f1"), "hex digits in either case");
+    assert!(!m.matches_path(&Method::GET, "/?user%20name=ann%20&%20bob/1"), "a raw & ends the value");
+    let raw = compile(&yaml("queryParams: [{name: p, value: '100%'}]"));
+    assert!(raw.matches_path(&Method::GET, "/?p=100%"), "a lone % stays as written");
+    assert!(raw.matches_path(&Method::GET, "/?p=100%25"));
+    let re = compile(&yaml("queryParams: [{name: tag, type: RegularExpression, value: 'a b|c'}]"));
+    assert!(re.matches_path(&Method::GET, "/?tag=a%20b"));
+}
+
+#[test]
 fn invalid_header_and_query_matches_are_errors() {
     let e = RequestMatcher::compile(&yaml("headers: [{name: 'x user', value: a}]")).unwrap_err();
     assert!(e.contains("headers[0].name 'x user' is not a header name"), "{e}");

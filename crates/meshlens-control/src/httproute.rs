@@ -260,7 +260,9 @@ fn compile_route<M: RouteMatch>(
             }
             for m in &rule.matches {
                 let condition = &m.condition;
-                let rule = RouteRule { path_prefix: m.prefix.clone(), ..extras.clone() };
+                // The prefix is only read by a redirect's ReplacePrefixMatch.
+                let path_prefix = extras.redirect.as_ref().and(m.prefix.clone());
+                let rule = RouteRule { path_prefix, ..extras.clone() };
                 entry.1.push(Compiled {
                     rank: (m.chars, condition.method.is_some(), condition.headers.len(), condition.query_params.len()),
                     origin: origin.clone(),

@@ -897,7 +897,9 @@ fn each_rule_keeps_its_own_weighted_backends_and_filters() {
 fn unsupported_filters_and_timeouts_are_rejected_with_file_and_line() {
     let with = |rule: &str| errors(&[("mesh.yaml", MESH), ("r.yaml", &format!("{ROUTE}{rule}"))]);
     assert_eq!(
-        with("    filters:\n    - type: URLRewrite\n      urlRewrite: {hostname: x}\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: web}}\n    - type: Fancy\n"),
+        with(
+            "    filters:\n    - type: URLRewrite\n      urlRewrite: {hostname: x}\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: web}}\n    - type: Fancy\n"
+        ),
         [
             "r.yaml:13: spec.rules[0].filters[0].type: URLRewrite is not supported (Linkerd drops a route with it); use RequestHeaderModifier, ResponseHeaderModifier or RequestRedirect",
             "r.yaml:15: spec.rules[0].filters[1].type: RequestMirror is not supported (Linkerd drops a route with it); use RequestHeaderModifier, ResponseHeaderModifier or RequestRedirect",
@@ -905,7 +907,9 @@ fn unsupported_filters_and_timeouts_are_rejected_with_file_and_line() {
         ]
     );
     assert_eq!(
-        with("    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: 'a b', value: x}]}\n    - type: RequestRedirect\n      requestRedirect: {statusCode: 200}\n    - type: ResponseHeaderModifier\n"),
+        with(
+            "    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: 'a b', value: x}]}\n    - type: RequestRedirect\n      requestRedirect: {statusCode: 200}\n    - type: ResponseHeaderModifier\n"
+        ),
         [
             "r.yaml:14: spec.rules[0].filters[0].requestHeaderModifier.set: 'a b' is not a header name",
             "r.yaml:16: spec.rules[0].filters[1].requestRedirect.statusCode: 200 is not 301, 302, 303, 307 or 308",
@@ -914,7 +918,9 @@ fn unsupported_filters_and_timeouts_are_rejected_with_file_and_line() {
     );
     assert_eq!(
         with("    timeouts: {request: 1s, backendRequest: 2s}\n"),
-        ["r.yaml:12: spec.rules[0].timeouts.backendRequest: '2s' is longer than request '1s', which covers every attempt"]
+        [
+            "r.yaml:12: spec.rules[0].timeouts.backendRequest: '2s' is longer than request '1s', which covers every attempt"
+        ]
     );
     let exact = ROUTE.replace("PathPrefix", "Exact");
     let redirect = format!(
@@ -922,7 +928,9 @@ fn unsupported_filters_and_timeouts_are_rejected_with_file_and_line() {
     );
     assert_eq!(
         errors(&[("mesh.yaml", MESH), ("r.yaml", &redirect)]),
-        ["r.yaml:12: spec.rules[0].filters: RequestRedirect: ReplacePrefixMatch needs every match of the rule to be a PathPrefix"]
+        [
+            "r.yaml:12: spec.rules[0].filters: RequestRedirect: ReplacePrefixMatch needs every match of the rule to be a PathPrefix"
+        ]
     );
     let grpc = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: prod}\nspec:\n  parentRefs: [{name: orders, kind: Service, group: core}]\n  rules:\n  - filters: [{type: RequestRedirect, requestRedirect: {}}]\n    timeouts: {request: 1s}\n";
     assert_eq!(
@@ -933,7 +941,9 @@ fn unsupported_filters_and_timeouts_are_rejected_with_file_and_line() {
         ]
     );
     assert_eq!(
-        profile_errors("  unmatchedNotFound: true\n  routes:\n  - name: r\n    condition: {pathRegex: /}\n    rule: {attemptTimeout: 1s}\n"),
+        profile_errors(
+            "  unmatchedNotFound: true\n  routes:\n  - name: r\n    condition: {pathRegex: /}\n    rule: {attemptTimeout: 1s}\n"
+        ),
         [
             "sp.yaml:7: spec.unmatchedNotFound: not a ServiceProfile field (compiled from HTTPRoutes)",
             "sp.yaml:11: spec.routes[0].rule: not a ServiceProfile field (compiled from an HTTPRoute's rules)",

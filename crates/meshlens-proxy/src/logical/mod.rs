@@ -103,28 +103,29 @@ async fn route_attempts(
         (a, b) => a.or(b),
     };
     let timed_out = Arc::new(AtomicBool::new(false));
-    match timeout {
-        None => attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped).await,
-        Some(limit) => {
-            let mut attempts = Box::pin(attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped));
-            let outcome = tokio::select! {
-                r = &mut attempts => Some(r),
-                _ = tokio::time::sleep(limit) => None,
-            };
-            match outcome {
-                Some(r) => r,
-                None => {
-                    // Cancel the attempt in flight (its endpoint counts it as cut by the timeout).
-                    timed_out.store(true, Ordering::Relaxed);
-                    drop(attempts);
-                    let context = format!("route '{}' timed out after {limit:?}", route.name);
-                    let reason = ProxyErrorReason::Timeout;
-                    let rsp = respond(reason, caller, &target.authority, &context, Count::Above, None);
-                    (rsp, Fate::FailedTimeout, Some(reason))
-                }
-            }
+    let work = attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped);
+    match within(work, timeout, &timed_out).await {
+        Some(r) => r,
+        None => {
+            let context = format!("route '{}' timed out after {:?}", route.name, timeout.unwrap_or_default());
+            let reason = ProxyErrorReason::Timeout;
+            let rsp = respond(reason, caller, &target.authority, &context, Count::Above, None);
+            (rsp, Fate::FailedTimeout, Some(reason))
         }
     }
+}
+
+/// Runs `work` for at most `limit` (without one, to its end). When the limit passes first, `cut` is set
+/// and `work` dropped while it is (what was in flight counts as cut by a timeout): `None`.
+async fn within<T>(work: impl Future<Output = T>, limit: Option<Duration>, cut: &AtomicBool) -> Option<T> {
+    let Some(limit) = limit else { return Some(work.await) };
+    let mut work = std::pin::pin!(work);
+    tokio::select! {
+        r = &mut work => return Some(r),
+        _ = tokio::time::sleep(limit) => {}
+    }
+    cut.store(true, Ordering::Relaxed);
+    None
 }
 
 /// The response of a route whose rule redirects (`RequestRedirect`): nothing is forwarded.
@@ -201,29 +202,18 @@ async fn attempts(
         let balancer = backend(ctx, policy, Some(route), target);
         let mut actual = Some(Unanswered::start(&route.metrics.actual, caller).cut_by(Some(timed_out)));
         let sent = forward_attempt(&balancer, req, caller, drain, Some(timed_out), record);
-        let Answer { rsp, proxy_error } = match attempt_timeout {
-            None => sent.await,
-            Some(limit) => {
-                let mut sent = Box::pin(sent);
-                let outcome = tokio::select! {
-                    a = &mut sent => Some(a),
-                    _ = tokio::time::sleep(limit) => None,
-                };
-                match outcome {
-                    Some(answer) => answer,
-                    None => {
-                        // Cut this attempt (its endpoint and the per-attempt series count it as cut by a
-                        // timeout); the route's own timeout keeps running.
-                        timed_out.store(true, Ordering::Relaxed);
-                        drop(sent);
-                        drop(actual.take());
-                        timed_out.store(false, Ordering::Relaxed);
-                        let context = format!("attempt {attempt} on route '{}' timed out after {limit:?}", route.name);
-                        let reason = ProxyErrorReason::Timeout;
-                        let rsp = respond(reason, caller, &target.authority, &context, Count::Above, None);
-                        Answer { rsp, proxy_error: Some(reason) }
-                    }
-                }
+        let Answer { rsp, proxy_error } = match within(sent, attempt_timeout, timed_out).await {
+            Some(answer) => answer,
+            None => {
+                // This attempt was cut (its endpoint and the per-attempt series count it as cut by a
+                // timeout); the route's own timeout keeps running.
+                drop(actual.take());
+                timed_out.store(false, Ordering::Relaxed);
+                let limit = attempt_timeout.unwrap_or_default();
+                let context = format!("attempt {attempt} on route '{}' timed out after {limit:?}", route.name);
+                let reason = ProxyErrorReason::Timeout;
+                let rsp = respond(reason, caller, &target.authority, &context, Count::Above, None);
+                Answer { rsp, proxy_error: Some(reason) }
             }
         };
         // An attempt cut by the per-attempt timeout may be retried whatever the statuses named (Linkerd).

@@ -65,7 +65,8 @@ pub(crate) async fn serve(
         if let Some(edit) = rule.and_then(|r| r.request_headers.as_ref()) {
             edit.apply(req.headers_mut());
         }
-        let (rsp, fate, error) = route_attempts(ctx, target, policy, route, req, caller, drain, tapped.as_ref()).await;
+        let call = Routed { ctx, target, policy, route, caller, drain, tapped: tapped.as_ref() };
+        let (rsp, fate, error) = route_attempts(call, req).await;
         (rsp, Some(fate), error)
     };
     if let (Some(edit), Some(_)) = (rule.and_then(|r| r.response_headers.as_ref()), fate) {
@@ -86,24 +87,30 @@ pub(crate) async fn serve(
     rsp.map(|b| b.on_end(Box::new(end)))
 }
 
+/// What the tiers of a request on a route read.
+#[derive(Clone, Copy)]
+struct Routed<'a> {
+    ctx: &'a Ctx,
+    target: &'a Arc<Target>,
+    policy: &'a ServicePolicy,
+    route: &'a CompiledRoute,
+    caller: &'a Caller,
+    drain: &'a Drain,
+    tapped: Option<&'a Tapped>,
+}
+
 /// A request on a route: its attempts under the route's timeout (the shorter of it and a gRPC deadline).
-#[allow(clippy::too_many_arguments)]
 async fn route_attempts(
-    ctx: &Ctx,
-    target: &Arc<Target>,
-    policy: &ServicePolicy,
-    route: &CompiledRoute,
+    call: Routed<'_>,
     req: Request<Incoming>,
-    caller: &Caller,
-    drain: &Drain,
-    tapped: Option<&Tapped>,
 ) -> (Response<ProxyBody>, Fate, Option<ProxyErrorReason>) {
+    let Routed { route, caller, target, .. } = call;
     let timeout = match (route.timeout, grpc_timeout(req.headers())) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
     let timed_out = Arc::new(AtomicBool::new(false));
-    let work = attempts(ctx, target, policy, route, req, caller, drain, &timed_out, tapped);
+    let work = attempts(call, req, &timed_out);
     match within(work, timeout, &timed_out).await {
         Some(r) => r,
         None => {
@@ -141,18 +148,12 @@ fn redirect_response<B>(redirect: &Redirect, req: &Request<B>) -> Response<Proxy
 
 /// Attempts a request until it succeeds or may not be retried: returns the response the caller gets,
 /// the request's fate, and the proxy's error reason when the proxy made the response.
-#[allow(clippy::too_many_arguments)]
 async fn attempts(
-    ctx: &Ctx,
-    target: &Arc<Target>,
-    policy: &ServicePolicy,
-    route: &CompiledRoute,
+    call: Routed<'_>,
     req: Request<Incoming>,
-    caller: &Caller,
-    drain: &Drain,
     timed_out: &Arc<AtomicBool>,
-    tapped: Option<&Tapped>,
 ) -> (Response<ProxyBody>, Fate, Option<ProxyErrorReason>) {
+    let Routed { ctx, target, policy, route, caller, drain, tapped } = call;
     // Each attempt has its own record; retries name the first attempt's id (the chain). The first record
     // exists before the body is buffered, so a timeout during buffering is reported too.
     let chain = tapped.map(|_| Arc::new(RetryChain::new()));

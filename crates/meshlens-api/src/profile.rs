@@ -68,6 +68,12 @@ pub struct RouteSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteRule {
+    /// The route's kind (`HTTPRoute`, `GRPCRoute`) and API group, for Linkerd's `route_kind`/`route_group`
+    /// metric labels.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub route_kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub route_group: String,
     /// The rule's backendRefs as `name.ns.svc.domain:port` with their weights (zero weights left out);
     /// empty: the parent Service itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

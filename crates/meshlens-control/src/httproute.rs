@@ -249,6 +249,8 @@ fn compile_route<M: RouteMatch>(
                 if backends.len() == 1 && backends[0].0 == parent_authority { &[][..] } else { &backends[..] };
             let timeout = annotations.request_timeout.clone().or_else(|| rule.timeout.clone());
             let mut extras = RouteRule {
+                route_kind: kind.to_string(),
+                route_group: r.value.api_version.split('/').next().unwrap_or_default().to_string(),
                 backends: backends
                     .iter()
                     .map(|(a, w)| WeightedDst { authority: a.clone(), weight: Quantity::Int((*w).into()) })
@@ -273,7 +275,7 @@ fn compile_route<M: RouteMatch>(
                         is_retryable: false,
                         timeout: timeout.clone(),
                         retry: annotations.retry.clone(),
-                        rule: (rule != RouteRule::default()).then_some(rule),
+                        rule: Some(rule),
                     },
                 });
             }

@@ -790,7 +790,8 @@ fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
     assert_eq!(testers.response_headers.as_ref().unwrap().add[0].name, "x-faces-route");
     assert_eq!(testers.attempt_timeout.as_deref(), Some("3s"));
     assert!(testers.backends.is_empty(), "no backendRefs: the parent Service");
-    assert_eq!(face.spec.routes[2].rule, None, "a rule with nothing to add");
+    let plain = face.spec.routes[2].rule.as_ref().unwrap();
+    assert_eq!((plain.route_kind.as_str(), plain.route_group.as_str()), ("HTTPRoute", "gateway.networking.k8s.io"));
     // A zero-weight backend naming no declared service is no backend: the parent keeps its traffic.
     assert!(profile_of(&cfg, "smiley2.faces.svc.cluster.local").spec.dst_overrides.is_empty());
     // The TrafficSplit without a namespace lands in the mesh's first namespace.

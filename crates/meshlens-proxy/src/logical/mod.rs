@@ -3,6 +3,7 @@
 //! within the profile's budget), and traffic splits choose the backend service of each attempt. Without a
 //! profile or split the request goes straight to the service's balancer, paying nothing for policy.
 
+pub(crate) mod linkerd;
 pub(crate) mod metrics;
 pub(crate) mod service;
 
@@ -25,6 +26,7 @@ use crate::shutdown::Drain;
 use crate::tap::record::{Record, RetryChain, Tapped};
 use crate::targets::Target;
 use crate::unanswered::Unanswered;
+use linkerd::Outcome;
 use metrics::Fate;
 use service::{CompiledRoute, ServicePolicy};
 
@@ -83,6 +85,7 @@ pub(crate) async fn serve(
         grpc_status: grpc_status(rsp.headers()),
         error,
         ttfb: caller.received.elapsed(),
+        received: caller.received,
     };
     rsp.map(|b| b.on_end(Box::new(end)))
 }
@@ -317,15 +320,24 @@ struct RouteEnd {
     grpc_status: Option<u32>,
     error: Option<ProxyErrorReason>,
     ttfb: Duration,
+    received: std::time::Instant,
 }
 
 impl OnEnd for RouteEnd {
     fn on_end(self: Box<Self>, end: &BodyEnd<'_>) {
+        let (grpc, complete) = (end.grpc_status.or(self.grpc_status), end.complete);
+        if let Some(linkerd) = &self.route.linkerd {
+            let outcome = match (end.cancelled, complete) {
+                (true, _) => Outcome::Error("CANCEL"),
+                (false, false) => Outcome::Error("UNKNOWN"),
+                _ => Outcome::of(linkerd.is_grpc(), self.status, grpc, self.error),
+            };
+            linkerd.record(outcome, self.received.elapsed());
+        }
         if end.cancelled {
             self.effective.cancel();
             return;
         }
-        let (grpc, complete) = (end.grpc_status.or(self.grpc_status), end.complete);
         let failure = !complete
             || match self.error {
                 Some(reason) => reason.is_failure(self.status, grpc),

@@ -10,6 +10,7 @@ use meshlens_api::profile::{ServiceProfile, TrafficSplit};
 
 use crate::balance::Balancer;
 use crate::discovery::ServicePortRef;
+use crate::logical::linkerd::LinkerdRouteMetrics;
 use crate::logical::metrics::{RouteFamilies, RouteMetrics};
 use crate::policy::budget::RetryBudget;
 use crate::policy::profile::{Policy, RouteConfig, RuleConfig};
@@ -27,6 +28,8 @@ pub struct CompiledRoute {
     pub budget: Option<Arc<RetryBudget>>,
     pub timeout: Option<std::time::Duration>,
     pub metrics: RouteMetrics,
+    /// Linkerd's route families, for a route compiled from an HTTPRoute/GRPCRoute.
+    pub linkerd: Option<LinkerdRouteMetrics>,
     /// The backends of the route's HTTPRoute rule (`None`: the service's own choice).
     backends: Option<WeightedPicker<Backend>>,
 }
@@ -126,6 +129,11 @@ impl ServicePolicy {
                 budget: config.retry_budget.clone(),
                 timeout: config.timeout,
                 metrics: routes.route(&sp.canonical, &config.name),
+                linkerd: config
+                    .rule
+                    .as_ref()
+                    .filter(|r| !r.route_kind.is_empty())
+                    .map(|r| routes.linkerd.route(sp, &r.route_kind, &r.route_group, &config.name)),
                 backends: config.rule.as_ref().and_then(|r| picker(r.backends.clone())),
                 config: config.clone(),
             })

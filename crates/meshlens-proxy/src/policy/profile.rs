@@ -67,6 +67,9 @@ pub struct RouteConfig {
 /// An HTTPRoute/GRPCRoute rule's backends, filters and per-attempt timeout, compiled.
 #[derive(Clone, Debug, Default)]
 pub struct RuleConfig {
+    /// The route's kind (`HTTPRoute`, `GRPCRoute`) and API group, for Linkerd's route families.
+    pub route_kind: String,
+    pub route_group: String,
     /// `(authority with port, weight)`, zero weights left out; empty: the parent Service.
     pub backends: Vec<(String, u32)>,
     pub request_headers: Option<HeaderEdit>,
@@ -90,6 +93,8 @@ impl RuleConfig {
             m.as_ref().map(HeaderEdit::compile).transpose().map_err(|e| format!("rule.{field}: {e}"))
         };
         Ok(RuleConfig {
+            route_kind: r.route_kind.clone(),
+            route_group: r.route_group.clone(),
             backends,
             request_headers: edit(&r.request_headers, "requestHeaders")?,
             response_headers: edit(&r.response_headers, "responseHeaders")?,

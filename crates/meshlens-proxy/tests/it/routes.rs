@@ -42,16 +42,21 @@ const WEIGHTED: &str = "  unmatchedNotFound: true
   - name: items-route
     condition: {pathRegex: '/shop(?:/.*)?'}
     rule:
+      routeKind: HTTPRoute
+      routeGroup: gateway.networking.k8s.io
       backends:
       - {authority: 'items-a.prod.svc.cluster.local:80', weight: 3}
       - {authority: 'items-b.prod.svc.cluster.local:80', weight: 1}
   - name: items-route
     condition: {pathRegex: '/search', queryParams: [{name: q, value: 'blue shoes'}]}
     rule:
+      routeKind: HTTPRoute
+      routeGroup: gateway.networking.k8s.io
       backends:
       - {authority: 'items-b.prod.svc.cluster.local:80', weight: 1}
   - name: items-route
     condition: {pathRegex: '/own'}
+    rule: {routeKind: HTTPRoute, routeGroup: gateway.networking.k8s.io}
 ";
 
 #[tokio::test]
@@ -91,6 +96,31 @@ async fn each_rule_sends_its_requests_to_its_own_backends_and_unmatched_ones_get
     assert_eq!(apex.requests(), 1, "nothing unmatched reached a backend");
     let unmatched = [("rt_route", "[DEFAULT]"), ("status_code", "404"), ("error", "no_route")];
     assert_eventually!(metric(&proxy, "route_response_total", &unmatched).await == 3.0, "404s counted on [DEFAULT]");
+
+    // Linkerd's route families, labelled as Linkerd labels them.
+    let route = [
+        ("parent_group", "core"),
+        ("parent_kind", "Service"),
+        ("parent_namespace", "prod"),
+        ("parent_name", "items"),
+        ("parent_port", "80"),
+        ("route_group", "gateway.networking.k8s.io"),
+        ("route_kind", "HTTPRoute"),
+        ("route_namespace", "prod"),
+        ("route_name", "items-route"),
+        ("hostname", ""),
+    ];
+    let ok = [&route[..], &[("http_status", "200"), ("error", "")]].concat();
+    let total = (n + 3) as f64; // /shop, /search twice, /own
+    assert_eventually!(
+        metric(&proxy, "outbound_http_route_request_statuses_total", &ok).await == total,
+        "every completed request of the route counted by status"
+    );
+    let count = metric(&proxy, "outbound_http_route_request_duration_seconds_count", &route).await;
+    let fast =
+        metric(&proxy, "outbound_http_route_request_duration_seconds_bucket", &[&route[..], &[("le", "10")]].concat())
+            .await;
+    assert_eq!((count, fast), (total, total), "durations in seconds, Linkerd's buckets");
 }
 
 #[tokio::test]
@@ -156,7 +186,7 @@ async fn an_attempt_timeout_cuts_each_attempt_and_a_cut_attempt_is_retried() {
     rule: {attemptTimeout: 300ms}
   - name: once
     condition: {pathRegex: /once}
-    rule: {attemptTimeout: 300ms}
+    rule: {attemptTimeout: 300ms, routeKind: HTTPRoute, routeGroup: policy.linkerd.io}
 ";
     let (proxy, _d) = start(config(), &routed(&app, &app, &app, spec)).await;
     let mut c = h1(proxy.listen().outbound).await;
@@ -177,6 +207,16 @@ async fn an_attempt_timeout_cuts_each_attempt_and_a_cut_attempt_is_retried() {
         "no retries: 504"
     );
     assert_eq!(seen.load(Ordering::SeqCst), 11, "one attempt");
+    let timed_out = [
+        ("route_name", "once"),
+        ("route_group", "policy.linkerd.io"),
+        ("http_status", ""),
+        ("error", "REQUEST_TIMEOUT"),
+    ];
+    assert_eventually!(
+        metric(&proxy, "outbound_http_route_request_statuses_total", &timed_out).await == 1.0,
+        "a proxy-made timeout is an error with no status"
+    );
     let (rsp, _) = collect(c.send_request(get("/retried", "items.prod")).await.unwrap()).await;
     assert_eq!(rsp.status(), 504, "both attempts cut");
     assert_eq!(seen.load(Ordering::SeqCst), 13, "the attempt and its one retry");

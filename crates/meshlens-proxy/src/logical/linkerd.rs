@@ -106,8 +106,11 @@ pub struct LinkerdRouteMetrics {
     statuses: CounterFamily,
     labels: LabelSet,
     grpc: bool,
-    seen: Arc<RwLock<Vec<(Outcome, Arc<Counter>)>>>,
+    seen: Arc<RwLock<Seen>>,
 }
+
+/// The status series of a route, as they appeared.
+type Seen = Vec<(Outcome, Arc<Counter>)>;
 
 /// What a request ended with: a status (HTTP, or gRPC code) or a proxy error.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -192,4 +195,43 @@ fn grpc_code_name(code: u32) -> &'static str {
         "UNAUTHENTICATED",
     ];
     NAMES.get(code as usize).copied().unwrap_or("UNKNOWN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_render_in_seconds_with_linkerds_buckets() {
+        let h = SecondsHistogram::default();
+        h.observe(Duration::from_millis(20));
+        h.observe(Duration::from_millis(700));
+        h.observe(Duration::from_secs(30));
+        let mut out = String::new();
+        h.encode("d", "route_name=\"r\"", &mut out);
+        let lines: Vec<_> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "d_bucket{route_name=\"r\",le=\"0.05\"} 1",
+                "d_bucket{route_name=\"r\",le=\"0.5\"} 1",
+                "d_bucket{route_name=\"r\",le=\"1\"} 2",
+                "d_bucket{route_name=\"r\",le=\"10\"} 2",
+                "d_bucket{route_name=\"r\",le=\"+Inf\"} 3",
+                "d_sum{route_name=\"r\"} 30.72",
+                "d_count{route_name=\"r\"} 3",
+            ]
+        );
+    }
+
+    #[test]
+    fn outcomes_as_linkerd_labels_them() {
+        assert_eq!(grpc_code_name(0), "OK");
+        assert_eq!(grpc_code_name(14), "UNAVAILABLE");
+        assert_eq!(grpc_code_name(99), "UNKNOWN");
+        let timeout = Outcome::of(false, 504, None, Some(ProxyErrorReason::Timeout));
+        assert!(timeout == Outcome::Error("REQUEST_TIMEOUT"));
+        assert!(Outcome::of(true, 200, None, None) == Outcome::Status(0), "a gRPC stream without status is OK");
+        assert!(Outcome::of(false, 503, None, None) == Outcome::Status(503));
+    }
 }

@@ -54,8 +54,9 @@ pub(crate) async fn serve(
     let rule = route.rule();
     let (mut rsp, fate, error) = if policy.unmatched_not_found && route.is_default() {
         // Linkerd's outbound router answers 404 when a Service has HTTPRoutes and none matches the request
-        // (linkerd2-proxy `app/outbound/src/http/server.rs`; reference/linkerd-routes.md §1.5): the caller
-        // gets a proxy-made 404 with `l5d-proxy-error: no_route`, counted on the `[DEFAULT]` route.
+        // (linkerd2-proxy `app/outbound/src/http/server.rs`, and its integration test
+        // `returns_404_if_no_http_route_matches`; reference/linkerd-routes.md §1.5): the caller gets a
+        // proxy-made 404 with `l5d-proxy-error: no_route`, counted on the `[DEFAULT]` route.
         let reason = ProxyErrorReason::NoRoute;
         let context = "no route of the service's HTTPRoutes matches the request";
         let rsp = respond(reason, caller, &target.authority, context, Count::Above, tapped.map(single_attempt));

@@ -1,8 +1,9 @@
 //! HTTPRoute and GRPCRoute documents checked (file:line) and compiled into the ServiceProfile form proxies
 //! already apply: one profile per parent Service, its routes in Linkerd's precedence, each with its rule's
-//! weighted backends and filters, Linkerd's `retry.linkerd.io/*` and `timeout.linkerd.io/request` annotations
-//! as route retries and timeouts, and a 404 for requests no route matches. A ServiceProfile with routes or `dstOverrides` wins over routes (Linkerd's proxy);
-//! a GRPCRoute wins over the HTTPRoutes of the same Service (Linkerd's policy controller).
+//! weighted backends, filters and per-attempt timeout, Linkerd's `retry.linkerd.io/*` and
+//! `timeout.linkerd.io/request` annotations as route retries and timeouts, and a 404 for requests no route
+//! matches. A ServiceProfile with routes or `dstOverrides` wins over routes (Linkerd's proxy); a GRPCRoute
+//! wins over the HTTPRoutes of the same Service (Linkerd's policy controller).
 
 use std::collections::BTreeMap;
 

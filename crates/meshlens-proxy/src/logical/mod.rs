@@ -47,7 +47,7 @@ pub(crate) async fn serve(
     let Some(route) = policy.route(&RequestHead::of(&req)) else {
         // A split without a profile: pick the backend, no route metrics.
         let record = tapped.map(single_attempt);
-        let balancer = backend(ctx, policy, None, target);
+        let (balancer, _) = backend(ctx, policy, None, target);
         return forward(&balancer, req.map(RequestBody::Stream), caller, drain, record).await;
     };
     let mut effective = Unanswered::start(&route.metrics.effective, caller);
@@ -204,7 +204,12 @@ async fn attempts(
         *req.version_mut() = parts.version;
         *req.headers_mut() = parts.headers.clone();
         let record = if attempt == 1 { first_record.take() } else { new_record(attempt) };
-        let balancer = backend(ctx, policy, Some(route), target);
+        let (balancer, picked) = backend(ctx, policy, Some(route), target);
+        let linkerd = route.linkerd.as_ref().map(|m| m.backend(picked));
+        if let Some(m) = linkerd {
+            m.sent();
+        }
+        let attempt_started = linkerd.map(|_| std::time::Instant::now());
         let mut actual = Some(Unanswered::start(&route.metrics.actual, caller).cut_by(Some(timed_out)));
         let sent = forward_attempt(&balancer, req, caller, drain, Some(timed_out), record);
         let Answer { rsp, proxy_error } = match within(sent, attempt_timeout, timed_out).await {
@@ -225,6 +230,10 @@ async fn attempts(
         let cut = actual.is_none();
         let status = rsp.status().as_u16();
         let grpc_code = grpc_status(rsp.headers());
+        if let (Some(m), Some(started)) = (linkerd, attempt_started) {
+            let grpc = route.linkerd.as_ref().is_some_and(|l| l.is_grpc());
+            m.answered(Outcome::of(grpc, status, grpc_code, proxy_error), started.elapsed());
+        }
         let failure = match proxy_error {
             Some(reason) => reason.is_failure(status, grpc_code),
             None => route.is_failure(status, grpc_code),
@@ -269,12 +278,12 @@ async fn attempts(
 
 /// The balancer of an attempt's backend (a split's pick): a leaf target of the apex (counted under the
 /// apex's authority, the leaf in `dst_service`).
-fn backend(
+fn backend<'a>(
     ctx: &Ctx,
-    policy: &ServicePolicy,
-    route: Option<&CompiledRoute>,
+    policy: &'a ServicePolicy,
+    route: Option<&'a CompiledRoute>,
     target: &Arc<Target>,
-) -> Arc<crate::balance::Balancer> {
+) -> (Arc<crate::balance::Balancer>, Option<&'a str>) {
     let resolve = |leaf: &str| ctx.targets.leaf(ctx, &target.authority, leaf).map(|t| t.balancer.clone());
     policy.backend(route, || ctx.discovery.version(), (&target.authority, &target.balancer), resolve)
 }

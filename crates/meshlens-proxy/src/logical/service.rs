@@ -120,25 +120,6 @@ impl ServicePolicy {
                 None
             }
         };
-        let route = |config: &RouteConfig| {
-            Arc::new(CompiledRoute {
-                name: config.name.clone(),
-                tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME)
-                    .then(|| config.name.as_str().into()),
-                retryable: config.retryable,
-                budget: config.retry_budget.clone(),
-                timeout: config.timeout,
-                metrics: routes.route(&sp.canonical, &config.name),
-                linkerd: config
-                    .rule
-                    .as_ref()
-                    .filter(|r| !r.route_kind.is_empty())
-                    .map(|r| routes.linkerd.route(sp, &r.route_kind, &r.route_group, &config.name)),
-                backends: config.rule.as_ref().and_then(|r| picker(r.backends.clone())),
-                config: config.clone(),
-            })
-        };
-        let routes = policy.as_ref().map(|p| (p.routes.iter().map(route).collect(), route(&p.default_route)));
         let suffix = format!(".{}.svc.{cluster_domain}:{}", sp.namespace, sp.port);
         let weighted: Vec<(String, u32)> = match (&sp.split, &policy) {
             (Some(split), _) => match split_backends(split) {
@@ -151,6 +132,25 @@ impl ServicePolicy {
             (None, Some(p)) => p.dst_overrides.clone(),
             (None, None) => Vec::new(),
         };
+        let route = |config: &RouteConfig| {
+            Arc::new(CompiledRoute {
+                name: config.name.clone(),
+                tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME)
+                    .then(|| config.name.as_str().into()),
+                retryable: config.retryable,
+                budget: config.retry_budget.clone(),
+                timeout: config.timeout,
+                metrics: routes.route(&sp.canonical, &config.name),
+                linkerd: config.rule.as_ref().filter(|r| !r.route_kind.is_empty()).map(|r| {
+                    // Where its attempts may go: the split's leaves, else the rule's backends.
+                    let candidates: Vec<&str> = weighted.iter().chain(&r.backends).map(|(a, _)| a.as_str()).collect();
+                    routes.linkerd.route(sp, &r.route_kind, &r.route_group, &config.name, &candidates)
+                }),
+                backends: config.rule.as_ref().and_then(|r| picker(r.backends.clone())),
+                config: config.clone(),
+            })
+        };
+        let routes = policy.as_ref().map(|p| (p.routes.iter().map(route).collect(), route(&p.default_route)));
         Some(Arc::new(ServicePolicy {
             routes,
             max_retries: policy.as_ref().map_or(0, |p| p.max_retries_per_request),
@@ -176,30 +176,32 @@ impl ServicePolicy {
     }
 
     /// The balancer of this attempt's backend on `route`: a split's weighted pick, else the pick among the
-    /// route's own backends (an HTTPRoute rule's backendRefs), else the apex service's own balancer. A pick
+    /// route's own backends (an HTTPRoute rule's backendRefs), else the apex service's own balancer; with the
+    /// picked authority (`None`: no pick, the apex). A pick
     /// is resolved with `resolve` once per discovery `version` (its leaf counted under the apex's
     /// authority). A backend that does not resolve is warned about once per version; until the next one the
     /// apex serves its share.
-    pub fn backend(
-        &self,
-        route: Option<&CompiledRoute>,
+    pub fn backend<'a>(
+        &'a self,
+        route: Option<&'a CompiledRoute>,
         version: impl FnOnce() -> u64,
         apex: (&str, &Arc<Balancer>),
         resolve: impl FnOnce(&str) -> Result<Arc<Balancer>, ProxyErrorReason>,
-    ) -> Arc<Balancer> {
+    ) -> (Arc<Balancer>, Option<&'a str>) {
         let (apex_authority, apex_balancer) = apex;
         let backends = self.backends.as_ref().or_else(|| route.and_then(|r| r.backends.as_ref()));
         let Some(backend) = backends.and_then(|b| b.pick()) else {
-            return apex_balancer.clone();
+            return (apex_balancer.clone(), None);
         };
+        let picked = Some(backend.authority.as_str());
         if backend.authority == apex_authority {
-            return apex_balancer.clone();
+            return (apex_balancer.clone(), picked);
         }
         let version = version();
         if let Some((v, b)) = backend.resolved.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && *v == version
         {
-            return b.clone();
+            return (b.clone(), picked);
         }
         let resolved = resolve(&backend.authority);
         if let Err(reason) = &resolved {
@@ -207,6 +209,6 @@ impl ServicePolicy {
         }
         let balancer = resolved.unwrap_or_else(|_| apex_balancer.clone());
         *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, balancer.clone()));
-        balancer
+        (balancer, picked)
     }
 }

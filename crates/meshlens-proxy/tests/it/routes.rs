@@ -121,6 +121,30 @@ async fn each_rule_sends_its_requests_to_its_own_backends_and_unmatched_ones_get
         metric(&proxy, "outbound_http_route_request_duration_seconds_bucket", &[&route[..], &[("le", "10")]].concat())
             .await;
     assert_eq!((count, fast), (total, total), "durations in seconds, Linkerd's buckets");
+    let backend = |name: &'static str| {
+        let labels = [
+            &route[..],
+            &[
+                ("backend_kind", "Service"),
+                ("backend_namespace", "prod"),
+                ("backend_name", name),
+                ("backend_port", "80"),
+            ],
+        ]
+        .concat();
+        let proxy = &proxy;
+        async move {
+            let sent = metric(proxy, "outbound_http_route_backend_requests_total", &labels).await;
+            let ok = [&labels[..], &[("http_status", "200"), ("error", "")]].concat();
+            let answered = metric(proxy, "outbound_http_route_backend_response_statuses_total", &ok).await;
+            let timed = metric(proxy, "outbound_http_route_backend_response_duration_seconds_count", &labels).await;
+            (sent, answered, timed)
+        }
+    };
+    let (a_n, b_n) = (a.requests() as f64, b.requests() as f64);
+    assert_eq!(backend("items-a").await, (a_n, a_n, a_n), "each attempt counted on the backend it went to");
+    assert_eq!(backend("items-b").await, (b_n, b_n, b_n));
+    assert_eq!(backend("items").await, (1.0, 1.0, 1.0), "a rule without backendRefs: the parent as backend");
 }
 
 #[tokio::test]

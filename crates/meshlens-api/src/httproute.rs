@@ -17,41 +17,31 @@ pub const HTTP_ROUTE_API_VERSIONS: [&str; 4] = [
 ];
 pub const GRPC_ROUTE_API_VERSIONS: [&str; 2] = ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1alpha2"];
 
-/// An `HTTPRoute` or a `GRPCRoute`: `S` is its spec.
+/// An `HTTPRoute` or a `GRPCRoute`: `M` is the kind's match.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Route<S> {
+#[serde(rename_all = "camelCase", deny_unknown_fields, bound(deserialize = "M: Deserialize<'de>"))]
+pub struct Route<M> {
     pub api_version: String,
     pub kind: String,
     pub metadata: ObjectMeta,
-    pub spec: S,
+    pub spec: Spec<M>,
     #[serde(default)]
     pub status: Option<IgnoredAny>,
 }
 
-pub type HttpRoute = Route<HttpRouteSpec>;
-pub type GrpcRoute = Route<GrpcRouteSpec>;
+pub type HttpRoute = Route<HttpRouteMatch>;
+pub type GrpcRoute = Route<GrpcRouteMatch>;
 
+/// The spec of either kind: they differ only in their matches.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpRouteSpec {
+#[serde(rename_all = "camelCase", deny_unknown_fields, bound(deserialize = "M: Deserialize<'de>"))]
+pub struct Spec<M> {
     #[serde(default, deserialize_with = "null_as_empty")]
     pub parent_refs: Vec<ParentRef>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub hostnames: Vec<String>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub rules: Vec<HttpRouteRule>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GrpcRouteSpec {
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub parent_refs: Vec<ParentRef>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub hostnames: Vec<String>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub rules: Vec<GrpcRouteRule>,
+    #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
+    pub rules: Vec<Rule<M>>,
 }
 
 /// What a route attaches to. Only a Service (group `core` or empty) routes outbound traffic; the CRD's
@@ -79,32 +69,94 @@ impl ParentRef {
     }
 }
 
+/// A rule of either kind. A GRPCRoute has no `timeouts` (the control plane refuses them there).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpRouteRule {
+#[serde(rename_all = "camelCase", deny_unknown_fields, bound(deserialize = "M: Deserialize<'de>"))]
+pub struct Rule<M> {
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
+    pub matches: Vec<M>,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub matches: Vec<HttpRouteMatch>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub filters: Vec<IgnoredAny>,
+    pub filters: Vec<Filter>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub backend_refs: Vec<BackendRef>,
     #[serde(default)]
     pub timeouts: Option<RouteTimeouts>,
 }
 
+pub type HttpRouteRule = Rule<HttpRouteMatch>;
+pub type GrpcRouteRule = Rule<GrpcRouteMatch>;
+
+/// A rule's or a backend's filter: `type` names the one field set. Linkerd applies `RequestHeaderModifier`,
+/// `ResponseHeaderModifier` and `RequestRedirect`; the other Gateway API filters are read so the control
+/// plane can refuse them by name.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GrpcRouteRule {
+pub struct Filter {
+    #[serde(rename = "type")]
+    pub kind: String,
     #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub matches: Vec<GrpcRouteMatch>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub filters: Vec<IgnoredAny>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub backend_refs: Vec<BackendRef>,
+    pub request_header_modifier: Option<HeaderModifier>,
+    #[serde(default)]
+    pub response_header_modifier: Option<HeaderModifier>,
+    #[serde(default)]
+    pub request_redirect: Option<RequestRedirect>,
+    #[serde(default)]
+    pub url_rewrite: Option<IgnoredAny>,
+    #[serde(default)]
+    pub request_mirror: Option<IgnoredAny>,
+    #[serde(default)]
+    pub extension_ref: Option<IgnoredAny>,
+}
+
+/// `RequestHeaderModifier` / `ResponseHeaderModifier`: headers set (replacing), added (appended) and removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderModifier {
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    pub set: Vec<HttpHeader>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    pub add: Vec<HttpHeader>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+    pub remove: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// `RequestRedirect`: the proxy answers with a redirect (302 unless `statusCode` says otherwise) built
+/// from the request, with the parts set here replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestRedirect {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathModifier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+}
+
+/// `type: ReplaceFullPath` with `replaceFullPath`, or `type: ReplacePrefixMatch` with `replacePrefixMatch`
+/// (the match's `PathPrefix` replaced).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathModifier {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_full_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_prefix_match: Option<String>,
 }
 
 /// Conditions of one match, all of which must hold (the matches of a rule are alternatives).
@@ -168,7 +220,7 @@ pub struct BackendRef {
     #[serde(default)]
     pub weight: Option<u32>,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub filters: Vec<IgnoredAny>,
+    pub filters: Vec<Filter>,
 }
 
 /// Gateway API durations (`10s`, `500ms`, `0s`).

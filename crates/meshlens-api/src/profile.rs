@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::httproute::{HeaderModifier, RequestRedirect};
 use crate::meta::ObjectMeta;
 
 pub const SERVICE_PROFILE_API_VERSION: &str = "linkerd.io/v1alpha2";
@@ -34,6 +35,11 @@ pub struct ServiceProfileSpec {
     pub dst_overrides: Vec<WeightedDst>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub opaque_ports: Vec<u16>,
+    /// Compiled from HTTPRoutes/GRPCRoutes only (a ServiceProfile document may not set it): a request no
+    /// route matches is answered 404 by the proxy, as Linkerd's outbound router does, instead of taking the
+    /// `[DEFAULT]` route.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmatched_not_found: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +58,40 @@ pub struct RouteSpec {
     /// retried, at most this many times per request, without a budget (Linkerd's `retry.linkerd.io/*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RouteRetry>,
+    /// Compiled from an HTTPRoute/GRPCRoute rule only (a ServiceProfile document may not set it): its
+    /// backends, filters and per-attempt timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RouteRule>,
+}
+
+/// What an HTTPRoute/GRPCRoute rule adds to a route.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteRule {
+    /// The route's kind (`HTTPRoute`, `GRPCRoute`) and API group, for Linkerd's `route_kind`/`route_group`
+    /// metric labels.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub route_kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub route_group: String,
+    /// The rule's backendRefs as `name.ns.svc.domain:port` with their weights (zero weights left out);
+    /// empty: the parent Service itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<WeightedDst>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifier>,
+    /// Answer with a redirect instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RequestRedirect>,
+    /// The match's `PathPrefix` (what a redirect's `ReplacePrefixMatch` replaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// A Go-style duration bounding each attempt (`retry.linkerd.io/timeout`, else the rule's
+    /// `timeouts.backendRequest`); an attempt cut by it may be retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_timeout: Option<String>,
 }
 
 /// Linkerd's route retry annotations, compiled: which responses are retried and how many times.

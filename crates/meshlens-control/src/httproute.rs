@@ -1,21 +1,24 @@
 //! HTTPRoute and GRPCRoute documents checked (file:line) and compiled into the ServiceProfile form proxies
-//! already apply: one profile per parent Service, its routes in Linkerd's precedence, its backends as
-//! `dstOverrides`, Linkerd's `retry.linkerd.io/*` and `timeout.linkerd.io/request` annotations as route
-//! retries and timeouts. A ServiceProfile with routes or `dstOverrides` wins over routes (Linkerd's proxy);
-//! a GRPCRoute wins over the HTTPRoutes of the same Service (Linkerd's policy controller).
+//! already apply: one profile per parent Service, its routes in Linkerd's precedence, each with its rule's
+//! weighted backends, filters and per-attempt timeout, Linkerd's `retry.linkerd.io/*` and
+//! `timeout.linkerd.io/request` annotations as route retries and timeouts, and a 404 for requests no route
+//! matches. A ServiceProfile with routes or `dstOverrides` wins over routes (Linkerd's proxy); a GRPCRoute
+//! wins over the HTTPRoutes of the same Service (Linkerd's policy controller).
 
 use std::collections::BTreeMap;
 
 use meshlens_api::duration;
-use meshlens_api::httproute::{BackendRef, GrpcRoute, HttpRoute, ParentRef, Route};
+use meshlens_api::httproute::{
+    BackendRef, Filter, GrpcRoute, GrpcRouteMatch, HeaderModifier, HttpRoute, HttpRouteMatch, Route,
+};
 use meshlens_api::meta::ObjectMeta;
 use meshlens_api::profile::{
-    Quantity, RequestMatch, RouteRetry, RouteSpec, SERVICE_PROFILE_API_VERSION, ServiceProfile, ServiceProfileSpec,
-    StatusRange, ValueMatch, WeightedDst,
+    Quantity, RequestMatch, RouteRetry, RouteRule, RouteSpec, SERVICE_PROFILE_API_VERSION, ServiceProfile,
+    ServiceProfileSpec, StatusRange, ValueMatch, WeightedDst,
 };
 
 use crate::meshdir::{Errors, Parsed, Sourced};
-use crate::validate::{Index, check_regex, check_value_match};
+use crate::validate::{Index, check_regex, check_value_match, is_token};
 
 /// Linkerd's annotations on a route (retry family and timeout family).
 const RETRY_HTTP: &str = "retry.linkerd.io/http";
@@ -40,9 +43,6 @@ struct Compiled {
     rank: (usize, bool, usize, usize),
     origin: String,
     route: RouteSpec,
-    backends: Vec<(String, u32)>,
-    /// `file:line` of the rule's backendRefs, for conflicts.
-    backends_at: (String, u32),
 }
 
 /// What the compilation adds to the directory's profiles: `(index of the profile it completes, profile)`,
@@ -60,10 +60,10 @@ pub(crate) fn compile(
 ) -> CompiledProfiles {
     let mut per_service: BTreeMap<(String, String), (bool, Vec<Compiled>)> = BTreeMap::new();
     for r in &docs.grpc {
-        compile_route(r, index, errors, notes, &mut per_service, true, grpc_rules(r));
+        compile_route(r, index, errors, notes, &mut per_service);
     }
     for r in &docs.http {
-        compile_route(r, index, errors, notes, &mut per_service, false, http_rules(r));
+        compile_route(r, index, errors, notes, &mut per_service);
     }
     let Some(index) = index else { return Vec::new() };
     let mut out = Vec::new();
@@ -87,28 +87,6 @@ pub(crate) fn compile(
         }
         // Most path characters first, then a method, headers, query parameters; ties keep file and rule order (a stable sort).
         compiled.sort_by_key(|c| std::cmp::Reverse(c.rank));
-        let backends = compiled[0].backends.clone();
-        for c in &compiled[1..] {
-            if c.backends != backends {
-                errors.at(
-                    &c.backends_at.0,
-                    c.backends_at.1,
-                    format!(
-                        "backendRefs: differ from those of route '{}' ({}): meshlens sends one Service's traffic to one set of backends",
-                        compiled[0].route.name, compiled[0].origin
-                    ),
-                );
-            }
-        }
-        let parent = format!("{fqdn}:{}", index.services.get(&(ns.clone(), name.clone())).map_or(80, |s| s.port));
-        let dst_overrides = if backends.len() == 1 && backends[0].0 == parent {
-            Vec::new()
-        } else {
-            backends
-                .iter()
-                .map(|(a, w)| WeightedDst { authority: a.clone(), weight: Quantity::Int((*w).into()) })
-                .collect()
-        };
         let (file, line) = compiled[0]
             .origin
             .rsplit_once(':')
@@ -121,32 +99,47 @@ pub(crate) fn compile(
             spec: ServiceProfileSpec::default(),
         });
         value.spec.routes = compiled.into_iter().map(|c| c.route).collect();
-        value.spec.dst_overrides = dst_overrides;
+        value.spec.unmatched_not_found = true;
         out.push((existing, Sourced { file, line, value }));
     }
     out
 }
 
-/// A rule's matches as `(condition, path characters)`, its backendRefs and timeout.
-struct Rule<'a> {
-    path: String,
-    matches: Vec<(RequestMatch, usize)>,
-    backends: &'a [BackendRef],
-    timeout: Option<String>,
+/// One match of a rule: its condition, the path characters it matches (its rank) and its `PathPrefix`.
+struct Match {
+    condition: RequestMatch,
+    chars: usize,
+    prefix: Option<String>,
 }
 
-fn compile_route<S>(
-    r: &Parsed<Route<S>>,
+/// A rule, checked: its matches, backendRefs, timeouts and filters (`rule.backends` still empty).
+struct Checked<'a> {
+    matches: Vec<Match>,
+    backends: &'a [BackendRef],
+    timeout: Option<String>,
+    rule: RouteRule,
+}
+
+/// What differs between the two route kinds: their matches.
+trait RouteMatch: Sized {
+    const KIND: &'static str;
+    const GRPC: bool;
+    /// The match of a rule that lists none.
+    fn match_all() -> Match;
+    /// One entry of `matches` (at `at`), or `None` with the problems pushed.
+    fn compile(&self, at: &str, problems: &mut Vec<(String, String)>) -> Option<Match>;
+}
+
+fn compile_route<M: RouteMatch>(
+    r: &Parsed<Route<M>>,
     index: Option<&Index>,
     errors: &mut Errors,
     notes: &mut Vec<String>,
     per_service: &mut BTreeMap<(String, String), (bool, Vec<Compiled>)>,
-    grpc: bool,
-    rules: Result<Vec<Rule<'_>>, Vec<(String, String)>>,
-) where
-    S: HasParents,
-{
-    let kind = if grpc { "GRPCRoute" } else { "HTTPRoute" };
+) {
+    let grpc = M::GRPC;
+    let rules = check_rules(r);
+    let kind = M::KIND;
     let file = r.file.as_str();
     let doc = &r.doc;
     let ns = r.value.metadata.namespace.clone().unwrap_or_default();
@@ -178,7 +171,7 @@ fn compile_route<S>(
         return;
     }
     let mut parents = Vec::new();
-    for (i, p) in r.value.spec.parent_refs().iter().enumerate() {
+    for (i, p) in r.value.spec.parent_refs.iter().enumerate() {
         let path = format!("spec.parentRefs[{i}]");
         if !p.is_service() {
             notes.push(format!(
@@ -222,7 +215,7 @@ fn compile_route<S>(
     for (j, rule) in rules.iter().enumerate() {
         let mut backends = Vec::new();
         for (k, b) in rule.backends.iter().enumerate() {
-            let path = format!("{}[{j}].backendRefs[{k}]", rule.path);
+            let path = format!("spec.rules[{j}].backendRefs[{k}]");
             match backend(index, &ns, b) {
                 Ok(Some(dst)) => backends.push(dst),
                 Ok(None) => {}
@@ -232,8 +225,7 @@ fn compile_route<S>(
                 }
             }
         }
-        let backends_at = doc.line_of(&format!("{}[{j}].backendRefs", rule.path));
-        compiled_rules.push((rule, backends, backends_at));
+        compiled_rules.push((rule, backends));
     }
     if !ok {
         return;
@@ -252,12 +244,30 @@ fn compile_route<S>(
             }
         }
         let parent_authority = format!("{parent}.{ns}.svc.{}:{port}", index.cluster_domain);
-        for (rule, backends, backends_at) in &compiled_rules {
-            let backends = if backends.is_empty() { vec![(parent_authority.clone(), 1)] } else { backends.clone() };
+        for (rule, backends) in &compiled_rules {
+            // No backendRefs, or only the parent itself: the Service's own endpoints.
+            let backends =
+                if backends.len() == 1 && backends[0].0 == parent_authority { &[][..] } else { &backends[..] };
             let timeout = annotations.request_timeout.clone().or_else(|| rule.timeout.clone());
-            for (condition, chars) in &rule.matches {
+            let mut extras = RouteRule {
+                route_kind: kind.to_string(),
+                route_group: r.value.api_version.split('/').next().unwrap_or_default().to_string(),
+                backends: backends
+                    .iter()
+                    .map(|(a, w)| WeightedDst { authority: a.clone(), weight: Quantity::Int((*w).into()) })
+                    .collect(),
+                ..rule.rule.clone()
+            };
+            if let Some(t) = &annotations.attempt_timeout {
+                extras.attempt_timeout = Some(t.clone());
+            }
+            for m in &rule.matches {
+                let condition = &m.condition;
+                // The prefix is only read by a redirect's ReplacePrefixMatch.
+                let path_prefix = extras.redirect.as_ref().and(m.prefix.clone());
+                let rule = RouteRule { path_prefix, ..extras.clone() };
                 entry.1.push(Compiled {
-                    rank: (*chars, condition.method.is_some(), condition.headers.len(), condition.query_params.len()),
+                    rank: (m.chars, condition.method.is_some(), condition.headers.len(), condition.query_params.len()),
                     origin: origin.clone(),
                     route: RouteSpec {
                         name: name.clone(),
@@ -266,29 +276,11 @@ fn compile_route<S>(
                         is_retryable: false,
                         timeout: timeout.clone(),
                         retry: annotations.retry.clone(),
+                        rule: Some(rule),
                     },
-                    backends: backends.clone(),
-                    backends_at: (file.to_string(), *backends_at),
                 });
             }
         }
-    }
-}
-
-/// The spec's parentRefs, for either route kind.
-pub(crate) trait HasParents {
-    fn parent_refs(&self) -> &[ParentRef];
-}
-
-impl HasParents for meshlens_api::httproute::HttpRouteSpec {
-    fn parent_refs(&self) -> &[ParentRef] {
-        &self.parent_refs
-    }
-}
-
-impl HasParents for meshlens_api::httproute::GrpcRouteSpec {
-    fn parent_refs(&self) -> &[ParentRef] {
-        &self.parent_refs
     }
 }
 
@@ -300,7 +292,7 @@ fn backend(index: &Index, ns: &str, b: &BackendRef) -> Result<Option<(String, u3
         return Err((".weight".into(), format!("{weight} is above 1000000")));
     }
     if !b.filters.is_empty() {
-        return Err((".filters".into(), "backend filters are not supported".into()));
+        return Err((".filters".into(), "backend filters are not supported (set them on the rule)".into()));
     }
     if !matches!(b.kind.as_deref(), None | Some("Service")) || !matches!(b.group.as_deref(), None | Some("" | "core")) {
         return Err((".kind".into(), "only a Service backend is supported".into()));
@@ -320,83 +312,286 @@ fn backend(index: &Index, ns: &str, b: &BackendRef) -> Result<Option<(String, u3
     Ok(Some((format!("{}.{bns}.svc.{}:{}", b.name, index.cluster_domain, svc.port), weight)))
 }
 
-fn http_rules(r: &Parsed<HttpRoute>) -> Result<Vec<Rule<'_>>, Vec<(String, String)>> {
+/// Checks the rules of a route of either kind: filters, timeouts and matches.
+fn check_rules<M: RouteMatch>(r: &Parsed<Route<M>>) -> Result<Vec<Checked<'_>>, Vec<(String, String)>> {
     let mut problems = Vec::new();
     let mut rules = Vec::new();
     for (j, rule) in r.value.spec.rules.iter().enumerate() {
         let at = format!("spec.rules[{j}]");
-        if !rule.filters.is_empty() {
-            problems.push((format!("{at}.filters"), "filters are not supported".to_string()));
-        }
+        let mut extras = filters(&at, &rule.filters, M::GRPC, &mut problems);
         let mut timeout = None;
         if let Some(t) = &rule.timeouts {
-            if let Some(req) = &t.request {
-                match duration::parse(req) {
-                    Ok(_) => timeout = Some(req.clone()),
-                    Err(e) => problems.push((format!("{at}.timeouts.request"), e)),
+            if M::GRPC {
+                problems.push((
+                    format!("{at}.timeouts"),
+                    "a GRPCRoute has no timeouts (use timeout.linkerd.io/request)".into(),
+                ));
+            }
+            let mut parse = |field: &str, v: &Option<String>| match v.as_deref().map(|v| (v, duration::parse(v))) {
+                None => None,
+                Some((v, Ok(d))) => Some((v.to_string(), d)),
+                Some((_, Err(e))) => {
+                    problems.push((format!("{at}.timeouts.{field}"), e));
+                    None
                 }
-            }
-            if let Some(b) = &t.backend_request
-                && let Err(e) = duration::parse(b)
+            };
+            let request = parse("request", &t.request);
+            let backend = parse("backendRequest", &t.backend_request);
+            if let (Some((r, rd)), Some((b, bd))) = (&request, &backend)
+                && !rd.is_zero()
+                && (bd.is_zero() || bd > rd)
             {
-                problems.push((format!("{at}.timeouts.backendRequest"), e));
+                problems.push((
+                    format!("{at}.timeouts.backendRequest"),
+                    format!("'{b}' is longer than request '{r}', which covers every attempt"),
+                ));
             }
+            timeout = request.map(|(v, _)| v);
+            extras.attempt_timeout = backend.map(|(v, _)| v);
         }
         let mut matches = Vec::new();
         if rule.matches.is_empty() {
-            matches.push((path_match("/.*", None), 1));
+            matches.push(M::match_all());
         }
         for (m, mt) in rule.matches.iter().enumerate() {
-            let mat = format!("{at}.matches[{m}]");
-            let headers = value_matches(&mat, "headers", &mt.headers, &mut problems);
-            let query_params = value_matches(&mat, "queryParams", &mt.query_params, &mut problems);
-            let method = match &mt.method {
-                Some(method) if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) => {
-                    problems
-                        .push((format!("{mat}.method"), format!("'{method}' is not an HTTP method (GET, POST, …)")));
-                    None
-                }
-                m => m.clone(),
-            };
-            let (kind, value) = match &mt.path {
-                None => ("PathPrefix", "/"),
-                Some(p) => (p.kind.as_deref().unwrap_or("PathPrefix"), p.value.as_deref().unwrap_or("/")),
-            };
-            let regex = match kind {
-                "Exact" | "PathPrefix" if !value.starts_with('/') => {
-                    problems.push((format!("{mat}.path.value"), format!("'{value}' must start with '/'")));
-                    continue;
-                }
-                "Exact" => regex::escape(value),
-                "PathPrefix" => match value.trim_end_matches('/') {
-                    "" => "/.*".to_string(),
-                    prefix => format!("{}(?:/.*)?", regex::escape(prefix)),
-                },
-                "RegularExpression" => match check_regex(value) {
-                    Ok(_) => value.to_string(),
-                    Err(e) => {
-                        problems.push((
-                            format!("{mat}.path.value"),
-                            format!("'{value}' is not a valid regular expression: {e}"),
-                        ));
-                        continue;
-                    }
-                },
-                other => {
-                    problems.push((
-                        format!("{mat}.path.type"),
-                        format!("'{other}' is not Exact, PathPrefix or RegularExpression"),
-                    ));
-                    continue;
-                }
-            };
-            let condition =
-                RequestMatch { path_regex: Some(regex), method, headers, query_params, ..Default::default() };
-            matches.push((condition, value.len()));
+            matches.extend(mt.compile(&format!("{at}.matches[{m}]"), &mut problems));
         }
-        rules.push(Rule { path: "spec.rules".into(), matches, backends: &rule.backend_refs, timeout });
+        let prefix_redirect =
+            extras.redirect.as_ref().and_then(|r| r.path.as_ref()).is_some_and(|p| p.kind == "ReplacePrefixMatch");
+        if prefix_redirect && matches.iter().any(|m| m.prefix.is_none()) {
+            problems.push((
+                format!("{at}.filters"),
+                "RequestRedirect: ReplacePrefixMatch needs every match of the rule to be a PathPrefix".into(),
+            ));
+        }
+        rules.push(Checked { matches, backends: &rule.backend_refs, timeout, rule: extras });
     }
     if problems.is_empty() { Ok(rules) } else { Err(problems) }
+}
+
+/// A rule's filters, checked: the ones Linkerd applies (`RequestHeaderModifier`, `ResponseHeaderModifier`,
+/// `RequestRedirect`; a GRPCRoute only the header modifiers), each at most once. `URLRewrite`,
+/// `RequestMirror` and `ExtensionRef` make Linkerd's policy controller drop the whole route with a warning
+/// (reference/linkerd-routes.md §1.4); meshlens refuses the document instead, so the change is not applied
+/// half.
+fn filters(at: &str, list: &[Filter], grpc: bool, problems: &mut Vec<(String, String)>) -> RouteRule {
+    let mut rule = RouteRule::default();
+    for (i, f) in list.iter().enumerate() {
+        let here = format!("{at}.filters[{i}]");
+        match f.kind.as_str() {
+            "RequestHeaderModifier" => {
+                let checked = checked(&f.request_header_modifier, "requestHeaderModifier", check_header_modifier);
+                let taken = rule.request_headers.is_some();
+                if let Some(v) = place(problems, &here, &f.kind, checked, taken) {
+                    rule.request_headers = Some(v);
+                }
+            }
+            "ResponseHeaderModifier" => {
+                let checked = checked(&f.response_header_modifier, "responseHeaderModifier", check_header_modifier);
+                let taken = rule.response_headers.is_some();
+                if let Some(v) = place(problems, &here, &f.kind, checked, taken) {
+                    rule.response_headers = Some(v);
+                }
+            }
+            "RequestRedirect" if grpc => problems.push((
+                format!("{here}.type"),
+                "RequestRedirect is not supported on a GRPCRoute (Linkerd takes only the header modifiers)".into(),
+            )),
+            "RequestRedirect" => {
+                let checked = checked(&f.request_redirect, "requestRedirect", check_redirect);
+                let taken = rule.redirect.is_some();
+                if let Some(v) = place(problems, &here, &f.kind, checked, taken) {
+                    rule.redirect = Some(v);
+                }
+            }
+            kind @ ("URLRewrite" | "RequestMirror" | "ExtensionRef") => problems.push((
+                format!("{here}.type"),
+                format!("{kind} is not supported (Linkerd drops a route with it); use RequestHeaderModifier, ResponseHeaderModifier or RequestRedirect"),
+            )),
+            other => problems.push((
+                format!("{here}.type"),
+                format!("'{other}' is not a filter type (RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect)"),
+            )),
+        }
+    }
+    rule
+}
+
+/// Where a checked filter goes: `None` (with the problem pushed) when the type is given twice, its field
+/// is missing or wrong.
+fn place<T>(
+    problems: &mut Vec<(String, String)>,
+    here: &str,
+    kind: &str,
+    checked: Result<Option<T>, (String, String)>,
+    taken: bool,
+) -> Option<T> {
+    let problem = match checked {
+        _ if taken => (format!("{here}.type"), format!("{kind} is given twice in the rule")),
+        Ok(None) => (format!("{here}.type"), format!("{kind} needs its field")),
+        Ok(v) => return v,
+        Err((part, e)) => (format!("{here}.{part}"), e),
+    };
+    problems.push(problem);
+    None
+}
+
+/// A filter's field checked: `Ok(None)` when it is missing; errors name the field (`requestRedirect.port`).
+fn checked<T: Clone>(
+    value: &Option<T>,
+    field: &str,
+    check: fn(&T) -> Result<(), (String, String)>,
+) -> Result<Option<T>, (String, String)> {
+    match value {
+        None => Ok(None),
+        Some(v) => check(v).map(|()| Some(v.clone())).map_err(|(part, e)| (format!("{field}{part}"), e)),
+    }
+}
+
+/// Header names are tokens, values have no control characters, and a name appears once in the modifier.
+fn check_header_modifier(m: &HeaderModifier) -> Result<(), (String, String)> {
+    let mut seen: Vec<String> = Vec::new();
+    let names = m
+        .set
+        .iter()
+        .map(|h| ("set", &h.name, Some(&h.value)))
+        .chain(m.add.iter().map(|h| ("add", &h.name, Some(&h.value))));
+    for (field, name, value) in names.chain(m.remove.iter().map(|n| ("remove", n, None))) {
+        let at = format!(".{field}");
+        if !is_token(name) {
+            return Err((at, format!("'{name}' is not a header name")));
+        }
+        if value.is_some_and(|v| v.bytes().any(|b| b.is_ascii_control() && b != b'\t')) {
+            return Err((at, format!("the value of {name} has a control character")));
+        }
+        let lower = name.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err((at, format!("header '{name}' is modified twice")));
+        }
+        seen.push(lower);
+    }
+    Ok(())
+}
+
+fn check_redirect(r: &meshlens_api::httproute::RequestRedirect) -> Result<(), (String, String)> {
+    if let Some(s) = r.scheme.as_deref().filter(|s| !matches!(*s, "http" | "https")) {
+        return Err((".scheme".into(), format!("'{s}' is not http or https")));
+    }
+    if let Some(h) = r
+        .hostname
+        .as_deref()
+        .filter(|h| h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+    {
+        return Err((".hostname".into(), format!("'{h}' is not a hostname")));
+    }
+    if let Some(code) = r.status_code.filter(|c| !matches!(c, 301 | 302 | 303 | 307 | 308)) {
+        return Err((".statusCode".into(), format!("{code} is not 301, 302, 303, 307 or 308")));
+    }
+    if let Some(p) = &r.path {
+        let value = match p.kind.as_str() {
+            "ReplaceFullPath" => &p.replace_full_path,
+            "ReplacePrefixMatch" => &p.replace_prefix_match,
+            other => {
+                return Err((".path.type".into(), format!("'{other}' is not ReplaceFullPath or ReplacePrefixMatch")));
+            }
+        };
+        match value.as_deref() {
+            Some(v) if v.starts_with('/') && !v.bytes().any(|b| b.is_ascii_control() || b == b' ') => {}
+            Some(v) => return Err((".path".into(), format!("'{v}' is not a path starting with '/'"))),
+            None => return Err((".path".into(), format!("type {} needs its value", p.kind))),
+        }
+    }
+    Ok(())
+}
+
+impl RouteMatch for HttpRouteMatch {
+    const KIND: &'static str = "HTTPRoute";
+    const GRPC: bool = false;
+
+    fn match_all() -> Match {
+        Match { condition: path_match("/.*", None), chars: 1, prefix: Some("/".into()) }
+    }
+
+    fn compile(&self, mat: &str, problems: &mut Vec<(String, String)>) -> Option<Match> {
+        let headers = value_matches(mat, "headers", &self.headers, problems);
+        let query_params = value_matches(mat, "queryParams", &self.query_params, problems);
+        let method = match &self.method {
+            Some(method) if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) => {
+                problems.push((format!("{mat}.method"), format!("'{method}' is not an HTTP method (GET, POST, …)")));
+                None
+            }
+            m => m.clone(),
+        };
+        let (kind, value) = match &self.path {
+            None => ("PathPrefix", "/"),
+            Some(p) => (p.kind.as_deref().unwrap_or("PathPrefix"), p.value.as_deref().unwrap_or("/")),
+        };
+        let mut prefix = None;
+        let regex = match kind {
+            "Exact" | "PathPrefix" if !value.starts_with('/') => {
+                problems.push((format!("{mat}.path.value"), format!("'{value}' must start with '/'")));
+                return None;
+            }
+            "Exact" => regex::escape(value),
+            "PathPrefix" => {
+                prefix = Some(value.to_string());
+                match value.trim_end_matches('/') {
+                    "" => "/.*".to_string(),
+                    p => format!("{}(?:/.*)?", regex::escape(p)),
+                }
+            }
+            "RegularExpression" => match check_regex(value) {
+                Ok(_) => value.to_string(),
+                Err(e) => {
+                    problems.push((
+                        format!("{mat}.path.value"),
+                        format!("'{value}' is not a valid regular expression: {e}"),
+                    ));
+                    return None;
+                }
+            },
+            other => {
+                problems.push((
+                    format!("{mat}.path.type"),
+                    format!("'{other}' is not Exact, PathPrefix or RegularExpression"),
+                ));
+                return None;
+            }
+        };
+        let condition = RequestMatch { path_regex: Some(regex), method, headers, query_params, ..Default::default() };
+        Some(Match { condition, chars: value.len(), prefix })
+    }
+}
+
+impl RouteMatch for GrpcRouteMatch {
+    const KIND: &'static str = "GRPCRoute";
+    const GRPC: bool = true;
+
+    fn match_all() -> Match {
+        Match { condition: path_match("/.*", Some("POST")), chars: 1, prefix: None }
+    }
+
+    fn compile(&self, mat: &str, problems: &mut Vec<(String, String)>) -> Option<Match> {
+        let headers = value_matches(mat, "headers", &self.headers, problems);
+        let Some(method) = &self.method else {
+            let condition = RequestMatch { headers, ..path_match("/.*", Some("POST")) };
+            return Some(Match { condition, chars: 1, prefix: None });
+        };
+        if method.kind.as_deref().is_some_and(|k| k != "Exact") {
+            problems.push((format!("{mat}.method.type"), "only Exact is supported (as in Linkerd)".into()));
+            return None;
+        }
+        let part = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(regex::escape);
+        let (service, name) = (part(&method.service), part(&method.method));
+        if service.is_none() && name.is_none() {
+            problems.push((format!("{mat}.method"), "set service, method or both".into()));
+            return None;
+        }
+        let chars = method.service.as_deref().map_or(0, str::len) + method.method.as_deref().map_or(0, str::len);
+        let regex =
+            format!("/{}/{}", service.unwrap_or_else(|| "[^/]+".into()), name.unwrap_or_else(|| "[^/]+".into()));
+        Some(Match { condition: RequestMatch { headers, ..path_match(&regex, Some("POST")) }, chars, prefix: None })
+    }
 }
 
 fn path_match(path_regex: &str, method: Option<&str>) -> RequestMatch {
@@ -418,49 +613,12 @@ fn value_matches(mat: &str, field: &str, list: &[ValueMatch], problems: &mut Vec
     kept
 }
 
-fn grpc_rules(r: &Parsed<GrpcRoute>) -> Result<Vec<Rule<'_>>, Vec<(String, String)>> {
-    let mut problems = Vec::new();
-    let mut rules = Vec::new();
-    for (j, rule) in r.value.spec.rules.iter().enumerate() {
-        let at = format!("spec.rules[{j}]");
-        if !rule.filters.is_empty() {
-            problems.push((format!("{at}.filters"), "filters are not supported".to_string()));
-        }
-        let mut matches = Vec::new();
-        if rule.matches.is_empty() {
-            matches.push((path_match("/.*", Some("POST")), 1));
-        }
-        for (m, mt) in rule.matches.iter().enumerate() {
-            let mat = format!("{at}.matches[{m}]");
-            let headers = value_matches(&mat, "headers", &mt.headers, &mut problems);
-            let Some(method) = &mt.method else {
-                matches.push((RequestMatch { headers, ..path_match("/.*", Some("POST")) }, 1));
-                continue;
-            };
-            if method.kind.as_deref().is_some_and(|k| k != "Exact") {
-                problems.push((format!("{mat}.method.type"), "only Exact is supported (as in Linkerd)".into()));
-                continue;
-            }
-            let part = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(regex::escape);
-            let (service, name) = (part(&method.service), part(&method.method));
-            if service.is_none() && name.is_none() {
-                problems.push((format!("{mat}.method"), "set service, method or both".into()));
-                continue;
-            }
-            let chars = method.service.as_deref().map_or(0, str::len) + method.method.as_deref().map_or(0, str::len);
-            let regex =
-                format!("/{}/{}", service.unwrap_or_else(|| "[^/]+".into()), name.unwrap_or_else(|| "[^/]+".into()));
-            matches.push((RequestMatch { headers, ..path_match(&regex, Some("POST")) }, chars));
-        }
-        rules.push(Rule { path: "spec.rules".into(), matches, backends: &rule.backend_refs, timeout: None });
-    }
-    if problems.is_empty() { Ok(rules) } else { Err(problems) }
-}
-
 /// Linkerd's annotations of one route, compiled.
 struct Annotations {
     retry: Option<RouteRetry>,
     request_timeout: Option<String>,
+    /// `retry.linkerd.io/timeout`: each attempt's.
+    attempt_timeout: Option<String>,
 }
 
 /// Reads the retry and timeout annotations; `Err((key, message))` for a bad value (Linkerd drops the route).
@@ -517,13 +675,17 @@ fn annotations(
             durations.insert(key, v.trim().to_string());
         }
     }
-    for key in [RETRY_TIMEOUT, TIMEOUT_RESPONSE, TIMEOUT_IDLE] {
+    for key in [TIMEOUT_RESPONSE, TIMEOUT_IDLE] {
         if durations.contains_key(key) {
             notes.push(format!("{origin}: annotation {key} ignored: not supported yet"));
         }
     }
     let retries = !retry.http.is_empty() || !retry.grpc.is_empty();
-    Ok(Annotations { retry: retries.then_some(retry), request_timeout: durations.remove(TIMEOUT_REQUEST) })
+    Ok(Annotations {
+        retry: retries.then_some(retry),
+        request_timeout: durations.remove(TIMEOUT_REQUEST),
+        attempt_timeout: durations.remove(RETRY_TIMEOUT),
+    })
 }
 
 /// `504`, `500-504`, `5xx`, `gateway-error` (502–504).

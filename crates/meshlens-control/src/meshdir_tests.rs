@@ -743,6 +743,9 @@ fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
     let smiley = profile_of(&cfg, "smiley.faces.svc.cluster.local");
     let retry = smiley.spec.routes[0].retry.as_ref().unwrap();
     assert_eq!((retry.http[0].min, retry.http[0].max, retry.limit), (Some(500), Some(599), 2));
+    let rule = smiley.spec.routes[0].rule.as_ref().unwrap();
+    assert_eq!(rule.attempt_timeout.as_deref(), Some("300ms"), "retry.linkerd.io/timeout bounds each attempt");
+    assert!(smiley.spec.unmatched_not_found);
     assert_eq!(smiley.spec.routes[0].condition.path_regex.as_deref(), Some("/.*"));
 
     let color = profile_of(&cfg, "color.faces.svc.cluster.local");
@@ -759,8 +762,9 @@ fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
     );
 
     let podinfo = profile_of(&cfg, "podinfo.podinfo.svc.cluster.local");
-    let shift: Vec<_> =
-        podinfo.spec.dst_overrides.iter().map(|d| (d.authority.as_str(), d.weight.milli_value())).collect();
+    assert!(podinfo.spec.dst_overrides.is_empty());
+    let rule = podinfo.spec.routes[0].rule.as_ref().unwrap();
+    let shift: Vec<_> = rule.backends.iter().map(|d| (d.authority.as_str(), d.weight.milli_value())).collect();
     assert_eq!(
         shift,
         [
@@ -781,6 +785,13 @@ fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
         [("face-testers", 1, 0, Some("10s")), ("face-testers", 0, 1, Some("10s")), ("face", 0, 0, Some("2s"))]
     );
     assert_eq!(face.spec.routes[1].condition.query_params[0].kind.as_deref(), Some("RegularExpression"));
+    let testers = face.spec.routes[0].rule.as_ref().unwrap();
+    assert_eq!(testers.request_headers.as_ref().unwrap().set[0].value, "tester");
+    assert_eq!(testers.response_headers.as_ref().unwrap().add[0].name, "x-faces-route");
+    assert_eq!(testers.attempt_timeout.as_deref(), Some("3s"));
+    assert!(testers.backends.is_empty(), "no backendRefs: the parent Service");
+    let plain = face.spec.routes[2].rule.as_ref().unwrap();
+    assert_eq!((plain.route_kind.as_str(), plain.route_group.as_str()), ("HTTPRoute", "gateway.networking.k8s.io"));
     // A zero-weight backend naming no declared service is no backend: the parent keeps its traffic.
     assert!(profile_of(&cfg, "smiley2.faces.svc.cluster.local").spec.dst_overrides.is_empty());
     // The TrafficSplit without a namespace lands in the mesh's first namespace.
@@ -788,7 +799,6 @@ fn corpus_howtos_retries_timeouts_and_traffic_shifting() {
     assert_eq!(
         cfg.skipped,
         [
-            "retries.yaml:2: annotation retry.linkerd.io/timeout ignored: not supported yet",
             "traffic-shifting.yaml:34: HTTPRoute 'smiley2-canary': parentRefs[1] (Gateway, the default kind 'faces-gateway') ignored: only a Service parent routes traffic",
         ]
     );
@@ -844,6 +854,100 @@ fn invalid_routes_are_rejected_with_file_and_line() {
         errors(&[("mesh.yaml", MESH), ("r.yaml", &typo)]),
         [
             "r.yaml:2: kind: unknown kind 'HTTPRoutes' in gateway.networking.k8s.io (expected ServiceProfile, TrafficSplit, HTTPRoute or GRPCRoute)"
+        ]
+    );
+}
+
+#[test]
+fn each_rule_keeps_its_own_weighted_backends_and_filters() {
+    let doc = format!(
+        "{ROUTE}    backendRefs:\n    - {{name: orders-v2, port: 80, weight: 3}}\n    - {{name: orders, weight: 1}}\n    - {{name: web, weight: 0}}\n  - filters:\n    - type: RequestRedirect\n      requestRedirect: {{scheme: https, statusCode: 301}}\n  - matches:\n    - path: {{type: Exact, value: /health}}\n    backendRefs:\n    - {{name: orders, port: 80}}\n"
+    );
+    let cfg = load_ok(&[("mesh.yaml", MESH), ("r.yaml", &doc)]);
+    let sp = &profile_of(&cfg, "orders.prod.svc.cluster.local").spec;
+    let rules: Vec<_> = sp
+        .routes
+        .iter()
+        .map(|r| {
+            let rule = r.rule.clone().unwrap_or_default();
+            let backends: Vec<_> = rule.backends.iter().map(|b| (b.authority.clone(), b.weight.to_string())).collect();
+            (r.condition.path_regex.clone().unwrap(), backends, rule.redirect.map(|r| r.status_code))
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            // The most path characters first; the parent alone as backend is no override.
+            ("/health".to_string(), vec![], None),
+            (
+                "/api(?:/.*)?".to_string(),
+                vec![
+                    ("orders-v2.prod.svc.cluster.local:80".to_string(), "3".to_string()),
+                    ("orders.prod.svc.cluster.local:80".to_string(), "1".to_string())
+                ],
+                None
+            ),
+            ("/.*".to_string(), vec![], Some(Some(301))),
+        ]
+    );
+    assert!(sp.dst_overrides.is_empty());
+    assert!(sp.unmatched_not_found, "requests no rule matches get a 404");
+}
+
+#[test]
+fn unsupported_filters_and_timeouts_are_rejected_with_file_and_line() {
+    let with = |rule: &str| errors(&[("mesh.yaml", MESH), ("r.yaml", &format!("{ROUTE}{rule}"))]);
+    assert_eq!(
+        with(
+            "    filters:\n    - type: URLRewrite\n      urlRewrite: {hostname: x}\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: web}}\n    - type: Fancy\n"
+        ),
+        [
+            "r.yaml:13: spec.rules[0].filters[0].type: URLRewrite is not supported (Linkerd drops a route with it); use RequestHeaderModifier, ResponseHeaderModifier or RequestRedirect",
+            "r.yaml:15: spec.rules[0].filters[1].type: RequestMirror is not supported (Linkerd drops a route with it); use RequestHeaderModifier, ResponseHeaderModifier or RequestRedirect",
+            "r.yaml:17: spec.rules[0].filters[2].type: 'Fancy' is not a filter type (RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect)",
+        ]
+    );
+    assert_eq!(
+        with(
+            "    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: 'a b', value: x}]}\n    - type: RequestRedirect\n      requestRedirect: {statusCode: 200}\n    - type: ResponseHeaderModifier\n"
+        ),
+        [
+            "r.yaml:14: spec.rules[0].filters[0].requestHeaderModifier.set: 'a b' is not a header name",
+            "r.yaml:16: spec.rules[0].filters[1].requestRedirect.statusCode: 200 is not 301, 302, 303, 307 or 308",
+            "r.yaml:17: spec.rules[0].filters[2].type: ResponseHeaderModifier needs its field",
+        ]
+    );
+    assert_eq!(
+        with("    timeouts: {request: 1s, backendRequest: 2s}\n"),
+        [
+            "r.yaml:12: spec.rules[0].timeouts.backendRequest: '2s' is longer than request '1s', which covers every attempt"
+        ]
+    );
+    let exact = ROUTE.replace("PathPrefix", "Exact");
+    let redirect = format!(
+        "{exact}    filters:\n    - type: RequestRedirect\n      requestRedirect: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}}\n"
+    );
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("r.yaml", &redirect)]),
+        [
+            "r.yaml:12: spec.rules[0].filters: RequestRedirect: ReplacePrefixMatch needs every match of the rule to be a PathPrefix"
+        ]
+    );
+    let grpc = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: prod}\nspec:\n  parentRefs: [{name: orders, kind: Service, group: core}]\n  rules:\n  - filters: [{type: RequestRedirect, requestRedirect: {}}]\n    timeouts: {request: 1s}\n";
+    assert_eq!(
+        errors(&[("mesh.yaml", MESH), ("g.yaml", grpc)]),
+        [
+            "g.yaml:7: spec.rules[0].filters[0].type: RequestRedirect is not supported on a GRPCRoute (Linkerd takes only the header modifiers)",
+            "g.yaml:8: spec.rules[0].timeouts: a GRPCRoute has no timeouts (use timeout.linkerd.io/request)",
+        ]
+    );
+    assert_eq!(
+        profile_errors(
+            "  unmatchedNotFound: true\n  routes:\n  - name: r\n    condition: {pathRegex: /}\n    rule: {attemptTimeout: 1s}\n"
+        ),
+        [
+            "sp.yaml:7: spec.unmatchedNotFound: not a ServiceProfile field (compiled from HTTPRoutes)",
+            "sp.yaml:11: spec.routes[0].rule: not a ServiceProfile field (compiled from an HTTPRoute's rules)",
         ]
     );
 }

@@ -266,6 +266,9 @@ fn check_profile(
         }
     }
 
+    if sp.spec.unmatched_not_found {
+        at.err("spec.unmatchedNotFound", "not a ServiceProfile field (compiled from HTTPRoutes)");
+    }
     let mut names: BTreeMap<&str, u32> = BTreeMap::new();
     for (i, route) in sp.spec.routes.iter().enumerate() {
         let path = format!("spec.routes[{i}]");
@@ -282,6 +285,9 @@ fn check_profile(
                 &format!("{path}.retry"),
                 "not a ServiceProfile field (use isRetryable, or an HTTPRoute's retry.linkerd.io annotations)",
             );
+        }
+        if route.rule.is_some() {
+            at.err(&format!("{path}.rule"), "not a ServiceProfile field (compiled from an HTTPRoute's rules)");
         }
         for (j, class) in route.response_classes.iter().enumerate() {
             check_response_match(&mut at, &format!("{path}.responseClasses[{j}].condition"), &class.condition);
@@ -546,7 +552,7 @@ fn is_env_name(s: &str) -> bool {
 }
 
 /// An HTTP token (RFC 9110 §5.6.2), what a method must be.
-fn is_token(s: &str) -> bool {
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 

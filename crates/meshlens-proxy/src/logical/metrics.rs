@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::linkerd::LinkerdRouteFamilies;
 use crate::metrics::{Counter, CounterFamily, HttpMetrics, HttpTargetMetrics, LabelSet, Registry};
 
 /// What became of an original request on a route.
@@ -43,6 +44,8 @@ impl Fate {
 
 /// The route metric families of one proxy.
 pub struct RouteFamilies {
+    /// Linkerd's `outbound_*_route_*` families, for routes compiled from HTTPRoutes/GRPCRoutes.
+    pub linkerd: LinkerdRouteFamilies,
     effective: HttpMetrics,
     actual: HttpMetrics,
     retryable: CounterFamily,
@@ -52,6 +55,7 @@ pub struct RouteFamilies {
 impl RouteFamilies {
     pub fn register(reg: &Registry) -> RouteFamilies {
         RouteFamilies {
+            linkerd: LinkerdRouteFamilies::register(reg),
             effective: HttpMetrics::register_prefixed(reg, "route_", true),
             actual: HttpMetrics::register_prefixed(reg, "route_actual_", false),
             retryable: reg.counter_family(

@@ -10,9 +10,10 @@ use meshlens_api::profile::{ServiceProfile, TrafficSplit};
 
 use crate::balance::Balancer;
 use crate::discovery::ServicePortRef;
+use crate::logical::linkerd::LinkerdRouteMetrics;
 use crate::logical::metrics::{RouteFamilies, RouteMetrics};
 use crate::policy::budget::RetryBudget;
-use crate::policy::profile::{Policy, RouteConfig};
+use crate::policy::profile::{Policy, RouteConfig, RuleConfig};
 use crate::policy::split::{WeightedPicker, split_backends};
 
 /// One route of a service, ready for requests.
@@ -27,6 +28,10 @@ pub struct CompiledRoute {
     pub budget: Option<Arc<RetryBudget>>,
     pub timeout: Option<std::time::Duration>,
     pub metrics: RouteMetrics,
+    /// Linkerd's route families, for a route compiled from an HTTPRoute/GRPCRoute.
+    pub linkerd: Option<LinkerdRouteMetrics>,
+    /// The backends of the route's HTTPRoute rule (`None`: the service's own choice).
+    backends: Option<WeightedPicker<Backend>>,
 }
 
 impl CompiledRoute {
@@ -44,6 +49,25 @@ impl CompiledRoute {
     pub fn max_retries(&self, profile_cap: u32) -> u32 {
         self.config.max_retries(profile_cap)
     }
+
+    /// Whether this is the `[DEFAULT]` route (no route matched).
+    pub fn is_default(&self) -> bool {
+        self.config.is_default()
+    }
+
+    /// What the route's HTTPRoute rule adds (filters, per-attempt timeout); `None` for a profile route.
+    pub fn rule(&self) -> Option<&RuleConfig> {
+        self.config.rule.as_deref()
+    }
+}
+
+/// A weighted picker over backend authorities (none when there are no weights above zero).
+fn picker(weighted: Vec<(String, u32)>) -> Option<WeightedPicker<Backend>> {
+    (!weighted.is_empty()).then(|| {
+        WeightedPicker::new(
+            weighted.into_iter().map(|(authority, w)| (Backend { authority, resolved: Mutex::new(None) }, w)),
+        )
+    })
 }
 
 /// A backend service of a split, with the balancer it resolved to (per discovery version; the apex's when
@@ -58,6 +82,8 @@ pub struct ServicePolicy {
     routes: Option<(Vec<Arc<CompiledRoute>>, Arc<CompiledRoute>)>,
     pub max_retries: u32,
     backends: Option<WeightedPicker<Backend>>,
+    /// Compiled from HTTPRoutes: a request no route matches is answered 404 (see [`crate::logical::serve`]).
+    pub unmatched_not_found: bool,
     /// What it was built from, to reuse it when nothing changed.
     source: (Option<ServiceProfile>, Option<TrafficSplit>),
 }
@@ -94,19 +120,6 @@ impl ServicePolicy {
                 None
             }
         };
-        let route = |config: &RouteConfig| {
-            Arc::new(CompiledRoute {
-                name: config.name.clone(),
-                tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME)
-                    .then(|| config.name.as_str().into()),
-                retryable: config.retryable,
-                budget: config.retry_budget.clone(),
-                timeout: config.timeout,
-                metrics: routes.route(&sp.canonical, &config.name),
-                config: config.clone(),
-            })
-        };
-        let routes = policy.as_ref().map(|p| (p.routes.iter().map(route).collect(), route(&p.default_route)));
         let suffix = format!(".{}.svc.{cluster_domain}:{}", sp.namespace, sp.port);
         let weighted: Vec<(String, u32)> = match (&sp.split, &policy) {
             (Some(split), _) => match split_backends(split) {
@@ -119,15 +132,30 @@ impl ServicePolicy {
             (None, Some(p)) => p.dst_overrides.clone(),
             (None, None) => Vec::new(),
         };
-        let backends = (!weighted.is_empty()).then(|| {
-            WeightedPicker::new(
-                weighted.into_iter().map(|(authority, w)| (Backend { authority, resolved: Mutex::new(None) }, w)),
-            )
-        });
+        let route = |config: &RouteConfig| {
+            Arc::new(CompiledRoute {
+                name: config.name.clone(),
+                tap_name: (config.name != crate::policy::profile::DEFAULT_ROUTE_NAME)
+                    .then(|| config.name.as_str().into()),
+                retryable: config.retryable,
+                budget: config.retry_budget.clone(),
+                timeout: config.timeout,
+                metrics: routes.route(&sp.canonical, &config.name),
+                linkerd: config.rule.as_ref().filter(|r| !r.route_kind.is_empty()).map(|r| {
+                    // Where its attempts may go: the split's leaves, else the rule's backends.
+                    let candidates: Vec<&str> = weighted.iter().chain(&r.backends).map(|(a, _)| a.as_str()).collect();
+                    routes.linkerd.route(sp, &r.route_kind, &r.route_group, &config.name, &candidates)
+                }),
+                backends: config.rule.as_ref().and_then(|r| picker(r.backends.clone())),
+                config: config.clone(),
+            })
+        };
+        let routes = policy.as_ref().map(|p| (p.routes.iter().map(route).collect(), route(&p.default_route)));
         Some(Arc::new(ServicePolicy {
             routes,
             max_retries: policy.as_ref().map_or(0, |p| p.max_retries_per_request),
-            backends,
+            backends: picker(weighted),
+            unmatched_not_found: policy.as_ref().is_some_and(|p| p.unmatched_not_found),
             source: (sp.profile.clone(), sp.split.clone()),
         }))
     }
@@ -138,33 +166,42 @@ impl ServicePolicy {
         Some(routes.iter().find(|r| r.config.matcher.as_ref().is_some_and(|m| m.matches(head))).unwrap_or(default))
     }
 
-    /// Does a split (or `dstOverrides`) of this policy send traffic to `authority` (canonical)?
+    /// Does a split (or `dstOverrides`, or a route's rule) of this policy send traffic to `authority`
+    /// (canonical)?
     pub fn has_backend(&self, authority: &str) -> bool {
-        self.backends.as_ref().is_some_and(|b| b.iter().any(|(backend, w)| w > 0 && backend.authority == authority))
+        let has = |b: &Option<WeightedPicker<Backend>>| {
+            b.as_ref().is_some_and(|b| b.iter().any(|(backend, w)| w > 0 && backend.authority == authority))
+        };
+        has(&self.backends) || self.routes.as_ref().is_some_and(|(routes, _)| routes.iter().any(|r| has(&r.backends)))
     }
 
-    /// The balancer of this attempt's backend: a split's weighted pick (resolved with `resolve` once per
-    /// discovery `version`: its leaf counted under the apex's authority), else the apex service's own
-    /// balancer. A backend that does not resolve is warned about once per version; until the next one the
+    /// The balancer of this attempt's backend on `route`: a split's weighted pick, else the pick among the
+    /// route's own backends (an HTTPRoute rule's backendRefs), else the apex service's own balancer; with the
+    /// picked authority (`None`: no pick, the apex). A pick
+    /// is resolved with `resolve` once per discovery `version` (its leaf counted under the apex's
+    /// authority). A backend that does not resolve is warned about once per version; until the next one the
     /// apex serves its share.
-    pub fn backend(
-        &self,
+    pub fn backend<'a>(
+        &'a self,
+        route: Option<&'a CompiledRoute>,
         version: impl FnOnce() -> u64,
         apex: (&str, &Arc<Balancer>),
         resolve: impl FnOnce(&str) -> Result<Arc<Balancer>, ProxyErrorReason>,
-    ) -> Arc<Balancer> {
+    ) -> (Arc<Balancer>, Option<&'a str>) {
         let (apex_authority, apex_balancer) = apex;
-        let Some(backend) = self.backends.as_ref().and_then(|b| b.pick()) else {
-            return apex_balancer.clone();
+        let backends = self.backends.as_ref().or_else(|| route.and_then(|r| r.backends.as_ref()));
+        let Some(backend) = backends.and_then(|b| b.pick()) else {
+            return (apex_balancer.clone(), None);
         };
+        let picked = Some(backend.authority.as_str());
         if backend.authority == apex_authority {
-            return apex_balancer.clone();
+            return (apex_balancer.clone(), picked);
         }
         let version = version();
         if let Some((v, b)) = backend.resolved.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && *v == version
         {
-            return b.clone();
+            return (b.clone(), picked);
         }
         let resolved = resolve(&backend.authority);
         if let Err(reason) = &resolved {
@@ -172,6 +209,6 @@ impl ServicePolicy {
         }
         let balancer = resolved.unwrap_or_else(|_| apex_balancer.clone());
         *backend.resolved.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, balancer.clone()));
-        balancer
+        (balancer, picked)
     }
 }

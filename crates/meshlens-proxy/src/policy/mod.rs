@@ -1,5 +1,5 @@
 //! Traffic policy, pure logic (issue 5): ServiceProfile routes compiled for matching ([`route`]), response
-//! classification ([`classify`]), the per-profile policy with its routes, retry budget and overrides
+//! classification ([`classify`]), an HTTPRoute rule's filters ([`filters`]), the per-profile policy with its routes, retry budget and overrides
 //! ([`profile`]), Linkerd's retry budget ([`budget`]), the per-endpoint circuit breaker ([`breaker`]) and
 //! weighted backend picking for traffic splits ([`split`]).
 //!
@@ -9,6 +9,7 @@
 pub mod breaker;
 pub mod budget;
 pub mod classify;
+pub mod filters;
 pub mod profile;
 pub mod route;
 pub mod split;

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use meshlens_api::authority::Authority;
 use meshlens_api::duration;
-use meshlens_api::profile::{RouteRetry, RouteSpec, ServiceProfile, ServiceProfileSpec, WeightedDst};
+use meshlens_api::profile::{RouteRetry, RouteRule, RouteSpec, ServiceProfile, ServiceProfileSpec, WeightedDst};
 
 use super::budget::RetryBudget;
 use super::classify::ResponseClassifier;
+use super::filters::{HeaderEdit, Redirect};
 use super::route::{RequestHead, RequestMatcher};
 use super::split::quantity_weight;
 
@@ -59,6 +60,57 @@ pub struct RouteConfig {
     /// A route compiled from an HTTPRoute/GRPCRoute: only these failures are retried, at most this many
     /// times per request; `None` for a ServiceProfile route (every failure, the profile's cap).
     pub retry: Option<RouteRetry>,
+    /// What an HTTPRoute/GRPCRoute rule adds; `None` for a ServiceProfile route.
+    pub rule: Option<Arc<RuleConfig>>,
+}
+
+/// An HTTPRoute/GRPCRoute rule's backends, filters and per-attempt timeout, compiled.
+#[derive(Clone, Debug, Default)]
+pub struct RuleConfig {
+    /// The route's kind (`HTTPRoute`, `GRPCRoute`) and API group, for Linkerd's route families.
+    pub route_kind: String,
+    pub route_group: String,
+    /// `(authority with port, weight)`, zero weights left out; empty: the parent Service.
+    pub backends: Vec<(String, u32)>,
+    pub request_headers: Option<HeaderEdit>,
+    pub response_headers: Option<HeaderEdit>,
+    /// Set: the route answers with this redirect and forwards nothing.
+    pub redirect: Option<Redirect>,
+    /// Bounds each attempt; an attempt it cuts may be retried (Linkerd's `retry.linkerd.io/timeout`).
+    pub attempt_timeout: Option<Duration>,
+}
+
+impl RuleConfig {
+    fn compile(r: &RouteRule) -> Result<RuleConfig, String> {
+        let backends = r
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, d)| dst_override(d, 80).map_err(|e| format!("rule.backends[{i}]: {e}")))
+            .filter(|r| !matches!(r, Ok((_, 0))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let edit = |m: &Option<_>, field: &str| {
+            m.as_ref().map(HeaderEdit::compile).transpose().map_err(|e| format!("rule.{field}: {e}"))
+        };
+        Ok(RuleConfig {
+            route_kind: r.route_kind.clone(),
+            route_group: r.route_group.clone(),
+            backends,
+            request_headers: edit(&r.request_headers, "requestHeaders")?,
+            response_headers: edit(&r.response_headers, "responseHeaders")?,
+            redirect: r
+                .redirect
+                .as_ref()
+                .map(|d| Redirect::compile(d, r.path_prefix.as_deref()))
+                .transpose()
+                .map_err(|e| format!("rule.redirect: {e}"))?,
+            attempt_timeout: match &r.attempt_timeout {
+                None => None,
+                Some(t) => duration::parse(t).map_err(|e| format!("rule.attemptTimeout: {e}"))?.into(),
+            }
+            .filter(|d: &Duration| !d.is_zero()),
+        })
+    }
 }
 
 impl RouteConfig {
@@ -72,6 +124,7 @@ impl RouteConfig {
             timeout: None,
             retry_budget: None,
             retry: None,
+            rule: None,
         }
     }
 
@@ -121,6 +174,8 @@ pub struct Policy {
     pub dst_overrides: Vec<(String, u32)>,
     /// What was accepted with a caveat (budget disabled, annotation ignored), for logs and the admin view.
     pub warnings: Vec<String>,
+    /// Compiled from HTTPRoutes: a request no route matches gets a 404 instead of the `[DEFAULT]` route.
+    pub unmatched_not_found: bool,
 }
 
 impl Default for Policy {
@@ -133,6 +188,7 @@ impl Default for Policy {
             max_retries_per_request: DEFAULT_MAX_RETRIES,
             dst_overrides: Vec::new(),
             warnings: Vec::new(),
+            unmatched_not_found: false,
         }
     }
 }
@@ -191,6 +247,7 @@ impl Policy {
             max_retries_per_request,
             dst_overrides,
             warnings,
+            unmatched_not_found: spec.unmatched_not_found,
         })
     }
 
@@ -203,6 +260,7 @@ impl Policy {
 fn compile_route(spec: &RouteSpec, budget: Option<&Arc<RetryBudget>>) -> Result<RouteConfig, String> {
     let matcher = RequestMatcher::compile(&spec.condition).map_err(|e| format!("condition: {e}"))?;
     let classifier = ResponseClassifier::compile(&spec.response_classes)?;
+    let rule = spec.rule.as_ref().map(RuleConfig::compile).transpose()?.map(Arc::new);
     if let Some(retry) = &spec.retry {
         // Linkerd's route retries have no budget: only the per-request limit bounds them.
         let unbounded = Arc::new(RetryBudget::new(1000.0, 1_000_000_000, Duration::from_secs(1)));
@@ -214,6 +272,7 @@ fn compile_route(spec: &RouteSpec, budget: Option<&Arc<RetryBudget>>) -> Result<
             timeout: route_timeout(spec)?,
             retry_budget: Some(unbounded),
             retry: Some(retry.clone()),
+            rule,
         });
     }
     Ok(RouteConfig {
@@ -224,6 +283,7 @@ fn compile_route(spec: &RouteSpec, budget: Option<&Arc<RetryBudget>>) -> Result<
         timeout: route_timeout(spec)?,
         retry_budget: budget.filter(|_| spec.is_retryable).cloned(),
         retry: None,
+        rule,
     })
 }
 

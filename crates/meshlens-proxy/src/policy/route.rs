@@ -10,8 +10,9 @@
 //!   `pathRegex`.
 //! - `headers` and `queryParams` (from HTTPRoute matches, as the Gateway API defines them): each listed
 //!   one must match. A header name is case-insensitive; a request header with several values matches when
-//!   one of them does. A query parameter name is case-sensitive and its first occurrence counts; its value
-//!   is compared as written in the query string (not percent-decoded). `RegularExpression` matches the
+//!   one of them does. A query parameter name is case-sensitive and its first occurrence counts; name and
+//!   value are compared percent-decoded, `+` read as a space (the query string's form encoding, as
+//!   Linkerd's proxy parses it), so `?q=a%20b` and `?q=a+b` match `a b`. `RegularExpression` matches the
 //!   whole value (anchored like `pathRegex`), `Exact` compares bytes.
 //! - An empty string (`pathRegex: ""`, `method: ""`) counts as unset, as in Go.
 //! - A match that sets no field is refused ("A request match must have a field set" in Linkerd's
@@ -24,6 +25,8 @@
 //! regex or method that does not compile is an error, where Linkerd's proxy silently drops the match (and
 //! with it the route, or the branch of an `all`/`any`). The regex crate is built without Unicode case
 //! folding: `(?i)` is refused (use `(?i-u)`, ASCII folding, which is what paths need).
+
+use std::borrow::Cow;
 
 use http::header::{HeaderMap, HeaderName};
 use http::{Method, Request};
@@ -113,11 +116,39 @@ impl Node {
             Node::Query(name, v) => req
                 .query
                 .split('&')
+                .filter(|pair| !pair.is_empty())
                 .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-                .find(|(n, _)| n == name)
-                .is_some_and(|(_, value)| v.matches(value.as_bytes())),
+                .find(|(n, _)| decode(n) == name.as_bytes())
+                .is_some_and(|(_, value)| v.matches(&decode(value))),
         }
     }
+}
+
+/// A query string component percent-decoded, `+` as a space; borrowed when there is nothing to decode
+/// (no allocation for plain names and values). A `%` not followed by two hex digits stays as written.
+fn decode(s: &str) -> Cow<'_, [u8]> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(out)
 }
 
 fn compile_node(m: &RequestMatch) -> Result<Node, String> {

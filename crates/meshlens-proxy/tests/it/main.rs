@@ -9,6 +9,7 @@ mod grpc;
 mod mesh;
 mod metrics;
 mod policy;
+mod routes;
 mod smuggling;
 mod support;
 mod tap;

@@ -73,6 +73,7 @@ impl FoldedRoute {
             is_retryable: false,
             timeout: None,
             retry: None,
+            rule: None,
         }
     }
 

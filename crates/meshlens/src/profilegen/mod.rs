@@ -168,6 +168,7 @@ mod tests {
                 is_retryable: true,
                 timeout: Some("1.5s".into()),
                 retry: None,
+                rule: None,
             })
             .collect();
         let profile = target.profile(routes);

@@ -200,6 +200,7 @@ fn route(at: &str, method: &str, path: &str, path_regex: &str, op: &Value) -> Re
         is_retryable,
         timeout,
         retry: None,
+        rule: None,
     })
 }
 

@@ -83,6 +83,7 @@ fn service_body(
                     is_retryable: retryable,
                     timeout: None,
                     retry: None,
+                    rule: None,
                 });
                 i = j;
             }

@@ -25,7 +25,7 @@ pub use http::{HttpMetrics, HttpTargetMetrics};
 pub use labels::LabelSet;
 pub use process::register_process;
 pub(crate) use registry::Collect;
-pub use registry::{CounterFamily, Metric, Registry};
+pub use registry::{CounterFamily, Family, Metric, Registry};
 pub use tcp::{TcpConnGuard, TcpMetrics, TcpTargetMetrics};
 
 #[cfg(test)]

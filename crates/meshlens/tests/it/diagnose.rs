@@ -148,15 +148,54 @@ fn slow_success_names_the_slow_route_first() {
 
 /// Polls `diagnose` on a mesh directory until (kind, subject) is first over a whole window.
 fn mesh_names_first(name: &str, files: &[(&'static str, String)], kind: &str, subject: &str) -> Value {
+    mesh_names_first_with(name, files, kind, subject, |_| true)
+}
+
+/// [`mesh_names_first`], waiting also until the report satisfies `also` (evidence from a tap sample).
+fn mesh_names_first_with(
+    name: &str,
+    files: &[(&'static str, String)],
+    kind: &str,
+    subject: &str,
+    also: impl Fn(&Value) -> bool,
+) -> Value {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
     let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
     let mesh = Running::up(name, &files);
     let args = ["diagnose", "-n", "prod", "-t", "30s"];
     let report = mesh.poll(&args, Duration::from_secs(120), |r| {
-        r["covered_s"].as_f64() >= Some(30.0) && first(r) == (kind.to_string(), subject.to_string())
+        r["covered_s"].as_f64() >= Some(30.0) && first(r) == (kind.to_string(), subject.to_string()) && also(r)
     });
     eprintln!("{name}: {:#}", report["findings"][0]);
     report
+}
+
+/// A mesh directory where the load generator calls `callee` directly at `rps` with `mix`.
+fn direct_mesh(rps: &str, mix: &str, callee_conf: &str) -> Vec<(&'static str, String)> {
+    let mesh = format!(
+        "apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata: {{name: direct}}
+spec:
+  namespaces: [prod]
+  services:
+    - {{name: callee, namespace: prod, workload: callee}}
+  workloads:
+    - name: traffic
+      namespace: prod
+      command: [meshlens, demo-load, --target, 'http://callee', --rps, '{rps}', --mix, '{mix}', --report-every, 1h]
+      calls: [callee]
+    - name: callee
+      namespace: prod
+      command: [meshlens, demo-app, --config, apps/callee.conf]
+"
+    );
+    vec![("mesh.yaml", mesh), ("apps/callee.conf", callee_conf.to_string())]
+}
+
+/// The first finding's evidence as one string.
+fn evidence_of(report: &Value) -> String {
+    report["findings"][0]["evidence"].to_string()
 }
 
 /// A fault of our own: a caller asks for a service by a name no service has.
@@ -168,12 +207,50 @@ fn a_misspelled_service_name_is_blamed_on_its_caller() {
     assert!(report["findings"][0]["cause"].as_str().unwrap().contains("calee"), "{report:#}");
 }
 
-/// A fault of our own: the callee takes 3 s on a quarter of its requests, the caller waits 2 s.
+/// A fault of our own: the callee takes 3 s on a quarter of its requests, the caller waits 2 s. The tap
+/// sample says which side gave up (the caller, after ~2 s) and that the callee's slow requests are why.
 #[test]
 fn a_caller_that_gives_up_names_the_slow_callee() {
     let callee = "routes:\n  - path: /work\n    latency: 5ms\n    faults:\n      - {rate: 0.25, latency: 3s}\n";
     let files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}");
-    mesh_names_first("diagnose-impatient", &files, "caller-gave-up", "deploy/callee");
+    let report = mesh_names_first_with("diagnose-impatient", &files, "caller-gave-up", "deploy/callee", |r| {
+        evidence_of(r).contains("tap: caller gives up after ~")
+    });
+    let evidence = evidence_of(&report);
+    assert!(evidence.contains("the cause is callee's slow requests"), "{report:#}");
+    assert!(evidence.contains("cancelled by caller before any response"), "{report:#}");
+    let after = evidence.split("tap: caller gives up after ~").nth(1).unwrap();
+    let seconds: f64 = after.split(' ').next().unwrap().parse().unwrap();
+    assert!((1.5..=2.6).contains(&seconds), "the caller's 2 s patience: {report:#}");
+}
+
+/// A fault of our own: one path of a service without a profile (so its counters hold one `[DEFAULT]`
+/// route) is slow on half its requests. The tap sample names the path.
+#[test]
+fn one_slow_path_is_named_from_the_tap_sample() {
+    let callee = "routes:\n  - {method: GET, path: /fast, latency: 2ms}\n  - method: GET\n    path: /slow\n    \
+                  latency: 2ms\n    faults:\n      - {rate: 0.5, latency: 400ms}\n";
+    let files = direct_mesh("30", "GET /fast=1,GET /slow=1", callee);
+    let report = mesh_names_first("diagnose-slow-path", &files, "latency-tail", "route deploy/callee GET /slow");
+    let evidence = evidence_of(&report);
+    assert!(evidence.contains("tap: route GET /slow: "), "{report:#}");
+    assert!(evidence.contains("tap: callee's other routes: 0 of "), "{report:#}");
+    assert_eq!(report["findings"][1]["kind"], "slow-route", "the finding it locates: {report:#}");
+}
+
+/// A fault of our own: every 10th request fails at ~4 req/s. A 3 s tap sample holds one or two of the
+/// failures: it says that is too few to tell a period, beside the counters' rate, rather than guessing.
+#[test]
+fn a_period_longer_than_the_tap_sample_is_too_few_to_tell() {
+    let callee = "routes:\n  - path: /work\n    latency: 2ms\n    faults:\n      - {every: 10, status: 503}\n";
+    let files = direct_mesh("4", "GET /work=1", callee);
+    let report = mesh_names_first_with("diagnose-long-period", &files, "failing-workload", "deploy/callee", |r| {
+        evidence_of(r).contains("tap sample of deploy/callee")
+    });
+    let evidence = evidence_of(&report);
+    assert!(evidence.contains("too few to tell whether its failures come every Nth request"), "{report:#}");
+    assert!(evidence.contains("its counters: "), "{report:#}");
+    assert!(!evidence.contains("failed every"), "{report:#}");
 }
 
 /// A fault of our own: the callee's app answers every 5th request with 503. The tap sample names the

@@ -51,12 +51,6 @@ pub(crate) fn evidence(reqs: &[Sampled], seconds: f64, counters: &Counters) -> V
     for r in reqs.iter().filter(|r| r.inbound) {
         by_instance.entry(r.own.as_str()).or_default().push((r.failed(), r.at_ms));
     }
-    // Instances the counters saw failing that the sample missed entirely.
-    for (pod, (_, failed)) in &counters.instances {
-        if *failed >= 0.5 && reqs.iter().any(|r| r.inbound && r.served_by == *pod) {
-            by_instance.entry(pod.as_str()).or_default();
-        }
-    }
     let whole = whole(reqs, seconds);
     let mut out = Vec::new();
     let mut too_few = 0;

@@ -417,6 +417,61 @@ mod tests {
     }
 
     #[test]
+    fn tap_events_fold_into_requests_with_their_side_and_arrival() {
+        use meshlens_api::tap::{RequestInit, ResponseEnd, StreamId, TapEndpoint};
+        let peer = |deploy: &str, pod: &str| TapEndpoint {
+            ip: "127.0.0.1".into(),
+            port: 1,
+            metadata: [("deployment".to_string(), deploy.to_string()), ("pod".to_string(), pod.to_string())].into(),
+        };
+        let id = StreamId { base: 0, stream: 7 };
+        let base = TapEvent {
+            source: peer("caller", "caller-0"),
+            destination: peer("callee", "callee-0"),
+            route_meta: BTreeMap::new(),
+            proxy_direction: ProxyDirection::Inbound,
+            request_init_event: None,
+            response_init_event: None,
+            response_end_event: None,
+            proxy_error: None,
+            attempt: None,
+            original_id: None,
+        };
+        let req = TapEvent {
+            request_init_event: Some(RequestInit {
+                id,
+                method: "GET".into(),
+                scheme: "http".into(),
+                authority: "callee".into(),
+                path: "/work".into(),
+                headers: Vec::new(),
+            }),
+            ..base.clone()
+        };
+        // The caller went away after 2 s: an end without a response, reset.
+        let end = TapEvent {
+            response_end_event: Some(ResponseEnd {
+                id,
+                since_request_init: Duration::from_millis(2000).into(),
+                since_response_init: None,
+                response_bytes: 0,
+                trailers: Vec::new(),
+                grpc_status_code: None,
+                reset_error_code: Some(2),
+            }),
+            ..base
+        };
+        let reqs = requests(&[(120.0, req), (2120.0, end)]);
+        assert_eq!(reqs.len(), 1);
+        let r = &reqs[0];
+        assert!(r.cancelled() && r.failed(), "{r:#?}");
+        assert_eq!((r.src_workload.as_str(), r.dst_workload.as_str(), r.at_ms), ("caller", "callee", 120.0));
+        assert_eq!(r.elapsed_ms, Some(2000.0));
+        assert_eq!(sides::side(r, false), Some(sides::Side::Cancelled));
+        assert_eq!(r.line(), "tap inbound po/caller-0 → po/callee-0 GET /work no response 2000ms");
+    }
+
+    #[test]
     fn a_sample_within_the_time_budget() {
         assert_eq!(duration(None), Duration::from_secs(3));
         assert_eq!(duration(Some(Duration::from_secs(10))), Duration::from_secs(1));

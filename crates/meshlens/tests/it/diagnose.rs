@@ -193,6 +193,36 @@ spec:
     vec![("mesh.yaml", mesh), ("apps/callee.conf", callee_conf.to_string())]
 }
 
+/// A mesh directory where the load generator calls `caller` at `rps`, whose client waits `timeout` for
+/// each of `calls` (demo-app call specs) to `callee`.
+fn caller_mesh(rps: &str, timeout: &str, calls: &str, callee_conf: &str) -> Vec<(&'static str, String)> {
+    let mesh = format!(
+        "apiVersion: meshlens.io/v1alpha1
+kind: Mesh
+metadata: {{name: caller}}
+spec:
+  namespaces: [prod]
+  services:
+    - {{name: caller, namespace: prod, workload: caller}}
+    - {{name: callee, namespace: prod, workload: callee}}
+  workloads:
+    - name: traffic
+      namespace: prod
+      command: [meshlens, demo-load, --target, 'http://caller', --rps, '{rps}', --mix, 'GET /call=1', --report-every, 1h]
+      calls: [caller]
+    - name: caller
+      namespace: prod
+      command: [meshlens, demo-app, --config, apps/caller.conf]
+      calls: [callee]
+    - name: callee
+      namespace: prod
+      command: [meshlens, demo-app, --config, apps/callee.conf]
+"
+    );
+    let caller = format!("clientTimeout: {timeout}\nroutes:\n  - path: /call\n    calls: [{calls}]\n");
+    vec![("mesh.yaml", mesh), ("apps/caller.conf", caller), ("apps/callee.conf", callee_conf.to_string())]
+}
+
 /// The first finding's evidence as one string.
 fn evidence_of(report: &Value) -> String {
     report["findings"][0]["evidence"].to_string()
@@ -224,18 +254,25 @@ fn a_caller_that_gives_up_names_the_slow_callee() {
     assert!((1.5..=2.6).contains(&seconds), "the caller's 2 s patience: {report:#}");
 }
 
-/// A fault of our own: one path of a service without a profile (so its counters hold one `[DEFAULT]`
-/// route) is slow on half its requests. The tap sample names the path.
+/// A fault of our own: a caller with a 500 ms client timeout calls a service without a profile (so its
+/// counters hold no route but `[DEFAULT]`) on two paths; `GET /slow` takes 1 s on half its requests. The
+/// caller gives up on the callee, and the tap sample names the path that carries the tail, first.
 #[test]
 fn one_slow_path_is_named_from_the_tap_sample() {
     let callee = "routes:\n  - {method: GET, path: /fast, latency: 2ms}\n  - method: GET\n    path: /slow\n    \
-                  latency: 2ms\n    faults:\n      - {rate: 0.5, latency: 400ms}\n";
-    let files = direct_mesh("30", "GET /fast=1,GET /slow=1", callee);
+                  latency: 2ms\n    faults:\n      - {rate: 0.5, latency: 1s}\n";
+    let calls = "{service: callee, path: /fast}, {service: callee, path: /slow}";
+    let files = caller_mesh("20", "500ms", calls, callee);
     let report = mesh_names_first("diagnose-slow-path", &files, "latency-tail", "route deploy/callee GET /slow");
     let evidence = evidence_of(&report);
     assert!(evidence.contains("tap: route GET /slow: "), "{report:#}");
     assert!(evidence.contains("tap: callee's other routes: 0 of "), "{report:#}");
-    assert_eq!(report["findings"][1]["kind"], "slow-route", "the finding it locates: {report:#}");
+    let located = &report["findings"][1];
+    assert_eq!(
+        (&located["kind"], &located["subject"]),
+        (&"caller-gave-up".into(), &"deploy/callee".into()),
+        "{report:#}"
+    );
 }
 
 /// A fault of our own: every 10th request fails at ~4 req/s. A 3 s tap sample holds one or two of the

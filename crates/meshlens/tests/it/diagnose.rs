@@ -170,57 +170,13 @@ fn mesh_names_first_with(
     report
 }
 
-/// A mesh directory where the load generator calls `callee` directly at `rps` with `mix`.
-fn direct_mesh(rps: &str, mix: &str, callee_conf: &str) -> Vec<(&'static str, String)> {
-    let mesh = format!(
-        "apiVersion: meshlens.io/v1alpha1
-kind: Mesh
-metadata: {{name: direct}}
-spec:
-  namespaces: [prod]
-  services:
-    - {{name: callee, namespace: prod, workload: callee}}
-  workloads:
-    - name: traffic
-      namespace: prod
-      command: [meshlens, demo-load, --target, 'http://callee', --rps, '{rps}', --mix, '{mix}', --report-every, 1h]
-      calls: [callee]
-    - name: callee
-      namespace: prod
-      command: [meshlens, demo-app, --config, apps/callee.conf]
-"
-    );
-    vec![("mesh.yaml", mesh), ("apps/callee.conf", callee_conf.to_string())]
-}
-
-/// A mesh directory where the load generator calls `caller` at `rps`, whose client waits `timeout` for
-/// each of `calls` (demo-app call specs) to `callee`.
-fn caller_mesh(rps: &str, timeout: &str, calls: &str, callee_conf: &str) -> Vec<(&'static str, String)> {
-    let mesh = format!(
-        "apiVersion: meshlens.io/v1alpha1
-kind: Mesh
-metadata: {{name: caller}}
-spec:
-  namespaces: [prod]
-  services:
-    - {{name: caller, namespace: prod, workload: caller}}
-    - {{name: callee, namespace: prod, workload: callee}}
-  workloads:
-    - name: traffic
-      namespace: prod
-      command: [meshlens, demo-load, --target, 'http://caller', --rps, '{rps}', --mix, 'GET /call=1', --report-every, 1h]
-      calls: [caller]
-    - name: caller
-      namespace: prod
-      command: [meshlens, demo-app, --config, apps/caller.conf]
-      calls: [callee]
-    - name: callee
-      namespace: prod
-      command: [meshlens, demo-app, --config, apps/callee.conf]
-"
-    );
-    let caller = format!("clientTimeout: {timeout}\nroutes:\n  - path: /call\n    calls: [{calls}]\n");
-    vec![("mesh.yaml", mesh), ("apps/caller.conf", caller), ("apps/callee.conf", callee_conf.to_string())]
+/// [`crate::evidence::impatient_mesh`] with the load at `rps` and the caller's client timeout `timeout`.
+fn impatient_mesh_at(rps: &str, timeout: &str, callee: &str, calls: &str) -> Vec<(&'static str, String)> {
+    let mut files = crate::evidence::impatient_mesh(callee, calls);
+    files[0].1 = files[0].1.replace("--rps, '10'", &format!("--rps, '{rps}'"));
+    files[1].1 = files[1].1.replace("clientTimeout: 2s", &format!("clientTimeout: {timeout}"));
+    assert!(files[0].1.contains(&format!("--rps, '{rps}'")) && files[1].1.contains(timeout));
+    files
 }
 
 /// The first finding's evidence as one string.
@@ -262,7 +218,7 @@ fn one_slow_path_is_named_from_the_tap_sample() {
     let callee = "routes:\n  - {method: GET, path: /fast, latency: 2ms}\n  - method: GET\n    path: /slow\n    \
                   latency: 2ms\n    faults:\n      - {rate: 0.5, latency: 1s}\n";
     let calls = "{service: callee, path: /fast}, {service: callee, path: /slow}";
-    let files = caller_mesh("20", "500ms", calls, callee);
+    let files = impatient_mesh_at("20", "500ms", callee, calls);
     let report = mesh_names_first("diagnose-slow-path", &files, "latency-tail", "route deploy/callee GET /slow");
     let evidence = evidence_of(&report);
     assert!(evidence.contains("tap: route GET /slow: "), "{report:#}");
@@ -280,7 +236,7 @@ fn one_slow_path_is_named_from_the_tap_sample() {
 #[test]
 fn a_period_longer_than_the_tap_sample_is_too_few_to_tell() {
     let callee = "routes:\n  - path: /work\n    latency: 2ms\n    faults:\n      - {every: 10, status: 503}\n";
-    let files = direct_mesh("4", "GET /work=1", callee);
+    let files = impatient_mesh_at("4", "2s", callee, "{service: callee, path: /work}");
     let report = mesh_names_first_with("diagnose-long-period", &files, "failing-workload", "deploy/callee", |r| {
         evidence_of(r).contains("tap sample of deploy/callee")
     });

@@ -45,15 +45,15 @@ fn counted(counters: &Counters, pod: &str) -> Option<String> {
 }
 
 /// Per instance of the sample (its inbound requests): a period when the sample shows one, else — when
-/// it or its counters hold failures — that the sample is too small to tell.
-pub(crate) fn evidence(reqs: &[Sampled], seconds: f64, counters: &Counters) -> Vec<String> {
+/// `too_few` asks for it and its counters hold failures — that the sample is too small to tell.
+pub(crate) fn evidence(reqs: &[Sampled], seconds: f64, counters: &Counters, too_few: bool) -> Vec<String> {
     let mut by_instance: BTreeMap<&str, Served> = BTreeMap::new();
     for r in reqs.iter().filter(|r| r.inbound) {
         by_instance.entry(r.own.as_str()).or_default().push((r.failed(), r.at_ms));
     }
     let whole = whole(reqs, seconds);
     let mut out = Vec::new();
-    let mut too_few = 0;
+    let mut said = 0;
     for (pod, seq) in &by_instance {
         let failed = seq.iter().filter(|f| f.0).count();
         let counts = counted(counters, pod).map_or(String::new(), |c| format!("; its counters: {c}"));
@@ -63,8 +63,8 @@ pub(crate) fn evidence(reqs: &[Sampled], seconds: f64, counters: &Counters) -> V
             ));
         } else if let Some(gap) = fixed_interval(seq) {
             out.push(format!("tap: po/{pod} failed at fixed intervals of ~{} ({failed} failures{counts})", ms(gap)));
-        } else if failed < MIN_FAILURES && !counts.is_empty() && too_few < MAX_TOO_FEW {
-            too_few += 1;
+        } else if too_few && failed < MIN_FAILURES && !counts.is_empty() && said < MAX_TOO_FEW {
+            said += 1;
             out.push(format!(
                 "tap: po/{pod}: {failed} of its {} sampled requests failed: too few to tell whether its failures \
                  come every Nth request or at fixed intervals{counts}",
@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn every_fifth_request_is_named_with_the_counters_beside_it() {
         let reqs = served("b-0", 40, 5, 13.0);
-        let ev = evidence(&reqs, 3.0, &counters("b-0", 300.0, 60.0));
+        let ev = evidence(&reqs, 3.0, &counters("b-0", 300.0, 60.0), true);
         assert_eq!(
             ev,
             ["tap: po/b-0 failed every 5th request it served (8 failures, equally spaced; its counters: 60 of 300 \
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn every_50th_at_4_rps_is_too_few_to_tell() {
         let reqs = served("ml-inference-b-0", 12, 50, 4.0);
-        let ev = evidence(&reqs, 3.0, &counters("ml-inference-b-0", 120.0, 2.0));
+        let ev = evidence(&reqs, 3.0, &counters("ml-inference-b-0", 120.0, 2.0), true);
         assert_eq!(
             ev,
             ["tap: po/ml-inference-b-0: 0 of its 12 sampled requests failed: too few to tell whether its failures \
@@ -126,10 +126,10 @@ mod tests {
         );
         // The 50th request in the sample: one failure is no period either.
         let reqs: Vec<Sampled> = served("b-0", 62, 50, 4.0).split_off(40);
-        let ev = evidence(&reqs, 3.0, &counters("b-0", 120.0, 2.0));
+        let ev = evidence(&reqs, 3.0, &counters("b-0", 120.0, 2.0), true);
         assert!(ev[0].starts_with("tap: po/b-0: 1 of its 22 sampled requests failed: too few to tell"), "{ev:#?}");
         // Healthy instances say nothing.
-        assert!(evidence(&served("a-0", 12, 1000, 4.0), 3.0, &counters("a-0", 120.0, 0.0)).is_empty());
+        assert!(evidence(&served("a-0", 12, 1000, 4.0), 3.0, &counters("a-0", 120.0, 0.0), true).is_empty());
     }
 
     #[test]
@@ -137,7 +137,7 @@ mod tests {
         // 200 req/s sampled at maxRps 50: the requests between failures are not all there; the failures
         // came every 250 ms.
         let reqs = served("b-0", 150, 10, 40.0);
-        let ev = evidence(&reqs, 3.0, &Counters::default());
+        let ev = evidence(&reqs, 3.0, &Counters::default(), true);
         assert_eq!(ev, ["tap: po/b-0 failed at fixed intervals of ~250 ms (15 failures)"]);
     }
 
@@ -147,6 +147,6 @@ mod tests {
         for i in [3, 9, 12, 25, 31] {
             reqs[i].status = Some(500);
         }
-        assert!(evidence(&reqs, 3.0, &counters("b-0", 400.0, 50.0)).is_empty());
+        assert!(evidence(&reqs, 3.0, &counters("b-0", 400.0, 50.0), true).is_empty());
     }
 }

@@ -16,7 +16,7 @@ pub(crate) fn rank(mut found: Vec<Candidate>) -> Vec<Finding> {
 }
 
 /// Kinds whose finding is about a workload's latency: what a located latency tail explains.
-const LATENCY_KINDS: [&str; 4] = [CALLER_GAVE_UP, SLOW_ROUTE, LATENCY_REGRESSION, ROUTE_TIMEOUT];
+pub(crate) const LATENCY_KINDS: [&str; 4] = [CALLER_GAVE_UP, SLOW_ROUTE, LATENCY_REGRESSION, ROUTE_TIMEOUT];
 
 /// Places `found`, which locates where the finding at `parent` happens (one instance or route of its
 /// workload), next to it: above it when the parent is about latency (the located tail is its cause),

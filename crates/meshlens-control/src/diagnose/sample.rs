@@ -199,14 +199,24 @@ pub(super) fn whole(reqs: &[Sampled], seconds: f64) -> bool {
     (reqs.len() as f64) < 0.8 * MAX_RPS * seconds.max(0.001)
 }
 
-/// What a sample of one workload shows, as evidence lines. `timeouts`: the routes (`(workload, route)`)
-/// whose callers' proxies time out (their cancellations are those timeouts).
+/// What the findings of a tapped workload ask of its sample.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Asked<'a> {
+    /// The routes (`(workload, route)`) whose callers' proxies time out (their cancellations are those
+    /// timeouts).
+    pub timeouts: &'a [(String, String)],
+    /// Whether its findings are about failures (not only latency): then a period too long for the sample
+    /// is said to be unknown.
+    pub failures: bool,
+}
+
+/// What a sample of one workload shows, as evidence lines.
 pub(crate) fn evidence(
     workload: &str,
     reqs: &[Sampled],
     seconds: f64,
     counters: &Counters,
-    timeouts: &[(String, String)],
+    asked: Asked<'_>,
 ) -> Vec<String> {
     let failed: Vec<&Sampled> = reqs.iter().filter(|r| r.failed()).collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -230,8 +240,8 @@ pub(crate) fn evidence(
     if let Some((route, f, all)) = concentrated(reqs, |r| r.route.as_str()) {
         out.push(format!("tap: {f} of the {all} sampled failures were on route {route}"));
     }
-    out.extend(sides::evidence(reqs, timeouts));
-    out.extend(period::evidence(reqs, seconds, counters));
+    out.extend(sides::evidence(reqs, asked.timeouts));
+    out.extend(period::evidence(reqs, seconds, counters, asked.failures));
     out.extend(sides::examples(&failed, LINES).iter().map(|r| r.line()));
     out
 }
@@ -313,7 +323,8 @@ pub(crate) async fn attach(
     let mut located = Vec::new();
     for ((findings, (ns, w)), events) in targets.iter().zip(samples) {
         let reqs = requests(&events);
-        let lines = evidence(w, &reqs, seconds, counters, &timeouts);
+        let failures = findings.iter().any(|i| !rank::LATENCY_KINDS.contains(&report.findings[*i].kind.as_str()));
+        let lines = evidence(w, &reqs, seconds, counters, Asked { timeouts: &timeouts, failures });
         for i in findings {
             report.findings[*i].evidence.extend(lines.iter().cloned());
         }
@@ -382,7 +393,7 @@ mod tests {
             reqs.push(req(2 * i + 1, "a-0", "GET /y", 200, None));
         }
         reqs.push(req(100, "a-0", "GET /y", 504, Some("timeout")));
-        let ev = evidence("b", &reqs, 3.0, &Counters::default(), &[]);
+        let ev = evidence("b", &reqs, 3.0, &Counters::default(), Asked { failures: true, ..Asked::default() });
         assert_eq!(
             ev[0],
             "tap sample of deploy/b for 3s (maxRps 50): 81 requests, 9 failed: 8 app-made 503, 1 proxy-made timeout"
@@ -411,7 +422,7 @@ mod tests {
                 )
             })
             .collect();
-        let ev = evidence("a", &reqs, 3.0, &Counters::default(), &[]);
+        let ev = evidence("a", &reqs, 3.0, &Counters::default(), Asked { failures: true, ..Asked::default() });
         let named = |l: &&String| l.contains("served by") || l.contains("on route") || l.contains("every");
         assert!(!ev.iter().any(|l| named(&l)), "{ev:#?}");
     }

@@ -68,8 +68,8 @@ pub(super) fn quantile(v: &mut [f64], q: f64) -> f64 {
     }
 }
 
-/// Per edge with failures: the failures by side, then which side gave up when one side made at least
-/// half of them (≥2). `timeouts`: `(workload, route)` whose callers' proxies time out.
+/// Per edge with failures: the failures by side, then which side gave up when cancellations, timeouts or
+/// the app made at least half of them (≥2). `timeouts`: `(workload, route)` whose callers' proxies time out.
 pub(crate) fn evidence(reqs: &[Sampled], timeouts: &[(String, String)]) -> Vec<String> {
     let mut edges: BTreeMap<(String, String), Tally> = BTreeMap::new();
     for r in reqs {
@@ -145,7 +145,8 @@ pub(crate) fn evidence(reqs: &[Sampled], timeouts: &[(String, String)]) -> Vec<S
                 )
             }
             Side::App => format!("tap: nobody gave up: {dst}'s app answered the failures itself"),
-            Side::ProxyMade => format!("tap: a proxy made the failures, not {dst}'s app"),
+            // Which proxy and why is the reason's to say (an app's malformed response, a refused name, …).
+            Side::ProxyMade => continue,
         });
     }
     out
@@ -259,6 +260,19 @@ mod tests {
         let failed: Vec<&Sampled> = reqs.iter().filter(|r| r.failed()).collect();
         let shown = examples(&failed, 3);
         assert_eq!(shown.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 4, 20]);
+    }
+
+    #[test]
+    fn proxy_made_failures_get_no_verdict_their_reason_says_whose_they_are() {
+        // auth-service's proxy refuses its app's malformed responses: the app's fault, made by a proxy.
+        let reqs: Vec<_> = (0..10)
+            .map(|i| match i % 3 {
+                0 => call(i, Some(502), Some("invalid_response"), 4.0),
+                _ => call(i, Some(200), None, 4.0),
+            })
+            .collect();
+        let ev = evidence(&reqs, &[]);
+        assert_eq!(ev, ["tap: caller → callee: 4 of 10 sampled requests failed: 4 proxy-made (invalid_response ×4)"]);
     }
 
     #[test]

@@ -51,13 +51,12 @@ pub(crate) fn evidence(reqs: &[Sampled], seconds: f64, counters: &Counters, too_
     for r in reqs.iter().filter(|r| r.inbound) {
         by_instance.entry(r.own.as_str()).or_default().push((r.failed(), r.at_ms));
     }
-    let whole = whole(reqs, seconds);
     let mut out = Vec::new();
     let mut said = 0;
     for (pod, seq) in &by_instance {
         let failed = seq.iter().filter(|f| f.0).count();
         let counts = counted(counters, pod).map_or(String::new(), |c| format!("; its counters: {c}"));
-        if let Some(n) = every_nth(seq).filter(|_| whole) {
+        if let Some(n) = every_nth(seq).filter(|_| whole(reqs, pod, seconds)) {
             out.push(format!(
                 "tap: po/{pod} failed every {n}th request it served ({failed} failures, equally spaced{counts})"
             ));
@@ -134,11 +133,16 @@ mod tests {
 
     #[test]
     fn a_sample_cut_by_max_rps_names_no_nth_request_but_fixed_intervals() {
-        // 200 req/s sampled at maxRps 50: the requests between failures are not all there; the failures
+        // Sampled at its proxy's maxRps: the requests between failures may not all be there; the failures
         // came every 250 ms.
         let reqs = served("b-0", 150, 10, 40.0);
         let ev = evidence(&reqs, 3.0, &Counters::default(), true);
         assert_eq!(ev, ["tap: po/b-0 failed at fixed intervals of ~250 ms (15 failures)"]);
+        // Two tapped proxies share maxRps: 70 requests in 3 s is at this one's 25 req/s.
+        let mut reqs = served("b-0", 70, 10, 23.0);
+        reqs.extend(served("b-1", 5, 1000, 2.0));
+        let ev = evidence(&reqs, 3.0, &Counters::default(), true);
+        assert!(ev[0].starts_with("tap: po/b-0 failed at fixed intervals of ~"), "{ev:#?}");
     }
 
     #[test]

@@ -193,10 +193,13 @@ pub(crate) struct Counters {
     pub instances: BTreeMap<String, (f64, f64)>,
 }
 
-/// Whether the sample holds every request its workload served (`maxRps` dropped none): only then do
-/// request counts between failures mean anything.
-pub(super) fn whole(reqs: &[Sampled], seconds: f64) -> bool {
-    (reqs.len() as f64) < 0.8 * MAX_RPS * seconds.max(0.001)
+/// Whether the sample holds every request the proxy of instance `own` saw (its share of `maxRps`, split
+/// evenly among the tapped proxies, dropped none): only then do request counts between failures mean
+/// anything.
+pub(super) fn whole(reqs: &[Sampled], own: &str, seconds: f64) -> bool {
+    let proxies = reqs.iter().map(|r| r.own.as_str()).collect::<std::collections::BTreeSet<_>>().len().max(1);
+    let seen = reqs.iter().filter(|r| r.own == own).count();
+    (seen as f64) < 0.8 * MAX_RPS / proxies as f64 * seconds
 }
 
 /// What the findings of a tapped workload ask of its sample.

@@ -52,6 +52,8 @@ pub const UNREACHABLE_DESTINATION: &str = "unreachable-destination";
 pub const SLOW_ROUTE: &str = "slow-route";
 /// A route's p99 rose beyond its latency objective (`latencyFactor` × its baseline p99).
 pub const LATENCY_REGRESSION: &str = "latency-regression";
+/// One instance or one route of a workload carries its sampled latency tail (step 3, the tap sample).
+pub const LATENCY_TAIL: &str = "latency-tail";
 /// A caller gives up (cancels) on a callee's requests before they are answered.
 pub const CALLER_GAVE_UP: &str = "caller-gave-up";
 /// A TrafficSplit's weights do not add up to 100%.
@@ -76,6 +78,7 @@ pub const KINDS: &[&str] = &[
     ROUTE_TIMEOUT,
     SLOW_ROUTE,
     LATENCY_REGRESSION,
+    LATENCY_TAIL,
     CALLER_GAVE_UP,
     INVALID_RESPONSE,
     UNKNOWN_DESTINATION,

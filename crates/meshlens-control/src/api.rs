@@ -480,12 +480,12 @@ async fn diagnose(
             let resources = s.store.resources();
             let objectives = s.store.configs().borrow().mesh.spec.objectives.clone();
             let found = match s.stats.window(&q.stat_query(), &resources).await {
-                Ok((store, end)) => crate::diagnose::diagnose(&resources, &objectives, &store, &q, end),
+                Ok((store, end)) => crate::diagnose::diagnose_counted(&resources, &objectives, &store, &q, end),
                 Err(e) => return window_error(e),
             };
             match found {
-                Ok(mut report) => {
-                    crate::diagnose::attach_sample(&mut report, &s.store, &s.shutdown, sample).await;
+                Ok((mut report, counters)) => {
+                    crate::diagnose::attach_sample(&mut report, &s.store, &s.shutdown, sample, &counters).await;
                     crate::diagnose::attach_logs(&mut report, &resources).await;
                     json(StatusCode::OK, &report)
                 }

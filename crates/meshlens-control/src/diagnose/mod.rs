@@ -13,6 +13,9 @@
 //! | `topology` | step 2: edges that carried traffic before and stopped |
 //! | `config` | step 4: split weights, splits that omit a live backend, routes that match nothing |
 //! | `sample` | step 3: a bounded tap sample of the serious findings' workloads (reasons, instances, periods) |
+//! | `sides` | step 3 from the sample: which side gave up per edge (caller, proxy timeout, app) |
+//! | `period` | step 3 from the sample: every Nth request or fixed intervals, or too few failures to tell |
+//! | `tails` | step 3 from the sample: one instance or route carrying a workload's latency tail |
 //! | `logs` | step 5: the implicated workloads' recent WARN/ERROR proxy log lines as evidence |
 //! | `rank` | a root cause above its symptoms, then by requests per second explained |
 
@@ -22,10 +25,13 @@ mod failing;
 mod latency;
 mod logs;
 mod patience;
+mod period;
 mod proxy;
 mod rank;
 mod retries;
 mod sample;
+mod sides;
+mod tails;
 mod topology;
 mod wilson;
 
@@ -44,7 +50,7 @@ use crate::statsapi;
 pub(crate) use config::misweighted;
 pub(crate) use evidence::Evidence;
 pub(crate) use logs::attach as attach_logs;
-pub(crate) use sample::attach as attach_sample;
+pub(crate) use sample::{Counters, attach as attach_sample};
 pub(crate) use wilson::below_objective;
 
 /// Query parameters of `/api/v1/diagnose`.
@@ -120,6 +126,18 @@ pub(crate) fn diagnose(
     q: &DiagnoseQuery,
     now: u64,
 ) -> Result<Report, QueryError> {
+    diagnose_counted(res, objectives, ms, q, now).map(|(report, _)| report)
+}
+
+/// [`diagnose`], with what each instance served in the window: the counters a tap sample is read
+/// against.
+pub(crate) fn diagnose_counted(
+    res: &Resources,
+    objectives: &Objectives,
+    ms: &MetricStore,
+    q: &DiagnoseQuery,
+    now: u64,
+) -> Result<(Report, Counters), QueryError> {
     let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms).map_err(QueryError::Invalid)?;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
     let baseline = match q.offset.as_deref() {
@@ -127,7 +145,8 @@ pub(crate) fn diagnose(
         None => window,
     };
     let ev = Evidence::gather(res, objectives, ms, &ns, now, (window, baseline));
-    Ok(run(&ev))
+    let instances = ev.instances.iter().map(|((_, i), c)| (i.clone(), (c.requests(), c.failed))).collect();
+    Ok((run(&ev), Counters { seconds: ev.covered_s, instances }))
 }
 
 /// The configuration-against-traffic findings `check` reports: splits that omit a live backend, routes

@@ -1,17 +1,19 @@
 //! Step 3, tap: a bounded sample (`maxRps`-limited, a few seconds) of the (at most three) workloads the
-//! serious findings name, each tapped once, through the control plane's tap relay: proxy-made vs app-made failures by reason, failures
-//! concentrated on one instance or route, periodicity (every Nth request of an instance), and up to 3
-//! failed requests as tap lines.
+//! serious findings name, each tapped once, through the control plane's tap relay: proxy-made vs app-made
+//! failures by reason, which side gave up per edge (`sides`), failures concentrated on one instance or
+//! route, periodicity (`period`), latency tails per instance and route (`tails`), and up to 3 failed
+//! requests as tap lines.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshlens_api::diagnose::{Report, Severity};
+use meshlens_api::diagnose::{Finding, LATENCY_TAIL, ROUTE_TIMEOUT, Report, Severity};
 use meshlens_api::errors::{ProxyErrorReason, response_failed};
 use meshlens_api::tap::{ProxyDirection, TapEvent};
 use tokio::sync::watch;
 
+use super::{period, rank, sides, tails};
 use crate::store::Store;
 use crate::tap;
 
@@ -46,6 +48,9 @@ pub(crate) struct Sampled {
     pub dst: String,
     /// The instance that served it (the callee's pod).
     pub served_by: String,
+    /// The caller's and the callee's workloads (`deployment` metadata; empty when unknown).
+    pub src_workload: String,
+    pub dst_workload: String,
     pub method: String,
     pub path: String,
     /// The ServiceProfile route, or `METHOD path` when none matched.
@@ -55,10 +60,12 @@ pub(crate) struct Sampled {
     pub proxy_error: Option<String>,
     pub elapsed_ms: Option<f64>,
     pub ended: bool,
+    /// When the control plane received its request event, in ms since the sample began.
+    pub at_ms: f64,
 }
 
 impl Sampled {
-    fn failed(&self) -> bool {
+    pub(super) fn failed(&self) -> bool {
         match self.status {
             Some(s) => {
                 let reason = self.proxy_error.as_deref().and_then(ProxyErrorReason::from_token);
@@ -81,8 +88,13 @@ impl Sampled {
         }
     }
 
+    /// Ended before any response: the caller went away (a reset, a cancellation).
+    pub(super) fn cancelled(&self) -> bool {
+        self.status.is_none() && self.ended
+    }
+
     /// A tap line.
-    fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         let dir = if self.inbound { "inbound" } else { "outbound" };
         let status = self.status.map_or("no response".to_string(), |s| format!(":status {s}"));
         let err = self.proxy_error.as_ref().map_or(String::new(), |e| format!(" l5d-proxy-error={e}"));
@@ -99,11 +111,14 @@ fn endpoint_name(e: &meshlens_api::tap::TapEndpoint) -> String {
     }
 }
 
+/// A tap event with when it arrived (ms since the sample began).
+pub(crate) type Timed = (f64, TapEvent);
+
 /// Folds tap events into requests, in the order they started.
-pub(crate) fn requests(events: &[TapEvent]) -> Vec<Sampled> {
+pub(crate) fn requests(events: &[Timed]) -> Vec<Sampled> {
     let mut by_id: BTreeMap<(u32, u64), Sampled> = BTreeMap::new();
     let mut next = 0;
-    for e in events {
+    for (at_ms, e) in events {
         let inbound = e.proxy_direction == ProxyDirection::Inbound;
         let id = [
             e.request_init_event.as_ref().map(|r| &r.id),
@@ -124,6 +139,9 @@ pub(crate) fn requests(events: &[TapEvent]) -> Vec<Sampled> {
                 src: endpoint_name(&e.source),
                 dst: endpoint_name(&e.destination),
                 served_by: e.destination.metadata.get("pod").cloned().unwrap_or_default(),
+                src_workload: e.source.metadata.get("deployment").cloned().unwrap_or_default(),
+                dst_workload: e.destination.metadata.get("deployment").cloned().unwrap_or_default(),
+                at_ms: *at_ms,
                 method: init.method.clone(),
                 path: init.path.clone(),
                 route: e.route_meta.get("route").cloned().unwrap_or_else(|| format!("{} {}", init.method, init.path)),
@@ -167,22 +185,42 @@ fn concentrated<'a>(reqs: &'a [Sampled], key: impl Fn(&'a Sampled) -> &'a str) -
     (*f as f64 >= CONCENTRATED * failed as f64).then_some((*k, *f, failed))
 }
 
-/// An instance whose failures come every Nth request it serves (≥3 failures, equal gaps of at least 2).
-fn periodic(reqs: &[Sampled]) -> Option<(String, usize, usize)> {
-    let mut by_instance: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
-    for r in reqs.iter().filter(|r| r.inbound) {
-        by_instance.entry(r.own.as_str()).or_default().push(r.failed());
-    }
-    by_instance.into_iter().find_map(|(pod, seq)| {
-        let at: Vec<usize> = seq.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i).collect();
-        let gaps: Vec<usize> = at.windows(2).map(|w| w[1] - w[0]).collect();
-        (gaps.len() >= 2 && gaps[0] >= 2 && gaps.iter().all(|g| *g == gaps[0]))
-            .then(|| (pod.to_string(), gaps[0], at.len()))
-    })
+/// What the metric store counted over the diagnosed window, per instance: what a sample is read against.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Counters {
+    pub seconds: f64,
+    /// Instance → (requests, failed) it served.
+    pub instances: BTreeMap<String, (f64, f64)>,
+}
+
+/// Whether the sample holds every request the proxy of instance `own` saw (its share of `maxRps`, split
+/// evenly among the tapped proxies, dropped none): only then do request counts between failures mean
+/// anything.
+pub(super) fn whole(reqs: &[Sampled], own: &str, seconds: f64) -> bool {
+    let proxies = reqs.iter().map(|r| r.own.as_str()).collect::<std::collections::BTreeSet<_>>().len().max(1);
+    let seen = reqs.iter().filter(|r| r.own == own).count();
+    (seen as f64) < 0.8 * MAX_RPS / proxies as f64 * seconds
+}
+
+/// What the findings of a tapped workload ask of its sample.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Asked<'a> {
+    /// The routes (`(workload, route)`) whose callers' proxies time out (their cancellations are those
+    /// timeouts).
+    pub timeouts: &'a [(String, String)],
+    /// Whether its findings are about failures (not only latency): then a period too long for the sample
+    /// is said to be unknown.
+    pub failures: bool,
 }
 
 /// What a sample of one workload shows, as evidence lines.
-pub(crate) fn evidence(workload: &str, reqs: &[Sampled], seconds: f64) -> Vec<String> {
+pub(crate) fn evidence(
+    workload: &str,
+    reqs: &[Sampled],
+    seconds: f64,
+    counters: &Counters,
+    asked: Asked<'_>,
+) -> Vec<String> {
     let failed: Vec<&Sampled> = reqs.iter().filter(|r| r.failed()).collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for r in &failed {
@@ -205,10 +243,9 @@ pub(crate) fn evidence(workload: &str, reqs: &[Sampled], seconds: f64) -> Vec<St
     if let Some((route, f, all)) = concentrated(reqs, |r| r.route.as_str()) {
         out.push(format!("tap: {f} of the {all} sampled failures were on route {route}"));
     }
-    if let Some((pod, n, count)) = periodic(reqs) {
-        out.push(format!("tap: po/{pod} failed every {n}th request it served ({count} failures, equally spaced)"));
-    }
-    out.extend(failed.iter().take(LINES).map(|r| r.line()));
+    out.extend(sides::evidence(reqs, asked.timeouts));
+    out.extend(period::evidence(reqs, seconds, counters, asked.failures));
+    out.extend(sides::examples(&failed, LINES).iter().map(|r| r.line()));
     out
 }
 
@@ -223,28 +260,41 @@ fn workload_of(subject: &str, store: &Store) -> Option<String> {
     res.workloads.iter().find(|w| w.instances.iter().any(|i| i.instance == pod)).map(|w| w.name.clone())
 }
 
-/// Reads one tap for `duration` (or until [`MAX_EVENTS`]).
-async fn read(store: Arc<Store>, shutdown: watch::Receiver<bool>, query: String, duration: Duration) -> Vec<TapEvent> {
+/// Reads one tap for `duration` (or until [`MAX_EVENTS`]), each event with when it arrived.
+async fn read(store: Arc<Store>, shutdown: watch::Receiver<bool>, query: String, duration: Duration) -> Vec<Timed> {
     let Ok(mut rx) = tap::parse(&query).and_then(|plan| tap::start(store, plan, shutdown)) else {
         return Vec::new();
     };
     let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + duration;
+    let began = tokio::time::Instant::now();
+    let deadline = began + duration;
     while events.len() < MAX_EVENTS {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(line)) => events.extend(serde_json::from_slice::<TapEvent>(&line).ok()),
+            Ok(Some(line)) => {
+                let at_ms = began.elapsed().as_secs_f64() * 1000.0;
+                events.extend(serde_json::from_slice::<TapEvent>(&line).ok().map(|e| (at_ms, e)));
+            }
             _ => break,
         }
     }
     events
 }
 
-/// Taps the workloads of the first serious findings at once and adds what the samples show to each.
+/// `route deploy/W ROUTE` → (W, ROUTE).
+fn route_of(subject: &str) -> Option<(String, String)> {
+    let (w, route) = subject.strip_prefix("route deploy/")?.split_once(' ')?;
+    Some((w.to_string(), route.to_string()))
+}
+
+/// Taps the workloads of the first serious findings at once and adds what the samples show to each:
+/// evidence lines, and a `latency-tail` finding when one instance or route carries a workload's slow
+/// requests (ranked next to the finding it locates).
 pub(crate) async fn attach(
     report: &mut Report,
     store: &Arc<Store>,
     shutdown: &watch::Receiver<bool>,
     duration: Duration,
+    counters: &Counters,
 ) {
     // (findings, (namespace, workload)): one tap per workload, for every finding naming it.
     let mut targets: Vec<(Vec<usize>, (String, String))> = Vec::new();
@@ -259,6 +309,8 @@ pub(crate) async fn attach(
     if targets.is_empty() || duration.is_zero() {
         return;
     }
+    let timeouts: Vec<(String, String)> =
+        report.findings.iter().filter(|f| f.kind == ROUTE_TIMEOUT).filter_map(|f| route_of(&f.subject)).collect();
     let reads = targets.iter().map(|(_, (ns, w))| {
         let query = serde_urlencoded::to_string([
             ("resource", format!("deploy/{w}")),
@@ -271,15 +323,43 @@ pub(crate) async fn attach(
     let samples = futures_util::future::join_all(reads).await;
     let seconds = duration.as_secs_f64();
     let mut tapped = Vec::new();
-    for ((findings, (_, w)), events) in targets.iter().zip(samples) {
-        let lines = evidence(w, &requests(&events), seconds);
+    let mut located = Vec::new();
+    for ((findings, (ns, w)), events) in targets.iter().zip(samples) {
+        let reqs = requests(&events);
+        let failures = findings.iter().any(|i| !rank::LATENCY_KINDS.contains(&report.findings[*i].kind.as_str()));
+        let lines = evidence(w, &reqs, seconds, counters, Asked { timeouts: &timeouts, failures });
         for i in findings {
             report.findings[*i].evidence.extend(lines.iter().cloned());
         }
+        let known = |s: &str| report.findings.iter().any(|f| f.subject == s);
+        if let Some(tail) = tails::find(w, &reqs).filter(|t| !known(&t.subject)) {
+            let parent = &report.findings[findings[0]];
+            let tap = match tail.subject.starts_with("po/") {
+                true => format!("meshlens tap {} -n {ns}", tail.subject),
+                false => format!("meshlens tap deploy/{w} -n {ns}"),
+            };
+            let mut f = Finding {
+                severity: Severity::Warning,
+                kind: LATENCY_TAIL.to_string(),
+                subject: tail.subject,
+                namespace: ns.clone(),
+                cause: tail.cause,
+                evidence: tail.evidence,
+                commands: vec![tap, format!("meshlens top deploy/{w} -n {ns}")],
+                impact_rps: parent.impact_rps * tail.share,
+            };
+            f.evidence.push(format!("locates {} {}: {}", parent.kind, parent.subject, parent.cause));
+            located.push((findings[0], f));
+        }
         tapped.push(format!("deploy/{w}"));
     }
+    // From the last, so the earlier positions hold.
+    for (parent, f) in located.into_iter().rev() {
+        rank::locate(&mut report.findings, parent, f);
+    }
     report.checked.push(format!(
-        "a {seconds:.0}s tap sample (maxRps {MAX_RPS}) of {}: failures by reason, instance, route and period",
+        "a {seconds:.0}s tap sample (maxRps {MAX_RPS}) of {}: failures by reason, side, instance, route and period; \
+         latency tails by instance and route",
         tapped.join(", ")
     ));
 }
@@ -316,7 +396,7 @@ mod tests {
             reqs.push(req(2 * i + 1, "a-0", "GET /y", 200, None));
         }
         reqs.push(req(100, "a-0", "GET /y", 504, Some("timeout")));
-        let ev = evidence("b", &reqs, 3.0);
+        let ev = evidence("b", &reqs, 3.0, &Counters::default(), Asked { failures: true, ..Asked::default() });
         assert_eq!(
             ev[0],
             "tap sample of deploy/b for 3s (maxRps 50): 81 requests, 9 failed: 8 app-made 503, 1 proxy-made timeout"
@@ -345,8 +425,64 @@ mod tests {
                 )
             })
             .collect();
-        let ev = evidence("a", &reqs, 3.0);
-        assert!(ev.iter().all(|l| !l.starts_with("tap: ")), "{ev:#?}");
+        let ev = evidence("a", &reqs, 3.0, &Counters::default(), Asked { failures: true, ..Asked::default() });
+        let named = |l: &&String| l.contains("served by") || l.contains("on route") || l.contains("every");
+        assert!(!ev.iter().any(|l| named(&l)), "{ev:#?}");
+    }
+
+    #[test]
+    fn tap_events_fold_into_requests_with_their_side_and_arrival() {
+        use meshlens_api::tap::{RequestInit, ResponseEnd, StreamId, TapEndpoint};
+        let peer = |deploy: &str, pod: &str| TapEndpoint {
+            ip: "127.0.0.1".into(),
+            port: 1,
+            metadata: [("deployment".to_string(), deploy.to_string()), ("pod".to_string(), pod.to_string())].into(),
+        };
+        let id = StreamId { base: 0, stream: 7 };
+        let base = TapEvent {
+            source: peer("caller", "caller-0"),
+            destination: peer("callee", "callee-0"),
+            route_meta: BTreeMap::new(),
+            proxy_direction: ProxyDirection::Inbound,
+            request_init_event: None,
+            response_init_event: None,
+            response_end_event: None,
+            proxy_error: None,
+            attempt: None,
+            original_id: None,
+        };
+        let req = TapEvent {
+            request_init_event: Some(RequestInit {
+                id,
+                method: "GET".into(),
+                scheme: "http".into(),
+                authority: "callee".into(),
+                path: "/work".into(),
+                headers: Vec::new(),
+            }),
+            ..base.clone()
+        };
+        // The caller went away after 2 s: an end without a response, reset.
+        let end = TapEvent {
+            response_end_event: Some(ResponseEnd {
+                id,
+                since_request_init: Duration::from_millis(2000).into(),
+                since_response_init: None,
+                response_bytes: 0,
+                trailers: Vec::new(),
+                grpc_status_code: None,
+                reset_error_code: Some(2),
+            }),
+            ..base
+        };
+        let reqs = requests(&[(120.0, req), (2120.0, end)]);
+        assert_eq!(reqs.len(), 1);
+        let r = &reqs[0];
+        assert!(r.cancelled() && r.failed(), "{r:#?}");
+        assert_eq!((r.src_workload.as_str(), r.dst_workload.as_str(), r.at_ms), ("caller", "callee", 120.0));
+        assert_eq!(r.elapsed_ms, Some(2000.0));
+        assert_eq!(sides::side(r, false), Some(sides::Side::Cancelled));
+        assert_eq!(r.line(), "tap inbound po/caller-0 → po/callee-0 GET /work no response 2000ms");
     }
 
     #[test]

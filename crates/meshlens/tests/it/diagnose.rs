@@ -148,15 +148,40 @@ fn slow_success_names_the_slow_route_first() {
 
 /// Polls `diagnose` on a mesh directory until (kind, subject) is first over a whole window.
 fn mesh_names_first(name: &str, files: &[(&'static str, String)], kind: &str, subject: &str) -> Value {
+    mesh_names_first_with(name, files, kind, subject, |_| true)
+}
+
+/// [`mesh_names_first`], waiting also until the report satisfies `also` (evidence from a tap sample).
+fn mesh_names_first_with(
+    name: &str,
+    files: &[(&'static str, String)],
+    kind: &str,
+    subject: &str,
+    also: impl Fn(&Value) -> bool,
+) -> Value {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
     let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
     let mesh = Running::up(name, &files);
     let args = ["diagnose", "-n", "prod", "-t", "30s"];
     let report = mesh.poll(&args, Duration::from_secs(120), |r| {
-        r["covered_s"].as_f64() >= Some(30.0) && first(r) == (kind.to_string(), subject.to_string())
+        r["covered_s"].as_f64() >= Some(30.0) && first(r) == (kind.to_string(), subject.to_string()) && also(r)
     });
     eprintln!("{name}: {:#}", report["findings"][0]);
     report
+}
+
+/// [`crate::evidence::impatient_mesh`] with the load at `rps` and the caller's client timeout `timeout`.
+fn impatient_mesh_at(rps: &str, timeout: &str, callee: &str, calls: &str) -> Vec<(&'static str, String)> {
+    let mut files = crate::evidence::impatient_mesh(callee, calls);
+    files[0].1 = files[0].1.replace("--rps, '10'", &format!("--rps, '{rps}'"));
+    files[1].1 = files[1].1.replace("clientTimeout: 2s", &format!("clientTimeout: {timeout}"));
+    assert!(files[0].1.contains(&format!("--rps, '{rps}'")) && files[1].1.contains(timeout));
+    files
+}
+
+/// The first finding's evidence as one string.
+fn evidence_of(report: &Value) -> String {
+    report["findings"][0]["evidence"].to_string()
 }
 
 /// A fault of our own: a caller asks for a service by a name no service has.
@@ -168,12 +193,57 @@ fn a_misspelled_service_name_is_blamed_on_its_caller() {
     assert!(report["findings"][0]["cause"].as_str().unwrap().contains("calee"), "{report:#}");
 }
 
-/// A fault of our own: the callee takes 3 s on a quarter of its requests, the caller waits 2 s.
+/// A fault of our own: the callee takes 3 s on a quarter of its requests, the caller waits 2 s. The tap
+/// sample says which side gave up (the caller, after ~2 s) and that the callee's slow requests are why.
 #[test]
 fn a_caller_that_gives_up_names_the_slow_callee() {
     let callee = "routes:\n  - path: /work\n    latency: 5ms\n    faults:\n      - {rate: 0.25, latency: 3s}\n";
     let files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}");
-    mesh_names_first("diagnose-impatient", &files, "caller-gave-up", "deploy/callee");
+    let report = mesh_names_first_with("diagnose-impatient", &files, "caller-gave-up", "deploy/callee", |r| {
+        evidence_of(r).contains("tap: caller gives up after ~")
+    });
+    let evidence = evidence_of(&report);
+    assert!(evidence.contains("the cause is callee's slow requests"), "{report:#}");
+    assert!(evidence.contains("cancelled by caller before any response"), "{report:#}");
+    let after = evidence.split("tap: caller gives up after ~").nth(1).unwrap();
+    let seconds: f64 = after.split(' ').next().unwrap().parse().unwrap();
+    assert!((1.5..=2.6).contains(&seconds), "the caller's 2 s patience: {report:#}");
+}
+
+/// A fault of our own: a caller with a 500 ms client timeout calls a service without a profile (so its
+/// counters hold no route but `[DEFAULT]`) on two paths; `GET /slow` takes 1 s on half its requests. The
+/// caller gives up on the callee, and the tap sample names the path that carries the tail, first.
+#[test]
+fn one_slow_path_is_named_from_the_tap_sample() {
+    let callee = "routes:\n  - {method: GET, path: /fast, latency: 2ms}\n  - method: GET\n    path: /slow\n    \
+                  latency: 2ms\n    faults:\n      - {rate: 0.5, latency: 1s}\n";
+    let calls = "{service: callee, path: /fast}, {service: callee, path: /slow}";
+    let files = impatient_mesh_at("20", "500ms", callee, calls);
+    let report = mesh_names_first("diagnose-slow-path", &files, "latency-tail", "route deploy/callee GET /slow");
+    let evidence = evidence_of(&report);
+    assert!(evidence.contains("tap: route GET /slow: "), "{report:#}");
+    assert!(evidence.contains("tap: callee's other routes: 0 of "), "{report:#}");
+    let located = &report["findings"][1];
+    assert_eq!(
+        (&located["kind"], &located["subject"]),
+        (&"caller-gave-up".into(), &"deploy/callee".into()),
+        "{report:#}"
+    );
+}
+
+/// A fault of our own: every 10th request fails at ~4 req/s. A 3 s tap sample holds one or two of the
+/// failures: it says that is too few to tell a period, beside the counters' rate, rather than guessing.
+#[test]
+fn a_period_longer_than_the_tap_sample_is_too_few_to_tell() {
+    let callee = "routes:\n  - path: /work\n    latency: 2ms\n    faults:\n      - {every: 10, status: 503}\n";
+    let files = impatient_mesh_at("4", "2s", callee, "{service: callee, path: /work}");
+    let report = mesh_names_first_with("diagnose-long-period", &files, "failing-workload", "deploy/callee", |r| {
+        evidence_of(r).contains("tap sample of deploy/callee")
+    });
+    let evidence = evidence_of(&report);
+    assert!(evidence.contains("too few to tell whether its failures come every Nth request"), "{report:#}");
+    assert!(evidence.contains("its counters: "), "{report:#}");
+    assert!(!evidence.contains("failed every"), "{report:#}");
 }
 
 /// A fault of our own: the callee's app answers every 5th request with 503. The tap sample names the

@@ -1,11 +1,12 @@
 //! What diagnosis reads, in one pass over the metric store: per workload, instance, edge, refused name and
-//! route, the requests, failures by proxy-error reason and latency of one window (and the edges of the
-//! window before it).
+//! route, the requests, failures by proxy-error reason and latency of one window (and the edges and route
+//! latencies of the earlier windows it is compared with).
 
 use std::collections::BTreeMap;
 
 use meshlens_api::mesh::{Objectives, ServiceObjectives};
 
+use super::baseline::{self, Baseline, History, Plan};
 use crate::api_types::Resources;
 use crate::metricstore::{Family, Key, MetricStore, Totals};
 
@@ -121,8 +122,10 @@ pub(crate) struct Evidence<'a> {
     pub earlier_edges: BTreeMap<Edge, f64>,
     /// How long before this window's end the baseline window ends (s).
     pub baseline_offset_s: f64,
-    /// Each route as its caller saw it in the baseline window.
-    pub baseline_routes: BTreeMap<RouteId, Counts>,
+    /// Each route's latency baseline, as its caller saw it (`baseline`).
+    pub baselines: BTreeMap<RouteId, Baseline>,
+    /// Which earlier windows were asked for, and how many the source held.
+    pub history: (Plan, usize),
 }
 
 fn quantiles(c: &mut Counts, t: &Totals) {
@@ -160,9 +163,9 @@ impl<'a> Evidence<'a> {
         ms: &MetricStore,
         namespace: &str,
         now: u64,
-        (window_ms, baseline_offset_ms): (u64, u64),
+        window_ms: u64,
+        history: &History<'_>,
     ) -> Evidence<'a> {
-        let baseline_end = now.saturating_sub(baseline_offset_ms);
         let ns = namespace;
         let at = (now, window_ms);
         let http = |k: &Key| k.family == Family::Http && k.namespace == ns;
@@ -201,9 +204,11 @@ impl<'a> Evidence<'a> {
         {
             routes.entry(id).or_default().fates.insert(fate, t.success);
         }
-        let baseline_routes = grouped(ms, (baseline_end, window_ms), |k| route_id(k, Family::Route));
-        let earlier_edges =
-            ms.query(baseline_end, window_ms, edge).into_iter().map(|(e, t)| (e, t.requests())).collect();
+        let earlier: Vec<_> =
+            history.windows.iter().map(|(s, end)| grouped(s, (*end, window_ms), |k| route_id(k, Family::Route))).collect();
+        let earlier_edges = history.windows.first().map_or_else(BTreeMap::new, |(s, end)| {
+            s.query(*end, window_ms, edge).into_iter().map(|(e, t)| (e, t.requests())).collect()
+        });
         Evidence {
             res,
             objectives,
@@ -216,8 +221,9 @@ impl<'a> Evidence<'a> {
             refused,
             routes,
             earlier_edges,
-            baseline_routes,
-            baseline_offset_s: baseline_offset_ms as f64 / 1000.0,
+            baselines: baseline::learn(&earlier, history.plan.asked),
+            baseline_offset_s: history.plan.offset_ms as f64 / 1000.0,
+            history: (history.plan, history.windows.len()),
         }
     }
 

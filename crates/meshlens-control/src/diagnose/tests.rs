@@ -497,6 +497,17 @@ fn slowed_down(objectives: &Objectives) -> Report {
 
 /// The same; `everything`: a second route of db, `GET /other`, is just as fast, then just as slow.
 fn slowed_down_with(objectives: &Objectives, offset: Option<&str>, everything: bool) -> Report {
+    slowed_at(objectives, (60, 120, "1m"), offset, everything)
+}
+
+/// api → db at 10 requests a second, fast until `slow_from` s, then slow, diagnosed at `until` s over
+/// `window`.
+fn slowed_at(
+    objectives: &Objectives,
+    (slow_from, until, window): (u64, u64, &str),
+    offset: Option<&str>,
+    everything: bool,
+) -> Report {
     let routes: &[&str] = if everything { &["GET /items/{id}", "GET /other"] } else { &["GET /items/{id}"] };
     let api = || {
         let mut rates = vec![served(5.0, 0.0, ""), call("db", 5.0, 0.0, "")];
@@ -513,19 +524,19 @@ fn slowed_down_with(objectives: &Objectives, offset: Option<&str>, everything: b
         if !instance.starts_with("api") {
             return String::new();
         }
-        let fast = 5 * s.min(60);
+        let fast = 5 * s.min(slow_from);
         let buckets = [("25", fast), ("100", fast), ("200", 5 * s), ("+Inf", 5 * s)];
         let buckets = buckets.map(|(le, n)| (le, n as f64));
         routes.iter().flat_map(|r| route_latency(r, &buckets)).map(|(series, n)| format!("{series} {n}\n")).collect()
     };
-    t.feed_with(&ms, 0, 120, latency);
+    t.feed_with(&ms, 0, until, latency);
     let q = DiagnoseQuery {
         namespace: Some("prod".into()),
-        window: Some("1m".into()),
+        window: Some(window.into()),
         offset: offset.map(str::to_string),
         ..Default::default()
     };
-    diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, 120_000).unwrap()
+    diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, until * 1000).unwrap()
 }
 
 #[test]
@@ -539,6 +550,9 @@ fn a_p99_beyond_its_latency_objective_times_its_baseline_is_a_regression() {
     let f = &report.findings[0];
     assert!(f.cause.contains("(objective: at most 2×)"), "{}", f.cause);
     assert!(f.commands.iter().any(|c| c.ends_with("-t 60s --offset 60s")), "{:?}", f.commands);
+    // One earlier window is held: too little history to learn a baseline, and the narrative says so.
+    assert!(f.evidence.iter().any(|e| e.contains("the baseline, the window just before (too little history")), "{f:#?}");
+    assert!(report.checked.iter().any(|c| c.contains("too little history for the others")), "{:?}", report.checked);
     // db may be 10× slower than its baseline.
     let tolerant = objectives("db", ObjectiveOverride { latency_factor: Some(10.0), ..Default::default() });
     let report = slowed_down(&tolerant);
@@ -554,6 +568,22 @@ fn the_baseline_is_the_window_offset_ago_when_asked() {
     let report = slowed_down_with(&Objectives::default(), Some("70s"), false);
     assert_eq!(first(&report).0, kinds::LATENCY_REGRESSION, "{report:#?}");
     assert!(report.findings[0].commands.iter().any(|c| c.ends_with("-t 60s --offset 70s")), "{report:#?}");
+}
+
+#[test]
+fn a_slowdown_older_than_the_window_before_is_seen_against_the_learned_baseline() {
+    // Slow since 240 s: at 300 s the window just before (240–270 s) was slow already.
+    let report = slowed_at(&Objectives::default(), (240, 300, "30s"), Some("30s"), false);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    // Learned from the eight earlier windows, seven of them fast, it is a regression.
+    let report = slowed_at(&Objectives::default(), (240, 300, "30s"), None, false);
+    assert_eq!(first(&report), (kinds::LATENCY_REGRESSION, "route deploy/db GET /items/{id}", Severity::Warning));
+    let f = &report.findings[0];
+    assert!(f.evidence.iter().any(|e| e.contains("the baseline, learned over 8 earlier 30s windows")), "{f:#?}");
+    assert!(report.checked.iter().any(|c| c.starts_with("latency baseline: learned, the median p99")), "{report:#?}");
+    // Slow for most of the history: the learned baseline is slow too.
+    let report = slowed_at(&Objectives::default(), (60, 300, "30s"), None, false);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
 }
 
 #[test]

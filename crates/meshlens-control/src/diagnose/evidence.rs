@@ -204,8 +204,11 @@ impl<'a> Evidence<'a> {
         {
             routes.entry(id).or_default().fates.insert(fate, t.success);
         }
-        let earlier: Vec<_> =
-            history.windows.iter().map(|(s, end)| grouped(s, (*end, window_ms), |k| route_id(k, Family::Route))).collect();
+        let earlier: Vec<_> = history
+            .windows
+            .iter()
+            .map(|(s, end)| grouped(s, (*end, window_ms), |k| route_id(k, Family::Route)))
+            .collect();
         let earlier_edges = history.windows.first().map_or_else(BTreeMap::new, |(s, end)| {
             s.query(*end, window_ms, edge).into_iter().map(|(e, t)| (e, t.requests())).collect()
         });

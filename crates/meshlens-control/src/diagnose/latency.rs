@@ -128,10 +128,7 @@ fn which(ev: &Evidence<'_>, base: &Baseline) -> String {
     if plan.asked {
         format!("the same window {:.0}s earlier (--offset)", ev.baseline_offset_s)
     } else if base.learned_from > 0 {
-        format!(
-            "learned over {} earlier {:.0}s windows (median; requests per window)",
-            base.learned_from, ev.window_s
-        )
+        format!("learned over {} earlier {:.0}s windows (median; requests per window)", base.learned_from, ev.window_s)
     } else {
         format!("the window just before (too little history to learn one: {MIN_LEARNED} earlier windows needed)")
     }

@@ -508,7 +508,21 @@ fn slowed_at(
     offset: Option<&str>,
     everything: bool,
 ) -> Report {
-    let routes: &[&str] = if everything { &["GET /items/{id}", "GET /other"] } else { &["GET /items/{id}"] };
+    let (t, routes) = slowing(everything);
+    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
+    t.feed_with(&ms, 0, until, latency(&routes, slow_from));
+    let q = DiagnoseQuery {
+        namespace: Some("prod".into()),
+        window: Some(window.into()),
+        offset: offset.map(str::to_string),
+        ..Default::default()
+    };
+    diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, until * 1000).unwrap()
+}
+
+/// web → api → db at 10 requests a second, api's calls on db's route `GET /items/{id}` (and `GET /other`).
+fn slowing(everything: bool) -> (Traffic, Vec<&'static str>) {
+    let routes = if everything { vec!["GET /items/{id}", "GET /other"] } else { vec!["GET /items/{id}"] };
     let api = || {
         let mut rates = vec![served(5.0, 0.0, ""), call("db", 5.0, 0.0, "")];
         rates.extend(routes.iter().map(|r| route(r, (5.0, 0.0, 0.0), (5.0, 0.0), &[])));
@@ -519,8 +533,13 @@ fn slowed_at(
         .add("api", "api-0", api())
         .add("api", "api-1", api())
         .add("db", "db-0", served(10.0, 0.0, ""));
-    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
-    let latency = |instance: &str, s: u64| {
+    (t, routes)
+}
+
+/// api's route latency counters at second `s`: within 25 ms until `slow_from`, then 100–200 ms.
+fn latency(routes: &[&'static str], slow_from: u64) -> impl Fn(&str, u64) -> String {
+    let routes = routes.to_vec();
+    move |instance: &str, s: u64| {
         if !instance.starts_with("api") {
             return String::new();
         }
@@ -528,15 +547,48 @@ fn slowed_at(
         let buckets = [("25", fast), ("100", fast), ("200", 5 * s), ("+Inf", 5 * s)];
         let buckets = buckets.map(|(le, n)| (le, n as f64));
         routes.iter().flat_map(|r| route_latency(r, &buckets)).map(|(series, n)| format!("{series} {n}\n")).collect()
+    }
+}
+
+/// Prometheus mode: each window is a store of its own holding the window's increases (what
+/// `Prometheus::window` and `Prometheus::earlier` answer); `earlier` windows were fast, this one is slow.
+fn slowed_in_prometheus(earlier: usize, offset: Option<&str>) -> Report {
+    let (t, routes) = slowing(false);
+    let one_window = |slow_from| {
+        let ms = std::sync::Arc::new(MetricStore::new(Settings::new(1000, 60_000)));
+        t.feed_with(&ms, 60, 60, latency(&routes, slow_from));
+        ms.holds_from(0);
+        (ms, 60_000)
     };
-    t.feed_with(&ms, 0, until, latency);
+    let (now, _) = one_window(0);
+    let windows: Vec<_> = (0..earlier).map(|_| one_window(60)).collect();
     let q = DiagnoseQuery {
         namespace: Some("prod".into()),
-        window: Some(window.into()),
+        window: Some("1m".into()),
         offset: offset.map(str::to_string),
         ..Default::default()
     };
-    diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, until * 1000).unwrap()
+    let (_, plan) = q.plan(1000).unwrap();
+    let history = super::History::read(&windows, plan);
+    let res = resources(&[("db.profile.yaml", PROFILE)]);
+    super::diagnose_over(&res, &Objectives::default(), (&now, 60_000), &q, &history).unwrap()
+}
+
+#[test]
+fn prometheus_windows_give_the_same_baselines() {
+    let report = slowed_in_prometheus(5, None);
+    assert_eq!(first(&report), (kinds::LATENCY_REGRESSION, "route deploy/db GET /items/{id}", Severity::Warning));
+    let f = &report.findings[0];
+    assert!(f.evidence.iter().any(|e| e.contains("the baseline, learned over 5 earlier 60s windows")), "{f:#?}");
+    let report = slowed_in_prometheus(1, Some("10m"));
+    assert_eq!(first(&report).0, kinds::LATENCY_REGRESSION, "{report:#?}");
+    let f = &report.findings[0];
+    assert!(f.evidence.iter().any(|e| e.contains("the baseline, the same window 600s earlier (--offset)")), "{f:#?}");
+    assert!(f.commands.iter().any(|c| c.ends_with("-t 60s --offset 600s")), "{:?}", f.commands);
+    // Prometheus holds nothing earlier: not judged, and the narrative says why.
+    let report = slowed_in_prometheus(0, None);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    assert!(report.checked.iter().any(|c| c.contains("no earlier window is held yet")), "{:?}", report.checked);
 }
 
 #[test]
@@ -551,7 +603,10 @@ fn a_p99_beyond_its_latency_objective_times_its_baseline_is_a_regression() {
     assert!(f.cause.contains("(objective: at most 2×)"), "{}", f.cause);
     assert!(f.commands.iter().any(|c| c.ends_with("-t 60s --offset 60s")), "{:?}", f.commands);
     // One earlier window is held: too little history to learn a baseline, and the narrative says so.
-    assert!(f.evidence.iter().any(|e| e.contains("the baseline, the window just before (too little history")), "{f:#?}");
+    assert!(
+        f.evidence.iter().any(|e| e.contains("the baseline, the window just before (too little history")),
+        "{f:#?}"
+    );
     assert!(report.checked.iter().any(|c| c.contains("too little history for the others")), "{:?}", report.checked);
     // db may be 10× slower than its baseline.
     let tolerant = objectives("db", ObjectiveOverride { latency_factor: Some(10.0), ..Default::default() });

@@ -73,6 +73,34 @@ pub(crate) struct Edge {
     pub dst_ns: String,
 }
 
+/// A caller of a workload: in the namespace diagnosed, or in another.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Caller<'e> {
+    pub name: &'e str,
+    /// `None`: the namespace diagnosed.
+    pub namespace: Option<&'e str>,
+}
+
+impl Caller<'_> {
+    /// As a finding's subject: `deploy/NAME`, or `deploy/NAME -n NS` in another namespace.
+    pub fn subject(&self) -> String {
+        match self.namespace {
+            Some(ns) => format!("deploy/{} -n {ns}", self.name),
+            None => format!("deploy/{}", self.name),
+        }
+    }
+}
+
+impl std::fmt::Display for Caller<'_> {
+    /// `NAME`, or `NAME.NS` in another namespace (as evidence names callees elsewhere).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.namespace {
+            Some(ns) => write!(f, "{}.{ns}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
 /// A route as a caller's proxy sees it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RouteId {
@@ -114,6 +142,9 @@ pub(crate) struct Evidence<'a> {
     pub instances: BTreeMap<(String, String), Counts>,
     /// Caller → callee, per attempt.
     pub edges: BTreeMap<Edge, Counts>,
+    /// (caller's namespace, caller, callee) → what callers in other namespaces sent this namespace's
+    /// workloads, per attempt.
+    pub edges_in: BTreeMap<(String, String, String), Counts>,
     /// (caller, authority asked for) → requests its proxy answered without any endpoint (no such
     /// service, no ready endpoint, shed).
     pub refused: BTreeMap<(String, String), Counts>,
@@ -179,6 +210,14 @@ impl<'a> Evidence<'a> {
             })
         };
         let edges = grouped(ms, at, edge);
+        let edges_in = grouped(ms, at, |k| {
+            (k.family == Family::Http
+                && k.outbound
+                && k.namespace != ns
+                && k.dst_namespace == ns
+                && !k.dst_workload.is_empty())
+            .then(|| (k.namespace.clone(), k.workload.clone(), k.dst_workload.clone()))
+        });
         let refused = grouped(ms, at, |k| {
             (http(k) && k.outbound && k.dst_workload.is_empty() && !k.error.is_empty())
                 .then(|| (k.workload.clone(), k.authority.clone()))
@@ -221,6 +260,7 @@ impl<'a> Evidence<'a> {
             served,
             instances,
             edges,
+            edges_in,
             refused,
             routes,
             earlier_edges,
@@ -285,13 +325,19 @@ impl<'a> Evidence<'a> {
         (attempts - recovered).max(0.0) + refused
     }
 
-    /// Callers of a workload with their per-attempt requests to it.
-    pub fn callers_of(&self, workload: &str) -> Vec<(&str, &Counts)> {
-        self.edges
+    /// Callers of a workload, in this namespace and others, with their per-attempt requests to it.
+    pub fn callers_of(&self, workload: &str) -> Vec<(Caller<'_>, &Counts)> {
+        let here = self
+            .edges
             .iter()
             .filter(|(e, _)| e.dst == workload && e.dst_ns == self.namespace)
-            .map(|(e, c)| (e.src.as_str(), c))
-            .collect()
+            .map(|(e, c)| (Caller { name: &e.src, namespace: None }, c));
+        let elsewhere = self
+            .edges_in
+            .iter()
+            .filter(|((_, _, dst), _)| dst == workload)
+            .map(|((ns, src, _), c)| (Caller { name: src, namespace: Some(ns.as_str()) }, c));
+        here.chain(elsewhere).collect()
     }
 
     /// The workload behind a service of this namespace.

@@ -135,16 +135,20 @@ fn route(name: &str, effective: (f64, f64, f64), actual: (f64, f64), fates: &[(&
     v
 }
 
-/// The mesh's proxies, each with its per-second counts.
-struct Traffic(Vec<(&'static str, &'static str, Rates)>);
+/// The mesh's proxies, each with its namespace and per-second counts.
+struct Traffic(Vec<(&'static str, &'static str, &'static str, Rates)>);
 
 impl Traffic {
     fn new() -> Self {
         Traffic(Vec::new())
     }
 
-    fn add(mut self, workload: &'static str, instance: &'static str, rates: Rates) -> Self {
-        self.0.push((workload, instance, rates));
+    fn add(self, workload: &'static str, instance: &'static str, rates: Rates) -> Self {
+        self.add_in("prod", workload, instance, rates)
+    }
+
+    fn add_in(mut self, ns: &'static str, workload: &'static str, instance: &'static str, rates: Rates) -> Self {
+        self.0.push((ns, workload, instance, rates));
         self
     }
 
@@ -156,12 +160,15 @@ impl Traffic {
     /// The same, with `extra(instance, second)` appended to each scrape (series that do not grow linearly).
     fn feed_with(&self, ms: &MetricStore, from: u64, to: u64, extra: impl Fn(&str, u64) -> String) {
         for s in from..=to {
-            for (workload, instance, rates) in &self.0 {
+            for (ns, workload, instance, rates) in &self.0 {
                 let mut text: String =
                     rates.iter().map(|(series, rate)| format!("{series} {}\n", (rate * s as f64).round())).collect();
                 text.push_str(&extra(instance, s));
-                let src =
-                    Source { namespace: "prod".into(), workload: workload.to_string(), instance: instance.to_string() };
+                let src = Source {
+                    namespace: ns.to_string(),
+                    workload: workload.to_string(),
+                    instance: instance.to_string(),
+                };
                 ms.ingest(&src, s * 1000, &parse(&text).0, true, &|_: &str| -> Option<Peer> { None });
             }
         }
@@ -684,4 +691,52 @@ fn a_callee_in_another_namespace_is_named_in_its_namespace() {
     assert!(f.cause.starts_with("cache in namespace shared fails 10.00%"), "{}", f.cause);
     assert!(f.commands.contains(&"meshlens diagnose -n shared".to_string()), "{:?}", f.commands);
     assert_eq!(kinds_of(&report).len(), 1, "api and web are symptoms: {report:#?}");
+}
+
+/// api (prod) calls db at `api_rps`, fine; web-frontend in namespace web calls db at 5 req/s and 1 of them
+/// fails; db answers both.
+fn failing_for_a_caller_elsewhere(api_rps: f64) -> Report {
+    let each = api_rps / 2.0;
+    let t = Traffic::new()
+        .add("web", "web-0", [served(api_rps, 0.0, ""), call("api", api_rps, 0.0, "")].concat())
+        .add("api", "api-0", [served(each, 0.0, ""), call("db", each, 0.0, "")].concat())
+        .add("api", "api-1", [served(each, 0.0, ""), call("db", each, 0.0, "")].concat())
+        .add_in("web", "web-frontend", "web-frontend-0", call("db", 4.0, 1.0, ""))
+        .add("db", "db-0", served(api_rps + 4.0, 1.0, ""));
+    run(&resources(&[]), &t)
+}
+
+#[test]
+fn failures_concentrated_on_a_caller_in_another_namespace_name_that_caller() {
+    let report = failing_for_a_caller_elsewhere(10.0);
+    assert_eq!(first(&report), (kinds::FAILING_CALLER, "deploy/web-frontend -n web", Severity::Critical));
+    let f = &report.findings[0];
+    assert_eq!(f.namespace, "web");
+    assert!(f.cause.starts_with("db fails 20.00% of the requests web-frontend.web sends it and 0.00% of"), "{f:#?}");
+    assert!(f.evidence.iter().any(|e| e.starts_with("web-frontend.web → db: 60 of 300 attempts failed")), "{f:#?}");
+    assert!(
+        f.commands.contains(&"meshlens stat deploy/db -n prod --from deploy/web-frontend --from-namespace web".into()),
+        "{:?}",
+        f.commands
+    );
+    // db fails as a whole too (6.7%): a symptom of what web-frontend asks for, with its callers elsewhere.
+    let db = report.findings.iter().find(|f| f.subject == "deploy/db").expect("db's finding");
+    assert_eq!(db.kind, kinds::FAILING_WORKLOAD);
+    assert!(db.evidence.iter().any(|e| e.starts_with("web-frontend.web → db: ")), "{db:#?}");
+    assert!(db.evidence.iter().any(|e| e.ends_with("one caller: deploy/web-frontend -n web (counted there)")));
+    // Within db's objective as a whole (0.3% of its requests fail), the caller's 20% is still found.
+    let report = failing_for_a_caller_elsewhere(300.0);
+    assert_eq!(kinds_of(&report), [(kinds::FAILING_CALLER, "deploy/web-frontend -n web")], "{report:#?}");
+}
+
+#[test]
+fn a_callee_failing_every_caller_alike_is_not_one_caller_s_fault() {
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", [served(5.0, 0.0, ""), call("db", 4.5, 0.5, "")].concat())
+        .add("api", "api-1", [served(5.0, 0.0, ""), call("db", 4.5, 0.5, "")].concat())
+        .add_in("web", "web-frontend", "web-frontend-0", call("db", 4.5, 0.5, ""))
+        .add("db", "db-0", served(13.5, 1.5, ""));
+    let report = run(&resources(&[]), &t);
+    assert_eq!(kinds_of(&report), [(kinds::FAILING_WORKLOAD, "deploy/db")], "{report:#?}");
 }

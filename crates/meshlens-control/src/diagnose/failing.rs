@@ -186,7 +186,7 @@ fn failing_caller(
         FAILING_CALLER,
         caller.subject(),
         format!(
-            "{workload} fails {} of the requests {caller} sends it and {} of its other callers': what {caller}              asks for fails, not {workload} as a whole",
+            "{workload} fails {} of the requests {caller} sends it and {} of its other callers': what {caller} asks for fails, not {workload} as a whole",
             pct(c.failed / n),
             pct(of / on.max(1.0))
         ),

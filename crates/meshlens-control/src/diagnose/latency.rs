@@ -56,11 +56,10 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         ));
         return;
     }
-    let (mut judged, mut learned) = (0, 0);
+    let mut judged = 0;
     for (id, e, base) in comparable {
         let (Some(p99), Some(base_p99)) = (e.p99_ms, base.p99_ms) else { continue };
         judged += 1;
-        learned += usize::from(base.learned_from > 0);
         let workload = ev.route_workload(id).to_string();
         let factor = ev.objectives_of(&workload).latency_factor;
         let limit = factor * base_p99.max(1.0);
@@ -102,24 +101,36 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         out.push(Candidate { finding: f, root: false });
     }
     checked.push(format!("p99 of {judged} routes against their baseline on comparable traffic and objectives"));
-    let (plan, held) = ev.history;
+    checked.push(history_note(ev));
+}
+
+/// What the latency baselines were: `--offset`'s window, or learned, or (too little history) the window
+/// just before.
+fn history_note(ev: &Evidence<'_>) -> String {
+    let (plan, _) = ev.history;
     let window = ev.window_s;
-    checked.push(if plan.asked {
-        format!("latency baseline: the same {window:.0}s window {:.0}s earlier (--offset)", ev.baseline_offset_s)
-    } else if learned == judged {
+    if plan.asked {
+        return format!(
+            "latency baseline: the same {window:.0}s window {:.0}s earlier (--offset)",
+            ev.baseline_offset_s
+        );
+    }
+    let busy: Vec<_> = ev.routes.iter().filter(|(_, rc)| rc.effective.requests() >= wilson::MIN_REQUESTS).collect();
+    let learned = busy.iter().filter(|(id, _)| ev.baselines.get(*id).is_some_and(|b| b.learned_from > 0)).count();
+    let min = wilson::MIN_REQUESTS;
+    if learned == busy.len() {
         format!(
-            "latency baseline: learned, the median p99 of each route over the earlier {window:.0}s windows with \
-             ≥{} requests ({held} of {LEARN_WINDOWS} held)",
-            wilson::MIN_REQUESTS
+            "latency baseline: learned for each of the {learned} routes with ≥{min} requests: the median p99 over up to \
+             {LEARN_WINDOWS} earlier {window:.0}s windows with ≥{min} requests"
         )
     } else {
         format!(
-            "latency baseline: learned for {learned} of {judged} routes; too little history for the others (fewer \
-             than {MIN_LEARNED} earlier {window:.0}s windows with ≥{} requests, {held} held), compared with the \
-             window just before only",
-            wilson::MIN_REQUESTS
+            "latency baseline: learned for {learned} of {} routes with ≥{min} requests; too little history for the \
+             others (fewer than {MIN_LEARNED} earlier {window:.0}s windows with ≥{min} requests): compared with \
+             the window just before when it had ≥{min}, else not judged",
+            busy.len()
         )
-    });
+    }
 }
 
 /// Which baseline a route was compared with, for its evidence.

@@ -48,6 +48,7 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         checked.push("p99 of routes against their baseline: not judged, no earlier window is held yet".into());
         return;
     }
+    checked.push(history_note(ev));
     if everything_slower {
         checked.push(format!(
             "p99 of {} routes against their baseline: not judged, the medians of most routes rose ≥2× together (the \
@@ -101,7 +102,6 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         out.push(Candidate { finding: f, root: false });
     }
     checked.push(format!("p99 of {judged} routes against their baseline on comparable traffic and objectives"));
-    checked.push(history_note(ev));
 }
 
 /// What the latency baselines were: `--offset`'s window, or learned, or (too little history) the window

@@ -455,6 +455,22 @@ fn a_caller_that_gives_up_names_the_slow_callee() {
 }
 
 #[test]
+fn a_caller_in_another_namespace_that_gives_up_names_the_slow_callee() {
+    // web-frontend (namespace web) gives up on 10% of its calls to api; web (prod) waits for every answer.
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add_in("web", "web-frontend", "web-frontend-0", call("api", 9.0, 1.0, "cancelled"))
+        .add("api", "api-0", [served(9.5, 0.0, ""), cancelled(0.5)].concat())
+        .add("api", "api-1", [served(9.5, 0.0, ""), cancelled(0.5)].concat());
+    let report = run(&resources(&[]), &t);
+    assert_eq!(kinds_of(&report), [(kinds::CALLER_GAVE_UP, "deploy/api")], "{report:#?}");
+    let f = &report.findings[0];
+    assert!(f.cause.starts_with("web-frontend.web gives up on 10.00% of its requests to api"), "{}", f.cause);
+    let stat = "meshlens stat deploy/web-frontend -n web --to deploy/api --to-namespace prod -o wide";
+    assert!(f.commands.contains(&stat.to_string()), "{:?}", f.commands);
+}
+
+#[test]
 fn a_service_s_own_success_objective_decides_whether_it_fails() {
     // db fails 2%: below the mesh-wide 99.5%, within a 95% objective set for it (by NAMESPACE/NAME or NAME).
     let t = Traffic::new()

@@ -36,6 +36,8 @@ impl Severity {
 pub const FAILING_WORKLOAD: &str = "failing-workload";
 /// One instance of a workload fails far more than its peers.
 pub const FAILING_INSTANCE: &str = "failing-instance";
+/// A workload fails the requests of one caller (in its namespace or another) far more than the others'.
+pub const FAILING_CALLER: &str = "failing-caller";
 /// Retries on a route hide a callee's failures and multiply the requests it gets.
 pub const RETRY_AMPLIFICATION: &str = "retry-amplification";
 /// Retryable failures were not retried because the retry budget was spent.
@@ -73,6 +75,7 @@ pub const CONFIG_DRIFT: &str = "config-drift";
 pub const KINDS: &[&str] = &[
     FAILING_WORKLOAD,
     FAILING_INSTANCE,
+    FAILING_CALLER,
     RETRY_AMPLIFICATION,
     RETRY_BUDGET_EXHAUSTED,
     ROUTE_TIMEOUT,

@@ -466,7 +466,7 @@ async fn logs(State(s): State<Arc<Shared>>, query: Result<Query<logs::LogsQuery>
     }
 }
 
-/// `GET /api/v1/diagnose?namespace=&window=&budget=`: ranked findings with evidence (docs/diagnose.md).
+/// `GET /api/v1/diagnose?namespace=&window=&offset=&budget=`: ranked findings with evidence (docs/diagnose.md).
 async fn diagnose(
     State(s): State<Arc<Shared>>,
     query: Result<Query<crate::diagnose::DiagnoseQuery>, QueryRejection>,
@@ -479,9 +479,20 @@ async fn diagnose(
             };
             let resources = s.store.resources();
             let objectives = s.store.configs().borrow().mesh.spec.objectives.clone();
-            let found = match s.stats.window(&q.stat_query(), &resources).await {
-                Ok((store, end)) => crate::diagnose::diagnose_counted(&resources, &objectives, &store, &q, end),
+            let (store, end) = match s.stats.window(&q.stat_query(), &resources).await {
+                Ok(w) => w,
                 Err(e) => return window_error(e),
+            };
+            let found = match q.plan(store.settings().interval_ms) {
+                Ok((window, plan)) => match s.stats.earlier(window, (plan.offset_ms, plan.count), &resources).await {
+                    Ok(None) => crate::diagnose::diagnose_counted(&resources, &objectives, &store, &q, end),
+                    Ok(Some(earlier)) => {
+                        let history = crate::diagnose::History::read(&earlier, plan);
+                        crate::diagnose::diagnose_over(&resources, &objectives, (&store, end), &q, &history)
+                    }
+                    Err(e) => return window_error(e),
+                },
+                Err(e) => Err(e),
             };
             match found {
                 Ok((mut report, counters)) => {

@@ -132,9 +132,61 @@ impl Prometheus {
         let first = first_scrape(window_ms, self.interval_ms);
         let (answers, first) = tokio::join!(futures_util::future::join_all(asks), self.instant_query(&first, at));
         let covered_ms = covered_ms(first?, at, window_ms);
-        let mut by_source: BTreeMap<Source, Vec<Sample>> = BTreeMap::new();
-        for answer in answers {
+        let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let store = self.store_of(window_ms, answers, peers);
+        store.holds_from(window_ms - covered_ms);
+        Ok((store, window_ms))
+    }
+
+    /// `count` earlier windows of `window_ms`, back to back, the newest ending `offset_ms` before now, each
+    /// as a one-slot store (newest first; empty when Prometheus holds nothing of it) with the time to query
+    /// it at: one range query per family, stepping a window at a time.
+    pub async fn earlier(
+        &self,
+        window_ms: u64,
+        (offset_ms, count): (u64, usize),
+        peers: &HashMap<SocketAddr, Peer>,
+    ) -> Result<Vec<(MetricStore, u64)>, PromError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let (step, end) = (window_ms as f64 / 1000.0, now - offset_ms as f64 / 1000.0);
+        let start = end - step * count.saturating_sub(1) as f64;
+        let asks = FAMILIES.iter().filter(|(_, ask)| *ask != Ask::Now).map(|&(name, ask)| async move {
+            let answer = self.range_query(&promql(name, ask, window_ms), (start, end, step)).await;
+            answer.map(|series| (name, series))
+        });
+        let mut windows: Vec<Vec<(&str, Vec<Series>)>> = (0..count).map(|_| Vec::new()).collect();
+        for answer in futures_util::future::join_all(asks).await {
             let (name, series) = answer?;
+            let mut by_window: BTreeMap<usize, Vec<Series>> = BTreeMap::new();
+            for s in series {
+                // The i-th window ends i steps before `end`.
+                let i = ((end - s.at) / step).round();
+                if i >= 0.0 && (i as usize) < count {
+                    by_window.entry(i as usize).or_default().push(s);
+                }
+            }
+            for (i, series) in by_window {
+                windows[i].push((name, series));
+            }
+        }
+        let stores = windows.into_iter().map(|answers| {
+            let store = self.store_of(window_ms, answers, peers);
+            // Held in full: a quiet window is one without requests, not one whose rates to scale up.
+            store.holds_from(0);
+            (store, window_ms)
+        });
+        Ok(stores.collect())
+    }
+
+    /// A one-slot store holding a window's answers, each family's series fed as one scrape of its source.
+    fn store_of(
+        &self,
+        window_ms: u64,
+        answers: Vec<(&str, Vec<Series>)>,
+        peers: &HashMap<SocketAddr, Peer>,
+    ) -> MetricStore {
+        let mut by_source: BTreeMap<Source, Vec<Sample>> = BTreeMap::new();
+        for (name, series) in answers {
             for s in series {
                 let Some(source) = source_of(&s.metric) else { continue };
                 let labels = s.metric.into_iter().filter(|(k, _)| !SOURCE_LABELS.contains(&k.as_str())).collect();
@@ -142,22 +194,32 @@ impl Prometheus {
             }
         }
         let store = MetricStore::new(Settings::new(self.interval_ms, window_ms));
-        store.holds_from(window_ms - covered_ms);
         let peer = |addr: &str| addr.parse::<SocketAddr>().ok().and_then(|a| peers.get(&a).cloned());
         for (source, samples) in &by_source {
             // The values are already the increases over the window: counted from 0, in full.
             store.ingest(source, window_ms, samples, true, &peer);
         }
-        Ok((store, window_ms))
+        store
+    }
+
+    /// `GET /api/v1/query_range?query=…&start=…&end=…&step=…`: every series' points, one per step.
+    async fn range_query(&self, query: &str, (start, end, step): (f64, f64, f64)) -> Result<Vec<Series>, PromError> {
+        let (start, end, step) = (format!("{start:.3}"), format!("{end:.3}"), format!("{step:.3}"));
+        let q = serde_urlencoded::to_string([("query", query), ("start", &start), ("end", &end), ("step", &step)])
+            .expect("string pairs always encode");
+        self.get(&format!("{}/api/v1/query_range?{q}", self.prefix), query).await
     }
 
     /// `GET /api/v1/query?query=…&time=…`: the series of an instant vector.
     async fn instant_query(&self, query: &str, at: f64) -> Result<Vec<Series>, PromError> {
         let q = serde_urlencoded::to_string([("query", query), ("time", &format!("{at:.3}"))])
             .expect("string pairs always encode");
-        let path = format!("{}/api/v1/query?{q}", self.prefix);
+        self.get(&format!("{}/api/v1/query?{q}", self.prefix), query).await
+    }
+
+    async fn get(&self, path: &str, query: &str) -> Result<Vec<Series>, PromError> {
         let reply =
-            httpget::get(&self.authority, &path, "application/json", QUERY_TIMEOUT).await.map_err(|e| {
+            httpget::get(&self.authority, path, "application/json", QUERY_TIMEOUT).await.map_err(|e| {
                 match e.kind() {
                     std::io::ErrorKind::InvalidData => {
                         PromError::Failed(format!("Prometheus at {} answered something unreadable: {e}", self.url))
@@ -204,11 +266,13 @@ fn source_of(labels: &BTreeMap<String, String>) -> Option<Source> {
     Some(Source { namespace: get("namespace")?, workload: get("deployment")?, instance: get("pod")? })
 }
 
-/// One series of an instant vector.
+/// One series of an instant vector, or one point of a range vector's series.
 #[derive(Debug, PartialEq)]
 struct Series {
     metric: BTreeMap<String, String>,
     value: f64,
+    /// When it was evaluated (unix seconds).
+    at: f64,
 }
 
 #[derive(Deserialize)]
@@ -233,8 +297,12 @@ struct Data {
 struct RawSeries {
     #[serde(default)]
     metric: BTreeMap<String, String>,
-    /// `[unix seconds, "value"]`
-    value: (f64, String),
+    /// An instant vector's `[unix seconds, "value"]`.
+    #[serde(default)]
+    value: Option<(f64, String)>,
+    /// A range vector's points.
+    #[serde(default)]
+    values: Vec<(f64, String)>,
 }
 
 /// A `/api/v1/query` answer → its series (non-finite values dropped), or what went wrong.
@@ -251,15 +319,19 @@ fn parse_answer(status: u16, body: &str) -> Result<Vec<Series>, String> {
         return Err(format!("{status}: {kind}: {}", answer.error.unwrap_or_default()));
     }
     let data = answer.data.ok_or_else(|| format!("{status} without data"))?;
-    if data.result_type != "vector" {
-        return Err(format!("a {} instead of an instant vector", data.result_type));
+    if data.result_type != "vector" && data.result_type != "matrix" {
+        return Err(format!("a {} instead of an instant or range vector", data.result_type));
     }
     Ok(data
         .result
         .into_iter()
-        .filter_map(|s| {
-            let value = s.value.1.parse::<f64>().ok().filter(|v| v.is_finite())?;
-            Some(Series { metric: s.metric, value })
+        .flat_map(|s| {
+            let points = s.value.into_iter().chain(s.values);
+            let metric = s.metric;
+            points
+                .filter_map(|(at, v)| Some((at, v.parse::<f64>().ok().filter(|v| v.is_finite())?)))
+                .map(move |(at, value)| Series { metric: metric.clone(), value, at })
+                .collect::<Vec<_>>()
         })
         .collect())
 }
@@ -305,33 +377,97 @@ mod tests {
         let err = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
         assert_eq!(parse_answer(400, err).unwrap_err(), "400: bad_data: parse error at char 3");
         assert!(parse_answer(404, "404 page not found").unwrap_err().starts_with("404 with a body that is not"));
-        let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert!(parse_answer(200, matrix).unwrap_err().contains("matrix"));
+        let scalar = r#"{"status":"success","data":{"resultType":"scalar","result":[]}}"#;
+        assert!(parse_answer(200, scalar).unwrap_err().contains("a scalar instead of"));
+        let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"pod":"web-0"},"values":[[100,"1"],[160,"2"],[220,"NaN"]]}]}}"#;
+        let points: Vec<_> = parse_answer(200, matrix).unwrap().iter().map(|s| (s.at, s.value)).collect();
+        assert_eq!(points, [(100.0, 1.0), (160.0, 2.0)]);
     }
 
-    /// A fake Prometheus answering each family's query with fixed series (JSON objects, comma-separated).
-    async fn fake_prometheus(answers: HashMap<&'static str, String>) -> String {
+    /// A fake Prometheus answering each family's instant query with fixed series (JSON objects,
+    /// comma-separated), and its range queries with `ranges`: per family, series (labels, values from the
+    /// newest point back) at the `end` and `step` asked for.
+    async fn fake_prometheus(
+        answers: HashMap<&'static str, String>,
+        ranges: HashMap<&'static str, Vec<(String, Vec<f64>)>>,
+    ) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let answers = std::sync::Arc::new(answers);
+        let (answers, ranges) = (std::sync::Arc::new(answers), std::sync::Arc::new(ranges));
         tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             while let Ok((mut conn, _)) = listener.accept().await {
-                let answers = answers.clone();
+                let (answers, ranges) = (answers.clone(), ranges.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 16384];
                     let n = conn.read(&mut buf).await.unwrap_or(0);
                     let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let result = answers.iter().find(|(name, _)| head.contains(&format!("%28{name}%7B")));
-                    let result = result.map_or("", |(_, r)| r.as_str());
-                    let body =
-                        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{result}]}}}}"#);
+                    let asks = |name: &str| head.contains(&format!("%28{name}%7B"));
+                    let body = if head.starts_with("GET /api/v1/query_range?") {
+                        let param = |k: &str| -> f64 {
+                            let v = head.split(&format!("&{k}=")).nth(1).unwrap().split([' ', '&']).next().unwrap();
+                            v.parse().unwrap()
+                        };
+                        let (end, step) = (param("end"), param("step"));
+                        let series = ranges.iter().find(|(name, _)| asks(name)).map_or(&[][..], |(_, r)| &r[..]);
+                        let result: Vec<String> = series
+                            .iter()
+                            .map(|(labels, values)| {
+                                let points: Vec<String> = values
+                                    .iter()
+                                    .enumerate()
+                                    .rev()
+                                    .map(|(i, v)| format!("[{},\"{v}\"]", end - i as f64 * step))
+                                    .collect();
+                                format!(r#"{{"metric":{{{labels}}},"values":[{}]}}"#, points.join(","))
+                            })
+                            .collect();
+                        format!(
+                            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{}]}}}}"#,
+                            result.join(",")
+                        )
+                    } else {
+                        let result = answers.iter().find(|(name, _)| asks(name)).map_or("", |(_, r)| r.as_str());
+                        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{result}]}}}}"#)
+                    };
                     let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
                     let _ = conn.write_all(reply.as_bytes()).await;
                 });
             }
         });
         url
+    }
+
+    #[tokio::test]
+    async fn earlier_windows_are_one_range_query_per_family_and_a_store_each() {
+        let api = r#""namespace":"prod","deployment":"api","pod":"api-0","direction":"outbound","rt_route":"GET /x""#;
+        let l = |extra: &str| format!("{api},{extra}");
+        // Newest first: 100 requests, then 0 (Prometheus held nothing), then 80; the newest window slow.
+        let ranges = HashMap::from([
+            ("route_response_total", vec![(l(r#""classification":"success""#), vec![100.0, 0.0, 80.0])]),
+            (
+                "route_response_latency_ms_bucket",
+                vec![
+                    (l(r#""le":"25""#), vec![0.0, 0.0, 80.0]),
+                    (l(r#""le":"200""#), vec![100.0, 0.0, 80.0]),
+                    (l(r#""le":"+Inf""#), vec![100.0, 0.0, 80.0]),
+                ],
+            ),
+        ]);
+        let url = fake_prometheus(HashMap::new(), ranges).await;
+        let prom = Prometheus::new(&url, Duration::from_secs(1)).unwrap();
+        let windows = prom.earlier(60_000, (60_000, 3), &HashMap::new()).await.unwrap();
+        assert_eq!(windows.len(), 3);
+        let routes: Vec<_> = windows
+            .iter()
+            .map(|(store, end)| {
+                let t = store.query(*end, 60_000, |k| (k.family == Family::Route).then(|| k.route.clone()));
+                t.get("GET /x").map(|t| (t.success, t.quantile(0.99).map(f64::round)))
+            })
+            .collect();
+        assert_eq!(routes, [Some((100.0, Some(198.0))), None, Some((80.0, Some(25.0)))]);
+        assert_eq!(windows[1].0.covered(60_000, 60_000), 60_000, "an empty window is held, not missing");
     }
 
     #[tokio::test]
@@ -357,7 +493,7 @@ mod tests {
         // Prometheus' oldest scrape in the window is 20 s old.
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
         answers.insert("up", series("", unix - 20.0));
-        let url = fake_prometheus(answers).await;
+        let url = fake_prometheus(answers, HashMap::new()).await;
         let prom = Prometheus::new(&url, Duration::from_secs(1)).unwrap();
         let peers = HashMap::from([(
             "127.0.0.1:7".parse().unwrap(),

@@ -1,6 +1,7 @@
 //! Where `/api/v1/stat|routes|edges` get their numbers: the embedded metric store, or Prometheus
 //! (`--prometheus-url`). Either way the queries in `statsapi` read a [`MetricStore`], so there is one code
-//! path: in Prometheus mode it holds what Prometheus answered for the one window asked about.
+//! path: in Prometheus mode it holds what Prometheus answered for the one window asked about (and
+//! [`StatsSource::earlier`] reads the earlier windows diagnosis compares with, a store each).
 
 use std::sync::Arc;
 
@@ -41,6 +42,27 @@ impl StatsSource {
                 let peers = scrape::peers(resources);
                 let (store, end) = prom.window(window_ms, offset, &peers).await.map_err(WindowError::Prometheus)?;
                 Ok((Arc::new(store), end))
+            }
+        }
+    }
+
+    /// `count` earlier windows of `window_ms` back to back, the newest ending `offset_ms` before now, newest
+    /// first: each a store and the time its window ends at in it. None: the embedded store holds them
+    /// itself (`diagnose::History::held`).
+    pub async fn earlier(
+        &self,
+        window_ms: u64,
+        (offset_ms, count): (u64, usize),
+        resources: &Resources,
+    ) -> Result<Option<Vec<(Arc<MetricStore>, u64)>>, WindowError> {
+        match self {
+            StatsSource::Embedded(_) => Ok(None),
+            StatsSource::Prometheus(prom) => {
+                let windows = prom
+                    .earlier(window_ms, (offset_ms, count), &scrape::peers(resources))
+                    .await
+                    .map_err(WindowError::Prometheus)?;
+                Ok(Some(windows.into_iter().map(|(store, end)| (Arc::new(store), end)).collect()))
             }
         }
     }

@@ -9,7 +9,7 @@ use meshlens_api::diagnose::{Finding, ROUTE_MATCHES_NOTHING, Severity};
 
 use super::Live;
 use super::statics::Served;
-use crate::diagnose::{Evidence, audits as diagnose_audits, below_objective};
+use crate::diagnose::{Evidence, History, Plan, audits as diagnose_audits, below_objective};
 use crate::metricstore::{Family, split_fqdn};
 
 /// Requests a route or workload must see in the window before it is judged.
@@ -77,7 +77,8 @@ pub(crate) async fn audits(l: &Live<'_>, window: u64) -> Vec<Check> {
     let mut requests = 0.0;
     let (mut timeouts, mut unprofiled, mut objectives, mut rules) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for ns in &namespaces {
-        let ev = Evidence::gather(l.resources, &l.config.mesh.spec.objectives, l.store, ns, l.end, (window, window));
+        let before = History::held(l.store, l.end, window, Plan::before(window));
+        let ev = Evidence::gather(l.resources, &l.config.mesh.spec.objectives, l.store, ns, l.end, window, &before);
         requests += ev.served.values().map(|c| c.requests()).sum::<f64>();
         timeouts.extend(route_timeouts(&ev));
         objectives.extend(below_objectives(l, &ev));

@@ -33,7 +33,8 @@ pub(super) fn render(body: &mut String, w: &Window, ns: &str, about: Option<&str
     }
     body.push_str("<ul class=\"findings\">");
     for f in findings {
-        let subject = match f.subject.strip_prefix("deploy/") {
+        // `deploy/NAME`, or `deploy/NAME -n NS` for a workload in another namespace (f.namespace).
+        let subject = match f.subject.strip_prefix("deploy/").and_then(|t| t.split(' ').next()) {
             Some(target) => format!(
                 "<a href=\"/workload/{}/{}?window={}\">{}</a>",
                 esc(&f.namespace),

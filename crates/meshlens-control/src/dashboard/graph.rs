@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::Window;
 use crate::diagnose::evidence::{Counts, Evidence};
+use crate::diagnose::{History, Plan};
 use crate::diagnostics::QueryError;
 use crate::statsapi;
 
@@ -73,8 +74,8 @@ impl Graph {
         namespaces.dedup();
         namespaces.retain(|ns| only.is_none_or(|o| o == *ns));
         for ns in namespaces {
-            let ev =
-                Evidence::gather(&w.res, &w.config.mesh.spec.objectives, &w.store, ns, w.end, (window_ms, window_ms));
+            let before = History::held(&w.store, w.end, window_ms, Plan::before(window_ms));
+            let ev = Evidence::gather(&w.res, &w.config.mesh.spec.objectives, &w.store, ns, w.end, window_ms, &before);
             g.add_namespace(w, &ev);
         }
         g.add_unmeshed(w, only)?;

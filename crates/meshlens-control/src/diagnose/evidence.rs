@@ -1,11 +1,12 @@
 //! What diagnosis reads, in one pass over the metric store: per workload, instance, edge, refused name and
-//! route, the requests, failures by proxy-error reason and latency of one window (and the edges of the
-//! window before it).
+//! route, the requests, failures by proxy-error reason and latency of one window (and the edges and route
+//! latencies of the earlier windows it is compared with).
 
 use std::collections::BTreeMap;
 
 use meshlens_api::mesh::{Objectives, ServiceObjectives};
 
+use super::baseline::{self, Baseline, History, Plan};
 use crate::api_types::Resources;
 use crate::metricstore::{Family, Key, MetricStore, Totals};
 
@@ -72,6 +73,34 @@ pub(crate) struct Edge {
     pub dst_ns: String,
 }
 
+/// A caller of a workload: in the namespace diagnosed, or in another.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Caller<'e> {
+    pub name: &'e str,
+    /// `None`: the namespace diagnosed.
+    pub namespace: Option<&'e str>,
+}
+
+impl Caller<'_> {
+    /// As a finding's subject: `deploy/NAME`, or `deploy/NAME -n NS` in another namespace.
+    pub fn subject(&self) -> String {
+        match self.namespace {
+            Some(ns) => format!("deploy/{} -n {ns}", self.name),
+            None => format!("deploy/{}", self.name),
+        }
+    }
+}
+
+impl std::fmt::Display for Caller<'_> {
+    /// `NAME`, or `NAME.NS` in another namespace (as evidence names callees elsewhere).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.namespace {
+            Some(ns) => write!(f, "{}.{ns}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
 /// A route as a caller's proxy sees it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RouteId {
@@ -113,6 +142,9 @@ pub(crate) struct Evidence<'a> {
     pub instances: BTreeMap<(String, String), Counts>,
     /// Caller → callee, per attempt.
     pub edges: BTreeMap<Edge, Counts>,
+    /// (caller's namespace, caller, callee) → what callers in other namespaces sent this namespace's
+    /// workloads, per attempt.
+    pub edges_in: BTreeMap<(String, String, String), Counts>,
     /// (caller, authority asked for) → requests its proxy answered without any endpoint (no such
     /// service, no ready endpoint, shed).
     pub refused: BTreeMap<(String, String), Counts>,
@@ -121,8 +153,10 @@ pub(crate) struct Evidence<'a> {
     pub earlier_edges: BTreeMap<Edge, f64>,
     /// How long before this window's end the baseline window ends (s).
     pub baseline_offset_s: f64,
-    /// Each route as its caller saw it in the baseline window.
-    pub baseline_routes: BTreeMap<RouteId, Counts>,
+    /// Each route's latency baseline, as its caller saw it (`baseline`).
+    pub baselines: BTreeMap<RouteId, Baseline>,
+    /// Which earlier windows were asked for, and how many the source held.
+    pub history: (Plan, usize),
 }
 
 fn quantiles(c: &mut Counts, t: &Totals) {
@@ -160,9 +194,9 @@ impl<'a> Evidence<'a> {
         ms: &MetricStore,
         namespace: &str,
         now: u64,
-        (window_ms, baseline_offset_ms): (u64, u64),
+        window_ms: u64,
+        history: &History<'_>,
     ) -> Evidence<'a> {
-        let baseline_end = now.saturating_sub(baseline_offset_ms);
         let ns = namespace;
         let at = (now, window_ms);
         let http = |k: &Key| k.family == Family::Http && k.namespace == ns;
@@ -176,6 +210,14 @@ impl<'a> Evidence<'a> {
             })
         };
         let edges = grouped(ms, at, edge);
+        let edges_in = grouped(ms, at, |k| {
+            (k.family == Family::Http
+                && k.outbound
+                && k.namespace != ns
+                && k.dst_namespace == ns
+                && !k.dst_workload.is_empty())
+            .then(|| (k.namespace.clone(), k.workload.clone(), k.dst_workload.clone()))
+        });
         let refused = grouped(ms, at, |k| {
             (http(k) && k.outbound && k.dst_workload.is_empty() && !k.error.is_empty())
                 .then(|| (k.workload.clone(), k.authority.clone()))
@@ -201,9 +243,14 @@ impl<'a> Evidence<'a> {
         {
             routes.entry(id).or_default().fates.insert(fate, t.success);
         }
-        let baseline_routes = grouped(ms, (baseline_end, window_ms), |k| route_id(k, Family::Route));
-        let earlier_edges =
-            ms.query(baseline_end, window_ms, edge).into_iter().map(|(e, t)| (e, t.requests())).collect();
+        let earlier: Vec<_> = history
+            .windows
+            .iter()
+            .map(|(s, end)| grouped(s, (*end, window_ms), |k| route_id(k, Family::Route)))
+            .collect();
+        let earlier_edges = history.windows.first().map_or_else(BTreeMap::new, |(s, end)| {
+            s.query(*end, window_ms, edge).into_iter().map(|(e, t)| (e, t.requests())).collect()
+        });
         Evidence {
             res,
             objectives,
@@ -213,11 +260,13 @@ impl<'a> Evidence<'a> {
             served,
             instances,
             edges,
+            edges_in,
             refused,
             routes,
             earlier_edges,
-            baseline_routes,
-            baseline_offset_s: baseline_offset_ms as f64 / 1000.0,
+            baselines: baseline::learn(&earlier, history.plan.asked),
+            baseline_offset_s: history.plan.offset_ms as f64 / 1000.0,
+            history: (history.plan, history.windows.len()),
         }
     }
 
@@ -276,13 +325,19 @@ impl<'a> Evidence<'a> {
         (attempts - recovered).max(0.0) + refused
     }
 
-    /// Callers of a workload with their per-attempt requests to it.
-    pub fn callers_of(&self, workload: &str) -> Vec<(&str, &Counts)> {
-        self.edges
+    /// Callers of a workload, in this namespace and others, with their per-attempt requests to it.
+    pub fn callers_of(&self, workload: &str) -> Vec<(Caller<'_>, &Counts)> {
+        let here = self
+            .edges
             .iter()
             .filter(|(e, _)| e.dst == workload && e.dst_ns == self.namespace)
-            .map(|(e, c)| (e.src.as_str(), c))
-            .collect()
+            .map(|(e, c)| (Caller { name: &e.src, namespace: None }, c));
+        let elsewhere = self
+            .edges_in
+            .iter()
+            .filter(|((_, _, dst), _)| dst == workload)
+            .map(|((ns, src, _), c)| (Caller { name: src, namespace: Some(ns.as_str()) }, c));
+        here.chain(elsewhere).collect()
     }
 
     /// The workload behind a service of this namespace.

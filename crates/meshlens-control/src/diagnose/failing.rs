@@ -1,11 +1,14 @@
 //! Steps 1–2: workloads whose own answers fail below the objective once what their callees and refused
-//! names explain is netted out (the deepest failing workload is the root), and instances that fail far
-//! more than their peers.
+//! names explain is netted out (the deepest failing workload is the root), instances that fail far more
+//! than their peers, and callers (in this namespace or another) whose requests fail far more than the
+//! other callers'.
 
-use meshlens_api::diagnose::{FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONSE, LOW_CONFIDENCE, Severity};
+use meshlens_api::diagnose::{
+    FAILING_CALLER, FAILING_INSTANCE, FAILING_WORKLOAD, INVALID_RESPONSE, LOW_CONFIDENCE, Severity,
+};
 use meshlens_api::labels::ERROR_CANCELLED;
 
-use super::evidence::{Counts, Evidence};
+use super::evidence::{Caller, Counts, Evidence};
 use super::{Candidate, finding, pct, wilson};
 
 /// Proxy-error reasons at a workload's own inbound proxy that say its app could not be reached.
@@ -29,6 +32,10 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
         // Requests the caller gave up on are its impatience (or a route timeout), not this app's answer.
         let cancelled = served.errors.get(ERROR_CANCELLED).copied().unwrap_or(0.0);
         let own = (served.failed - explained - invalid - cancelled).max(0.0);
+        let concentrated = one_caller(ev, workload, own);
+        if let Some((caller, c)) = concentrated {
+            out.push(Candidate { finding: failing_caller(ev, workload, caller, c), root: true });
+        }
         if !wilson::below_objective(own, n, objective) {
             if own >= 1.0 && n < wilson::MIN_REQUESTS {
                 let mut f = finding(
@@ -87,9 +94,14 @@ pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut V
             f.evidence.push(format!("{explained:.0} of its failures came from services it calls (counted there)"));
         }
         callers_evidence(ev, workload, &mut f.evidence);
+        if let Some((caller, _)) = concentrated {
+            f.evidence
+                .push(format!("its failures are the answers to one caller: {} (counted there)", caller.subject()));
+        }
         f.commands.push(format!("meshlens stat deploy/{workload} -n {}", ev.namespace));
         f.commands.push(format!("meshlens tap deploy/{workload} -n {} --failed", ev.namespace));
-        out.push(Candidate { finding: f, root: true });
+        // What one caller sends is the cause when its requests alone fail.
+        out.push(Candidate { finding: f, root: concentrated.is_none() });
     }
     checked.push(format!(
         "success of {judged} workloads against their objectives (mesh-wide {}%), failures from their callees \
@@ -123,7 +135,10 @@ fn callers_evidence(ev: &Evidence<'_>, workload: &str, evidence: &mut Vec<String
             .routes
             .iter()
             .filter(|(r, rc)| {
-                r.src == caller && ev.workload_of_service(r.service()) == Some(workload) && ev.retried(r, rc)
+                caller.namespace.is_none()
+                    && r.src == caller.name
+                    && ev.workload_of_service(r.service()) == Some(workload)
+                    && ev.retried(r, rc)
             })
             .collect();
         let (eff_ok, eff_n) =
@@ -133,6 +148,61 @@ fn callers_evidence(ev: &Evidence<'_>, workload: &str, evidence: &mut Vec<String
         }
         evidence.push(line);
     }
+}
+
+/// The one caller (of ≥2) whose requests carry most of a workload's failures — answered by its own app,
+/// not its callees — when its interval is below the objective and clears the other callers'.
+fn one_caller<'e>(ev: &'e Evidence<'e>, workload: &str, own: f64) -> Option<(Caller<'e>, &'e Counts)> {
+    let callers = ev.callers_of(workload);
+    // Requests a caller gave up on are its impatience (`caller-gave-up`), not an answer.
+    let failed = |c: &Counts| (c.failed - c.errors.get(ERROR_CANCELLED).copied().unwrap_or(0.0)).max(0.0);
+    let rate = |c: &Counts| failed(c) / c.requests().max(1.0);
+    let &(caller, worst) = callers.iter().max_by(|a, b| rate(a.1).total_cmp(&rate(b.1)))?;
+    let (rest_failed, rest_n) = callers
+        .iter()
+        .filter(|(other, _)| *other != caller)
+        .fold((0.0, 0.0), |(f, n), (_, c)| (f + failed(c), n + c.requests()));
+    let mine = failed(worst);
+    let concentrated = callers.len() >= 2
+        && mine >= 0.8 * (mine + rest_failed)
+        && own >= 0.5 * mine
+        && wilson::below_objective(mine, worst.requests(), ev.success_objective(workload))
+        && wilson::interval(mine, worst.requests()).0 > wilson::interval(rest_failed, rest_n).1;
+    concentrated.then_some((caller, worst))
+}
+
+fn failing_caller(
+    ev: &Evidence<'_>,
+    workload: &str,
+    caller: Caller<'_>,
+    c: &Counts,
+) -> meshlens_api::diagnose::Finding {
+    let (n, ns) = (c.requests(), &ev.namespace);
+    let others: Vec<_> = ev.callers_of(workload).into_iter().filter(|(o, _)| *o != caller).collect();
+    let (of, on) = others.iter().fold((0.0, 0.0), |(f, n), (_, c)| (f + c.failed, n + c.requests()));
+    let mut f = finding(
+        ev,
+        severity(c.failed / n),
+        FAILING_CALLER,
+        caller.subject(),
+        format!(
+            "{workload} fails {} of the requests {caller} sends it and {} of its other callers': what {caller} asks for fails, not {workload} as a whole",
+            pct(c.failed / n),
+            pct(of / on.max(1.0))
+        ),
+    );
+    if let Some(other_ns) = caller.namespace {
+        f.namespace = other_ns.to_string();
+    }
+    f.impact_rps = ev.rps(c.failed);
+    f.evidence.push(format!("{caller} → {workload}: {:.0} of {n:.0} attempts failed in {:.0}s", c.failed, ev.window_s));
+    for (other, oc) in others {
+        f.evidence.push(format!("{other} → {workload}: {:.0} of {:.0} attempts failed", oc.failed, oc.requests()));
+    }
+    let from_ns = caller.namespace.map(|cns| format!(" --from-namespace {cns}")).unwrap_or_default();
+    f.commands.push(format!("meshlens stat deploy/{workload} -n {ns} --from deploy/{}{from_ns}", caller.name));
+    f.commands.push(format!("meshlens tap deploy/{workload} -n {ns} --failed"));
+    f
 }
 
 /// The one instance that carries most of a workload's failures, when its interval clears its peers'.

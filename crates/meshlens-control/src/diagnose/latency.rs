@@ -1,9 +1,11 @@
 //! Step 1, latency: a route whose requests succeed but whose tail is far beyond its median — a slow
 //! success path, not a mesh fault (no failures, no timeouts, no retries to explain it) — and a route whose
-//! p99 rose beyond its objective's `latencyFactor` × its baseline (the window before).
+//! p99 rose beyond its objective's `latencyFactor` × its baseline (`--offset`'s window, else learned from
+//! the earlier windows, else the window just before: `baseline`).
 
 use meshlens_api::diagnose::{LATENCY_REGRESSION, SLOW_ROUTE, Severity};
 
+use super::baseline::{Baseline, LEARN_WINDOWS, MIN_LEARNED};
 use super::evidence::{Evidence, SLOW_FACTOR};
 use super::{Candidate, finding, pct, wilson};
 
@@ -29,8 +31,8 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         .routes
         .iter()
         .filter_map(|(id, rc)| {
-            let (e, base) = (&rc.effective, ev.baseline_routes.get(id)?);
-            let (n, b) = (e.requests(), base.requests());
+            let (e, base) = (&rc.effective, ev.baselines.get(id)?);
+            let (n, b) = (e.requests(), base.requests);
             let load = n / b.max(1.0);
             (n >= wilson::MIN_REQUESTS
                 && b >= wilson::MIN_REQUESTS
@@ -42,6 +44,11 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         comparable.iter().filter_map(|(_, e, base)| Some(e.p50_ms? / base.p50_ms?.max(1.0))).collect();
     medians.sort_by(f64::total_cmp);
     let everything_slower = medians.len() >= 2 && medians[medians.len() / 2] >= 2.0;
+    if ev.history.1 == 0 {
+        checked.push("p99 of routes against their baseline: not judged, no earlier window is held yet".into());
+        return;
+    }
+    checked.push(history_note(ev));
     if everything_slower {
         checked.push(format!(
             "p99 of {} routes against their baseline: not judged, the medians of most routes rose ≥2× together (the \
@@ -76,15 +83,15 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         );
         f.impact_rps = ev.rps(e.requests() * share);
         f.evidence.push(format!(
-            "{} → {}: p50 {:.0} ms, p99 {p99:.0} ms over {:.0} requests; the baseline ({:.0}s earlier): p50 {:.0} ms, p99 \
-             {base_p99:.0} ms over {:.0}",
+            "{} → {}: p50 {:.0} ms, p99 {p99:.0} ms over {:.0} requests; the baseline, {}: p50 {:.0} ms, p99 \
+             {base_p99:.0} ms over {:.0} requests",
             id.src,
             id.route,
             e.p50_ms.unwrap_or_default(),
             e.requests(),
-            ev.baseline_offset_s,
+            which(ev, base),
             base.p50_ms.unwrap_or_default(),
-            base.requests()
+            base.requests
         ));
         f.evidence
             .push(format!("objective for {workload}: p99 at most {factor}× its baseline (mesh.yaml spec.objectives)"));
@@ -95,6 +102,47 @@ pub(crate) fn regressions(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: 
         out.push(Candidate { finding: f, root: false });
     }
     checked.push(format!("p99 of {judged} routes against their baseline on comparable traffic and objectives"));
+}
+
+/// What the latency baselines were: `--offset`'s window, or learned, or (too little history) the window
+/// just before.
+fn history_note(ev: &Evidence<'_>) -> String {
+    let (plan, _) = ev.history;
+    let window = ev.window_s;
+    if plan.asked {
+        return format!(
+            "latency baseline: the same {window:.0}s window {:.0}s earlier (--offset)",
+            ev.baseline_offset_s
+        );
+    }
+    let busy: Vec<_> = ev.routes.iter().filter(|(_, rc)| rc.effective.requests() >= wilson::MIN_REQUESTS).collect();
+    let learned = busy.iter().filter(|(id, _)| ev.baselines.get(*id).is_some_and(|b| b.learned_from > 0)).count();
+    let min = wilson::MIN_REQUESTS;
+    if learned == busy.len() {
+        format!(
+            "latency baseline: learned for each of the {learned} routes with ≥{min} requests: the median p99 over up to \
+             {LEARN_WINDOWS} earlier {window:.0}s windows with ≥{min} requests"
+        )
+    } else {
+        format!(
+            "latency baseline: learned for {learned} of {} routes with ≥{min} requests; too little history for the \
+             others (fewer than {MIN_LEARNED} earlier {window:.0}s windows with ≥{min} requests): compared with \
+             the window just before when it had ≥{min}, else not judged",
+            busy.len()
+        )
+    }
+}
+
+/// Which baseline a route was compared with, for its evidence.
+fn which(ev: &Evidence<'_>, base: &Baseline) -> String {
+    let (plan, _) = ev.history;
+    if plan.asked {
+        format!("the same window {:.0}s earlier (--offset)", ev.baseline_offset_s)
+    } else if base.learned_from > 0 {
+        format!("learned over {} earlier {:.0}s windows (median; requests per window)", base.learned_from, ev.window_s)
+    } else {
+        format!("the window just before (too little history to learn one: {MIN_LEARNED} earlier windows needed)")
+    }
 }
 
 pub(crate) fn check(ev: &Evidence<'_>, out: &mut Vec<Candidate>, checked: &mut Vec<String>) {

@@ -63,7 +63,8 @@ pub(crate) async fn attach(report: &mut Report, res: &Resources) {
         .take(FINDINGS)
         .filter_map(|(i, f)| {
             let q = LogsQuery {
-                resource: f.subject.clone(),
+                // `deploy/NAME`, or `deploy/NAME -n NS` (a caller elsewhere: `namespace` is NS).
+                resource: f.subject.split(' ').next().unwrap_or_default().to_string(),
                 namespace: Some(f.namespace.clone()),
                 level: None,
                 since: Some(since.clone()),

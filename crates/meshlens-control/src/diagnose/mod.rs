@@ -4,6 +4,7 @@
 //! | module | step |
 //! |---|---|
 //! | `evidence` | one read of the window: workloads, instances, edges, refused names, routes |
+//! | `baseline` | the earlier windows latencies are compared with: `--offset`'s, or learned from history |
 //! | `wilson` | success-rate intervals, so few requests never make a finding |
 //! | `failing` | steps 1–2: workloads and instances whose own answers fail (callees netted out) |
 //! | `latency` | step 1: routes that succeed with a tail far beyond their median (a slow success path) |
@@ -19,6 +20,7 @@
 //! | `logs` | step 5: the implicated workloads' recent WARN/ERROR proxy log lines as evidence |
 //! | `rank` | a root cause above its symptoms, then by requests per second explained |
 
+mod baseline;
 mod config;
 pub(crate) mod evidence;
 mod failing;
@@ -47,6 +49,7 @@ use crate::api_types::Resources;
 use crate::diagnostics::QueryError;
 use crate::metricstore::MetricStore;
 use crate::statsapi;
+pub(crate) use baseline::{History, Plan};
 pub(crate) use config::misweighted;
 pub(crate) use evidence::Evidence;
 pub(crate) use logs::attach as attach_logs;
@@ -62,7 +65,7 @@ pub(crate) struct DiagnoseQuery {
     #[serde(default)]
     pub window: Option<String>,
     /// Go-style duration: the baseline (latencies, edges that stopped) is the same window this long ago;
-    /// default: the window just before.
+    /// default: the window just before for edges, and for latencies one learned from the earlier windows.
     #[serde(default)]
     pub offset: Option<String>,
     /// Go-style duration: how long the caller waits; the tap sample takes a tenth of it (at most 3 s).
@@ -78,6 +81,16 @@ impl DiagnoseQuery {
             None => None,
         };
         Ok(sample::duration(budget))
+    }
+
+    /// The window (ms) and the earlier windows to compare it with.
+    pub fn plan(&self, interval_ms: u64) -> Result<(u64, Plan), QueryError> {
+        let window = statsapi::window_ms(self.window.as_deref(), interval_ms).map_err(QueryError::Invalid)?;
+        let offset = match self.offset.as_deref() {
+            Some(o) => Some(statsapi::offset_ms(Some(o)).map_err(QueryError::Invalid)?),
+            None => None,
+        };
+        Ok((window, Plan::new(window, offset)))
     }
 
     /// The window as the stats queries name it (what the metric source reads).
@@ -117,7 +130,7 @@ pub(crate) fn pct(v: f64) -> String {
     format!("{:.2}%", v * 100.0)
 }
 
-/// `/api/v1/diagnose`.
+/// `/api/v1/diagnose` over the embedded store, which holds the earlier windows too.
 /// `objectives` are mesh.yaml's (`spec.objectives`): what each workload is held to.
 pub(crate) fn diagnose(
     res: &Resources,
@@ -138,13 +151,21 @@ pub(crate) fn diagnose_counted(
     q: &DiagnoseQuery,
     now: u64,
 ) -> Result<(Report, Counters), QueryError> {
-    let window = statsapi::window_ms(q.window.as_deref(), ms.settings().interval_ms).map_err(QueryError::Invalid)?;
+    let (window, plan) = q.plan(ms.settings().interval_ms)?;
+    diagnose_over(res, objectives, (ms, now), q, &History::held(ms, now, window, plan))
+}
+
+/// [`diagnose_counted`], with the earlier windows read elsewhere (Prometheus).
+pub(crate) fn diagnose_over(
+    res: &Resources,
+    objectives: &Objectives,
+    (ms, now): (&MetricStore, u64),
+    q: &DiagnoseQuery,
+    history: &History<'_>,
+) -> Result<(Report, Counters), QueryError> {
+    let (window, _) = q.plan(ms.settings().interval_ms)?;
     let ns = q.namespace.clone().unwrap_or_else(|| "default".into());
-    let baseline = match q.offset.as_deref() {
-        Some(_) => statsapi::offset_ms(q.offset.as_deref()).map_err(QueryError::Invalid)?,
-        None => window,
-    };
-    let ev = Evidence::gather(res, objectives, ms, &ns, now, (window, baseline));
+    let ev = Evidence::gather(res, objectives, ms, &ns, now, window, history);
     let instances = ev.instances.iter().map(|((_, i), c)| (i.clone(), (c.requests(), c.failed))).collect();
     Ok((run(&ev), Counters { seconds: ev.covered_s, instances }))
 }

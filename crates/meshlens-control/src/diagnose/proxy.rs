@@ -134,6 +134,9 @@ fn unreachable(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
     for (edge, c) in &ev.edges {
         add(edge.dst.clone(), c.requests(), &c.errors);
     }
+    for ((_, _, dst), c) in &ev.edges_in {
+        add(dst.clone(), c.requests(), &c.errors);
+    }
     for ((_, authority), c) in &ev.refused {
         let service = authority.split('.').next().unwrap_or_default();
         if let Some(w) = ev.workload_of_service(service) {

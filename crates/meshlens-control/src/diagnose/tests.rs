@@ -135,16 +135,20 @@ fn route(name: &str, effective: (f64, f64, f64), actual: (f64, f64), fates: &[(&
     v
 }
 
-/// The mesh's proxies, each with its per-second counts.
-struct Traffic(Vec<(&'static str, &'static str, Rates)>);
+/// The mesh's proxies, each with its namespace and per-second counts.
+struct Traffic(Vec<(&'static str, &'static str, &'static str, Rates)>);
 
 impl Traffic {
     fn new() -> Self {
         Traffic(Vec::new())
     }
 
-    fn add(mut self, workload: &'static str, instance: &'static str, rates: Rates) -> Self {
-        self.0.push((workload, instance, rates));
+    fn add(self, workload: &'static str, instance: &'static str, rates: Rates) -> Self {
+        self.add_in("prod", workload, instance, rates)
+    }
+
+    fn add_in(mut self, ns: &'static str, workload: &'static str, instance: &'static str, rates: Rates) -> Self {
+        self.0.push((ns, workload, instance, rates));
         self
     }
 
@@ -156,12 +160,15 @@ impl Traffic {
     /// The same, with `extra(instance, second)` appended to each scrape (series that do not grow linearly).
     fn feed_with(&self, ms: &MetricStore, from: u64, to: u64, extra: impl Fn(&str, u64) -> String) {
         for s in from..=to {
-            for (workload, instance, rates) in &self.0 {
+            for (ns, workload, instance, rates) in &self.0 {
                 let mut text: String =
                     rates.iter().map(|(series, rate)| format!("{series} {}\n", (rate * s as f64).round())).collect();
                 text.push_str(&extra(instance, s));
-                let src =
-                    Source { namespace: "prod".into(), workload: workload.to_string(), instance: instance.to_string() };
+                let src = Source {
+                    namespace: ns.to_string(),
+                    workload: workload.to_string(),
+                    instance: instance.to_string(),
+                };
                 ms.ingest(&src, s * 1000, &parse(&text).0, true, &|_: &str| -> Option<Peer> { None });
             }
         }
@@ -448,6 +455,22 @@ fn a_caller_that_gives_up_names_the_slow_callee() {
 }
 
 #[test]
+fn a_caller_in_another_namespace_that_gives_up_names_the_slow_callee() {
+    // web-frontend (namespace web) gives up on 10% of its calls to api; web (prod) waits for every answer.
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add_in("web", "web-frontend", "web-frontend-0", call("api", 9.0, 1.0, "cancelled"))
+        .add("api", "api-0", [served(9.5, 0.0, ""), cancelled(0.5)].concat())
+        .add("api", "api-1", [served(9.5, 0.0, ""), cancelled(0.5)].concat());
+    let report = run(&resources(&[]), &t);
+    assert_eq!(kinds_of(&report), [(kinds::CALLER_GAVE_UP, "deploy/api")], "{report:#?}");
+    let f = &report.findings[0];
+    assert!(f.cause.starts_with("web-frontend.web gives up on 10.00% of its requests to api"), "{}", f.cause);
+    let stat = "meshlens stat deploy/web-frontend -n web --to deploy/api --to-namespace prod -o wide";
+    assert!(f.commands.contains(&stat.to_string()), "{:?}", f.commands);
+}
+
+#[test]
 fn a_service_s_own_success_objective_decides_whether_it_fails() {
     // db fails 2%: below the mesh-wide 99.5%, within a 95% objective set for it (by NAMESPACE/NAME or NAME).
     let t = Traffic::new()
@@ -497,7 +520,32 @@ fn slowed_down(objectives: &Objectives) -> Report {
 
 /// The same; `everything`: a second route of db, `GET /other`, is just as fast, then just as slow.
 fn slowed_down_with(objectives: &Objectives, offset: Option<&str>, everything: bool) -> Report {
-    let routes: &[&str] = if everything { &["GET /items/{id}", "GET /other"] } else { &["GET /items/{id}"] };
+    slowed_at(objectives, (60, 120, "1m"), offset, everything)
+}
+
+/// api → db at 10 requests a second, fast until `slow_from` s, then slow, diagnosed at `until` s over
+/// `window`.
+fn slowed_at(
+    objectives: &Objectives,
+    (slow_from, until, window): (u64, u64, &str),
+    offset: Option<&str>,
+    everything: bool,
+) -> Report {
+    let (t, routes) = slowing(everything);
+    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
+    t.feed_with(&ms, 0, until, latency(&routes, slow_from));
+    let q = DiagnoseQuery {
+        namespace: Some("prod".into()),
+        window: Some(window.into()),
+        offset: offset.map(str::to_string),
+        ..Default::default()
+    };
+    diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, until * 1000).unwrap()
+}
+
+/// web → api → db at 10 requests a second, api's calls on db's route `GET /items/{id}` (and `GET /other`).
+fn slowing(everything: bool) -> (Traffic, Vec<&'static str>) {
+    let routes = if everything { vec!["GET /items/{id}", "GET /other"] } else { vec!["GET /items/{id}"] };
     let api = || {
         let mut rates = vec![served(5.0, 0.0, ""), call("db", 5.0, 0.0, "")];
         rates.extend(routes.iter().map(|r| route(r, (5.0, 0.0, 0.0), (5.0, 0.0), &[])));
@@ -508,24 +556,62 @@ fn slowed_down_with(objectives: &Objectives, offset: Option<&str>, everything: b
         .add("api", "api-0", api())
         .add("api", "api-1", api())
         .add("db", "db-0", served(10.0, 0.0, ""));
-    let ms = MetricStore::new(Settings::new(1000, 3_600_000));
-    let latency = |instance: &str, s: u64| {
+    (t, routes)
+}
+
+/// api's route latency counters at second `s`: within 25 ms until `slow_from`, then 100–200 ms.
+fn latency(routes: &[&'static str], slow_from: u64) -> impl Fn(&str, u64) -> String {
+    let routes = routes.to_vec();
+    move |instance: &str, s: u64| {
         if !instance.starts_with("api") {
             return String::new();
         }
-        let fast = 5 * s.min(60);
+        let fast = 5 * s.min(slow_from);
         let buckets = [("25", fast), ("100", fast), ("200", 5 * s), ("+Inf", 5 * s)];
         let buckets = buckets.map(|(le, n)| (le, n as f64));
         routes.iter().flat_map(|r| route_latency(r, &buckets)).map(|(series, n)| format!("{series} {n}\n")).collect()
+    }
+}
+
+/// Prometheus mode: each window is a store of its own holding the window's increases (what
+/// `Prometheus::window` and `Prometheus::earlier` answer); `earlier` windows were fast, this one is slow.
+fn slowed_in_prometheus(earlier: usize, offset: Option<&str>) -> Report {
+    let (t, routes) = slowing(false);
+    let one_window = |slow_from| {
+        let ms = std::sync::Arc::new(MetricStore::new(Settings::new(1000, 60_000)));
+        t.feed_with(&ms, 60, 60, latency(&routes, slow_from));
+        ms.holds_from(0);
+        (ms, 60_000)
     };
-    t.feed_with(&ms, 0, 120, latency);
+    let (now, _) = one_window(0);
+    let windows: Vec<_> = (0..earlier).map(|_| one_window(60)).collect();
     let q = DiagnoseQuery {
         namespace: Some("prod".into()),
         window: Some("1m".into()),
         offset: offset.map(str::to_string),
         ..Default::default()
     };
-    diagnose(&resources(&[("db.profile.yaml", PROFILE)]), objectives, &ms, &q, 120_000).unwrap()
+    let (_, plan) = q.plan(1000).unwrap();
+    let history = super::History::read(&windows, plan);
+    let res = resources(&[("db.profile.yaml", PROFILE)]);
+    super::diagnose_over(&res, &Objectives::default(), (&now, 60_000), &q, &history).unwrap().0
+}
+
+#[test]
+fn prometheus_windows_give_the_same_baselines() {
+    let report = slowed_in_prometheus(5, None);
+    assert_eq!(first(&report), (kinds::LATENCY_REGRESSION, "route deploy/db GET /items/{id}", Severity::Warning));
+    let f = &report.findings[0];
+    assert!(f.evidence.iter().any(|e| e.contains("the baseline, learned over 5 earlier 60s windows")), "{f:#?}");
+    let report = slowed_in_prometheus(1, Some("10m"));
+    assert_eq!(first(&report).0, kinds::LATENCY_REGRESSION, "{report:#?}");
+    let f = &report.findings[0];
+    assert!(f.evidence.iter().any(|e| e.contains("the baseline, the same window 600s earlier (--offset)")), "{f:#?}");
+    assert!(f.commands.iter().any(|c| c.ends_with("-t 60s --offset 600s")), "{:?}", f.commands);
+    // Prometheus holds nothing earlier: not judged, and the narrative says why.
+    let report = slowed_in_prometheus(0, None);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    assert!(report.checked.iter().any(|c| c.contains("no earlier window is held yet")), "{:?}", report.checked);
 }
 
 #[test]
@@ -539,6 +625,13 @@ fn a_p99_beyond_its_latency_objective_times_its_baseline_is_a_regression() {
     let f = &report.findings[0];
     assert!(f.cause.contains("(objective: at most 2×)"), "{}", f.cause);
     assert!(f.commands.iter().any(|c| c.ends_with("-t 60s --offset 60s")), "{:?}", f.commands);
+    // One earlier window is held: too little history to learn a baseline, and the narrative says so.
+    assert!(
+        f.evidence.iter().any(|e| e.contains("the baseline, the window just before (too little history")),
+        "{f:#?}"
+    );
+    let note = "latency baseline: learned for 0 of 1 routes with ≥50 requests; too little history for the others";
+    assert!(report.checked.iter().any(|c| c.starts_with(note)), "{:?}", report.checked);
     // db may be 10× slower than its baseline.
     let tolerant = objectives("db", ObjectiveOverride { latency_factor: Some(10.0), ..Default::default() });
     let report = slowed_down(&tolerant);
@@ -554,6 +647,25 @@ fn the_baseline_is_the_window_offset_ago_when_asked() {
     let report = slowed_down_with(&Objectives::default(), Some("70s"), false);
     assert_eq!(first(&report).0, kinds::LATENCY_REGRESSION, "{report:#?}");
     assert!(report.findings[0].commands.iter().any(|c| c.ends_with("-t 60s --offset 70s")), "{report:#?}");
+}
+
+#[test]
+fn a_slowdown_older_than_the_window_before_is_seen_against_the_learned_baseline() {
+    // Slow since 240 s: at 300 s the window just before (240–270 s) was slow already.
+    let report = slowed_at(&Objectives::default(), (240, 300, "30s"), Some("30s"), false);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
+    // Learned from the eight earlier windows, seven of them fast, it is a regression.
+    let report = slowed_at(&Objectives::default(), (240, 300, "30s"), None, false);
+    assert_eq!(first(&report), (kinds::LATENCY_REGRESSION, "route deploy/db GET /items/{id}", Severity::Warning));
+    let f = &report.findings[0];
+    assert!(f.evidence.iter().any(|e| e.contains("the baseline, learned over 8 earlier 30s windows")), "{f:#?}");
+    assert!(
+        report.checked.iter().any(|c| c.starts_with("latency baseline: learned for each of the 1 routes")),
+        "{report:#?}"
+    );
+    // Slow for most of the history: the learned baseline is slow too.
+    let report = slowed_at(&Objectives::default(), (60, 300, "30s"), None, false);
+    assert!(report.worst().is_none_or(|s| s == Severity::Info), "{report:#?}");
 }
 
 #[test]
@@ -599,4 +711,52 @@ fn a_callee_in_another_namespace_is_named_in_its_namespace() {
     assert!(f.cause.starts_with("cache in namespace shared fails 10.00%"), "{}", f.cause);
     assert!(f.commands.contains(&"meshlens diagnose -n shared".to_string()), "{:?}", f.commands);
     assert_eq!(kinds_of(&report).len(), 1, "api and web are symptoms: {report:#?}");
+}
+
+/// api (prod) calls db at `api_rps`, fine; web-frontend in namespace web calls db at 5 req/s and 1 of them
+/// fails; db answers both.
+fn failing_for_a_caller_elsewhere(api_rps: f64) -> Report {
+    let each = api_rps / 2.0;
+    let t = Traffic::new()
+        .add("web", "web-0", [served(api_rps, 0.0, ""), call("api", api_rps, 0.0, "")].concat())
+        .add("api", "api-0", [served(each, 0.0, ""), call("db", each, 0.0, "")].concat())
+        .add("api", "api-1", [served(each, 0.0, ""), call("db", each, 0.0, "")].concat())
+        .add_in("web", "web-frontend", "web-frontend-0", call("db", 4.0, 1.0, ""))
+        .add("db", "db-0", served(api_rps + 4.0, 1.0, ""));
+    run(&resources(&[]), &t)
+}
+
+#[test]
+fn failures_concentrated_on_a_caller_in_another_namespace_name_that_caller() {
+    let report = failing_for_a_caller_elsewhere(10.0);
+    assert_eq!(first(&report), (kinds::FAILING_CALLER, "deploy/web-frontend -n web", Severity::Critical));
+    let f = &report.findings[0];
+    assert_eq!(f.namespace, "web");
+    assert!(f.cause.starts_with("db fails 20.00% of the requests web-frontend.web sends it and 0.00% of"), "{f:#?}");
+    assert!(f.evidence.iter().any(|e| e.starts_with("web-frontend.web → db: 60 of 300 attempts failed")), "{f:#?}");
+    assert!(
+        f.commands.contains(&"meshlens stat deploy/db -n prod --from deploy/web-frontend --from-namespace web".into()),
+        "{:?}",
+        f.commands
+    );
+    // db fails as a whole too (6.7%): a symptom of what web-frontend asks for, with its callers elsewhere.
+    let db = report.findings.iter().find(|f| f.subject == "deploy/db").expect("db's finding");
+    assert_eq!(db.kind, kinds::FAILING_WORKLOAD);
+    assert!(db.evidence.iter().any(|e| e.starts_with("web-frontend.web → db: ")), "{db:#?}");
+    assert!(db.evidence.iter().any(|e| e.ends_with("one caller: deploy/web-frontend -n web (counted there)")));
+    // Within db's objective as a whole (0.3% of its requests fail), the caller's 20% is still found.
+    let report = failing_for_a_caller_elsewhere(300.0);
+    assert_eq!(kinds_of(&report), [(kinds::FAILING_CALLER, "deploy/web-frontend -n web")], "{report:#?}");
+}
+
+#[test]
+fn a_callee_failing_every_caller_alike_is_not_one_caller_s_fault() {
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", [served(5.0, 0.0, ""), call("db", 4.5, 0.5, "")].concat())
+        .add("api", "api-1", [served(5.0, 0.0, ""), call("db", 4.5, 0.5, "")].concat())
+        .add_in("web", "web-frontend", "web-frontend-0", call("db", 4.5, 0.5, ""))
+        .add("db", "db-0", served(13.5, 1.5, ""));
+    let report = run(&resources(&[]), &t);
+    assert_eq!(kinds_of(&report), [(kinds::FAILING_WORKLOAD, "deploy/db")], "{report:#?}");
 }

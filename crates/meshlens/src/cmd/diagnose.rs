@@ -36,6 +36,10 @@ pub struct DiagnoseArgs {
     time_budget: Duration,
     /// The baseline latencies and edges are compared with: the same window this long ago (default: the
     /// window just before).
+    ///
+    /// Without it, each route's latency is compared with a baseline learned from the earlier windows the
+    /// control plane (or Prometheus) holds: the median p99 over up to 8 windows of the same length with
+    /// ≥50 requests, once 3 such windows exist (until then, the window just before; the report says which).
     #[arg(long, value_name = "DURATION")]
     offset: Option<String>,
     /// Re-evaluate every this long (e.g. 10s) and print what changed: new and resolved findings.

@@ -623,6 +623,17 @@ fn prometheus_mode_agrees_with_the_embedded_store() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with("web ") && l.contains("2/2")), "{table}");
+
+    // Diagnosis reads its baselines from Prometheus too: the earlier windows (one range query per family),
+    // or --offset's.
+    for (query, note) in [
+        ("", "latency baseline: learned for "),
+        ("&offset=20s", "latency baseline: the same 10s window 20s earlier (--offset)"),
+    ] {
+        let (code, v) = a.get_json(&format!("{b}/api/v1/diagnose?namespace=prod&window=10s{query}"));
+        assert_eq!(code, 200, "{query}: {v}");
+        assert!(v["checked"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().starts_with(note)), "{query}: {v}");
+    }
     mirror.abort();
 }
 

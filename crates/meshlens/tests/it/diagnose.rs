@@ -275,3 +275,35 @@ fn one_bad_instance_of_two_is_named() {
     let evidence = report["findings"][0]["evidence"].to_string();
     assert!(evidence.contains("callee-0: 0 of "), "{report:#}");
 }
+
+/// A fault of our own across namespaces: callee (prod) fails 30% of `/export`, a route only web-frontend in
+/// namespace web calls; caller (prod) calls its healthy `/work`. Diagnosing prod names the caller elsewhere.
+#[test]
+fn failures_of_one_caller_in_another_namespace_name_that_caller() {
+    let callee = "routes:\n  - path: /work\n    latency: 2ms\n  - path: /export\n    latency: 2ms\n    faults:\n      \
+                  - {rate: 0.3, status: 500}\n";
+    let mut files = crate::evidence::impatient_mesh(callee, "{service: callee, path: /work}");
+    let web = "    - name: web-traffic
+      namespace: web
+      command: [meshlens, demo-load, --target, 'http://web-frontend', --rps, '5', --mix, 'GET /call=1', --report-every, 1h]
+      calls: [web-frontend]
+    - name: web-frontend
+      namespace: web
+      command: [meshlens, demo-app, --config, apps/web-frontend.conf]
+      calls: [callee.prod]
+";
+    let mesh = files[0].1.replace("namespaces: [prod]", "namespaces: [prod, web]").replace(
+        "    - {name: callee, namespace: prod, workload: callee}\n",
+        "    - {name: callee, namespace: prod, workload: callee}\n    - {name: web-frontend, namespace: web, workload: web-frontend}\n",
+    );
+    assert!(mesh.contains("[prod, web]") && mesh.contains("name: web-frontend, namespace: web"));
+    files[0].1 = mesh + web;
+    let frontend = "clientTimeout: 2s\nroutes:\n  - path: /call\n    calls: [{service: callee.prod, path: /export}]\n";
+    files.push(("apps/web-frontend.conf", frontend.to_string()));
+    let report = mesh_names_first("diagnose-caller-elsewhere", &files, "failing-caller", "deploy/web-frontend -n web");
+    let f = &report["findings"][0];
+    assert_eq!(f["namespace"], "web", "{report:#}");
+    let evidence = f["evidence"].to_string();
+    assert!(evidence.contains("web-frontend.web → callee: "), "{report:#}");
+    assert!(evidence.contains("caller → callee: 0 of "), "{report:#}");
+}

@@ -144,6 +144,41 @@ pub struct ValueMatch {
     pub value: String,
 }
 
+/// `x-user=alice` (`Exact`), `page~[0-9]+` (`RegularExpression`).
+impl std::fmt::Display for ValueMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = if self.kind.as_deref() == Some("RegularExpression") { "~" } else { "=" };
+        write!(f, "{}{op}{}", self.name, self.value)
+    }
+}
+
+/// `method POST, pathRegex /charge, header x-user=alice, query page~[0-9]+, not(method GET)`: every part of a
+/// condition as written (`=` exact, `~` regular expression), its `all`/`any`/`not` spelled out.
+impl std::fmt::Display for RequestMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(method) = &self.method {
+            parts.push(format!("method {method}"));
+        }
+        if let Some(path) = &self.path_regex {
+            parts.push(format!("pathRegex {path}"));
+        }
+        for (word, list) in [("header", &self.headers), ("query", &self.query_params)] {
+            parts.extend(list.iter().map(|v| format!("{word} {v}")));
+        }
+        for (word, list) in [("all", &self.all), ("any", &self.any)] {
+            if let Some(list) = list {
+                let inner: Vec<String> = list.iter().map(ToString::to_string).collect();
+                parts.push(format!("{word}({})", inner.join("; ")));
+            }
+        }
+        if let Some(not) = &self.not {
+            parts.push(format!("not({not})"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResponseClass {
@@ -267,5 +302,25 @@ mod tests {
         assert_eq!(Quantity::Str("1".into()).milli_value(), Some(1000));
         assert_eq!(Quantity::Str("0.5".into()).milli_value(), Some(500));
         assert_eq!(Quantity::Str("lots".into()).milli_value(), None);
+    }
+
+    #[test]
+    fn a_condition_reads_as_written() {
+        let m = RequestMatch {
+            method: Some("POST".into()),
+            path_regex: Some("/charge".into()),
+            not: Some(Box::new(RequestMatch { method: Some("GET".into()), ..RequestMatch::default() })),
+            headers: vec![ValueMatch { kind: None, name: "x-user".into(), value: "alice".into() }],
+            query_params: vec![ValueMatch {
+                kind: Some("RegularExpression".into()),
+                name: "page".into(),
+                value: "[0-9]+".into(),
+            }],
+            ..RequestMatch::default()
+        };
+        assert_eq!(
+            m.to_string(),
+            "method POST, pathRegex /charge, header x-user=alice, query page~[0-9]+, not(method GET)"
+        );
     }
 }

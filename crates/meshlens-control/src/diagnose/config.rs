@@ -2,6 +2,7 @@
 //! backend of the same app, profile routes that match nothing while `[DEFAULT]` carries the traffic.
 
 use meshlens_api::diagnose::{ROUTE_MATCHES_NOTHING, SPLIT_OMITS_BACKEND, SPLIT_WEIGHTS, Severity};
+use meshlens_api::profile::{RequestMatch, RouteSpec};
 
 use super::evidence::Evidence;
 use super::{Candidate, finding};
@@ -126,22 +127,27 @@ fn routes(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
                 .map(|(_, c)| c.effective.requests())
                 .sum()
         };
+        // One HTTPRoute rule with several matches is one route name with several conditions.
+        let mut names: Vec<&str> = Vec::new();
+        for r in &p.profile.spec.routes {
+            if !names.contains(&r.name.as_str()) {
+                names.push(&r.name);
+            }
+        }
         let default = on("[DEFAULT]");
-        let total: f64 = default + p.profile.spec.routes.iter().map(|r| on(&r.name)).sum::<f64>();
+        let total: f64 = default + names.iter().map(|n| on(n)).sum::<f64>();
         if total < MIN_REQUESTS || default < DEFAULT_SHARE * total {
             continue;
         }
         let service = short(host);
         let workload = ev.workload_of_service(service).unwrap_or(service).to_string();
-        for r in &p.profile.spec.routes {
-            if on(&r.name) > 0.0 {
-                continue;
-            }
+        for name in names.into_iter().filter(|n| on(n) <= 0.0) {
+            let specs: Vec<&RouteSpec> = p.profile.spec.routes.iter().filter(|r| r.name == name).collect();
             let mut what = Vec::new();
-            if let Some(t) = &r.timeout {
+            if let Some(t) = specs.iter().find_map(|r| r.timeout.as_ref()) {
                 what.push(format!("timeout {t}"));
             }
-            if r.is_retryable {
+            if specs.iter().any(|r| r.is_retryable) {
                 what.push("retries".to_string());
             }
             let lost =
@@ -150,24 +156,38 @@ fn routes(ev: &Evidence<'_>, out: &mut Vec<Candidate>) {
                 ev,
                 Severity::Warning,
                 ROUTE_MATCHES_NOTHING,
-                format!("route deploy/{workload} {}", r.name),
+                format!("route deploy/{workload} {name}"),
                 format!(
-                    "route {} of {service} matched no request while [DEFAULT] carried {:.0}% of them{lost}",
-                    r.name,
+                    "route {name} of {service} matched no request while [DEFAULT] carried {:.0}% of them{lost}",
                     100.0 * default / total
                 ),
             );
-            let cond = &r.condition;
-            f.evidence.push(format!(
-                "{}: condition method {}, pathRegex {}",
-                p.source,
-                cond.method.as_deref().unwrap_or("*"),
-                cond.path_regex.as_deref().unwrap_or("*")
-            ));
+            for r in &specs {
+                f.evidence.push(format!("{}: condition {}", p.source, r.condition));
+            }
+            let beyond_path: Vec<String> = specs.iter().filter_map(|r| beyond_path(&r.condition)).collect();
+            if !beyond_path.is_empty() {
+                f.evidence.push(format!(
+                    "every part of a condition must match: a request whose method and path match but that lacks {} \
+                     is not route {name}",
+                    beyond_path.join(" or ")
+                ));
+            }
             f.evidence.push(format!("[DEFAULT] {default:.0} of {total:.0} requests in {:.0}s", ev.window_s));
             f.commands.push(format!("meshlens routes svc/{service} -n {}", ev.namespace));
             f.commands.push(format!("meshlens top deploy/{workload} -n {}", ev.namespace));
+            if specs.iter().any(|r| !r.condition.headers.is_empty()) {
+                f.commands.push(format!("meshlens tap deploy/{workload} -n {} -o json --headers", ev.namespace));
+            }
             out.push(Candidate { finding: f, root: true });
         }
     }
+}
+
+/// The header and query parameter parts of a condition (`header x-canary=true and query v~[0-9]+`), which
+/// the paths called do not show; `None` when it has none.
+fn beyond_path(condition: &RequestMatch) -> Option<String> {
+    let headers = condition.headers.iter().map(|v| format!("header {v}"));
+    let parts: Vec<String> = headers.chain(condition.query_params.iter().map(|v| format!("query {v}"))).collect();
+    (!parts.is_empty()).then(|| parts.join(" and "))
 }

@@ -760,3 +760,57 @@ fn a_callee_failing_every_caller_alike_is_not_one_caller_s_fault() {
     let report = run(&resources(&[]), &t);
     assert_eq!(kinds_of(&report), [(kinds::FAILING_WORKLOAD, "deploy/db")], "{report:#?}");
 }
+
+#[test]
+fn a_route_whose_header_condition_matches_nothing_shows_every_condition() {
+    // An HTTPRoute sends only requests carrying `x-canary: "true"` (GET or POST /items…) its way; none
+    // do, so [DEFAULT] carries everything.
+    let canary = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: db-canary
+  namespace: prod
+spec:
+  parentRefs:
+  - {name: db, kind: Service, group: core, port: 80}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /items}
+      method: GET
+      headers:
+      - {name: x-canary, value: 'true'}
+    - path: {type: PathPrefix, value: /items}
+      method: POST
+      queryParams:
+      - {name: v, type: RegularExpression, value: '[0-9]+'}
+    timeouts: {request: 2s}
+";
+    let api = || {
+        [served(5.0, 0.0, ""), call("db", 5.0, 0.0, ""), route("[DEFAULT]", (5.0, 0.0, 0.0), (5.0, 0.0), &[])].concat()
+    };
+    let t = Traffic::new()
+        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
+        .add("api", "api-0", api())
+        .add("api", "api-1", api())
+        .add("db", "db-0", served(10.0, 0.0, ""));
+    let report = run(&resources(&[("db-canary.yaml", canary)]), &t);
+    assert_eq!(
+        kinds_of(&report),
+        [(kinds::ROUTE_MATCHES_NOTHING, "route deploy/db db-canary")],
+        "one finding for the route's two conditions: {report:#?}"
+    );
+    let f = &report.findings[0];
+    assert!(f.cause.contains("its timeout 2s never apply"), "{}", f.cause);
+    assert_eq!(
+        f.evidence[..3],
+        [
+            "db-canary.yaml:1: condition method GET, pathRegex /items(?:/.*)?, header x-canary=true",
+            "db-canary.yaml:1: condition method POST, pathRegex /items(?:/.*)?, query v~[0-9]+",
+            "every part of a condition must match: a request whose method and path match but that lacks \
+             header x-canary=true or query v~[0-9]+ is not route db-canary",
+        ],
+        "{f:#?}"
+    );
+    assert!(f.commands.contains(&"meshlens tap deploy/db -n prod -o json --headers".to_string()), "{:?}", f.commands);
+}

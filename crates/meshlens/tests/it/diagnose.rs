@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::evidence::Running;
+use crate::support::Running;
 
 fn first(report: &Value) -> (String, String) {
     let f = &report["findings"][0];

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use meshlens_testkit::eventually::Poller;
 use serde_json::Value;
 
-pub(crate) use crate::support::Running;
+use crate::support::Running;
 
 fn one_mesh_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     crate::mesh_e2e::one_mesh_at_a_time()

@@ -6,7 +6,7 @@
 //! again on a fresh connection ([`EndpointClient::send`]): see [`Resend`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -120,9 +120,10 @@ pub enum Reusable {
     H2(H2Stream),
 }
 
-/// Requests sent on one HTTP/2 connection at most (as hyper's initial stream limit): more open another
-/// connection to the endpoint rather than queue behind it, so that a server closing its connections
-/// every N requests turns away few queued requests at a time.
+/// Requests sent on one HTTP/2 connection at most (as hyper's initial stream limit), or fewer when the
+/// server allows fewer concurrent streams (its SETTINGS_MAX_CONCURRENT_STREAMS): more open another
+/// connection to the endpoint rather than queue behind it, where a server closing its connections every N
+/// requests would turn them away (RFC 9113 §6.8) and a resent request could be turned away again and again.
 const H2_MAX_STREAMS: usize = 100;
 
 /// One of an endpoint's HTTP/2 connections.
@@ -130,7 +131,9 @@ const H2_MAX_STREAMS: usize = 100;
 struct H2Conn {
     id: u64,
     sender: http2::SendRequest<RequestBody>,
-    streams: Arc<std::sync::atomic::AtomicUsize>,
+    streams: Arc<AtomicUsize>,
+    /// The streams the server allows at once, as last read by the connection's task.
+    server_max: Arc<AtomicUsize>,
 }
 
 /// An endpoint's HTTP/2 connections, and whether one is being opened.
@@ -148,7 +151,7 @@ impl H2Pool {
     /// connection `after` (ids grow with each connection opened; 0: any).
     fn slot(&mut self, after: u64) -> Option<Conn> {
         self.conns.retain(|c| !c.sender.is_closed());
-        let c = self.conns.iter().find(|c| c.id > after && c.streams.load(Ordering::Relaxed) < H2_MAX_STREAMS)?;
+        let c = self.conns.iter().find(|c| c.id > after && c.streams.load(Ordering::Relaxed) < c.limit())?;
         Some(Conn::H2 { sender: c.sender.clone(), stream: c.stream() })
     }
 }
@@ -166,7 +169,7 @@ impl Drop for Opening<'_> {
 /// A request counted on its HTTP/2 connection.
 pub struct H2Stream {
     id: u64,
-    streams: Arc<std::sync::atomic::AtomicUsize>,
+    streams: Arc<AtomicUsize>,
 }
 
 impl Drop for H2Stream {
@@ -176,6 +179,11 @@ impl Drop for H2Stream {
 }
 
 impl H2Conn {
+    /// Requests this connection takes at once.
+    fn limit(&self) -> usize {
+        self.server_max.load(Ordering::Relaxed).clamp(1, H2_MAX_STREAMS)
+    }
+
     fn stream(&self) -> H2Stream {
         self.streams.fetch_add(1, Ordering::Relaxed);
         H2Stream { id: self.id, streams: self.streams.clone() }
@@ -199,6 +207,9 @@ pub struct EndpointClient {
     h1_idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
     h2: Mutex<H2Pool>,
     h2_ids: AtomicU64,
+    /// The concurrent streams the endpoint's server allowed on its latest HTTP/2 connection: a new one
+    /// sends no more before it has read its own SETTINGS (a burst over the limit would be refused).
+    h2_server_max: Arc<AtomicUsize>,
     /// The endpoint's labels for `endpoint_transparent_retries_total`, and its counters, made on first use.
     resend_labels: LabelSet,
     resend_counters: [OnceLock<Arc<Counter>>; 4],
@@ -222,6 +233,7 @@ impl EndpointClient {
             h1_idle: Mutex::new(Vec::new()),
             h2: Mutex::default(),
             h2_ids: AtomicU64::new(0),
+            h2_server_max: Arc::new(AtomicUsize::new(H2_MAX_STREAMS)),
             resend_labels,
             resend_counters: Default::default(),
             h2_opened: tokio::sync::Notify::new(),
@@ -347,8 +359,10 @@ impl EndpointClient {
     /// A new HTTP/2 connection to the endpoint.
     async fn open_h2(&self) -> Result<H2Conn, ConnectError> {
         let io = self.connect().await?;
+        let assumed = self.h2_server_max.load(Ordering::Relaxed).clamp(1, H2_MAX_STREAMS);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            .initial_max_send_streams(assumed)
             .max_header_list_size(self.settings.max_header_bytes as u32)
             .keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(3))
@@ -356,13 +370,24 @@ impl EndpointClient {
             .await
             .map_err(|e| ConnectError::Handshake(self.addr, e))?;
         let addr = self.addr;
+        let server_max = Arc::new(AtomicUsize::new(assumed));
+        let (seen, latest) = (server_max.clone(), self.h2_server_max.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // The task runs each time a request is dispatched: it then reads the server's current limit.
+            tokio::pin!(conn);
+            let ended = std::future::poll_fn(|cx| {
+                let polled = conn.as_mut().poll(cx);
+                let max = conn.current_max_send_streams();
+                seen.store(max, Ordering::Relaxed);
+                latest.store(max, Ordering::Relaxed);
+                polled
+            });
+            if let Err(e) = ended.await {
                 tracing::debug!(%addr, error = %e, "endpoint h2 connection closed with an error");
             }
         });
         let id = self.h2_ids.fetch_add(1, Ordering::Relaxed) + 1;
-        Ok(H2Conn { id, sender, streams: Arc::default() })
+        Ok(H2Conn { id, sender, streams: Arc::default(), server_max })
     }
 
     /// Stops handing out HTTP/2 connection `id` (it is going away); its requests finish on it.

@@ -92,7 +92,8 @@ async fn transparent_retries(proxy: &meshlens_proxy::Proxy, reason: &str) -> f64
             s.name == "endpoint_transparent_retries_total" && s.labels.get("reason").map(String::as_str) == Some(reason)
         })
         .map(|s| s.value)
-        .sum()
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

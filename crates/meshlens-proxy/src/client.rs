@@ -128,6 +128,10 @@ pub enum Reusable {
 /// requests would turn them away (RFC 9113 §6.8) and a resent request could be turned away again and again.
 const H2_MAX_STREAMS: usize = 100;
 
+/// HTTP/2 connects to one endpoint under way at once at most: a burst needing hundreds of connections (a
+/// server allowing few streams on each) opens them a few at a time, not as a SYN flood.
+const H2_CONNECTS_AT_ONCE: usize = 4;
+
 /// One of an endpoint's HTTP/2 connections.
 #[derive(Clone)]
 struct H2Conn {
@@ -423,10 +427,11 @@ impl EndpointClient {
         }
     }
 
-    /// Whether the connects under way bring too few slots for the waiting requests; if so, counts one more.
+    /// Whether the connects under way bring too few slots for the waiting requests (and fewer than
+    /// [`H2_CONNECTS_AT_ONCE`] run); if so, counts one more.
     fn need_connect(&self, pool: &mut H2Pool) -> bool {
         let per_conn = self.h2_server_max.load(Ordering::Relaxed).clamp(1, H2_MAX_STREAMS);
-        let need = pool.opening * per_conn < pool.waiting.len();
+        let need = pool.opening * per_conn < pool.waiting.len() && pool.opening < H2_CONNECTS_AT_ONCE;
         pool.opening += usize::from(need);
         need
     }

@@ -330,8 +330,9 @@ async fn a_server_sending_goaway_every_100_requests_fails_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_refusing_streams_over_its_limit_fails_nothing() {
-    // A limit of 10 streams, and a new connection every 100 requests: each new connection meets the
-    // proxy's queued requests before the proxy has read the limit, and refuses the excess.
+    // A limit of 10 streams, and a new connection every 100 requests: the first connection meets a burst
+    // sent before the proxy read the limit, and refuses the excess; requests queued behind the limit of a
+    // connection about to close would be turned away with it.
     let faults = ConnFaults { close_every: Some(100), max_concurrent_streams: Some(10) };
     let backend = HttpBackend::start_faulty(faults, echo("b"));
     let (proxy, _d) = start(config(), &snapshot(vec![service("users", "default", &[backend.addr()])])).await;

@@ -5,8 +5,9 @@
 //! pool when its response body ended cleanly. A request the server provably did not process is sent
 //! again on a fresh connection ([`EndpointClient::send`]): see [`Resend`].
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use hyper::client::conn::{TrySendError, http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use meshlens_api::ProxyErrorReason;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 use crate::http::request_body::{Replay, RequestBody};
 use crate::http::response_head::HeadBytes;
@@ -120,65 +122,133 @@ pub enum Reusable {
     H2(H2Stream),
 }
 
-/// Requests sent on one HTTP/2 connection at most (as hyper's initial stream limit): more open another
-/// connection to the endpoint rather than queue behind it, so that a server closing its connections
-/// every N requests turns away few queued requests at a time.
+/// Requests sent on one HTTP/2 connection at most (as hyper's initial stream limit), or fewer when the
+/// server allows fewer concurrent streams (its SETTINGS_MAX_CONCURRENT_STREAMS): more open another
+/// connection to the endpoint rather than queue behind it, where a server closing its connections every N
+/// requests would turn them away (RFC 9113 §6.8) and a resent request could be turned away again and again.
 const H2_MAX_STREAMS: usize = 100;
+
+/// HTTP/2 connects to one endpoint under way at once at most: a burst needing hundreds of connections (a
+/// server allowing few streams on each) opens them a few at a time, not as a SYN flood.
+const H2_CONNECTS_AT_ONCE: usize = 4;
 
 /// One of an endpoint's HTTP/2 connections.
 #[derive(Clone)]
 struct H2Conn {
     id: u64,
     sender: http2::SendRequest<RequestBody>,
-    streams: Arc<std::sync::atomic::AtomicUsize>,
+    streams: Arc<AtomicUsize>,
+    /// The streams the server allows at once, as last read by the connection's task.
+    server_max: Arc<AtomicUsize>,
 }
 
-/// An endpoint's HTTP/2 connections, and whether one is being opened.
+/// An endpoint's HTTP/2 connections, the requests waiting for a slot on one, and the connects under way.
+///
+/// A request finding no free slot (or finding others already waiting) joins the queue; slots are handed to
+/// the queue first come, first served, as connections open and as requests end. Connects run side by side,
+/// as many as the queue needs (each brings the slots the server allowed on the last connection), so a burst
+/// waits one connect, not one per connection, and a request turned away by a GOAWAY is not overtaken again
+/// and again by newer ones.
 #[derive(Default)]
 struct H2Pool {
     conns: Vec<H2Conn>,
-    /// A connect is under way: requests finding no free slot wait for it to end, then all look again at
-    /// once. (Not a lock handed from one waiting request to the next: that costs a scheduler turn per
-    /// request, and under a burst of resends a thousand of them queued for tens of seconds.)
-    opening: bool,
+    waiting: VecDeque<Waiting>,
+    opening: usize,
+}
+
+/// A request waiting for a slot on a connection opened after connection `after`.
+struct Waiting {
+    after: u64,
+    slot: oneshot::Sender<Conn>,
+}
+
+type SharedPool = Arc<Mutex<H2Pool>>;
+
+fn lock(pool: &Mutex<H2Pool>) -> std::sync::MutexGuard<'_, H2Pool> {
+    pool.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl H2Pool {
-    /// A request slot on an open connection with fewer than [`H2_MAX_STREAMS`] requests, opened after
-    /// connection `after` (ids grow with each connection opened; 0: any).
-    fn slot(&mut self, after: u64) -> Option<Conn> {
+    /// A request slot on an open connection below its limit, opened after connection `after` (ids grow
+    /// with each connection opened; 0: any).
+    fn slot(&self, after: u64, pool: &SharedPool) -> Option<Conn> {
+        let c = self.conns.iter().find(|c| c.id > after && c.streams.load(Ordering::Relaxed) < c.limit())?;
+        Some(Conn::H2 { sender: c.sender.clone(), stream: c.stream(pool) })
+    }
+
+    /// Hands free slots to the waiting requests in their order. Returns the slots of requests that went
+    /// away meanwhile, to drop once the pool is unlocked (dropping one hands it on).
+    fn hand_out(&mut self, pool: &SharedPool) -> Vec<Conn> {
         self.conns.retain(|c| !c.sender.is_closed());
-        let c = self.conns.iter().find(|c| c.id > after && c.streams.load(Ordering::Relaxed) < H2_MAX_STREAMS)?;
-        Some(Conn::H2 { sender: c.sender.clone(), stream: c.stream() })
+        let mut unused = Vec::new();
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting[i].slot.is_closed() {
+                self.waiting.remove(i);
+                continue;
+            }
+            let Some(slot) = self.slot(self.waiting[i].after, pool) else {
+                if self.waiting[i].after == 0 {
+                    break; // no free slot at all
+                }
+                i += 1;
+                continue;
+            };
+            if let Some(w) = self.waiting.remove(i)
+                && let Err(slot) = w.slot.send(slot)
+            {
+                unused.push(slot);
+            }
+        }
+        unused
     }
 }
 
-/// Ends an HTTP/2 connect when dropped: the next one may start, and the waiting requests look again.
-struct Opening<'a>(&'a EndpointClient);
+/// A connect under way: when it ends without a connection (failed, or its request went away), the waiting
+/// requests look again (one of them connects).
+struct Opening<'a> {
+    pool: &'a SharedPool,
+    /// Set once the connection is in the pool (and the connect no longer counted).
+    opened: bool,
+}
 
 impl Drop for Opening<'_> {
     fn drop(&mut self) {
-        self.0.h2.lock().unwrap_or_else(|e| e.into_inner()).opening = false;
-        self.0.h2_opened.notify_waiters();
+        if !self.opened {
+            let mut pool = lock(self.pool);
+            pool.opening -= 1;
+            pool.waiting.clear();
+        }
     }
 }
 
-/// A request counted on its HTTP/2 connection.
+/// A request counted on its HTTP/2 connection; when it ends, its slot goes to a waiting request.
 pub struct H2Stream {
     id: u64,
-    streams: Arc<std::sync::atomic::AtomicUsize>,
+    streams: Arc<AtomicUsize>,
+    pool: SharedPool,
 }
 
 impl Drop for H2Stream {
     fn drop(&mut self) {
         self.streams.fetch_sub(1, Ordering::Relaxed);
+        let unused = {
+            let mut pool = lock(&self.pool);
+            if pool.waiting.is_empty() { Vec::new() } else { pool.hand_out(&self.pool) }
+        };
+        drop(unused);
     }
 }
 
 impl H2Conn {
-    fn stream(&self) -> H2Stream {
+    /// Requests this connection takes at once.
+    fn limit(&self) -> usize {
+        self.server_max.load(Ordering::Relaxed).clamp(1, H2_MAX_STREAMS)
+    }
+
+    fn stream(&self, pool: &SharedPool) -> H2Stream {
         self.streams.fetch_add(1, Ordering::Relaxed);
-        H2Stream { id: self.id, streams: self.streams.clone() }
+        H2Stream { id: self.id, streams: self.streams.clone(), pool: pool.clone() }
     }
 }
 
@@ -197,13 +267,14 @@ pub struct EndpointClient {
     settings: Arc<ClientSettings>,
     tcp_metrics: Arc<TcpTargetMetrics>,
     h1_idle: Mutex<Vec<http1::SendRequest<RequestBody>>>,
-    h2: Mutex<H2Pool>,
+    h2: SharedPool,
     h2_ids: AtomicU64,
+    /// The concurrent streams the endpoint's server allowed on its latest HTTP/2 connection: a new one
+    /// sends no more before it has read its own SETTINGS (a burst over the limit would be refused).
+    h2_server_max: Arc<AtomicUsize>,
     /// The endpoint's labels for `endpoint_transparent_retries_total`, and its counters, made on first use.
     resend_labels: LabelSet,
     resend_counters: [OnceLock<Arc<Counter>>; 4],
-    /// Notified when an HTTP/2 connect ends: the requests waiting for a slot look again.
-    h2_opened: tokio::sync::Notify,
     /// Why the last HTTP/1 response refused as invalid was invalid (the header and why), until taken.
     invalid: Arc<Mutex<Option<String>>>,
 }
@@ -220,11 +291,11 @@ impl EndpointClient {
             settings,
             tcp_metrics,
             h1_idle: Mutex::new(Vec::new()),
-            h2: Mutex::default(),
+            h2: SharedPool::default(),
             h2_ids: AtomicU64::new(0),
+            h2_server_max: Arc::new(AtomicUsize::new(H2_MAX_STREAMS)),
             resend_labels,
             resend_counters: Default::default(),
-            h2_opened: tokio::sync::Notify::new(),
             invalid: Arc::default(),
         }
     }
@@ -317,38 +388,61 @@ impl EndpointClient {
     }
 
     /// A request slot on one of the endpoint's HTTP/2 connections opened after connection `after` (0: any),
-    /// opening one when none has a free slot:
-    /// one connect at a time, the other requests waiting for it to end (see [`H2Pool::opening`]).
+    /// waiting in the pool's queue when none is free (see [`H2Pool`]).
     async fn h2(&self, after: u64) -> Result<Conn, ConnectError> {
         loop {
-            let opened = self.h2_opened.notified();
-            tokio::pin!(opened);
-            opened.as_mut().enable();
-            {
-                let mut pool = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(c) = pool.slot(after) {
+            let (slot, mut connect, unused) = {
+                let mut pool = lock(&self.h2);
+                pool.conns.retain(|c| !c.sender.is_closed());
+                if pool.waiting.is_empty()
+                    && let Some(c) = pool.slot(after, &self.h2)
+                {
                     return Ok(c);
                 }
-                if !pool.opening {
-                    pool.opening = true;
-                    break;
-                }
+                let (tx, rx) = oneshot::channel();
+                pool.waiting.push_back(Waiting { after, slot: tx });
+                let unused = pool.hand_out(&self.h2);
+                (rx, self.need_connect(&mut pool), unused)
+            };
+            drop(unused);
+            while connect {
+                let mut opening = Opening { pool: &self.h2, opened: false };
+                let conn = self.open_h2().await?;
+                let unused = {
+                    let mut pool = lock(&self.h2);
+                    pool.opening -= 1;
+                    opening.opened = true;
+                    pool.conns.push(conn);
+                    let unused = pool.hand_out(&self.h2);
+                    connect = self.need_connect(&mut pool);
+                    unused
+                };
+                drop(unused);
             }
-            opened.await;
+            match slot.await {
+                Ok(c) => return Ok(c),
+                // A connect failed: look again (and connect, if it is this request's turn).
+                Err(_) => continue,
+            }
         }
-        // Whatever happens (opened, failed, cancelled), the waiting requests look again.
-        let _opening = Opening(self);
-        let conn = self.open_h2().await?;
-        let slot = Conn::H2 { sender: conn.sender.clone(), stream: conn.stream() };
-        self.h2.lock().unwrap_or_else(|e| e.into_inner()).conns.push(conn);
-        Ok(slot)
+    }
+
+    /// Whether the connects under way bring too few slots for the waiting requests (and fewer than
+    /// [`H2_CONNECTS_AT_ONCE`] run); if so, counts one more.
+    fn need_connect(&self, pool: &mut H2Pool) -> bool {
+        let per_conn = self.h2_server_max.load(Ordering::Relaxed).clamp(1, H2_MAX_STREAMS);
+        let need = pool.opening * per_conn < pool.waiting.len() && pool.opening < H2_CONNECTS_AT_ONCE;
+        pool.opening += usize::from(need);
+        need
     }
 
     /// A new HTTP/2 connection to the endpoint.
     async fn open_h2(&self) -> Result<H2Conn, ConnectError> {
         let io = self.connect().await?;
+        let assumed = self.h2_server_max.load(Ordering::Relaxed).clamp(1, H2_MAX_STREAMS);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            .initial_max_send_streams(assumed)
             .max_header_list_size(self.settings.max_header_bytes as u32)
             .keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(3))
@@ -356,24 +450,35 @@ impl EndpointClient {
             .await
             .map_err(|e| ConnectError::Handshake(self.addr, e))?;
         let addr = self.addr;
+        let server_max = Arc::new(AtomicUsize::new(assumed));
+        let (seen, latest) = (server_max.clone(), self.h2_server_max.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // The task runs each time a request is dispatched: it then reads the server's current limit.
+            tokio::pin!(conn);
+            let ended = std::future::poll_fn(|cx| {
+                let polled = conn.as_mut().poll(cx);
+                let max = conn.current_max_send_streams();
+                seen.store(max, Ordering::Relaxed);
+                latest.store(max, Ordering::Relaxed);
+                polled
+            });
+            if let Err(e) = ended.await {
                 tracing::debug!(%addr, error = %e, "endpoint h2 connection closed with an error");
             }
         });
         let id = self.h2_ids.fetch_add(1, Ordering::Relaxed) + 1;
-        Ok(H2Conn { id, sender, streams: Arc::default() })
+        Ok(H2Conn { id, sender, streams: Arc::default(), server_max })
     }
 
     /// Stops handing out HTTP/2 connection `id` (it is going away); its requests finish on it.
     fn retire_h2(&self, id: u64) {
-        self.h2.lock().unwrap_or_else(|e| e.into_inner()).conns.retain(|c| c.id != id);
+        lock(&self.h2).conns.retain(|c| c.id != id);
     }
 
     /// Idle pooled HTTP/1 connections and whether an HTTP/2 connection is open (for `/endpoints`).
     pub fn pool_state(&self) -> (usize, bool) {
         let idle = self.h1_idle.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner()).conns.iter().any(|c| !c.sender.is_closed());
+        let h2 = lock(&self.h2).conns.iter().any(|c| !c.sender.is_closed());
         (idle, h2)
     }
 }

@@ -17,7 +17,7 @@ use hyper::client::conn::{TrySendError, http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use meshlens_api::ProxyErrorReason;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::oneshot::{self, error::TryRecvError};
 
 use crate::http::request_body::{Replay, RequestBody};
 use crate::http::response_head::HeadBytes;
@@ -159,7 +159,14 @@ struct H2Pool {
 /// A request waiting for a slot on a connection opened after connection `after`.
 struct Waiting {
     after: u64,
-    slot: oneshot::Sender<Conn>,
+    slot: oneshot::Sender<Handed>,
+}
+
+/// What a waiting request is handed: a slot, or the connects the queue still needs (the request that was
+/// opening them got its own slot and went on with it).
+enum Handed {
+    Slot(Conn),
+    Connect,
 }
 
 type SharedPool = Arc<Mutex<H2Pool>>;
@@ -195,12 +202,38 @@ impl H2Pool {
                 continue;
             };
             if let Some(w) = self.waiting.remove(i)
-                && let Err(slot) = w.slot.send(slot)
+                && let Err(Handed::Slot(slot)) = w.slot.send(Handed::Slot(slot))
             {
                 unused.push(slot);
             }
         }
         unused
+    }
+
+    /// Passes one counted connect on to the request first in line (it opens the connection, then waits
+    /// with its place kept); uncounts it when no request waits.
+    fn pass_connect(&mut self) {
+        while let Some(w) = self.waiting.pop_front() {
+            if w.slot.send(Handed::Connect).is_ok() {
+                return;
+            }
+        }
+        self.opening -= 1;
+    }
+}
+
+/// A waiting request's end of its place in line: dropped (the request went away) holding connects it
+/// was handed, it passes them on.
+struct Place<'a> {
+    handed: oneshot::Receiver<Handed>,
+    pool: &'a SharedPool,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if let Ok(Handed::Connect) = self.handed.try_recv() {
+            lock(self.pool).pass_connect();
+        }
     }
 }
 
@@ -388,41 +421,86 @@ impl EndpointClient {
     }
 
     /// A request slot on one of the endpoint's HTTP/2 connections opened after connection `after` (0: any),
-    /// waiting in the pool's queue when none is free (see [`H2Pool`]).
+    /// waiting in the pool's queue when none is free (see [`H2Pool`]). A request that finds too few
+    /// connects under way for the queue opens one, and goes on opening them while it waits; once its own
+    /// slot came, it passes the connects still needed on to the next request in line rather than hold its
+    /// slot idle (under a deep queue and a server closing every N requests, that could be many seconds).
     async fn h2(&self, after: u64) -> Result<Conn, ConnectError> {
+        let mut handed_connect = false;
         loop {
-            let (slot, mut connect, unused) = {
+            let (mut slot, mut connect, unused) = {
                 let mut pool = lock(&self.h2);
                 pool.conns.retain(|c| !c.sender.is_closed());
-                if pool.waiting.is_empty()
+                // A request sent again (`after` > 0), or one handed the connects, was in line before every
+                // request waiting now: it takes a free slot, or waits at the head of the queue, so a server
+                // turning requests away every N does not send the same ones to the back of the line again
+                // and again.
+                let senior = after > 0 || handed_connect;
+                if (senior || pool.waiting.is_empty())
                     && let Some(c) = pool.slot(after, &self.h2)
                 {
+                    if handed_connect {
+                        pool.pass_connect();
+                    }
                     return Ok(c);
                 }
                 let (tx, rx) = oneshot::channel();
-                pool.waiting.push_back(Waiting { after, slot: tx });
+                let waiting = Waiting { after, slot: tx };
+                if senior {
+                    pool.waiting.push_front(waiting)
+                } else {
+                    pool.waiting.push_back(waiting)
+                }
                 let unused = pool.hand_out(&self.h2);
-                (rx, self.need_connect(&mut pool), unused)
+                // Handed the connects: one is already counted for it.
+                let connect = std::mem::take(&mut handed_connect) || self.need_connect(&mut pool);
+                (Place { handed: rx, pool: &self.h2 }, connect, unused)
             };
             drop(unused);
             while connect {
                 let mut opening = Opening { pool: &self.h2, opened: false };
                 let conn = self.open_h2().await?;
-                let unused = {
-                    let mut pool = lock(&self.h2);
-                    pool.opening -= 1;
-                    opening.opened = true;
-                    pool.conns.push(conn);
-                    let unused = pool.hand_out(&self.h2);
-                    connect = self.need_connect(&mut pool);
-                    unused
-                };
+                let mut pool = lock(&self.h2);
+                pool.opening -= 1;
+                opening.opened = true;
+                pool.conns.push(conn);
+                let unused = pool.hand_out(&self.h2);
+                connect = self.need_connect(&mut pool);
+                if connect {
+                    match slot.handed.try_recv() {
+                        Err(TryRecvError::Empty) => {}
+                        Ok(Handed::Slot(c)) => {
+                            pool.pass_connect();
+                            drop(pool);
+                            drop(unused);
+                            return Ok(c);
+                        }
+                        // Out of the queue, handed connects while opening one: two are counted for
+                        // this request, one stays; it joins again at the head and opens it.
+                        Ok(Handed::Connect) => {
+                            pool.opening -= 1;
+                            handed_connect = true;
+                        }
+                        // Out of the queue, cleared by a connect that failed: the same, with the one
+                        // counted.
+                        Err(TryRecvError::Closed) => handed_connect = true,
+                    }
+                }
+                drop(pool);
                 drop(unused);
+                if handed_connect {
+                    break;
+                }
             }
-            match slot.await {
-                Ok(c) => return Ok(c),
+            if handed_connect {
+                continue;
+            }
+            match (&mut slot.handed).await {
+                Ok(Handed::Slot(c)) => return Ok(c),
+                // Out of the queue now: open, then take a slot (or wait again at the head).
+                Ok(Handed::Connect) => handed_connect = true,
                 // A connect failed: look again (and connect, if it is this request's turn).
-                Err(_) => continue,
+                Err(_) => {}
             }
         }
     }

@@ -232,8 +232,8 @@ _arguments "${_arguments_options[@]}" : \
 '--compare-token-file=[The API token of the --compare control plane]:FILE:_files' \
 '--control=[The control plane'\''s URL (default\: MESHLENS_CONTROL, else the session of a running \`meshlens up\` or \`meshlens demo\`, else http\://127.0.0.1\:8086)]:URL:_default' \
 '--api-token-file=[A file with the control plane'\''s API token (default\: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)]:FILE:_files' \
-'-h[Print help]' \
-'--help[Print help]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
 && ret=0
 ;;
 (diagnostics)

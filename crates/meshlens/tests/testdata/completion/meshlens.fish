@@ -181,7 +181,7 @@ complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l compare -
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l compare-token-file -d 'The API token of the --compare control plane' -r -F
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l control -d 'The control plane\'s URL (default: MESHLENS_CONTROL, else the session of a running `meshlens up` or `meshlens demo`, else http://127.0.0.1:8086)' -r
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -l api-token-file -d 'A file with the control plane\'s API token (default: MESHLENS_API_TOKEN_FILE, else the token in the session file of that control plane)' -r -F
-complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -s h -l help -d 'Print help'
+complete -c meshlens -n "__fish_meshlens_using_subcommand diagnose" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnostics; and not __fish_seen_subcommand_from proxy-metrics endpoints help" -s h -l help -d 'Print help'
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnostics; and not __fish_seen_subcommand_from proxy-metrics endpoints help" -f -a "proxy-metrics" -d 'The raw Prometheus metrics of each proxy of a resource (deploy/NAME, po/NAME, svc/NAME, ns/NAME)'
 complete -c meshlens -n "__fish_meshlens_using_subcommand diagnostics; and not __fish_seen_subcommand_from proxy-metrics endpoints help" -f -a "endpoints" -d 'The endpoints discovery resolves authorities to, exactly as a proxy would see them; -o wide adds how each calling proxy\'s load balancer sees them (EWMA latency, in flight, breaker, share of requests)'

@@ -439,18 +439,7 @@ mod tests {
             metadata: [("deployment".to_string(), deploy.to_string()), ("pod".to_string(), pod.to_string())].into(),
         };
         let id = StreamId { base: 0, stream: 7 };
-        let base = TapEvent {
-            source: peer("caller", "caller-0"),
-            destination: peer("callee", "callee-0"),
-            route_meta: BTreeMap::new(),
-            proxy_direction: ProxyDirection::Inbound,
-            request_init_event: None,
-            response_init_event: None,
-            response_end_event: None,
-            proxy_error: None,
-            attempt: None,
-            original_id: None,
-        };
+        let base = TapEvent::new(ProxyDirection::Inbound, peer("caller", "caller-0"), peer("callee", "callee-0"));
         let req = TapEvent {
             request_init_event: Some(RequestInit {
                 id,

@@ -348,16 +348,21 @@ fn a_split_that_does_not_add_up_and_omits_a_live_backend() {
     assert!(omitted.cause.starts_with("db-v3 gets no traffic"), "{}", omitted.cause);
 }
 
-#[test]
-fn a_route_that_matches_nothing_while_default_carries_the_traffic() {
+/// web → api (two instances) → db at 10 req/s, every request of api's on db's `[DEFAULT]` route.
+fn db_behind_default() -> Traffic {
     let api = || {
         [served(5.0, 0.0, ""), call("db", 5.0, 0.0, ""), route("[DEFAULT]", (5.0, 0.0, 0.0), (5.0, 0.0), &[])].concat()
     };
-    let t = Traffic::new()
+    Traffic::new()
         .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
         .add("api", "api-0", api())
         .add("api", "api-1", api())
-        .add("db", "db-0", served(10.0, 0.0, ""));
+        .add("db", "db-0", served(10.0, 0.0, ""))
+}
+
+#[test]
+fn a_route_that_matches_nothing_while_default_carries_the_traffic() {
+    let t = db_behind_default();
     let report = run(&resources(&[("db.profile.yaml", PROFILE)]), &t);
     assert_eq!(
         first(&report),
@@ -786,14 +791,7 @@ spec:
       - {name: v, type: RegularExpression, value: '[0-9]+'}
     timeouts: {request: 2s}
 ";
-    let api = || {
-        [served(5.0, 0.0, ""), call("db", 5.0, 0.0, ""), route("[DEFAULT]", (5.0, 0.0, 0.0), (5.0, 0.0), &[])].concat()
-    };
-    let t = Traffic::new()
-        .add("web", "web-0", [served(10.0, 0.0, ""), call("api", 10.0, 0.0, "")].concat())
-        .add("api", "api-0", api())
-        .add("api", "api-1", api())
-        .add("db", "db-0", served(10.0, 0.0, ""));
+    let t = db_behind_default();
     let report = run(&resources(&[("db-canary.yaml", canary)]), &t);
     assert_eq!(
         kinds_of(&report),

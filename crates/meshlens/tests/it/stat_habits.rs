@@ -11,28 +11,6 @@ use serde_json::Value;
 use crate::support::Running;
 use crate::support::{addr, meshlens, table};
 
-const MESH: &str = "apiVersion: meshlens.io/v1alpha1
-kind: Mesh
-metadata: {name: habits}
-spec:
-  namespaces: [prod]
-  services:
-    - {name: caller, namespace: prod, workload: caller}
-    - {name: callee, namespace: prod, workload: callee}
-  workloads:
-    - name: traffic
-      namespace: prod
-      command: [meshlens, demo-load, --target, 'http://caller', --rps, '10', --mix, 'GET /call=1', --report-every, 1h]
-      calls: [caller]
-    - name: caller
-      namespace: prod
-      command: [meshlens, demo-app, --config, apps/caller.conf]
-      calls: [callee]
-    - name: callee
-      namespace: prod
-      command: [meshlens, demo-app, --config, apps/callee.conf]
-";
-const CALLER: &str = "routes:\n  - path: /call\n    calls: [{service: callee, path: /work}]\n";
 const CALLEE: &str = "routes:\n  - {path: /work, latency: 2ms}\n";
 const CALLEE_AUTHORITY: &str = "callee.prod.svc.cluster.local:80";
 /// Requests the test itself (no proxy) sends to callee's inbound.
@@ -58,7 +36,9 @@ fn requests(row: &Value) -> f64 {
 #[test]
 fn stat_shows_authorities_and_callers_without_a_proxy() {
     let _one = crate::mesh_e2e::one_mesh_at_a_time();
-    let files = [("mesh.yaml", MESH), ("apps/caller.conf", CALLER), ("apps/callee.conf", CALLEE)];
+    // traffic → caller → callee at 10 req/s (the caller's 2 s patience is never reached: 2 ms answers).
+    let files = crate::evidence::impatient_mesh(CALLEE, "{service: callee, path: /work}");
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
     let mesh = Running::up("stat-habits", &files);
     let instances = table(&mesh.up_stdout());
     let callee = addr(&instances.get("prod/callee-0").unwrap_or_else(|| panic!("{instances:?}"))[1]);
